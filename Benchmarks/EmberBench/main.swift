@@ -1,0 +1,2 @@
+import Ember
+print(_probe())

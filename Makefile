@@ -1,0 +1,39 @@
+# Ember — build, test and demo. `make test` and `make demo` install what they need.
+SWIFT ?= swift
+DEPS := ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd libopenblas-dev clinfo pkg-config
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build release test demo bench clean
+
+## Install the system packages Ember needs (skipped when all are present).
+deps:
+	@missing=""; for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
+	else echo "make deps: all system packages present"; fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+## Run the whole test suite (Swift Testing, on the CPU and on PoCL).
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+## List the devices, then train a small model on the default device.
+demo: release
+	$(SWIFT) run -c release --skip-build ember devices
+	$(SWIFT) run -c release --skip-build ember demo
+
+## Compare the devices (see README).
+bench: release
+	$(SWIFT) run -c release --skip-build ember-bench
+
+clean:
+	rm -rf .build

@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Ember",
+    products: [
+        .library(name: "Ember", targets: ["Ember"]),
+        .executable(name: "ember", targets: ["EmberCLI"]),
+        .executable(name: "ember-bench", targets: ["EmberBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenCL",
+            path: "Sources/COpenCL",
+            pkgConfig: "OpenCL",
+            providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers", "libclblast-dev"])]
+        ),
+        .systemLibrary(
+            name: "CBLAS",
+            path: "Sources/CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(
+            name: "Ember",
+            dependencies: ["COpenCL", "CBLAS"],
+            path: "Sources/Ember",
+            resources: [.process("Resources/Kernels")],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(
+            name: "EmberCLI",
+            dependencies: ["Ember", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/EmberCLI",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(
+            name: "EmberBench",
+            dependencies: ["Ember", "COpenCL", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/EmberBench",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .testTarget(
+            name: "EmberTests",
+            dependencies: ["Ember"],
+            path: "Tests/EmberTests",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+    ]
+)

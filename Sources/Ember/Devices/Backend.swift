@@ -1,0 +1,239 @@
+import Foundation
+
+/// A block of memory owned by a backend. `handle` is the backend's own reference
+/// (host pointer for the CPU, `cl_mem` for OpenCL). When the last tensor using it goes
+/// away, the block returns to its backend's pool.
+final class DeviceBuffer: @unchecked Sendable {
+    /// The backend's raw handle (a host address or a `cl_mem`).
+    let handle: OpaquePointer
+    /// Capacity in bytes (the pool's size class; at least the requested size).
+    let capacity: Int
+    /// The backend that owns the memory.
+    let backend: Backend
+
+    init(handle: OpaquePointer, capacity: Int, backend: Backend) {
+        self.handle = handle
+        self.capacity = capacity
+        self.backend = backend
+    }
+
+    deinit { backend.recycle(handle: handle, capacity: capacity) }
+}
+
+/// A strided window onto a buffer: what a kernel reads. Offsets and strides are in
+/// elements (4 bytes each). Strides may be 0 (broadcast) but never negative.
+struct StridedView {
+    var buffer: DeviceBuffer
+    var offset: Int
+    var shape: [Int]
+    var strides: [Int]
+
+    var count: Int { Shape.count(shape) }
+    var isContiguous: Bool { Shape.isContiguous(shape, strides) }
+}
+
+/// One input of an elementwise primitive: a strided view or a Float constant.
+enum Operand {
+    case view(StridedView)
+    case scalar(Float)
+}
+
+/// Elementwise maps `Float -> Float`. The raw value is the op code the kernels switch on.
+enum UnaryOp: Equatable {
+    case neg, abs, sign, exp, log, sqrt, rsqrt, square, reciprocal
+    case sin, cos, tanh, sigmoid, relu, gelu, erf
+    case leakyRelu(slope: Float)
+    case clamp(min: Float, max: Float)
+    case powScalar(Float)
+
+    /// Stable integer code shared with `Kernels/elementwise.cl`.
+    var code: Int32 {
+        switch self {
+        case .neg: 0
+        case .abs: 1
+        case .sign: 2
+        case .exp: 3
+        case .log: 4
+        case .sqrt: 5
+        case .rsqrt: 6
+        case .square: 7
+        case .reciprocal: 8
+        case .sin: 9
+        case .cos: 10
+        case .tanh: 11
+        case .sigmoid: 12
+        case .relu: 13
+        case .gelu: 14
+        case .erf: 15
+        case .leakyRelu: 16
+        case .clamp: 17
+        case .powScalar: 18
+        }
+    }
+
+    /// The op's two Float parameters (unused ones are 0).
+    var params: (Float, Float) {
+        switch self {
+        case .leakyRelu(let s): (s, 0)
+        case .clamp(let lo, let hi): (lo, hi)
+        case .powScalar(let p): (p, 0)
+        default: (0, 0)
+        }
+    }
+}
+
+/// Elementwise `(Float, Float) -> Float`. Comparisons give 1 or 0.
+enum BinaryOp: Int32 {
+    case add = 0, sub, mul, div, pow, maximum, minimum
+    case eq, ne, lt, le, gt, ge
+}
+
+/// Reductions along one axis of a contiguous `[outer, size, inner]` block.
+enum ReduceOp: Int32 {
+    case sum = 0, max, min, argmax, argmin
+
+    /// Arg-reductions write Int32 indices; the others write Float32.
+    var producesIndices: Bool { self == .argmax || self == .argmin }
+}
+
+/// What a random fill draws. All draws come from a counter-based generator,
+/// `splitmix64(seed &+ (offset &+ i) &* 0x9E3779B97F4A7C15)`, so the CPU and every
+/// OpenCL device produce the same bits for the same seed and offset.
+enum RandomDistribution: Equatable {
+    /// Float32 uniform in `[low, high)`.
+    case uniform(low: Float, high: Float)
+    /// Float32 normal (Box–Muller over counters 2i and 2i+1).
+    case normal(mean: Float, std: Float)
+    /// Int32 uniform in `[low, high)`.
+    case integer(low: Int32, high: Int32)
+
+    /// Counters consumed per element.
+    var countersPerElement: UInt64 {
+        if case .normal = self { return 2 }
+        return 1
+    }
+}
+
+/// Geometry of a 2-D convolution or pooling window over an NCHW tensor.
+struct Conv2dGeometry: Equatable {
+    var batch: Int, channels: Int, height: Int, width: Int
+    var kernelH: Int, kernelW: Int
+    var strideH: Int, strideW: Int
+    var padH: Int, padW: Int
+    var dilationH: Int, dilationW: Int
+
+    var outHeight: Int { (height + 2 * padH - dilationH * (kernelH - 1) - 1) / strideH + 1 }
+    var outWidth: Int { (width + 2 * padW - dilationW * (kernelW - 1) - 1) / strideW + 1 }
+}
+
+/// One side of a GEMM: a buffer, an element offset, a leading dimension, whether
+/// it is read transposed, and the element stride between batch entries (0 = shared).
+struct GemmOperand {
+    var buffer: DeviceBuffer
+    var offset: Int
+    var ld: Int
+    var transposed: Bool
+    var batchStride: Int
+}
+
+/// Counters a backend keeps for tests and benchmarks.
+public struct BackendStats: Sendable, Equatable {
+    /// Buffers currently owned by tensors.
+    public var liveBuffers = 0
+    /// Bytes currently owned by tensors (pool size classes).
+    public var liveBytes = 0
+    /// Buffers parked in the pool for reuse.
+    public var pooledBuffers = 0
+    /// Bytes parked in the pool.
+    public var pooledBytes = 0
+    /// Raw allocations made from the system or driver since start.
+    public var allocations = 0
+    /// Host-to-device copies (uploads) since start.
+    public var hostToDevice = 0
+    /// Device-to-host copies (downloads) since start.
+    public var deviceToHost = 0
+    /// Peak of `liveBytes` since start (or since `resetPeak()`).
+    public var peakLiveBytes = 0
+}
+
+/// The device abstraction: the only layer that knows about memory and kernels.
+///
+/// Every primitive writes a fresh, contiguous destination buffer that the caller
+/// allocated with `allocate` (except `scatterAdd` and `col2im`'s accumulate, which
+/// document their own contract). Float primitives read and write Float32; the tensor
+/// layer converts Int32 operands before calling them. Primitives are enqueued
+/// asynchronously where the device allows it; only `download` waits.
+protocol Backend: AnyObject, Sendable {
+    /// Allocates room for `bytes` bytes, from the pool when a block of the same size
+    /// class is free. Throws `EmberError.outOfMemory` when the device cannot.
+    func allocate(bytes: Int) throws -> DeviceBuffer
+    /// Returns a block to the pool (called by `DeviceBuffer.deinit`).
+    func recycle(handle: OpaquePointer, capacity: Int)
+    /// Drops every pooled (unused) block.
+    func emptyPool()
+    /// Counters for tests and benchmarks.
+    var stats: BackendStats { get }
+    /// Resets `peakLiveBytes` to the current live bytes.
+    func resetPeak()
+
+    /// Copies host bytes into the start of `buffer`.
+    func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer)
+    /// Copies `byteCount` bytes starting at element `offset` of `buffer` to host memory;
+    /// waits for every enqueued command that writes it.
+    func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws
+    /// Waits until every enqueued command has finished.
+    func synchronize() throws
+
+    /// Gathers a strided view into a contiguous buffer (bitwise, any dtype).
+    func copy(_ source: StridedView, to destination: DeviceBuffer)
+    /// Converts a strided view between Float32 and Int32 (truncating toward zero).
+    func cast(_ source: StridedView, from: DType, to: DType, destination: DeviceBuffer)
+    /// Writes `count` copies of `value` (stored as `dtype`).
+    func fill(_ destination: DeviceBuffer, count: Int, value: Double, dtype: DType)
+    /// Writes `start + i * step` for i in 0..<count (stored as `dtype`).
+    func arange(_ destination: DeviceBuffer, count: Int, start: Double, step: Double, dtype: DType)
+    /// Random fill of `count` elements from counters `offset ..< offset + count * countersPerElement`.
+    func random(_ destination: DeviceBuffer, count: Int, distribution: RandomDistribution, seed: UInt64, offset: UInt64)
+
+    /// `destination[i] = op(source[i])`, the output shaped like `source`.
+    func unary(_ op: UnaryOp, _ source: StridedView, destination: DeviceBuffer)
+    /// `destination[i] = op(a[i], b[i])` over `shape`; operand views are already broadcast to `shape`.
+    func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer)
+    /// `destination[i] = condition[i] != 0 ? a[i] : b[i]` over `shape` (views broadcast to it).
+    func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer)
+
+    /// Reduces axis 1 of the contiguous block `[outer, size, inner]` starting at element
+    /// `offset` of `source`, writing `[outer, inner]`. `size` is at least 1.
+    func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, destination: DeviceBuffer)
+    /// Softmax (or log-softmax) of each row of the contiguous `[rows, cols]` block.
+    func softmax(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, log: Bool, destination: DeviceBuffer)
+
+    /// Row-major `C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b]` for b in 0..<batch,
+    /// with C of shape `[m, n]` and leading dimension `n` at `cOffset + b * m * n`.
+    func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
+              beta: Float, c: DeviceBuffer, cOffset: Int)
+
+    /// Unfolds a contiguous NCHW input into columns `[N, C*kH*kW, outH*outW]`.
+    func im2col(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, destination: DeviceBuffer)
+    /// The adjoint of `im2col`: sums columns `[N, C*kH*kW, outH*outW]` back into a fresh NCHW tensor.
+    func col2im(_ columns: DeviceBuffer, geometry: Conv2dGeometry, destination: DeviceBuffer)
+    /// Max pooling of contiguous NCHW input: values `[N, C, outH, outW]` and, per output,
+    /// the Int32 index of the chosen input inside its `H*W` plane.
+    func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer)
+    /// Average pooling of contiguous NCHW input (padding counted in the divisor when `countPadding`).
+    func avgPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer)
+    /// The adjoint of `avgPool2d`: spreads `[N, C, outH, outW]` gradients into a fresh NCHW tensor.
+    func avgPool2dBackward(_ gradient: DeviceBuffer, geometry: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer)
+
+    /// `destination[o, j, i] = source[o, index[o, j, i], i]` with `source` the contiguous block
+    /// `[outer, size, inner]` at `offset` and `index` an Int32 view shaped `[outer, j, inner]`.
+    /// The tensor layer validates indices; a kernel still never reads outside `0..<size`
+    /// (it writes 0 for an index out of range).
+    func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int,
+                index: StridedView, destination: DeviceBuffer)
+    /// `destination[o, index[o, j, i], i] += values[o, j, i]`, `destination` being a contiguous
+    /// `[outer, size, inner]` buffer the caller initialised; duplicates accumulate; an index
+    /// outside `0..<size` is skipped.
+    func scatterAdd(_ values: StridedView, index: StridedView, outer: Int, size: Int, inner: Int,
+                    destination: DeviceBuffer)
+}

@@ -1,0 +1,3 @@
+import Testing
+@testable import Ember
+@Test func probe() { #expect(_probe() >= 0) }
