@@ -1,2 +1,2 @@
 import Ember
-print(_probe())
+print(Device.available)

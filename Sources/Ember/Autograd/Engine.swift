@@ -1,0 +1,118 @@
+/// Runs the backward pass: walks the graph from a root in reverse topological order,
+/// calls each node's rule once with the sum of the gradients that reached it, and
+/// accumulates into the leaves' `.grad`.
+enum Engine {
+    /// Backpropagates `gradient` from `root`. Without `capture`, gradients accumulate into the
+    /// leaves' `.grad`; with it, the gradients of exactly those tensors are returned (in order)
+    /// and no `.grad` changes.
+    @discardableResult
+    static func run(root: Tensor, gradient: Tensor, retainGraph: Bool, createGraph: Bool,
+                    capture: [Tensor]? = nil) -> [Tensor?] {
+        GradMode.$enabled.withValue(createGraph) {
+            execute(root, gradient, retainGraph, capture)
+        }
+    }
+
+    private static func execute(_ root: Tensor, _ gradient: Tensor, _ retainGraph: Bool, _ capture: [Tensor]?) -> [Tensor?] {
+        var captured = [Tensor?](repeating: nil, count: capture?.count ?? 0)
+        func deliver(toLeaf leaf: Tensor, _ grad: Tensor) {
+            guard let capture else { return accumulate(into: leaf, grad) }
+            for (i, t) in capture.enumerated() where t === leaf {
+                captured[i] = captured[i].map { $0 + grad } ?? grad
+            }
+        }
+        guard let rootNode = root.gradFn else {
+            deliver(toLeaf: root, gradient)
+            return captured
+        }
+        let order = topologicalOrder(from: rootNode)
+        var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(rootNode): gradient]
+        for node in order {
+            guard let grad = pending.removeValue(forKey: ObjectIdentifier(node)) else { continue }
+            if let capture {
+                for (i, t) in capture.enumerated() where t.gradFn === node { captured[i] = grad }
+            } else if let output = node.retainedOutput, output.retainsGrad {
+                output.grad = output.grad.map { $0 + grad } ?? grad.contiguous()
+            }
+            guard let rule = node.rule else {
+                fatalError("backward: trying to backward through \(node.name) a second time; its saved tensors were freed after the first backward (call backward(retainGraph: true) the first time)")
+            }
+            if !retainGraph { node.rule = nil }
+            let inputGrads = rule(grad)
+            precondition(inputGrads.count == node.edges.count, "\(node.name): rule returned \(inputGrads.count) gradients for \(node.edges.count) inputs")
+            for (edge, inputGrad) in zip(node.edges, inputGrads) {
+                guard let inputGrad else { continue }
+                if AnomalyMode.enabled { AnomalyMode.check(inputGrad, op: node.name, phase: "backward") }
+                switch edge {
+                case .none: break
+                case .leaf(let leaf): deliver(toLeaf: leaf, inputGrad)
+                case .node(let next):
+                    let key = ObjectIdentifier(next)
+                    pending[key] = pending[key].map { $0 + inputGrad } ?? inputGrad
+                }
+            }
+        }
+        return captured
+    }
+
+    /// Adds `gradient` to a leaf's `.grad` (out of place, so a created graph stays valid).
+    private static func accumulate(into leaf: Tensor, _ gradient: Tensor) {
+        precondition(gradient.shape == leaf.shape,
+                     "backward: gradient of shape \(Shape.describe(gradient.shape)) for a tensor of shape \(Shape.describe(leaf.shape))")
+        leaf.grad = leaf.grad.map { $0 + gradient } ?? gradient.contiguous()
+    }
+
+    /// Nodes reachable from `root`, each after every node that feeds gradient into it.
+    private static func topologicalOrder(from root: Node) -> [Node] {
+        var visited = Set<ObjectIdentifier>()
+        var postOrder: [Node] = []
+        var stack: [(Node, Int)] = [(root, 0)]
+        visited.insert(ObjectIdentifier(root))
+        while let (node, next) = stack.popLast() {
+            if next < node.edges.count {
+                stack.append((node, next + 1))
+                if case .node(let child) = node.edges[next], visited.insert(ObjectIdentifier(child)).inserted {
+                    stack.append((child, 0))
+                }
+            } else {
+                postOrder.append(node)
+            }
+        }
+        return postOrder.reversed()
+    }
+}
+
+extension Tensor {
+    /// Computes gradients of this tensor with respect to every leaf that requires grad and
+    /// adds them to the leaves' `.grad`. Without `gradient` the tensor must hold one element.
+    /// - Parameters:
+    ///   - gradient: d(something)/d(self), shaped like self; defaults to 1 for a scalar.
+    ///   - retainGraph: keep the graph so backward can run through it again.
+    ///   - createGraph: record the backward ops too, so gradients can be differentiated again.
+    public func backward(gradient: Tensor? = nil, retainGraph: Bool = false, createGraph: Bool = false) {
+        Engine.run(root: self, gradient: backwardSeed(gradient), retainGraph: retainGraph || createGraph, createGraph: createGraph)
+    }
+
+    /// The gradient backward starts from: the given one (checked), or 1 for a one-element tensor.
+    private func backwardSeed(_ gradient: Tensor?) -> Tensor {
+        precondition(requiresGradFlag, "backward: tensor does not require grad and has no gradFn")
+        if let gradient {
+            precondition(gradient.shape == shape,
+                         "backward: gradient shape \(Shape.describe(gradient.shape)) does not match tensor shape \(Shape.describe(shape))")
+            precondition(gradient.device == device, "backward: gradient on \(gradient.device), tensor on \(device)")
+            return gradient
+        }
+        precondition(count == 1, "backward: gradient can be implicit only for one-element tensors, got shape \(Shape.describe(shape))")
+        return Tensor.ones(shape, device: device)
+    }
+
+    /// The gradients of `output` with respect to `inputs`, returned instead of accumulated
+    /// into `.grad` (no `.grad` changes). nil where an input does not affect the output.
+    /// With `createGraph` the results can be differentiated again.
+    public static func grad(of output: Tensor, wrt inputs: [Tensor], gradient: Tensor? = nil,
+                            retainGraph: Bool = false, createGraph: Bool = false) -> [Tensor?] {
+        let seed = output.backwardSeed(gradient)
+        return Engine.run(root: output, gradient: seed, retainGraph: retainGraph || createGraph,
+                          createGraph: createGraph, capture: inputs)
+    }
+}

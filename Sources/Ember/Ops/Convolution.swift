@@ -1,0 +1,60 @@
+/// 2-D convolution as im2col + GEMM. `im2col` and `col2im` are each other's adjoint, so
+/// each one's backward is the other, and conv2d's gradients (and their gradients) follow
+/// from matmul's rule.
+extension Tensor {
+    /// Checked geometry of a window op over this NCHW tensor.
+    func windowGeometry(_ op: String, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)) -> Conv2dGeometry {
+        precondition(rank == 4, "\(op): expected a 4-D NCHW input, got shape \(Shape.describe(shape))")
+        precondition(kernel.0 > 0 && kernel.1 > 0, "\(op): kernel size must be positive, got \(kernel)")
+        precondition(stride.0 > 0 && stride.1 > 0, "\(op): stride must be positive, got \(stride)")
+        precondition(padding.0 >= 0 && padding.1 >= 0, "\(op): padding must be >= 0, got \(padding)")
+        precondition(dilation.0 > 0 && dilation.1 > 0, "\(op): dilation must be positive, got \(dilation)")
+        let g = Conv2dGeometry(batch: shape[0], channels: shape[1], height: shape[2], width: shape[3],
+                               kernelH: kernel.0, kernelW: kernel.1, strideH: stride.0, strideW: stride.1,
+                               padH: padding.0, padW: padding.1, dilationH: dilation.0, dilationW: dilation.1)
+        precondition(g.outHeight > 0 && g.outWidth > 0,
+                     "\(op): input of shape \(Shape.describe(shape)) is too small for kernel \(kernel) with padding \(padding) and dilation \(dilation)")
+        return g
+    }
+
+    /// Unfolds an NCHW tensor into columns `[N, C*kH*kW, outH*outW]`.
+    func im2col(_ g: Conv2dGeometry) -> Tensor {
+        let source = floatStorage.isContiguous ? floatStorage : floatStorage.contiguousCopy()
+        let out = Tensor(uninitialized: [g.batch, g.channels * g.kernelH * g.kernelW, g.outHeight * g.outWidth], device: device, op: "im2col")
+        if out.count > 0 { backend.im2col(source.storage.buffer, offset: source.offset, geometry: g, destination: out.storage.buffer) }
+        return out.recording("Im2ColBackward", inputs: [self]) { { grad in [grad.col2im(g)] } }
+    }
+
+    /// Folds columns `[N, C*kH*kW, outH*outW]` back into NCHW, summing overlaps.
+    func col2im(_ g: Conv2dGeometry) -> Tensor {
+        let source = isContiguous ? self : contiguousCopy()
+        let out = Tensor(uninitialized: [g.batch, g.channels, g.height, g.width], device: device, op: "col2im")
+        if out.count > 0 { backend.col2im(source.storage.buffer, geometry: g, destination: out.storage.buffer) }
+        return out.recording("Col2ImBackward", inputs: [self]) { { grad in [grad.im2col(g)] } }
+    }
+
+    /// 2-D cross-correlation of an NCHW input with `weight` `[outC, inC, kH, kW]` and an
+    /// optional `bias` `[outC]`, as `torch.nn.functional.conv2d` (groups = 1).
+    public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, dilation: Int = 1) -> Tensor {
+        conv2d(weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding), dilation: (dilation, dilation))
+    }
+
+    /// 2-D convolution with separate vertical and horizontal stride, padding and dilation.
+    public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int) = (1, 1)) -> Tensor {
+        Tensor.checkSameDevice("conv2d", self, weight)
+        precondition(weight.rank == 4, "conv2d: weight must be 4-D [outC, inC, kH, kW], got \(Shape.describe(weight.shape))")
+        precondition(rank == 4, "conv2d: expected a 4-D NCHW input, got shape \(Shape.describe(shape))")
+        precondition(weight.shape[1] == shape[1],
+                     "conv2d: input \(Shape.describe(shape)) has \(shape[1]) channels but weight \(Shape.describe(weight.shape)) expects \(weight.shape[1])")
+        let g = windowGeometry("conv2d", kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding, dilation: dilation)
+        let outChannels = weight.shape[0]
+        let columns = im2col(g)
+        var out = weight.reshape([outChannels, -1]).matmul(columns)
+        if let bias {
+            Tensor.checkSameDevice("conv2d", self, bias)
+            precondition(bias.shape == [outChannels], "conv2d: bias must have shape [\(outChannels)], got \(Shape.describe(bias.shape))")
+            out = out + bias.reshape([outChannels, 1])
+        }
+        return out.reshape([g.batch, outChannels, g.outHeight, g.outWidth])
+    }
+}

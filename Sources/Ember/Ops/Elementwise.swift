@@ -1,0 +1,352 @@
+import Foundation
+
+/// One side of a binary elementwise op: a tensor or a Float constant.
+enum ElementwiseArgument {
+    case tensor(Tensor)
+    case scalar(Float)
+
+    var tensor: Tensor? {
+        if case .tensor(let t) = self { return t }
+        return nil
+    }
+}
+
+// MARK: - Unary math and activations
+
+extension Tensor {
+    /// Runs a unary kernel into a fresh Float32 tensor (no autograd).
+    func unaryForward(_ op: UnaryOp) -> Tensor {
+        let source = floatStorage
+        let out = Tensor(uninitialized: shape, device: device, op: "\(op)")
+        if count > 0 { backend.unary(op, source.view, destination: out.storage.buffer) }
+        return out
+    }
+
+    /// A unary op whose gradient is `g * derivative(x)`, the derivative written with Tensor ops.
+    private func unary(_ op: UnaryOp, _ name: String, derivative: @escaping (Tensor) -> Tensor) -> Tensor {
+        unaryForward(op).recording(name, inputs: [self]) {
+            let x = SavedTensor(self, op: name)
+            return { g in [g * derivative(x.value)] }
+        }
+    }
+
+    /// A unary op whose gradient is computed from its output `y` (e.g. exp, tanh). Under a
+    /// created graph the output is recomputed from the input so second derivatives are exact.
+    private func unaryFromOutput(_ op: UnaryOp, _ name: String, derivative: @escaping (Tensor) -> Tensor) -> Tensor {
+        let y = unaryForward(op)
+        return y.recording(name, inputs: [self]) {
+            let x = SavedTensor(self, op: name)
+            let out = SavedTensor(y.detach(), op: name)
+            return { g in
+                let value = GradMode.enabled ? x.value.unaryRecomputed(op) : out.value
+                return [g * derivative(value)]
+            }
+        }
+    }
+
+    /// The differentiable forward of `op` (used when a backward rule recomputes an output).
+    private func unaryRecomputed(_ op: UnaryOp) -> Tensor {
+        switch op {
+        case .exp: return exp()
+        case .sqrt: return sqrt()
+        case .rsqrt: return rsqrt()
+        case .reciprocal: return reciprocal()
+        case .tanh: return tanh()
+        case .sigmoid: return sigmoid()
+        default: fatalError("unaryRecomputed: \(op) is not an output-saving op")
+        }
+    }
+
+    /// Elementwise negation.
+    public static prefix func - (x: Tensor) -> Tensor {
+        x.unary(.neg, "NegBackward") { _ in Tensor.full([], -1, device: x.device) }
+    }
+
+    /// Elementwise absolute value.
+    public func abs() -> Tensor { unary(.abs, "AbsBackward") { $0.sign() } }
+
+    /// Elementwise sign (-1, 0 or 1); its gradient is zero.
+    public func sign() -> Tensor { unary(.sign, "SignBackward") { $0 * 0 } }
+
+    /// Elementwise e^x.
+    public func exp() -> Tensor { unaryFromOutput(.exp, "ExpBackward") { $0 } }
+
+    /// Elementwise natural logarithm.
+    public func log() -> Tensor { unary(.log, "LogBackward") { $0.reciprocal() } }
+
+    /// Elementwise square root.
+    public func sqrt() -> Tensor { unaryFromOutput(.sqrt, "SqrtBackward") { 0.5 / $0 } }
+
+    /// Elementwise 1 / sqrt(x).
+    public func rsqrt() -> Tensor { unaryFromOutput(.rsqrt, "RsqrtBackward") { y in -0.5 * y * y * y } }
+
+    /// Elementwise 1 / x.
+    public func reciprocal() -> Tensor { unaryFromOutput(.reciprocal, "ReciprocalBackward") { y in -(y * y) } }
+
+    /// Elementwise x².
+    public func square() -> Tensor { unary(.square, "PowBackward") { 2 * $0 } }
+
+    /// Elementwise x^exponent.
+    public func pow(_ exponent: Float) -> Tensor {
+        unary(.powScalar(exponent), "PowBackward") { x in exponent * x.pow(exponent - 1) }
+    }
+
+    /// Elementwise sine.
+    public func sin() -> Tensor { unary(.sin, "SinBackward") { $0.cos() } }
+
+    /// Elementwise cosine.
+    public func cos() -> Tensor { unary(.cos, "CosBackward") { -$0.sin() } }
+
+    /// Elementwise hyperbolic tangent.
+    public func tanh() -> Tensor { unaryFromOutput(.tanh, "TanhBackward") { y in 1 - y * y } }
+
+    /// Elementwise logistic sigmoid 1 / (1 + e^-x).
+    public func sigmoid() -> Tensor { unaryFromOutput(.sigmoid, "SigmoidBackward") { y in y * (1 - y) } }
+
+    /// Elementwise max(x, 0).
+    public func relu() -> Tensor { unary(.relu, "ReluBackward") { ($0 > 0).float() } }
+
+    /// Elementwise Gauss error function.
+    public func erf() -> Tensor {
+        unary(.erf, "ErfBackward") { x in Float(2 / Double.pi.squareRoot()) * (-(x * x)).exp() }
+    }
+
+    /// Elementwise GELU, exact form x·Φ(x) with Φ the standard normal CDF.
+    public func gelu() -> Tensor {
+        unary(.gelu, "GeluBackward") { x in
+            let cdf = 0.5 * (1 + (x * Float(1 / 2.0.squareRoot())).erf())
+            let pdf = Float(1 / (2 * Double.pi).squareRoot()) * (-0.5 * x * x).exp()
+            return cdf + x * pdf
+        }
+    }
+
+    /// Elementwise x for x > 0, else slope·x.
+    public func leakyRelu(slope: Float = 0.01) -> Tensor {
+        unary(.leakyRelu(slope: slope), "LeakyReluBackward") { x in (x > 0).float() * (1 - slope) + slope }
+    }
+
+    /// Elementwise clamp into `[min, max]`; the gradient flows where min <= x <= max.
+    public func clamp(min lower: Float = -.infinity, max upper: Float = .infinity) -> Tensor {
+        precondition(!(lower > upper), "clamp: min (\(lower)) must not exceed max (\(upper))")
+        return unary(.clamp(min: lower, max: upper), "ClampBackward") { x in (x >= lower).float() * (x <= upper).float() }
+    }
+}
+
+// MARK: - Binary arithmetic and comparisons
+
+extension Tensor {
+    /// Runs a binary kernel over the broadcast of the operands (no autograd). Comparisons
+    /// give `.bool`; integer-only add/sub/mul/maximum/minimum give `.int32`; the rest Float32.
+    static func binaryForward(_ op: BinaryOp, _ a: ElementwiseArgument, _ b: ElementwiseArgument, name: String) -> Tensor {
+        let ta = a.tensor, tb = b.tensor
+        if let ta, let tb { checkSameDevice(name, ta, tb) }
+        guard let reference = ta ?? tb else { fatalError("\(name): needs a tensor operand") }
+        let shape: [Int]
+        switch (ta, tb) {
+        case let (x?, y?): shape = broadcastShape(name, x.shape, y.shape)
+        default: shape = reference.shape
+        }
+        let isComparison = op.rawValue >= BinaryOp.eq.rawValue
+        let integerOperands = (ta.map { $0.dtype == .int32 } ?? isIntegral(a))
+            && (tb.map { $0.dtype == .int32 } ?? isIntegral(b))
+        let integerResult = !isComparison && integerOperands && [.add, .sub, .mul, .maximum, .minimum].contains(op)
+        let out = Tensor(uninitialized: shape, dtype: isComparison ? .bool : .float32, device: reference.device, op: name)
+        if out.count > 0 {
+            func operand(_ arg: ElementwiseArgument) -> Operand {
+                switch arg {
+                case .scalar(let s): return .scalar(s)
+                case .tensor(let t): return .view(t.floatStorage.broadcastView(to: shape))
+                }
+            }
+            reference.backend.binary(op, operand(a), operand(b), shape: shape, destination: out.storage.buffer)
+        }
+        return integerResult ? out.castStorage(to: .int32) : out
+    }
+
+    private static func isIntegral(_ arg: ElementwiseArgument) -> Bool {
+        if case .scalar(let s) = arg { return s == s.rounded() }
+        return false
+    }
+
+    /// Converts between Float32 and Int32 storage (no autograd).
+    func castStorage(to target: DType) -> Tensor {
+        let out = Tensor(uninitialized: shape, dtype: target, device: device, op: "cast")
+        if count > 0 { backend.cast(view, from: dtype == .int32 ? .int32 : .float32, to: target == .int32 ? .int32 : .float32, destination: out.storage.buffer) }
+        return out
+    }
+
+    /// A differentiable binary op between two tensors; `rule` maps (g, a, b) to the two
+    /// gradients before they are summed back over broadcast dims.
+    private static func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ name: String,
+                               rule: @escaping (Tensor, Tensor, Tensor) -> (Tensor?, Tensor?)) -> Tensor {
+        binaryForward(op, .tensor(a), .tensor(b), name: name).recording(name, inputs: [a, b]) {
+            let sa = SavedTensor(a, op: name), sb = SavedTensor(b, op: name)
+            let shapeA = a.shape, shapeB = b.shape
+            return { g in
+                let (ga, gb) = rule(g, sa.value, sb.value)
+                return [ga?.sumTo(shapeA), gb?.sumTo(shapeB)]
+            }
+        }
+    }
+
+    /// Elementwise sum with broadcasting.
+    public static func + (a: Tensor, b: Tensor) -> Tensor {
+        binaryForward(.add, .tensor(a), .tensor(b), name: "add").recording("AddBackward", inputs: [a, b]) {
+            let shapeA = a.shape, shapeB = b.shape
+            return { g in [g.sumTo(shapeA), g.sumTo(shapeB)] }
+        }
+    }
+
+    /// Elementwise difference with broadcasting.
+    public static func - (a: Tensor, b: Tensor) -> Tensor {
+        binaryForward(.sub, .tensor(a), .tensor(b), name: "sub").recording("SubBackward", inputs: [a, b]) {
+            let shapeA = a.shape, shapeB = b.shape
+            return { g in [g.sumTo(shapeA), (-g).sumTo(shapeB)] }
+        }
+    }
+
+    /// Elementwise product with broadcasting.
+    public static func * (a: Tensor, b: Tensor) -> Tensor {
+        binary(.mul, a, b, "MulBackward") { g, a, b in (g * b, g * a) }
+    }
+
+    /// Elementwise quotient with broadcasting.
+    public static func / (a: Tensor, b: Tensor) -> Tensor {
+        binary(.div, a, b, "DivBackward") { g, a, b in (g / b, -g * a / (b * b)) }
+    }
+
+    /// Elementwise power a^b with broadcasting.
+    public func pow(_ exponent: Tensor) -> Tensor {
+        Tensor.binary(.pow, self, exponent, "PowBackward") { g, a, b in
+            (g * b * a.pow(b - 1), g * a.pow(b) * a.log())
+        }
+    }
+
+    /// Elementwise maximum (gradient split evenly on ties).
+    public func maximum(_ other: Tensor) -> Tensor {
+        Tensor.binary(.maximum, self, other, "MaximumBackward") { g, a, b in
+            let share = (a > b).float() + 0.5 * (a == b).float()
+            return (g * share, g * (1 - share))
+        }
+    }
+
+    /// Elementwise minimum (gradient split evenly on ties).
+    public func minimum(_ other: Tensor) -> Tensor {
+        Tensor.binary(.minimum, self, other, "MinimumBackward") { g, a, b in
+            let share = (a < b).float() + 0.5 * (a == b).float()
+            return (g * share, g * (1 - share))
+        }
+    }
+
+    /// Tensor + scalar.
+    public static func + (a: Tensor, s: Float) -> Tensor {
+        binaryForward(.add, .tensor(a), .scalar(s), name: "add").recording("AddBackward", inputs: [a]) { { g in [g] } }
+    }
+
+    /// Scalar + tensor.
+    public static func + (s: Float, a: Tensor) -> Tensor { a + s }
+
+    /// Tensor - scalar.
+    public static func - (a: Tensor, s: Float) -> Tensor {
+        binaryForward(.sub, .tensor(a), .scalar(s), name: "sub").recording("SubBackward", inputs: [a]) { { g in [g] } }
+    }
+
+    /// Scalar - tensor.
+    public static func - (s: Float, a: Tensor) -> Tensor {
+        binaryForward(.sub, .scalar(s), .tensor(a), name: "sub").recording("RsubBackward", inputs: [a]) { { g in [-g] } }
+    }
+
+    /// Tensor * scalar.
+    public static func * (a: Tensor, s: Float) -> Tensor {
+        binaryForward(.mul, .tensor(a), .scalar(s), name: "mul").recording("MulBackward", inputs: [a]) { { g in [g * s] } }
+    }
+
+    /// Scalar * tensor.
+    public static func * (s: Float, a: Tensor) -> Tensor { a * s }
+
+    /// Tensor / scalar.
+    public static func / (a: Tensor, s: Float) -> Tensor {
+        binaryForward(.div, .tensor(a), .scalar(s), name: "div").recording("DivBackward", inputs: [a]) { { g in [g / s] } }
+    }
+
+    /// Scalar / tensor.
+    public static func / (s: Float, a: Tensor) -> Tensor {
+        binaryForward(.div, .scalar(s), .tensor(a), name: "div").recording("DivBackward", inputs: [a]) {
+            let x = SavedTensor(a, op: "DivBackward")
+            return { g in [-s * g / x.value.square()] }
+        }
+    }
+
+    private static func compare(_ op: BinaryOp, _ a: ElementwiseArgument, _ b: ElementwiseArgument, _ name: String) -> Tensor {
+        binaryForward(op, a, b, name: name)
+    }
+
+    /// Elementwise a == b as a `.bool` mask.
+    public static func == (a: Tensor, b: Tensor) -> Tensor { compare(.eq, .tensor(a), .tensor(b), "eq") }
+    /// Elementwise a != b as a `.bool` mask.
+    public static func != (a: Tensor, b: Tensor) -> Tensor { compare(.ne, .tensor(a), .tensor(b), "ne") }
+    /// Elementwise a < b as a `.bool` mask.
+    public static func < (a: Tensor, b: Tensor) -> Tensor { compare(.lt, .tensor(a), .tensor(b), "lt") }
+    /// Elementwise a <= b as a `.bool` mask.
+    public static func <= (a: Tensor, b: Tensor) -> Tensor { compare(.le, .tensor(a), .tensor(b), "le") }
+    /// Elementwise a > b as a `.bool` mask.
+    public static func > (a: Tensor, b: Tensor) -> Tensor { compare(.gt, .tensor(a), .tensor(b), "gt") }
+    /// Elementwise a >= b as a `.bool` mask.
+    public static func >= (a: Tensor, b: Tensor) -> Tensor { compare(.ge, .tensor(a), .tensor(b), "ge") }
+    /// Elementwise a == s as a `.bool` mask.
+    public static func == (a: Tensor, s: Float) -> Tensor { compare(.eq, .tensor(a), .scalar(s), "eq") }
+    /// Elementwise a != s as a `.bool` mask.
+    public static func != (a: Tensor, s: Float) -> Tensor { compare(.ne, .tensor(a), .scalar(s), "ne") }
+    /// Elementwise a < s as a `.bool` mask.
+    public static func < (a: Tensor, s: Float) -> Tensor { compare(.lt, .tensor(a), .scalar(s), "lt") }
+    /// Elementwise a <= s as a `.bool` mask.
+    public static func <= (a: Tensor, s: Float) -> Tensor { compare(.le, .tensor(a), .scalar(s), "le") }
+    /// Elementwise a > s as a `.bool` mask.
+    public static func > (a: Tensor, s: Float) -> Tensor { compare(.gt, .tensor(a), .scalar(s), "gt") }
+    /// Elementwise a >= s as a `.bool` mask.
+    public static func >= (a: Tensor, s: Float) -> Tensor { compare(.ge, .tensor(a), .scalar(s), "ge") }
+
+    /// Elementwise `condition ? a : b` with broadcasting; the gradient flows to the chosen side.
+    public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
+        checkSameDevice("where", condition, a)
+        checkSameDevice("where", a, b)
+        let shape = broadcastShape("where", broadcastShape("where", condition.shape, a.shape), b.shape)
+        let out = Tensor(uninitialized: shape, device: a.device, op: "where")
+        if out.count > 0 {
+            a.backend.select(condition.floatStorage.broadcastView(to: shape),
+                             .view(a.floatStorage.broadcastView(to: shape)),
+                             .view(b.floatStorage.broadcastView(to: shape)),
+                             shape: shape, destination: out.storage.buffer)
+        }
+        return out.recording("WhereBackward", inputs: [a, b]) {
+            let mask = condition.detach()
+            let shapeA = a.shape, shapeB = b.shape
+            return { g in
+                let zero = Tensor.zeros([], device: g.device)
+                return [Tensor.where(mask, g, zero).sumTo(shapeA), Tensor.where(mask, zero, g).sumTo(shapeB)]
+            }
+        }
+    }
+
+    /// Elementwise `condition ? a : s`.
+    public static func `where`(_ condition: Tensor, _ a: Tensor, _ s: Float) -> Tensor {
+        Tensor.where(condition, a, Tensor.full([], s, device: a.device))
+    }
+
+    // MARK: dtype conversion
+
+    /// This tensor as Float32 (masks reinterpret their storage; Int32 is converted).
+    public func float() -> Tensor {
+        dtype == .float32 ? self : floatStorage
+    }
+
+    /// This tensor as Int32 (Float32 truncates toward zero).
+    public func int() -> Tensor {
+        dtype == .int32 ? self : floatStorage.castStorage(to: .int32)
+    }
+
+    /// This tensor as a `.bool` mask (non-zero is true).
+    public func bool() -> Tensor {
+        dtype == .bool ? self : (self != 0)
+    }
+}

@@ -1,0 +1,277 @@
+/// Indexing ops: slicing views, gather / scatterAdd / indexSelect, cat and stack.
+/// Gradients of selections scatter-add back into zeros, so they flow only to the
+/// selected elements.
+extension Tensor {
+    /// This tensor's elements seen as a `[outer, shape[dim], inner]` block, when its
+    /// strides allow it without a copy.
+    func blockView(dim: Int) -> StridedView? {
+        let outerShape = Array(shape[..<dim]), innerShape = Array(shape[(dim + 1)...])
+        let outer = Shape.collapse(outerShape, [Array(strides[..<dim])])
+        let inner = Shape.collapse(innerShape, [Array(strides[(dim + 1)...])])
+        guard outer.shape.count == 1, inner.shape.count == 1 else { return nil }
+        return StridedView(buffer: storage.buffer, offset: offset,
+                           shape: [Shape.count(outerShape), shape[dim], Shape.count(innerShape)],
+                           strides: [outer.strides[0][0], strides[dim], inner.strides[0][0]])
+    }
+
+    /// Stops with a message when an index tensor is not Int32 or (on the CPU, where it is
+    /// cheap to check) holds a value outside `0..<size`.
+    private static func checkIndex(_ index: Tensor, size: Int, op: String) {
+        precondition(index.dtype == .int32, "\(op): index must be an int32 tensor, got \(index.dtype)")
+        guard index.device == .cpu, index.count > 0 else { return }
+        for v in index.toIntArray() where v < 0 || Int(v) >= size {
+            fatalError("\(op): index \(v) is out of bounds for dimension of size \(size)")
+        }
+    }
+
+    /// Values along `dim` picked by `index` (`torch.gather`): `out[i][j][k] = self[i][index[i][j][k]][k]`
+    /// for dim 1. `index` has this tensor's rank; its other dims may not exceed this tensor's.
+    public func gather(dim: Int, index: Tensor) -> Tensor {
+        Tensor.checkSameDevice("gather", self, index)
+        let d = Tensor.normalizeDim(dim, rank: rank, op: "gather")
+        precondition(index.rank == rank, "gather: index of shape \(Shape.describe(index.shape)) must have the rank of input \(Shape.describe(shape))")
+        for i in 0..<rank where i != d && index.shape[i] > shape[i] {
+            fatalError("gather: index shape \(Shape.describe(index.shape)) exceeds input shape \(Shape.describe(shape)) in dimension \(i)")
+        }
+        Tensor.checkIndex(index, size: shape[d], op: "gather")
+        // Narrow the other dims to the index's sizes, then read the source as one block.
+        var narrowed = floatStorage.detach()
+        for i in 0..<rank where i != d && index.shape[i] < shape[i] {
+            narrowed = narrowed.slice(dim: i, start: 0, end: index.shape[i])
+        }
+        let source = narrowed.isContiguous ? narrowed : narrowed.contiguousCopy()
+        let indexSource = index.blockView(dim: d) == nil ? index.contiguousCopy() : index
+        let out = Tensor(uninitialized: index.shape, device: device, op: "gather")
+        if out.count > 0 {
+            let outer = shape[..<d].indices.reduce(1) { $0 * index.shape[$1] }
+            let inner = ((d + 1)..<rank).reduce(1) { $0 * index.shape[$1] }
+            backend.gather(source.storage.buffer, offset: source.offset, outer: outer, size: shape[d], inner: inner,
+                           index: indexSource.blockView(dim: d)!, destination: out.storage.buffer)
+        }
+        let inputShape = shape
+        return out.recording("GatherBackward", inputs: [self]) {
+            { g in [Tensor.zeros(inputShape, device: g.device).scatterAdd(dim: d, index: index, source: g)] }
+        }
+    }
+
+    /// A copy of this tensor with `source` added at the positions `index` names along `dim`
+    /// (`torch.scatter_add`); repeated indices accumulate.
+    public func scatterAdd(dim: Int, index: Tensor, source: Tensor) -> Tensor {
+        Tensor.checkSameDevice("scatterAdd", self, index)
+        Tensor.checkSameDevice("scatterAdd", self, source)
+        let d = Tensor.normalizeDim(dim, rank: rank, op: "scatterAdd")
+        precondition(index.shape == source.shape, "scatterAdd: index shape \(Shape.describe(index.shape)) and source shape \(Shape.describe(source.shape)) differ")
+        precondition(index.rank == rank, "scatterAdd: index of shape \(Shape.describe(index.shape)) must have the rank of input \(Shape.describe(shape))")
+        for i in 0..<rank where i != d && index.shape[i] != shape[i] {
+            fatalError("scatterAdd: index shape \(Shape.describe(index.shape)) must match input shape \(Shape.describe(shape)) outside dimension \(d)")
+        }
+        Tensor.checkIndex(index, size: shape[d], op: "scatterAdd")
+        let out = floatStorage.contiguousCopy()
+        if source.count > 0 {
+            let values = source.floatStorage.blockView(dim: d) == nil ? source.floatStorage.contiguousCopy() : source.floatStorage
+            let indices = index.blockView(dim: d) == nil ? index.contiguousCopy() : index
+            let outer = shape[..<d].reduce(1, *), inner = shape[(d + 1)...].reduce(1, *)
+            backend.scatterAdd(values.blockView(dim: d)!, index: indices.blockView(dim: d)!, outer: outer, size: shape[d],
+                               inner: inner, destination: out.storage.buffer)
+        }
+        return out.recording("ScatterAddBackward", inputs: [self, source]) {
+            { g in [g, g.gather(dim: d, index: index)] }
+        }
+    }
+
+    /// The entries of `index` (1-D, Int32) along `dim` (`torch.index_select`).
+    public func indexSelect(dim: Int, index: Tensor) -> Tensor {
+        precondition(index.rank == 1, "indexSelect: index must be 1-D, got shape \(Shape.describe(index.shape))")
+        let d = Tensor.normalizeDim(dim, rank: rank, op: "indexSelect")
+        var outShape = shape
+        outShape[d] = index.count
+        var alongDim = [Int](repeating: 1, count: rank)
+        alongDim[d] = index.count
+        return gather(dim: d, index: index.reshape(alongDim).expand(outShape))
+    }
+
+    /// A view of `start..<end` (every `step`-th element) along `dim`. Bounds may be negative
+    /// (counted from the end) and must lie inside the dimension.
+    public func slice(dim: Int, start: Int = 0, end: Int? = nil, step: Int = 1) -> Tensor {
+        let d = Tensor.normalizeDim(dim, rank: rank, op: "slice")
+        let size = shape[d]
+        let lo = start < 0 ? start + size : start
+        let hi = end.map { $0 < 0 ? $0 + size : $0 } ?? size
+        precondition(step > 0, "slice: step must be positive, got \(step)")
+        precondition(lo >= 0 && lo <= size && hi >= lo && hi <= size,
+                     "slice: range \(start)..<\(end ?? size) is out of bounds for dimension \(d) of size \(size)")
+        var newShape = shape, newStrides = strides
+        newShape[d] = (hi - lo + step - 1) / step
+        newStrides[d] = strides[d] * step
+        let inputShape = shape
+        let outShape = newShape
+        return makeView(shape: newShape, strides: newStrides, offset: offset + lo * strides[d])
+            .recording("SliceBackward", inputs: [self]) {
+                { g in
+                    var alongDim = [Int](repeating: 1, count: inputShape.count)
+                    alongDim[d] = outShape[d]
+                    let index = Tensor.arange(Float(lo), Float(hi), step: Float(step), dtype: .int32, device: g.device)
+                        .reshape(alongDim).expand(outShape)
+                    return [Tensor.zeros(inputShape, device: g.device).scatterAdd(dim: d, index: index, source: g)]
+                }
+            }
+    }
+
+    /// Element `index` along `dim`, removing that dim (a view).
+    public func select(dim: Int, index: Int) -> Tensor {
+        let d = Tensor.normalizeDim(dim, rank: rank, op: "select")
+        let i = index < 0 ? index + shape[d] : index
+        precondition(i >= 0 && i < shape[d], "index \(index) is out of bounds for dimension \(d) with size \(shape[d])")
+        return slice(dim: d, start: i, end: i + 1).squeeze(d)
+    }
+
+    /// Indexes with integers (removing a dim) and ranges (keeping it), one per leading dim:
+    /// `x[0]`, `x[1..<3]`, `x[0, 2...]`, `x[TensorRange.all, 1]`.
+    public subscript(_ indices: any TensorIndex...) -> Tensor {
+        precondition(indices.count <= rank, "index: too many indices (\(indices.count)) for a tensor of rank \(rank)")
+        var result = self
+        var dim = 0
+        for index in indices {
+            switch index.component {
+            case .single(let i):
+                result = result.select(dim: dim, index: i)
+            case .range(let lo, let hi, let step):
+                result = result.slice(dim: dim, start: lo ?? 0, end: hi, step: step)
+                dim += 1
+            }
+        }
+        return result
+    }
+
+    /// Concatenates tensors along `dim`; all must match in the other dims, device and dtype.
+    public static func cat(_ tensors: [Tensor], dim: Int = 0) -> Tensor {
+        precondition(!tensors.isEmpty, "cat: expected a non-empty list of tensors")
+        let first = tensors[0]
+        let d = normalizeDim(dim, rank: first.rank, op: "cat")
+        for t in tensors {
+            checkSameDevice("cat", first, t)
+            precondition(t.dtype == first.dtype, "cat: dtypes \(first.dtype) and \(t.dtype) differ")
+            precondition(t.rank == first.rank && (0..<t.rank).allSatisfy { $0 == d || t.shape[$0] == first.shape[$0] },
+                         "cat: shapes \(Shape.describe(first.shape)) and \(Shape.describe(t.shape)) differ outside dimension \(d)")
+        }
+        var outShape = first.shape
+        outShape[d] = tensors.reduce(0) { $0 + $1.shape[d] }
+        var out = Tensor.zeros(outShape, device: first.device).detach()
+        var start = 0
+        var ranges: [Range<Int>] = []
+        for t in tensors {
+            let size = t.shape[d]
+            if size > 0 {
+                var alongDim = [Int](repeating: 1, count: t.rank)
+                alongDim[d] = size
+                let index = Tensor.arange(Float(start), Float(start + size), dtype: .int32, device: first.device)
+                    .reshape(alongDim).expand(t.shape)
+                out = noGrad { out.scatterAddInto(d, index: index, source: t.floatStorage) }
+            }
+            ranges.append(start..<(start + size))
+            start += size
+        }
+        let result: Tensor
+        switch first.dtype {
+        case .float32: result = out
+        case .int32: result = out.castStorage(to: .int32)
+        case .bool: result = out.retyped(.bool)
+        }
+        return result.recording("CatBackward", inputs: tensors) {
+            { g in ranges.map { g.slice(dim: d, start: $0.lowerBound, end: $0.upperBound) } }
+        }
+    }
+
+    /// Scatter-adds into a copy along a dim whose index may differ in size from self's
+    /// (cat's building block; no checks, no autograd).
+    private func scatterAddInto(_ d: Int, index: Tensor, source: Tensor) -> Tensor {
+        let out = contiguousCopy()
+        let values = source.blockView(dim: d) == nil ? source.contiguousCopy() : source
+        let indices = index.blockView(dim: d) == nil ? index.contiguousCopy() : index
+        backend.scatterAdd(values.blockView(dim: d)!, index: indices.blockView(dim: d)!,
+                           outer: shape[..<d].reduce(1, *), size: shape[d], inner: shape[(d + 1)...].reduce(1, *),
+                           destination: out.storage.buffer)
+        return out
+    }
+
+    /// The same storage read as another dtype of equal storage kind (bool <-> float32).
+    private func retyped(_ target: DType) -> Tensor {
+        Tensor(storage: storage, shape: shape, strides: strides, offset: offset, dtype: target)
+    }
+
+    /// Stacks equally shaped tensors along a new dim.
+    public static func stack(_ tensors: [Tensor], dim: Int = 0) -> Tensor {
+        precondition(!tensors.isEmpty, "stack: expected a non-empty list of tensors")
+        for t in tensors where t.shape != tensors[0].shape {
+            fatalError("stack: shapes \(Shape.describe(tensors[0].shape)) and \(Shape.describe(t.shape)) differ")
+        }
+        return cat(tensors.map { $0.unsqueeze(dim) }, dim: dim)
+    }
+}
+
+/// One component of a subscript: an integer (removes the dim) or a range (keeps it).
+public enum TensorIndexComponent: Sendable {
+    /// A single position (negative counts from the end).
+    case single(Int)
+    /// `lower..<upper` every `step` (nil bounds mean the dim's start or end).
+    case range(lower: Int?, upper: Int?, step: Int)
+}
+
+/// Anything usable inside `tensor[...]`: `Int`, Swift ranges, and `TensorRange`.
+public protocol TensorIndex {
+    /// The component this index stands for.
+    var component: TensorIndexComponent { get }
+}
+
+extension Int: TensorIndex {
+    /// A single position.
+    public var component: TensorIndexComponent { .single(self) }
+}
+
+extension Range: TensorIndex where Bound == Int {
+    /// `lower..<upper`.
+    public var component: TensorIndexComponent { .range(lower: lowerBound, upper: upperBound, step: 1) }
+}
+
+extension ClosedRange: TensorIndex where Bound == Int {
+    /// `lower...upper`.
+    public var component: TensorIndexComponent { .range(lower: lowerBound, upper: upperBound + 1, step: 1) }
+}
+
+extension PartialRangeFrom: TensorIndex where Bound == Int {
+    /// `lower...` to the end.
+    public var component: TensorIndexComponent { .range(lower: lowerBound, upper: nil, step: 1) }
+}
+
+extension PartialRangeUpTo: TensorIndex where Bound == Int {
+    /// `..<upper` from the start.
+    public var component: TensorIndexComponent { .range(lower: nil, upper: upperBound, step: 1) }
+}
+
+extension PartialRangeThrough: TensorIndex where Bound == Int {
+    /// `...upper` from the start.
+    public var component: TensorIndexComponent { .range(lower: nil, upper: upperBound + 1, step: 1) }
+}
+
+/// A slice with a step, or the whole dim: `x[TensorRange.all, TensorRange(0, 10, step: 2)]`.
+public struct TensorRange: TensorIndex, Sendable {
+    /// First index (nil: the start).
+    public var lower: Int?
+    /// One past the last index (nil: the end).
+    public var upper: Int?
+    /// Distance between picked indices (> 0).
+    public var step: Int
+
+    /// `lower..<upper` every `step`.
+    public init(_ lower: Int? = nil, _ upper: Int? = nil, step: Int = 1) {
+        self.lower = lower
+        self.upper = upper
+        self.step = step
+    }
+
+    /// Every index of the dim (`:` in PyTorch).
+    public static let all = TensorRange()
+
+    /// The range component.
+    public var component: TensorIndexComponent { .range(lower: lower, upper: upper, step: step) }
+}

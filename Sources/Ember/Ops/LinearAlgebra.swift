@@ -1,0 +1,85 @@
+/// Matrix multiplication: 1-D, 2-D and batched with broadcast batch dims, through the
+/// backend's GEMM. Transposed views are passed to GEMM as transposes, not copied.
+extension Tensor {
+    /// Matrix product with `torch.matmul` semantics: vectors are promoted and squeezed back,
+    /// leading (batch) dims broadcast.
+    public func matmul(_ other: Tensor) -> Tensor {
+        Tensor.checkSameDevice("matmul", self, other)
+        precondition(rank >= 1 && other.rank >= 1,
+                     "matmul: both arguments need at least one dimension, got \(Shape.describe(shape)) and \(Shape.describe(other.shape))")
+        switch (rank, other.rank) {
+        case (1, 1):
+            precondition(shape[0] == other.shape[0],
+                         "matmul: \(Shape.describe(shape)) x \(Shape.describe(other.shape)): inner dimensions \(shape[0]) and \(other.shape[0]) differ")
+            return unsqueeze(0).matrixProduct(other.unsqueeze(1)).reshape([])
+        case (1, _):
+            return unsqueeze(0).matrixProduct(other).squeeze(-2)
+        case (_, 1):
+            return matrixProduct(other.unsqueeze(1)).squeeze(-1)
+        default:
+            return matrixProduct(other)
+        }
+    }
+
+
+    /// The product of two tensors of rank >= 2, batch dims broadcast; records MatmulBackward.
+    private func matrixProduct(_ other: Tensor) -> Tensor {
+        Tensor.matmulForward(self, other).recording("MatmulBackward", inputs: [self, other]) {
+            let a = SavedTensor(self, op: "MatmulBackward"), b = SavedTensor(other, op: "MatmulBackward")
+            let shapeA = shape, shapeB = other.shape
+            return { g in
+                [g.matrixProduct(b.value.transpose(-1, -2)).sumTo(shapeA),
+                 a.value.transpose(-1, -2).matrixProduct(g).sumTo(shapeB)]
+            }
+        }
+    }
+
+    /// GEMM of two tensors of rank >= 2 (no autograd).
+    static func matmulForward(_ a: Tensor, _ b: Tensor) -> Tensor {
+        let m = a.shape[a.rank - 2], k = a.shape[a.rank - 1]
+        let k2 = b.shape[b.rank - 2], n = b.shape[b.rank - 1]
+        precondition(k == k2, "matmul: \(Shape.describe(a.shape)) x \(Shape.describe(b.shape)): inner dimensions \(k) and \(k2) differ")
+        let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
+        guard let batchShape = Shape.broadcast(batchA, batchB) else {
+            fatalError("matmul: \(Shape.describe(a.shape)) x \(Shape.describe(b.shape)): batch dimensions \(Shape.describe(batchA)) and \(Shape.describe(batchB)) cannot be broadcast")
+        }
+        let batch = Shape.count(batchShape)
+        let out = Tensor(uninitialized: batchShape + [m, n], device: a.device, op: "matmul")
+        if out.count == 0 { return out }
+        if k == 0 {
+            a.backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: .float32)
+            return out
+        }
+        let opA = a.floatStorage.gemmOperand(batchShape: batchShape)
+        let opB = b.floatStorage.gemmOperand(batchShape: batchShape)
+        a.backend.gemm(m: m, n: n, k: k, batch: batch, alpha: 1, a: opA, b: opB, beta: 0,
+                       c: out.storage.buffer, cOffset: 0)
+        return out
+    }
+
+    /// Describes this tensor (rank >= 2), broadcast to `batchShape` + its matrix dims, as a GEMM
+    /// operand; copies only when the layout has no GEMM form.
+    private func gemmOperand(batchShape: [Int]) -> GemmOperand {
+        let r = shape[rank - 2], c = shape[rank - 1]
+        let target = batchShape + [r, c]
+        let expanded = Shape.broadcastStrides(shape: shape, strides: strides, to: target)
+        let sr = expanded[target.count - 2], sc = expanded[target.count - 1]
+        let batchStrides = Array(expanded.dropLast(2))
+        let collapsed = Shape.collapse(batchShape, [batchStrides])
+        let batchStride: Int? = collapsed.shape.count == 1 ? collapsed.strides[0][0] : nil
+        if let batchStride {
+            if sc == 1 && (sr >= Swift.max(c, 1) || r == 1) {
+                return GemmOperand(buffer: storage.buffer, offset: offset, ld: r == 1 ? Swift.max(c, 1) : sr,
+                                   transposed: false, batchStride: batchStride)
+            }
+            if sr == 1 && (sc >= Swift.max(r, 1) || c == 1) {
+                return GemmOperand(buffer: storage.buffer, offset: offset, ld: c == 1 ? Swift.max(r, 1) : sc,
+                                   transposed: true, batchStride: batchStride)
+            }
+        }
+        let dense = Tensor(storage: storage, shape: target, strides: expanded, offset: offset, dtype: .float32).contiguousCopy()
+        return GemmOperand(buffer: dense.storage.buffer, offset: 0, ld: Swift.max(c, 1), transposed: false,
+                           batchStride: Shape.count(batchShape) > 1 ? r * c : 0)
+    }
+}
+

@@ -1,0 +1,190 @@
+import Foundation
+
+/// An n-dimensional array on a `Device`, with reverse-mode automatic differentiation.
+///
+/// A tensor is a view (shape, strides, offset) onto shared `Storage`; views made by
+/// `reshape`, `permute`, `transpose`, slicing and `expand` share memory with their base.
+/// Ops run on the tensor's device and return new tensors; when any input requires a
+/// gradient (and grad mode is on) the result records how to differentiate it.
+public final class Tensor: @unchecked Sendable {
+    let storage: Storage
+    /// The size of each dimension.
+    public let shape: [Int]
+    /// Element strides of each dimension (0 on broadcast dims).
+    public let strides: [Int]
+    /// Element offset of the first element inside the storage.
+    let offset: Int
+    /// The element type.
+    public let dtype: DType
+
+    var requiresGradFlag: Bool
+    /// The node that produced this tensor (nil for leaves and for tensors made without grad).
+    var gradFn: Node?
+    /// Whether a non-leaf tensor keeps its `.grad` after backward (see `retainGrad()`).
+    var retainsGrad = false
+    /// The accumulated gradient (leaves, and non-leaves that called `retainGrad()`).
+    public var grad: Tensor?
+
+    init(storage: Storage, shape: [Int], strides: [Int], offset: Int, dtype: DType,
+         requiresGrad: Bool = false, gradFn: Node? = nil) {
+        self.storage = storage
+        self.shape = shape
+        self.strides = strides
+        self.offset = offset
+        self.dtype = dtype
+        self.requiresGradFlag = requiresGrad
+        self.gradFn = gradFn
+    }
+
+    /// A fresh contiguous tensor with uninitialised contents.
+    init(uninitialized shape: [Int], dtype: DType = .float32, device: Device, op: @autoclosure () -> String) {
+        let count = Shape.count(shape)
+        self.storage = Storage.allocate(count, on: device, for: op())
+        self.shape = shape
+        self.strides = Shape.contiguousStrides(shape)
+        self.offset = 0
+        self.dtype = dtype
+        self.requiresGradFlag = false
+    }
+
+    /// The device this tensor lives on.
+    public var device: Device { storage.device }
+    /// Number of elements.
+    public var count: Int { Shape.count(shape) }
+    /// Number of dimensions.
+    public var rank: Int { shape.count }
+    /// True when the elements are laid out densely in row-major order.
+    public var isContiguous: Bool { Shape.isContiguous(shape, strides) }
+    /// True for tensors not produced by a recorded op (user-created tensors and parameters).
+    public var isLeaf: Bool { gradFn == nil }
+
+    /// Whether gradients are computed for this tensor. Only leaves may change it.
+    public var requiresGrad: Bool {
+        get { requiresGradFlag }
+        set {
+            precondition(isLeaf, "requiresGrad: can only change the flag of a leaf tensor; use detach() on \(gradFnName ?? "this tensor")")
+            precondition(!newValue || dtype == .float32, "requiresGrad: only float32 tensors can require gradients, not \(dtype)")
+            requiresGradFlag = newValue
+        }
+    }
+
+    /// Sets `requiresGrad` in place and returns self, for chaining.
+    @discardableResult
+    public func requiresGrad(_ flag: Bool) -> Tensor {
+        requiresGrad = flag
+        return self
+    }
+
+    /// The strided view the backend kernels read.
+    var view: StridedView {
+        StridedView(buffer: storage.buffer, offset: offset, shape: shape, strides: strides)
+    }
+
+    var backend: Backend { storage.backend }
+
+    /// A tensor that shares this one's storage with a new shape/strides/offset.
+    func makeView(shape: [Int], strides: [Int], offset: Int) -> Tensor {
+        Tensor(storage: storage, shape: shape, strides: strides, offset: offset, dtype: dtype)
+    }
+
+    // MARK: Creation from host data
+
+    /// A Float32 tensor from nested Swift arrays (or a scalar): `Tensor([[1, 2], [3, 4]])`.
+    /// Pass `dtype: .int32` for indices and labels, `.bool` for masks.
+    public convenience init<T: TensorData>(_ data: T, dtype: DType = .float32, device: Device = .cpu, requiresGrad: Bool = false) {
+        var values: [Double] = []
+        var shape: [Int] = []
+        data.flatten(into: &values, shape: &shape, depth: 0)
+        self.init(shape: shape, values: values, dtype: dtype, device: device, requiresGrad: requiresGrad)
+    }
+
+    /// A tensor of `shape` filled from row-major `data`; the counts must match.
+    public convenience init(shape: [Int], data: [Float], device: Device = .cpu, requiresGrad: Bool = false) {
+        self.init(shape: shape, values: data.map(Double.init), dtype: .float32, device: device, requiresGrad: requiresGrad)
+    }
+
+    /// An Int32 tensor of `shape` filled from row-major `data`.
+    public convenience init(shape: [Int], data: [Int32], device: Device = .cpu) {
+        self.init(shape: shape, values: data.map(Double.init), dtype: .int32, device: device, requiresGrad: false)
+    }
+
+    convenience init(shape: [Int], values: [Double], dtype: DType, device: Device, requiresGrad: Bool) {
+        Tensor.checkShape(shape, op: "Tensor")
+        precondition(values.count == Shape.count(shape),
+                     "Tensor: \(values.count) values do not fill shape \(Shape.describe(shape)) (\(Shape.count(shape)) elements)")
+        self.init(uninitialized: shape, dtype: dtype, device: device, op: "Tensor")
+        switch dtype {
+        case .float32, .bool:
+            let floats = dtype == .bool ? values.map { $0 != 0 ? Float(1) : 0 } : values.map { Float($0) }
+            floats.withUnsafeBytes { backend.upload($0, to: storage.buffer) }
+        case .int32:
+            let ints = values.map { v -> Int32 in
+                precondition(v.isFinite && v >= Double(Int32.min) && v <= Double(Int32.max) && v == v.rounded(.towardZero),
+                             "Tensor: value \(v) is not representable as int32")
+                return Int32(v)
+            }
+            ints.withUnsafeBytes { backend.upload($0, to: storage.buffer) }
+        }
+        if requiresGrad { self.requiresGrad = true }
+    }
+
+    /// Stops with a message when a shape has a negative dimension.
+    static func checkShape(_ shape: [Int], op: String) {
+        for d in shape where d < 0 {
+            fatalError("\(op): invalid shape \(Shape.describe(shape)): dimensions must be >= 0")
+        }
+    }
+
+    // MARK: Reading back
+
+    /// Copies the elements to the host in row-major order, as Float (indices and masks converted).
+    /// Waits for the device.
+    public func toArray() -> [Float] {
+        let raw = hostBits()
+        switch dtype {
+        case .float32, .bool: return raw.map { Float(bitPattern: $0) }
+        case .int32: return raw.map { Float(Int32(bitPattern: $0)) }
+        }
+    }
+
+    /// Copies the elements of an Int32 (or integral Float32) tensor to the host as Int32.
+    public func toIntArray() -> [Int32] {
+        let raw = hostBits()
+        switch dtype {
+        case .int32: return raw.map { Int32(bitPattern: $0) }
+        case .float32, .bool: return raw.map { Int32(Float(bitPattern: $0)) }
+        }
+    }
+
+    /// Copies the elements of a mask to the host as Bool (non-zero is true).
+    public func toBoolArray() -> [Bool] {
+        toArray().map { $0 != 0 }
+    }
+
+    /// The single element of a one-element tensor, as Float.
+    public func item() -> Float {
+        precondition(count == 1, "item(): tensor of shape \(Shape.describe(shape)) has \(count) elements, expected 1")
+        return toArray()[0]
+    }
+
+    /// The raw 32-bit patterns of every element, row-major.
+    private func hostBits() -> [UInt32] {
+        let n = count
+        if n == 0 { return [] }
+        let source = isContiguous ? self : contiguousCopy()
+        var out = [UInt32](repeating: 0, count: n)
+        out.withUnsafeMutableBytes { bytes in
+            do { try source.backend.download(source.storage.buffer, offset: source.offset, into: bytes) } catch {
+                fatalError("reading \(device) tensor: \(error)")
+            }
+        }
+        return out
+    }
+
+    /// A contiguous copy of this tensor's elements (no autograd).
+    func contiguousCopy() -> Tensor {
+        let out = Tensor(uninitialized: shape, dtype: dtype, device: device, op: "contiguous")
+        if count > 0 { backend.copy(view, to: out.storage.buffer) }
+        return out
+    }
+}

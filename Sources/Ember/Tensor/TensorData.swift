@@ -1,0 +1,48 @@
+/// Values a tensor can be created from: numbers and (nested) arrays of them.
+/// `Tensor([[1, 2], [3, 4]])` reads a `[[Int]]` as a 2 x 2 tensor.
+public protocol TensorData {
+    /// Appends the scalars in row-major order and records the shape at `depth`;
+    /// stops with a message on ragged nesting.
+    func flatten(into values: inout [Double], shape: inout [Int], depth: Int)
+}
+
+extension TensorData where Self: BinaryFloatingPoint {
+    /// A floating-point scalar.
+    public func flatten(into values: inout [Double], shape: inout [Int], depth: Int) {
+        values.append(Double(self))
+    }
+}
+
+extension TensorData where Self: BinaryInteger {
+    /// An integer scalar.
+    public func flatten(into values: inout [Double], shape: inout [Int], depth: Int) {
+        values.append(Double(self))
+    }
+}
+
+extension Float: TensorData {}
+extension Double: TensorData {}
+extension Int: TensorData {}
+extension Int32: TensorData {}
+
+extension Bool: TensorData {
+    /// A boolean scalar (1 or 0).
+    public func flatten(into values: inout [Double], shape: inout [Int], depth: Int) {
+        values.append(self ? 1 : 0)
+    }
+}
+
+extension Array: TensorData where Element: TensorData {
+    /// A nested level: its length becomes dimension `depth` of the shape.
+    public func flatten(into values: inout [Double], shape: inout [Int], depth: Int) {
+        if shape.count == depth {
+            shape.append(count)
+        } else if shape.count > depth {
+            precondition(shape[depth] == count,
+                         "Tensor: ragged nested array: dimension \(depth) has lengths \(shape[depth]) and \(count)")
+        }
+        for element in self {
+            element.flatten(into: &values, shape: &shape, depth: depth + 1)
+        }
+    }
+}
