@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+@testable import Ember
+
+@Suite("Devices")
+struct DeviceTests {
+    @Test("the CPU comes first and every OpenCL device is listed")
+    func discovery() throws {
+        let devices = Device.available
+        #expect(devices.first == .cpu)
+        let openCL = (try? OpenCLBackend.enumerateDevices()) ?? []
+        #expect(devices.count == 1 + openCL.count)
+        let cpu = Device.cpu.info
+        #expect(cpu.computeUnits >= 1 && cpu.globalMemoryBytes > 0 && !cpu.name.isEmpty)
+        for device in devices.dropFirst() {
+            let info = device.info
+            #expect(!info.name.isEmpty && !info.vendor.isEmpty && !info.platform.isEmpty)
+            #expect(info.computeUnits >= 1 && info.globalMemoryBytes > 0 && info.maxWorkGroupSize >= 1)
+        }
+    }
+
+    @Test("EMBER_DEVICE values parse")
+    func parsing() throws {
+        #expect(try Device.parse("cpu") == .cpu)
+        #expect(try Device.parse(" CPU ") == .cpu)
+        if TestDevices.openCL != nil {
+            #expect(try Device.parse("opencl") == Device.opencl())
+            #expect(try Device.parse("opencl:0") == Device.opencl(index: 0))
+        }
+        #expect(throws: EmberError.invalidDeviceSpec("tpu")) { try Device.parse("tpu") }
+        #expect(throws: EmberError.invalidDeviceSpec("opencl:-1")) { try Device.parse("opencl:-1") }
+        #expect(throws: EmberError.invalidDeviceSpec("opencl:x")) { try Device.parse("opencl:x") }
+    }
+
+    @Test("a device index that does not exist throws a typed error")
+    func missingIndex() {
+        let count = (try? OpenCLBackend.enumerateDevices().count) ?? 0
+        #expect(throws: EmberError.self) { try Device.opencl(index: count + 5) }
+        if count > 0 {
+            #expect(throws: EmberError.deviceIndexOutOfRange(index: count + 5, available: count)) { try Device.opencl(index: count + 5) }
+        }
+        // The CPU stays usable afterwards.
+        #expect((Tensor([1, 2]) + 1).toArray() == [2, 3])
+    }
+
+    @Test("EMBER_DEVICE selects the default device")
+    func defaultDevice() async {
+        await #expect(processExitsWith: .success) {
+            setenv("EMBER_DEVICE", "cpu", 1)
+            precondition(Device.default == .cpu)
+            setenv("EMBER_DEVICE", "opencl:0", 1)
+            if (try? Device.opencl()) != nil { precondition(Device.default == (try! Device.opencl(index: 0))) }
+            unsetenv("EMBER_DEVICE")
+            let expected = (try? Device.opencl()) ?? .cpu
+            precondition(Device.default == expected)
+        }
+    }
+
+    @Test("an unusable EMBER_DEVICE stops with a message naming it")
+    func badDefault() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            setenv("EMBER_DEVICE", "quantum:3", 1)
+            _ = Device.default
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("EMBER_DEVICE=quantum:3"))
+            #expect(text.contains("expected cpu, opencl or opencl:N"))
+        }
+    }
+
+    @Test("error descriptions say what is missing and how to fix it")
+    func errorText() {
+        #expect(EmberError.noOpenCLPlatform("ICD loader found none").description.contains("apt-get install pocl-opencl-icd"))
+        #expect(EmberError.deviceIndexOutOfRange(index: 3, available: 1).description.contains("1 device(s)"))
+        #expect(EmberError.outOfMemory(device: "opencl:0", bytes: 10).description.contains("10 bytes"))
+    }
+}
+
+/// Programmer errors stop the program with a message naming the op and the shapes.
+@Suite("Error messages")
+struct ErrorMessageTests {
+    private func stderrText(_ result: ExitTest.Result?) -> String {
+        result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+    }
+
+    @Test("matmul names both shapes and the inner dimensions")
+    func matmulShapes() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([2, 3]).matmul(Tensor.zeros([4, 5]))
+        }
+        #expect(stderrText(result).contains("matmul: [2, 3] x [4, 5]: inner dimensions 3 and 4 differ"))
+    }
+
+    @Test("broadcasting names the op and both shapes")
+    func broadcastShapes() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([2, 3]) + Tensor.zeros([4])
+        }
+        #expect(stderrText(result).contains("add: shapes [2, 3] and [4] cannot be broadcast together"))
+    }
+
+    @Test("reshape names the requested and actual shapes")
+    func reshapeShapes() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([2, 3]).reshape([4, 2])
+        }
+        #expect(stderrText(result).contains("reshape: shape [4, 2] is invalid for input of shape [2, 3] (6 elements)"))
+    }
+
+    @Test("mixing devices names both devices")
+    func deviceMismatch() async {
+        guard TestDevices.openCL != nil else { return }
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([2]) * Tensor.zeros([2], device: try! Device.opencl())
+        }
+        #expect(stderrText(result).contains("mul: expected all tensors on the same device, got cpu and opencl:0"))
+    }
+
+    @Test("an index out of range names the index and the size")
+    func indexOutOfRange() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([3, 2])[3]
+        }
+        #expect(stderrText(result).contains("index 3 is out of bounds for dimension 0 with size 3"))
+    }
+
+    @Test("conv2d names the channel mismatch")
+    func convChannels() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([1, 3, 8, 8]).conv2d(weight: Tensor.zeros([4, 2, 3, 3]))
+        }
+        #expect(stderrText(result).contains("conv2d: input [1, 3, 8, 8] has 3 channels but weight [4, 2, 3, 3] expects 2"))
+    }
+
+    @Test("gather names an out-of-range index")
+    func gatherIndex() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([2, 3]).gather(dim: 1, index: Tensor([[0], [3]], dtype: .int32))
+        }
+        #expect(stderrText(result).contains("gather: index 3 is out of bounds for dimension of size 3"))
+    }
+
+    @Test("a nested array with ragged rows is rejected")
+    func ragged() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor([[1, 2], [3]])
+        }
+        #expect(stderrText(result).contains("ragged nested array"))
+    }
+}

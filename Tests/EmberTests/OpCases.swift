@@ -1,0 +1,154 @@
+import Testing
+@testable import Ember
+
+/// One differentiable op under test: input shapes, where its inputs are drawn from, and
+/// the function. Every case runs through CPU/OpenCL parity (values and gradients) and a
+/// finite-difference gradient check on each device.
+struct OpCase: Sendable, CustomTestStringConvertible {
+    let name: String
+    let shapes: [[Int]]
+    var domain: ClosedRange<Float> = -1...1
+    /// Points inputs keep at least 0.05 away from (kinks and ties).
+    var avoid: [Float] = []
+    /// Finite-difference tolerances for ops whose Float32 evaluation is noisier.
+    var rtol: Float = 2e-2
+    var atol: Float = 2e-3
+    let function: @Sendable ([Tensor]) -> Tensor
+
+    var testDescription: String { name }
+
+    /// Deterministic inputs for this case.
+    func inputs(seed: UInt64 = 1) -> [[Float]] {
+        var random = TestRandom(seed: seed &+ UInt64(name.utf8.reduce(0) { $0 &* 31 &+ Int($1) } & 0xFFFF))
+        return shapes.map { shape in
+            (0..<Shape.count(shape)).map { _ in
+                var v = random.float(domain)
+                while avoid.contains(where: { Swift.abs($0 - v) < 0.05 }) { v = random.float(domain) }
+                return v
+            }
+        }
+    }
+}
+
+/// An Int32 index tensor on the device of `like`.
+func indexTensor(_ values: [Int32], shape: [Int], like: Tensor) -> Tensor {
+    Tensor(shape: shape, data: values, device: like.device)
+}
+
+extension OpCase {
+    static let all: [OpCase] = unary + binary + reductions + linearAlgebra + shapes + indexing
+
+    static let unary: [OpCase] = [
+        OpCase(name: "neg", shapes: [[2, 3]]) { -$0[0] },
+        OpCase(name: "abs", shapes: [[2, 3]], avoid: [0]) { $0[0].abs() },
+        OpCase(name: "exp", shapes: [[2, 3]]) { $0[0].exp() },
+        OpCase(name: "log", shapes: [[2, 3]], domain: 0.5...2) { $0[0].log() },
+        OpCase(name: "sqrt", shapes: [[2, 3]], domain: 0.5...2) { $0[0].sqrt() },
+        OpCase(name: "rsqrt", shapes: [[2, 3]], domain: 0.5...2) { $0[0].rsqrt() },
+        OpCase(name: "reciprocal", shapes: [[2, 3]], domain: 0.5...2) { $0[0].reciprocal() },
+        OpCase(name: "square", shapes: [[2, 3]]) { $0[0].square() },
+        OpCase(name: "pow3", shapes: [[2, 3]]) { $0[0].pow(3) },
+        OpCase(name: "pow0.5", shapes: [[2, 3]], domain: 0.5...2) { $0[0].pow(0.5) },
+        OpCase(name: "sin", shapes: [[2, 3]]) { $0[0].sin() },
+        OpCase(name: "cos", shapes: [[2, 3]]) { $0[0].cos() },
+        OpCase(name: "tanh", shapes: [[2, 3]]) { $0[0].tanh() },
+        OpCase(name: "sigmoid", shapes: [[2, 3]]) { $0[0].sigmoid() },
+        OpCase(name: "relu", shapes: [[2, 3]], avoid: [0]) { $0[0].relu() },
+        OpCase(name: "gelu", shapes: [[2, 3]], domain: -2...2) { $0[0].gelu() },
+        OpCase(name: "erf", shapes: [[2, 3]]) { $0[0].erf() },
+        OpCase(name: "leakyRelu", shapes: [[2, 3]], avoid: [0]) { $0[0].leakyRelu(slope: 0.1) },
+        OpCase(name: "clamp", shapes: [[2, 3]], avoid: [-0.5, 0.5]) { $0[0].clamp(min: -0.5, max: 0.5) },
+        OpCase(name: "exp of transposed", shapes: [[3, 2]]) { $0[0].T.exp() },
+        OpCase(name: "tanh of sliced", shapes: [[4, 3]]) { $0[0][1..<3].tanh() },
+    ]
+
+    static let binary: [OpCase] = [
+        OpCase(name: "add broadcast", shapes: [[2, 3], [3]]) { $0[0] + $0[1] },
+        OpCase(name: "sub broadcast", shapes: [[2, 1], [1, 3]]) { $0[0] - $0[1] },
+        OpCase(name: "mul broadcast", shapes: [[2, 3], [2, 1]]) { $0[0] * $0[1] },
+        OpCase(name: "div broadcast", shapes: [[2, 3], [3]], domain: 0.5...2) { $0[0] / $0[1] },
+        OpCase(name: "pow tensor", shapes: [[2, 3], [2, 3]], domain: 0.5...2) { $0[0].pow($0[1]) },
+        OpCase(name: "maximum", shapes: [[2, 3], [2, 3]], domain: -5...5) { $0[0].maximum($0[1]) },
+        OpCase(name: "minimum broadcast", shapes: [[2, 3], [3]], domain: -5...5) { $0[0].minimum($0[1]) },
+        OpCase(name: "scalar ops", shapes: [[2, 3]], domain: 0.5...2) { x in (x[0] + 2) * 3 - 1 + 2 / x[0] - (1 - x[0]) / 4 },
+        OpCase(name: "mul of permuted", shapes: [[2, 3, 4], [4, 3, 2]]) { $0[0] * $0[1].permute([2, 1, 0]) },
+        OpCase(name: "where", shapes: [[2, 3], [2, 3], [3]]) { x in Tensor.where(x[0] > 0, x[1], x[2]) },
+        OpCase(name: "dropout p=0 identity", shapes: [[5]]) { $0[0].dropout(p: 0) * 2 },
+    ]
+
+    static let reductions: [OpCase] = [
+        OpCase(name: "sum all", shapes: [[2, 3, 4]]) { $0[0].sum() },
+        OpCase(name: "sum dim 1", shapes: [[2, 3, 4]]) { $0[0].sum(dim: 1) },
+        OpCase(name: "sum dims 0,2 keepDim", shapes: [[2, 3, 4]]) { $0[0].sum(dims: [0, 2], keepDim: true) },
+        OpCase(name: "mean dim -1", shapes: [[3, 5]]) { $0[0].mean(dim: -1) },
+        OpCase(name: "variance dim 0", shapes: [[4, 3]]) { $0[0].variance(dim: 0) },
+        OpCase(name: "max dim 1", shapes: [[3, 4]], domain: -5...5) { $0[0].max(dim: 1) },
+        OpCase(name: "min dim 0 keepDim", shapes: [[3, 4]], domain: -5...5) { $0[0].min(dim: 0, keepDim: true) },
+        OpCase(name: "max all", shapes: [[3, 4]], domain: -5...5) { $0[0].max() },
+        OpCase(name: "logSumExp", shapes: [[3, 4]]) { $0[0].logSumExp(dim: 1) },
+        OpCase(name: "softmax dim 1", shapes: [[3, 4]]) { $0[0].softmax(dim: 1) },
+        OpCase(name: "softmax dim 0", shapes: [[3, 4]]) { $0[0].softmax(dim: 0) },
+        OpCase(name: "logSoftmax", shapes: [[2, 5]]) { $0[0].logSoftmax(dim: -1) },
+        OpCase(name: "sum of transposed", shapes: [[3, 4]]) { $0[0].T.sum(dim: 1) },
+    ]
+
+    static let linearAlgebra: [OpCase] = [
+        OpCase(name: "matmul 2-D", shapes: [[3, 4], [4, 2]]) { $0[0].matmul($0[1]) },
+        OpCase(name: "matmul transposed operands", shapes: [[4, 3], [2, 4]]) { $0[0].T.matmul($0[1].T) },
+        OpCase(name: "matmul batched broadcast", shapes: [[2, 1, 3, 4], [3, 4, 2]]) { $0[0].matmul($0[1]) },
+        OpCase(name: "matmul vector-matrix", shapes: [[4], [4, 3]]) { $0[0].matmul($0[1]) },
+        OpCase(name: "matmul matrix-vector", shapes: [[3, 4], [4]]) { $0[0].matmul($0[1]) },
+        OpCase(name: "matmul dot", shapes: [[5], [5]]) { $0[0].matmul($0[1]) },
+        OpCase(name: "conv2d bias", shapes: [[2, 2, 5, 5], [3, 2, 3, 3], [3]]) { $0[0].conv2d(weight: $0[1], bias: $0[2]) },
+        OpCase(name: "conv2d stride padding dilation", shapes: [[1, 2, 6, 5], [2, 2, 3, 2]]) {
+            $0[0].conv2d(weight: $0[1], stride: (2, 1), padding: (1, 2), dilation: (2, 1))
+        },
+        OpCase(name: "maxPool2d", shapes: [[2, 2, 5, 5]], domain: -5...5) { $0[0].maxPool2d(kernel: 2) },
+        OpCase(name: "maxPool2d padded strided", shapes: [[1, 2, 5, 6]], domain: -5...5) { $0[0].maxPool2d(kernel: 3, stride: 2, padding: 1) },
+        OpCase(name: "avgPool2d", shapes: [[2, 2, 4, 4]]) { $0[0].avgPool2d(kernel: 2) },
+        OpCase(name: "avgPool2d padded exclude pad", shapes: [[1, 2, 5, 5]]) {
+            $0[0].avgPool2d(kernel: 3, stride: 2, padding: 1, countIncludePad: false)
+        },
+    ]
+
+    static let shapes: [OpCase] = [
+        OpCase(name: "reshape", shapes: [[2, 6]]) { $0[0].reshape([3, -1]) * 2 },
+        OpCase(name: "permute", shapes: [[2, 3, 4]]) { $0[0].permute([2, 0, 1]) * 2 },
+        OpCase(name: "reshape of permuted", shapes: [[2, 3, 4]]) { $0[0].permute([1, 0, 2]).reshape([6, 4]).exp() },
+        OpCase(name: "transpose", shapes: [[2, 3]]) { $0[0].transpose(0, 1).contiguous() * 2 },
+        OpCase(name: "squeeze unsqueeze", shapes: [[2, 1, 3]]) { $0[0].squeeze().unsqueeze(0) * 2 },
+        OpCase(name: "expand", shapes: [[3, 1]]) { $0[0].expand([2, 3, 4]).exp() },
+        OpCase(name: "flatten", shapes: [[2, 3, 2]]) { $0[0].flatten(start: 1).square() },
+        OpCase(name: "slice with step", shapes: [[5, 4]]) { $0[0].slice(dim: 0, start: 1, end: 5, step: 2).exp() },
+        OpCase(name: "subscript", shapes: [[3, 4, 2]]) { $0[0][1, 1..<3].square() },
+        OpCase(name: "cat", shapes: [[2, 3], [2, 2]]) { Tensor.cat([$0[0], $0[1]], dim: 1).exp() },
+        OpCase(name: "stack", shapes: [[2, 3], [2, 3]]) { Tensor.stack([$0[0], $0[1].exp()], dim: 1) },
+    ]
+
+    static let indexing: [OpCase] = [
+        OpCase(name: "gather", shapes: [[3, 4]]) { x in
+            x[0].gather(dim: 1, index: indexTensor([0, 3, 3, 1, 2, 0], shape: [3, 2], like: x[0]))
+        },
+        OpCase(name: "indexSelect repeated", shapes: [[4, 3]]) { x in
+            x[0].indexSelect(dim: 0, index: indexTensor([2, 0, 2], shape: [3], like: x[0])).exp()
+        },
+        OpCase(name: "scatterAdd", shapes: [[3, 4], [3, 2]]) { x in
+            x[0].scatterAdd(dim: 1, index: indexTensor([1, 1, 0, 3, 2, 2], shape: [3, 2], like: x[0]), source: x[1]).square()
+        },
+    ]
+}
+
+@Suite("Op cases: parity and gradients")
+struct OpCaseTests {
+    @Test("CPU and OpenCL agree on values and gradients", arguments: OpCase.all)
+    func parity(_ op: OpCase) {
+        expectParity(op.name, inputs: op.inputs(), shapes: op.shapes, op.function)
+    }
+
+    @Test("Gradients match central finite differences on each device", arguments: OpCase.all)
+    func gradients(_ op: OpCase) {
+        for device in TestDevices.all {
+            gradCheck(op.name, device: device, inputs: op.inputs(), shapes: op.shapes, rtol: op.rtol, atol: op.atol, op.function)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+@testable import Ember
+
+/// Devices every op is tested on: the CPU and, when present, the first OpenCL device.
+enum TestDevices {
+    static let openCL: Device? = try? Device.opencl()
+    static var all: [Device] { [.cpu] + (openCL.map { [$0] } ?? []) }
+}
+
+/// A deterministic host-side random source for test inputs.
+struct TestRandom {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform Float in `range`.
+    mutating func float(_ range: ClosedRange<Float> = -1...1) -> Float {
+        let u = Float(next() >> 40) * 0x1p-24
+        return range.lowerBound + (range.upperBound - range.lowerBound) * u
+    }
+
+    /// `count` uniform Floats in `range`.
+    mutating func floats(_ count: Int, _ range: ClosedRange<Float> = -1...1) -> [Float] {
+        (0..<count).map { _ in float(range) }
+    }
+}
+
+/// Largest absolute difference allowed: `atol + rtol * |expected|`, elementwise.
+func isClose(_ actual: [Float], _ expected: [Float], rtol: Float = 1e-5, atol: Float = 1e-6) -> Bool {
+    guard actual.count == expected.count else { return false }
+    for (a, e) in zip(actual, expected) {
+        if a.isNaN || e.isNaN { if a.isNaN != e.isNaN { return false }; continue }
+        if a.isInfinite || e.isInfinite { if a != e { return false }; continue }
+        if Swift.abs(a - e) > atol + rtol * Swift.abs(e) { return false }
+    }
+    return true
+}
+
+/// Records an issue naming the first mismatching element when the arrays differ.
+func expectClose(_ actual: [Float], _ expected: [Float], rtol: Float = 1e-5, atol: Float = 1e-6,
+                 _ context: String = "", sourceLocation: SourceLocation = #_sourceLocation) {
+    if actual.count != expected.count {
+        Issue.record("\(context): \(actual.count) values, expected \(expected.count)", sourceLocation: sourceLocation)
+        return
+    }
+    if !isClose(actual, expected, rtol: rtol, atol: atol) {
+        let i = zip(actual, expected).enumerated().first { !isClose([$0.element.0], [$0.element.1], rtol: rtol, atol: atol) }!.offset
+        Issue.record("\(context): element \(i) is \(actual[i]), expected \(expected[i]) (rtol \(rtol), atol \(atol)); \(actual.count) elements",
+                     sourceLocation: sourceLocation)
+    }
+}
+
+/// Checks the analytic gradients of `function` at `inputs` against central finite
+/// differences on `device`.
+///
+/// The scalar that is differentiated is `sum(w * function(x))` with fixed random weights
+/// `w`, accumulated on the host in Double so only the op's own Float32 rounding enters the
+/// differences. With step `eps` the truncation error is O(eps²·f''') and the rounding error
+/// O(ulp(f)/eps); for eps = 1e-2 and values of order one both stay below ~1e-3 relative,
+/// hence the default tolerances.
+func gradCheck(_ name: String, device: Device, inputs: [[Float]], shapes: [[Int]], eps: Float = 1e-2,
+               rtol: Float = 2e-2, atol: Float = 2e-3, sourceLocation: SourceLocation = #_sourceLocation,
+               _ function: ([Tensor]) -> Tensor) {
+    let tensors = zip(inputs, shapes).map { Tensor(shape: $1, data: $0, device: device, requiresGrad: true) }
+    let output = function(tensors)
+    var random = TestRandom(seed: 99)
+    let weights = random.floats(output.count, 0.5...1.5)
+    output.backward(gradient: Tensor(shape: output.shape, data: weights, device: device))
+    func objective(_ values: [[Float]]) -> Double {
+        let y = Tensor.noGrad { function(zip(values, shapes).map { Tensor(shape: $1, data: $0, device: device) }) }
+        return zip(y.toArray(), weights).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+    }
+    for (k, tensor) in tensors.enumerated() {
+        guard let grad = tensor.grad else {
+            Issue.record("\(name) on \(device): input \(k) received no gradient", sourceLocation: sourceLocation)
+            continue
+        }
+        var numeric: [Float] = []
+        for j in inputs[k].indices {
+            var plus = inputs, minus = inputs
+            plus[k][j] += eps
+            minus[k][j] -= eps
+            numeric.append(Float((objective(plus) - objective(minus)) / Double(2 * eps)))
+        }
+        expectClose(grad.toArray(), numeric, rtol: rtol, atol: atol, "\(name) on \(device): d/d input \(k)",
+                    sourceLocation: sourceLocation)
+    }
+}
+
+/// Runs `function` on the CPU and on OpenCL with the same inputs and compares the outputs
+/// (and, when `gradients`, the inputs' gradients for the same output weights).
+func expectParity(_ name: String, inputs: [[Float]], shapes: [[Int]], rtol: Float = 1e-4, atol: Float = 1e-5,
+                  gradients: Bool = true, sourceLocation: SourceLocation = #_sourceLocation,
+                  _ function: ([Tensor]) -> Tensor) {
+    guard let gpu = TestDevices.openCL else { return }
+    var results: [[[Float]]] = []
+    for device in [Device.cpu, gpu] {
+        let tensors = zip(inputs, shapes).map { Tensor(shape: $1, data: $0, device: device, requiresGrad: gradients) }
+        let y = function(tensors)
+        var values = [y.toArray()]
+        if gradients && y.requiresGrad {
+            var random = TestRandom(seed: 5)
+            y.backward(gradient: Tensor(shape: y.shape, data: random.floats(y.count), device: device))
+            values += tensors.map { $0.grad?.toArray() ?? [] }
+        }
+        results.append(values)
+    }
+    for (i, (c, g)) in zip(results[0], results[1]).enumerated() {
+        expectClose(g, c, rtol: rtol, atol: atol, "\(name): \(i == 0 ? "output" : "gradient of input \(i - 1)") OpenCL vs CPU",
+                    sourceLocation: sourceLocation)
+    }
+}
