@@ -5,12 +5,15 @@
 public final class Parameter {
     /// The parameter tensor (a leaf; requires grad unless frozen with `requiresGrad = false`).
     public var wrappedValue: Tensor
+    /// The name used in state dicts instead of the property name (e.g. PyTorch's snake_case).
+    public let name: String?
 
-    /// Wraps `tensor`, marking it as requiring grad.
-    public init(wrappedValue: Tensor) {
+    /// Wraps `tensor`, marking it as requiring grad; `name` overrides the state-dict name.
+    public init(wrappedValue: Tensor, name: String? = nil) {
         precondition(wrappedValue.isLeaf, "Parameter: a parameter must be a leaf tensor; use detach()")
         wrappedValue.requiresGradFlag = true
         self.wrappedValue = wrappedValue
+        self.name = name
     }
 }
 
@@ -20,10 +23,13 @@ public final class Parameter {
 public final class Buffer {
     /// The buffer tensor.
     public var wrappedValue: Tensor
+    /// The name used in state dicts instead of the property name (`running_mean`).
+    public let name: String?
 
-    /// Wraps `tensor`.
-    public init(wrappedValue: Tensor) {
+    /// Wraps `tensor`; `name` overrides the state-dict name.
+    public init(wrappedValue: Tensor, name: String? = nil) {
         self.wrappedValue = wrappedValue
+        self.name = name
     }
 }
 
@@ -80,7 +86,7 @@ open class Module {
         var out: [(String, Parameter)] = []
         for child in Mirror(reflecting: self).allChildren {
             if let box = child.value as? Parameter, let label = child.label {
-                out.append((prefix + Module.propertyName(label), box))
+                out.append((prefix + (box.name ?? Module.propertyName(label)), box))
             }
         }
         for (name, module) in namedChildren() {
@@ -93,7 +99,7 @@ open class Module {
         var out: [(String, Buffer)] = []
         for child in Mirror(reflecting: self).allChildren {
             if let box = child.value as? Buffer, let label = child.label {
-                out.append((prefix + Module.propertyName(label), box))
+                out.append((prefix + (box.name ?? Module.propertyName(label)), box))
             }
         }
         for (name, module) in namedChildren() {
