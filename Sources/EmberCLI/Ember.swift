@@ -1,0 +1,40 @@
+import ArgumentParser
+import Ember
+import Foundation
+
+/// The `ember` command-line tool.
+@main
+struct EmberCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ember",
+        abstract: "Ember: tensors, autograd and training on the CPU and OpenCL devices.",
+        subcommands: [DevicesCommand.self]
+    )
+}
+
+/// `ember devices`: every device with its properties.
+struct DevicesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "devices", abstract: "List the CPU and every OpenCL device.")
+
+    func run() throws {
+        do {
+            _ = try Device.opencl()
+        } catch {
+            print("OpenCL: \(error)\n")
+        }
+        let preferred = Device.default
+        for device in Device.available {
+            let info = device.info
+            print("\(device)\(device == preferred ? "  (default)" : "")")
+            print("  name:          \(info.name)")
+            print("  vendor:        \(info.vendor)")
+            print("  platform:      \(info.platform)")
+            print("  driver:        \(info.driverVersion)")
+            print("  compute units: \(info.computeUnits)")
+            print("  memory:        \(String(format: "%.1f", Double(info.globalMemoryBytes) / 1_073_741_824)) GiB")
+            if device.kind == .opencl { print("  max work-group: \(info.maxWorkGroupSize)") }
+            print("  extensions:    \(info.extensions.joined(separator: " "))")
+            print("")
+        }
+    }
+}
