@@ -1,0 +1,187 @@
+import Foundation
+
+/// Reductions and softmax of the CPU backend, vectorised with SIMD16 accumulators.
+extension CPUBackend {
+    /// Sum of `n` contiguous floats with sixteen-lane partial sums.
+    @inline(__always)
+    static func contiguousSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+        let raw = UnsafeRawPointer(p)
+        var i = 0
+        while i + 32 <= n {
+            acc0 += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            acc1 += raw.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD16<Float>.self)
+            i += 32
+        }
+        var total = (acc0 + acc1).sum()
+        while i < n { total += p[i]; i += 1 }
+        return total
+    }
+
+    /// Largest of `n` contiguous floats (NaN if any is NaN).
+    @inline(__always)
+    static func contiguousMax(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var m = -Float.infinity
+        var i = 0
+        let raw = UnsafeRawPointer(p)
+        if n >= 16 {
+            var acc = SIMD16<Float>(repeating: -.infinity)
+            var nan = false
+            while i + 16 <= n {
+                let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                nan = nan || any(v .!= v)
+                acc = pointwiseMax(acc, v)
+                i += 16
+            }
+            if nan { return .nan }
+            m = acc.max()
+        }
+        while i < n {
+            if p[i].isNaN { return .nan }
+            m = Swift.max(m, p[i])
+            i += 1
+        }
+        return m
+    }
+
+    func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, destination: DeviceBuffer) {
+        let src = UnsafePointer(floats(source) + offset)
+        if inner == 1 && op == .sum {
+            let d = floats(destination)
+            if outer < threads && size >= 2 * CPUBackend.parallelThreshold {
+                // Few long rows: split each row across cores and combine the partial sums.
+                for o in 0..<outer {
+                    let chunks = threads * 4
+                    let size0 = (size + chunks - 1) / chunks
+                    var partial = [Float](repeating: 0, count: chunks)
+                    partial.withUnsafeMutableBufferPointer { part in
+                        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                            let s = c * size0, e = Swift.min(size, s + size0)
+                            part[c] = s < e ? CPUBackend.contiguousSum(src + o * size + s, e - s) : 0
+                        }
+                    }
+                    d[o] = partial.reduce(0, +)
+                }
+            } else {
+                parallelFor(outer, grain: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(size, 1))) { s, e in
+                    for o in s..<e { d[o] = CPUBackend.contiguousSum(src + o * size, size) }
+                }
+            }
+            return
+        }
+        switch op {
+        case .sum: accumulate(src, outer, size, inner, floats(destination), first: { $0 }, combine: { $0 + $1 })
+        case .max:
+            accumulate(src, outer, size, inner, floats(destination), first: { $0 }, combine: { a, x in a.isNaN || x.isNaN ? .nan : Swift.max(a, x) })
+        case .min:
+            accumulate(src, outer, size, inner, floats(destination), first: { $0 }, combine: { a, x in a.isNaN || x.isNaN ? .nan : Swift.min(a, x) })
+        case .argmax: argReduce(src, outer, size, inner, ints(destination), better: { x, best in x > best || (x.isNaN && !best.isNaN) })
+        case .argmin: argReduce(src, outer, size, inner, ints(destination), better: { x, best in x < best || (x.isNaN && !best.isNaN) })
+        }
+    }
+
+    /// `dst[o, i] = combine(... combine(first(src[o, 0, i]), src[o, 1, i]) ..., src[o, size-1, i])`,
+    /// walking rows of length `inner` so the inner loop is contiguous.
+    @inline(__always)
+    private func accumulate(_ src: UnsafePointer<Float>, _ outer: Int, _ size: Int, _ inner: Int, _ d: UnsafeMutablePointer<Float>,
+                            first: (Float) -> Float, combine: (Float, Float) -> Float) {
+        let work = outer * inner
+        parallelFor(work, grain: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(size, 1))) { s, e in
+            var index = s
+            while index < e {
+                let o = index / inner, i0 = index % inner
+                let i1 = Swift.min(inner, i0 + (e - index))
+                let base = src + o * size * inner
+                let out = d + o * inner
+                for i in i0..<i1 { out[i] = first(base[i]) }
+                for k in 1..<Swift.max(size, 1) {
+                    let row = base + k * inner
+                    for i in i0..<i1 { out[i] = combine(out[i], row[i]) }
+                }
+                index += i1 - i0
+            }
+        }
+    }
+
+    /// Index of the first element along axis 1 for which `better` holds against the best so far.
+    @inline(__always)
+    private func argReduce(_ src: UnsafePointer<Float>, _ outer: Int, _ size: Int, _ inner: Int, _ d: UnsafeMutablePointer<Int32>,
+                           better: (Float, Float) -> Bool) {
+        parallelFor(outer * inner, grain: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(size, 1))) { s, e in
+            for index in s..<e {
+                let o = index / inner, i = index % inner
+                let base = src + o * size * inner + i
+                var best = base[0], at = 0
+                for k in 1..<Swift.max(size, 1) where better(base[k * inner], best) {
+                    best = base[k * inner]
+                    at = k
+                }
+                d[index] = Int32(at)
+            }
+        }
+    }
+
+    func softmax(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, log: Bool, destination: DeviceBuffer) {
+        let src = UnsafePointer(floats(source) + offset)
+        let dst = floats(destination)
+        parallelFor(rows, grain: Swift.max(1, 8192 / Swift.max(cols, 1))) { s, e in
+            for r in s..<e {
+                let x = src + r * cols, y = dst + r * cols
+                let m = CPUBackend.contiguousMax(x, cols)
+                let shift = m.isFinite ? m : 0
+                let total = CPUBackend.expShifted(x, y, cols, shift)
+                if log {
+                    let lse = shift + Foundation.log(total)
+                    for j in 0..<cols { y[j] = x[j] - lse }
+                } else {
+                    let inv = 1 / total
+                    for j in 0..<cols { y[j] *= inv }
+                }
+            }
+        }
+    }
+
+    /// Writes `exp(x - shift)` for `n` contiguous values and returns their sum.
+    @inline(__always)
+    static func expShifted(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ shift: Float) -> Float {
+        var acc = SIMD16<Float>()
+        var i = 0
+        let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
+        while i + 16 <= n {
+            let v = vectorExp(rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) - shift)
+            ry.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
+            acc += v
+            i += 16
+        }
+        var total = acc.sum()
+        while i < n {
+            let v = Foundation.exp(x[i] - shift)
+            y[i] = v
+            total += v
+            i += 1
+        }
+        return total
+    }
+
+    /// e^x for sixteen lanes: range reduction to 2^n·e^r with |r| <= ln2/2 and a degree-6
+    /// polynomial for e^r (relative error about 2e-7); NaN propagates, x < -87.3 gives 0.
+    @inline(__always)
+    static func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let clamped = x.clamped(lowerBound: SIMD16(repeating: -87.3), upperBound: SIMD16(repeating: 88.7))
+        let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+        let r = clamped - n * 0.693_359_375 + n * 2.121_944_4e-4
+        var p = SIMD16<Float>(repeating: 1.987_569_15e-4)
+        p = p * r + 1.398_199_95e-3
+        p = p * r + 8.333_451_9e-3
+        p = p * r + 4.166_579_6e-2
+        p = p * r + 0.166_666_65
+        p = p * r + 0.5
+        let er = p * r * r + r + 1
+        let scale = unsafeBitCast((SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23, to: SIMD16<Float>.self)
+        var result = er * scale
+        result.replace(with: 0, where: x .< -87.3)
+        result.replace(with: x, where: x .!= x)
+        result.replace(with: Float.infinity, where: x .> 88.7)
+        return result
+    }
+}

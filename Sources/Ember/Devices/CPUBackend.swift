@@ -1,0 +1,155 @@
+import CBLAS
+import Foundation
+
+/// The CPU device: Swift loops over host memory (vectorised by the optimiser, split across
+/// cores for large tensors) and OpenBLAS for GEMM. Everything runs synchronously.
+final class CPUBackend: Backend, @unchecked Sendable {
+    /// The single CPU backend.
+    static let shared = CPUBackend()
+
+    let pool = BufferPool(retainLimit: 2 << 30)
+    /// Cores used for large loops.
+    let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Elements below which a loop runs on the calling thread.
+    static let parallelThreshold = 1 << 16
+
+    private init() {}
+
+    /// Name, vendor, cores, memory and SIMD features of the host CPU.
+    static let info: DeviceInfo = {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        func field(_ key: String) -> String? {
+            for line in cpuinfo.split(separator: "\n") where line.hasPrefix(key) {
+                if let colon = line.firstIndex(of: ":") {
+                    return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                }
+            }
+            return nil
+        }
+        let interesting: Set<String> = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl",
+                                        "avx512_vnni", "avx512_bf16", "neon", "asimd", "sve"]
+        let flags = (field("flags") ?? field("Features") ?? "").split(separator: " ").map(String.init).filter { interesting.contains($0) }
+        let blas = openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS"
+        return DeviceInfo(name: field("model name") ?? "CPU", vendor: field("vendor_id") ?? "unknown",
+                          driverVersion: "Ember CPU backend, \(blas)", platform: "host",
+                          computeUnits: ProcessInfo.processInfo.activeProcessorCount,
+                          globalMemoryBytes: Int(ProcessInfo.processInfo.physicalMemory), maxWorkGroupSize: 1,
+                          extensions: flags)
+    }()
+
+    // MARK: Memory
+
+    func allocate(bytes: Int) throws -> DeviceBuffer {
+        let capacity = BufferPool.sizeClass(bytes)
+        if let handle = pool.take(capacity: capacity) {
+            return DeviceBuffer(handle: handle, capacity: capacity, backend: self)
+        }
+        var raw: UnsafeMutableRawPointer?
+        if posix_memalign(&raw, 64, capacity) != 0 || raw == nil {
+            emptyPool()
+            guard posix_memalign(&raw, 64, capacity) == 0, raw != nil else {
+                throw EmberError.outOfMemory(device: "cpu", bytes: bytes)
+            }
+        }
+        pool.noteAllocated(capacity: capacity)
+        return DeviceBuffer(handle: OpaquePointer(raw!), capacity: capacity, backend: self)
+    }
+
+    func recycle(handle: OpaquePointer, capacity: Int) {
+        if !pool.put(handle, capacity: capacity) { free(UnsafeMutableRawPointer(handle)) }
+    }
+
+    func emptyPool() {
+        for block in pool.drain() { free(UnsafeMutableRawPointer(block.handle)) }
+    }
+
+    var stats: BackendStats { pool.stats }
+
+    func resetPeak() { pool.resetPeak() }
+
+    @inline(__always)
+    func floats(_ buffer: DeviceBuffer) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer(buffer.handle).assumingMemoryBound(to: Float.self)
+    }
+
+    @inline(__always)
+    func ints(_ buffer: DeviceBuffer) -> UnsafeMutablePointer<Int32> {
+        UnsafeMutableRawPointer(buffer.handle).assumingMemoryBound(to: Int32.self)
+    }
+
+    // MARK: Transfers
+
+    func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer) {
+        pool.noteTransfer(upload: true)
+        guard let base = source.baseAddress, source.count > 0 else { return }
+        UnsafeMutableRawPointer(buffer.handle).copyMemory(from: base, byteCount: source.count)
+    }
+
+    func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+        pool.noteTransfer(upload: false)
+        guard let base = destination.baseAddress, destination.count > 0 else { return }
+        base.copyMemory(from: UnsafeMutableRawPointer(buffer.handle) + offset * 4, byteCount: destination.count)
+    }
+
+    func synchronize() throws {}
+
+    // MARK: Parallel loops
+
+    /// Runs `body(start, end)` over `0..<count`, split into chunks across cores when large.
+    @inline(__always)
+    func parallelFor(_ count: Int, grain: Int = CPUBackend.parallelThreshold, _ body: (Int, Int) -> Void) {
+        if count < grain || threads == 1 {
+            body(0, count)
+            return
+        }
+        let chunks = Swift.min(threads * 4, (count + grain - 1) / grain)
+        let size = (count + chunks - 1) / chunks
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let start = c * size
+            let end = Swift.min(count, start + size)
+            if start < end { body(start, end) }
+        }
+    }
+
+    /// Calls `body(linearOutputIndex, offsets)` for every element of a collapsed strided
+    /// iteration space in row-major order, where `offsets[k]` is operand k's element offset.
+    /// The innermost dimension is handed to `inner(outIndex, count, offsets, innerStrides)`.
+    func forEachRow(shape: [Int], strides: [[Int]], offsets: [Int], range: Range<Int>,
+                    _ inner: (Int, Int, UnsafeMutableBufferPointer<Int>, [Int]) -> Void) {
+        let rank = shape.count
+        let last = shape[rank - 1]
+        let innerStrides = strides.map { $0[rank - 1] }
+        var position = offsets
+        position.withUnsafeMutableBufferPointer { pos in
+            // Rows are the outer index space; each row has `last` elements.
+            var row = range.lowerBound / last
+            var column = range.lowerBound % last
+            var index = [Int](repeating: 0, count: rank)
+            var r = row
+            for d in stride(from: rank - 2, through: 0, by: -1) {
+                index[d] = r % shape[d]
+                r /= shape[d]
+            }
+            var out = range.lowerBound
+            while out < range.upperBound {
+                for k in 0..<pos.count {
+                    var o = offsets[k] + column * innerStrides[k]
+                    for d in 0..<(rank - 1) { o += index[d] * strides[k][d] }
+                    pos[k] = o
+                }
+                let n = Swift.min(last - column, range.upperBound - out)
+                inner(out, n, pos, innerStrides)
+                out += n
+                column = 0
+                row += 1
+                var d = rank - 2
+                while d >= 0 {
+                    index[d] += 1
+                    if index[d] < shape[d] { break }
+                    index[d] = 0
+                    d -= 1
+                }
+            }
+        }
+    }
+}
