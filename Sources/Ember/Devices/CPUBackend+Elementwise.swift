@@ -121,7 +121,7 @@ extension CPUBackend {
             parallelFor(count) { s, e in
                 for i in s..<e {
                     let u = Float(CPUBackend.randomBits(seed: seed, counter: offset &+ UInt64(i)) >> 40) * 0x1p-24
-                    d[i] = low + (high - low) * u
+                    d[i] = low.addingProduct(high - low, u)
                 }
             }
         case let .normal(mean, std):

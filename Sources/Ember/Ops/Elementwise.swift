@@ -179,7 +179,7 @@ extension Tensor {
     /// gradients before they are summed back over broadcast dims.
     private static func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ name: String,
                                rule: @escaping (Tensor, Tensor, Tensor) -> (Tensor?, Tensor?)) -> Tensor {
-        binaryForward(op, .tensor(a), .tensor(b), name: name).recording(name, inputs: [a, b]) {
+        binaryForward(op, .tensor(a), .tensor(b), name: "\(op)").recording(name, inputs: [a, b]) {
             let sa = SavedTensor(a, op: name), sb = SavedTensor(b, op: name)
             let shapeA = a.shape, shapeB = b.shape
             return { g in

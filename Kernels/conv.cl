@@ -1,0 +1,103 @@
+// Convolution and pooling building blocks over contiguous NCHW tensors.
+// Geometry arguments: N, C, H, W, kernel (kh, kw), stride (sh, sw), padding (ph, pw),
+// dilation (dh, dw), output (oh, ow).
+
+#define GEOMETRY int N, int C, int H, int W, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int oh, int ow
+
+// One work-item per element of cols [N, C*kh*kw, oh*ow].
+__kernel void im2col(__global const float* src, int off, __global float* cols, GEOMETRY) {
+    int t = get_global_id(0);
+    int L = oh * ow, K = C * kh * kw;
+    if (t >= N * K * L) return;
+    int l = t % L, r = (t / L) % K, n = t / (L * K);
+    int c = r / (kh * kw), ki = (r / kw) % kh, kj = r % kw;
+    int y = l / ow, x = l % ow;
+    int ih = y * sh - ph + ki * dh, iw = x * sw - pw + kj * dw;
+    cols[t] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? src[off + ((n * C + c) * H + ih) * W + iw] : 0.0f;
+}
+
+// One work-item per input pixel: sums every column entry that im2col read from it.
+__kernel void col2im(__global const float* cols, __global float* dst, GEOMETRY) {
+    int t = get_global_id(0);
+    if (t >= N * C * H * W) return;
+    int iw = t % W, ih = (t / W) % H, c = (t / (W * H)) % C, n = t / (W * H * C);
+    int L = oh * ow, K = C * kh * kw;
+    float sum = 0.0f;
+    for (int ki = 0; ki < kh; ++ki) {
+        int yy = ih + ph - ki * dh;
+        if (yy < 0 || yy % sh != 0) continue;
+        int y = yy / sh;
+        if (y >= oh) continue;
+        for (int kj = 0; kj < kw; ++kj) {
+            int xx = iw + pw - kj * dw;
+            if (xx < 0 || xx % sw != 0) continue;
+            int x = xx / sw;
+            if (x >= ow) continue;
+            int r = (c * kh + ki) * kw + kj;
+            sum += cols[((long)n * K + r) * L + y * ow + x];
+        }
+    }
+    dst[t] = sum;
+}
+
+// One work-item per output: the first maximum of the window and its index in the H*W plane.
+__kernel void max_pool2d(__global const float* src, int off, __global float* dst, __global int* indices, GEOMETRY) {
+    int t = get_global_id(0);
+    if (t >= N * C * oh * ow) return;
+    int x = t % ow, y = (t / ow) % oh, nc = t / (ow * oh);
+    __global const float* plane = src + off + (long)nc * H * W;
+    float best = -INFINITY;
+    int at = -1;
+    for (int ki = 0; ki < kh; ++ki) {
+        int ih = y * sh - ph + ki * dh;
+        if (ih < 0 || ih >= H) continue;
+        for (int kj = 0; kj < kw; ++kj) {
+            int iw = x * sw - pw + kj * dw;
+            if (iw < 0 || iw >= W) continue;
+            float v = plane[ih * W + iw];
+            if (at < 0 || v > best || (isnan(v) && !isnan(best))) {
+                best = v;
+                at = ih * W + iw;
+            }
+        }
+    }
+    dst[t] = best;
+    indices[t] = max(at, 0);
+}
+
+inline float avg_divisor(int y, int x, int H, int W, int kh, int kw, int sh, int sw, int ph, int pw, int count_padding) {
+    if (count_padding) return (float)(kh * kw);
+    int h0 = y * sh - ph, w0 = x * sw - pw;
+    int rows = min(h0 + kh, H) - max(h0, 0), cols = min(w0 + kw, W) - max(w0, 0);
+    return (float)(rows * cols);
+}
+
+__kernel void avg_pool2d(__global const float* src, int off, __global float* dst, int count_padding, GEOMETRY) {
+    int t = get_global_id(0);
+    if (t >= N * C * oh * ow) return;
+    int x = t % ow, y = (t / ow) % oh, nc = t / (ow * oh);
+    __global const float* plane = src + off + (long)nc * H * W;
+    int h0 = y * sh - ph, w0 = x * sw - pw;
+    float sum = 0.0f;
+    for (int ih = max(h0, 0); ih < min(h0 + kh, H); ++ih)
+        for (int iw = max(w0, 0); iw < min(w0 + kw, W); ++iw) sum += plane[ih * W + iw];
+    dst[t] = sum / avg_divisor(y, x, H, W, kh, kw, sh, sw, ph, pw, count_padding);
+}
+
+// One work-item per input pixel: gathers the share of every window that covers it.
+__kernel void avg_pool2d_backward(__global const float* grad, __global float* dst, int count_padding, GEOMETRY) {
+    int t = get_global_id(0);
+    if (t >= N * C * H * W) return;
+    int iw = t % W, ih = (t / W) % H, nc = t / (W * H);
+    float sum = 0.0f;
+    for (int y = 0; y < oh; ++y) {
+        int h0 = y * sh - ph;
+        if (ih < h0 || ih >= h0 + kh) continue;
+        for (int x = 0; x < ow; ++x) {
+            int w0 = x * sw - pw;
+            if (iw < w0 || iw >= w0 + kw) continue;
+            sum += grad[((long)nc * oh + y) * ow + x] / avg_divisor(y, x, H, W, kh, kw, sh, sw, ph, pw, count_padding);
+        }
+    }
+    dst[t] = sum;
+}

@@ -1,0 +1,154 @@
+// Reductions over axis 1 of a contiguous [outer, size, inner] block, and row softmax.
+// Op codes match ReduceOp: 0 sum, 1 max, 2 min, 3 argmax, 4 argmin. Arg-reductions write
+// their Int32 index bits into the float destination. LS (the work-group size) is set at
+// build time; kernels using barriers never return before them.
+
+#ifndef LS
+#define LS 256
+#endif
+
+inline float reduce_init(int op) {
+    switch (op) {
+    case 0: return 0.0f;
+    case 1: case 3: return -INFINITY;
+    default: return INFINITY;
+    }
+}
+
+// True when (v, vi) should replace (b, bi) for an arg-reduction: the more extreme value,
+// NaN first, and the lower index on ties.
+inline bool arg_better(int op, float v, int vi, float b, int bi) {
+    if (isnan(v) || isnan(b)) {
+        if (isnan(v) && !isnan(b)) return true;
+        if (!isnan(v)) return false;
+        return vi < bi;
+    }
+    if (v == b) return vi < bi;
+    return op == 3 ? v > b : v < b;
+}
+
+inline void reduce_combine(int op, float* b, int* bi, float v, int vi) {
+    switch (op) {
+    case 0: *b += v; break;
+    case 1: *b = (isnan(*b) || isnan(v)) ? NAN : fmax(*b, v); break;
+    case 2: *b = (isnan(*b) || isnan(v)) ? NAN : fmin(*b, v); break;
+    default:
+        if (arg_better(op, v, vi, *b, *bi)) { *b = v; *bi = vi; }
+    }
+}
+
+// Tree reduction of the work-group's (value, index) pairs; result in lv[0], li[0].
+inline void reduce_local(int op, __local float* lv, __local int* li, int lid) {
+    for (int s = LS / 2; s > 0; s >>= 1) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < s) {
+            float b = lv[lid];
+            int bi = li[lid];
+            reduce_combine(op, &b, &bi, lv[lid + s], li[lid + s]);
+            lv[lid] = b;
+            li[lid] = bi;
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+// One work-group per (row, chunk) of a [rows, size] block. With chunks == 1 it writes the
+// final result to dst; otherwise partial values and indices for reduce_partials.
+__kernel void reduce_rows(__global const float* src, int off, int size, int chunks, int op,
+                          __global float* partial_val, __global int* partial_idx, __global float* dst, int final_pass) {
+    __local float lv[LS];
+    __local int li[LS];
+    int group = get_group_id(0);
+    int lid = get_local_id(0);
+    int row = group / chunks, chunk = group % chunks;
+    int per = (size + chunks - 1) / chunks;
+    int start = chunk * per;
+    int end = min(size, start + per);
+    __global const float* p = src + off + (long)row * size;
+    float b = reduce_init(op);
+    int bi = INT_MAX;
+    if (op == 0) {
+        // Four independent partial sums per work-item.
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        int k = start + lid;
+        for (; k + 3 * LS < end; k += 4 * LS) {
+            s0 += p[k]; s1 += p[k + LS]; s2 += p[k + 2 * LS]; s3 += p[k + 3 * LS];
+        }
+        for (; k < end; k += LS) s0 += p[k];
+        b = (s0 + s1) + (s2 + s3);
+    } else {
+        for (int k = start + lid; k < end; k += LS) reduce_combine(op, &b, &bi, p[k], k);
+    }
+    lv[lid] = b;
+    li[lid] = bi;
+    reduce_local(op, lv, li, lid);
+    if (lid == 0) {
+        if (final_pass) {
+            dst[row] = op >= 3 ? as_float(li[0]) : lv[0];
+        } else {
+            partial_val[group] = lv[0];
+            partial_idx[group] = li[0];
+        }
+    }
+}
+
+// One work-group per row: combines the `chunks` partial results of reduce_rows.
+__kernel void reduce_partials(__global const float* partial_val, __global const int* partial_idx, int chunks, int op,
+                              __global float* dst) {
+    __local float lv[LS];
+    __local int li[LS];
+    int row = get_group_id(0);
+    int lid = get_local_id(0);
+    float b = reduce_init(op);
+    int bi = INT_MAX;
+    for (int c = lid; c < chunks; c += LS) {
+        reduce_combine(op, &b, &bi, partial_val[row * chunks + c], partial_idx[row * chunks + c]);
+    }
+    lv[lid] = b;
+    li[lid] = bi;
+    reduce_local(op, lv, li, lid);
+    if (lid == 0) dst[row] = op >= 3 ? as_float(li[0]) : lv[0];
+}
+
+// One work-item per (outer, inner) output: walks axis 1 with stride `inner`.
+__kernel void reduce_inner(__global const float* src, int off, int outer, int size, int inner, int op,
+                           __global float* dst) {
+    int t = get_global_id(0);
+    if (t >= outer * inner) return;
+    int o = t / inner, i = t % inner;
+    __global const float* p = src + off + (long)o * size * inner + i;
+    float b = reduce_init(op);
+    int bi = INT_MAX;
+    for (int k = 0; k < size; ++k) reduce_combine(op, &b, &bi, p[(long)k * inner], k);
+    dst[t] = op >= 3 ? as_float(bi) : b;
+}
+
+// One work-group per row: stable softmax (or log-softmax) of a contiguous [rows, cols] block.
+__kernel void softmax_rows(__global const float* src, int off, int cols, int log_softmax, __global float* dst) {
+    __local float lv[LS];
+    __local int li[LS];
+    int row = get_group_id(0);
+    int lid = get_local_id(0);
+    __global const float* x = src + off + (long)row * cols;
+    __global float* y = dst + (long)row * cols;
+    float m = -INFINITY;
+    int unused = 0;
+    for (int k = lid; k < cols; k += LS) reduce_combine(1, &m, &unused, x[k], k);
+    lv[lid] = m;
+    li[lid] = 0;
+    reduce_local(1, lv, li, lid);
+    float shift = isfinite(lv[0]) ? lv[0] : 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float s = 0.0f;
+    for (int k = lid; k < cols; k += LS) s += exp(x[k] - shift);
+    lv[lid] = s;
+    reduce_local(0, lv, li, lid);
+    float total = lv[0];
+    if (log_softmax) {
+        float lse = shift + log(total);
+        for (int k = lid; k < cols; k += LS) y[k] = x[k] - lse;
+    } else {
+        float inv = 1.0f / total;
+        for (int k = lid; k < cols; k += LS) y[k] = exp(x[k] - shift) * inv;
+    }
+}

@@ -1,0 +1,225 @@
+import COpenCL
+import Foundation
+
+/// The backend primitives on OpenCL: each one sets up arguments and enqueues kernels from
+/// `Kernels/*.cl` (or CLBlast for GEMM).
+extension OpenCLBackend {
+    /// Collapsed shape and strides of views over `shape`, and whether all are dense.
+    private func layout(_ shape: [Int], _ strides: [[Int]]) -> (shape: [Int], strides: [[Int]], contiguous: Bool) {
+        let c = Shape.collapse(shape, strides)
+        let dense = c.shape.count == 1 && c.strides.allSatisfy { $0[0] == 1 }
+        return (c.shape, c.strides, dense)
+    }
+
+    func copy(_ source: StridedView, to destination: DeviceBuffer) {
+        let c = layout(source.shape, [source.strides])
+        launch("elementwise.cl", "copy_strided", count: source.count, [
+            .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
+            .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]), .int(c.contiguous ? 1 : 0),
+        ])
+    }
+
+    func cast(_ source: StridedView, from: DType, to: DType, destination: DeviceBuffer) {
+        if from.isFloatStorage == to.isFloatStorage { return copy(source, to: destination) }
+        let c = layout(source.shape, [source.strides])
+        launch("elementwise.cl", from.isFloatStorage ? "cast_float_to_int" : "cast_int_to_float", count: source.count, [
+            .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
+            .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]),
+        ])
+    }
+
+    func fill(_ destination: DeviceBuffer, count: Int, value: Double, dtype: DType) {
+        let bits = dtype.isFloatStorage ? Float(value).bitPattern : UInt32(bitPattern: Int32(value))
+        launch("elementwise.cl", "fill_bits", count: count, [.buffer(destination), .int(count), .int(Int(Int32(bitPattern: bits)))])
+    }
+
+    func arange(_ destination: DeviceBuffer, count: Int, start: Double, step: Double, dtype: DType) {
+        if dtype.isFloatStorage {
+            launch("elementwise.cl", "arange_float", count: count, [.buffer(destination), .int(count), .float(Float(start)), .float(Float(step))])
+        } else {
+            launch("elementwise.cl", "arange_int", count: count, [.buffer(destination), .int(count), .int(Int(start)), .int(Int(step))])
+        }
+    }
+
+    func random(_ destination: DeviceBuffer, count: Int, distribution: RandomDistribution, seed: UInt64, offset: UInt64) {
+        let head: [Argument] = [.buffer(destination), .int(count), .ulong(seed), .ulong(offset)]
+        switch distribution {
+        case let .uniform(low, high):
+            launch("random.cl", "random_uniform", count: count, head + [.float(low), .float(high)])
+        case let .normal(mean, std):
+            launch("random.cl", "random_normal", count: count, head + [.float(mean), .float(std)])
+        case let .integer(low, high):
+            launch("random.cl", "random_integer", count: count, head + [.int(Int(low)), .ulong(UInt64(Int64(high) - Int64(low)))])
+        }
+    }
+
+    func unary(_ op: UnaryOp, _ source: StridedView, destination: DeviceBuffer) {
+        let c = layout(source.shape, [source.strides])
+        let (p0, p1) = op.params
+        launch("elementwise.cl", "unary", count: source.count, [
+            .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
+            .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]), .int(c.contiguous ? 1 : 0),
+            .int(Int(op.code)), .float(p0), .float(p1),
+        ])
+    }
+
+    /// The kernel arguments of one operand (pointer, offset, strides, scalar, is-scalar).
+    private func operandArguments(_ operand: Operand, strides: [Int]?, fallback: DeviceBuffer) -> [Argument] {
+        switch operand {
+        case .scalar(let s): return [.buffer(fallback), .int(0), .int8([]), .float(s), .int(1)]
+        case .view(let v): return [.buffer(v.buffer), .int(v.offset), .int8(strides ?? []), .float(0), .int(0)]
+        }
+    }
+
+    /// Collapses the view operands among `operands` (scalars take no part) over `shape`.
+    private func operandLayout(_ shape: [Int], _ operands: [StridedView?]) -> (shape: [Int], strides: [[Int]?], contiguous: Bool) {
+        let views = operands.compactMap { $0 }
+        let c = layout(shape, views.map(\.strides))
+        var next = 0
+        let strides: [[Int]?] = operands.map { operand in
+            guard operand != nil else { return nil }
+            defer { next += 1 }
+            return c.strides[next]
+        }
+        return (c.shape, strides, c.contiguous)
+    }
+
+    func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
+        let n = Shape.count(shape)
+        let c = operandLayout(shape, [a.view, b.view])
+        launch("elementwise.cl", "binary", count: n,
+               operandArguments(a, strides: c.strides[0], fallback: destination)
+                   + operandArguments(b, strides: c.strides[1], fallback: destination)
+                   + [.buffer(destination), .int(n), .int(c.shape.count), .int8(c.shape), .int(c.contiguous ? 1 : 0), .int(Int(op.rawValue))])
+    }
+
+    func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
+        let n = Shape.count(shape)
+        let c = operandLayout(shape, [condition, a.view, b.view])
+        launch("elementwise.cl", "select_where", count: n,
+               [.buffer(condition.buffer), .int(condition.offset), .int8(c.strides[0]!)]
+                   + operandArguments(a, strides: c.strides[1], fallback: destination)
+                   + operandArguments(b, strides: c.strides[2], fallback: destination)
+                   + [.buffer(destination), .int(n), .int(c.shape.count), .int8(c.shape), .int(c.contiguous ? 1 : 0)])
+    }
+
+    func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, destination: DeviceBuffer) {
+        let code = Int(op.rawValue)
+        if inner > 1 {
+            launch("reduce.cl", "reduce_inner", count: outer * inner, [
+                .buffer(source), .int(offset), .int(outer), .int(size), .int(inner), .int(code), .buffer(destination),
+            ])
+            return
+        }
+        let ls = reductionLocal
+        // Few long rows: split each row into chunks reduced by separate work-groups.
+        let wanted = max(1, (info.computeUnits * 8 + outer - 1) / outer)
+        let chunks = min(wanted, max(1, size / (ls * 16)), 1024)
+        if chunks == 1 {
+            launch("reduce.cl", "reduce_rows", count: outer * ls, local: ls, [
+                .buffer(source), .int(offset), .int(size), .int(1), .int(code),
+                .buffer(destination), .buffer(destination), .buffer(destination), .int(1),
+            ])
+            return
+        }
+        guard let values = try? allocate(bytes: outer * chunks * 4), let indices = try? allocate(bytes: outer * chunks * 4) else {
+            return reduceUnchunked(code, source, offset, outer, size, destination)
+        }
+        launch("reduce.cl", "reduce_rows", count: outer * chunks * ls, local: ls, [
+            .buffer(source), .int(offset), .int(size), .int(chunks), .int(code),
+            .buffer(values), .buffer(indices), .buffer(destination), .int(0),
+        ])
+        launch("reduce.cl", "reduce_partials", count: outer * ls, local: ls, [
+            .buffer(values), .buffer(indices), .int(chunks), .int(code), .buffer(destination),
+        ])
+    }
+
+    /// Row reduction with one work-group per row (when no scratch memory is left for chunks).
+    private func reduceUnchunked(_ code: Int, _ source: DeviceBuffer, _ offset: Int, _ outer: Int, _ size: Int, _ destination: DeviceBuffer) {
+        launch("reduce.cl", "reduce_rows", count: outer * reductionLocal, local: reductionLocal, [
+            .buffer(source), .int(offset), .int(size), .int(1), .int(code),
+            .buffer(destination), .buffer(destination), .buffer(destination), .int(1),
+        ])
+    }
+
+    func softmax(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, log: Bool, destination: DeviceBuffer) {
+        launch("reduce.cl", "softmax_rows", count: rows * reductionLocal, local: reductionLocal, [
+            .buffer(source), .int(offset), .int(cols), .int(log ? 1 : 0), .buffer(destination),
+        ])
+    }
+
+    func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
+              beta: Float, c: DeviceBuffer, cOffset: Int) {
+        let ta = a.transposed ? CLBlastTransposeYes : CLBlastTransposeNo
+        let tb = b.transposed ? CLBlastTransposeYes : CLBlastTransposeNo
+        withQueue({ queue in
+            if batch == 1 {
+                return CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha,
+                                    a.buffer.handle, a.offset, a.ld, b.buffer.handle, b.offset, b.ld,
+                                    beta, c.handle, cOffset, n, &queue, nil).rawValue
+            }
+            return CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha,
+                                              a.buffer.handle, a.offset, a.ld, a.batchStride,
+                                              b.buffer.handle, b.offset, b.ld, b.batchStride,
+                                              beta, c.handle, cOffset, n, m * n, batch, &queue, nil).rawValue
+        }, call: "CLBlastSgemm")
+    }
+
+    /// The 14 geometry arguments of conv.cl kernels.
+    private func geometryArguments(_ g: Conv2dGeometry) -> [Argument] {
+        [g.batch, g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW,
+         g.padH, g.padW, g.dilationH, g.dilationW, g.outHeight, g.outWidth].map { .int($0) }
+    }
+
+    func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
+        let count = g.batch * g.channels * g.kernelH * g.kernelW * g.outHeight * g.outWidth
+        launch("conv.cl", "im2col", count: count, [.buffer(source), .int(offset), .buffer(destination)] + geometryArguments(g))
+    }
+
+    func col2im(_ columns: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
+        launch("conv.cl", "col2im", count: g.batch * g.channels * g.height * g.width,
+               [.buffer(columns), .buffer(destination)] + geometryArguments(g))
+    }
+
+    func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer) {
+        launch("conv.cl", "max_pool2d", count: g.batch * g.channels * g.outHeight * g.outWidth,
+               [.buffer(source), .int(offset), .buffer(destination), .buffer(indices)] + geometryArguments(g))
+    }
+
+    func avgPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer) {
+        launch("conv.cl", "avg_pool2d", count: g.batch * g.channels * g.outHeight * g.outWidth,
+               [.buffer(source), .int(offset), .buffer(destination), .int(countPadding ? 1 : 0)] + geometryArguments(g))
+    }
+
+    func avgPool2dBackward(_ gradient: DeviceBuffer, geometry g: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer) {
+        launch("conv.cl", "avg_pool2d_backward", count: g.batch * g.channels * g.height * g.width,
+               [.buffer(gradient), .buffer(destination), .int(countPadding ? 1 : 0)] + geometryArguments(g))
+    }
+
+    func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int,
+                index: StridedView, destination: DeviceBuffer) {
+        let j = index.shape[1], n = outer * j * inner
+        launch("index.cl", "gather", count: n, [
+            .buffer(source), .int(offset), .int(size), .int(inner), .int(j),
+            .buffer(index.buffer), .int(index.offset), .int(index.strides[0]), .int(index.strides[1]), .int(index.strides[2]),
+            .buffer(destination), .int(n),
+        ])
+    }
+
+    func scatterAdd(_ values: StridedView, index: StridedView, outer: Int, size: Int, inner: Int, destination: DeviceBuffer) {
+        let j = index.shape[1], n = outer * j * inner
+        launch("index.cl", "scatter_add", count: n, [
+            .buffer(values.buffer), .int(values.offset), .int(values.strides[0]), .int(values.strides[1]), .int(values.strides[2]),
+            .buffer(index.buffer), .int(index.offset), .int(index.strides[0]), .int(index.strides[1]), .int(index.strides[2]),
+            .int(size), .int(inner), .int(j), .buffer(destination), .int(n),
+        ])
+    }
+}
+
+extension Operand {
+    /// The view of a view operand, nil for a scalar.
+    var view: StridedView? {
+        if case .view(let v) = self { return v }
+        return nil
+    }
+}

@@ -1,0 +1,61 @@
+import Testing
+@testable import Ember
+
+/// CPU/OpenCL parity on larger random inputs: odd and empty sizes, broadcasting and
+/// non-contiguous views, beyond the small shapes of `OpCases`.
+@Suite("Parity at odd sizes")
+struct ParityTests {
+    static let sizes = [0, 1, 7, 1_000_003]
+
+    @Test("elementwise, reductions and softmax agree at every size", arguments: sizes)
+    func sizes(_ n: Int) {
+        var random = TestRandom(seed: UInt64(n) + 11)
+        let a = random.floats(n, -3...3), b = random.floats(n, 0.5...2)
+        let shape = [n]
+        expectParity("exp+mul n=\(n)", inputs: [a, b], shapes: [shape, shape], gradients: n < 100) { x in (x[0].exp() * x[1]).tanh() }
+        expectParity("div/sub scalar n=\(n)", inputs: [a, b], shapes: [shape, shape], gradients: false) { x in 1 - x[0] / x[1] }
+        expectParity("gelu n=\(n)", inputs: [a], shapes: [shape], gradients: false) { x in x[0].gelu() }
+        expectParity("where n=\(n)", inputs: [a, b], shapes: [shape, shape], gradients: false) { x in Tensor.where(x[0] > 0, x[0], x[1]) }
+        expectParity("sum n=\(n)", inputs: [a], shapes: [shape], rtol: 1e-4, atol: 1e-2, gradients: false) { x in x[0].sum() }
+        if n > 0 {
+            expectParity("max n=\(n)", inputs: [a], shapes: [shape], gradients: false) { x in x[0].max() }
+            expectParity("argmax n=\(n)", inputs: [a], shapes: [shape], gradients: false) { x in x[0].argmax().float() }
+            expectParity("softmax n=\(n)", inputs: [a], shapes: [[1, n]], rtol: 1e-4, atol: 1e-7, gradients: false) { x in x[0].softmax(dim: 1) }
+        }
+    }
+
+    @Test("broadcast and non-contiguous operands of a large tensor")
+    func views() {
+        var random = TestRandom(seed: 4)
+        let a = random.floats(37 * 53 * 3), b = random.floats(53)
+        expectParity("permuted + broadcast", inputs: [a, b], shapes: [[37, 53, 3], [53]], gradients: true) { x in
+            x[0].permute([2, 0, 1]) * x[1] + x[0].permute([2, 0, 1]).exp()
+        }
+        expectParity("sliced reductions", inputs: [a], shapes: [[37, 53, 3]], rtol: 1e-4, atol: 1e-4, gradients: true) { x in
+            x[0][TensorRange(1, 37, step: 3)].sum(dims: [0, 2]) + x[0].max(dim: 1).sum()
+        }
+        expectParity("softmax over a middle dim", inputs: [a], shapes: [[37, 53, 3]], gradients: true) { x in x[0].logSoftmax(dim: 1) }
+        let big = random.floats(257 * 300)
+        expectParity("matmul of transposed", inputs: [big, random.floats(257 * 40)], shapes: [[257, 300], [257, 40]],
+                     rtol: 1e-3, atol: 1e-3, gradients: true) { x in x[0].T.matmul(x[1]) }
+    }
+
+    @Test("random streams are identical on both devices")
+    func randomParity() {
+        guard let gpu = TestDevices.openCL else { return }
+        for (cpuDraw, gpuDraw) in [
+            ({ Tensor.rand([1001], low: -2, high: 3) }, { Tensor.rand([1001], low: -2, high: 3, device: gpu) }),
+            ({ Tensor.randint(-5, 9, [1001]).float() }, { Tensor.randint(-5, 9, [1001], device: gpu).float() }),
+        ] as [(() -> Tensor, () -> Tensor)] {
+            Tensor.manualSeed(123)
+            let c = cpuDraw().toArray()
+            Tensor.manualSeed(123)
+            let g = gpuDraw().toArray()
+            #expect(g.count == c.count && zip(g, c).allSatisfy { $0.bitPattern == $1.bitPattern }, "first difference at \(g.indices.first { g[$0] != c[$0] } ?? -1)")
+        }
+        Tensor.manualSeed(9)
+        let c = Tensor.randn([1001]).toArray()
+        Tensor.manualSeed(9)
+        expectClose(Tensor.randn([1001], device: gpu).toArray(), c, rtol: 1e-5, atol: 1e-5)
+    }
+}
