@@ -24,11 +24,17 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "Ember",
-            dependencies: ["COpenCL", "CBLAS"],
+            dependencies: ["COpenCL", "CBLAS", "CZlib"],
             path: "Sources/Ember",
-            resources: [.process("Resources/Kernels")],
+            resources: [.process("Resources/Kernels"), .copy("Resources/Data")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .executableTarget(

@@ -59,7 +59,9 @@ enum Engine {
     private static func accumulate(into leaf: Tensor, _ gradient: Tensor) {
         precondition(gradient.shape == leaf.shape,
                      "backward: gradient of shape \(Shape.describe(gradient.shape)) for a tensor of shape \(Shape.describe(leaf.shape))")
-        leaf.grad = leaf.grad.map { $0 + gradient } ?? gradient.contiguous()
+        // A fresh tensor: a rule may hand the same gradient to several inputs, and optimizers
+        // and clipGradNorm update `.grad` in place.
+        leaf.grad = leaf.grad.map { $0 + gradient } ?? (GradMode.enabled ? gradient.clone() : gradient.contiguousCopy())
     }
 
     /// Nodes reachable from `root`, each after every node that feeds gradient into it.

@@ -20,6 +20,8 @@ public enum EmberError: Error, Equatable, CustomStringConvertible, Sendable {
     case openCL(call: String, code: Int32)
     /// A file could not be read or had the wrong format.
     case invalidFile(path: String, reason: String)
+    /// A state dict does not fit a module: keys missing, unexpected, or mis-shaped.
+    case stateDictMismatch(missing: [String], unexpected: [String], shapeMismatches: [String])
 
     public var description: String {
         switch self {
@@ -41,6 +43,12 @@ public enum EmberError: Error, Equatable, CustomStringConvertible, Sendable {
             return "OpenCL call \(call) failed with error \(code)"
         case .invalidFile(let path, let reason):
             return "\(path): \(reason)"
+        case .stateDictMismatch(let missing, let unexpected, let shapes):
+            var parts: [String] = []
+            if !missing.isEmpty { parts.append("missing keys: \(missing.joined(separator: ", "))") }
+            if !unexpected.isEmpty { parts.append("unexpected keys: \(unexpected.joined(separator: ", "))") }
+            if !shapes.isEmpty { parts.append("shape mismatches: \(shapes.joined(separator: "; "))") }
+            return "state dict does not match the module: " + parts.joined(separator: "; ")
         }
     }
 }

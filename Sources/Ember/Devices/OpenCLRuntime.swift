@@ -88,32 +88,17 @@ enum OpenCLRuntime {
         return program
     }
 
-    /// Folders searched for `Kernels/*.cl`, in order: `EMBER_KERNEL_PATH`, the SwiftPM
-    /// resource bundle next to the executable (or a few folders up, for test bundles), and
-    /// the source tree this file was compiled from.
+    /// Folders searched for `Kernels/*.cl`: `EMBER_KERNEL_PATH`, the resource bundle, the source tree.
     static var kernelSearchPaths: [String] {
-        var paths: [String] = []
-        if let env = ProcessInfo.processInfo.environment["EMBER_KERNEL_PATH"], !env.isEmpty { paths.append(env) }
-        if let executable = Bundle.main.executableURL?.resolvingSymlinksInPath() {
-            var folder = executable.deletingLastPathComponent()
-            for _ in 0..<4 {
-                paths.append(folder.appendingPathComponent("Ember_Ember.resources").path)
-                folder = folder.deletingLastPathComponent()
-            }
-        }
-        let sourceTree = URL(fileURLWithPath: #filePath).deletingLastPathComponent()  // Devices
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()  // repository root
-        paths.append(sourceTree.appendingPathComponent("Kernels").path)
-        return paths
+        ResourceBundle.searchPaths(environment: "EMBER_KERNEL_PATH", bundleFolder: "", sourceFolder: "Kernels")
     }
 
     /// The text of kernel source file `name` (e.g. `reduce.cl`).
     static func kernelSource(_ name: String) throws -> String {
         let paths = kernelSearchPaths
-        for folder in paths {
-            let file = URL(fileURLWithPath: folder).appendingPathComponent(name)
-            if let text = try? String(contentsOf: file, encoding: .utf8) { return text }
+        guard let url = ResourceBundle.locate(name, in: paths), let text = try? String(contentsOf: url, encoding: .utf8) else {
+            throw EmberError.kernelSourceNotFound(name: name, searched: paths)
         }
-        throw EmberError.kernelSourceNotFound(name: name, searched: paths)
+        return text
     }
 }

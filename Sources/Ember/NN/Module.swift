@@ -17,6 +17,52 @@ public final class Parameter {
     }
 }
 
+/// A parameter that may be absent, e.g. the bias of `Linear(..., bias: false)`: absent
+/// parameters do not appear in `parameters()` or state dicts.
+@propertyWrapper
+public final class OptionalParameter {
+    /// The parameter tensor, or nil.
+    public var wrappedValue: Tensor?
+    /// The name used in state dicts instead of the property name.
+    public let name: String?
+
+    /// Wraps `tensor` (marking it as requiring grad); `name` overrides the state-dict name.
+    public init(wrappedValue: Tensor?, name: String? = nil) {
+        wrappedValue?.requiresGradFlag = true
+        self.wrappedValue = wrappedValue
+        self.name = name
+    }
+}
+
+/// What module traversal sees of `Parameter`, `OptionalParameter` and `Buffer`.
+protocol TensorSlot: AnyObject {
+    /// The state-dict name override.
+    var name: String? { get }
+    /// The held tensor (nil for an absent optional parameter).
+    var tensor: Tensor? { get set }
+}
+
+extension Parameter: TensorSlot {
+    var tensor: Tensor? {
+        get { wrappedValue }
+        set { if let newValue { wrappedValue = newValue } }
+    }
+}
+
+extension OptionalParameter: TensorSlot {
+    var tensor: Tensor? {
+        get { wrappedValue }
+        set { wrappedValue = newValue }
+    }
+}
+
+extension Buffer: TensorSlot {
+    var tensor: Tensor? {
+        get { wrappedValue }
+        set { if let newValue { wrappedValue = newValue } }
+    }
+}
+
 /// A non-trainable tensor that is part of a module's state (BatchNorm running statistics):
 /// saved in checkpoints and moved by `to(_:)`, never returned by `parameters()`.
 @propertyWrapper
@@ -33,6 +79,13 @@ public final class Buffer {
     }
 }
 
+/// A module that maps one tensor to another: every built-in layer, and any model that
+/// should sit inside `Sequential` (`final class Net: Module, Layer`).
+public protocol Layer: Module {
+    /// The forward pass.
+    func callAsFunction(_ input: Tensor) -> Tensor
+}
+
 /// The base class of every layer and model, like `torch.nn.Module`.
 ///
 /// Subclasses declare parameters with `@Parameter`, buffers with `@Buffer`, and
@@ -46,7 +99,7 @@ open class Module {
     public init() {}
 
     /// Direct children with their property names, in declaration order.
-    public func namedChildren() -> [(name: String, module: Module)] {
+    open func namedChildren() -> [(name: String, module: Module)] {
         var out: [(String, Module)] = []
         for child in Mirror(reflecting: self).allChildren {
             let name = child.label.map(Module.propertyName) ?? "\(out.count)"
@@ -64,7 +117,7 @@ open class Module {
 
     /// Every parameter with its dotted name, depth first in declaration order.
     public func namedParameters() -> [(name: String, tensor: Tensor)] {
-        parameterBoxes().map { ($0.name, $0.box.wrappedValue) }
+        slots(buffers: false).compactMap { slot in slot.slot.tensor.map { (slot.name, $0) } }
     }
 
     /// Every parameter, in the order of `namedParameters()`.
@@ -74,7 +127,7 @@ open class Module {
 
     /// Every buffer with its dotted name.
     public func namedBuffers() -> [(name: String, tensor: Tensor)] {
-        bufferBoxes().map { ($0.name, $0.box.wrappedValue) }
+        slots(buffers: true).compactMap { slot in slot.slot.tensor.map { (slot.name, $0) } }
     }
 
     /// Parameters and buffers by dotted name, as PyTorch's `state_dict()`.
@@ -82,28 +135,16 @@ open class Module {
         namedParameters() + namedBuffers()
     }
 
-    func parameterBoxes(prefix: String = "") -> [(name: String, box: Parameter)] {
-        var out: [(String, Parameter)] = []
+    /// The parameter slots (or buffer slots) of this module and its descendants, with dotted
+    /// names; absent optional parameters are included with a nil tensor.
+    func slots(buffers: Bool, prefix: String = "") -> [(name: String, slot: TensorSlot)] {
+        var out: [(String, TensorSlot)] = []
         for child in Mirror(reflecting: self).allChildren {
-            if let box = child.value as? Parameter, let label = child.label {
-                out.append((prefix + (box.name ?? Module.propertyName(label)), box))
-            }
+            guard let slot = child.value as? TensorSlot, let label = child.label, (slot is Buffer) == buffers else { continue }
+            out.append((prefix + (slot.name ?? Module.propertyName(label)), slot))
         }
         for (name, module) in namedChildren() {
-            out += module.parameterBoxes(prefix: prefix + name + ".")
-        }
-        return out
-    }
-
-    func bufferBoxes(prefix: String = "") -> [(name: String, box: Buffer)] {
-        var out: [(String, Buffer)] = []
-        for child in Mirror(reflecting: self).allChildren {
-            if let box = child.value as? Buffer, let label = child.label {
-                out.append((prefix + (box.name ?? Module.propertyName(label)), box))
-            }
-        }
-        for (name, module) in namedChildren() {
-            out += module.bufferBoxes(prefix: prefix + name + ".")
+            out += module.slots(buffers: buffers, prefix: prefix + name + ".")
         }
         return out
     }
@@ -124,13 +165,11 @@ open class Module {
     /// grad; their gradients are dropped). Create optimizers after moving the model.
     @discardableResult
     public func to(_ device: Device) -> Self {
-        for (_, box) in parameterBoxes() where box.wrappedValue.device != device {
-            let moved = box.wrappedValue.to(device).detach()
-            moved.requiresGradFlag = box.wrappedValue.requiresGradFlag
-            box.wrappedValue = moved
-        }
-        for (_, box) in bufferBoxes() where box.wrappedValue.device != device {
-            box.wrappedValue = box.wrappedValue.to(device).detach()
+        for (_, slot) in slots(buffers: false) + slots(buffers: true) {
+            guard let tensor = slot.tensor, tensor.device != device else { continue }
+            let moved = tensor.to(device).detach()
+            moved.requiresGradFlag = tensor.requiresGradFlag
+            slot.tensor = moved
         }
         return self
     }

@@ -168,7 +168,7 @@ public final class Tensor: @unchecked Sendable {
     }
 
     /// The raw 32-bit patterns of every element, row-major.
-    private func hostBits() -> [UInt32] {
+    func hostBits() -> [UInt32] {
         let n = count
         if n == 0 { return [] }
         let source = isContiguous ? self : contiguousCopy()

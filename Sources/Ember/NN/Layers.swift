@@ -1,0 +1,204 @@
+/// Fully connected layer: `y = x W^T + b` with weight `[out, in]` (PyTorch layout).
+public final class Linear: Module, Layer {
+    /// Weight `[outFeatures, inFeatures]`.
+    @Parameter public var weight: Tensor
+    /// Bias `[outFeatures]`, or nil.
+    @OptionalParameter public var bias: Tensor?
+
+    /// A layer with PyTorch's default initialisation (uniform in ±1/sqrt(inFeatures)).
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
+        precondition(inFeatures > 0 && outFeatures > 0, "Linear: sizes must be positive, got \(inFeatures) -> \(outFeatures)")
+        weight = Init.kaimingUniform([outFeatures, inFeatures], fanIn: inFeatures)
+        self.bias = bias ? Init.kaimingUniform([outFeatures], fanIn: inFeatures) : nil
+    }
+
+    /// `x W^T + b` over the last dimension of `x`.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        precondition(x.shape.last == weight.shape[1],
+                     "Linear: input of shape \(Shape.describe(x.shape)) does not end in \(weight.shape[1]) features")
+        let y = x.matmul(weight.T)
+        return bias.map { y + $0 } ?? y
+    }
+}
+
+/// 2-D convolution over NCHW input.
+public final class Conv2d: Module, Layer {
+    /// Weight `[outChannels, inChannels, k, k]`.
+    @Parameter public var weight: Tensor
+    /// Bias `[outChannels]`, or nil.
+    @OptionalParameter public var bias: Tensor?
+    /// Stride, padding and dilation.
+    public let stride: Int, padding: Int, dilation: Int
+
+    /// A layer with PyTorch's default initialisation.
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                dilation: Int = 1, bias: Bool = true) {
+        precondition(inChannels > 0 && outChannels > 0 && kernelSize > 0,
+                     "Conv2d: channels and kernel size must be positive, got \(inChannels) -> \(outChannels), kernel \(kernelSize)")
+        let fanIn = inChannels * kernelSize * kernelSize
+        weight = Init.kaimingUniform([outChannels, inChannels, kernelSize, kernelSize], fanIn: fanIn)
+        self.bias = bias ? Init.kaimingUniform([outChannels], fanIn: fanIn) : nil
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+    }
+
+    /// The convolution of `x` (`[N, inChannels, H, W]`).
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
+    }
+}
+
+/// Max pooling over square windows.
+public final class MaxPool2d: Module, Layer {
+    let kernelSize: Int, stride: Int?, padding: Int
+
+    /// Windows of `kernelSize` (stride defaults to the kernel size).
+    public init(_ kernelSize: Int, stride: Int? = nil, padding: Int = 0) {
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+    }
+
+    /// The pooled input.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.maxPool2d(kernel: kernelSize, stride: stride, padding: padding) }
+}
+
+/// Average pooling over square windows.
+public final class AvgPool2d: Module, Layer {
+    let kernelSize: Int, stride: Int?, padding: Int, countIncludePad: Bool
+
+    /// Windows of `kernelSize` (stride defaults to the kernel size).
+    public init(_ kernelSize: Int, stride: Int? = nil, padding: Int = 0, countIncludePad: Bool = true) {
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        self.countIncludePad = countIncludePad
+    }
+
+    /// The pooled input.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        x.avgPool2d(kernel: kernelSize, stride: stride, padding: padding, countIncludePad: countIncludePad)
+    }
+}
+
+/// Flattens dims `startDim...endDim` (by default all but the batch dim).
+public final class Flatten: Module, Layer {
+    let startDim: Int, endDim: Int
+
+    /// Flattens `startDim...endDim`.
+    public init(startDim: Int = 1, endDim: Int = -1) {
+        self.startDim = startDim
+        self.endDim = endDim
+    }
+
+    /// The flattened input.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.flatten(start: startDim, end: endDim) }
+}
+
+/// Inverted dropout, active only in training mode.
+public final class Dropout: Module, Layer {
+    /// Probability of zeroing an element.
+    public let p: Float
+
+    /// Dropout with probability `p`.
+    public init(_ p: Float = 0.5) {
+        precondition(p >= 0 && p <= 1, "Dropout: probability p must be in [0, 1], got \(p)")
+        self.p = p
+    }
+
+    /// `x` with elements dropped (training) or unchanged (eval).
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.dropout(p: p, training: isTraining) }
+}
+
+/// A lookup table of `numEmbeddings` vectors of size `embeddingDim`.
+public final class Embedding: Module, Layer {
+    /// The table `[numEmbeddings, embeddingDim]`, initialised from N(0, 1).
+    @Parameter public var weight: Tensor
+
+    /// A table with N(0, 1) entries.
+    public init(_ numEmbeddings: Int, _ embeddingDim: Int) {
+        precondition(numEmbeddings > 0 && embeddingDim > 0, "Embedding: sizes must be positive, got \(numEmbeddings) x \(embeddingDim)")
+        weight = Tensor.randn([numEmbeddings, embeddingDim])
+    }
+
+    /// The rows named by Int32 `indices` of any shape: shape `indices.shape + [embeddingDim]`.
+    public func callAsFunction(_ indices: Tensor) -> Tensor {
+        weight.indexSelect(dim: 0, index: indices.reshape([-1])).reshape(indices.shape + [weight.shape[1]])
+    }
+}
+
+/// Layers applied in order; children are named "0", "1", ... as in PyTorch.
+public final class Sequential: Module, Layer {
+    /// The layers, in order.
+    public let layers: [any Layer]
+
+    /// The given layers, in order.
+    public init(_ layers: [any Layer]) {
+        self.layers = layers
+    }
+
+    /// The given layers, in order.
+    public convenience init(_ layers: any Layer...) {
+        self.init(layers)
+    }
+
+    /// Each layer applied to the previous one's output.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        layers.reduce(x) { $1($0) }
+    }
+
+    override public func namedChildren() -> [(name: String, module: Module)] {
+        layers.enumerated().map { ("\($0.offset)", $0.element as Module) }
+    }
+}
+
+/// `relu` as a layer.
+public final class ReLU: Module, Layer {
+    /// A ReLU layer.
+    override public init() {}
+    /// `x.relu()`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.relu() }
+}
+
+/// `gelu` as a layer.
+public final class GELU: Module, Layer {
+    /// A GELU layer.
+    override public init() {}
+    /// `x.gelu()`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.gelu() }
+}
+
+/// `tanh` as a layer.
+public final class Tanh: Module, Layer {
+    /// A Tanh layer.
+    override public init() {}
+    /// `x.tanh()`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.tanh() }
+}
+
+/// `sigmoid` as a layer.
+public final class Sigmoid: Module, Layer {
+    /// A Sigmoid layer.
+    override public init() {}
+    /// `x.sigmoid()`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.sigmoid() }
+}
+
+/// `leakyRelu` as a layer.
+public final class LeakyReLU: Module, Layer {
+    let slope: Float
+    /// A LeakyReLU layer with the given negative slope.
+    public init(negativeSlope: Float = 0.01) { slope = negativeSlope }
+    /// `x.leakyRelu(slope:)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.leakyRelu(slope: slope) }
+}
+
+/// `softmax(dim:)` as a layer.
+public final class Softmax: Module, Layer {
+    let dim: Int
+    /// Softmax along `dim`.
+    public init(dim: Int = -1) { self.dim = dim }
+    /// `x.softmax(dim:)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.softmax(dim: dim) }
+}

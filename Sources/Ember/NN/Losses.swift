@@ -1,0 +1,80 @@
+/// How a loss combines per-element values.
+public enum Reduction: Sendable {
+    /// The mean over all elements.
+    case mean
+    /// The sum over all elements.
+    case sum
+    /// No reduction: one value per element.
+    case none
+}
+
+extension Tensor {
+    /// Applies a `Reduction`.
+    func reduced(_ reduction: Reduction) -> Tensor {
+        switch reduction {
+        case .mean: return mean()
+        case .sum: return sum()
+        case .none: return self
+        }
+    }
+}
+
+/// Checks the (input, labels) pair of a classification loss and returns the labels as `[N, 1]`.
+private func classLabels(_ op: String, _ input: Tensor, _ labels: Tensor) -> Tensor {
+    precondition(input.rank == 2, "\(op): expected input of shape [N, C], got \(Shape.describe(input.shape))")
+    precondition(labels.dtype == .int32, "\(op): labels must be int32 class indices, got \(labels.dtype)")
+    precondition(labels.shape == [input.shape[0]],
+                 "\(op): labels of shape \(Shape.describe(labels.shape)) do not match input of shape \(Shape.describe(input.shape))")
+    return labels.reshape([-1, 1])
+}
+
+/// Negative log-likelihood of class-index `labels` (Int32 `[N]`) under `logProbs` `[N, C]`.
+public func nllLoss(_ logProbs: Tensor, _ labels: Tensor, reduction: Reduction = .mean) -> Tensor {
+    let index = classLabels("nllLoss", logProbs, labels)
+    return (-logProbs.gather(dim: 1, index: index).reshape([-1])).reduced(reduction)
+}
+
+/// Cross-entropy of `logits` `[N, C]` against class-index `labels` (Int32 `[N]`), computed
+/// through a stable log-softmax; `labelSmoothing` mixes in the uniform distribution.
+public func crossEntropy(_ logits: Tensor, _ labels: Tensor, labelSmoothing: Float = 0, reduction: Reduction = .mean) -> Tensor {
+    precondition(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
+    let index = classLabels("crossEntropy", logits, labels)
+    let logProbs = logits.logSoftmax(dim: 1)
+    var perSample = -logProbs.gather(dim: 1, index: index).reshape([-1])
+    if labelSmoothing > 0 {
+        perSample = perSample * (1 - labelSmoothing) - logProbs.mean(dim: 1) * labelSmoothing
+    }
+    return perSample.reduced(reduction)
+}
+
+/// Checks that a regression loss's operands have one shape.
+private func sameShape(_ op: String, _ a: Tensor, _ b: Tensor) {
+    precondition(a.shape == b.shape, "\(op): input shape \(Shape.describe(a.shape)) and target shape \(Shape.describe(b.shape)) differ")
+}
+
+/// Mean squared error.
+public func mse(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
+    sameShape("mse", input, target)
+    let d = input - target
+    return (d * d).reduced(reduction)
+}
+
+/// Mean absolute error.
+public func l1Loss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
+    sameShape("l1Loss", input, target)
+    return (input - target).abs().reduced(reduction)
+}
+
+/// Binary cross-entropy of probabilities in [0, 1] (logs clamped at -100, as PyTorch).
+public func binaryCrossEntropy(_ probabilities: Tensor, _ targets: Tensor, reduction: Reduction = .mean) -> Tensor {
+    sameShape("binaryCrossEntropy", probabilities, targets)
+    let logP = probabilities.log().clamp(min: -100)
+    let logNotP = (1 - probabilities).log().clamp(min: -100)
+    return (-(targets * logP + (1 - targets) * logNotP)).reduced(reduction)
+}
+
+/// Binary cross-entropy on logits, stable for any magnitude: max(x, 0) - x·t + log(1 + e^-|x|).
+public func binaryCrossEntropy(withLogits logits: Tensor, targets: Tensor, reduction: Reduction = .mean) -> Tensor {
+    sameShape("binaryCrossEntropy", logits, targets)
+    return (logits.relu() - logits * targets + (1 + (-logits.abs()).exp()).log()).reduced(reduction)
+}
