@@ -26,10 +26,10 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-## List the devices, then train a small model on the default device.
+## List the devices, then train the digits MLP on the default device.
 demo: release
 	$(SWIFT) run -c release --skip-build ember devices
-	$(SWIFT) run -c release --skip-build ember demo
+	$(SWIFT) run -c release --skip-build ember train
 
 ## Compare the devices (see README).
 bench: release

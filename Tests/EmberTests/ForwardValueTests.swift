@@ -294,3 +294,14 @@ struct ForwardValueTests {
         #expect(Tensor(3).description == "tensor(3., shape: [], device: cpu)")
     }
 }
+
+extension ForwardValueTests {
+    @Test("selections keep integer and bool dtypes", arguments: devices)
+    func selectionDTypes(_ d: Device) {
+        let labels = Tensor([7, 3, 9], dtype: .int32, device: d)
+        let picked = labels.indexSelect(dim: 0, index: Tensor([2, 0], dtype: .int32, device: d))
+        #expect(picked.dtype == .int32 && picked.toIntArray() == [9, 7])
+        let mask = Tensor([true, false, true], dtype: .bool, device: d)
+        #expect(mask.gather(dim: 0, index: Tensor([1, 2], dtype: .int32, device: d)).dtype == .bool)
+    }
+}

@@ -9,8 +9,9 @@ public struct Digits {
     public let test: TensorDataset
 
     /// Loads the bundled file. Inputs are Float32 in [0, 1] (pixel / 16), shaped `[N, 64]`
-    /// or, with `images: true`, `[N, 1, 8, 8]`; labels are Int32 `[N]`. The split is a fixed
-    /// seeded shuffle: the first 1,437 examples train, the last 360 test.
+    /// or, with `images: true`, `[N, 1, 8, 8]`; labels are Int32 `[N]`. The split is fixed and
+    /// stratified: walking a seeded shuffle, the first 36 images of each digit form the test
+    /// set (360), the other 1,437 the training set, both in shuffled order.
     public static func load(images: Bool = false) throws -> Digits {
         let paths = ResourceBundle.searchPaths(environment: "EMBER_DATA_PATH", bundleFolder: "Data",
                                                sourceFolder: "Sources/Ember/Resources/Data")
@@ -22,8 +23,17 @@ public struct Digits {
             throw EmberError.invalidFile(path: url.path, reason: "expected 1797 rows of 64 pixels and a label, got \(Shape.describe(all.inputs.shape))")
         }
         let scaled = TensorDataset(inputs: (all.inputs / 16).reshape(images ? [1797, 1, 8, 8] : [1797, 64]), labels: all.labels)
-        let order = seededPermutation(1797, seed: 0)
-        return Digits(train: scaled.subset(Array(order[..<1437])), test: scaled.subset(Array(order[1437...])))
+        let labels = all.labels.toIntArray()
+        var perClass = [Int](repeating: 0, count: 10)
+        var train: [Int] = [], test: [Int] = []
+        for i in seededPermutation(1797, seed: 0) {
+            let label = Int(labels[i])
+            guard (0..<10).contains(label) else {
+                throw EmberError.invalidFile(path: url.path, reason: "label \(label) on row \(i + 1) is not a digit")
+            }
+            if perClass[label] < 36 { test.append(i); perClass[label] += 1 } else { train.append(i) }
+        }
+        return Digits(train: scaled.subset(train), test: scaled.subset(test))
     }
 }
 

@@ -48,6 +48,12 @@ extension Tensor {
             backend.gather(source.storage.buffer, offset: source.offset, outer: outer, size: shape[d], inner: inner,
                            index: indexSource.blockView(dim: d)!, destination: out.storage.buffer)
         }
+        // Int32 and bool sources travel as Float32 (exact below 2^24) and come back typed.
+        switch dtype {
+        case .int32: return out.castStorage(to: .int32)
+        case .bool: return out.retyped(.bool)
+        case .float32: break
+        }
         let inputShape = shape
         return out.recording("GatherBackward", inputs: [self]) {
             { g in [Tensor.zeros(inputShape, device: g.device).scatterAdd(dim: d, index: index, source: g)] }
