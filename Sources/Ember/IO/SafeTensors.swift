@@ -114,11 +114,11 @@ public enum SafeTensors {
             }
             entries.append((name, dtype, shape, begin, end))
         }
-        entries.sort { $0.begin < $1.begin }
-        for (a, b) in zip(entries, entries.dropFirst()) where b.begin < a.end {
+        let spans = entries.filter { $0.end > $0.begin }.sorted { $0.begin < $1.begin }
+        for (a, b) in zip(spans, spans.dropFirst()) where b.begin < a.end {
             throw fail("tensors '\(a.name)' and '\(b.name)' overlap")
         }
-        return try entries.map { entry in
+        return try entries.sorted { ($0.begin, $0.name) < ($1.begin, $1.name) }.map { entry in
             let bytes = data.subdata(in: (data.startIndex + dataStart + entry.begin)..<(data.startIndex + dataStart + entry.end))
             return (entry.name, try decode(bytes, dtype: entry.dtype, shape: entry.shape, name: entry.name, path: path))
         }

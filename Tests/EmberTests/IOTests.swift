@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+@testable import Ember
+
+@Suite("Checkpoints")
+struct IOTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    @Test("safetensors round-trips names, shapes, dtypes and values")
+    func roundTrip() throws {
+        let url = temporaryFolder().appendingPathComponent("t.safetensors")
+        let tensors: [(name: String, tensor: Tensor)] = [
+            ("w", Tensor([[1.5, -2], [3, 4e-8]])), ("labels", Tensor([3, -1], dtype: .int32)),
+            ("scalar", Tensor(7)), ("empty", Tensor.zeros([0, 3])), ("view", Tensor.arange(0, 6).reshape([2, 3]).T),
+        ]
+        try SafeTensors.write(tensors, to: url, metadata: ["note": "hi"])
+        let back = try SafeTensors.read(from: url)
+        #expect(back.map(\.name).sorted() == tensors.map(\.name).sorted())
+        for (name, tensor) in tensors {
+            let loaded = back.first { $0.name == name }!.tensor
+            #expect(loaded.shape == tensor.shape && loaded.dtype == tensor.dtype)
+            #expect(loaded.toArray() == tensor.toArray())
+        }
+        #expect(try SafeTensors.metadata(from: url) == ["note": "hi"])
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: url.deletingLastPathComponent().path)
+        #expect(leftovers == ["t.safetensors"])
+    }
+
+    @Test("a file written by Python's safetensors loads with the right names, shapes and values")
+    func pythonFixture() throws {
+        let loaded = Dictionary(uniqueKeysWithValues: try SafeTensors.read(from: IOTests.fixtures.appendingPathComponent("python_tensors.safetensors")).map { ($0.name, $0.tensor) })
+        #expect(Set(loaded.keys) == ["weight", "bias", "scalar", "steps", "half", "double", "mask"])
+        #expect(loaded["weight"]!.shape == [2, 3] && loaded["weight"]!.toArray() == [0, 0.25, 0.5, 0.75, 1, 1.25])
+        #expect(loaded["bias"]!.toArray() == [-1.5, 2.25])
+        #expect(loaded["scalar"]!.shape == [] && loaded["scalar"]!.item() == 3.5)
+        #expect(loaded["steps"]!.dtype == .int32 && loaded["steps"]!.toIntArray() == [1, -2, Int32.max])
+        #expect(loaded["half"]!.toArray() == [0.5, -2, 65504])
+        #expect(loaded["double"]!.shape == [2, 1] && loaded["double"]!.toArray() == [1e-3, 2.5])
+        #expect(loaded["mask"]!.dtype == .bool && loaded["mask"]!.toBoolArray() == [true, false, true])
+        #expect(try SafeTensors.metadata(from: IOTests.fixtures.appendingPathComponent("python_tensors.safetensors")) == ["source": "make_fixtures.py"])
+    }
+
+    @Test("a PyTorch-layout state dict loads into the equivalent Ember model and gives the same outputs", arguments: TestDevices.all)
+    func pytorchStateDict(_ d: Device) throws {
+        let model = Sequential(Linear(4, 3), ReLU(), Linear(3, 2)).to(d)
+        try model.load(from: IOTests.fixtures.appendingPathComponent("mlp_state.safetensors"))
+        let io = Dictionary(uniqueKeysWithValues: try SafeTensors.read(from: IOTests.fixtures.appendingPathComponent("mlp_io.safetensors")).map { ($0.name, $0.tensor) })
+        expectClose(model(io["input"]!.to(d)).toArray(), io["expected"]!.toArray(), rtol: 1e-5, atol: 1e-6)
+        #expect(model.parameters().allSatisfy { $0.device == d && $0.requiresGrad })
+        // And back: what Ember saves carries the same names and values.
+        let url = temporaryFolder().appendingPathComponent("saved.safetensors")
+        try model.save(to: url)
+        let saved = try SafeTensors.read(from: url)
+        let original = try SafeTensors.read(from: IOTests.fixtures.appendingPathComponent("mlp_state.safetensors"))
+        #expect(saved.map(\.name).sorted() == original.map(\.name).sorted())
+        for (name, tensor) in original {
+            #expect(saved.first { $0.name == name }!.tensor.toArray() == tensor.toArray())
+        }
+    }
+
+    @Test("module and optimizer checkpoints round-trip")
+    func moduleRoundTrip() throws {
+        let folder = temporaryFolder()
+        let net = TinyNet()
+        let opt = SGD(net.parameters(), lr: 0.1, momentum: 0.9)
+        let x = Tensor.randn([4, 3])
+        (net(x) * net(x)).sum().backward()
+        opt.step()
+        try net.save(to: folder.appendingPathComponent("net.safetensors"))
+        try opt.save(to: folder.appendingPathComponent("opt.safetensors"))
+        let other = TinyNet()
+        let otherOpt = SGD(other.parameters(), lr: 0.5, momentum: 0.9)
+        try other.load(from: folder.appendingPathComponent("net.safetensors"))
+        try otherOpt.load(from: folder.appendingPathComponent("opt.safetensors"))
+        for ((n1, t1), (n2, t2)) in zip(net.stateDict(), other.stateDict()) {
+            #expect(n1 == n2 && t1.toArray() == t2.toArray())
+        }
+        #expect(otherOpt.lr == 0.1 && otherOpt.stepCount == 1)
+        #expect(otherOpt.stateDict().map(\.name) == opt.stateDict().map(\.name))
+        net.eval(); other.eval()
+        #expect(net(x).toArray() == other(x).toArray())
+    }
+
+    @Test("mismatched state dicts throw one error listing every problem and change nothing")
+    func strictKeys() throws {
+        let model = Sequential(Linear(4, 3), ReLU(), Linear(3, 2))
+        let before = model.stateDict().map { $0.tensor.toArray() }
+        let dict: [String: Tensor] = ["0.weight": Tensor.zeros([3, 4]), "0.bias": Tensor.zeros([5]), "extra": Tensor.zeros([1])]
+        #expect(throws: EmberError.stateDictMismatch(missing: ["2.bias", "2.weight"], unexpected: ["extra"],
+                                                     shapeMismatches: ["0.bias: expected [3], got [5]"])) {
+            try model.loadStateDict(dict)
+        }
+        #expect(model.stateDict().map { $0.tensor.toArray() } == before)
+        #expect(throws: EmberError.self) { try model.loadStateDict(["0.weight": Tensor.zeros([3, 4])], strict: true) }
+        try model.loadStateDict(["0.weight": Tensor.zeros([3, 4])], strict: false)
+        #expect(model.stateDict()[0].tensor.toArray().allSatisfy { $0 == 0 })
+    }
+
+    @Test("corrupt and truncated safetensors files throw precise errors")
+    func corruptFiles() throws {
+        let folder = temporaryFolder()
+        func file(header: String, payload: Int = 0, declaredLength: UInt64? = nil) -> Data {
+            var out = Data()
+            withUnsafeBytes(of: (declaredLength ?? UInt64(header.utf8.count)).littleEndian) { out.append(contentsOf: $0) }
+            out.append(contentsOf: Array(header.utf8))
+            out.append(contentsOf: [UInt8](repeating: 0, count: payload))
+            return out
+        }
+        let cases: [(String, Data, String)] = [
+            ("tiny", Data([1, 2]), "too short"),
+            ("length", file(header: "{}", declaredLength: 1 << 40), "header length"),
+            ("json", file(header: "{not json"), "not a JSON object"),
+            ("entry", file(header: #"{"a":{"dtype":"F32"}}"#), "malformed entry"),
+            ("dtype", file(header: #"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#, payload: 8), "unsupported dtype"),
+            ("range", file(header: #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, payload: 8), "outside the 8-byte data area"),
+            ("count", file(header: #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, payload: 8), "needs 12 bytes"),
+            ("overlap", file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, payload: 8), "overlap"),
+            ("shape", file(header: #"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}"#), "invalid shape"),
+        ]
+        for (name, bytes, message) in cases {
+            let url = folder.appendingPathComponent(name)
+            try bytes.write(to: url)
+            do {
+                _ = try SafeTensors.read(from: url)
+                Issue.record("\(name) did not throw")
+            } catch let error as EmberError {
+                #expect(error.description.contains(url.path) && error.description.contains(message), "\(error)")
+            }
+        }
+        // A valid file cut short loses its data area.
+        let good = folder.appendingPathComponent("good.safetensors")
+        try SafeTensors.write([("w", Tensor.ones([16]))], to: good)
+        let truncated = folder.appendingPathComponent("truncated.safetensors")
+        try Data(try Data(contentsOf: good).dropLast(5)).write(to: truncated)
+        #expect(throws: EmberError.self) { try SafeTensors.read(from: truncated) }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+@testable import Ember
+
+/// A model with a nested module, an array of modules and a buffer, to check discovery and names.
+final class TinyNet: Module, Layer {
+    let stem = Linear(3, 4)
+    let blocks = [Linear(4, 4), Linear(4, 2, bias: false)]
+    let norm = BatchNorm1d(2)
+    @Parameter var scale = Tensor.ones([2])
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        norm(blocks.reduce(stem(x).relu()) { $1($0) }) * scale
+    }
+}
+
+@Suite("nn layers and losses")
+struct NNTests {
+    static let devices = TestDevices.all
+
+    @Test("parameter and buffer names follow PyTorch")
+    func names() {
+        let net = TinyNet()
+        #expect(net.namedParameters().map(\.name) == ["scale", "stem.weight", "stem.bias", "blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "norm.weight", "norm.bias"])
+        #expect(net.namedBuffers().map(\.name) == ["norm.running_mean", "norm.running_var", "norm.num_batches_tracked"])
+        let seq = Sequential(Linear(4, 3), ReLU(), Linear(3, 2))
+        #expect(seq.stateDict().map(\.name) == ["0.weight", "0.bias", "2.weight", "2.bias"])
+        #expect(seq.parameterCount == 4 * 3 + 3 + 3 * 2 + 2)
+        #expect(net.parameters().allSatisfy { $0.requiresGrad && $0.isLeaf })
+    }
+
+    @Test("Linear and Conv2d use PyTorch layouts and default initialisation bounds")
+    func initialisation() {
+        Tensor.manualSeed(1)
+        let linear = Linear(100, 30)
+        #expect(linear.weight.shape == [30, 100] && linear.bias?.shape == [30])
+        #expect(linear.weight.toArray().allSatisfy { Swift.abs($0) <= 0.1 })
+        #expect(linear.weight.toArray().contains { Swift.abs($0) > 0.09 })
+        let conv = Conv2d(2, 5, kernelSize: 3)
+        #expect(conv.weight.shape == [5, 2, 3, 3])
+        let bound = 1 / Float(18).squareRoot()
+        #expect(conv.weight.toArray().allSatisfy { Swift.abs($0) <= bound })
+        Tensor.manualSeed(1)
+        #expect(Linear(100, 30).weight.toArray() == linear.weight.toArray())
+    }
+
+    @Test("Linear forward and gradients", arguments: devices)
+    func linear(_ d: Device) {
+        let layer = Linear(2, 2).to(d)
+        Tensor.noGrad {
+            layer.weight.copy(from: Tensor([[1, 2], [3, 4]], device: d))
+            layer.bias!.copy(from: Tensor([0.5, -1], device: d))
+        }
+        #expect(layer(Tensor([[1, 1], [2, 0]], device: d)).toArray() == [3.5, 6, 2.5, 5])
+        var random = TestRandom(seed: 21)
+        gradCheck("Linear", device: d, inputs: [random.floats(6), random.floats(8), random.floats(4)], shapes: [[3, 2], [4, 2], [4]]) { x in
+            let l = Linear(2, 4)
+            l.weight = x[1]
+            l.bias = x[2]
+            return l(x[0])
+        }
+    }
+
+    @Test("Conv2d, pooling, Flatten and Sequential compose", arguments: devices)
+    func convolutional(_ d: Device) {
+        Tensor.manualSeed(2)
+        let net = Sequential(Conv2d(1, 2, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2), AvgPool2d(2), Flatten(), Linear(2, 3)).to(d)
+        let y = net(Tensor.randn([4, 1, 4, 4], device: d))
+        #expect(y.shape == [4, 3])
+        crossEntropy(y, Tensor([0, 1, 2, 0], dtype: .int32, device: d)).backward()
+        #expect(net.parameters().allSatisfy { $0.grad != nil && $0.grad!.device == d })
+    }
+
+    @Test("BatchNorm uses batch statistics in training and updates running stats like PyTorch", arguments: devices)
+    func batchNorm(_ d: Device) {
+        let bn = BatchNorm1d(2).to(d)
+        let x = Tensor([[1, 10], [3, 20], [5, 60]], device: d)
+        let y = bn(x)
+        // Channel 0: mean 3, biased var 8/3; channel 1: mean 30, biased var 1400/3.
+        let v0 = Float(8.0 / 3), v1 = Float(1400.0 / 3)
+        expectClose(y.toArray(), [-2 / (v0 + 1e-5).squareRoot(), -20 / (v1 + 1e-5).squareRoot(), 0, -10 / (v1 + 1e-5).squareRoot(),
+                                  2 / (v0 + 1e-5).squareRoot(), 30 / (v1 + 1e-5).squareRoot()], rtol: 1e-4)
+        expectClose(bn.runningMean.toArray(), [0.3, 3])
+        expectClose(bn.runningVar.toArray(), [0.9 + 0.1 * 4, 0.9 + 0.1 * 700], rtol: 1e-5)
+        #expect(bn.numBatchesTracked.item() == 1)
+        bn.eval()
+        expectClose(bn(x).toArray()[0...1].map { $0 }, [(1 - 0.3) / (1.3 + 1e-5).squareRoot(), (10 - 3) / (70.9 + 1e-5).squareRoot()], rtol: 1e-4)
+        var random = TestRandom(seed: 8)
+        gradCheck("BatchNorm2d", device: d, inputs: [random.floats(2 * 3 * 2 * 2)], shapes: [[2, 3, 2, 2]]) { x in BatchNorm2d(3).to(x[0].device)(x[0]) }
+    }
+
+    @Test("LayerNorm normalises the trailing dims", arguments: devices)
+    func layerNorm(_ d: Device) {
+        let ln = LayerNorm([3]).to(d)
+        expectClose(ln(Tensor([[1, 2, 3]], device: d)).toArray(), [-1.2247357, 0, 1.2247357], rtol: 1e-4)
+        var random = TestRandom(seed: 9)
+        gradCheck("LayerNorm", device: d, inputs: [random.floats(8), random.floats(4), random.floats(4)], shapes: [[2, 4], [4], [4]]) { x in
+            let l = LayerNorm([4])
+            l.weight = x[1]
+            l.bias = x[2]
+            return l(x[0])
+        }
+    }
+
+    @Test("Embedding looks up rows and scatters gradients back", arguments: devices)
+    func embedding(_ d: Device) {
+        let e = Embedding(4, 2).to(d)
+        Tensor.noGrad { e.weight.copy(from: Tensor([[0, 1], [2, 3], [4, 5], [6, 7]], device: d)) }
+        let idx = Tensor([[3, 0], [3, 1]], dtype: .int32, device: d)
+        #expect(e(idx).shape == [2, 2, 2])
+        #expect(e(idx).toArray() == [6, 7, 0, 1, 6, 7, 2, 3])
+        e(idx).sum().backward()
+        #expect(e.weight.grad!.toArray() == [1, 1, 1, 1, 0, 0, 2, 2])
+    }
+
+    @Test("Dropout is active only in training mode")
+    func dropoutModes() {
+        let net = Sequential(Dropout(0.5))
+        let x = Tensor.ones([1000])
+        #expect(net(x).toArray().contains(0))
+        net.eval()
+        #expect(net(x).toArray() == x.toArray())
+        #expect(!net.isTraining && !(net.layers[0] as Module).isTraining)
+    }
+
+    @Test("to(device) moves parameters and buffers")
+    func moving() throws {
+        guard let gpu = TestDevices.openCL else { return }
+        let net = TinyNet().to(gpu)
+        #expect(net.stateDict().allSatisfy { $0.tensor.device == gpu })
+        #expect(net.parameters().allSatisfy { $0.requiresGrad })
+        #expect(net(Tensor.randn([5, 3], device: gpu)).shape == [5, 2])
+    }
+
+    @Test("cross-entropy, NLL, MSE, L1 and binary cross-entropy values", arguments: devices)
+    func losses(_ d: Device) {
+        let logits = Tensor([[1, 2, 3], [1, 1, 1]], device: d)
+        let labels = Tensor([2, 0], dtype: .int32, device: d)
+        let expected: [Float] = [0.40760596, 1.09861229]
+        expectClose(crossEntropy(logits, labels, reduction: .none).toArray(), expected)
+        expectClose([crossEntropy(logits, labels).item()], [(expected[0] + expected[1]) / 2])
+        expectClose([crossEntropy(logits, labels, reduction: .sum).item()], [expected[0] + expected[1]])
+        // Label smoothing 0.1: 0.9 * nll + 0.1 * mean over classes of -log p.
+        let smooth0 = 0.9 * 0.40760596 + 0.1 * (2.40760596 + 1.40760596 + 0.40760596) / 3
+        expectClose(crossEntropy(logits, labels, labelSmoothing: 0.1, reduction: .none).toArray(), [Float(smooth0), 1.09861229])
+        expectClose(nllLoss(logits.logSoftmax(dim: 1), labels, reduction: .none).toArray(), expected)
+        let extreme = crossEntropy(Tensor([[1e4, -1e4], [-1e4, 1e4]], device: d), Tensor([1, 1], dtype: .int32, device: d), reduction: .none)
+        expectClose(extreme.toArray(), [2e4, 0])
+        let p = Tensor([0.5, 2], device: d), t = Tensor([1, 0], device: d)
+        #expect(mse(p, t).item() == (0.25 + 4) / 2)
+        #expect(l1Loss(p, t).item() == (0.5 + 2) / 2)
+        expectClose([binaryCrossEntropy(Tensor([0.8, 0.1], device: d), t).item()], [Float(-(Foundation.log(0.8) + Foundation.log(0.9)) / 2)])
+        let bce = binaryCrossEntropy(withLogits: Tensor([100, -100, 0], device: d), targets: Tensor([1, 1, 0], device: d), reduction: .none)
+        expectClose(bce.toArray(), [0, 100, Float(M_LN2)], atol: 1e-5)
+        var random = TestRandom(seed: 12)
+        gradCheck("crossEntropy", device: d, inputs: [random.floats(12, -3...3)], shapes: [[4, 3]]) { x in
+            crossEntropy(x[0], Tensor([0, 2, 1, 2], dtype: .int32, device: x[0].device), labelSmoothing: 0.2)
+        }
+        gradCheck("bce with logits", device: d, inputs: [random.floats(4, -3...3)], shapes: [[4]]) { x in
+            binaryCrossEntropy(withLogits: x[0], targets: Tensor([1, 0, 0.5, 1], device: x[0].device))
+        }
+    }
+}
