@@ -53,6 +53,7 @@ let package = Package(
             name: "EmberTests",
             dependencies: ["Ember"],
             path: "Tests/EmberTests",
+            exclude: ["Fixtures"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
     ]

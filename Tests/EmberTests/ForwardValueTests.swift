@@ -29,19 +29,30 @@ struct ForwardValueTests {
 
     @Test("random ops are seeded, in range, and identical across devices", arguments: devices)
     func random(_ d: Device) {
-        Tensor.manualSeed(42)
-        let a = Tensor.rand([1000], device: d).toArray()
-        Tensor.manualSeed(42)
-        let b = Tensor.rand([1000], device: .cpu).toArray()
+        let a = Tensor.withRandomSeed(42) { Tensor.rand([1000], device: d).toArray() }
+        let b = Tensor.withRandomSeed(42) { Tensor.rand([1000], device: .cpu).toArray() }
         #expect(a == b)
         #expect(a.allSatisfy { $0 >= 0 && $0 < 1 })
-        let n = Tensor.randn([20000], device: d).toArray()
+        #expect(Tensor.withRandomSeed(43) { Tensor.rand([1000], device: d).toArray() } != a)
+        let n = Tensor.withRandomSeed(1) { Tensor.randn([20000], device: d).toArray() }
         let mean = n.reduce(0, +) / Float(n.count)
         let variance = n.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(n.count)
         #expect(Swift.abs(mean) < 0.03 && Swift.abs(variance - 1) < 0.05)
         let r = Tensor.randint(3, 7, [1000], device: d)
         #expect(r.dtype == .int32)
         #expect(Set(r.toIntArray()) == [3, 4, 5, 6])
+    }
+
+    @Test("manualSeed restarts the global stream")
+    func manualSeed() async {
+        // The global stream is shared by every test running in parallel: check it in a process of its own.
+        await #expect(processExitsWith: .success) {
+            Tensor.manualSeed(42)
+            let a = Tensor.rand([100]).toArray()
+            let b = Tensor.rand([100]).toArray()
+            Tensor.manualSeed(42)
+            precondition(Tensor.rand([100]).toArray() == a && a != b)
+        }
     }
 
     @Test("unary math and activations", arguments: devices)
@@ -200,7 +211,6 @@ struct ForwardValueTests {
 
     @Test("dropout keeps the expected fraction and scales survivors", arguments: devices)
     func dropout(_ d: Device) {
-        Tensor.manualSeed(7)
         let y = Tensor.ones([10000], device: d).dropout(p: 0.25).toArray()
         let kept = y.filter { $0 != 0 }
         #expect(kept.allSatisfy { Swift.abs($0 - 4.0 / 3) < 1e-6 })

@@ -47,15 +47,11 @@ struct ParityTests {
             ({ Tensor.rand([1001], low: -2, high: 3) }, { Tensor.rand([1001], low: -2, high: 3, device: gpu) }),
             ({ Tensor.randint(-5, 9, [1001]).float() }, { Tensor.randint(-5, 9, [1001], device: gpu).float() }),
         ] as [(() -> Tensor, () -> Tensor)] {
-            Tensor.manualSeed(123)
-            let c = cpuDraw().toArray()
-            Tensor.manualSeed(123)
-            let g = gpuDraw().toArray()
+            let c = Tensor.withRandomSeed(123) { cpuDraw().toArray() }
+            let g = Tensor.withRandomSeed(123) { gpuDraw().toArray() }
             #expect(g.count == c.count && zip(g, c).allSatisfy { $0.bitPattern == $1.bitPattern }, "first difference at \(g.indices.first { g[$0] != c[$0] } ?? -1)")
         }
-        Tensor.manualSeed(9)
-        let c = Tensor.randn([1001]).toArray()
-        Tensor.manualSeed(9)
-        expectClose(Tensor.randn([1001], device: gpu).toArray(), c, rtol: 1e-5, atol: 1e-5)
+        let c = Tensor.withRandomSeed(9) { Tensor.randn([1001]).toArray() }
+        expectClose(Tensor.withRandomSeed(9) { Tensor.randn([1001], device: gpu).toArray() }, c, rtol: 1e-5, atol: 1e-5)
     }
 }

@@ -8,7 +8,10 @@ struct TrainingTests {
     /// Trains `makeModel()` for 20 epochs (SGD lr 0.1, momentum 0.9, cosine schedule, batch 64,
     /// seed 0) on `device`; returns the per-step losses and the final test accuracy.
     static func train(_ device: Device, images: Bool, _ makeModel: () -> Sequential) throws -> (losses: [Float], accuracy: Float) {
-        Tensor.manualSeed(0)
+        try Tensor.withRandomSeed(0) { try trainSeeded(device, images: images, makeModel) }
+    }
+
+    private static func trainSeeded(_ device: Device, images: Bool, _ makeModel: () -> Sequential) throws -> (losses: [Float], accuracy: Float) {
         let digits = try Digits.load(images: images)
         let model = makeModel().to(device)
         let opt = SGD(model.parameters(), lr: 0.1, momentum: 0.9)

@@ -3,10 +3,20 @@ import Foundation
 /// The global random stream: a seed and a running counter. Every random op takes the next
 /// block of counters, so a fixed seed reproduces a whole program's draws on any device.
 final class RandomState: @unchecked Sendable {
-    static let shared = RandomState()
+    /// The process-wide stream (`Tensor.manualSeed`).
+    static let shared = RandomState(seed: 0x5EED)
+    /// A stream private to the current task (`Tensor.withRandomSeed`), when one is set.
+    @TaskLocal static var scoped: RandomState?
+    /// The stream random ops draw from now.
+    static var current: RandomState { scoped ?? shared }
+
     private let lock = NSLock()
-    private var seed: UInt64 = 0x5EED
+    private var seed: UInt64
     private var counter: UInt64 = 0
+
+    init(seed: UInt64) {
+        self.seed = seed
+    }
 
     func reseed(_ value: UInt64) {
         lock.lock(); defer { lock.unlock() }
@@ -28,6 +38,12 @@ extension Tensor {
     /// initialisation; the same seed gives the same values on every device.
     public static func manualSeed(_ seed: UInt64) {
         RandomState.shared.reseed(seed)
+    }
+
+    /// Runs `body` with a private random stream seeded with `seed`: its draws are reproducible
+    /// whatever other threads or tasks draw meanwhile, and the global stream is untouched.
+    public static func withRandomSeed<T>(_ seed: UInt64, _ body: () throws -> T) rethrows -> T {
+        try RandomState.$scoped.withValue(RandomState(seed: seed), operation: body)
     }
 
     /// A tensor of `shape` filled with `value`.
@@ -114,7 +130,7 @@ extension Tensor {
         let out = Tensor(uninitialized: shape, dtype: dtype, device: device, op: op)
         let n = out.count
         if n > 0 {
-            let (seed, offset) = RandomState.shared.next(UInt64(n) * distribution.countersPerElement)
+            let (seed, offset) = RandomState.current.next(UInt64(n) * distribution.countersPerElement)
             out.backend.random(out.storage.buffer, count: n, distribution: distribution, seed: seed, offset: offset)
         }
         if requiresGrad { out.requiresGrad = true }

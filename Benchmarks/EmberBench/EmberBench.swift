@@ -1,0 +1,50 @@
+import ArgumentParser
+import Ember
+import Foundation
+
+/// `ember-bench`: runs Ember's workloads on each device and compares them side by side.
+@main
+struct EmberBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ember-bench", abstract: "Compare Ember's devices on GEMM, elementwise, reductions, convolution, training and dispatch workloads.")
+
+    @Option(help: "all, cpu, opencl or opencl:N.") var device = "all"
+    @Option(help: "Only workloads whose name matches this regular expression.") var filter: String?
+    @Option(help: "Timed repetitions per workload (after warm-up).") var reps = 10
+    @Flag(help: "Fewer sizes and repetitions.") var quick = false
+    @Option(help: "Write the results as JSON to this path.") var json: String?
+    @Option(help: "Draw an SVG bar chart of the devices to this path.") var chart: String?
+
+    func validate() throws {
+        guard reps > 0 else { throw ValidationError("--reps must be positive, got \(reps)") }
+        if let filter, (try? Regex(filter)) == nil { throw ValidationError("--filter '\(filter)' is not a valid regular expression") }
+    }
+
+    func run() throws {
+        let devices: [Device]
+        do { devices = device == "all" ? Device.available : [try Device.parse(device)] } catch {
+            throw ValidationError("--device \(device): \(error)")
+        }
+        let pattern = try filter.map { try Regex($0) }
+        let matches: (String) -> Bool = { name in pattern.map { name.contains($0) } ?? true }
+        var results: [BenchResult] = []
+        let workloads = Workloads(timer: Timer(repetitions: quick ? min(reps, 5) : reps), quick: quick) { r in
+            results.append(r)
+            print(String(format: "%-52@ %-9@ median %@  min %@  max %@  first %@  %@ %@%@", r.workload, r.device,
+                         Report.duration(r.median), Report.duration(r.min), Report.duration(r.max), Report.duration(r.firstCall),
+                         Report.figure(r.value), r.unit, r.note.map { "  (\($0))" } ?? ""))
+            fflush(stdout)
+        }
+        let machine = devices.map { "\($0): \($0.info.name) (\($0.info.computeUnits) compute units)" }.joined(separator: "; ")
+        print("ember-bench on \(machine)")
+        for d in devices {
+            workloads.sgemm(d, filter: matches)
+            workloads.elementwise(d, filter: matches)
+            workloads.convolution(d, filter: matches)
+            try workloads.training(d, filter: matches)
+            workloads.dispatch(d, filter: matches)
+        }
+        print("\n" + Report.markdown(results, machine: machine))
+        if let json { try Report.json(results, machine: machine).write(to: URL(fileURLWithPath: json)) }
+        if let chart { try Report.svg(results).write(toFile: chart, atomically: true, encoding: .utf8) }
+    }
+}

@@ -1,0 +1,139 @@
+import Ember
+import Foundation
+
+/// The workloads of `ember-bench`, shaped like the peers' (../shared/peers/bench_peers.py).
+struct Workloads {
+    let timer: Timer
+    let quick: Bool
+    let record: (BenchResult) -> Void
+
+    /// Records a timed workload with a derived figure computed from the median seconds.
+    func report(_ workload: String, _ device: Device, _ timing: (first: Double, times: [Double]), unit: String,
+                higherIsBetter: Bool = true, note: String? = nil, derive: (Double) -> Double) {
+        let median = timing.times.median
+        record(BenchResult(workload: workload, device: device.description, firstCall: timing.first, median: median,
+                           min: timing.times.first ?? .nan, max: timing.times.last ?? .nan, repetitions: timing.times.count,
+                           value: derive(median), unit: unit, higherIsBetter: higherIsBetter, note: note))
+    }
+
+    func sgemm(_ device: Device, filter: (String) -> Bool) {
+        for n in quick ? [128, 512] : [128, 256, 512, 1024, 2048] {
+            let name = "sgemm N=\(n)"
+            guard filter(name) else { continue }
+            let flops = 2 * Double(n * n * n)
+            let a = Tensor.randn([n, n], device: device), b = Tensor.randn([n, n], device: device)
+            report(name, device, timer.time(on: device) { _ = a.matmul(b) }, unit: "GFLOP/s") { flops / $0 / 1e9 }
+            if device.kind == .cpu {
+                report("\(name) direct cblas_sgemm", device, Baselines.openBLAS(n: n, timer: timer), unit: "GFLOP/s") { flops / $0 / 1e9 }
+            } else if let direct = Baselines.clblast(n: n, deviceIndex: device.index, timer: timer) {
+                report("\(name) direct CLBlastSgemm", device, direct, unit: "GFLOP/s") { flops / $0 / 1e9 }
+            }
+        }
+    }
+
+    func elementwise(_ device: Device, filter: (String) -> Bool) {
+        let n = 16 * 1024 * 1024
+        let a = Tensor.randn([n], device: device), b = Tensor.randn([n], device: device)
+        let megabytes = Double(n * 4)
+        if filter("add 16M") {
+            report("add 16M", device, timer.time(on: device) { _ = a + b }, unit: "GB/s") { 3 * megabytes / $0 / 1e9 }
+        }
+        if filter("relu 16M") {
+            report("relu 16M", device, timer.time(on: device) { _ = a.relu() }, unit: "GB/s") { 2 * megabytes / $0 / 1e9 }
+        }
+        if filter("sum 16M") {
+            report("sum 16M", device, timer.time(on: device) { _ = a.sum() }, unit: "GB/s") { megabytes / $0 / 1e9 }
+        }
+        if filter("softmax 4096x1024") {
+            let x = Tensor.randn([4096, 1024], device: device)
+            report("softmax 4096x1024", device, timer.time(on: device) { _ = x.softmax(dim: 1) }, unit: "ms", higherIsBetter: false) { $0 * 1e3 }
+        }
+    }
+
+    func convolution(_ device: Device, filter: (String) -> Bool) {
+        for (cin, cout) in [(1, 16), (16, 32)] {
+            let x = Tensor.randn([64, cin, 28, 28], device: device, requiresGrad: true)
+            let w = Tensor.randn([cout, cin, 3, 3], device: device, requiresGrad: true)
+            let flops = 2 * Double(64 * cout * 28 * 28 * cin * 9)
+            let forward = "conv2d \(cin)->\(cout) forward"
+            if filter(forward) {
+                report(forward, device, timer.time(on: device) { _ = Tensor.noGrad { x.conv2d(weight: w, padding: 1) } }, unit: "GFLOP/s") { flops / $0 / 1e9 }
+            }
+            let backward = "conv2d \(cin)->\(cout) forward+backward"
+            if filter(backward) {
+                report(backward, device, timer.time(on: device) {
+                    x.zeroGrad(); w.zeroGrad()
+                    x.conv2d(weight: w, padding: 1).sum().backward()
+                }, unit: "GFLOP/s") { 3 * flops / $0 / 1e9 }
+            }
+        }
+    }
+
+    /// One SGD-momentum training step of `model` on a batch.
+    func trainingStep(_ model: Sequential, _ optimizer: Optimizer, _ x: Tensor, _ y: Tensor) {
+        let loss = crossEntropy(model(x), y)
+        optimizer.zeroGrad()
+        loss.backward()
+        optimizer.step()
+    }
+
+    func training(_ device: Device, filter: (String) -> Bool) throws {
+        if filter("digits MLP 64-128-10") {
+            Tensor.manualSeed(0)
+            let digits = try Digits.load()
+            let model = Sequential(Linear(64, 128), ReLU(), Linear(128, 10)).to(device)
+            let opt = SGD(model.parameters(), lr: 0.1, momentum: 0.9)
+            let loader = DataLoader(digits.train, batchSize: 64, shuffle: true, seed: 0, dropLast: true, device: device)
+            let samples = Double(loader.count * 64)
+            device.resetPeakMemory()
+            let timing = timer.time(on: device) { for (x, y) in loader { trainingStep(model, opt, x, y) } }
+            report("digits MLP 64-128-10 (epoch)", device, timing, unit: "samples/s", note: memoryNote(device)) { samples / $0 }
+        }
+        if filter("MLP 784-512-512-10") {
+            Tensor.manualSeed(0)
+            let model = Sequential(Linear(784, 512), ReLU(), Linear(512, 512), ReLU(), Linear(512, 10)).to(device)
+            let opt = SGD(model.parameters(), lr: 0.01, momentum: 0.9)
+            let x = Tensor.randn([128, 784], device: device), y = Tensor.randint(0, 10, [128], device: device)
+            device.resetPeakMemory()
+            let timing = timer.time(on: device) { trainingStep(model, opt, x, y) }
+            report("MLP 784-512-512-10 step", device, timing, unit: "ms/step", higherIsBetter: false, note: memoryNote(device)) { $0 * 1e3 }
+        }
+        if filter("CNN") {
+            Tensor.manualSeed(0)
+            let model = Sequential(Conv2d(1, 16, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
+                                   Conv2d(16, 32, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
+                                   Flatten(), Linear(32 * 7 * 7, 10)).to(device)
+            let opt = SGD(model.parameters(), lr: 0.01, momentum: 0.9)
+            let x = Tensor.randn([64, 1, 28, 28], device: device), y = Tensor.randint(0, 10, [64], device: device)
+            device.resetPeakMemory()
+            let timing = timer.time(on: device) { trainingStep(model, opt, x, y) }
+            report("CNN step (64x1x28x28)", device, timing, unit: "ms/step", higherIsBetter: false, note: memoryNote(device)) { $0 * 1e3 }
+        }
+    }
+
+    /// Peak resident memory of the process and peak live device bytes since the last reset.
+    func memoryNote(_ device: Device) -> String {
+        String(format: "peak RSS %.0f MiB, peak live %@ %.1f MiB", peakResidentMiB(), device.description,
+               Double(device.stats.peakLiveBytes) / 1_048_576)
+    }
+
+    func dispatch(_ device: Device, filter: (String) -> Bool) {
+        let ops = 1000
+        if filter("dispatch forward") {
+            let x = Tensor.ones([4], device: device)
+            report("dispatch forward (1000 ops, 4 elements)", device, timer.time(on: device) {
+                var y = x
+                for _ in 0..<ops { y = y * 1.0001 }
+            }, unit: "µs/op", higherIsBetter: false) { $0 / Double(ops) * 1e6 }
+        }
+        if filter("dispatch backward") {
+            let x = Tensor.ones([4], device: device, requiresGrad: true)
+            report("dispatch forward+backward (1000 ops, 4 elements)", device, timer.time(on: device) {
+                var y = x
+                for _ in 0..<ops { y = y * 1.0001 }
+                y.sum().backward()
+                x.zeroGrad()
+            }, unit: "µs/op", higherIsBetter: false) { $0 / Double(ops) * 1e6 }
+        }
+    }
+}

@@ -1,2 +1,0 @@
-import Ember
-print(Device.available)
