@@ -6,23 +6,24 @@ import Foundation
 extension CPUBackend {
     // MARK: Generic strided loops
 
-    /// `dst[i] = f(source[i])` over a strided view.
+    /// `dst[i] = f(source[i])` over a strided view. `f` is a generic function object, so each
+    /// op gets its own specialised, vectorisable loop.
     @inline(__always)
-    private func map<T, U>(_ source: StridedView, _ src: UnsafeMutablePointer<T>, _ dst: UnsafeMutablePointer<U>, _ f: (T) -> U) {
+    private func map<F: ElementFunction>(_ source: StridedView, _ src: UnsafeMutablePointer<F.Input>, _ dst: UnsafeMutablePointer<F.Output>, _ f: F) {
         let n = source.count
         let c = Shape.collapse(source.shape, [source.strides])
         let base = src + source.offset
         if c.shape.count == 1 && c.strides[0][0] == 1 {
-            parallelFor(n) { s, e in for i in s..<e { dst[i] = f(base[i]) } }
+            parallelFor(n) { s, e in for i in s..<e { dst[i] = f.apply(base[i]) } }
             return
         }
         parallelFor(n) { s, e in
             forEachRow(shape: c.shape, strides: c.strides, offsets: [0], range: s..<e) { out, count, pos, inner in
                 let p = base + pos[0], st = inner[0]
                 if st == 1 {
-                    for j in 0..<count { dst[out + j] = f(p[j]) }
+                    for j in 0..<count { dst[out + j] = f.apply(p[j]) }
                 } else {
-                    for j in 0..<count { dst[out + j] = f(p[j * st]) }
+                    for j in 0..<count { dst[out + j] = f.apply(p[j * st]) }
                 }
             }
         }
@@ -30,31 +31,31 @@ extension CPUBackend {
 
     /// `dst[i] = f(a[i], b[i])` over `shape`, each operand a broadcast view or a scalar.
     @inline(__always)
-    private func zip2(_ a: Operand, _ b: Operand, shape: [Int], _ dst: UnsafeMutablePointer<Float>, _ f: (Float, Float) -> Float) {
+    private func zip2<F: BinaryFunction>(_ a: Operand, _ b: Operand, shape: [Int], _ dst: UnsafeMutablePointer<Float>, _ f: F) {
         let n = Shape.count(shape)
         switch (a, b) {
         case let (.scalar(x), .scalar(y)):
-            let v = f(x, y)
+            let v = f.apply(x, y)
             parallelFor(n) { s, e in for i in s..<e { dst[i] = v } }
         case let (.view(va), .scalar(y)):
-            map(va, floats(va.buffer), dst) { f($0, y) }
+            map(va, floats(va.buffer), dst, Elementwise.BoundRight(f: f, right: y))
         case let (.scalar(x), .view(vb)):
-            map(vb, floats(vb.buffer), dst) { f(x, $0) }
+            map(vb, floats(vb.buffer), dst, Elementwise.BoundLeft(f: f, left: x))
         case let (.view(va), .view(vb)):
             let c = Shape.collapse(shape, [va.strides, vb.strides])
             let pa = floats(va.buffer) + va.offset, pb = floats(vb.buffer) + vb.offset
             if c.shape.count == 1 && c.strides[0][0] == 1 && c.strides[1][0] == 1 {
-                parallelFor(n) { s, e in for i in s..<e { dst[i] = f(pa[i], pb[i]) } }
+                parallelFor(n) { s, e in for i in s..<e { dst[i] = f.apply(pa[i], pb[i]) } }
                 return
             }
             parallelFor(n) { s, e in
                 forEachRow(shape: c.shape, strides: c.strides, offsets: [0, 0], range: s..<e) { out, count, pos, inner in
                     let ra = pa + pos[0], rb = pb + pos[1]
                     switch (inner[0], inner[1]) {
-                    case (1, 1): for j in 0..<count { dst[out + j] = f(ra[j], rb[j]) }
-                    case (1, 0): let y = rb[0]; for j in 0..<count { dst[out + j] = f(ra[j], y) }
-                    case (0, 1): let x = ra[0]; for j in 0..<count { dst[out + j] = f(x, rb[j]) }
-                    case let (sa, sb): for j in 0..<count { dst[out + j] = f(ra[j * sa], rb[j * sb]) }
+                    case (1, 1): for j in 0..<count { dst[out + j] = f.apply(ra[j], rb[j]) }
+                    case (1, 0): let y = rb[0]; for j in 0..<count { dst[out + j] = f.apply(ra[j], y) }
+                    case (0, 1): let x = ra[0]; for j in 0..<count { dst[out + j] = f.apply(x, rb[j]) }
+                    case let (sa, sb): for j in 0..<count { dst[out + j] = f.apply(ra[j * sa], rb[j * sb]) }
                     }
                 }
             }
@@ -66,20 +67,15 @@ extension CPUBackend {
     func copy(_ source: StridedView, to destination: DeviceBuffer) {
         let src = UnsafeMutableRawPointer(source.buffer.handle).assumingMemoryBound(to: UInt32.self)
         let dst = UnsafeMutableRawPointer(destination.handle).assumingMemoryBound(to: UInt32.self)
-        map(source, src, dst) { $0 }
+        map(source, src, dst, Elementwise.Identity())
     }
 
     func cast(_ source: StridedView, from: DType, to: DType, destination: DeviceBuffer) {
         switch (from.isFloatStorage, to.isFloatStorage) {
         case (true, false):
-            map(source, floats(source.buffer), ints(destination)) { x in
-                if x.isNaN { return 0 }
-                if x >= 2_147_483_648 { return Int32.max }
-                if x <= -2147483648 { return Int32.min }
-                return Int32(x.rounded(.towardZero))
-            }
+            map(source, floats(source.buffer), ints(destination), Elementwise.FloatToInt())
         case (false, true):
-            map(source, ints(source.buffer), floats(destination)) { Float($0) }
+            map(source, ints(source.buffer), floats(destination), Elementwise.IntToFloat())
         default:
             copy(source, to: destination)
         }
@@ -150,46 +146,48 @@ extension CPUBackend {
 
     func unary(_ op: UnaryOp, _ source: StridedView, destination: DeviceBuffer) {
         let s = floats(source.buffer), d = floats(destination)
+        typealias E = Elementwise
         switch op {
-        case .neg: map(source, s, d) { -$0 }
-        case .abs: map(source, s, d) { Swift.abs($0) }
-        case .sign: map(source, s, d) { $0 > 0 ? 1 : ($0 < 0 ? -1 : $0) }
-        case .exp: map(source, s, d) { Foundation.exp($0) }
-        case .log: map(source, s, d) { Foundation.log($0) }
-        case .sqrt: map(source, s, d) { $0.squareRoot() }
-        case .rsqrt: map(source, s, d) { 1 / $0.squareRoot() }
-        case .square: map(source, s, d) { $0 * $0 }
-        case .reciprocal: map(source, s, d) { 1 / $0 }
-        case .sin: map(source, s, d) { Foundation.sin($0) }
-        case .cos: map(source, s, d) { Foundation.cos($0) }
-        case .tanh: map(source, s, d) { Foundation.tanh($0) }
-        case .sigmoid: map(source, s, d) { 1 / (1 + Foundation.exp(-$0)) }
-        case .relu: map(source, s, d) { $0 > 0 ? $0 : 0 }
-        case .gelu: map(source, s, d) { 0.5 * $0 * (1 + Foundation.erf($0 * 0.707_106_781_186_547_5)) }
-        case .erf: map(source, s, d) { Foundation.erf($0) }
-        case .leakyRelu(let slope): map(source, s, d) { $0 > 0 ? $0 : slope * $0 }
-        case let .clamp(lo, hi): map(source, s, d) { Swift.min(Swift.max($0, lo), hi) }
+        case .neg: map(source, s, d, E.Neg())
+        case .abs: map(source, s, d, E.Abs())
+        case .sign: map(source, s, d, E.Sign())
+        case .exp: map(source, s, d, E.Exp())
+        case .log: map(source, s, d, E.Log())
+        case .sqrt: map(source, s, d, E.Sqrt())
+        case .rsqrt: map(source, s, d, E.Rsqrt())
+        case .square: map(source, s, d, E.Square())
+        case .reciprocal: map(source, s, d, E.Reciprocal())
+        case .sin: map(source, s, d, E.Sin())
+        case .cos: map(source, s, d, E.Cos())
+        case .tanh: map(source, s, d, E.Tanh())
+        case .sigmoid: map(source, s, d, E.Sigmoid())
+        case .relu: map(source, s, d, E.Relu())
+        case .gelu: map(source, s, d, E.Gelu())
+        case .erf: map(source, s, d, E.Erf())
+        case .leakyRelu(let slope): map(source, s, d, E.LeakyRelu(slope: slope))
+        case let .clamp(lo, hi): map(source, s, d, E.Clamp(lower: lo, upper: hi))
         case .powScalar(let p):
-            if p == 2 { map(source, s, d) { $0 * $0 } } else { map(source, s, d) { Foundation.pow($0, p) } }
+            if p == 2 { map(source, s, d, E.Square()) } else { map(source, s, d, E.BoundRight(f: E.Pow(), right: p)) }
         }
     }
 
     func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
         let d = floats(destination)
+        typealias E = Elementwise
         switch op {
-        case .add: zip2(a, b, shape: shape, d) { $0 + $1 }
-        case .sub: zip2(a, b, shape: shape, d) { $0 - $1 }
-        case .mul: zip2(a, b, shape: shape, d) { $0 * $1 }
-        case .div: zip2(a, b, shape: shape, d) { $0 / $1 }
-        case .pow: zip2(a, b, shape: shape, d) { Foundation.pow($0, $1) }
-        case .maximum: zip2(a, b, shape: shape, d) { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }
-        case .minimum: zip2(a, b, shape: shape, d) { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }
-        case .eq: zip2(a, b, shape: shape, d) { $0 == $1 ? 1 : 0 }
-        case .ne: zip2(a, b, shape: shape, d) { $0 != $1 ? 1 : 0 }
-        case .lt: zip2(a, b, shape: shape, d) { $0 < $1 ? 1 : 0 }
-        case .le: zip2(a, b, shape: shape, d) { $0 <= $1 ? 1 : 0 }
-        case .gt: zip2(a, b, shape: shape, d) { $0 > $1 ? 1 : 0 }
-        case .ge: zip2(a, b, shape: shape, d) { $0 >= $1 ? 1 : 0 }
+        case .add: zip2(a, b, shape: shape, d, E.Add())
+        case .sub: zip2(a, b, shape: shape, d, E.Sub())
+        case .mul: zip2(a, b, shape: shape, d, E.Mul())
+        case .div: zip2(a, b, shape: shape, d, E.Div())
+        case .pow: zip2(a, b, shape: shape, d, E.Pow())
+        case .maximum: zip2(a, b, shape: shape, d, E.Maximum())
+        case .minimum: zip2(a, b, shape: shape, d, E.Minimum())
+        case .eq: zip2(a, b, shape: shape, d, E.Equal())
+        case .ne: zip2(a, b, shape: shape, d, E.NotEqual())
+        case .lt: zip2(a, b, shape: shape, d, E.Less())
+        case .le: zip2(a, b, shape: shape, d, E.LessEqual())
+        case .gt: zip2(a, b, shape: shape, d, E.Greater())
+        case .ge: zip2(a, b, shape: shape, d, E.GreaterEqual())
         }
     }
 
@@ -223,5 +221,88 @@ extension CPUBackend {
                 }
             }
         }
+    }
+}
+
+/// A per-element function the CPU loops are specialised on.
+protocol ElementFunction {
+    associatedtype Input
+    associatedtype Output
+    func apply(_ x: Input) -> Output
+}
+
+/// A two-operand per-element function.
+protocol BinaryFunction {
+    func apply(_ a: Float, _ b: Float) -> Float
+}
+
+/// Function objects for the CPU loops: one type per op, so each generic loop is specialised
+/// for its op and the op's body is inlined (and vectorised) into the loop.
+enum Elementwise {
+    struct Neg: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { -x } }
+    struct Abs: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Swift.abs(x) } }
+    struct Sign: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? 1 : (x < 0 ? -1 : x) } }
+    struct Exp: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.exp(x) } }
+    struct Log: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.log(x) } }
+    struct Sqrt: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { x.squareRoot() } }
+    struct Rsqrt: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / x.squareRoot() } }
+    struct Square: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { x * x } }
+    struct Reciprocal: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / x } }
+    struct Sin: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.sin(x) } }
+    struct Cos: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.cos(x) } }
+    struct Tanh: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.tanh(x) } }
+    struct Sigmoid: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) } }
+    struct Relu: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? x : 0 } }
+    struct Gelu: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { 0.5 * x * (1 + Foundation.erf(x * 0.707_106_781_186_547_5)) } }
+    struct Erf: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.erf(x) } }
+    struct Add: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a + b } }
+    struct Sub: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a - b } }
+    struct Mul: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a * b } }
+    struct Div: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a / b } }
+    struct Pow: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { Foundation.pow(a, b) } }
+    struct Maximum: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a.isNaN || b.isNaN ? .nan : Swift.max(a, b) } }
+    struct Minimum: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a.isNaN || b.isNaN ? .nan : Swift.min(a, b) } }
+    struct Equal: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a == b ? 1 : 0 } }
+    struct NotEqual: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a != b ? 1 : 0 } }
+    struct Less: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a < b ? 1 : 0 } }
+    struct LessEqual: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a <= b ? 1 : 0 } }
+    struct Greater: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a > b ? 1 : 0 } }
+    struct GreaterEqual: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a >= b ? 1 : 0 } }
+    struct LeakyRelu: ElementFunction {
+        let slope: Float
+        @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? x : slope * x }
+    }
+
+    struct BoundRight<F: BinaryFunction>: ElementFunction {
+        let f: F, right: Float
+        @inline(__always) func apply(_ x: Float) -> Float { f.apply(x, right) }
+    }
+
+    struct BoundLeft<F: BinaryFunction>: ElementFunction {
+        let f: F, left: Float
+        @inline(__always) func apply(_ x: Float) -> Float { f.apply(left, x) }
+    }
+
+    struct Clamp: ElementFunction {
+        let lower: Float, upper: Float
+        @inline(__always) func apply(_ x: Float) -> Float { Swift.min(Swift.max(x, lower), upper) }
+    }
+
+    struct Identity: ElementFunction {
+        @inline(__always) func apply(_ x: UInt32) -> UInt32 { x }
+    }
+
+    /// Truncation toward zero, saturating, NaN to 0 (as OpenCL's convert_int_sat_rtz).
+    struct FloatToInt: ElementFunction {
+        @inline(__always) func apply(_ x: Float) -> Int32 {
+            if x.isNaN { return 0 }
+            if x >= 2_147_483_648 { return Int32.max }
+            if x <= -2_147_483_648 { return Int32.min }
+            return Int32(x.rounded(.towardZero))
+        }
+    }
+
+    struct IntToFloat: ElementFunction {
+        @inline(__always) func apply(_ x: Int32) -> Float { Float(x) }
     }
 }

@@ -18,30 +18,21 @@ extension CPUBackend {
         return total
     }
 
-    /// Largest of `n` contiguous floats (NaN if any is NaN).
+    /// Largest of `n` contiguous floats, ignoring NaN (callers that need NaN to propagate
+    /// get it from a later pass over the same values).
     @inline(__always)
-    static func contiguousMax(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-        var m = -Float.infinity
+    static func contiguousMaxIgnoringNaN(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
         var i = 0
-        let raw = UnsafeRawPointer(p)
-        if n >= 16 {
-            var acc = SIMD16<Float>(repeating: -.infinity)
-            var nan = false
-            while i + 16 <= n {
-                let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-                nan = nan || any(v .!= v)
-                acc = pointwiseMax(acc, v)
-                i += 16
-            }
-            if nan { return .nan }
-            m = acc.max()
+        while i + 4 <= n {
+            m0 = p[i] > m0 ? p[i] : m0
+            m1 = p[i + 1] > m1 ? p[i + 1] : m1
+            m2 = p[i + 2] > m2 ? p[i + 2] : m2
+            m3 = p[i + 3] > m3 ? p[i + 3] : m3
+            i += 4
         }
-        while i < n {
-            if p[i].isNaN { return .nan }
-            m = Swift.max(m, p[i])
-            i += 1
-        }
-        return m
+        while i < n { m0 = p[i] > m0 ? p[i] : m0; i += 1 }
+        return Swift.max(Swift.max(m0, m1), Swift.max(m2, m3))
     }
 
     func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, destination: DeviceBuffer) {
@@ -127,7 +118,7 @@ extension CPUBackend {
         parallelFor(rows, grain: Swift.max(1, 8192 / Swift.max(cols, 1))) { s, e in
             for r in s..<e {
                 let x = src + r * cols, y = dst + r * cols
-                let m = CPUBackend.contiguousMax(x, cols)
+                let m = CPUBackend.contiguousMaxIgnoringNaN(x, cols)
                 let shift = m.isFinite ? m : 0
                 let total = CPUBackend.expShifted(x, y, cols, shift)
                 if log {
@@ -144,44 +135,27 @@ extension CPUBackend {
     /// Writes `exp(x - shift)` for `n` contiguous values and returns their sum.
     @inline(__always)
     static func expShifted(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ shift: Float) -> Float {
-        var acc = SIMD16<Float>()
-        var i = 0
-        let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
-        while i + 16 <= n {
-            let v = vectorExp(rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) - shift)
-            ry.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
-            acc += v
-            i += 16
-        }
-        var total = acc.sum()
-        while i < n {
-            let v = Foundation.exp(x[i] - shift)
-            y[i] = v
-            total += v
-            i += 1
-        }
-        return total
+        for j in 0..<n { y[j] = fastExp(x[j] - shift) }
+        return contiguousSum(y, n)
     }
 
-    /// e^x for sixteen lanes: range reduction to 2^n·e^r with |r| <= ln2/2 and a degree-6
-    /// polynomial for e^r (relative error about 2e-7); NaN propagates, x < -87.3 gives 0.
+    /// e^x without a library call, so loops over it vectorise: range reduction to 2^n·e^r with
+    /// |r| <= ln2/2 and a degree-6 polynomial for e^r (relative error about 2e-7). For
+    /// x <= 88.7; x < -87.3 gives 0; NaN propagates.
     @inline(__always)
-    static func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let clamped = x.clamped(lowerBound: SIMD16(repeating: -87.3), upperBound: SIMD16(repeating: 88.7))
-        let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+    static func fastExp(_ x: Float) -> Float {
+        let clamped = x < -87.3 ? -87.3 : (x > 88.7 ? 88.7 : x)
+        let shifted = clamped * 1.442_695_04 + 0x1.8p23  // rounds to an integer kept in the low mantissa bits
+        let n = shifted - 0x1.8p23
         let r = clamped - n * 0.693_359_375 + n * 2.121_944_4e-4
-        var p = SIMD16<Float>(repeating: 1.987_569_15e-4)
+        var p: Float = 1.987_569_15e-4
         p = p * r + 1.398_199_95e-3
         p = p * r + 8.333_451_9e-3
         p = p * r + 4.166_579_6e-2
         p = p * r + 0.166_666_65
         p = p * r + 0.5
-        let er = p * r * r + r + 1
-        let scale = unsafeBitCast((SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23, to: SIMD16<Float>.self)
-        var result = er * scale
-        result.replace(with: 0, where: x .< -87.3)
-        result.replace(with: x, where: x .!= x)
-        result.replace(with: Float.infinity, where: x .> 88.7)
-        return result
+        let scale = Float(bitPattern: UInt32(bitPattern: (Int32(bitPattern: shifted.bitPattern) &- 0x4B40_0000 &+ 127) &<< 23))
+        let value = (p * r * r + r + 1) * scale
+        return x < -87.3 ? 0 : (x != x ? x : value)
     }
 }
