@@ -15,47 +15,21 @@ inline int strided_offset(int i, int rank, int8 shape, int8 stride) {
     return off;
 }
 
-inline float unary_op(int op, float x, float p0, float p1) {
-    switch (op) {
-    case 0: return -x;
-    case 1: return fabs(x);
-    case 2: return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x);
-    case 3: return exp(x);
-    case 4: return log(x);
-    case 5: return sqrt(x);
-    case 6: return 1.0f / sqrt(x);
-    case 7: return x * x;
-    case 8: return 1.0f / x;
-    case 9: return sin(x);
-    case 10: return cos(x);
-    case 11: return tanh(x);
-    case 12: return 1.0f / (1.0f + exp(-x));
-    case 13: return x > 0.0f ? x : 0.0f;
-    case 14: return 0.5f * x * (1.0f + erf(x * 0.70710678118654752f));
-    case 15: return erf(x);
-    case 16: return x > 0.0f ? x : p0 * x;
-    case 17: return fmin(fmax(x, p0), p1);
-    default: return p0 == 2.0f ? x * x : pow(x, p0);
-    }
-}
+// The ops, as X(name, expression) lists: one kernel is generated per op and layout, so
+// no kernel branches on an op code (branches keep PoCL from vectorising work-groups).
+#define UNARY_OPS(X) \
+    X(neg, -x) X(abs, fabs(x)) X(sign, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x)) \
+    X(exp, exp(x)) X(log, log(x)) X(sqrt, sqrt(x)) X(rsqrt, 1.0f / sqrt(x)) X(square, x * x) \
+    X(reciprocal, 1.0f / x) X(sin, sin(x)) X(cos, cos(x)) X(tanh, tanh(x)) \
+    X(sigmoid, 1.0f / (1.0f + exp(-x))) X(relu, x > 0.0f ? x : 0.0f) \
+    X(gelu, 0.5f * x * (1.0f + erf(x * 0.70710678118654752f))) X(erf, erf(x)) \
+    X(leaky_relu, x > 0.0f ? x : p0 * x) X(clamp, fmin(fmax(x, p0), p1)) X(pow_scalar, pow(x, p0))
 
-inline float binary_op(int op, float a, float b) {
-    switch (op) {
-    case 0: return a + b;
-    case 1: return a - b;
-    case 2: return a * b;
-    case 3: return a / b;
-    case 4: return pow(a, b);
-    case 5: return (isnan(a) || isnan(b)) ? NAN : fmax(a, b);
-    case 6: return (isnan(a) || isnan(b)) ? NAN : fmin(a, b);
-    case 7: return a == b ? 1.0f : 0.0f;
-    case 8: return a != b ? 1.0f : 0.0f;
-    case 9: return a < b ? 1.0f : 0.0f;
-    case 10: return a <= b ? 1.0f : 0.0f;
-    case 11: return a > b ? 1.0f : 0.0f;
-    default: return a >= b ? 1.0f : 0.0f;
-    }
-}
+#define BINARY_OPS(X) \
+    X(add, a + b) X(sub, a - b) X(mul, a * b) X(div, a / b) X(pow, pow(a, b)) \
+    X(maximum, (isnan(a) || isnan(b)) ? NAN : fmax(a, b)) X(minimum, (isnan(a) || isnan(b)) ? NAN : fmin(a, b)) \
+    X(eq, a == b ? 1.0f : 0.0f) X(ne, a != b ? 1.0f : 0.0f) X(lt, a < b ? 1.0f : 0.0f) \
+    X(le, a <= b ? 1.0f : 0.0f) X(gt, a > b ? 1.0f : 0.0f) X(ge, a >= b ? 1.0f : 0.0f)
 
 // One operand of binary/select: a strided view, or a scalar when is_scalar != 0.
 inline float load_operand(__global const float* p, int off, int8 stride, float scalar, int is_scalar,
@@ -63,6 +37,54 @@ inline float load_operand(__global const float* p, int off, int8 stride, float s
     if (is_scalar) return scalar;
     if (contiguous) return p[off + i];
     return p[off + strided_offset(i, rank, shape, stride)];
+}
+
+// unary_<op>: dense source; unary_<op>_strided: any strided source.
+#define DEFINE_UNARY(name, expression) \
+__kernel void unary_##name(__global const float* src, int src_off, __global float* dst, int n, float p0, float p1) { \
+    int i = get_global_id(0); \
+    if (i >= n) return; \
+    float x = src[src_off + i]; \
+    dst[i] = expression; \
+} \
+__kernel void unary_##name##_strided(__global const float* src, int src_off, __global float* dst, int n, \
+                                     int rank, int8 shape, int8 stride, float p0, float p1) { \
+    int i = get_global_id(0); \
+    if (i >= n) return; \
+    float x = src[src_off + strided_offset(i, rank, shape, stride)]; \
+    dst[i] = expression; \
+}
+UNARY_OPS(DEFINE_UNARY)
+
+// binary_<op>_tt: two dense tensors; _ts / _st: a dense tensor and a scalar;
+// _strided: broadcast or strided operands (either may be a scalar).
+#define DEFINE_BINARY(name, expression) \
+__kernel void binary_##name##_tt(__global const float* x, int x_off, __global const float* y, int y_off, __global float* dst, int n) { \
+    int i = get_global_id(0); \
+    if (i >= n) return; \
+    float a = x[x_off + i], b = y[y_off + i]; \
+    dst[i] = expression; \
+} \
+__kernel void binary_##name##_ts(__global const float* x, int x_off, float b, __global float* dst, int n) { \
+    int i = get_global_id(0); \
+    if (i >= n) return; \
+    float a = x[x_off + i]; \
+    dst[i] = expression; \
+} \
+__kernel void binary_##name##_st(float a, __global const float* y, int y_off, __global float* dst, int n) { \
+    int i = get_global_id(0); \
+    if (i >= n) return; \
+    float b = y[y_off + i]; \
+    dst[i] = expression; \
+} \
+__kernel void binary_##name##_strided(__global const float* x, int x_off, int8 x_stride, float x_scalar, int x_is_scalar, \
+                                      __global const float* y, int y_off, int8 y_stride, float y_scalar, int y_is_scalar, \
+                                      __global float* dst, int n, int rank, int8 shape) { \
+    int i = get_global_id(0); \
+    if (i >= n) return; \
+    float a = load_operand(x, x_off, x_stride, x_scalar, x_is_scalar, i, rank, shape, 0); \
+    float b = load_operand(y, y_off, y_stride, y_scalar, y_is_scalar, i, rank, shape, 0); \
+    dst[i] = expression; \
 }
 
 __kernel void copy_strided(__global const uint* src, int src_off, __global uint* dst, int n,
@@ -104,23 +126,7 @@ __kernel void arange_int(__global int* dst, int n, int start, int step) {
     dst[i] = start + i * step;
 }
 
-__kernel void unary(__global const float* src, int src_off, __global float* dst, int n,
-                    int rank, int8 shape, int8 stride, int contiguous, int op, float p0, float p1) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    float x = contiguous ? src[src_off + i] : src[src_off + strided_offset(i, rank, shape, stride)];
-    dst[i] = unary_op(op, x, p0, p1);
-}
-
-__kernel void binary(__global const float* a, int a_off, int8 a_stride, float a_scalar, int a_is_scalar,
-                     __global const float* b, int b_off, int8 b_stride, float b_scalar, int b_is_scalar,
-                     __global float* dst, int n, int rank, int8 shape, int contiguous, int op) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    float x = load_operand(a, a_off, a_stride, a_scalar, a_is_scalar, i, rank, shape, contiguous);
-    float y = load_operand(b, b_off, b_stride, b_scalar, b_is_scalar, i, rank, shape, contiguous);
-    dst[i] = binary_op(op, x, y);
-}
+BINARY_OPS(DEFINE_BINARY)
 
 __kernel void select_where(__global const float* c, int c_off, int8 c_stride,
                            __global const float* a, int a_off, int8 a_stride, float a_scalar, int a_is_scalar,

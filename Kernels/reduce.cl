@@ -7,6 +7,22 @@
 #define LS 256
 #endif
 
+// How a work-group's items share a range [start, end): on GPUs item k takes start + k,
+// start + k + LS, ... (coalesced); on CPU devices (CPU_DEVICE=1), where a work-group's items
+// run one after another, each item takes one contiguous slice (cache-friendly).
+#if CPU_DEVICE
+#define ITEM_RANGE(start, end, lid, first, last, step) \
+    int per_item_ = ((end) - (start) + LS - 1) / LS; \
+    int first = (start) + (lid) * per_item_; \
+    int last = min((end), first + per_item_); \
+    int step = 1;
+#else
+#define ITEM_RANGE(start, end, lid, first, last, step) \
+    int first = (start) + (lid); \
+    int last = (end); \
+    int step = LS;
+#endif
+
 inline float reduce_init(int op) {
     switch (op) {
     case 0: return 0.0f;
@@ -67,17 +83,18 @@ __kernel void reduce_rows(__global const float* src, int off, int size, int chun
     __global const float* p = src + off + (long)row * size;
     float b = reduce_init(op);
     int bi = INT_MAX;
+    ITEM_RANGE(start, end, lid, first, last, step)
     if (op == 0) {
         // Four independent partial sums per work-item.
         float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-        int k = start + lid;
-        for (; k + 3 * LS < end; k += 4 * LS) {
-            s0 += p[k]; s1 += p[k + LS]; s2 += p[k + 2 * LS]; s3 += p[k + 3 * LS];
+        int k = first;
+        for (; k + 3 * step < last; k += 4 * step) {
+            s0 += p[k]; s1 += p[k + step]; s2 += p[k + 2 * step]; s3 += p[k + 3 * step];
         }
-        for (; k < end; k += LS) s0 += p[k];
+        for (; k < last; k += step) s0 += p[k];
         b = (s0 + s1) + (s2 + s3);
     } else {
-        for (int k = start + lid; k < end; k += LS) reduce_combine(op, &b, &bi, p[k], k);
+        for (int k = first; k < last; k += step) reduce_combine(op, &b, &bi, p[k], k);
     }
     lv[lid] = b;
     li[lid] = bi;
@@ -131,24 +148,50 @@ __kernel void softmax_rows(__global const float* src, int off, int cols, int log
     int lid = get_local_id(0);
     __global const float* x = src + off + (long)row * cols;
     __global float* y = dst + (long)row * cols;
+    ITEM_RANGE(0, cols, lid, first, last, step)
     float m = -INFINITY;
     int unused = 0;
-    for (int k = lid; k < cols; k += LS) reduce_combine(1, &m, &unused, x[k], k);
+    for (int k = first; k < last; k += step) reduce_combine(1, &m, &unused, x[k], k);
     lv[lid] = m;
     li[lid] = 0;
     reduce_local(1, lv, li, lid);
     float shift = isfinite(lv[0]) ? lv[0] : 0.0f;
     barrier(CLK_LOCAL_MEM_FENCE);
     float s = 0.0f;
-    for (int k = lid; k < cols; k += LS) s += exp(x[k] - shift);
+    for (int k = first; k < last; k += step) s += exp(x[k] - shift);
     lv[lid] = s;
     reduce_local(0, lv, li, lid);
     float total = lv[0];
     if (log_softmax) {
         float lse = shift + log(total);
-        for (int k = lid; k < cols; k += LS) y[k] = x[k] - lse;
+        for (int k = first; k < last; k += step) y[k] = x[k] - lse;
     } else {
         float inv = 1.0f / total;
-        for (int k = lid; k < cols; k += LS) y[k] = exp(x[k] - shift) * inv;
+        for (int k = first; k < last; k += step) y[k] = exp(x[k] - shift) * inv;
+    }
+}
+
+// CPU devices: one work-item per row and no barriers (a work-group per row costs more in
+// scheduling and barriers than the row's arithmetic).
+__kernel void softmax_rows_serial(__global const float* src, int off, int rows, int cols, int log_softmax, __global float* dst) {
+    int row = get_global_id(0);
+    if (row >= rows) return;
+    __global const float* x = src + off + (long)row * cols;
+    __global float* y = dst + (long)row * cols;
+    float m = -INFINITY;
+    for (int k = 0; k < cols; ++k) m = fmax(m, x[k]);
+    float shift = isfinite(m) ? m : 0.0f;
+    float total = 0.0f;
+    for (int k = 0; k < cols; ++k) {
+        float e = exp(x[k] - shift);
+        y[k] = e;
+        total += e;
+    }
+    if (log_softmax) {
+        float lse = shift + log(total);
+        for (int k = 0; k < cols; ++k) y[k] = x[k] - lse;
+    } else {
+        float inv = 1.0f / total;
+        for (int k = 0; k < cols; ++k) y[k] *= inv;
     }
 }

@@ -38,7 +38,7 @@ enum Operand {
     case scalar(Float)
 }
 
-/// Elementwise maps `Float -> Float`. The raw value is the op code the kernels switch on.
+/// Elementwise maps `Float -> Float`, with their parameters.
 enum UnaryOp: Equatable {
     case neg, abs, sign, exp, log, sqrt, rsqrt, square, reciprocal
     case sin, cos, tanh, sigmoid, relu, gelu, erf
@@ -46,28 +46,28 @@ enum UnaryOp: Equatable {
     case clamp(min: Float, max: Float)
     case powScalar(Float)
 
-    /// Stable integer code shared with `Kernels/elementwise.cl`.
-    var code: Int32 {
+    /// The op's name in `Kernels/elementwise.cl` (kernels `unary_<name>` and `unary_<name>_strided`).
+    var kernelName: String {
         switch self {
-        case .neg: 0
-        case .abs: 1
-        case .sign: 2
-        case .exp: 3
-        case .log: 4
-        case .sqrt: 5
-        case .rsqrt: 6
-        case .square: 7
-        case .reciprocal: 8
-        case .sin: 9
-        case .cos: 10
-        case .tanh: 11
-        case .sigmoid: 12
-        case .relu: 13
-        case .gelu: 14
-        case .erf: 15
-        case .leakyRelu: 16
-        case .clamp: 17
-        case .powScalar: 18
+        case .neg: "neg"
+        case .abs: "abs"
+        case .sign: "sign"
+        case .exp: "exp"
+        case .log: "log"
+        case .sqrt: "sqrt"
+        case .rsqrt: "rsqrt"
+        case .square: "square"
+        case .reciprocal: "reciprocal"
+        case .sin: "sin"
+        case .cos: "cos"
+        case .tanh: "tanh"
+        case .sigmoid: "sigmoid"
+        case .relu: "relu"
+        case .gelu: "gelu"
+        case .erf: "erf"
+        case .leakyRelu: "leaky_relu"
+        case .clamp: "clamp"
+        case .powScalar: "pow_scalar"
         }
     }
 
@@ -82,10 +82,19 @@ enum UnaryOp: Equatable {
     }
 }
 
-/// Elementwise `(Float, Float) -> Float`. Comparisons give 1 or 0.
-enum BinaryOp: Int32 {
-    case add = 0, sub, mul, div, pow, maximum, minimum
+/// Elementwise `(Float, Float) -> Float`. Comparisons give 1 or 0. The case name is the op's
+/// name in `Kernels/elementwise.cl` (kernels `binary_<name>_tt`, `_ts`, `_st`, `_strided`).
+enum BinaryOp: String {
+    case add, sub, mul, div, pow, maximum, minimum
     case eq, ne, lt, le, gt, ge
+
+    /// True for the comparisons, which produce masks.
+    var isComparison: Bool {
+        switch self {
+        case .eq, .ne, .lt, .le, .gt, .ge: true
+        default: false
+        }
+    }
 }
 
 /// Reductions along one axis of a contiguous `[outer, size, inner]` block.

@@ -56,14 +56,19 @@ extension OpenCLBackend {
     func unary(_ op: UnaryOp, _ source: StridedView, destination: DeviceBuffer) {
         let c = layout(source.shape, [source.strides])
         let (p0, p1) = op.params
-        launch("elementwise.cl", "unary", count: source.count, [
-            .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
-            .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]), .int(c.contiguous ? 1 : 0),
-            .int(Int(op.code)), .float(p0), .float(p1),
-        ])
+        if c.contiguous {
+            launch("elementwise.cl", "unary_\(op.kernelName)", count: source.count, [
+                .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count), .float(p0), .float(p1),
+            ])
+        } else {
+            launch("elementwise.cl", "unary_\(op.kernelName)_strided", count: source.count, [
+                .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
+                .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]), .float(p0), .float(p1),
+            ])
+        }
     }
 
-    /// The kernel arguments of one operand (pointer, offset, strides, scalar, is-scalar).
+    /// The kernel arguments of one operand of a strided kernel (pointer, offset, strides, scalar, is-scalar).
     private func operandArguments(_ operand: Operand, strides: [Int]?, fallback: DeviceBuffer) -> [Argument] {
         switch operand {
         case .scalar(let s): return [.buffer(fallback), .int(0), .int8([]), .float(s), .int(1)]
@@ -87,10 +92,20 @@ extension OpenCLBackend {
     func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
         let n = Shape.count(shape)
         let c = operandLayout(shape, [a.view, b.view])
-        launch("elementwise.cl", "binary", count: n,
-               operandArguments(a, strides: c.strides[0], fallback: destination)
-                   + operandArguments(b, strides: c.strides[1], fallback: destination)
-                   + [.buffer(destination), .int(n), .int(c.shape.count), .int8(c.shape), .int(c.contiguous ? 1 : 0), .int(Int(op.rawValue))])
+        let name = "binary_\(op.rawValue)"
+        switch (a, b, c.contiguous) {
+        case let (.view(x), .view(y), true):
+            launch("elementwise.cl", name + "_tt", count: n, [.buffer(x.buffer), .int(x.offset), .buffer(y.buffer), .int(y.offset), .buffer(destination), .int(n)])
+        case let (.view(x), .scalar(v), true):
+            launch("elementwise.cl", name + "_ts", count: n, [.buffer(x.buffer), .int(x.offset), .float(v), .buffer(destination), .int(n)])
+        case let (.scalar(v), .view(y), true):
+            launch("elementwise.cl", name + "_st", count: n, [.float(v), .buffer(y.buffer), .int(y.offset), .buffer(destination), .int(n)])
+        default:
+            launch("elementwise.cl", name + "_strided", count: n,
+                   operandArguments(a, strides: c.strides[0], fallback: destination)
+                       + operandArguments(b, strides: c.strides[1], fallback: destination)
+                       + [.buffer(destination), .int(n), .int(c.shape.count), .int8(c.shape)])
+        }
     }
 
     func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
@@ -143,6 +158,12 @@ extension OpenCLBackend {
     }
 
     func softmax(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, log: Bool, destination: DeviceBuffer) {
+        if isCPU {
+            launch("reduce.cl", "softmax_rows_serial", count: rows, local: min(16, elementwiseLocal), [
+                .buffer(source), .int(offset), .int(rows), .int(cols), .int(log ? 1 : 0), .buffer(destination),
+            ])
+            return
+        }
         launch("reduce.cl", "softmax_rows", count: rows * reductionLocal, local: reductionLocal, [
             .buffer(source), .int(offset), .int(cols), .int(log ? 1 : 0), .buffer(destination),
         ])

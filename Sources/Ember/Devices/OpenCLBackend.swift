@@ -21,6 +21,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Work-group size of elementwise kernels and of reductions (`LS` in reduce.cl).
     let elementwiseLocal: Int
     let reductionLocal: Int
+    /// Whether the device is a CPU (PoCL): kernels then give each work-item a contiguous slice.
+    let isCPU: Bool
 
     /// Guards kernel arguments + enqueue (a `cl_kernel` is not thread-safe), the kernel
     /// cache and the pending error.
@@ -56,6 +58,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         maxAllocation = Int(OpenCLRuntime.deviceValue(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, as: cl_ulong.self))
         pool = BufferPool(retainLimit: max(info.globalMemoryBytes / 4, 64 << 20))
         elementwiseLocal = min(256, info.maxWorkGroupSize)
+        isCPU = OpenCLRuntime.deviceValue(device, CL_DEVICE_TYPE, as: cl_device_type.self) & cl_device_type(CL_DEVICE_TYPE_CPU) != 0
         var reduction = 1
         while reduction * 2 <= min(256, info.maxWorkGroupSize) { reduction *= 2 }
         reductionLocal = reduction
@@ -67,7 +70,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Builds `source` for this device with Ember's build options.
     func build(name: String, source: String) throws -> cl_program {
         try OpenCLRuntime.buildProgram(context: context, device: device, name: name, source: source,
-                                       options: "-cl-std=CL1.2 -DLS=\(reductionLocal)")
+                                       options: "-cl-std=CL1.2 -DLS=\(reductionLocal) -DCPU_DEVICE=\(isCPU ? 1 : 0)")
     }
 
     // MARK: Memory

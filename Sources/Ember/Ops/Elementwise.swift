@@ -146,7 +146,7 @@ extension Tensor {
         case let (x?, y?): shape = broadcastShape(name, x.shape, y.shape)
         default: shape = reference.shape
         }
-        let isComparison = op.rawValue >= BinaryOp.eq.rawValue
+        let isComparison = op.isComparison
         let integerOperands = (ta.map { $0.dtype == .int32 } ?? isIntegral(a))
             && (tb.map { $0.dtype == .int32 } ?? isIntegral(b))
         let integerResult = !isComparison && integerOperands && [.add, .sub, .mul, .maximum, .minimum].contains(op)
