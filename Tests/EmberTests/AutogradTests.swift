@@ -109,6 +109,38 @@ struct AutogradTests {
         #expect(x.grad?.toArray() == [1, 1, 1, 2, 2, 2])
     }
 
+    @Test("gradients flow back across devices through to(_:)")
+    func crossDevice() {
+        guard let gpu = TestDevices.openCL else { return }
+        let x = Tensor([1, 2, 3], requiresGrad: true)
+        let y = x.to(gpu) * Tensor([2, 3, 4], device: gpu)
+        #expect(y.gradFnName == "MulBackward")
+        y.sum().backward()
+        #expect(x.grad?.device == .cpu && x.grad?.toArray() == [2, 3, 4])
+    }
+
+    @Test("detectAnomaly names the first op that produced NaN in forward")
+    func anomalyForward() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let x = Tensor([1, -1], requiresGrad: true)
+            Tensor.detectAnomaly { _ = (x * 2).sqrt().sum() }
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("detectAnomaly: SqrtBackward produced a non-finite value in forward"))
+        }
+    }
+
+    @Test("detectAnomaly names the op whose backward produced NaN")
+    func anomalyBackward() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let x = Tensor([0, 1], requiresGrad: true)
+            Tensor.detectAnomaly { x.sqrt().sum().backward() }
+        }.map { result in
+            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            #expect(text.contains("SqrtBackward produced a non-finite value in backward"))
+        }
+    }
+
     @Test("second derivatives of x^3, tanh and through a created graph", arguments: devices)
     func higherOrder(_ d: Device) {
         let x = Tensor([0.5, -1, 2], device: d, requiresGrad: true)

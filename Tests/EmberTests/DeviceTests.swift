@@ -148,3 +148,53 @@ struct ErrorMessageTests {
         #expect(stderrText(result).contains("ragged nested array"))
     }
 }
+
+/// Device faults throw typed errors and leave the CPU usable.
+@Suite("Device faults")
+struct DeviceFaultTests {
+    @Test("a kernel that fails to build throws with the build log")
+    func buildFailure() throws {
+        guard TestDevices.openCL != nil else { return }
+        let backend = try DeviceRegistry.shared.openCLBackend(index: 0)
+        do {
+            _ = try backend.build(name: "broken.cl", source: "__kernel void broken(__global float* x) { x[0] = undefined_name; }")
+            Issue.record("the broken program built")
+        } catch let EmberError.kernelBuildFailed(program, log) {
+            #expect(program == "broken.cl")
+            #expect(log.contains("undefined_name"))
+        }
+        #expect((Tensor([1, 2], device: try Device.opencl()) * 2).toArray() == [2, 4])
+    }
+
+    @Test("an allocation larger than the device throws outOfMemory")
+    func outOfMemory() throws {
+        for device in TestDevices.all {
+            #expect(throws: EmberError.outOfMemory(device: device.description, bytes: 1 << 50)) {
+                _ = try device.backend.allocate(bytes: 1 << 50)
+            }
+        }
+        #expect((Tensor([1, 2]) + 1).toArray() == [2, 3])
+    }
+
+    @Test("without an OpenCL platform: a typed error, the CPU as the only device, and the CPU still works")
+    func noPlatform() async {
+        await #expect(processExitsWith: .success) {
+            // The ICD loader reads its vendor list from here; an empty folder means no platform.
+            let empty = FileManager.default.temporaryDirectory.appendingPathComponent("no-icd-\(getpid())")
+            try? FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+            setenv("OCL_ICD_VENDORS", empty.path, 1)
+            do {
+                _ = try Device.opencl()
+                fatalError("Device.opencl() succeeded without a platform")
+            } catch let error as EmberError {
+                guard case .noOpenCLPlatform = error else { fatalError("unexpected error \(error)") }
+                precondition(error.description.contains("apt-get install pocl-opencl-icd"))
+            } catch {
+                fatalError("untyped error \(error)")
+            }
+            precondition(Device.available == [.cpu])
+            precondition(Device.default == .cpu)
+            precondition((Tensor([1, 2]) * 3).toArray() == [3, 6])
+        }
+    }
+}
