@@ -13,6 +13,7 @@ struct EmberBench: ParsableCommand {
     @Flag(help: "Fewer sizes and repetitions.") var quick = false
     @Option(help: "Write the results as JSON to this path.") var json: String?
     @Option(help: "Draw an SVG bar chart of the devices to this path.") var chart: String?
+    @Flag(name: .customLong("cold-cache"), help: "Start PoCL with an empty kernel cache (a fresh POCL_CACHE_DIR), so first calls include every compilation.") var coldCache = false
 
     func validate() throws {
         guard reps > 0 else { throw ValidationError("--reps must be positive, got \(reps)") }
@@ -20,6 +21,11 @@ struct EmberBench: ParsableCommand {
     }
 
     func run() throws {
+        if coldCache {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ember-bench-pocl-\(getpid())")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            setenv("POCL_CACHE_DIR", folder.path, 1)
+        }
         let devices: [Device]
         do { devices = device == "all" ? Device.available : [try Device.parse(device)] } catch {
             throw ValidationError("--device \(device): \(error)")

@@ -78,6 +78,19 @@ struct Workloads {
     }
 
     func training(_ device: Device, filter: (String) -> Bool) throws {
+        if filter("first training step") {
+            // The first step of a fresh model in this process: every kernel it needs is compiled
+            // here (from an empty cache with --cold-cache).
+            Tensor.manualSeed(0)
+            let model = Sequential(Linear(784, 512), ReLU(), Linear(512, 512), ReLU(), Linear(512, 10)).to(device)
+            let opt = SGD(model.parameters(), lr: 0.01, momentum: 0.9)
+            let x = Tensor.randn([128, 784], device: device), y = Tensor.randint(0, 10, [128], device: device)
+            let start = Timer.now()
+            trainingStep(model, opt, x, y)
+            try? device.synchronize()
+            let seconds = Timer.now() - start
+            report("first training step (MLP 784-512-512-10)", device, (seconds, [seconds]), unit: "s", higherIsBetter: false) { $0 }
+        }
         if filter("digits MLP 64-128-10") {
             Tensor.manualSeed(0)
             let digits = try Digits.load()
