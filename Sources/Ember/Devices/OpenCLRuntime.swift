@@ -36,18 +36,19 @@ enum OpenCLRuntime {
     }
 
     static func deviceString(_ device: cl_device_id, _ param: Int32) -> String {
-        var size = 0
-        clGetDeviceInfo(device, cl_device_info(param), 0, nil, &size)
-        var bytes = [CChar](repeating: 0, count: max(size, 1))
-        clGetDeviceInfo(device, cl_device_info(param), size, &bytes, nil)
-        return String(cString: bytes).trimmingCharacters(in: .whitespaces)
+        infoString { clGetDeviceInfo(device, cl_device_info(param), $0, $1, $2) }
     }
 
     static func platformString(_ platform: cl_platform_id, _ param: Int32) -> String {
+        infoString { clGetPlatformInfo(platform, cl_platform_info(param), $0, $1, $2) }
+    }
+
+    /// A string-valued info query: asks for the size, then the bytes.
+    private static func infoString(_ query: (Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int) -> String {
         var size = 0
-        clGetPlatformInfo(platform, cl_platform_info(param), 0, nil, &size)
+        _ = query(0, nil, &size)
         var bytes = [CChar](repeating: 0, count: max(size, 1))
-        clGetPlatformInfo(platform, cl_platform_info(param), size, &bytes, nil)
+        _ = bytes.withUnsafeMutableBytes { query(size, $0.baseAddress, nil) }
         return String(cString: bytes).trimmingCharacters(in: .whitespaces)
     }
 
