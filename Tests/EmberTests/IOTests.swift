@@ -135,3 +135,32 @@ struct IOTests {
         #expect(throws: EmberError.self) { try SafeTensors.read(from: truncated) }
     }
 }
+
+extension IOTests {
+    /// Where the interrupted-save test's child process writes (fixed: exit tests capture nothing).
+    static let interruptedPath = FileManager.default.temporaryDirectory.appendingPathComponent("ember-interrupted-save.safetensors")
+
+    @Test("a save killed mid-write leaves the previous checkpoint intact")
+    func interruptedSave() async throws {
+        let url = IOTests.interruptedPath
+        let original = Tensor.arange(0, 1000)
+        try SafeTensors.write([("w", original)], to: url)
+        // The child rewrites the file with 16 MB checkpoints until a timer kills it (SIGALRM's
+        // default action) in the middle of one.
+        await #expect(processExitsWith: .failure) {
+            let big = Tensor.ones([4 << 20])
+            var timer = itimerval(it_interval: timeval(), it_value: timeval(tv_sec: 0, tv_usec: 150_000))
+            setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &timer, nil)
+            while true { try? SafeTensors.write([("w", big)], to: IOTests.interruptedPath) }
+        }
+        let loaded = try SafeTensors.read(from: url)
+        let values = loaded[0].tensor.toArray()
+        #expect(loaded.map(\.name) == ["w"])
+        #expect(values == original.toArray() || (values.count == 4 << 20 && values.allSatisfy { $0 == 1 }))
+        let folder = url.deletingLastPathComponent().path
+        // Temporary files of the killed writer may remain; the checkpoint itself is whole.
+        for leftover in try FileManager.default.contentsOfDirectory(atPath: folder) where leftover.hasPrefix(".ember-interrupted-save.safetensors.") {
+            try? FileManager.default.removeItem(atPath: folder + "/" + leftover)
+        }
+    }
+}

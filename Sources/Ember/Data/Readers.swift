@@ -45,12 +45,16 @@ public struct IDXDataset {
     /// Reads an image file (magic 0x00000803) and a label file (0x00000801). Sizes are checked
     /// against the file length before anything is allocated; errors name the file.
     public init(images: URL, labels: URL) throws {
-        let imageData = try Gzip.readFile(images)
-        let labelData = try Gzip.readFile(labels)
-        let imageDims = try IDXDataset.header(imageData, magic: 0x0803, dims: 3, path: images.path)
-        let labelDims = try IDXDataset.header(labelData, magic: 0x0801, dims: 1, path: labels.path)
+        try self.init(imageData: try Gzip.readFile(images), imagePath: images.path,
+                      labelData: try Gzip.readFile(labels), labelPath: labels.path)
+    }
+
+    /// Parses decompressed IDX bytes; the paths name the files in errors.
+    init(imageData: Data, imagePath: String, labelData: Data, labelPath: String) throws {
+        let imageDims = try IDXDataset.header(imageData, magic: 0x0803, dims: 3, path: imagePath)
+        let labelDims = try IDXDataset.header(labelData, magic: 0x0801, dims: 1, path: labelPath)
         guard imageDims[0] == labelDims[0] else {
-            throw EmberError.invalidFile(path: labels.path, reason: "\(labelDims[0]) labels for \(imageDims[0]) images in \(images.lastPathComponent)")
+            throw EmberError.invalidFile(path: labelPath, reason: "\(labelDims[0]) labels for \(imageDims[0]) images in \(URL(fileURLWithPath: imagePath).lastPathComponent)")
         }
         let (n, rows, cols) = (imageDims[0], imageDims[1], imageDims[2])
         let pixels = imageData.dropFirst(16).prefix(n * rows * cols).map { Float($0) / 255 }
@@ -89,7 +93,12 @@ public struct CSVDataset {
 
     /// Reads `url` (gzip or plain). Errors name the file, line and column of a bad field.
     public init(url: URL, labelColumn: Int, hasHeader: Bool = false) throws {
-        let data = try Gzip.readFile(url)
+        try self.init(data: try Gzip.readFile(url), path: url.path, labelColumn: labelColumn, hasHeader: hasHeader)
+    }
+
+    /// Parses decompressed CSV bytes; `path` names the file in errors.
+    init(data: Data, path: String, labelColumn: Int, hasHeader: Bool) throws {
+        let url = URL(fileURLWithPath: path)
         guard let text = String(data: data, encoding: .utf8) else {
             throw EmberError.invalidFile(path: url.path, reason: "not UTF-8 text")
         }

@@ -109,8 +109,9 @@ public enum SafeTensors {
             guard begin >= 0, begin <= end, end <= available else {
                 throw fail("tensor '\(name)' data offsets \(offsets) lie outside the \(available)-byte data area")
             }
-            guard end - begin == count * size else {
-                throw fail("tensor '\(name)' of shape \(shape) and dtype \(dtype) needs \(count * size) bytes, its offsets span \(end - begin)")
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
+            guard !overflow, end - begin == bytes else {
+                throw fail("tensor '\(name)' of shape \(shape) and dtype \(dtype) needs \(overflow ? "more than Int.max" : String(bytes)) bytes, its offsets span \(end - begin)")
             }
             entries.append((name, dtype, shape, begin, end))
         }
