@@ -3,7 +3,7 @@ SWIFT ?= swift
 DEPS := ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd libopenblas-dev clinfo pkg-config zlib1g-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test demo bench clean
+.PHONY: deps build release test demo bench soak sanitize-thread sanitize-address clean
 
 ## Install the system packages Ember needs (skipped when all are present).
 deps:
@@ -34,6 +34,17 @@ demo: release
 ## Compare the devices (see README).
 bench: release
 	$(SWIFT) run -c release --skip-build ember-bench
+
+## 10,000 training steps per device, checking that memory stays flat.
+soak: release
+	$(SWIFT) run -c release --skip-build ember-bench --soak 10000
+
+## The test suite under ThreadSanitizer / AddressSanitizer (separate build folders).
+sanitize-thread: deps
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
+
+sanitize-address: deps
+	$(SWIFT) test --sanitize=address --scratch-path .build-asan
 
 clean:
 	rm -rf .build

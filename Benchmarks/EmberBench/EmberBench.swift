@@ -13,6 +13,8 @@ struct EmberBench: ParsableCommand {
     @Flag(help: "Fewer sizes and repetitions.") var quick = false
     @Option(help: "Write the results as JSON to this path.") var json: String?
     @Option(help: "Draw an SVG bar chart of the devices to this path.") var chart: String?
+    @Option(help: "Instead of the workloads: train the digits MLP for this many steps per device (e.g. 10000) and check that host memory and live device buffers stay flat.")
+    var soak: Int?
     @Flag(name: .customLong("cold-cache"), help: "Start PoCL with an empty kernel cache (a fresh POCL_CACHE_DIR), so first calls include every compilation.") var coldCache = false
 
     func validate() throws {
@@ -29,6 +31,9 @@ struct EmberBench: ParsableCommand {
         let devices: [Device]
         do { devices = device == "all" ? Device.available : [try Device.parse(device)] } catch {
             throw ValidationError("--device \(device): \(error)")
+        }
+        if let soak {
+            return try Soak.run(devices: devices, steps: soak)
         }
         let pattern = try filter.map { try Regex($0) }
         let matches: (String) -> Bool = { name in pattern.map { name.contains($0) } ?? true }
