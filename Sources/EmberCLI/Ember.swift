@@ -12,6 +12,16 @@ struct EmberCommand: ParsableCommand {
     )
 }
 
+/// The device named by a `--device` flag, else by `EMBER_DEVICE`, else the default; a bad
+/// name is a usage error (one line, no trap).
+func selectedDevice(_ flag: String?) throws -> Device {
+    let environment = ProcessInfo.processInfo.environment["EMBER_DEVICE"].flatMap { $0.isEmpty ? nil : $0 }
+    guard let spec = flag ?? environment else { return Device.default }
+    do { return try Device.parse(spec) } catch {
+        throw ValidationError("\(flag != nil ? "--device" : "EMBER_DEVICE") \(spec): \(error)")
+    }
+}
+
 /// `ember devices`: every device with its properties.
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "devices", abstract: "List the CPU and every OpenCL device.")
@@ -22,7 +32,7 @@ struct DevicesCommand: ParsableCommand {
         } catch {
             print("OpenCL: \(error)\n")
         }
-        let preferred = Device.default
+        let preferred = try selectedDevice(nil)
         for device in Device.available {
             let info = device.info
             print("\(device)\(device == preferred ? "  (default)" : "")")

@@ -33,13 +33,13 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let target: Device
-        do { target = try device.map(Device.parse) ?? Device.default } catch {
-            throw ValidationError("--device \(device ?? ""): \(error)")
-        }
+        let target = try selectedDevice(device)
         Tensor.manualSeed(seed)
         let (train, test, name) = try loadData()
         let imageShape = Array(train.inputs.shape.dropFirst())
+        if model == .cnn && (imageShape.count != 3 || imageShape[1] < 4 || imageShape[2] < 4) {
+            throw ValidationError("--model cnn needs images of at least 4x4 pixels, got \(imageShape)")
+        }
         let net = model == .mlp ? makeMLP(features: imageShape.reduce(1, *)) : makeCNN(imageShape)
         net.to(target)
         let opt = makeOptimizer(net.parameters())

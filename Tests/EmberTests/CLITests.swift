@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+/// The `ember` tool rejects bad flags and environment with a short error and a non-zero
+/// exit status, never a crash report.
+@Suite("Command line")
+struct CLITests {
+    /// The `ember` binary built beside the test bundle.
+    static var binary: URL? {
+        var folder = Bundle.main.executableURL?.resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            if let candidate = folder?.appendingPathComponent("ember"), FileManager.default.isExecutableFile(atPath: candidate.path) {
+                return candidate
+            }
+            folder = folder?.deletingLastPathComponent()
+        }
+        return nil
+    }
+
+    /// Runs `ember` with `arguments`; returns the exit status and standard error.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stderr: String) {
+        guard let binary else {
+            Issue.record("the ember binary was not built beside the tests")
+            return (0, "")
+        }
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = Pipe()
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+
+    @Test("bad flags and device names give a one-line error and a non-zero status", arguments: [
+        (["train", "--epochs", "0"], "--epochs must be positive, got 0"),
+        (["train", "--batch-size=-3"], "--batch-size must be positive, got -3"),
+        (["train", "--lr", "nan"], "--lr must be a positive number, got nan"),
+        (["train", "--device", "tpu"], "--device tpu: invalid device 'tpu'"),
+        (["train", "--device", "opencl:99"], "--device opencl:99: OpenCL device index 99 out of range"),
+        (["train", "--idx-images", "/nonexistent/images", "--idx-labels", "/nonexistent/labels"], "/nonexistent/images: cannot be read"),
+        (["train", "--model", "transformer"], "transformer"),
+    ])
+    func badInput(_ arguments: [String], _ message: String) throws {
+        let (status, stderr) = try CLITests.run(arguments)
+        #expect(status != 0)
+        #expect(stderr.contains(message), "\(stderr)")
+        #expect(!stderr.contains("Fatal error") && !stderr.contains("Backtrace") && !stderr.contains("crashed"))
+    }
+
+    @Test("a bad EMBER_DEVICE is a usage error, not a crash")
+    func badEnvironment() throws {
+        let (status, stderr) = try CLITests.run(["devices"], environment: ["EMBER_DEVICE": "quantum"])
+        #expect(status != 0)
+        #expect(stderr.contains("EMBER_DEVICE quantum: invalid device 'quantum'"), "\(stderr)")
+        #expect(!stderr.contains("Fatal error"))
+    }
+}
