@@ -40,6 +40,7 @@ final class CPUBackend: Backend, @unchecked Sendable {
     // MARK: Memory
 
     func allocate(bytes: Int) throws -> DeviceBuffer {
+        guard bytes <= CPUBackend.info.globalMemoryBytes else { throw EmberError.outOfMemory(device: "cpu", bytes: bytes) }
         let capacity = BufferPool.sizeClass(bytes)
         if let handle = pool.take(capacity: capacity) {
             return DeviceBuffer(handle: handle, capacity: capacity, backend: self)
