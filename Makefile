@@ -44,7 +44,7 @@ sanitize-thread: deps
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 
 sanitize-address: deps
-	$(SWIFT) test --sanitize=address --scratch-path .build-asan
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt $(SWIFT) test --sanitize=address --scratch-path .build-asan
 
 clean:
 	rm -rf .build
