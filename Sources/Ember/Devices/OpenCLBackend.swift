@@ -8,7 +8,7 @@ import Foundation
 /// enqueue is remembered and thrown by the next of those two calls.
 final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Kernel source files, each built into one program when the backend is created.
-    static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl"]
+    static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl"]
 
     let index: Int
     let info: DeviceInfo
@@ -129,6 +129,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     /// Remembers the first failed call, to be thrown at the next synchronisation point.
+    func record(status: cl_int, _ call: String) { record(status, call) }
+
     private func record(_ status: cl_int, _ call: String) {
         guard status != CL_SUCCESS else { return }
         lock.lock(); defer { lock.unlock() }
@@ -154,11 +156,18 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         case int8([Int])
     }
 
-    /// Enqueues `name` from `file` over `count` work-items (rounded up to whole work-groups
-    /// of `local`; kernels guard the excess), or over `groups` work-groups of `local` items.
+    /// Enqueues `name` from `file` over `count` work-items, rounded up to whole work-groups of
+    /// `local` (kernels guard the excess).
     func launch(_ file: String, _ name: String, count: Int, local: Int? = nil, _ arguments: [Argument]) {
         guard count > 0 else { return }
         precondition(count < Int(Int32.max), "opencl:\(index): \(name) over \(count) elements exceeds the 2^31 limit of Ember's kernels")
+        let size = local ?? elementwiseLocal
+        launch3D(file, name, global: ((count + size - 1) / size * size, 1, 1), local: (size, 1, 1), arguments)
+    }
+
+    /// Enqueues `name` over a 3-D range; `global` must be a multiple of `local` in each dim.
+    func launch3D(_ file: String, _ name: String, global: (Int, Int, Int), local: (Int, Int, Int), _ arguments: [Argument]) {
+        guard global.0 > 0 && global.1 > 0 && global.2 > 0 else { return }
         lock.lock(); defer { lock.unlock() }
         let kernel: cl_kernel
         if let cached = kernels[name] {
@@ -198,9 +207,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
                 return
             }
         }
-        var localSize = local ?? elementwiseLocal
-        var globalSize = (count + localSize - 1) / localSize * localSize
-        let status = clEnqueueNDRangeKernel(queue, kernel, 1, nil, &globalSize, &localSize, 0, nil, nil)
+        var globalSize = [global.0, global.1, global.2]
+        var localSize = [local.0, local.1, local.2]
+        let status = clEnqueueNDRangeKernel(queue, kernel, 3, nil, &globalSize, &localSize, 0, nil, nil)
         if status != CL_SUCCESS && pendingError == nil { pendingError = .openCL(call: "clEnqueueNDRangeKernel(\(name))", code: status) }
     }
 
