@@ -2,7 +2,8 @@ import COpenCL
 import Foundation
 
 /// An OpenCL device: one context, one in-order queue, Ember's kernels from `Kernels/*.cl`
-/// (built once per context), CLBlast for GEMM, and a size-keyed buffer pool.
+/// (built once per context), GEMM through CLBlast (GPUs) or `gemm.cl` (CPU devices), and a
+/// size-keyed buffer pool.
 ///
 /// Primitives only enqueue; the host waits in `download` and `synchronize`. An error from an
 /// enqueue is remembered and thrown by the next of those two calls.
