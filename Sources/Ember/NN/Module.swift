@@ -159,21 +159,28 @@ open class Module {
         slots(buffers: true).compactMap { slot in slot.slot.tensor.map { (slot.name, $0) } }
     }
 
-    /// Parameters and buffers by dotted name, as PyTorch's `state_dict()`.
+    /// Parameters and buffers by dotted name, in PyTorch's `state_dict()` order: each
+    /// module's own parameters, then its own buffers, then its children's entries.
     public func stateDict() -> [(name: String, tensor: Tensor)] {
-        namedParameters() + namedBuffers()
+        slots().compactMap { slot in slot.slot.tensor.map { (slot.name, $0) } }
     }
 
     /// The parameter slots (or buffer slots) of this module and its descendants, with dotted
     /// names; absent optional parameters are included with a nil tensor.
-    func slots(buffers: Bool, prefix: String = "") -> [(name: String, slot: TensorSlot)] {
-        var out: [(String, TensorSlot)] = []
+    func slots(buffers: Bool) -> [(name: String, slot: TensorSlot)] {
+        slots().filter { $0.slot.isBuffer == buffers }
+    }
+
+    /// Every parameter and buffer slot in state-dict order, with dotted names.
+    private func slots(prefix: String = "") -> [(name: String, slot: TensorSlot)] {
+        var own: [(name: String, slot: TensorSlot)] = []
         for child in Mirror(reflecting: self).allChildren {
-            guard let slot = child.value as? TensorSlot, let label = child.label, slot.isBuffer == buffers else { continue }
-            out.append((prefix + (slot.name ?? Module.propertyName(label)), slot))
+            guard let slot = child.value as? TensorSlot, let label = child.label else { continue }
+            own.append((prefix + (slot.name ?? Module.propertyName(label)), slot))
         }
+        var out = own.filter { !$0.slot.isBuffer } + own.filter { $0.slot.isBuffer }
         for (name, module) in namedChildren() {
-            out += module.slots(buffers: buffers, prefix: prefix + name + ".")
+            out += module.slots(prefix: prefix + name + ".")
         }
         return out
     }
