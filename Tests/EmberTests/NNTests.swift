@@ -299,4 +299,19 @@ struct NNTests {
         crossEntropy(logitsWithGrad, Tensor([2], dtype: .int32, device: d)).backward()
         expectClose(logitsWithGrad.grad!.toArray(), [1, 0, -1])
     }
+
+    @Test("binaryCrossEntropy of probabilities 0 and 1: PyTorch's clamped values, finite gradients", arguments: devices)
+    func saturatedBinaryCrossEntropy(_ d: Device) {
+        let p = Tensor([1, 0, 1, 0, 0.5], device: d, requiresGrad: true)
+        let loss = binaryCrossEntropy(p, Tensor([1, 0, 0, 1, 1], device: d), reduction: .none)
+        expectClose(loss.toArray(), [0, 0, 100, 100, Float(M_LN2)])
+        loss.sum().backward()
+        let grad = p.grad!.toArray()
+        #expect(grad.allSatisfy { $0.isFinite })
+        expectClose([grad[4]], [-2])
+        var random = TestRandom(seed: 13)
+        gradCheck("binaryCrossEntropy", device: d, inputs: [random.floats(4, 0.2...0.8)], shapes: [[4]]) { x in
+            binaryCrossEntropy(x[0], Tensor([1, 0, 0.3, 1], device: x[0].device))
+        }
+    }
 }
