@@ -75,7 +75,7 @@ struct IOTests {
         for ((n1, t1), (n2, t2)) in zip(net.stateDict(), other.stateDict()) {
             #expect(n1 == n2 && t1.toArray() == t2.toArray())
         }
-        #expect(otherOpt.lr == 0.1 && otherOpt.stepCount == 1)
+        #expect(otherOpt.lr == 0.1 && otherOpt.steps == opt.steps && opt.steps.allSatisfy { $0 == 1 })
         #expect(otherOpt.stateDict().map(\.name) == opt.stateDict().map(\.name))
         net.eval(); other.eval()
         #expect(net(x).toArray() == other(x).toArray())

@@ -117,7 +117,7 @@ struct OptimTests {
             (p * p).sum().backward()
             opt.step()
         }
-        #expect(opt.stateDict().filter { $0.name.hasPrefix("state.") }.allSatisfy { $0.tensor.device == d })
+        #expect(opt.stateDict().filter { $0.name.hasPrefix("state.") && !$0.name.hasSuffix(".step") }.allSatisfy { $0.tensor.device == d })
         #expect(opt.stateDict().map(\.name).contains("state.0.exp_avg_sq"))
     }
 
@@ -146,5 +146,127 @@ struct OptimTests {
         expectClose(a.grad!.toArray() + b.grad!.toArray(), [0.6, 0, 0, 0.8], rtol: 1e-4)
         #expect(clipGradNorm([a, b], maxNorm: 10) < 1.0001)
         expectClose([clipGradNorm([a, b], maxNorm: 10, normType: .infinity)], [0.8], rtol: 1e-4)
+    }
+
+    @Test("Adam counts steps per parameter: a parameter first updated at step 2 gets step 1's bias correction", arguments: TestDevices.all)
+    func perParameterSteps(_ d: Device) {
+        let a = Tensor([1, -2], device: d, requiresGrad: true), b = Tensor([1, -2], device: d, requiresGrad: true)
+        let opt = Adam([a, b], lr: 0.1)
+        (a * a).sum().backward()
+        opt.step()
+        #expect(b.toArray() == [1, -2] && opt.steps == [1, 0])
+        opt.zeroGrad()
+        ((a * a).sum() + (b * b).sum()).backward()
+        opt.step()
+        #expect(opt.steps == [2, 1])
+        // First Adam step: m̂ = g and v̂ = g², so the update is lr * g / (|g| + eps).
+        expectClose(b.toArray(), [1 - 0.1 * 2 / (2 + 1e-8), -2 + 0.1 * 4 / (4 + 1e-8)])
+    }
+
+    @Test("optimizer state dicts use PyTorch's names, resume exactly, and reject bad entries unchanged")
+    func stateRoundTrip() throws {
+        func step(_ p: Tensor, _ opt: Optimizer) {
+            opt.zeroGrad()
+            (p * p * p).sum().backward()
+            opt.step()
+        }
+        for make in [{ Adam([$0], lr: 0.05) }, { SGD([$0], lr: 0.05, momentum: 0.9) },
+                     { RMSprop([$0], lr: 0.05, momentum: 0.5, centered: true) }] as [(Tensor) -> Optimizer] {
+            let p = Tensor([1, -2, 0.5], requiresGrad: true)
+            let opt = make(p)
+            step(p, opt)
+            step(p, opt)
+            let saved = Dictionary(uniqueKeysWithValues: opt.stateDict().map { ($0.name, $0.tensor.clone()) })
+            #expect(opt.stateDict().map(\.name) == ["param_groups.0.lr", "state.0.step"] + opt.stateNames.sorted().map { "state.0.\($0)" })
+            let q = Tensor(shape: [3], data: p.toArray(), requiresGrad: true)
+            let resumed = make(q)
+            resumed.lr = 1
+            try resumed.loadStateDict(saved)
+            #expect(resumed.lr == 0.05 && resumed.steps == [2])
+            step(p, opt)
+            step(q, resumed)
+            #expect(p.toArray() == q.toArray(), "\(type(of: opt)) resumed from its state dict")
+        }
+        let opt = Adam([Tensor.zeros([3], requiresGrad: true)], lr: 0.5)
+        #expect(throws: EmberError.stateDictMismatch(missing: [], unexpected: ["state.0.momentum_buffer", "state.3.exp_avg"],
+                                                     shapeMismatches: ["state.0.exp_avg: expected [3], got [2]"])) {
+            try opt.loadStateDict(["param_groups.0.lr": Tensor(Float(0.1)), "state.0.exp_avg": Tensor.zeros([2]),
+                                   "state.0.momentum_buffer": Tensor.zeros([3]), "state.3.exp_avg": Tensor.zeros([3])])
+        }
+        #expect(opt.lr == 0.5 && opt.stateDict().count == 1)
+    }
+
+    @Test("after the first steps, optimizer steps allocate no new device buffers")
+    func noAllocationsAfterFirstStep() async {
+        await #expect(processExitsWith: .success) {
+            for d in TestDevices.all {
+                let makers: [(Tensor) -> Optimizer] = [
+                    { SGD([$0], lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 0.1) },
+                    { AdamW([$0], lr: 0.01) },
+                    { RMSprop([$0], lr: 0.01, momentum: 0.5, centered: true) },
+                ]
+                for make in makers {
+                    let p = Tensor.randn([32, 8], device: d, requiresGrad: true)
+                    let x = Tensor.randn([4, 32], device: d)
+                    let opt = make(p)
+                    func step() {
+                        opt.zeroGrad()
+                        x.matmul(p).square().mean().backward()
+                        opt.step()
+                    }
+                    for _ in 0..<3 { step() }
+                    _ = p.sum().item()
+                    let before = d.stats
+                    for _ in 0..<20 { step() }
+                    _ = p.sum().item()
+                    let after = d.stats
+                    precondition(after.liveBuffers == before.liveBuffers && after.allocations == before.allocations,
+                                 "\(type(of: opt)) on \(d): live \(before.liveBuffers) -> \(after.liveBuffers), allocations \(before.allocations) -> \(after.allocations)")
+                }
+            }
+        }
+    }
+
+    @Test("invalid hyper-parameters stop with a message naming the optimizer, the argument and the value")
+    func invalidHyperParameters() async {
+        let negative = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = SGD([Tensor.zeros([1], requiresGrad: true)], lr: -1)
+        }
+        let negativeMessage = String(decoding: negative?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(negativeMessage.contains("SGD: lr must be a finite number >= 0, got -1.0"))
+        let nan = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let opt = Adam([Tensor.zeros([1], requiresGrad: true)])
+            opt.lr = .nan
+        }
+        let nanMessage = String(decoding: nan?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(nanMessage.contains("Adam: lr must be a finite number >= 0, got nan"))
+    }
+
+    @Test("clipGradNorm: 1-norm, infinity norm, parameters without gradients")
+    func clippingNorms() {
+        func grads() -> (Tensor, Tensor, Tensor) {
+            let a = Tensor([1, 1], requiresGrad: true), b = Tensor([1, 1], requiresGrad: true)
+            (a * Tensor([3, 0]) + b * Tensor([0, -4])).sum().backward()
+            return (a, b, Tensor.zeros([2], requiresGrad: true))
+        }
+        var (a, b, unused) = grads()
+        expectClose([clipGradNorm([a, b, unused], maxNorm: 3.5, normType: 1)], [7])
+        expectClose(a.grad!.toArray() + b.grad!.toArray(), [1.5, 0, 0, -2], rtol: 1e-5)
+        (a, b, unused) = grads()
+        expectClose([clipGradNorm([a, unused, b], maxNorm: 2, normType: .infinity)], [4])
+        expectClose(a.grad!.toArray() + b.grad!.toArray(), [1.5, 0, 0, -2], rtol: 1e-5)
+        #expect(unused.grad == nil && clipGradNorm([unused], maxNorm: 1) == 0)
+    }
+
+    @Test("LinearLR towards an end factor below one, and StepLR on Adam")
+    func moreSchedules() {
+        let opt = Adam([Tensor.zeros([1], requiresGrad: true)], lr: 0.2)
+        let warm = LinearLR(opt, startFactor: 1, endFactor: 0.5, totalIters: 2)
+        var rates = [warm.lastLR]
+        for _ in 0..<3 { warm.step(); rates.append(warm.lastLR) }
+        expectClose(rates, [0.2, 0.15, 0.1, 0.1])
+        let decay = StepLR(Adam([Tensor.zeros([1], requiresGrad: true)], lr: 0.2), stepSize: 1, gamma: 0.5)
+        decay.step()
+        expectClose([decay.lastLR, decay.optimizer.lr], [0.1, 0.1])
     }
 }

@@ -65,11 +65,19 @@ public func l1Loss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .me
     return (input - target).abs().reduced(reduction)
 }
 
+/// `log(x)` clamped at -100 as in PyTorch's binary cross-entropy, with a finite gradient:
+/// where `x` is 0 or subnormal the value is the clamped log and the gradient is 0 (a plain
+/// `log().clamp(min:)` gives 0 * inf = NaN there, e.g. for a saturated sigmoid output of 1).
+private func clampedLog(_ x: Tensor) -> Tensor {
+    let normal = x > Float.leastNormalMagnitude
+    return Tensor.where(normal, Tensor.where(normal, x, 1).log(), x.detach().log().clamp(min: -100))
+}
+
 /// Binary cross-entropy of probabilities in [0, 1] (logs clamped at -100, as PyTorch).
 public func binaryCrossEntropy(_ probabilities: Tensor, _ targets: Tensor, reduction: Reduction = .mean) -> Tensor {
     sameShape("binaryCrossEntropy", probabilities, targets)
-    let logP = probabilities.log().clamp(min: -100)
-    let logNotP = (1 - probabilities).log().clamp(min: -100)
+    let logP = clampedLog(probabilities)
+    let logNotP = clampedLog(1 - probabilities)
     return (-(targets * logP + (1 - targets) * logNotP)).reduced(reduction)
 }
 

@@ -36,6 +36,8 @@ public final class OptionalParameter {
 
 /// What module traversal sees of `Parameter`, `OptionalParameter` and `Buffer`.
 protocol TensorSlot: AnyObject {
+    /// Whether the slot holds a buffer (state) rather than a parameter.
+    var isBuffer: Bool { get }
     /// The state-dict name override.
     var name: String? { get }
     /// The held tensor (nil for an absent optional parameter).
@@ -43,6 +45,7 @@ protocol TensorSlot: AnyObject {
 }
 
 extension Parameter: TensorSlot {
+    var isBuffer: Bool { false }
     var tensor: Tensor? {
         get { wrappedValue }
         set { if let newValue { wrappedValue = newValue } }
@@ -50,6 +53,7 @@ extension Parameter: TensorSlot {
 }
 
 extension OptionalParameter: TensorSlot {
+    var isBuffer: Bool { false }
     var tensor: Tensor? {
         get { wrappedValue }
         set { wrappedValue = newValue }
@@ -57,6 +61,7 @@ extension OptionalParameter: TensorSlot {
 }
 
 extension Buffer: TensorSlot {
+    var isBuffer: Bool { true }
     var tensor: Tensor? {
         get { wrappedValue }
         set { if let newValue { wrappedValue = newValue } }
@@ -76,6 +81,30 @@ public final class Buffer {
     public init(wrappedValue: Tensor, name: String? = nil) {
         self.wrappedValue = wrappedValue
         self.name = name
+    }
+}
+
+/// A buffer that may be absent, e.g. the running statistics of
+/// `BatchNorm1d(..., trackRunningStats: false)`: absent buffers do not appear in state dicts.
+@propertyWrapper
+public final class OptionalBuffer {
+    /// The buffer tensor, or nil.
+    public var wrappedValue: Tensor?
+    /// The name used in state dicts instead of the property name.
+    public let name: String?
+
+    /// Wraps `tensor`; `name` overrides the state-dict name.
+    public init(wrappedValue: Tensor?, name: String? = nil) {
+        self.wrappedValue = wrappedValue
+        self.name = name
+    }
+}
+
+extension OptionalBuffer: TensorSlot {
+    var isBuffer: Bool { true }
+    var tensor: Tensor? {
+        get { wrappedValue }
+        set { wrappedValue = newValue }
     }
 }
 
@@ -130,21 +159,28 @@ open class Module {
         slots(buffers: true).compactMap { slot in slot.slot.tensor.map { (slot.name, $0) } }
     }
 
-    /// Parameters and buffers by dotted name, as PyTorch's `state_dict()`.
+    /// Parameters and buffers by dotted name, in PyTorch's `state_dict()` order: each
+    /// module's own parameters, then its own buffers, then its children's entries.
     public func stateDict() -> [(name: String, tensor: Tensor)] {
-        namedParameters() + namedBuffers()
+        slots().compactMap { slot in slot.slot.tensor.map { (slot.name, $0) } }
     }
 
     /// The parameter slots (or buffer slots) of this module and its descendants, with dotted
     /// names; absent optional parameters are included with a nil tensor.
-    func slots(buffers: Bool, prefix: String = "") -> [(name: String, slot: TensorSlot)] {
-        var out: [(String, TensorSlot)] = []
+    func slots(buffers: Bool) -> [(name: String, slot: TensorSlot)] {
+        slots().filter { $0.slot.isBuffer == buffers }
+    }
+
+    /// Every parameter and buffer slot in state-dict order, with dotted names.
+    private func slots(prefix: String = "") -> [(name: String, slot: TensorSlot)] {
+        var own: [(name: String, slot: TensorSlot)] = []
         for child in Mirror(reflecting: self).allChildren {
-            guard let slot = child.value as? TensorSlot, let label = child.label, (slot is Buffer) == buffers else { continue }
-            out.append((prefix + (slot.name ?? Module.propertyName(label)), slot))
+            guard let slot = child.value as? TensorSlot, let label = child.label else { continue }
+            own.append((prefix + (slot.name ?? Module.propertyName(label)), slot))
         }
+        var out = own.filter { !$0.slot.isBuffer } + own.filter { $0.slot.isBuffer }
         for (name, module) in namedChildren() {
-            out += module.slots(buffers: buffers, prefix: prefix + name + ".")
+            out += module.slots(prefix: prefix + name + ".")
         }
         return out
     }

@@ -1,17 +1,20 @@
 /// Batch normalisation over the channel dim (dim 1) of `[N, C]`, `[N, C, L]` or `[N, C, H, W]`
 /// input, as PyTorch's BatchNorm1d/2d: batch statistics in training (biased variance to
-/// normalise, unbiased to update the running variance), running statistics in eval.
+/// normalise, unbiased to update the running variance), running statistics in eval. Without
+/// running statistics (`trackRunningStats: false`) batch statistics are used in both modes.
 public class BatchNorm: Module, Layer {
     /// Scale `[C]` (when affine).
     @OptionalParameter public var weight: Tensor?
     /// Shift `[C]` (when affine).
     @OptionalParameter public var bias: Tensor?
-    /// Running mean `[C]`.
-    @Buffer public var runningMean: Tensor
-    /// Running (unbiased) variance `[C]`.
-    @Buffer public var runningVar: Tensor
-    /// Number of training batches seen.
-    @Buffer public var numBatchesTracked: Tensor
+    /// Running mean `[C]` (when tracking running statistics).
+    @OptionalBuffer public var runningMean: Tensor?
+    /// Running (unbiased) variance `[C]` (when tracking running statistics).
+    @OptionalBuffer public var runningVar: Tensor?
+    /// Number of training batches seen, a Float32 scalar (when tracking running statistics).
+    @OptionalBuffer public var numBatchesTracked: Tensor?
+    /// The number of channels.
+    public let numFeatures: Int
     /// Added to the variance before the square root.
     public let eps: Float
     /// Weight of the new batch in the running statistics.
@@ -20,15 +23,16 @@ public class BatchNorm: Module, Layer {
     let ranks: Set<Int>
     let name: String
 
-    init(_ numFeatures: Int, eps: Float, momentum: Float, affine: Bool, ranks: Set<Int>, name: String) {
+    init(_ numFeatures: Int, eps: Float, momentum: Float, affine: Bool, trackRunningStats: Bool, ranks: Set<Int>, name: String) {
         precondition(numFeatures > 0, "\(name): numFeatures must be positive, got \(numFeatures)")
         precondition(eps > 0, "\(name): eps must be positive, got \(eps)")
         precondition(momentum >= 0 && momentum <= 1, "\(name): momentum must be in [0, 1], got \(momentum)")
         weight = affine ? Tensor.ones([numFeatures]) : nil
         bias = affine ? Tensor.zeros([numFeatures]) : nil
-        _runningMean = Buffer(wrappedValue: Tensor.zeros([numFeatures]), name: "running_mean")
-        _runningVar = Buffer(wrappedValue: Tensor.ones([numFeatures]), name: "running_var")
-        _numBatchesTracked = Buffer(wrappedValue: Tensor.zeros([]), name: "num_batches_tracked")
+        _runningMean = OptionalBuffer(wrappedValue: trackRunningStats ? Tensor.zeros([numFeatures]) : nil, name: "running_mean")
+        _runningVar = OptionalBuffer(wrappedValue: trackRunningStats ? Tensor.ones([numFeatures]) : nil, name: "running_var")
+        _numBatchesTracked = OptionalBuffer(wrappedValue: trackRunningStats ? Tensor.zeros([]) : nil, name: "num_batches_tracked")
+        self.numFeatures = numFeatures
         self.eps = eps
         self.momentum = momentum
         self.ranks = ranks
@@ -37,29 +41,31 @@ public class BatchNorm: Module, Layer {
 
     /// The normalised input.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let channels = runningMean.shape[0]
+        let channels = numFeatures
         precondition(ranks.contains(x.rank) && x.shape[1] == channels,
                      "\(name): expected input of rank \(ranks.sorted()) with \(channels) channels in dim 1, got \(Shape.describe(x.shape))")
         let dims = [0] + Array(2..<x.rank)
         var statShape = [Int](repeating: 1, count: x.rank)
         statShape[1] = channels
         let normalized: Tensor
-        if isTraining {
+        if let runningMean, let runningVar, !isTraining {
+            normalized = (x - runningMean.reshape(statShape)) * (runningVar.reshape(statShape) + eps).rsqrt()
+        } else {
             let count = dims.reduce(1) { $0 * x.shape[$1] }
             precondition(count > 1, "\(name): expected more than 1 value per channel when training, got input \(Shape.describe(x.shape))")
             let mean = x.mean(dims: dims, keepDim: true)
             let centered = x - mean
             let variance = (centered * centered).mean(dims: dims, keepDim: true)
             normalized = centered * (variance + eps).rsqrt()
-            Tensor.noGrad {
-                runningMean *= 1 - momentum
-                runningMean += mean.reshape([channels]) * momentum
-                runningVar *= 1 - momentum
-                runningVar += variance.reshape([channels]) * (momentum * Float(count) / Float(count - 1))
-                numBatchesTracked += 1
+            if isTraining, let runningMean, let runningVar, let numBatchesTracked {
+                Tensor.noGrad {
+                    runningMean *= 1 - momentum
+                    runningMean += mean.reshape([channels]) * momentum
+                    runningVar *= 1 - momentum
+                    runningVar += variance.reshape([channels]) * (momentum * Float(count) / Float(count - 1))
+                    numBatchesTracked += 1
+                }
             }
-        } else {
-            normalized = (x - runningMean.reshape(statShape)) * (runningVar.reshape(statShape) + eps).rsqrt()
         }
         guard let weight, let bias else { return normalized }
         return normalized * weight.reshape(statShape) + bias.reshape(statShape)
@@ -69,16 +75,18 @@ public class BatchNorm: Module, Layer {
 /// Batch normalisation of `[N, C]` or `[N, C, L]` input.
 public final class BatchNorm1d: BatchNorm {
     /// `numFeatures` channels; PyTorch's defaults.
-    public init(_ numFeatures: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true) {
-        super.init(numFeatures, eps: eps, momentum: momentum, affine: affine, ranks: [2, 3], name: "BatchNorm1d")
+    public init(_ numFeatures: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true, trackRunningStats: Bool = true) {
+        super.init(numFeatures, eps: eps, momentum: momentum, affine: affine, trackRunningStats: trackRunningStats,
+                   ranks: [2, 3], name: "BatchNorm1d")
     }
 }
 
 /// Batch normalisation of `[N, C, H, W]` input.
 public final class BatchNorm2d: BatchNorm {
     /// `numFeatures` channels; PyTorch's defaults.
-    public init(_ numFeatures: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true) {
-        super.init(numFeatures, eps: eps, momentum: momentum, affine: affine, ranks: [4], name: "BatchNorm2d")
+    public init(_ numFeatures: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true, trackRunningStats: Bool = true) {
+        super.init(numFeatures, eps: eps, momentum: momentum, affine: affine, trackRunningStats: trackRunningStats,
+                   ranks: [4], name: "BatchNorm2d")
     }
 }
 

@@ -7,10 +7,11 @@ open class Optimizer {
     public let parameters: [Tensor]
     /// The learning rate (schedulers change it).
     public var lr: Float {
-        didSet { Optimizer.checkRate(lr, name: "lr") }
+        didSet { Optimizer.checkRate(lr, name: "lr", in: type(of: self)) }
     }
-    /// Steps taken so far.
-    public private(set) var stepCount = 0
+    /// Updates applied to each parameter so far (PyTorch's per-parameter `step`): a parameter
+    /// without a gradient is skipped by `step()` and keeps its count.
+    public private(set) var steps: [Int]
     /// Per-parameter state by name (`momentum_buffer`, `exp_avg`, ...), created on first use.
     var state: [[String: Tensor]]
 
@@ -20,16 +21,20 @@ open class Optimizer {
         for p in parameters {
             precondition(p.isLeaf && p.dtype == .float32, "\(type(of: self)): parameters must be float32 leaf tensors")
         }
-        Optimizer.checkRate(lr, name: "lr")
+        Optimizer.checkRate(lr, name: "lr", in: Self.self)
         self.parameters = parameters
         self.lr = lr
+        self.steps = Array(repeating: 0, count: parameters.count)
         self.state = Array(repeating: [:], count: parameters.count)
     }
 
-    /// Stops unless `value` is finite and >= 0.
-    static func checkRate(_ value: Float, name: String) {
-        precondition(value.isFinite && value >= 0, "optimizer: \(name) must be a finite number >= 0, got \(value)")
+    /// Stops unless hyper-parameter `name` of optimizer `owner` is finite and >= 0.
+    static func checkRate(_ value: Float, name: String, in owner: Optimizer.Type) {
+        precondition(value.isFinite && value >= 0, "\(owner): \(name) must be a finite number >= 0, got \(value)")
     }
+
+    /// The names of the per-parameter state tensors this optimizer keeps.
+    open var stateNames: Set<String> { [] }
 
     /// Clears every parameter's gradient.
     public func zeroGrad() {
@@ -38,16 +43,17 @@ open class Optimizer {
 
     /// Applies one update to every parameter that has a gradient.
     public func step() {
-        stepCount += 1
         Tensor.noGrad {
             for (i, p) in parameters.enumerated() {
                 guard let grad = p.grad else { continue }
+                steps[i] += 1
                 update(i, p, grad)
             }
         }
     }
 
-    /// The update rule for parameter `index` (runs under `noGrad`).
+    /// The update rule for parameter `index` (runs under `noGrad`, after `steps[index]` has
+    /// been incremented).
     open func update(_ index: Int, _ parameter: Tensor, _ gradient: Tensor) {
         fatalError("\(type(of: self)) must override update(_:_:_:)")
     }
@@ -60,26 +66,56 @@ open class Optimizer {
         return t
     }
 
-    /// Optimizer state as named tensors (`state.<i>.<name>`, plus `step`), for checkpoints.
+    /// Optimizer state as named tensors for checkpoints, flattened from PyTorch's layout:
+    /// `param_groups.0.lr`, then for each parameter that has been updated `state.<i>.step`
+    /// and its state tensors (`state.<i>.exp_avg`, ...). The tensors are the live state.
     public func stateDict() -> [(name: String, tensor: Tensor)] {
-        var out: [(String, Tensor)] = [("step", Tensor(Float(stepCount))), ("lr", Tensor(lr))]
-        for (i, entries) in state.enumerated() {
+        var out: [(String, Tensor)] = [("param_groups.0.lr", Tensor(lr))]
+        for (i, entries) in state.enumerated() where steps[i] > 0 || !entries.isEmpty {
+            out.append(("state.\(i).step", Tensor(Float(steps[i]))))
             for name in entries.keys.sorted() { out.append(("state.\(i).\(name)", entries[name]!)) }
         }
         return out
     }
 
-    /// Restores state saved by `stateDict()`; tensors move to each parameter's device.
+    /// Restores state saved by `stateDict()`; tensors are copied to each parameter's device.
+    /// Throws, changing nothing, when a key is unknown or a tensor has the wrong shape.
     public func loadStateDict(_ dict: [String: Tensor]) throws {
-        if let step = dict["step"] { stepCount = Int(step.item()) }
-        if let rate = dict["lr"] { lr = rate.item() }
-        for (key, tensor) in dict where key.hasPrefix("state.") {
-            let parts = key.split(separator: ".", maxSplits: 2)
-            guard parts.count == 3, let i = Int(parts[1]), parameters.indices.contains(i) else {
-                throw EmberError.invalidFile(path: key, reason: "optimizer state key does not name a parameter index")
+        var unexpected: [String] = [], shapes: [String] = []
+        var newLR = lr, newSteps = steps, newState = state
+        for (key, tensor) in dict {
+            if key == "param_groups.0.lr" {
+                guard tensor.count == 1, tensor.item().isFinite, tensor.item() >= 0 else {
+                    shapes.append("\(key): expected a finite rate >= 0, got \(Shape.describe(tensor.shape))")
+                    continue
+                }
+                newLR = tensor.item()
+                continue
             }
-            state[i][String(parts[2])] = tensor.to(parameters[i].device).detach().contiguousCopy()
+            let parts = key.split(separator: ".", maxSplits: 2).map(String.init)
+            guard parts.count == 3, parts[0] == "state", let i = Int(parts[1]), parameters.indices.contains(i),
+                  parts[2] == "step" || stateNames.contains(parts[2]) else {
+                unexpected.append(key)
+                continue
+            }
+            if parts[2] == "step" {
+                guard tensor.count == 1, let step = Int(exactly: tensor.item()), step >= 0 else {
+                    shapes.append("\(key): expected a step count >= 0")
+                    continue
+                }
+                newSteps[i] = step
+            } else if tensor.shape != parameters[i].shape {
+                shapes.append("\(key): expected \(Shape.describe(parameters[i].shape)), got \(Shape.describe(tensor.shape))")
+            } else {
+                newState[i][parts[2]] = tensor.float().to(parameters[i].device).detach().contiguousCopy()
+            }
         }
+        if !unexpected.isEmpty || !shapes.isEmpty {
+            throw EmberError.stateDictMismatch(missing: [], unexpected: unexpected.sorted(), shapeMismatches: shapes.sorted())
+        }
+        lr = newLR
+        steps = newSteps
+        state = newState
     }
 }
 
@@ -91,8 +127,9 @@ public final class SGD: Optimizer {
     /// SGD with PyTorch's hyper-parameters.
     public init(_ parameters: [Tensor], lr: Float, momentum: Float = 0, dampening: Float = 0,
                 nesterov: Bool = false, weightDecay: Float = 0) {
-        Optimizer.checkRate(momentum, name: "momentum")
-        Optimizer.checkRate(weightDecay, name: "weightDecay")
+        Optimizer.checkRate(momentum, name: "momentum", in: SGD.self)
+        Optimizer.checkRate(dampening, name: "dampening", in: SGD.self)
+        Optimizer.checkRate(weightDecay, name: "weightDecay", in: SGD.self)
         precondition(!nesterov || (momentum > 0 && dampening == 0), "SGD: nesterov needs momentum > 0 and zero dampening")
         self.momentum = momentum
         self.dampening = dampening
@@ -100,6 +137,8 @@ public final class SGD: Optimizer {
         self.weightDecay = weightDecay
         super.init(parameters, lr: lr)
     }
+
+    override public var stateNames: Set<String> { ["momentum_buffer"] }
 
     override public func update(_ index: Int, _ p: Tensor, _ grad: Tensor) {
         var g = weightDecay != 0 ? grad + p * weightDecay : grad
@@ -130,9 +169,10 @@ public class Adam: Optimizer {
     }
 
     init(_ parameters: [Tensor], lr: Float, betas: (Float, Float), eps: Float, weightDecay: Float, decoupled: Bool) {
-        precondition(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1, "Adam: betas must be in [0, 1), got \(betas)")
-        Optimizer.checkRate(eps, name: "eps")
-        Optimizer.checkRate(weightDecay, name: "weightDecay")
+        let owner: Optimizer.Type = decoupled ? AdamW.self : Adam.self
+        precondition(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1, "\(owner): betas must be in [0, 1), got \(betas)")
+        Optimizer.checkRate(eps, name: "eps", in: owner)
+        Optimizer.checkRate(weightDecay, name: "weightDecay", in: owner)
         beta1 = betas.0
         beta2 = betas.1
         self.eps = eps
@@ -140,6 +180,8 @@ public class Adam: Optimizer {
         self.decoupled = decoupled
         super.init(parameters, lr: lr)
     }
+
+    override public var stateNames: Set<String> { ["exp_avg", "exp_avg_sq"] }
 
     override public func update(_ index: Int, _ p: Tensor, _ grad: Tensor) {
         var g = grad
@@ -152,7 +194,7 @@ public class Adam: Optimizer {
         m += g * (1 - beta1)
         v *= beta2
         v += g * g * (1 - beta2)
-        let t = Float(stepCount)
+        let t = Float(steps[index])
         let correction1 = 1 - Foundation.pow(beta1, t)
         let correction2 = 1 - Foundation.pow(beta2, t)
         p -= m * (lr / correction1) / ((v / correction2).sqrt() + eps)
@@ -176,9 +218,9 @@ public final class RMSprop: Optimizer {
     public init(_ parameters: [Tensor], lr: Float = 1e-2, alpha: Float = 0.99, eps: Float = 1e-8,
                 weightDecay: Float = 0, momentum: Float = 0, centered: Bool = false) {
         precondition(alpha >= 0 && alpha <= 1, "RMSprop: alpha must be in [0, 1], got \(alpha)")
-        Optimizer.checkRate(eps, name: "eps")
-        Optimizer.checkRate(weightDecay, name: "weightDecay")
-        Optimizer.checkRate(momentum, name: "momentum")
+        Optimizer.checkRate(eps, name: "eps", in: RMSprop.self)
+        Optimizer.checkRate(weightDecay, name: "weightDecay", in: RMSprop.self)
+        Optimizer.checkRate(momentum, name: "momentum", in: RMSprop.self)
         self.alpha = alpha
         self.eps = eps
         self.weightDecay = weightDecay
@@ -186,6 +228,8 @@ public final class RMSprop: Optimizer {
         self.centered = centered
         super.init(parameters, lr: lr)
     }
+
+    override public var stateNames: Set<String> { ["square_avg", "grad_avg", "momentum_buffer"] }
 
     override public func update(_ index: Int, _ p: Tensor, _ grad: Tensor) {
         let g = weightDecay != 0 ? grad + p * weightDecay : grad

@@ -81,6 +81,7 @@ public final class LinearLR: LRScheduler {
     /// Sets the rate to `baseLR * startFactor` now.
     public init(_ optimizer: Optimizer, startFactor: Float = 1.0 / 3, endFactor: Float = 1, totalIters: Int = 5) {
         precondition(startFactor > 0 && startFactor <= 1, "LinearLR: startFactor must be in (0, 1], got \(startFactor)")
+        precondition(endFactor >= 0 && endFactor <= 1, "LinearLR: endFactor must be in [0, 1], got \(endFactor)")
         precondition(totalIters > 0, "LinearLR: totalIters must be positive, got \(totalIters)")
         self.startFactor = startFactor
         self.endFactor = endFactor
@@ -92,28 +93,4 @@ public final class LinearLR: LRScheduler {
     override func rate(at epoch: Int) -> Float {
         baseLR * (startFactor + (endFactor - startFactor) * Float(min(epoch, totalIters)) / Float(totalIters))
     }
-}
-
-/// Scales the gradients of `parameters` in place so their joint norm is at most `maxNorm`;
-/// returns the norm before clipping (`torch.nn.utils.clip_grad_norm_`).
-@discardableResult
-public func clipGradNorm(_ parameters: [Tensor], maxNorm: Float, normType: Float = 2) -> Float {
-    precondition(maxNorm.isFinite && maxNorm >= 0, "clipGradNorm: maxNorm must be finite and >= 0, got \(maxNorm)")
-    precondition(normType > 0, "clipGradNorm: normType must be positive, got \(normType)")
-    let grads = parameters.compactMap(\.grad)
-    guard !grads.isEmpty else { return 0 }
-    let total: Float = Tensor.noGrad {
-        if normType.isInfinite {
-            return grads.map { $0.abs().max().item() }.max() ?? 0
-        }
-        let perDevice = Dictionary(grouping: grads, by: \.device).values.map { group in
-            group.map { $0.abs().pow(normType).sum() }.reduce(Tensor.zeros([], device: group[0].device), +).item()
-        }
-        return Foundation.pow(perDevice.reduce(0, +), 1 / normType)
-    }
-    let scale = maxNorm / (total + 1e-6)
-    if scale < 1 {
-        Tensor.noGrad { for g in grads { g *= scale } }
-    }
-    return total
 }

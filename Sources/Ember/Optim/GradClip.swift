@@ -1,0 +1,30 @@
+import Foundation
+
+/// Scales the gradients of `parameters` in place so their joint `normType`-norm is at most
+/// `maxNorm`; returns the norm before clipping (`torch.nn.utils.clip_grad_norm_`).
+///
+/// As PyTorch, the gradients are multiplied by `min(maxNorm / (total + 1e-6), 1)`, so a NaN
+/// norm turns them into NaN. The norm is reduced on each gradient's device, with one host
+/// read per device; parameters without a gradient are skipped.
+@discardableResult
+public func clipGradNorm(_ parameters: [Tensor], maxNorm: Float, normType: Float = 2) -> Float {
+    precondition(maxNorm.isFinite && maxNorm >= 0, "clipGradNorm: maxNorm must be finite and >= 0, got \(maxNorm)")
+    precondition(normType > 0, "clipGradNorm: normType must be positive, got \(normType)")
+    let grads = parameters.compactMap(\.grad)
+    guard !grads.isEmpty else { return 0 }
+    let total: Float = Tensor.noGrad {
+        let groups = Dictionary(grouping: grads, by: \.device).values
+        if normType.isInfinite {
+            return groups.map { group in Tensor.stack(group.map { $0.abs().max() }).max().item() }.max()!
+        }
+        let perDevice = groups.map { group in
+            group.map { $0.abs().pow(normType).sum() }.reduce(Tensor.zeros([], device: group[0].device), +).item()
+        }
+        return Foundation.pow(perDevice.reduce(0, +), 1 / normType)
+    }
+    let scale = maxNorm / (total + 1e-6)
+    if !(scale >= 1) {
+        Tensor.noGrad { for g in grads { g *= scale } }
+    }
+    return total
+}
