@@ -29,7 +29,6 @@ struct StridedView {
     var strides: [Int]
 
     var count: Int { Shape.count(shape) }
-    var isContiguous: Bool { Shape.isContiguous(shape, strides) }
 }
 
 /// One input of an elementwise primitive: a strided view or a Float constant.

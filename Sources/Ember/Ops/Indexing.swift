@@ -39,7 +39,7 @@ extension Tensor {
         for i in 0..<rank where i != d && index.shape[i] < shape[i] {
             narrowed = narrowed.slice(dim: i, start: 0, end: index.shape[i])
         }
-        let source = narrowed.isContiguous ? narrowed : narrowed.contiguousCopy()
+        let source = narrowed.dense
         let indexSource = index.blockView(dim: d) == nil ? index.contiguousCopy() : index
         let out = Tensor(uninitialized: index.shape, device: device, op: "gather")
         if out.count > 0 {

@@ -6,7 +6,7 @@ extension Tensor {
         let s = stride ?? kernel
         let g = windowGeometry("maxPool2d", kernel: (kernel, kernel), stride: (s, s), padding: (padding, padding), dilation: (dilation, dilation))
         precondition(padding <= kernel / 2, "maxPool2d: padding \(padding) must be at most half the kernel size \(kernel)")
-        let source = floatStorage.isContiguous ? floatStorage : floatStorage.contiguousCopy()
+        let source = floatStorage.dense
         let outShape = [g.batch, g.channels, g.outHeight, g.outWidth]
         let out = Tensor(uninitialized: outShape, device: device, op: "maxPool2d")
         let indices = Tensor(uninitialized: outShape, dtype: .int32, device: device, op: "maxPool2d")
@@ -36,7 +36,7 @@ extension Tensor {
     }
 
     private func avgPool(_ g: Conv2dGeometry, _ countPadding: Bool) -> Tensor {
-        let source = floatStorage.isContiguous ? floatStorage : floatStorage.contiguousCopy()
+        let source = floatStorage.dense
         let out = Tensor(uninitialized: [g.batch, g.channels, g.outHeight, g.outWidth], device: device, op: "avgPool2d")
         if out.count > 0 {
             backend.avgPool2d(source.storage.buffer, offset: source.offset, geometry: g, countPadding: countPadding,
@@ -47,7 +47,7 @@ extension Tensor {
 
     /// The adjoint of average pooling (its backward); differentiable, its own adjoint being the pool.
     private func avgPoolAdjoint(_ g: Conv2dGeometry, _ countPadding: Bool) -> Tensor {
-        let source = isContiguous ? self : contiguousCopy()
+        let source = dense
         let out = Tensor(uninitialized: [g.batch, g.channels, g.height, g.width], device: device, op: "avgPool2dBackward")
         if out.count > 0 {
             backend.avgPool2dBackward(source.storage.buffer, geometry: g, countPadding: countPadding, destination: out.storage.buffer)

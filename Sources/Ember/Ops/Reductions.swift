@@ -35,7 +35,7 @@ extension Tensor {
         let block: Tensor
         let outer: Int, inner: Int
         if adjacent {
-            block = source.isContiguous ? source : source.contiguousCopy()
+            block = source.dense
             outer = shape[..<dims.first!].reduce(1, *)
             inner = shape[(dims.last! + 1)...].reduce(1, *)
         } else {

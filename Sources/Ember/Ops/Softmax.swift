@@ -5,7 +5,7 @@ extension Tensor {
         let d = Tensor.normalizeDim(dim, rank: rank, op: log ? "logSoftmax" : "softmax")
         let last = rank - 1
         let moved = d == last || rank == 0 ? self : transpose(d, last)
-        let source = moved.floatStorage.isContiguous ? moved.floatStorage : moved.floatStorage.contiguousCopy()
+        let source = moved.floatStorage.dense
         let out = Tensor(uninitialized: source.shape, device: device, op: log ? "logSoftmax" : "softmax")
         let cols = rank == 0 ? 1 : source.shape[last]
         if out.count > 0 {

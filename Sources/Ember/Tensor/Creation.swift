@@ -141,7 +141,7 @@ extension Tensor {
     /// gradients flow back to the source device.
     public func to(_ target: Device) -> Tensor {
         if target == device { return self }
-        let source = isContiguous ? self : contiguousCopy()
+        let source = dense
         let out = Tensor(uninitialized: shape, dtype: dtype, device: target, op: "to(\(target))")
         if count > 0 {
             var bytes = [UInt8](repeating: 0, count: count * 4)

@@ -171,7 +171,7 @@ public final class Tensor: @unchecked Sendable {
     func hostBits() -> [UInt32] {
         let n = count
         if n == 0 { return [] }
-        let source = isContiguous ? self : contiguousCopy()
+        let source = dense
         var out = [UInt32](repeating: 0, count: n)
         out.withUnsafeMutableBytes { bytes in
             do { try source.backend.download(source.storage.buffer, offset: source.offset, into: bytes) } catch {
@@ -180,6 +180,10 @@ public final class Tensor: @unchecked Sendable {
         }
         return out
     }
+
+    /// This tensor when its elements are dense, else a contiguous copy (no autograd): what
+    /// kernels that need dense input read.
+    var dense: Tensor { isContiguous ? self : contiguousCopy() }
 
     /// A contiguous copy of this tensor's elements (no autograd).
     func contiguousCopy() -> Tensor {
