@@ -172,26 +172,42 @@ __kernel void softmax_rows(__global const float* src, int off, int cols, int log
 }
 
 // CPU devices: one work-item per row and no barriers (a work-group per row costs more in
-// scheduling and barriers than the row's arithmetic).
+// scheduling and barriers than the row's arithmetic), with float16 vectors over the row so
+// PoCL emits vector code for max, exp and the sums.
 __kernel void softmax_rows_serial(__global const float* src, int off, int rows, int cols, int log_softmax, __global float* dst) {
     int row = get_global_id(0);
     if (row >= rows) return;
     __global const float* x = src + off + (long)row * cols;
     __global float* y = dst + (long)row * cols;
-    float m = -INFINITY;
-    for (int k = 0; k < cols; ++k) m = fmax(m, x[k]);
+    int vectors = cols / 16;
+    float16 m16 = (float16)(-INFINITY);
+    for (int v = 0; v < vectors; ++v) m16 = fmax(m16, vload16(v, x));
+    float8 m8 = fmax(m16.lo, m16.hi);
+    float4 m4 = fmax(m8.lo, m8.hi);
+    float m = fmax(fmax(m4.x, m4.y), fmax(m4.z, m4.w));
+    for (int k = vectors * 16; k < cols; ++k) m = fmax(m, x[k]);
     float shift = isfinite(m) ? m : 0.0f;
-    float total = 0.0f;
-    for (int k = 0; k < cols; ++k) {
+    float16 s16 = 0.0f;
+    for (int v = 0; v < vectors; ++v) {
+        float16 e = exp(vload16(v, x) - shift);
+        vstore16(e, v, y);
+        s16 += e;
+    }
+    float8 s8 = s16.lo + s16.hi;
+    float4 s4 = s8.lo + s8.hi;
+    float total = (s4.x + s4.y) + (s4.z + s4.w);
+    for (int k = vectors * 16; k < cols; ++k) {
         float e = exp(x[k] - shift);
         y[k] = e;
         total += e;
     }
     if (log_softmax) {
         float lse = shift + log(total);
-        for (int k = 0; k < cols; ++k) y[k] = x[k] - lse;
+        for (int v = 0; v < vectors; ++v) vstore16(vload16(v, x) - lse, v, y);
+        for (int k = vectors * 16; k < cols; ++k) y[k] = x[k] - lse;
     } else {
         float inv = 1.0f / total;
-        for (int k = 0; k < cols; ++k) y[k] *= inv;
+        for (int v = 0; v < vectors; ++v) vstore16(vload16(v, y) * inv, v, y);
+        for (int k = vectors * 16; k < cols; ++k) y[k] *= inv;
     }
 }

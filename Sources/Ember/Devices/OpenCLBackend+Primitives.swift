@@ -159,7 +159,7 @@ extension OpenCLBackend {
 
     func softmax(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, log: Bool, destination: DeviceBuffer) {
         if isCPU {
-            launch("reduce.cl", "softmax_rows_serial", count: rows, local: min(16, elementwiseLocal), [
+            launch("reduce.cl", "softmax_rows_serial", count: rows, local: 1, [
                 .buffer(source), .int(offset), .int(rows), .int(cols), .int(log ? 1 : 0), .buffer(destination),
             ])
             return
