@@ -4,40 +4,47 @@
 
 #define GEOMETRY int N, int C, int H, int W, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int oh, int ow
 
-// One work-item per element of cols [N, C*kh*kw, oh*ow].
+// One work-item per row of cols [N, C*kh*kw, oh*ow]: (n, r, y) writes the ow columns of
+// output row y for patch entry r, decoding its indices once.
 __kernel void im2col(__global const float* src, int off, __global float* cols, GEOMETRY) {
     int t = get_global_id(0);
-    int L = oh * ow, K = C * kh * kw;
-    if (t >= N * K * L) return;
-    int l = t % L, r = (t / L) % K, n = t / (L * K);
+    int K = C * kh * kw;
+    if (t >= N * K * oh) return;
+    int y = t % oh, r = (t / oh) % K, n = t / (oh * K);
     int c = r / (kh * kw), ki = (r / kw) % kh, kj = r % kw;
-    int y = l / ow, x = l % ow;
-    int ih = y * sh - ph + ki * dh, iw = x * sw - pw + kj * dw;
-    cols[t] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? src[off + ((n * C + c) * H + ih) * W + iw] : 0.0f;
+    int ih = y * sh - ph + ki * dh;
+    __global float* out = cols + ((long)(n * K + r) * oh + y) * ow;
+    if (ih < 0 || ih >= H) {
+        for (int x = 0; x < ow; ++x) out[x] = 0.0f;
+        return;
+    }
+    __global const float* line = src + off + ((long)(n * C + c) * H + ih) * W;
+    int iw = kj * dw - pw;
+    for (int x = 0; x < ow; ++x, iw += sw) out[x] = (iw >= 0 && iw < W) ? line[iw] : 0.0f;
 }
 
-// One work-item per input pixel: sums every column entry that im2col read from it.
+// One work-item per input row (n, c, ih): sums, for each pixel of the row, every column
+// entry that im2col read from it.
 __kernel void col2im(__global const float* cols, __global float* dst, GEOMETRY) {
     int t = get_global_id(0);
-    if (t >= N * C * H * W) return;
-    int iw = t % W, ih = (t / W) % H, c = (t / (W * H)) % C, n = t / (W * H * C);
+    if (t >= N * C * H) return;
+    int ih = t % H, c = (t / H) % C, n = t / (H * C);
     int L = oh * ow, K = C * kh * kw;
-    float sum = 0.0f;
+    __global float* out = dst + (long)t * W;
+    for (int iw = 0; iw < W; ++iw) out[iw] = 0.0f;
     for (int ki = 0; ki < kh; ++ki) {
         int yy = ih + ph - ki * dh;
-        if (yy < 0 || yy % sh != 0) continue;
+        if (yy < 0 || yy % sh != 0 || yy / sh >= oh) continue;
         int y = yy / sh;
-        if (y >= oh) continue;
         for (int kj = 0; kj < kw; ++kj) {
-            int xx = iw + pw - kj * dw;
-            if (xx < 0 || xx % sw != 0) continue;
-            int x = xx / sw;
-            if (x >= ow) continue;
             int r = (c * kh + ki) * kw + kj;
-            sum += cols[((long)n * K + r) * L + y * ow + x];
+            __global const float* row = cols + ((long)n * K + r) * L + y * ow;
+            for (int x = 0; x < ow; ++x) {
+                int iw = x * sw - pw + kj * dw;
+                if (iw >= 0 && iw < W) out[iw] += row[x];
+            }
         }
     }
-    dst[t] = sum;
 }
 
 // One work-item per output: the first maximum of the window and its index in the H*W plane.

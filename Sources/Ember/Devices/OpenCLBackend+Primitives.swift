@@ -224,12 +224,12 @@ extension OpenCLBackend {
     }
 
     func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
-        let count = g.batch * g.channels * g.kernelH * g.kernelW * g.outHeight * g.outWidth
+        let count = g.batch * g.channels * g.kernelH * g.kernelW * g.outHeight
         launch("conv.cl", "im2col", count: count, [.buffer(source), .int(offset), .buffer(destination)] + geometryArguments(g))
     }
 
     func col2im(_ columns: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
-        launch("conv.cl", "col2im", count: g.batch * g.channels * g.height * g.width,
+        launch("conv.cl", "col2im", count: g.batch * g.channels * g.height,
                [.buffer(columns), .buffer(destination)] + geometryArguments(g))
     }
 
