@@ -72,6 +72,31 @@ __kernel void max_pool2d(__global const float* src, int off, __global float* dst
     indices[t] = max(at, 0);
 }
 
+// The output rows (or columns) whose windows can cover input position i: first..last.
+inline int2 covering(int i, int pad, int k, int dil, int stride, int outs) {
+    int low = i + pad - (k - 1) * dil;
+    int first = low <= 0 ? 0 : (low + stride - 1) / stride;
+    int last = min(outs - 1, (i + pad) / stride);
+    return (int2)(first, last);
+}
+
+// One work-item per input pixel: sums the gradients of the windows whose maximum it was.
+__kernel void max_pool2d_backward(__global const float* grad, __global const int* indices, __global float* dst, GEOMETRY) {
+    int t = get_global_id(0);
+    if (t >= N * C * H * W) return;
+    int iw = t % W, ih = (t / W) % H, nc = t / (W * H);
+    int here = ih * W + iw;
+    float sum = 0.0f;
+    int2 ys = covering(ih, ph, kh, dh, sh, oh), xs = covering(iw, pw, kw, dw, sw, ow);
+    for (int y = ys.x; y <= ys.y; ++y) {
+        for (int x = xs.x; x <= xs.y; ++x) {
+            long o = ((long)nc * oh + y) * ow + x;
+            if (indices[o] == here) sum += grad[o];
+        }
+    }
+    dst[t] = sum;
+}
+
 inline float avg_divisor(int y, int x, int H, int W, int kh, int kw, int sh, int sw, int ph, int pw, int count_padding) {
     if (count_padding) return (float)(kh * kw);
     int h0 = y * sh - ph, w0 = x * sw - pw;
@@ -97,12 +122,9 @@ __kernel void avg_pool2d_backward(__global const float* grad, __global float* ds
     if (t >= N * C * H * W) return;
     int iw = t % W, ih = (t / W) % H, nc = t / (W * H);
     float sum = 0.0f;
-    for (int y = 0; y < oh; ++y) {
-        int h0 = y * sh - ph;
-        if (ih < h0 || ih >= h0 + kh) continue;
-        for (int x = 0; x < ow; ++x) {
-            int w0 = x * sw - pw;
-            if (iw < w0 || iw >= w0 + kw) continue;
+    int2 ys = covering(ih, ph, kh, 1, sh, oh), xs = covering(iw, pw, kw, 1, sw, ow);
+    for (int y = ys.x; y <= ys.y; ++y) {
+        for (int x = xs.x; x <= xs.y; ++x) {
             sum += grad[((long)nc * oh + y) * ow + x] / avg_divisor(y, x, H, W, kh, kw, sh, sw, ph, pw, count_padding);
         }
     }

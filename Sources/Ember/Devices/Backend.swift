@@ -228,6 +228,10 @@ protocol Backend: AnyObject, Sendable {
     /// Max pooling of contiguous NCHW input: values `[N, C, outH, outW]` and, per output,
     /// the Int32 index of the chosen input inside its `H*W` plane.
     func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer)
+    /// The backward of `maxPool2d`: each output's gradient `[N, C, outH, outW]` goes to the input
+    /// position its index names, summed into a fresh NCHW tensor (no atomics: each input
+    /// position gathers from the windows that cover it).
+    func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry: Conv2dGeometry, destination: DeviceBuffer)
     /// Average pooling of contiguous NCHW input (padding counted in the divisor when `countPadding`).
     func avgPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer)
     /// The adjoint of `avgPool2d`: spreads `[N, C, outH, outW]` gradients into a fresh NCHW tensor.

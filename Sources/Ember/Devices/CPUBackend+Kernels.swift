@@ -103,6 +103,18 @@ extension CPUBackend {
         }
     }
 
+    func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
+        let grad = floats(gradient), idx = ints(indices), dst = floats(destination)
+        let plane = g.height * g.width, outputs = g.outHeight * g.outWidth
+        parallelFor(g.batch * g.channels, grain: 1) { s, e in
+            for nc in s..<e {
+                let output = dst + nc * plane
+                output.initialize(repeating: 0, count: plane)
+                for o in 0..<outputs { output[Int(idx[nc * outputs + o])] += grad[nc * outputs + o] }
+            }
+        }
+    }
+
     /// Window bounds and divisor of average-pooling output (y, x).
     @inline(__always)
     private func avgWindow(_ g: Conv2dGeometry, _ y: Int, _ x: Int, _ countPadding: Bool) -> (Range<Int>, Range<Int>, Float) {

@@ -238,6 +238,11 @@ extension OpenCLBackend {
                [.buffer(source), .int(offset), .buffer(destination), .buffer(indices)] + geometryArguments(g))
     }
 
+    func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
+        launch("conv.cl", "max_pool2d_backward", count: g.batch * g.channels * g.height * g.width,
+               [.buffer(gradient), .buffer(indices), .buffer(destination)] + geometryArguments(g))
+    }
+
     func avgPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer) {
         launch("conv.cl", "avg_pool2d", count: g.batch * g.channels * g.outHeight * g.outWidth,
                [.buffer(source), .int(offset), .buffer(destination), .int(countPadding ? 1 : 0)] + geometryArguments(g))

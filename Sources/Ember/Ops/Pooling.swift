@@ -14,14 +14,25 @@ extension Tensor {
             backend.maxPool2d(source.storage.buffer, offset: source.offset, geometry: g,
                               destination: out.storage.buffer, indices: indices.storage.buffer)
         }
-        let inputShape = shape
         return out.recording("MaxPool2DBackward", inputs: [self]) {
+            { grad in [grad.maxPoolAdjoint(g, indices)] }
+        }
+    }
+
+    /// The backward of max pooling: gradients `[N, C, outH, outW]` moved to the positions in
+    /// `indices`. Differentiable: its own adjoint reads the gradient back at those positions.
+    private func maxPoolAdjoint(_ g: Conv2dGeometry, _ indices: Tensor) -> Tensor {
+        let source = dense
+        let out = Tensor(uninitialized: [g.batch, g.channels, g.height, g.width], device: device, op: "maxPool2dBackward")
+        if out.count > 0 {
+            backend.maxPool2dBackward(source.storage.buffer, indices: indices.storage.buffer, geometry: g, destination: out.storage.buffer)
+        }
+        return out.recording("MaxPool2DBackwardBackward", inputs: [self]) {
             { grad in
                 let planes = g.batch * g.channels
-                let flatIndex = indices.reshape([planes, g.outHeight * g.outWidth])
-                let spread = Tensor.zeros([planes, g.height * g.width], device: grad.device)
-                    .scatterAdd(dim: 1, index: flatIndex, source: grad.reshape([planes, -1]))
-                return [spread.reshape(inputShape)]
+                return [grad.reshape([planes, g.height * g.width])
+                    .gather(dim: 1, index: indices.reshape([planes, g.outHeight * g.outWidth]))
+                    .reshape([g.batch, g.channels, g.outHeight, g.outWidth])]
             }
         }
     }
