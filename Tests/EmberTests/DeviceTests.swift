@@ -198,3 +198,59 @@ struct DeviceFaultTests {
         }
     }
 }
+
+/// Bad arguments to public entry points stop with a message naming the argument and value.
+@Suite("Argument checks")
+struct ArgumentCheckTests {
+    private func stderrText(_ result: ExitTest.Result?) -> String {
+        result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+    }
+
+    @Test("a value count that does not fill the shape")
+    func countMismatch() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor(shape: [2, 3], data: [1, 2, 3])
+        }
+        #expect(stderrText(result).contains("Tensor: 3 values do not fill shape [2, 3] (6 elements)"))
+    }
+
+    @Test("a negative dimension")
+    func negativeSize() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([2, -1])
+        }
+        #expect(stderrText(result).contains("zeros: invalid shape [2, -1]: dimensions must be >= 0"))
+    }
+
+    @Test("slicing bounds outside the dimension")
+    func sliceBounds() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([4, 2])[1..<6]
+        }
+        #expect(stderrText(result).contains("slice: range 1..<6 is out of bounds for dimension 0 of size 4"))
+    }
+
+    @Test("a zero pooling kernel")
+    func poolKernel() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([1, 1, 4, 4]).maxPool2d(kernel: 0)
+        }
+        #expect(stderrText(result).contains("maxPool2d: kernel size must be positive, got (0, 0)"))
+    }
+
+    @Test("a zero DataLoader batch size")
+    func batchSize() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = DataLoader(TensorDataset(inputs: Tensor.zeros([4, 1]), labels: Tensor.zeros([4])), batchSize: 0)
+        }
+        #expect(stderrText(result).contains("DataLoader: batchSize must be positive, got 0"))
+    }
+
+    @Test("a NaN learning rate")
+    func nanRate() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = SGD([Tensor.zeros([1], requiresGrad: true)], lr: .nan)
+        }
+        #expect(stderrText(result).contains("SGD: lr must be a finite number >= 0, got nan"))
+    }
+}
