@@ -5,10 +5,12 @@ import Foundation
 /// Direct library calls Ember's GEMM is compared with: `cblas_sgemm` on host arrays, and
 /// `CLBlastSgemm` on buffers of a context of its own, on the same OpenCL device.
 enum Baselines {
-    /// Median seconds of an N x N x N `cblas_sgemm` (OpenBLAS) on fresh random arrays.
+    /// Median seconds of an N x N x N `cblas_sgemm` (OpenBLAS) on fresh random arrays, with
+    /// OpenBLAS's own threads on every core (its default).
     static func openBLAS(n: Int, timer: Timer) -> (first: Double, times: [Double]) {
         let a = (0..<n * n).map { _ in Float.random(in: -1...1) }, b = a
         var c = [Float](repeating: 0, count: n * n)
+        openblas_set_num_threads(openblas_get_num_procs())
         return timer.time(on: .cpu) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0, &c, Int32(n))
         }

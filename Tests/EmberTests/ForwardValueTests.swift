@@ -209,6 +209,89 @@ struct ForwardValueTests {
         #expect(dilated.toArray() == dilatedSums)
     }
 
+    /// Direct loops over an NCHW array: max-pool values and the flat input index each
+    /// window picks (first in scan order on ties), and a cross-correlation.
+    static func referenceMaxPool(_ x: [Float], _ shape: [Int], kernel: Int, stride: Int, padding: Int, dilation: Int) -> (values: [Float], picks: [Int]) {
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let oh = (h + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1, ow = (w + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
+        var values: [Float] = [], picks: [Int] = []
+        for plane in 0..<n * c {
+            for y in 0..<oh {
+                for xo in 0..<ow {
+                    var best = -Float.infinity, at = -1
+                    for ki in 0..<kernel {
+                        for kj in 0..<kernel {
+                            let ih = y * stride - padding + ki * dilation, iw = xo * stride - padding + kj * dilation
+                            guard ih >= 0 && ih < h && iw >= 0 && iw < w else { continue }
+                            let i = plane * h * w + ih * w + iw
+                            if at < 0 || x[i] > best { (best, at) = (x[i], i) }
+                        }
+                    }
+                    values.append(best)
+                    picks.append(at)
+                }
+            }
+        }
+        return (values, picks)
+    }
+
+    static func referenceConv(_ x: [Float], _ shape: [Int], _ weight: [Float], _ wShape: [Int],
+                              stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)) -> [Float] {
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let (o, kh, kw) = (wShape[0], wShape[2], wShape[3])
+        let oh = (h + 2 * padding.0 - dilation.0 * (kh - 1) - 1) / stride.0 + 1
+        let ow = (w + 2 * padding.1 - dilation.1 * (kw - 1) - 1) / stride.1 + 1
+        var out: [Float] = []
+        for b in 0..<n {
+            for oc in 0..<o {
+                for y in 0..<oh {
+                    for xo in 0..<ow {
+                        var total = 0.0
+                        for ic in 0..<c {
+                            for ki in 0..<kh {
+                                for kj in 0..<kw {
+                                    let ih = y * stride.0 - padding.0 + ki * dilation.0, iw = xo * stride.1 - padding.1 + kj * dilation.1
+                                    guard ih >= 0 && ih < h && iw >= 0 && iw < w else { continue }
+                                    total += Double(x[((b * c + ic) * h + ih) * w + iw]) * Double(weight[((oc * c + ic) * kh + ki) * kw + kj])
+                                }
+                            }
+                        }
+                        out.append(Float(total))
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    @Test("pooling and convolution on rows wide enough for the vector paths match direct loops", arguments: devices)
+    func wideWindows(_ d: Device) {
+        // Small integers with many zeros, as after a ReLU, so windows are full of ties.
+        let shape = [2, 3, 9, 23]
+        let values = Tensor.withRandomSeed(7) { Tensor.randint(-3, 4, shape).toIntArray() }.map { Float(Swift.max($0, 0)) }
+        let x = Tensor(shape: shape, data: values, device: d)
+        for (kernel, stride, padding, dilation) in [(2, 2, 0, 1), (3, 1, 1, 1), (3, 2, 1, 2), (2, 3, 1, 1)] {
+            let context = "kernel \(kernel) stride \(stride) padding \(padding) dilation \(dilation)"
+            let expected = Self.referenceMaxPool(values, shape, kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+            let input = x.detach().requiresGrad(true)
+            let pooled = input.maxPool2d(kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+            #expect(pooled.toArray() == expected.values, "\(context)")
+            // The gradient of a sum lands on each window's pick: the first maximum.
+            pooled.sum().backward()
+            var counts = [Float](repeating: 0, count: values.count)
+            for pick in expected.picks { counts[pick] += 1 }
+            #expect(input.grad!.toArray() == counts, "\(context)")
+        }
+        let nan = Tensor(shape: [1, 1, 1, 8], data: [1, .nan, 3, 2, 5, 4, 0, 0], device: d).maxPool2d(kernel: 2).toArray()
+        #expect(nan[0].isNaN && nan[1] == 3 && nan[2] == 5 && nan[3] == 0)
+        let weight = Tensor.withRandomSeed(8) { Tensor.randn([4, 3, 3, 2]) }
+        for (stride, padding, dilation) in [((1, 1), (1, 1), (1, 1)), ((2, 3), (2, 1), (1, 2)), ((1, 2), (0, 3), (2, 1))] {
+            let expected = Self.referenceConv(values, shape, weight.toArray(), weight.shape, stride: stride, padding: padding, dilation: dilation)
+            let got = x.conv2d(weight: weight.to(d), stride: stride, padding: padding, dilation: dilation)
+            expectClose(got.toArray(), expected, rtol: 1e-5, atol: 1e-5, "conv2d stride \(stride) padding \(padding) dilation \(dilation)")
+        }
+    }
+
     @Test("dropout keeps the expected fraction and scales survivors", arguments: devices)
     func dropout(_ d: Device) {
         let y = Tensor.ones([10000], device: d).dropout(p: 0.25).toArray()

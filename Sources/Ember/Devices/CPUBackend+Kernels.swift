@@ -3,16 +3,40 @@ import Foundation
 
 /// GEMM (OpenBLAS), convolution and pooling building blocks, gather and scatter-add on the CPU.
 extension CPUBackend {
+    /// GEMM through OpenBLAS. A batch of at least one product per core runs on Ember's
+    /// threads, one single-threaded OpenBLAS call per entry (no hand-offs between the two
+    /// thread pools on small per-sample products, as in convolution); a large single product
+    /// runs on OpenBLAS's own threads, which share the packed panels.
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int) {
         let pa = floats(a.buffer), pb = floats(b.buffer), pc = floats(c)
-        for i in 0..<batch {
+        func call(_ i: Int) {
             cblas_sgemm(CblasRowMajor, a.transposed ? CblasTrans : CblasNoTrans, b.transposed ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha,
                         pa + a.offset + i * a.batchStride, Int32(a.ld),
                         pb + b.offset + i * b.batchStride, Int32(b.ld),
                         beta, pc + cOffset + i * m * n, Int32(n))
         }
+        if batch >= threads && threads > 1 && batch * m * n * k >= CPUBackend.parallelThreshold {
+            CPUBackend.setBLASThreads(1)
+            parallelFor(batch, grain: 1) { s, e in
+                for i in s..<e { call(i) }
+            }
+        } else {
+            // OpenBLAS's idle threads spin (sched_yield) after each threaded call, taking
+            // cores from Ember's loops; only products large enough to pay for that use them.
+            CPUBackend.setBLASThreads(m * n * k >= CPUBackend.threadedGEMMWork ? threads : 1)
+            for i in 0..<batch { call(i) }
+        }
+    }
+
+    /// The indices `i` in `0..<count` whose input position `start + i * stride` lies in
+    /// `0..<size`: the taps of a window, or the outputs a tap reaches, that are not padding.
+    @inline(__always)
+    private func inside(count: Int, start: Int, stride: Int, size: Int) -> Range<Int> {
+        let low = start >= 0 ? 0 : (stride - 1 - start) / stride
+        let high = start >= size ? 0 : Swift.min(count, (size - 1 - start) / stride + 1)
+        return low..<Swift.max(low, high)
     }
 
     func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
@@ -21,24 +45,26 @@ extension CPUBackend {
         let plane = g.height * g.width, cols = oh * ow, taps = g.kernelH * g.kernelW
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
             for nc in s..<e {
-                let n = nc / g.channels, c = nc % g.channels
                 let input = src + nc * plane
                 for ki in 0..<g.kernelH {
+                    let rows = inside(count: oh, start: ki * g.dilationH - g.padH, stride: g.strideH, size: g.height)
                     for kj in 0..<g.kernelW {
-                        let row = (n * g.channels * taps + c * taps + ki * g.kernelW + kj) * cols
-                        for y in 0..<oh {
-                            let ih = y * g.strideH - g.padH + ki * g.dilationH
-                            let out = dst + row + y * ow
-                            if ih < 0 || ih >= g.height {
-                                for x in 0..<ow { out[x] = 0 }
-                                continue
+                        let shift = kj * g.dilationW - g.padW
+                        let xs = inside(count: ow, start: shift, stride: g.strideW, size: g.width)
+                        let row = dst + (nc * taps + ki * g.kernelW + kj) * cols
+                        row.initialize(repeating: 0, count: rows.lowerBound * ow)
+                        for y in rows {
+                            let out = row + y * ow
+                            let line = input + (y * g.strideH + ki * g.dilationH - g.padH) * g.width + shift
+                            out.initialize(repeating: 0, count: xs.lowerBound)
+                            if g.strideW == 1 {
+                                (out + xs.lowerBound).initialize(from: line + xs.lowerBound, count: xs.count)
+                            } else {
+                                for x in xs { out[x] = line[x * g.strideW] }
                             }
-                            let line = input + ih * g.width
-                            for x in 0..<ow {
-                                let iw = x * g.strideW - g.padW + kj * g.dilationW
-                                out[x] = iw >= 0 && iw < g.width ? line[iw] : 0
-                            }
+                            (out + xs.upperBound).initialize(repeating: 0, count: ow - xs.upperBound)
                         }
+                        (row + rows.upperBound * ow).initialize(repeating: 0, count: (oh - rows.upperBound) * ow)
                     }
                 }
             }
@@ -51,18 +77,21 @@ extension CPUBackend {
         let plane = g.height * g.width, cols = oh * ow, taps = g.kernelH * g.kernelW
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
             for nc in s..<e {
-                let n = nc / g.channels, c = nc % g.channels
                 let output = dst + nc * plane
                 output.initialize(repeating: 0, count: plane)
                 for ki in 0..<g.kernelH {
+                    let rows = inside(count: oh, start: ki * g.dilationH - g.padH, stride: g.strideH, size: g.height)
                     for kj in 0..<g.kernelW {
-                        let row = src + (n * g.channels * taps + c * taps + ki * g.kernelW + kj) * cols
-                        for y in 0..<oh {
-                            let ih = y * g.strideH - g.padH + ki * g.dilationH
-                            if ih < 0 || ih >= g.height { continue }
-                            for x in 0..<ow {
-                                let iw = x * g.strideW - g.padW + kj * g.dilationW
-                                if iw >= 0 && iw < g.width { output[ih * g.width + iw] += row[y * ow + x] }
+                        let shift = kj * g.dilationW - g.padW
+                        let xs = inside(count: ow, start: shift, stride: g.strideW, size: g.width)
+                        let row = src + (nc * taps + ki * g.kernelW + kj) * cols
+                        for y in rows {
+                            let values = row + y * ow
+                            let line = output + (y * g.strideH + ki * g.dilationH - g.padH) * g.width + shift
+                            if g.strideW == 1 {
+                                for x in xs { line[x] += values[x] }
+                            } else {
+                                for x in xs { line[x * g.strideW] += values[x] }
                             }
                         }
                     }
@@ -75,29 +104,65 @@ extension CPUBackend {
         let src = floats(source) + offset, dst = floats(destination), idx = ints(indices)
         let (oh, ow) = (g.outHeight, g.outWidth)
         let plane = g.height * g.width
+        // Outputs whose window lies inside the row, which four at a time take SIMD lanes.
+        let full = inside(count: ow, start: -g.padW, stride: g.strideW, size: g.width - (g.kernelW - 1) * g.dilationW)
+        let lanes = SIMD4<Int32>(0, 1, 2, 3) &* Int32(g.strideW)
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
             for nc in s..<e {
                 let input = src + nc * plane
+                let output = dst + nc * oh * ow, outputIndex = idx + nc * oh * ow
                 for y in 0..<oh {
-                    for x in 0..<ow {
-                        var best = -Float.infinity, at = -1
-                        for ki in 0..<g.kernelH {
-                            let ih = y * g.strideH - g.padH + ki * g.dilationH
-                            if ih < 0 || ih >= g.height { continue }
-                            for kj in 0..<g.kernelW {
-                                let iw = x * g.strideW - g.padW + kj * g.dilationW
-                                if iw < 0 || iw >= g.width { continue }
-                                let v = input[ih * g.width + iw]
-                                if at < 0 || v > best || (v.isNaN && !best.isNaN) {
-                                    best = v
-                                    at = ih * g.width + iw
+                    let top = y * g.strideH - g.padH
+                    let kis = inside(count: g.kernelH, start: top, stride: g.dilationH, size: g.height)
+                    // The first tap in scan order wins ties; the first NaN wins over numbers.
+                    // Selections are lane masks, not branches: on data after a ReLU the
+                    // comparison is a coin toss that a branch predictor loses.
+                    func single(_ x: Int) {
+                        let left = x * g.strideW - g.padW
+                        let kjs = inside(count: g.kernelW, start: left, stride: g.dilationW, size: g.width)
+                        var at = 0, best = -Float.infinity
+                        if !kis.isEmpty && !kjs.isEmpty {
+                            at = (top + kis.lowerBound * g.dilationH) * g.width + left + kjs.lowerBound * g.dilationW
+                            best = input[at]
+                            for ki in kis {
+                                let line = (top + ki * g.dilationH) * g.width + left
+                                for kj in kjs {
+                                    let i = line + kj * g.dilationW, v = input[i]
+                                    if v > best || (v != v && best == best) { (best, at) = (v, i) }
                                 }
                             }
                         }
-                        let o = nc * oh * ow + y * ow + x
-                        dst[o] = best
-                        idx[o] = Int32(Swift.max(at, 0))
+                        output[y * ow + x] = best
+                        outputIndex[y * ow + x] = Int32(at)
                     }
+                    var x = 0
+                    while x < full.lowerBound { single(x); x += 1 }
+                    while x < full.upperBound && full.count >= 4 && !kis.isEmpty {
+                        // The last group of four is moved back to end at the row's edge; the
+                        // outputs it covers twice get the same values twice.
+                        x = Swift.min(x, full.upperBound - 4)
+                        var best = SIMD4<Float>(repeating: 0), at = SIMD4<Int32>(repeating: 0), first = true
+                        for ki in kis {
+                            for kj in 0..<g.kernelW {
+                                let base = (top + ki * g.dilationH) * g.width + x * g.strideW - g.padW + kj * g.dilationW
+                                let v = SIMD4<Float>(input[base], input[base + g.strideW], input[base + 2 * g.strideW], input[base + 3 * g.strideW])
+                                let i = SIMD4<Int32>(repeating: Int32(base)) &+ lanes
+                                if first {
+                                    (best, at, first) = (v, i, false)
+                                    continue
+                                }
+                                let take = (v .> best) .| ((v .!= v) .& (best .== best))
+                                best.replace(with: v, where: take)
+                                at.replace(with: i, where: take)
+                            }
+                        }
+                        for lane in 0..<4 {
+                            output[y * ow + x + lane] = best[lane]
+                            outputIndex[y * ow + x + lane] = at[lane]
+                        }
+                        x += 4
+                    }
+                    while x < ow { single(x); x += 1 }
                 }
             }
         }

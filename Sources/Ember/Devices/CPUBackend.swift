@@ -12,8 +12,16 @@ final class CPUBackend: Backend, @unchecked Sendable {
     let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// Elements below which a loop runs on the calling thread.
     static let parallelThreshold = 1 << 16
+    /// Multiply-adds from which a single GEMM runs on OpenBLAS's threads.
+    static let threadedGEMMWork = 1 << 21
 
     private init() {}
+
+    /// Sets OpenBLAS's thread count for the next calls (a process-wide setting; calls made
+    /// meanwhile from other threads stay correct and only change speed).
+    static func setBLASThreads(_ count: Int) {
+        if openblas_get_num_threads() != count { openblas_set_num_threads(Int32(count)) }
+    }
 
     /// Name, vendor, cores, memory and SIMD features of the host CPU.
     static let info: DeviceInfo = {
