@@ -31,8 +31,12 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .target(
+            name: "CPUKernels",
+            path: "Sources/CPUKernels"
+        ),
+        .target(
             name: "Ember",
-            dependencies: ["COpenCL", "CBLAS", "CZlib"],
+            dependencies: ["COpenCL", "CBLAS", "CZlib", "CPUKernels"],
             path: "Sources/Ember",
             resources: [.process("Resources/Kernels"), .copy("Resources/Data")],
             swiftSettings: [.swiftLanguageMode(.v5)]
@@ -51,7 +55,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EmberTests",
-            dependencies: ["Ember"],
+            dependencies: ["Ember", "CPUKernels"],
             path: "Tests/EmberTests",
             exclude: ["Fixtures"],
             swiftSettings: [.swiftLanguageMode(.v5)]

@@ -1,3 +1,4 @@
+import CPUKernels
 import Foundation
 import Testing
 @testable import Ember
@@ -65,6 +66,48 @@ struct DeviceTests {
             let text = String(decoding: result.standardErrorContent, as: UTF8.self)
             #expect(text.contains("EMBER_DEVICE=quantum:3"))
             #expect(text.contains("expected cpu, opencl or opencl:N"))
+        }
+    }
+
+    @Test("the CPU softmax kernel of every instruction set this CPU has matches a Double reference")
+    func softmaxKernels() {
+        // Row lengths around every vector width, so whole vectors and scalar tails both run;
+        // values include NaN, infinities and inputs that underflow exp.
+        let lengths = [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 100, 1024]
+        for isa in (0...ember_cpu_isa().rawValue).map({ ember_isa(rawValue: $0) }) {
+            for cols in lengths {
+                var values = Tensor.withRandomSeed(UInt64(cols)) { Tensor.randn([3, cols]).toArray().map { $0 * 30 } }
+                values[0] = -200  // underflows to 0 after the shift
+                values[cols] = .infinity  // row 1: infinite maximum, not shifted
+                if cols > 2 { values[2 * cols + 2] = .nan }  // row 2: NaN ignored by the max, propagated by exp
+                for log in [false, true] {
+                    var out = [Float](repeating: 0, count: values.count)
+                    ember_softmax_rows_isa(isa, values, &out, 3, cols, log ? 1 : 0)
+                    for r in 0..<3 {
+                        let row = values[r * cols..<(r + 1) * cols].map(Double.init)
+                        let finite = row.filter { !$0.isNaN }.max() ?? 0
+                        let shift = finite.isFinite ? finite : 0
+                        let total = row.map { Foundation.exp($0 - shift) }.reduce(0, +)
+                        for j in 0..<cols {
+                            let got = out[r * cols + j], x = row[j]
+                            let context = "isa \(isa.rawValue), cols \(cols), log \(log), row \(r), column \(j)"
+                            if x.isNaN || total.isNaN {
+                                #expect(got.isNaN, "\(context)")
+                            } else if x.isInfinite || total.isInfinite {
+                                #expect(!got.isFinite || got == 0, "\(context): \(got)")
+                            } else {
+                                // Softmax: the polynomial's 2e-7 relative error plus the sum's rounding.
+                                // Log-softmax: x - lse in Float rounds at the scale of |lse| and the result.
+                                let lse = shift + Foundation.log(total)
+                                let expected = log ? x - lse : Foundation.exp(x - shift) / total
+                                let tolerance = log ? 2 * Double(Float.ulpOfOne) * (Swift.abs(lse) + Swift.abs(expected)) + 1e-6
+                                                    : 2e-6 * Swift.abs(expected) + 1e-7
+                                #expect(Swift.abs(Double(got) - expected) <= tolerance, "\(context): \(got) vs \(expected)")
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -1,6 +1,8 @@
+import CPUKernels
 import Foundation
 
-/// Reductions and softmax of the CPU backend, vectorised with SIMD16 accumulators.
+/// Reductions of the CPU backend, vectorised with SIMD16 accumulators, and softmax (C with
+/// AVX2/AVX-512 paths, `Sources/CPUKernels`).
 extension CPUBackend {
     /// Sum of `n` contiguous floats with sixteen-lane partial sums.
     @inline(__always)
@@ -16,23 +18,6 @@ extension CPUBackend {
         var total = (acc0 + acc1).sum()
         while i < n { total += p[i]; i += 1 }
         return total
-    }
-
-    /// Largest of `n` contiguous floats, ignoring NaN (callers that need NaN to propagate
-    /// get it from a later pass over the same values).
-    @inline(__always)
-    static func contiguousMaxIgnoringNaN(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-        var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
-        var i = 0
-        while i + 4 <= n {
-            m0 = p[i] > m0 ? p[i] : m0
-            m1 = p[i + 1] > m1 ? p[i + 1] : m1
-            m2 = p[i + 2] > m2 ? p[i + 2] : m2
-            m3 = p[i + 3] > m3 ? p[i + 3] : m3
-            i += 4
-        }
-        while i < n { m0 = p[i] > m0 ? p[i] : m0; i += 1 }
-        return Swift.max(Swift.max(m0, m1), Swift.max(m2, m3))
     }
 
     func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, destination: DeviceBuffer) {
@@ -116,46 +101,7 @@ extension CPUBackend {
         let src = UnsafePointer(floats(source) + offset)
         let dst = floats(destination)
         parallelFor(rows, grain: Swift.max(1, 8192 / Swift.max(cols, 1))) { s, e in
-            for r in s..<e {
-                let x = src + r * cols, y = dst + r * cols
-                let m = CPUBackend.contiguousMaxIgnoringNaN(x, cols)
-                let shift = m.isFinite ? m : 0
-                let total = CPUBackend.expShifted(x, y, cols, shift)
-                if log {
-                    let lse = shift + Foundation.log(total)
-                    for j in 0..<cols { y[j] = x[j] - lse }
-                } else {
-                    let inv = 1 / total
-                    for j in 0..<cols { y[j] *= inv }
-                }
-            }
+            ember_softmax_rows(src + s * cols, dst + s * cols, e - s, cols, log ? 1 : 0)
         }
-    }
-
-    /// Writes `exp(x - shift)` for `n` contiguous values and returns their sum.
-    @inline(__always)
-    static func expShifted(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ shift: Float) -> Float {
-        for j in 0..<n { y[j] = fastExp(x[j] - shift) }
-        return contiguousSum(y, n)
-    }
-
-    /// e^x without a library call, so loops over it vectorise: range reduction to 2^n·e^r with
-    /// |r| <= ln2/2 and a degree-6 polynomial for e^r (relative error about 2e-7). For
-    /// x <= 88.7; x < -87.3 gives 0; NaN propagates.
-    @inline(__always)
-    static func fastExp(_ x: Float) -> Float {
-        let clamped = x < -87.3 ? -87.3 : (x > 88.7 ? 88.7 : x)
-        let shifted = clamped * 1.442_695_04 + 0x1.8p23  // rounds to an integer kept in the low mantissa bits
-        let n = shifted - 0x1.8p23
-        let r = clamped - n * 0.693_359_375 + n * 2.121_944_4e-4
-        var p: Float = 1.987_569_15e-4
-        p = p * r + 1.398_199_95e-3
-        p = p * r + 8.333_451_9e-3
-        p = p * r + 4.166_579_6e-2
-        p = p * r + 0.166_666_65
-        p = p * r + 0.5
-        let scale = Float(bitPattern: UInt32(bitPattern: (Int32(bitPattern: shifted.bitPattern) &- 0x4B40_0000 &+ 127) &<< 23))
-        let value = (p * r * r + r + 1) * scale
-        return x < -87.3 ? 0 : (x != x ? x : value)
     }
 }

@@ -1,4 +1,5 @@
 import CBLAS
+import CPUKernels
 import Foundation
 
 /// The CPU device: Swift loops over host memory (vectorised by the optimiser, split across
@@ -38,8 +39,9 @@ final class CPUBackend: Backend, @unchecked Sendable {
                                         "avx512_vnni", "avx512_bf16", "neon", "asimd", "sve"]
         let flags = (field("flags") ?? field("Features") ?? "").split(separator: " ").map(String.init).filter { interesting.contains($0) }
         let blas = openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS"
+        let kernels = ["scalar", "AVX2", "AVX-512"][Int(ember_cpu_isa().rawValue)]
         return DeviceInfo(name: field("model name") ?? "CPU", vendor: field("vendor_id") ?? "unknown",
-                          driverVersion: "Ember CPU backend, \(blas)", platform: "host",
+                          driverVersion: "Ember CPU backend (\(kernels) kernels), \(blas)", platform: "host",
                           computeUnits: ProcessInfo.processInfo.activeProcessorCount,
                           globalMemoryBytes: Int(ProcessInfo.processInfo.physicalMemory), maxWorkGroupSize: 1,
                           extensions: flags)
