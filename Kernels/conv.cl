@@ -80,6 +80,14 @@ inline int2 covering(int i, int pad, int k, int dil, int stride, int outs) {
     return (int2)(first, last);
 }
 
+// One work-item per output, for windows that cannot overlap: its gradient goes to the pixel
+// its window picked (the destination is zeroed first; no two windows share a pixel).
+__kernel void max_pool2d_backward_disjoint(__global const float* grad, __global const int* indices, __global float* dst, GEOMETRY) {
+    int t = get_global_id(0);
+    if (t >= N * C * oh * ow) return;
+    dst[(long)(t / (oh * ow)) * H * W + indices[t]] = grad[t];
+}
+
 // One work-item per input pixel: sums the gradients of the windows whose maximum it was.
 __kernel void max_pool2d_backward(__global const float* grad, __global const int* indices, __global float* dst, GEOMETRY) {
     int t = get_global_id(0);

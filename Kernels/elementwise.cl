@@ -1,16 +1,34 @@
 // Elementwise kernels: copies, casts, constants, unary / binary / select over broadcast
 // strides. Op codes match UnaryOp.code and BinaryOp.rawValue in Backend.swift.
 // Strided operands pass their collapsed shape and strides as int8 (at most 8 dims).
+// Strided kernels run over a 2-D range: dim 1 is the row (all collapsed dims but the last),
+// dim 0 a run of RUN consecutive elements of the row's last dim, which the work-item loops
+// over. The divisions that locate a row are done once per run. RUN is 1 on GPUs (adjacent
+// work-items touch adjacent elements) and 64 on CPU devices (a loop the compiler vectorises).
 
-inline int strided_offset(int i, int rank, int8 shape, int8 stride) {
+// For the run at (row, chunk): output index i0 of its first element and its length len.
+#define STRIDED_RUN(n, rank, shape) \
+    int row = get_global_id(1), j0 = get_global_id(0) * RUN; \
+    int last = stride_of(rank - 1, shape); \
+    if (j0 >= last || row >= n / last) return; \
+    int len = min(RUN, last - j0), i0 = row * last + j0;
+
+// Entry `d` of an int8.
+inline int stride_of(int d, int8 v) {
+    int a[8];
+    vstore8(v, 0, a);
+    return a[d];
+}
+
+// Element offset of (row, j) in a view with `stride` over the collapsed `shape`.
+inline int view_offset(int row, int j, int rank, int8 shape, int8 stride) {
     int sh[8], st[8];
     vstore8(shape, 0, sh);
     vstore8(stride, 0, st);
-    int off = 0;
-    for (int d = rank - 1; d >= 0; --d) {
-        int q = i % sh[d];
-        i /= sh[d];
-        off += q * st[d];
+    int off = j * st[rank - 1];
+    for (int d = rank - 2; d >= 0; --d) {
+        off += (row % sh[d]) * st[d];
+        row /= sh[d];
     }
     return off;
 }
@@ -31,13 +49,12 @@ inline int strided_offset(int i, int rank, int8 shape, int8 stride) {
     X(eq, a == b ? 1.0f : 0.0f) X(ne, a != b ? 1.0f : 0.0f) X(lt, a < b ? 1.0f : 0.0f) \
     X(le, a <= b ? 1.0f : 0.0f) X(gt, a > b ? 1.0f : 0.0f) X(ge, a >= b ? 1.0f : 0.0f)
 
-// One operand of binary/select: a strided view, or a scalar when is_scalar != 0.
-inline float load_operand(__global const float* p, int off, int8 stride, float scalar, int is_scalar,
-                          int i, int rank, int8 shape, int contiguous) {
-    if (is_scalar) return scalar;
-    if (contiguous) return p[off + i];
-    return p[off + strided_offset(i, rank, shape, stride)];
-}
+// One operand of binary/select along a run: its first element's offset and step, or a
+// scalar when is_scalar != 0 (offset and step 0 on the fallback buffer, never read).
+#define OPERAND_RUN(name, off, stride, is_scalar) \
+    int name##_at = is_scalar ? 0 : off + view_offset(row, j0, rank, shape, stride); \
+    int name##_step = is_scalar ? 0 : stride_of(rank - 1, stride);
+#define OPERAND_VALUE(name, p, scalar, is_scalar, k) (is_scalar ? scalar : p[name##_at + (k) * name##_step])
 
 // unary_<op>: dense source; unary_<op>_strided: any strided source.
 #define DEFINE_UNARY(name, expression) \
@@ -49,10 +66,12 @@ __kernel void unary_##name(__global const float* src, int src_off, __global floa
 } \
 __kernel void unary_##name##_strided(__global const float* src, int src_off, __global float* dst, int n, \
                                      int rank, int8 shape, int8 stride, float p0, float p1) { \
-    int i = get_global_id(0); \
-    if (i >= n) return; \
-    float x = src[src_off + strided_offset(i, rank, shape, stride)]; \
-    dst[i] = expression; \
+    STRIDED_RUN(n, rank, shape) \
+    int at = src_off + view_offset(row, j0, rank, shape, stride), step = stride_of(rank - 1, stride); \
+    for (int k = 0; k < len; ++k) { \
+        float x = src[at + k * step]; \
+        dst[i0 + k] = expression; \
+    } \
 }
 UNARY_OPS(DEFINE_UNARY)
 
@@ -80,32 +99,35 @@ __kernel void binary_##name##_st(float a, __global const float* y, int y_off, __
 __kernel void binary_##name##_strided(__global const float* x, int x_off, int8 x_stride, float x_scalar, int x_is_scalar, \
                                       __global const float* y, int y_off, int8 y_stride, float y_scalar, int y_is_scalar, \
                                       __global float* dst, int n, int rank, int8 shape) { \
-    int i = get_global_id(0); \
-    if (i >= n) return; \
-    float a = load_operand(x, x_off, x_stride, x_scalar, x_is_scalar, i, rank, shape, 0); \
-    float b = load_operand(y, y_off, y_stride, y_scalar, y_is_scalar, i, rank, shape, 0); \
-    dst[i] = expression; \
+    STRIDED_RUN(n, rank, shape) \
+    OPERAND_RUN(xa, x_off, x_stride, x_is_scalar) \
+    OPERAND_RUN(ya, y_off, y_stride, y_is_scalar) \
+    for (int k = 0; k < len; ++k) { \
+        float a = OPERAND_VALUE(xa, x, x_scalar, x_is_scalar, k); \
+        float b = OPERAND_VALUE(ya, y, y_scalar, y_is_scalar, k); \
+        dst[i0 + k] = expression; \
+    } \
 }
 
 __kernel void copy_strided(__global const uint* src, int src_off, __global uint* dst, int n,
-                           int rank, int8 shape, int8 stride, int contiguous) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    dst[i] = contiguous ? src[src_off + i] : src[src_off + strided_offset(i, rank, shape, stride)];
+                           int rank, int8 shape, int8 stride) {
+    STRIDED_RUN(n, rank, shape)
+    int at = src_off + view_offset(row, j0, rank, shape, stride), step = stride_of(rank - 1, stride);
+    for (int k = 0; k < len; ++k) dst[i0 + k] = src[at + k * step];
 }
 
 __kernel void cast_float_to_int(__global const float* src, int src_off, __global int* dst, int n,
                                 int rank, int8 shape, int8 stride) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    dst[i] = convert_int_sat_rtz(src[src_off + strided_offset(i, rank, shape, stride)]);
+    STRIDED_RUN(n, rank, shape)
+    int at = src_off + view_offset(row, j0, rank, shape, stride), step = stride_of(rank - 1, stride);
+    for (int k = 0; k < len; ++k) dst[i0 + k] = convert_int_sat_rtz(src[at + k * step]);
 }
 
 __kernel void cast_int_to_float(__global const int* src, int src_off, __global float* dst, int n,
                                 int rank, int8 shape, int8 stride) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    dst[i] = (float)src[src_off + strided_offset(i, rank, shape, stride)];
+    STRIDED_RUN(n, rank, shape)
+    int at = src_off + view_offset(row, j0, rank, shape, stride), step = stride_of(rank - 1, stride);
+    for (int k = 0; k < len; ++k) dst[i0 + k] = (float)src[at + k * step];
 }
 
 __kernel void fill_bits(__global uint* dst, int n, uint bits) {
@@ -131,10 +153,13 @@ BINARY_OPS(DEFINE_BINARY)
 __kernel void select_where(__global const float* c, int c_off, int8 c_stride,
                            __global const float* a, int a_off, int8 a_stride, float a_scalar, int a_is_scalar,
                            __global const float* b, int b_off, int8 b_stride, float b_scalar, int b_is_scalar,
-                           __global float* dst, int n, int rank, int8 shape, int contiguous) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    float cond = contiguous ? c[c_off + i] : c[c_off + strided_offset(i, rank, shape, c_stride)];
-    dst[i] = cond != 0.0f ? load_operand(a, a_off, a_stride, a_scalar, a_is_scalar, i, rank, shape, contiguous)
-                          : load_operand(b, b_off, b_stride, b_scalar, b_is_scalar, i, rank, shape, contiguous);
+                           __global float* dst, int n, int rank, int8 shape) {
+    STRIDED_RUN(n, rank, shape)
+    int c_at = c_off + view_offset(row, j0, rank, shape, c_stride), c_step = stride_of(rank - 1, c_stride);
+    OPERAND_RUN(xa, a_off, a_stride, a_is_scalar)
+    OPERAND_RUN(ya, b_off, b_stride, b_is_scalar)
+    for (int k = 0; k < len; ++k) {
+        dst[i0 + k] = c[c_at + k * c_step] != 0.0f ? OPERAND_VALUE(xa, a, a_scalar, a_is_scalar, k)
+                                                   : OPERAND_VALUE(ya, b, b_scalar, b_is_scalar, k);
+    }
 }

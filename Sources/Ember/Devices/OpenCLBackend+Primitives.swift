@@ -11,18 +11,33 @@ extension OpenCLBackend {
         return (c.shape, c.strides, dense)
     }
 
+    /// Enqueues a strided kernel (elementwise.cl's STRIDED_RUN) over a collapsed shape: dim 1
+    /// of the range is the row (all dims but the last), dim 0 the runs of `stridedRun`
+    /// elements along the last dim. Work-groups stack rows when rows are short.
+    private func launchStrided(_ name: String, shape: [Int], _ arguments: [Argument]) {
+        let count = Shape.count(shape)
+        guard count > 0 else { return }
+        precondition(count < Int(Int32.max), "opencl:\(index): \(name) over \(count) elements exceeds the 2^31 limit of Ember's kernels")
+        let runs = (shape[shape.count - 1] + stridedRun - 1) / stridedRun, rows = count / shape[shape.count - 1]
+        func powerOfTwo(atLeast n: Int) -> Int { n <= 1 ? 1 : 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount) }
+        let across = min(elementwiseLocal, powerOfTwo(atLeast: runs))
+        let down = min(max(1, elementwiseLocal / across), powerOfTwo(atLeast: rows))
+        launch3D("elementwise.cl", name, global: ((runs + across - 1) / across * across, (rows + down - 1) / down * down, 1),
+                 local: (across, down, 1), arguments)
+    }
+
     func copy(_ source: StridedView, to destination: DeviceBuffer) {
         let c = layout(source.shape, [source.strides])
-        launch("elementwise.cl", "copy_strided", count: source.count, [
+        launchStrided("copy_strided", shape: c.shape, [
             .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
-            .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]), .int(c.contiguous ? 1 : 0),
+            .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]),
         ])
     }
 
     func cast(_ source: StridedView, from: DType, to: DType, destination: DeviceBuffer) {
         if from.isFloatStorage == to.isFloatStorage { return copy(source, to: destination) }
         let c = layout(source.shape, [source.strides])
-        launch("elementwise.cl", from.isFloatStorage ? "cast_float_to_int" : "cast_int_to_float", count: source.count, [
+        launchStrided(from.isFloatStorage ? "cast_float_to_int" : "cast_int_to_float", shape: c.shape, [
             .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
             .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]),
         ])
@@ -61,7 +76,7 @@ extension OpenCLBackend {
                 .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count), .float(p0), .float(p1),
             ])
         } else {
-            launch("elementwise.cl", "unary_\(op.kernelName)_strided", count: source.count, [
+            launchStrided("unary_\(op.kernelName)_strided", shape: c.shape, [
                 .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
                 .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]), .float(p0), .float(p1),
             ])
@@ -101,7 +116,7 @@ extension OpenCLBackend {
         case let (.scalar(v), .view(y), true):
             launch("elementwise.cl", name + "_st", count: n, [.float(v), .buffer(y.buffer), .int(y.offset), .buffer(destination), .int(n)])
         default:
-            launch("elementwise.cl", name + "_strided", count: n,
+            launchStrided(name + "_strided", shape: c.shape,
                    operandArguments(a, strides: c.strides[0], fallback: destination)
                        + operandArguments(b, strides: c.strides[1], fallback: destination)
                        + [.buffer(destination), .int(n), .int(c.shape.count), .int8(c.shape)])
@@ -111,16 +126,19 @@ extension OpenCLBackend {
     func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
         let n = Shape.count(shape)
         let c = operandLayout(shape, [condition, a.view, b.view])
-        launch("elementwise.cl", "select_where", count: n,
+        launchStrided("select_where", shape: c.shape,
                [.buffer(condition.buffer), .int(condition.offset), .int8(c.strides[0]!)]
                    + operandArguments(a, strides: c.strides[1], fallback: destination)
                    + operandArguments(b, strides: c.strides[2], fallback: destination)
-                   + [.buffer(destination), .int(n), .int(c.shape.count), .int8(c.shape), .int(c.contiguous ? 1 : 0)])
+                   + [.buffer(destination), .int(n), .int(c.shape.count), .int8(c.shape)])
     }
 
     func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, destination: DeviceBuffer) {
         let code = Int(op.rawValue)
-        if inner > 1 {
+        // A work-item per output walking its row serially: for strided (inner > 1) blocks, and
+        // on CPU devices for many short rows, where a work-group per row spends its time in
+        // barriers (bias gradients: [N * C, H * W] rows).
+        if inner > 1 || (isCPU && size <= 16 * reductionLocal && outer >= 8 * info.computeUnits) {
             launch("reduce.cl", "reduce_inner", count: outer * inner, [
                 .buffer(source), .int(offset), .int(outer), .int(size), .int(inner), .int(code), .buffer(destination),
             ])
@@ -239,6 +257,14 @@ extension OpenCLBackend {
     }
 
     func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
+        // Windows that cannot overlap (stride at least the dilated extent) pick disjoint
+        // pixels: zero the input gradient and write each window's gradient to its pick.
+        if g.strideH >= (g.kernelH - 1) * g.dilationH + 1 && g.strideW >= (g.kernelW - 1) * g.dilationW + 1 {
+            fill(destination, count: g.batch * g.channels * g.height * g.width, value: 0, dtype: .float32)
+            launch("conv.cl", "max_pool2d_backward_disjoint", count: g.batch * g.channels * g.outHeight * g.outWidth,
+                   [.buffer(gradient), .buffer(indices), .buffer(destination)] + geometryArguments(g))
+            return
+        }
         launch("conv.cl", "max_pool2d_backward", count: g.batch * g.channels * g.height * g.width,
                [.buffer(gradient), .buffer(indices), .buffer(destination)] + geometryArguments(g))
     }

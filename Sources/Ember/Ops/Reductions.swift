@@ -1,6 +1,7 @@
 /// Reductions: sum, mean, max, min, argmax, argmin, variance, logSumExp.
-/// Forward: the reduced dims are brought into one contiguous `[outer, size, inner]` block
-/// (a view when the layout already is, else one copy) and reduced by the backend.
+/// Forward: the reduced dims are read as one contiguous `[outer, size, inner]` block (a view
+/// when the layout already is, else one copy) and reduced by the backend; dims that are not
+/// adjacent are reduced one adjacent run at a time.
 extension Tensor {
     /// Sorted, de-duplicated, normalised dims (all dims when `dims` is empty).
     private func reductionDims(_ dims: [Int], op: String) -> [Int] {
@@ -23,6 +24,19 @@ extension Tensor {
         let source = floatStorage
         let outShape = reducedShape(dims, keepDim: keepDim)
         let size = dims.reduce(1) { $0 * shape[$1] }
+        // Reduced dims apart (a bias gradient's [N, C, L] -> [C]): reduce each run of adjacent
+        // dims in turn, innermost first, instead of copying a permuted tensor; each pass
+        // reads a smaller tensor than the last.
+        let adjacent = dims.last! - dims.first! + 1 == dims.count
+        if !adjacent && !op.producesIndices && size > 0 && count > 0 {
+            var runs: [[Int]] = []
+            for d in dims {
+                if let last = runs.last?.last, last + 1 == d { runs[runs.count - 1].append(d) } else { runs.append([d]) }
+            }
+            var partial = source
+            for run in runs.reversed() { partial = partial.reduceForward(op, dims: run, keepDim: true, name: name) }
+            return partial.reshape(outShape)
+        }
         let out = Tensor(uninitialized: outShape, dtype: op.producesIndices ? .int32 : .float32, device: device, op: name)
         if out.count == 0 { return out }
         if size == 0 {
@@ -30,20 +44,11 @@ extension Tensor {
             backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: .float32)
             return out
         }
-        // Reduced dims adjacent and the tensor contiguous: read it in place as [outer, size, inner].
-        let adjacent = dims.last! - dims.first! + 1 == dims.count
-        let block: Tensor
-        let outer: Int, inner: Int
-        if adjacent {
-            block = source.dense
-            outer = shape[..<dims.first!].reduce(1, *)
-            inner = shape[(dims.last! + 1)...].reduce(1, *)
-        } else {
-            let kept = (0..<rank).filter { !dims.contains($0) }
-            block = source.permute(kept + dims).detach().contiguousCopy()
-            outer = kept.reduce(1) { $0 * shape[$1] }
-            inner = 1
-        }
+        // Adjacent reduced dims of a contiguous tensor, read in place as [outer, size, inner].
+        precondition(adjacent, "\(name): index reductions take one dim")
+        let block = source.dense
+        let outer = shape[..<dims.first!].reduce(1, *)
+        let inner = shape[(dims.last! + 1)...].reduce(1, *)
         backend.reduce(op, block.storage.buffer, offset: block.offset, outer: outer, size: size, inner: inner,
                        destination: out.storage.buffer)
         return out
