@@ -171,7 +171,6 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// Enqueues `name` over a 3-D range; `global` must be a multiple of `local` in each dim.
     func launch3D(_ file: String, _ name: String, global: (Int, Int, Int), local: (Int, Int, Int), _ arguments: [Argument]) {
-        if ProcessInfo.processInfo.environment["EMBER_TRACE"] != nil { FileHandle.standardError.write("launch \(name) \(global)\n".data(using: .utf8)!) }
         guard global.0 > 0 && global.1 > 0 && global.2 > 0 else { return }
         lock.lock(); defer { lock.unlock() }
         let kernel: cl_kernel
