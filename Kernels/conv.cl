@@ -48,28 +48,39 @@ __kernel void col2im(__global const float* cols, __global float* dst, GEOMETRY) 
 }
 
 // One work-item per output: the first maximum of the window and its index in the H*W plane.
+// One work-item per run of RUN outputs of an output row (row = nc * oh + y). The first tap
+// in scan order wins ties and the first NaN wins over numbers, with selects, not branches.
 __kernel void max_pool2d(__global const float* src, int off, __global float* dst, __global int* indices, GEOMETRY) {
-    int t = get_global_id(0);
-    if (t >= N * C * oh * ow) return;
-    int x = t % ow, y = (t / ow) % oh, nc = t / (ow * oh);
+    int x0 = get_global_id(0) * RUN, row = get_global_id(1);
+    if (x0 >= ow || row >= N * C * oh) return;
+    int y = row % oh, nc = row / oh;
     __global const float* plane = src + off + (long)nc * H * W;
-    float best = -INFINITY;
-    int at = -1;
-    for (int ki = 0; ki < kh; ++ki) {
-        int ih = y * sh - ph + ki * dh;
-        if (ih < 0 || ih >= H) continue;
-        for (int kj = 0; kj < kw; ++kj) {
-            int iw = x * sw - pw + kj * dw;
-            if (iw < 0 || iw >= W) continue;
-            float v = plane[ih * W + iw];
-            if (at < 0 || v > best || (isnan(v) && !isnan(best))) {
-                best = v;
-                at = ih * W + iw;
+    int top = y * sh - ph;
+    int ki0 = top >= 0 ? 0 : (dh - 1 - top) / dh;
+    int ki1 = min(kh, top >= H ? 0 : (H - 1 - top) / dh + 1);
+    for (int x = x0; x < min(ow, x0 + RUN); ++x) {
+        int left = x * sw - pw;
+        int kj0 = left >= 0 ? 0 : (dw - 1 - left) / dw;
+        int kj1 = min(kw, left >= W ? 0 : (W - 1 - left) / dw + 1);
+        float best = -INFINITY;
+        int at = 0;
+        if (ki0 < ki1 && kj0 < kj1) {
+            at = (top + ki0 * dh) * W + left + kj0 * dw;
+            best = plane[at];
+            for (int ki = ki0; ki < ki1; ++ki) {
+                int line = (top + ki * dh) * W + left;
+                for (int kj = kj0; kj < kj1; ++kj) {
+                    int i = line + kj * dw;
+                    float v = plane[i];
+                    bool take = v > best || (isnan(v) && !isnan(best));
+                    best = take ? v : best;
+                    at = take ? i : at;
+                }
             }
         }
+        dst[(long)row * ow + x] = best;
+        indices[(long)row * ow + x] = at;
     }
-    dst[t] = best;
-    indices[t] = max(at, 0);
 }
 
 // The output rows (or columns) whose windows can cover input position i: first..last.

@@ -134,6 +134,20 @@ __kernel void reduce_inner(__global const float* src, int off, int outer, int si
     if (t >= outer * inner) return;
     int o = t / inner, i = t % inner;
     __global const float* p = src + off + (long)o * size * inner + i;
+    if (op == 0) {
+        // A plain loop the compiler keeps in registers (and vectorises when inner is 1).
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        int k = 0;
+        for (; k + 3 < size; k += 4) {
+            s0 += p[(long)k * inner];
+            s1 += p[(long)(k + 1) * inner];
+            s2 += p[(long)(k + 2) * inner];
+            s3 += p[(long)(k + 3) * inner];
+        }
+        for (; k < size; ++k) s0 += p[(long)k * inner];
+        dst[t] = (s0 + s1) + (s2 + s3);
+        return;
+    }
     float b = reduce_init(op);
     int bi = INT_MAX;
     for (int k = 0; k < size; ++k) reduce_combine(op, &b, &bi, p[(long)k * inner], k);

@@ -11,19 +11,24 @@ extension OpenCLBackend {
         return (c.shape, c.strides, dense)
     }
 
-    /// Enqueues a strided kernel (elementwise.cl's STRIDED_RUN) over a collapsed shape: dim 1
-    /// of the range is the row (all dims but the last), dim 0 the runs of `stridedRun`
-    /// elements along the last dim. Work-groups stack rows when rows are short.
-    private func launchStrided(_ name: String, shape: [Int], _ arguments: [Argument]) {
-        let count = Shape.count(shape)
-        guard count > 0 else { return }
-        precondition(count < Int(Int32.max), "opencl:\(index): \(name) over \(count) elements exceeds the 2^31 limit of Ember's kernels")
-        let runs = (shape[shape.count - 1] + stridedRun - 1) / stridedRun, rows = count / shape[shape.count - 1]
+    /// Enqueues a kernel over `rows` rows of `length` elements, one work-item per run of
+    /// `stridedRun` elements of a row: dim 1 of the range is the row, dim 0 the run.
+    /// Work-groups stack rows when rows are short.
+    private func launchRuns(_ file: String, _ name: String, rows: Int, length: Int, _ arguments: [Argument]) {
+        guard rows > 0 && length > 0 else { return }
+        precondition(rows * length < Int(Int32.max), "opencl:\(index): \(name) over \(rows * length) elements exceeds the 2^31 limit of Ember's kernels")
+        let runs = (length + stridedRun - 1) / stridedRun
         func powerOfTwo(atLeast n: Int) -> Int { n <= 1 ? 1 : 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount) }
         let across = min(elementwiseLocal, powerOfTwo(atLeast: runs))
         let down = min(max(1, elementwiseLocal / across), powerOfTwo(atLeast: rows))
-        launch3D("elementwise.cl", name, global: ((runs + across - 1) / across * across, (rows + down - 1) / down * down, 1),
+        launch3D(file, name, global: ((runs + across - 1) / across * across, (rows + down - 1) / down * down, 1),
                  local: (across, down, 1), arguments)
+    }
+
+    /// A strided elementwise kernel (elementwise.cl's STRIDED_RUN) over a collapsed shape.
+    private func launchStrided(_ name: String, shape: [Int], _ arguments: [Argument]) {
+        let last = shape[shape.count - 1]
+        launchRuns("elementwise.cl", name, rows: last == 0 ? 0 : Shape.count(shape) / last, length: last, arguments)
     }
 
     func copy(_ source: StridedView, to destination: DeviceBuffer) {
@@ -252,8 +257,8 @@ extension OpenCLBackend {
     }
 
     func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer) {
-        launch("conv.cl", "max_pool2d", count: g.batch * g.channels * g.outHeight * g.outWidth,
-               [.buffer(source), .int(offset), .buffer(destination), .buffer(indices)] + geometryArguments(g))
+        launchRuns("conv.cl", "max_pool2d", rows: g.batch * g.channels * g.outHeight, length: g.outWidth,
+                   [.buffer(source), .int(offset), .buffer(destination), .buffer(indices)] + geometryArguments(g))
     }
 
     func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
