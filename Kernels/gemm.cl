@@ -1,8 +1,8 @@
-// GEMM for CPU OpenCL devices (PoCL): C[b] = alpha * A[b] x B[b] + beta * C[b], row-major,
-// no transposes (the host makes transposed operands row-major first). Each work-item
-// computes a 4 x 16 block of C with float16 vectors, which PoCL compiles to 512-bit (or
-// narrower) vector FMAs; blocks at the right and bottom edges take a bounds-checked path.
-// GPUs use CLBlast.
+// Ember's GEMM: C[b] = alpha * A[b] x B[b] + beta * C[b], row-major, no transposes (the
+// host makes transposed operands row-major first). Each work-item computes a 4 x 16 block
+// of C with float16 vectors, which PoCL compiles to 512-bit (or narrower) vector FMAs;
+// blocks at the right and bottom edges take a bounds-checked path. A device runs this or
+// CLBlast, whichever measured faster there (OpenCLBackend.gemmChoice).
 
 __kernel void gemm_block(int M, int N, int K, float alpha, float beta,
                          __global const float* A, int a_off, int lda, int a_batch,

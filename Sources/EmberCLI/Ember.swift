@@ -43,6 +43,12 @@ struct DevicesCommand: ParsableCommand {
             print("  compute units: \(info.computeUnits)")
             print("  memory:        \(String(format: "%.1f", Double(info.globalMemoryBytes) / 1_073_741_824)) GiB")
             if device.kind == .opencl { print("  max work-group: \(info.maxWorkGroupSize)") }
+            if let gemm = device.gemmChoice {
+                let figures = [("Ember kernel", gemm.emberGFLOPS), ("CLBlast", gemm.clblastGFLOPS)]
+                    .compactMap { name, value in value.map { String(format: "%@ %.1f GFLOP/s", name, $0) } }
+                print("  gemm:          \(gemm.implementation == .ember ? "Ember kernel" : "CLBlast") (\(gemm.source)"
+                      + (figures.isEmpty ? ")" : ": " + figures.joined(separator: ", ") + ")"))
+            }
             print("  extensions:    \(info.extensions.joined(separator: " "))")
             print("")
         }

@@ -111,6 +111,54 @@ struct DeviceTests {
         }
     }
 
+    @Test("an OpenCL device measures both GEMMs once, keeps the faster and caches the choice")
+    func gemmChoiceIsMeasuredAndCached() async {
+        await #expect(processExitsWith: .success) {
+            guard let gpu = TestDevices.openCL else { return }
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ember-gemm-\(getpid())")
+            setenv("EMBER_CACHE_DIR", directory.path, 1)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let choice = gpu.gemmChoice!
+            let ember = choice.emberGFLOPS ?? 0, clblast = choice.clblastGFLOPS ?? 0
+            precondition(choice.source == "measured" && (ember > 0 || clblast > 0), "\(choice)")
+            precondition(choice.implementation == (ember >= clblast ? .ember : .clblast), "\(choice)")
+            precondition(gpu.gemmChoice == choice, "asked twice, measured twice")
+            let cached = GEMMChoice.cached(key: (gpu.backend as! OpenCLBackend).gemmCacheKey)
+            precondition(cached?.implementation == choice.implementation && cached?.source == "cached"
+                         && cached?.emberGFLOPS == choice.emberGFLOPS, "cache holds \(String(describing: cached))")
+        }
+    }
+
+    /// Checks a batched product with transposed operands on OpenCL against the CPU, under
+    /// whatever `EMBER_GEMM` the calling child process set.
+    static func checkForcedGEMM(_ expected: GEMMImplementation) {
+        guard let gpu = TestDevices.openCL else { return }
+        precondition(gpu.gemmChoice?.implementation == expected && gpu.gemmChoice?.source == "EMBER_GEMM")
+        let a = Tensor.withRandomSeed(3) { Tensor.randn([3, 40, 70]) }, b = Tensor.withRandomSeed(4) { Tensor.randn([50, 40]) }
+        let want = a.transpose(1, 2).matmul(b.T).toArray()
+        let got = a.to(gpu).transpose(1, 2).matmul(b.to(gpu).T).toArray()
+        precondition(isClose(got, want, rtol: 1e-4, atol: 1e-4), "\(expected) differs from the CPU")
+    }
+
+    @Test("EMBER_GEMM forces either GEMM, and both compute the CPU's products")
+    func forcedGEMM() async {
+        await #expect(processExitsWith: .success) {
+            setenv("EMBER_GEMM", "ember", 1)
+            DeviceTests.checkForcedGEMM(.ember)
+        }
+        await #expect(processExitsWith: .success) {
+            setenv("EMBER_GEMM", "CLBlast", 1)
+            DeviceTests.checkForcedGEMM(.clblast)
+        }
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            setenv("EMBER_GEMM", "cublas", 1)
+            guard let gpu = TestDevices.openCL else { fatalError("EMBER_GEMM=cublas: expected ember or clblast") }
+            _ = gpu.gemmChoice
+        }.map { result in
+            #expect(String(decoding: result.standardErrorContent, as: UTF8.self).contains("EMBER_GEMM=cublas: expected ember or clblast"))
+        }
+    }
+
     @Test("error descriptions say what is missing and how to fix it")
     func errorText() {
         #expect(EmberError.noOpenCLPlatform("ICD loader found none").description.contains("apt-get install pocl-opencl-icd"))

@@ -67,6 +67,10 @@ public struct Device: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The GEMM an OpenCL device runs and where that choice came from (nil on the CPU,
+    /// which uses OpenBLAS). Asking before any GEMM has run makes the measurement now.
+    public var gemmChoice: GEMMChoice? { (backend as? OpenCLBackend)?.gemmChoice() }
+
     /// Memory and transfer counters of this device's backend.
     public var stats: BackendStats { backend.stats }
 

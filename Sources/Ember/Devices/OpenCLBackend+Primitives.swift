@@ -194,7 +194,13 @@ extension OpenCLBackend {
 
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int) {
-        if isCPU {
+        runGEMM(gemmChoice().implementation, m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, c: c, cOffset: cOffset)
+    }
+
+    /// Enqueues a GEMM with the given implementation.
+    func runGEMM(_ implementation: GEMMImplementation, m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
+                 beta: Float, c: DeviceBuffer, cOffset: Int) {
+        if implementation == .ember {
             return gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, c: c, cOffset: cOffset)
         }
         let ta = a.transposed ? CLBlastTransposeYes : CLBlastTransposeNo
@@ -223,8 +229,8 @@ extension OpenCLBackend {
         return GemmOperand(buffer: copy, offset: 0, ld: cols, transposed: false, batchStride: operand.batchStride == 0 ? 0 : rows * cols)
     }
 
-    /// Ember's GEMM kernel (gemm.cl), used on CPU devices, where it beats CLBlast's untuned
-    /// defaults; 4 x 16 blocks of C per work-item.
+    /// Ember's GEMM kernel (gemm.cl): 4 x 16 blocks of C per work-item. On PoCL it beats
+    /// CLBlast's untuned defaults several times over.
     private func gemmBlocks(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
                             beta: Float, c: DeviceBuffer, cOffset: Int) {
         guard let a = rowMajor(a, rows: m, cols: k, batch: batch), let b = rowMajor(b, rows: k, cols: n, batch: batch) else {

@@ -2,8 +2,8 @@ import COpenCL
 import Foundation
 
 /// An OpenCL device: one context, one in-order queue, Ember's kernels from `Kernels/*.cl`
-/// (built once per context), GEMM through CLBlast (GPUs) or `gemm.cl` (CPU devices), and a
-/// size-keyed buffer pool.
+/// (built once per context), GEMM through `gemm.cl` or CLBlast (whichever measured faster on
+/// the device, see `gemmChoice()`), and a size-keyed buffer pool.
 ///
 /// Primitives only enqueue; the host waits in `download` and `synchronize`. An error from an
 /// enqueue is remembered and thrown by the next of those two calls.
@@ -27,6 +27,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     let reductionLocal: Int
     /// Whether the device is a CPU (PoCL): kernels then give each work-item a contiguous slice.
     let isCPU: Bool
+    /// The GEMM cache entry's key: platform, device, driver and `gemm.cl` digest.
+    private(set) var gemmCacheKey = ""
+    /// Guards `chosenGEMM`, so concurrent first GEMMs measure once.
+    private let gemmLock = NSLock()
+    private var chosenGEMM: GEMMChoice?
 
     /// Guards kernel arguments + enqueue (a `cl_kernel` is not thread-safe), the kernel
     /// cache and the pending error.
@@ -66,9 +71,51 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         var reduction = 1
         while reduction * 2 <= min(256, info.maxWorkGroupSize) { reduction *= 2 }
         reductionLocal = reduction
+        var gemmSource = ""
         for file in Self.programFiles {
-            programs[file] = try build(name: file, source: try OpenCLRuntime.kernelSource(file))
+            let source = try OpenCLRuntime.kernelSource(file)
+            if file == "gemm.cl" { gemmSource = source }
+            programs[file] = try build(name: file, source: source)
         }
+        gemmCacheKey = "\(info.platform) | \(info.name) | \(info.driverVersion) | gemm.cl \(GEMMChoice.digest(gemmSource))"
+    }
+
+    /// The GEMM this device runs: forced by `EMBER_GEMM`, cached from an earlier run, or
+    /// measured now (both implementations on a 512^3 product, best of three after a warm-up
+    /// that includes compiling them) and cached.
+    func gemmChoice() -> GEMMChoice {
+        gemmLock.lock(); defer { gemmLock.unlock() }
+        if let chosenGEMM { return chosenGEMM }
+        let choice = GEMMChoice.forced() ?? GEMMChoice.cached(key: gemmCacheKey) ?? measureGEMM()
+        chosenGEMM = choice
+        return choice
+    }
+
+    private func measureGEMM() -> GEMMChoice {
+        let n = 512
+        let fallback = GEMMChoice(implementation: isCPU ? .ember : .clblast, emberGFLOPS: nil, clblastGFLOPS: nil, source: "measured")
+        guard let a = try? allocate(bytes: n * n * 4), let b = try? allocate(bytes: n * n * 4), let c = try? allocate(bytes: n * n * 4) else {
+            return fallback
+        }
+        random(a, count: n * n, distribution: .uniform(low: -1, high: 1), seed: 1, offset: 0)
+        random(b, count: n * n, distribution: .uniform(low: -1, high: 1), seed: 2, offset: 0)
+        let operand = { (buffer: DeviceBuffer) in GemmOperand(buffer: buffer, offset: 0, ld: n, transposed: false, batchStride: 0) }
+        func gflops(_ implementation: GEMMImplementation) -> Double? {
+            var best = Double.infinity
+            for round in 0..<4 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                runGEMM(implementation, m: n, n: n, k: n, batch: 1, alpha: 1, a: operand(a), b: operand(b), beta: 0, c: c, cOffset: 0)
+                guard (try? synchronize()) != nil else { return nil }
+                if round > 0 { best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+            }
+            return 2 * Double(n * n * n) / best / 1e9
+        }
+        let ember = gflops(.ember), clblast = gflops(.clblast)
+        guard ember != nil || clblast != nil else { return fallback }
+        let choice = GEMMChoice(implementation: (ember ?? 0) >= (clblast ?? 0) ? .ember : .clblast,
+                                emberGFLOPS: ember, clblastGFLOPS: clblast, source: "measured")
+        choice.store(key: gemmCacheKey)
+        return choice
     }
 
     /// Builds `source` for this device with Ember's build options.
