@@ -22,7 +22,8 @@ struct Workloads {
             guard filter(name) else { continue }
             let flops = 2 * Double(n * n * n)
             let a = Tensor.randn([n, n], device: device), b = Tensor.randn([n, n], device: device)
-            report(name, device, timer.time(on: device) { _ = a.matmul(b) }, unit: "GFLOP/s") { flops / $0 / 1e9 }
+            let implementation = device.gemmChoice.map { "\($0.implementation == .ember ? "Ember kernel" : "CLBlast"), \($0.source)" } ?? "OpenBLAS"
+            report(name, device, timer.time(on: device) { _ = a.matmul(b) }, unit: "GFLOP/s", note: implementation) { flops / $0 / 1e9 }
             if device.kind == .cpu {
                 report("\(name) direct cblas_sgemm", device, Baselines.openBLAS(n: n, timer: timer), unit: "GFLOP/s") { flops / $0 / 1e9 }
             } else if let direct = Baselines.clblast(n: n, deviceIndex: device.index, timer: timer) {
@@ -33,7 +34,8 @@ struct Workloads {
 
     func elementwise(_ device: Device, filter: (String) -> Bool) {
         let n = 16 * 1024 * 1024
-        let a = Tensor.randn([n], device: device), b = Tensor.randn([n], device: device)
+        lazy var a = Tensor.randn([n], device: device)
+        lazy var b = Tensor.randn([n], device: device)
         let megabytes = Double(n * 4)
         if filter("add 16M") {
             report("add 16M", device, timer.time(on: device) { _ = a + b }, unit: "GB/s") { 3 * megabytes / $0 / 1e9 }
