@@ -51,8 +51,9 @@ __kernel void col2im(__global const float* cols, __global float* dst, GEOMETRY) 
 // One work-item per run of RUN outputs of an output row (row = nc * oh + y). The first tap
 // in scan order wins ties and the first NaN wins over numbers, with selects, not branches.
 __kernel void max_pool2d(__global const float* src, int off, __global float* dst, __global int* indices, GEOMETRY) {
-    int x0 = get_global_id(0) * RUN, row = get_global_id(1);
-    if (x0 >= ow || row >= N * C * oh) return;
+    int runs = (ow + RUN - 1) / RUN, t = get_global_id(0);
+    if (t >= N * C * oh * runs) return;
+    int row = t / runs, x0 = t % runs * RUN;
     int y = row % oh, nc = row / oh;
     __global const float* plane = src + off + (long)nc * H * W;
     int top = y * sh - ph;

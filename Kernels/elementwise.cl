@@ -1,16 +1,17 @@
 // Elementwise kernels: copies, casts, constants, unary / binary / select over broadcast
 // strides. Op codes match UnaryOp.code and BinaryOp.rawValue in Backend.swift.
 // Strided operands pass their collapsed shape and strides as int8 (at most 8 dims).
-// Strided kernels run over a 2-D range: dim 1 is the row (all collapsed dims but the last),
-// dim 0 a run of RUN consecutive elements of the row's last dim, which the work-item loops
-// over. The divisions that locate a row are done once per run. RUN is 1 on GPUs (adjacent
-// work-items touch adjacent elements) and 64 on CPU devices (a loop the compiler vectorises).
+// Strided kernels give each work-item a run of RUN consecutive elements of one row (a row
+// is the last collapsed dim; the others number the rows), which it loops over: the
+// divisions that locate a row are done once per run. RUN is 1 on GPUs (adjacent work-items
+// touch adjacent elements) and 64 on CPU devices (a loop the compiler vectorises).
 
-// For the run at (row, chunk): output index i0 of its first element and its length len.
+// For work-item t: the run's row, its first column j0, its output index i0 and length len.
 #define STRIDED_RUN(n, rank, shape) \
-    int row = get_global_id(1), j0 = get_global_id(0) * RUN; \
-    int last = stride_of(rank - 1, shape); \
-    if (j0 >= last || row >= n / last) return; \
+    int last = stride_of(rank - 1, shape), runs_ = (last + RUN - 1) / RUN; \
+    int t_ = get_global_id(0); \
+    if (t_ >= n / last * runs_) return; \
+    int row = t_ / runs_, j0 = t_ % runs_ * RUN; \
     int len = min(RUN, last - j0), i0 = row * last + j0;
 
 // Entry `d` of an int8.

@@ -23,14 +23,24 @@ struct EmberBench: ParsableCommand {
     }
 
     func run() throws {
+        let coldFolder = FileManager.default.temporaryDirectory.appendingPathComponent("ember-bench-pocl-\(getpid())")
         if coldCache {
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ember-bench-pocl-\(getpid())")
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            setenv("POCL_CACHE_DIR", folder.path, 1)
+            try FileManager.default.createDirectory(at: coldFolder, withIntermediateDirectories: true)
+            setenv("POCL_CACHE_DIR", coldFolder.path, 1)
         }
+        defer { if coldCache { try? FileManager.default.removeItem(at: coldFolder) } }
         let devices: [Device]
+        let resolveStart = Timer.now()
         do { devices = device == "all" ? Device.available : [try Device.parse(device)] } catch {
             throw ValidationError("--device \(device): \(error)")
+        }
+        // Opening an OpenCL device builds Ember's programs (a spec naming one device opened
+        // it while being parsed, so that time counts too).
+        var openSeconds: [Device: Double] = [:]
+        for d in devices where d.kind == .opencl {
+            let start = Timer.now()
+            _ = try Device.opencl(index: d.index)
+            openSeconds[d] = Timer.now() - (device == "all" ? start : resolveStart)
         }
         if let soak {
             return try Soak.run(devices: devices, steps: soak)
@@ -48,6 +58,9 @@ struct EmberBench: ParsableCommand {
         let machine = devices.map { "\($0): \($0.info.name) (\($0.info.computeUnits) compute units)" }.joined(separator: "; ")
         print("ember-bench on \(machine)")
         for d in devices {
+            if let seconds = openSeconds[d], matches("open device") {
+                workloads.report("open device (build Ember's programs)", d, (seconds, [seconds]), unit: "s", higherIsBetter: false) { $0 }
+            }
             workloads.sgemm(d, filter: matches)
             workloads.elementwise(d, filter: matches)
             workloads.convolution(d, filter: matches)

@@ -11,21 +11,16 @@ extension OpenCLBackend {
         return (c.shape, c.strides, dense)
     }
 
-    /// Enqueues a kernel over `rows` rows of `length` elements, one work-item per run of
-    /// `stridedRun` elements of a row: dim 1 of the range is the row, dim 0 the run.
-    /// Work-groups stack rows when rows are short.
+    /// Enqueues a kernel over `rows` rows of `length` elements with one work-item per run of
+    /// `stridedRun` elements of a row (elementwise.cl's STRIDED_RUN), in work-groups of the
+    /// fixed elementwise size.
     private func launchRuns(_ file: String, _ name: String, rows: Int, length: Int, _ arguments: [Argument]) {
         guard rows > 0 && length > 0 else { return }
         precondition(rows * length < Int(Int32.max), "opencl:\(index): \(name) over \(rows * length) elements exceeds the 2^31 limit of Ember's kernels")
-        let runs = (length + stridedRun - 1) / stridedRun
-        func powerOfTwo(atLeast n: Int) -> Int { n <= 1 ? 1 : 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount) }
-        let across = min(elementwiseLocal, powerOfTwo(atLeast: runs))
-        let down = min(max(1, elementwiseLocal / across), powerOfTwo(atLeast: rows))
-        launch3D(file, name, global: ((runs + across - 1) / across * across, (rows + down - 1) / down * down, 1),
-                 local: (across, down, 1), arguments)
+        launch(file, name, count: rows * ((length + stridedRun - 1) / stridedRun), arguments)
     }
 
-    /// A strided elementwise kernel (elementwise.cl's STRIDED_RUN) over a collapsed shape.
+    /// A strided elementwise kernel over a collapsed shape.
     private func launchStrided(_ name: String, shape: [Int], _ arguments: [Argument]) {
         let last = shape[shape.count - 1]
         launchRuns("elementwise.cl", name, rows: last == 0 ? 0 : Shape.count(shape) / last, length: last, arguments)
