@@ -22,14 +22,27 @@ extension Tensor {
     }
 
 
+    /// Whether this is a matrix stored transposed (a `.T` of a contiguous matrix, as a Linear
+    /// layer's weight enters its product).
+    private var isTransposedMatrix: Bool {
+        rank == 2 && shape[0] > 1 && shape[1] > 1 && strides == [1, shape[0]]
+    }
+
     /// The product of two tensors of rank >= 2, batch dims broadcast; records MatmulBackward.
+    /// The gradient of an operand stored transposed is computed in its storage layout and
+    /// handed back as a transposed view, so it reaches the stored matrix without a copy.
     private func matrixProduct(_ other: Tensor) -> Tensor {
         Tensor.matmulForward(self, other).recording("MatmulBackward", inputs: [self, other]) {
             let a = SavedTensor(self, op: "MatmulBackward"), b = SavedTensor(other, op: "MatmulBackward")
             let shapeA = shape, shapeB = other.shape
+            let transposedA = isTransposedMatrix, transposedB = other.isTransposedMatrix
             return { g in
-                [g.matrixProduct(b.value.transpose(-1, -2)).sumTo(shapeA),
-                 a.value.transpose(-1, -2).matrixProduct(g).sumTo(shapeB)]
+                let gT = g.transpose(-1, -2)
+                let gradA = transposedA ? b.value.matrixProduct(gT).sumTo([shapeA[1], shapeA[0]]).transpose(0, 1)
+                                        : g.matrixProduct(b.value.transpose(-1, -2)).sumTo(shapeA)
+                let gradB = transposedB ? gT.matrixProduct(a.value).sumTo([shapeB[1], shapeB[0]]).transpose(0, 1)
+                                        : a.value.transpose(-1, -2).matrixProduct(g).sumTo(shapeB)
+                return [gradA, gradB]
             }
         }
     }
