@@ -1,49 +1,114 @@
-// Ember's GEMM: C[b] = alpha * A[b] x B[b] + beta * C[b], row-major, no transposes (the
-// host makes transposed operands row-major first). Each work-item computes a 4 x 16 block
-// of C with float16 vectors, which PoCL compiles to 512-bit (or narrower) vector FMAs;
-// blocks at the right and bottom edges take a bounds-checked path. A device runs this or
-// CLBlast, whichever measured faster there (OpenCLBackend.gemmChoice).
+// Ember's GEMM: C[b] = alpha * op(A[b]) x op(B[b]) + beta * C[b], row-major. Three kernels
+// cover the operand layouts without copies: gemm_block (A and B as stored), gemm_block_tn
+// (A stored transposed, [K, M]) and gemm_block_nt (B stored transposed, [N, K]); with both
+// transposed the host copies B first. gemm_block and gemm_block_tn compute a 4 x 16 block of
+// C per work-item with float16 rows of B, gemm_block_nt a 4 x 4 block from float16 runs along
+// K of both; PoCL compiles these to 512-bit (or narrower) vector FMAs. Blocks at the right
+// and bottom edges take a bounds-checked path. A device runs these or CLBlast, whichever
+// measured faster there (OpenCLBackend.gemmChoice).
 
-__kernel void gemm_block(int M, int N, int K, float alpha, float beta,
-                         __global const float* A, int a_off, int lda, int a_batch,
-                         __global const float* B, int b_off, int ldb, int b_batch,
-                         __global float* C, int c_off, int ldc, int c_batch) {
-    int n0 = get_global_id(0) * 16;
+// Writes alpha * value (+ beta * old) to *out.
+#define GEMM_STORE(out, value) (*(out) = beta == 0.0f ? alpha * (value) : alpha * (value) + beta * *(out))
+
+// A 4 x 16 block of C from four rows of op(A): A_ROW(r, k) is element (m0 + r, k) of op(A).
+#define GEMM_BLOCK_4X16(NAME, A_BASE, A_ROW) \
+__kernel void NAME(int M, int N, int K, float alpha, float beta, \
+                   __global const float* A, int a_off, int lda, int a_batch, \
+                   __global const float* B, int b_off, int ldb, int b_batch, \
+                   __global float* C, int c_off, int ldc, int c_batch) { \
+    int n0 = get_global_id(0) * 16; \
+    int m0 = get_global_id(1) * 4; \
+    int batch = get_global_id(2); \
+    if (n0 >= N || m0 >= M) return; \
+    __global const float* a = A + a_off + (long)batch * a_batch + (A_BASE); \
+    __global const float* b = B + b_off + (long)batch * b_batch + n0; \
+    __global float* c = C + c_off + (long)batch * c_batch + (long)m0 * ldc + n0; \
+    if (n0 + 16 <= N && m0 + 4 <= M) { \
+        float16 c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f; \
+        for (int k = 0; k < K; ++k) { \
+            float16 bk = vload16(0, b + (long)k * ldb); \
+            c0 = fma((float16)(A_ROW(0, k)), bk, c0); \
+            c1 = fma((float16)(A_ROW(1, k)), bk, c1); \
+            c2 = fma((float16)(A_ROW(2, k)), bk, c2); \
+            c3 = fma((float16)(A_ROW(3, k)), bk, c3); \
+        } \
+        if (beta == 0.0f) { \
+            vstore16(alpha * c0, 0, c); \
+            vstore16(alpha * c1, 0, c + ldc); \
+            vstore16(alpha * c2, 0, c + 2 * ldc); \
+            vstore16(alpha * c3, 0, c + 3 * ldc); \
+        } else { \
+            vstore16(alpha * c0 + beta * vload16(0, c), 0, c); \
+            vstore16(alpha * c1 + beta * vload16(0, c + ldc), 0, c + ldc); \
+            vstore16(alpha * c2 + beta * vload16(0, c + 2 * ldc), 0, c + 2 * ldc); \
+            vstore16(alpha * c3 + beta * vload16(0, c + 3 * ldc), 0, c + 3 * ldc); \
+        } \
+        return; \
+    } \
+    int rows = min(4, M - m0), cols = min(16, N - n0); \
+    for (int r = 0; r < rows; ++r) { \
+        for (int j = 0; j < cols; ++j) { \
+            float sum = 0.0f; \
+            for (int k = 0; k < K; ++k) sum = fma(A_ROW(r, k), b[(long)k * ldb + j], sum); \
+            GEMM_STORE(c + (long)r * ldc + j, sum); \
+        } \
+    } \
+}
+
+// A as stored, [M, K]: rows of A are contiguous along K.
+#define A_STORED_BASE (long)m0 * lda
+#define A_STORED(r, k) a[(long)(r) * lda + (k)]
+GEMM_BLOCK_4X16(gemm_block, A_STORED_BASE, A_STORED)
+
+// A stored transposed, [K, M]: the block's four rows are four adjacent floats at each k.
+#define A_TRANSPOSED_BASE m0
+#define A_TRANSPOSED(r, k) a[(long)(k) * lda + (r)]
+GEMM_BLOCK_4X16(gemm_block_tn, A_TRANSPOSED_BASE, A_TRANSPOSED)
+
+// B stored transposed, [N, K]: a 4 x 4 block of C as dot products of rows of A and rows of
+// B, accumulated sixteen k at a time.
+__kernel void gemm_block_nt(int M, int N, int K, float alpha, float beta,
+                            __global const float* A, int a_off, int lda, int a_batch,
+                            __global const float* B, int b_off, int ldb, int b_batch,
+                            __global float* C, int c_off, int ldc, int c_batch) {
+    int n0 = get_global_id(0) * 4;
     int m0 = get_global_id(1) * 4;
     int batch = get_global_id(2);
     if (n0 >= N || m0 >= M) return;
     __global const float* a = A + a_off + (long)batch * a_batch + (long)m0 * lda;
-    __global const float* b = B + b_off + (long)batch * b_batch + n0;
+    __global const float* b = B + b_off + (long)batch * b_batch + (long)n0 * ldb;
     __global float* c = C + c_off + (long)batch * c_batch + (long)m0 * ldc + n0;
-    if (n0 + 16 <= N && m0 + 4 <= M) {
-        float16 c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
-        for (int k = 0; k < K; ++k) {
-            float16 bk = vload16(0, b + (long)k * ldb);
-            c0 = fma((float16)(a[k]), bk, c0);
-            c1 = fma((float16)(a[lda + k]), bk, c1);
-            c2 = fma((float16)(a[2 * lda + k]), bk, c2);
-            c3 = fma((float16)(a[3 * lda + k]), bk, c3);
+    int rows = min(4, M - m0), cols = min(4, N - n0);
+    if (rows == 4 && cols == 4) {
+        float16 s00 = 0.0f, s01 = 0.0f, s02 = 0.0f, s03 = 0.0f, s10 = 0.0f, s11 = 0.0f, s12 = 0.0f, s13 = 0.0f;
+        float16 s20 = 0.0f, s21 = 0.0f, s22 = 0.0f, s23 = 0.0f, s30 = 0.0f, s31 = 0.0f, s32 = 0.0f, s33 = 0.0f;
+        int k = 0;
+        for (; k + 16 <= K; k += 16) {
+            float16 a0 = vload16(0, a + k), a1 = vload16(0, a + lda + k), a2 = vload16(0, a + 2 * lda + k), a3 = vload16(0, a + 3 * lda + k);
+            float16 b0 = vload16(0, b + k), b1 = vload16(0, b + ldb + k), b2 = vload16(0, b + 2 * ldb + k), b3 = vload16(0, b + 3 * ldb + k);
+            s00 = fma(a0, b0, s00); s01 = fma(a0, b1, s01); s02 = fma(a0, b2, s02); s03 = fma(a0, b3, s03);
+            s10 = fma(a1, b0, s10); s11 = fma(a1, b1, s11); s12 = fma(a1, b2, s12); s13 = fma(a1, b3, s13);
+            s20 = fma(a2, b0, s20); s21 = fma(a2, b1, s21); s22 = fma(a2, b2, s22); s23 = fma(a2, b3, s23);
+            s30 = fma(a3, b0, s30); s31 = fma(a3, b1, s31); s32 = fma(a3, b2, s32); s33 = fma(a3, b3, s33);
         }
-        if (beta == 0.0f) {
-            vstore16(alpha * c0, 0, c);
-            vstore16(alpha * c1, 0, c + ldc);
-            vstore16(alpha * c2, 0, c + 2 * ldc);
-            vstore16(alpha * c3, 0, c + 3 * ldc);
-        } else {
-            vstore16(alpha * c0 + beta * vload16(0, c), 0, c);
-            vstore16(alpha * c1 + beta * vload16(0, c + ldc), 0, c + ldc);
-            vstore16(alpha * c2 + beta * vload16(0, c + 2 * ldc), 0, c + 2 * ldc);
-            vstore16(alpha * c3 + beta * vload16(0, c + 3 * ldc), 0, c + 3 * ldc);
+        float16 sums[16] = {s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33};
+        for (int r = 0; r < 4; ++r) {
+            for (int j = 0; j < 4; ++j) {
+                float16 v = sums[r * 4 + j];
+                float8 h8 = v.lo + v.hi;
+                float4 h4 = h8.lo + h8.hi;
+                float sum = (h4.x + h4.y) + (h4.z + h4.w);
+                for (int kk = k; kk < K; ++kk) sum = fma(a[(long)r * lda + kk], b[(long)j * ldb + kk], sum);
+                GEMM_STORE(c + (long)r * ldc + j, sum);
+            }
         }
         return;
     }
-    int rows = min(4, M - m0), cols = min(16, N - n0);
     for (int r = 0; r < rows; ++r) {
         for (int j = 0; j < cols; ++j) {
             float sum = 0.0f;
-            for (int k = 0; k < K; ++k) sum = fma(a[(long)r * lda + k], b[(long)k * ldb + j], sum);
-            __global float* out = c + (long)r * ldc + j;
-            *out = beta == 0.0f ? alpha * sum : alpha * sum + beta * *out;
+            for (int k = 0; k < K; ++k) sum = fma(a[(long)r * lda + k], b[(long)j * ldb + k], sum);
+            GEMM_STORE(c + (long)r * ldc + j, sum);
         }
     }
 }

@@ -48,6 +48,15 @@ struct ParityTests {
                                ("argmax", { $0.argmax(dim: 1).float() }), ("argmin", { $0.argmin(dim: 1).float() })] as [(String, (Tensor) -> Tensor)] {
             expectParity("\(name) over many short rows", inputs: [rows], shapes: [[390, 70]], rtol: 1e-5, atol: 1e-5, gradients: false) { x in reduce(x[0]) }
         }
+        // Every operand layout of Ember's GEMM kernels, at sizes that leave partial blocks
+        // and a K that is not a multiple of 16.
+        let left = random.floats(3 * 37 * 70), right = random.floats(3 * 45 * 70)
+        expectParity("matmul with a transposed right operand", inputs: [left, right], shapes: [[3, 37, 70], [3, 45, 70]],
+                     rtol: 1e-4, atol: 1e-4, gradients: true) { x in x[0].matmul(x[1].transpose(1, 2)) }
+        expectParity("matmul with a transposed left operand", inputs: [left, right], shapes: [[3, 70, 37], [3, 70, 45]],
+                     rtol: 1e-4, atol: 1e-4, gradients: true) { x in x[0].transpose(1, 2).matmul(x[1]) }
+        expectParity("matmul with both transposed", inputs: [left, right], shapes: [[3, 70, 37], [3, 45, 70]],
+                     rtol: 1e-4, atol: 1e-4, gradients: true) { x in x[0].transpose(1, 2).matmul(x[1].transpose(1, 2)) }
         let big = random.floats(257 * 300)
         expectParity("matmul of transposed", inputs: [big, random.floats(257 * 40)], shapes: [[257, 300], [257, 40]],
                      rtol: 1e-3, atol: 1e-3, gradients: true) { x in x[0].T.matmul(x[1]) }

@@ -224,16 +224,17 @@ extension OpenCLBackend {
         return GemmOperand(buffer: copy, offset: 0, ld: cols, transposed: false, batchStride: operand.batchStride == 0 ? 0 : rows * cols)
     }
 
-    /// Ember's GEMM kernel (gemm.cl): 4 x 16 blocks of C per work-item. On PoCL it beats
-    /// CLBlast's untuned defaults several times over.
+    /// Ember's GEMM kernels (gemm.cl): A as stored or transposed with 4 x 16 blocks of C per
+    /// work-item, B transposed with 4 x 4 blocks; with both transposed, B is copied first.
+    /// On PoCL they beat CLBlast's untuned defaults several times over.
     private func gemmBlocks(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
                             beta: Float, c: DeviceBuffer, cOffset: Int) {
-        guard let a = rowMajor(a, rows: m, cols: k, batch: batch), let b = rowMajor(b, rows: k, cols: n, batch: batch) else {
-            return record(status: -4, "gemm: no memory for a row-major copy")
-        }
+        let b = a.transposed ? rowMajor(b, rows: k, cols: n, batch: batch) : b
+        guard let b else { return record(status: -4, "gemm: no memory for a row-major copy") }
+        let (name, blockWidth) = b.transposed ? ("gemm_block_nt", 4) : (a.transposed ? "gemm_block_tn" : "gemm_block", 16)
         let local = 4
-        let columnBlocks = (n + 15) / 16
-        launch3D("gemm.cl", "gemm_block", global: ((columnBlocks + local - 1) / local * local, (m + 3) / 4, batch), local: (local, 1, 1), [
+        let columnBlocks = (n + blockWidth - 1) / blockWidth
+        launch3D("gemm.cl", name, global: ((columnBlocks + local - 1) / local * local, (m + 3) / 4, batch), local: (local, 1, 1), [
             .int(m), .int(n), .int(k), .float(alpha), .float(beta),
             .buffer(a.buffer), .int(a.offset), .int(a.ld), .int(a.batchStride),
             .buffer(b.buffer), .int(b.offset), .int(b.ld), .int(b.batchStride),
