@@ -2,10 +2,13 @@ import Foundation
 
 /// The closing markdown table, the JSON file and the SVG chart of a run.
 enum Report {
+    /// The results as a markdown table under a line naming the machine; the note column
+    /// holds the GEMM behind a row or the peak memory of a training workload.
     static func markdown(_ results: [BenchResult], machine: String) -> String {
-        var lines = ["Machine: \(machine)", "", "| workload | device | median | min | max | first call | figure |", "|---|---|---:|---:|---:|---:|---:|"]
+        var lines = ["Machine: \(machine)", "", "| workload | device | median | min | max | first call | figure | note |",
+                     "|---|---|---:|---:|---:|---:|---:|---|"]
         for r in results {
-            lines.append("| \(r.workload) | \(r.device) | \(duration(r.median)) | \(duration(r.min)) | \(duration(r.max)) | \(duration(r.firstCall)) | \(figure(r.value)) \(r.unit) |")
+            lines.append("| \(r.workload) | \(r.device) | \(duration(r.median)) | \(duration(r.min)) | \(duration(r.max)) | \(duration(r.firstCall)) | \(figure(r.value)) \(r.unit) | \(r.note ?? "") |")
         }
         return lines.joined(separator: "\n")
     }
