@@ -94,6 +94,7 @@ struct Workloads {
             let model = Sequential(Linear(784, 512), ReLU(), Linear(512, 512), ReLU(), Linear(512, 10)).to(device)
             let opt = SGD(model.parameters(), lr: 0.01, momentum: 0.9)
             let x = Tensor.randn([128, 784], device: device), y = Tensor.randint(0, 10, [128], device: device)
+            try? device.synchronize()  // the data and the initial weights are ready before the clock starts
             let start = Timer.now()
             trainingStep(model, opt, x, y)
             try? device.synchronize()
