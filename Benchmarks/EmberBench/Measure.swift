@@ -30,17 +30,36 @@ struct Timer {
         return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 
+    /// Seconds of one call of `body` and the synchronisation after it.
+    private func once(on device: Device, _ body: () -> Void) -> Double {
+        let start = Timer.now()
+        body()
+        try? device.synchronize()
+        return Timer.now() - start
+    }
+
     /// Runs `body` and returns (first, sorted repetition times).
     func time(on device: Device, _ body: () -> Void) -> (first: Double, times: [Double]) {
-        func once() -> Double {
-            let start = Timer.now()
-            body()
-            try? device.synchronize()
-            return Timer.now() - start
+        let first = once(on: device, body)
+        for _ in 0..<2 { _ = once(on: device, body) }
+        return (first, (0..<repetitions).map { _ in once(on: device, body) }.sorted())
+    }
+
+    /// Times two closures in alternation, so a burst of load on this shared machine slows
+    /// both alike and their ratio stays meaningful; returns each one's (first, sorted times).
+    func timeAlternating(on device: Device, _ a: () -> Void, _ b: () -> Void)
+        -> (a: (first: Double, times: [Double]), b: (first: Double, times: [Double])) {
+        let firstA = once(on: device, a), firstB = once(on: device, b)
+        for _ in 0..<2 {
+            _ = once(on: device, a)
+            _ = once(on: device, b)
         }
-        let first = once()
-        for _ in 0..<2 { _ = once() }
-        return (first, (0..<repetitions).map { _ in once() }.sorted())
+        var timesA: [Double] = [], timesB: [Double] = []
+        for _ in 0..<repetitions {
+            timesA.append(once(on: device, a))
+            timesB.append(once(on: device, b))
+        }
+        return ((firstA, timesA.sorted()), (firstB, timesB.sorted()))
     }
 }
 
