@@ -39,6 +39,22 @@ extension CPUBackend {
         return low..<Swift.max(low, high)
     }
 
+    /// Walks the kernel taps of one plane for im2col and col2im: `body(tap, rows, columns,
+    /// lineOffset)` gets the tap's index in `0..<kH * kW`, the output rows and columns whose
+    /// input lies inside the image, and for an output row y the plane offset of its column 0
+    /// moved by the tap (column x reads `lineOffset(y) + x * strideW`).
+    @inline(__always)
+    private func forEachTap(_ g: Conv2dGeometry, _ body: (Int, Range<Int>, Range<Int>, (Int) -> Int) -> Void) {
+        for ki in 0..<g.kernelH {
+            let rows = inside(count: g.outHeight, start: ki * g.dilationH - g.padH, stride: g.strideH, size: g.height)
+            for kj in 0..<g.kernelW {
+                let shift = kj * g.dilationW - g.padW
+                let columns = inside(count: g.outWidth, start: shift, stride: g.strideW, size: g.width)
+                body(ki * g.kernelW + kj, rows, columns) { y in (y * g.strideH + ki * g.dilationH - g.padH) * g.width + shift }
+            }
+        }
+    }
+
     func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
         let src = floats(source) + offset, dst = floats(destination)
         let (oh, ow) = (g.outHeight, g.outWidth)
@@ -46,26 +62,20 @@ extension CPUBackend {
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
             for nc in s..<e {
                 let input = src + nc * plane
-                for ki in 0..<g.kernelH {
-                    let rows = inside(count: oh, start: ki * g.dilationH - g.padH, stride: g.strideH, size: g.height)
-                    for kj in 0..<g.kernelW {
-                        let shift = kj * g.dilationW - g.padW
-                        let xs = inside(count: ow, start: shift, stride: g.strideW, size: g.width)
-                        let row = dst + (nc * taps + ki * g.kernelW + kj) * cols
-                        row.initialize(repeating: 0, count: rows.lowerBound * ow)
-                        for y in rows {
-                            let out = row + y * ow
-                            let line = input + (y * g.strideH + ki * g.dilationH - g.padH) * g.width + shift
-                            out.initialize(repeating: 0, count: xs.lowerBound)
-                            if g.strideW == 1 {
-                                (out + xs.lowerBound).initialize(from: line + xs.lowerBound, count: xs.count)
-                            } else {
-                                for x in xs { out[x] = line[x * g.strideW] }
-                            }
-                            (out + xs.upperBound).initialize(repeating: 0, count: ow - xs.upperBound)
+                forEachTap(g) { tap, rows, xs, lineOffset in
+                    let row = dst + (nc * taps + tap) * cols
+                    row.initialize(repeating: 0, count: rows.lowerBound * ow)
+                    for y in rows {
+                        let out = row + y * ow, line = input + lineOffset(y)
+                        out.initialize(repeating: 0, count: xs.lowerBound)
+                        if g.strideW == 1 {
+                            (out + xs.lowerBound).initialize(from: line + xs.lowerBound, count: xs.count)
+                        } else {
+                            for x in xs { out[x] = line[x * g.strideW] }
                         }
-                        (row + rows.upperBound * ow).initialize(repeating: 0, count: (oh - rows.upperBound) * ow)
+                        (out + xs.upperBound).initialize(repeating: 0, count: ow - xs.upperBound)
                     }
+                    (row + rows.upperBound * ow).initialize(repeating: 0, count: (oh - rows.upperBound) * ow)
                 }
             }
         }
@@ -73,26 +83,19 @@ extension CPUBackend {
 
     func col2im(_ columns: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
         let src = floats(columns), dst = floats(destination)
-        let (oh, ow) = (g.outHeight, g.outWidth)
-        let plane = g.height * g.width, cols = oh * ow, taps = g.kernelH * g.kernelW
+        let plane = g.height * g.width, cols = g.outHeight * g.outWidth, taps = g.kernelH * g.kernelW
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
             for nc in s..<e {
                 let output = dst + nc * plane
                 output.initialize(repeating: 0, count: plane)
-                for ki in 0..<g.kernelH {
-                    let rows = inside(count: oh, start: ki * g.dilationH - g.padH, stride: g.strideH, size: g.height)
-                    for kj in 0..<g.kernelW {
-                        let shift = kj * g.dilationW - g.padW
-                        let xs = inside(count: ow, start: shift, stride: g.strideW, size: g.width)
-                        let row = src + (nc * taps + ki * g.kernelW + kj) * cols
-                        for y in rows {
-                            let values = row + y * ow
-                            let line = output + (y * g.strideH + ki * g.dilationH - g.padH) * g.width + shift
-                            if g.strideW == 1 {
-                                for x in xs { line[x] += values[x] }
-                            } else {
-                                for x in xs { line[x * g.strideW] += values[x] }
-                            }
+                forEachTap(g) { tap, rows, xs, lineOffset in
+                    let row = src + (nc * taps + tap) * cols
+                    for y in rows {
+                        let values = row + y * g.outWidth, line = output + lineOffset(y)
+                        if g.strideW == 1 {
+                            for x in xs { line[x] += values[x] }
+                        } else {
+                            for x in xs { line[x * g.strideW] += values[x] }
                         }
                     }
                 }
