@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Ember
 
@@ -143,6 +144,29 @@ struct OpCaseTests {
     @Test("CPU and OpenCL agree on values and gradients", arguments: OpCase.all)
     func parity(_ op: OpCase) {
         expectParity(op.name, inputs: op.inputs(), shapes: op.shapes, op.function)
+    }
+
+    @Test("the GPU variants of the OpenCL kernels agree with the CPU on every op case")
+    func gpuKernelVariants() async {
+        // EMBER_OPENCL_KERNELS=gpu builds the kernels as for a GPU (one element per work-item,
+        // interleaved reductions, a work-group per softmax row) on this machine's OpenCL device.
+        await #expect(processExitsWith: .success) {
+            setenv("EMBER_OPENCL_KERNELS", "gpu", 1)
+            guard let gpu = TestDevices.openCL else { return }
+            precondition((gpu.backend as! OpenCLBackend).isCPU == false, "EMBER_OPENCL_KERNELS=gpu was not applied")
+            var problems: [String] = []
+            for op in OpCase.all {
+                problems += parityMismatches(op.name, on: gpu, inputs: op.inputs(), shapes: op.shapes, op.function)
+            }
+            // Long rows (chunked reductions, softmax rows longer than a work-group) and many
+            // short ones, through strided views.
+            var random = TestRandom(seed: 21)
+            let values = random.floats(130 * 3 * 700)
+            problems += parityMismatches("long and short rows", on: gpu, inputs: [values], shapes: [[390, 700]], rtol: 1e-4, atol: 1e-3) { x in
+                x[0].T.softmax(dim: 0).sum(dim: 1) + x[0].max(dim: 1).sum() + x[0].reshape([-1]).sum() + x[0].argmax(dim: 1).float().sum()
+            }
+            precondition(problems.isEmpty, problems.prefix(5).joined(separator: "\n"))
+        }
     }
 
     @Test("Gradients match central finite differences on each device", arguments: OpCase.all)

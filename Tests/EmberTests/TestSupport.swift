@@ -44,17 +44,20 @@ func isClose(_ actual: [Float], _ expected: [Float], rtol: Float = 1e-5, atol: F
     return true
 }
 
+/// Names the first mismatching element when the arrays differ, else nil.
+func mismatch(_ actual: [Float], _ expected: [Float], rtol: Float, atol: Float, _ context: String) -> String? {
+    if actual.count != expected.count { return "\(context): \(actual.count) values, expected \(expected.count)" }
+    guard let i = zip(actual, expected).enumerated().first(where: { !isClose([$0.element.0], [$0.element.1], rtol: rtol, atol: atol) })?.offset else {
+        return nil
+    }
+    return "\(context): element \(i) is \(actual[i]), expected \(expected[i]) (rtol \(rtol), atol \(atol)); \(actual.count) elements"
+}
+
 /// Records an issue naming the first mismatching element when the arrays differ.
 func expectClose(_ actual: [Float], _ expected: [Float], rtol: Float = 1e-5, atol: Float = 1e-6,
                  _ context: String = "", sourceLocation: SourceLocation = #_sourceLocation) {
-    if actual.count != expected.count {
-        Issue.record("\(context): \(actual.count) values, expected \(expected.count)", sourceLocation: sourceLocation)
-        return
-    }
-    if !isClose(actual, expected, rtol: rtol, atol: atol) {
-        let i = zip(actual, expected).enumerated().first { !isClose([$0.element.0], [$0.element.1], rtol: rtol, atol: atol) }!.offset
-        Issue.record("\(context): element \(i) is \(actual[i]), expected \(expected[i]) (rtol \(rtol), atol \(atol)); \(actual.count) elements",
-                     sourceLocation: sourceLocation)
+    if let message = mismatch(actual, expected, rtol: rtol, atol: atol, context) {
+        Issue.record(Comment(rawValue: message), sourceLocation: sourceLocation)
     }
 }
 
@@ -100,6 +103,16 @@ func expectParity(_ name: String, inputs: [[Float]], shapes: [[Int]], rtol: Floa
                   gradients: Bool = true, sourceLocation: SourceLocation = #_sourceLocation,
                   _ function: ([Tensor]) -> Tensor) {
     guard let gpu = TestDevices.openCL else { return }
+    for message in parityMismatches(name, on: gpu, inputs: inputs, shapes: shapes, rtol: rtol, atol: atol, gradients: gradients, function) {
+        Issue.record(Comment(rawValue: message), sourceLocation: sourceLocation)
+    }
+}
+
+/// Runs `function` (and, with `gradients`, its backward from fixed random output
+/// gradients) on the CPU and on `gpu`, and describes every output or input gradient that
+/// differs.
+func parityMismatches(_ name: String, on gpu: Device, inputs: [[Float]], shapes: [[Int]], rtol: Float = 1e-4, atol: Float = 1e-5,
+                      gradients: Bool = true, _ function: ([Tensor]) -> Tensor) -> [String] {
     var results: [[[Float]]] = []
     for device in [Device.cpu, gpu] {
         let tensors = zip(inputs, shapes).map { Tensor(shape: $1, data: $0, device: device, requiresGrad: gradients) }
@@ -112,8 +125,7 @@ func expectParity(_ name: String, inputs: [[Float]], shapes: [[Int]], rtol: Floa
         }
         results.append(values)
     }
-    for (i, (c, g)) in zip(results[0], results[1]).enumerated() {
-        expectClose(g, c, rtol: rtol, atol: atol, "\(name): \(i == 0 ? "output" : "gradient of input \(i - 1)") OpenCL vs CPU",
-                    sourceLocation: sourceLocation)
+    return zip(results[0], results[1]).enumerated().compactMap { i, pair in
+        mismatch(pair.1, pair.0, rtol: rtol, atol: atol, "\(name): \(i == 0 ? "output" : "gradient of input \(i - 1)") OpenCL vs CPU")
     }
 }

@@ -25,7 +25,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// devices (a vectorisable loop per work-item), 1 on GPUs (coalesced neighbours).
     var stridedRun: Int { isCPU ? 64 : 1 }
     let reductionLocal: Int
-    /// Whether the device is a CPU (PoCL): kernels then give each work-item a contiguous slice.
+    /// Whether the device is a CPU (PoCL) and gets the CPU variants of the kernels: each
+    /// work-item takes a contiguous slice or run.
     let isCPU: Bool
     /// The GEMM cache entry's key: platform, device, driver and `gemm.cl` digest.
     private(set) var gemmCacheKey = ""
@@ -67,7 +68,10 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         maxAllocation = Int(OpenCLRuntime.deviceValue(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, as: cl_ulong.self))
         pool = BufferPool(retainLimit: max(info.globalMemoryBytes / 4, 64 << 20))
         elementwiseLocal = min(256, info.maxWorkGroupSize)
-        isCPU = OpenCLRuntime.deviceValue(device, CL_DEVICE_TYPE, as: cl_device_type.self) & cl_device_type(CL_DEVICE_TYPE_CPU) != 0
+        // EMBER_OPENCL_KERNELS=gpu builds the GPU variants of the kernels on any device, so the
+        // tests can run those paths on a CPU OpenCL device (PoCL) too.
+        let gpuKernels = ProcessInfo.processInfo.environment["EMBER_OPENCL_KERNELS"]?.lowercased() == "gpu"
+        isCPU = !gpuKernels && OpenCLRuntime.deviceValue(device, CL_DEVICE_TYPE, as: cl_device_type.self) & cl_device_type(CL_DEVICE_TYPE_CPU) != 0
         var reduction = 1
         while reduction * 2 <= min(256, info.maxWorkGroupSize) { reduction *= 2 }
         reductionLocal = reduction
