@@ -129,6 +129,28 @@ struct DeviceTests {
         }
     }
 
+    @Test("the GEMM measurement leaves an earlier command's error to its caller")
+    func gemmChoiceKeepsPendingErrors() async {
+        await #expect(processExitsWith: .success) {
+            guard let gpu = TestDevices.openCL else { return }
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ember-gemm-pending-\(getpid())")
+            setenv("EMBER_CACHE_DIR", directory.path, 1)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            (gpu.backend as! OpenCLBackend).record(status: -5, "clEnqueueNDRangeKernel(injected)")
+            let first = gpu.gemmChoice!
+            precondition(first.source == "device type", "measured over a pending error: \(first)")
+            do {
+                try gpu.synchronize()
+                preconditionFailure("the pending error was lost")
+            } catch let error as EmberError {
+                precondition(error == .openCL(call: "clEnqueueNDRangeKernel(injected)", code: -5), "\(error)")
+            } catch {
+                preconditionFailure("\(error)")
+            }
+            precondition(gpu.gemmChoice?.source == "measured", "not measured once the error was taken")
+        }
+    }
+
     /// Checks a batched product with transposed operands on OpenCL against the CPU, under
     /// whatever `EMBER_GEMM` the calling child process set.
     static func checkForcedGEMM(_ expected: GEMMImplementation) {

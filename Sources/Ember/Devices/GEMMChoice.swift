@@ -18,7 +18,8 @@ public struct GEMMChoice: Codable, Equatable, Sendable {
     public var emberGFLOPS: Double?
     /// GFLOP/s CLBlast reached in the measurement (nil when forced or when it failed).
     public var clblastGFLOPS: Double?
-    /// Where the choice came from: "measured", "cached" or "EMBER_GEMM".
+    /// Where the choice came from: "measured", "cached", "EMBER_GEMM", or "device type" when
+    /// it could not be measured.
     public var source: String
 
     /// The file of earlier measurements, one entry per device, driver and `gemm.cl` version:

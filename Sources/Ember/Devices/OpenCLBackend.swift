@@ -90,17 +90,32 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     func gemmChoice() -> GEMMChoice {
         gemmLock.lock(); defer { gemmLock.unlock() }
         if let chosenGEMM { return chosenGEMM }
-        let choice = GEMMChoice.forced() ?? GEMMChoice.cached(key: gemmCacheKey) ?? measureGEMM()
+        // An error still pending from earlier commands belongs to their caller's next
+        // synchronisation, which the measurement would swallow: go by device type this time
+        // and measure at a later GEMM.
+        guard let choice = GEMMChoice.forced() ?? GEMMChoice.cached(key: gemmCacheKey) ?? measureGEMM() else {
+            return deviceTypeGEMM
+        }
         chosenGEMM = choice
         return choice
     }
 
-    private func measureGEMM() -> GEMMChoice {
+    /// Ember's kernels on CPU devices, CLBlast on GPUs: the choice when none can be measured.
+    private var deviceTypeGEMM: GEMMChoice {
+        GEMMChoice(implementation: isCPU ? .ember : .clblast, emberGFLOPS: nil, clblastGFLOPS: nil, source: "device type")
+    }
+
+    /// Times both GEMMs and caches the faster (the device-type choice, uncached, when both
+    /// fail); nil when an earlier command's error is pending or no memory is left for the
+    /// operands, so a later GEMM measures again.
+    private func measureGEMM() -> GEMMChoice? {
+        record(clFinish(queue), "clFinish")
+        lock.lock()
+        let pending = pendingError != nil
+        lock.unlock()
         let n = 512
-        let fallback = GEMMChoice(implementation: isCPU ? .ember : .clblast, emberGFLOPS: nil, clblastGFLOPS: nil, source: "measured")
-        guard let a = try? allocate(bytes: n * n * 4), let b = try? allocate(bytes: n * n * 4), let c = try? allocate(bytes: n * n * 4) else {
-            return fallback
-        }
+        guard !pending, let a = try? allocate(bytes: n * n * 4), let b = try? allocate(bytes: n * n * 4),
+              let c = try? allocate(bytes: n * n * 4) else { return nil }
         random(a, count: n * n, distribution: .uniform(low: -1, high: 1), seed: 1, offset: 0)
         random(b, count: n * n, distribution: .uniform(low: -1, high: 1), seed: 2, offset: 0)
         let operand = { (buffer: DeviceBuffer) in GemmOperand(buffer: buffer, offset: 0, ld: n, transposed: false, batchStride: 0) }
@@ -115,7 +130,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             return 2 * Double(n * n * n) / best / 1e9
         }
         let ember = gflops(.ember), clblast = gflops(.clblast)
-        guard ember != nil || clblast != nil else { return fallback }
+        guard ember != nil || clblast != nil else { return deviceTypeGEMM }
         let choice = GEMMChoice(implementation: (ember ?? 0) >= (clblast ?? 0) ? .ember : .clblast,
                                 emberGFLOPS: ember, clblastGFLOPS: clblast, source: "measured")
         choice.store(key: gemmCacheKey)
