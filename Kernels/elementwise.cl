@@ -8,14 +8,14 @@
 
 // For work-item t: the run's row, its first column j0, its output index i0 and length len.
 #define STRIDED_RUN(n, rank, shape) \
-    int last = stride_of(rank - 1, shape), runs_ = (last + RUN - 1) / RUN; \
+    int last = int8_entry(rank - 1, shape), runs_ = (last + RUN - 1) / RUN; \
     int t_ = get_global_id(0); \
     if (t_ >= n / last * runs_) return; \
     int row = t_ / runs_, j0 = t_ % runs_ * RUN; \
     int len = min(RUN, last - j0), i0 = row * last + j0;
 
 // Entry `d` of an int8.
-inline int stride_of(int d, int8 v) {
+inline int int8_entry(int d, int8 v) {
     int a[8];
     vstore8(v, 0, a);
     return a[d];
@@ -54,7 +54,7 @@ inline int view_offset(int row, int j, int rank, int8 shape, int8 stride) {
 // scalar when is_scalar != 0 (offset and step 0 on the fallback buffer, never read).
 #define OPERAND_RUN(name, off, stride, is_scalar) \
     int name##_at = is_scalar ? 0 : off + view_offset(row, j0, rank, shape, stride); \
-    int name##_step = is_scalar ? 0 : stride_of(rank - 1, stride);
+    int name##_step = is_scalar ? 0 : int8_entry(rank - 1, stride);
 #define OPERAND_VALUE(name, p, scalar, is_scalar, k) (is_scalar ? scalar : p[name##_at + (k) * name##_step])
 
 // unary_<op>: dense source; unary_<op>_strided: any strided source.
@@ -68,7 +68,7 @@ __kernel void unary_##name(__global const float* src, int src_off, __global floa
 __kernel void unary_##name##_strided(__global const float* src, int src_off, __global float* dst, int n, \
                                      int rank, int8 shape, int8 stride, float p0, float p1) { \
     STRIDED_RUN(n, rank, shape) \
-    int at = src_off + view_offset(row, j0, rank, shape, stride), step = stride_of(rank - 1, stride); \
+    int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride); \
     for (int k = 0; k < len; ++k) { \
         float x = src[at + k * step]; \
         dst[i0 + k] = expression; \
@@ -113,21 +113,21 @@ __kernel void binary_##name##_strided(__global const float* x, int x_off, int8 x
 __kernel void copy_strided(__global const uint* src, int src_off, __global uint* dst, int n,
                            int rank, int8 shape, int8 stride) {
     STRIDED_RUN(n, rank, shape)
-    int at = src_off + view_offset(row, j0, rank, shape, stride), step = stride_of(rank - 1, stride);
+    int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride);
     for (int k = 0; k < len; ++k) dst[i0 + k] = src[at + k * step];
 }
 
 __kernel void cast_float_to_int(__global const float* src, int src_off, __global int* dst, int n,
                                 int rank, int8 shape, int8 stride) {
     STRIDED_RUN(n, rank, shape)
-    int at = src_off + view_offset(row, j0, rank, shape, stride), step = stride_of(rank - 1, stride);
+    int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride);
     for (int k = 0; k < len; ++k) dst[i0 + k] = convert_int_sat_rtz(src[at + k * step]);
 }
 
 __kernel void cast_int_to_float(__global const int* src, int src_off, __global float* dst, int n,
                                 int rank, int8 shape, int8 stride) {
     STRIDED_RUN(n, rank, shape)
-    int at = src_off + view_offset(row, j0, rank, shape, stride), step = stride_of(rank - 1, stride);
+    int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride);
     for (int k = 0; k < len; ++k) dst[i0 + k] = (float)src[at + k * step];
 }
 
@@ -156,7 +156,7 @@ __kernel void select_where(__global const float* c, int c_off, int8 c_stride,
                            __global const float* b, int b_off, int8 b_stride, float b_scalar, int b_is_scalar,
                            __global float* dst, int n, int rank, int8 shape) {
     STRIDED_RUN(n, rank, shape)
-    int c_at = c_off + view_offset(row, j0, rank, shape, c_stride), c_step = stride_of(rank - 1, c_stride);
+    int c_at = c_off + view_offset(row, j0, rank, shape, c_stride), c_step = int8_entry(rank - 1, c_stride);
     OPERAND_RUN(xa, a_off, a_stride, a_is_scalar)
     OPERAND_RUN(ya, b_off, b_stride, b_is_scalar)
     for (int k = 0; k < len; ++k) {

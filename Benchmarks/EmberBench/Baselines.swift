@@ -21,6 +21,7 @@ final class Baseline {
         let a = (0..<n * n).map { _ in Float.random(in: -1...1) }, b = a
         let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
         return Baseline(run: {
+            // Ember's GEMM, timed in between, sets OpenBLAS's thread count for its own calls.
             openblas_set_num_threads(openblas_get_num_procs())
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0, c, Int32(n))
         }, release: { c.deallocate() })

@@ -28,7 +28,7 @@ extension Tensor {
         // dims in turn, innermost first, instead of copying a permuted tensor; each pass
         // reads a smaller tensor than the last.
         let adjacent = dims.last! - dims.first! + 1 == dims.count
-        if !adjacent && !op.producesIndices && size > 0 && count > 0 {
+        if !adjacent && !op.producesIndices {
             var runs: [[Int]] = []
             for d in dims {
                 if let last = runs.last?.last, last + 1 == d { runs[runs.count - 1].append(d) } else { runs.append([d]) }
