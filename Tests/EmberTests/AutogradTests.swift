@@ -125,7 +125,7 @@ struct AutogradTests {
             let x = Tensor([1, -1], requiresGrad: true)
             Tensor.detectAnomaly { _ = (x * 2).sqrt().sum() }
         }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            let text = stderrText(result)
             #expect(text.contains("detectAnomaly: SqrtBackward produced a non-finite value in forward"))
         }
     }
@@ -136,7 +136,7 @@ struct AutogradTests {
             let x = Tensor([0, 1], requiresGrad: true)
             Tensor.detectAnomaly { x.sqrt().sum().backward() }
         }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            let text = stderrText(result)
             #expect(text.contains("SqrtBackward produced a non-finite value in backward"))
         }
     }
@@ -259,7 +259,7 @@ struct AutogradTests {
             y.backward()
             y.backward()
         }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            let text = stderrText(result)
             #expect(text.contains("backward through"))
             #expect(text.contains("retainGraph: true"))
         }
@@ -275,7 +275,7 @@ struct AutogradTests {
             buffer += 1
             y.backward()
         }.map { result in
-            let text = String(decoding: result.standardErrorContent, as: UTF8.self)
+            let text = stderrText(result)
             #expect(text.contains("MulBackward"))
             #expect(text.contains("modified by an in-place operation"))
         }

@@ -129,3 +129,8 @@ func parityMismatches(_ name: String, on gpu: Device, inputs: [[Float]], shapes:
         mismatch(pair.1, pair.0, rtol: rtol, atol: atol, "\(name): \(i == 0 ? "output" : "gradient of input \(i - 1)") OpenCL vs CPU")
     }
 }
+
+/// What an exit test's child process wrote to standard error, as text.
+func stderrText(_ result: ExitTest.Result?) -> String {
+    result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
+}
