@@ -47,9 +47,17 @@ __kernel void col2im(__global const float* cols, __global float* dst, GEOMETRY) 
     }
 }
 
-// One work-item per output: the first maximum of the window and its index in the H*W plane.
-// One work-item per run of RUN outputs of an output row (row = nc * oh + y). The first tap
-// in scan order wins ties and the first NaN wins over numbers, with selects, not branches.
+// The taps i in [0, count) whose position start + i * step lies in [0, size), the ones that
+// are not padding, as (first, end).
+inline int2 inside(int count, int start, int step, int size) {
+    int low = start >= 0 ? 0 : (step - 1 - start) / step;
+    int high = start >= size ? 0 : min(count, (size - 1 - start) / step + 1);
+    return (int2)(low, max(low, high));
+}
+
+// The first maximum of each window and its index in the H*W plane, one work-item per run of
+// RUN outputs of an output row (row = nc * oh + y). The first tap in scan order wins ties
+// and the first NaN wins over numbers, with selects, not branches.
 __kernel void max_pool2d(__global const float* src, int off, __global float* dst, __global int* indices, GEOMETRY) {
     int runs = (ow + RUN - 1) / RUN, t = get_global_id(0);
     if (t >= N * C * oh * runs) return;
@@ -57,20 +65,18 @@ __kernel void max_pool2d(__global const float* src, int off, __global float* dst
     int y = row % oh, nc = row / oh;
     __global const float* plane = src + off + (long)nc * H * W;
     int top = y * sh - ph;
-    int ki0 = top >= 0 ? 0 : (dh - 1 - top) / dh;
-    int ki1 = min(kh, top >= H ? 0 : (H - 1 - top) / dh + 1);
+    int2 kis = inside(kh, top, dh, H);
     for (int x = x0; x < min(ow, x0 + RUN); ++x) {
         int left = x * sw - pw;
-        int kj0 = left >= 0 ? 0 : (dw - 1 - left) / dw;
-        int kj1 = min(kw, left >= W ? 0 : (W - 1 - left) / dw + 1);
+        int2 kjs = inside(kw, left, dw, W);
         float best = -INFINITY;
         int at = 0;
-        if (ki0 < ki1 && kj0 < kj1) {
-            at = (top + ki0 * dh) * W + left + kj0 * dw;
+        if (kis.x < kis.y && kjs.x < kjs.y) {
+            at = (top + kis.x * dh) * W + left + kjs.x * dw;
             best = plane[at];
-            for (int ki = ki0; ki < ki1; ++ki) {
+            for (int ki = kis.x; ki < kis.y; ++ki) {
                 int line = (top + ki * dh) * W + left;
-                for (int kj = kj0; kj < kj1; ++kj) {
+                for (int kj = kjs.x; kj < kjs.y; ++kj) {
                     int i = line + kj * dw;
                     float v = plane[i];
                     bool take = v > best || (isnan(v) && !isnan(best));
