@@ -39,7 +39,7 @@ enum Engine {
             }
             if !retainGraph { node.rule = nil }
             let inputGrads = rule(grad)
-            precondition(inputGrads.count == node.edges.count, "\(node.name): rule returned \(inputGrads.count) gradients for \(node.edges.count) inputs")
+            check(inputGrads.count == node.edges.count, "\(node.name): rule returned \(inputGrads.count) gradients for \(node.edges.count) inputs")
             for (edge, inputGrad) in zip(node.edges, inputGrads) {
                 guard let inputGrad else { continue }
                 if AnomalyMode.enabled { AnomalyMode.check(inputGrad, op: node.name, phase: "backward") }
@@ -57,8 +57,8 @@ enum Engine {
 
     /// Adds `gradient` to a leaf's `.grad` (out of place, so a created graph stays valid).
     private static func accumulate(into leaf: Tensor, _ gradient: Tensor) {
-        precondition(gradient.shape == leaf.shape,
-                     "backward: gradient of shape \(Shape.describe(gradient.shape)) for a tensor of shape \(Shape.describe(leaf.shape))")
+        check(gradient.shape == leaf.shape,
+              "backward: gradient of shape \(Shape.describe(gradient.shape)) for a tensor of shape \(Shape.describe(leaf.shape))")
         // A fresh tensor: a rule may hand the same gradient to several inputs, and optimizers
         // and clipGradNorm update `.grad` in place.
         leaf.grad = leaf.grad.map { $0 + gradient } ?? (GradMode.enabled ? gradient.clone() : gradient.contiguousCopy())
@@ -97,14 +97,14 @@ extension Tensor {
 
     /// The gradient backward starts from: the given one (checked), or 1 for a one-element tensor.
     private func backwardSeed(_ gradient: Tensor?) -> Tensor {
-        precondition(requiresGradFlag, "backward: tensor does not require grad and has no gradFn")
+        check(requiresGradFlag, "backward: tensor does not require grad and has no gradFn")
         if let gradient {
-            precondition(gradient.shape == shape,
-                         "backward: gradient shape \(Shape.describe(gradient.shape)) does not match tensor shape \(Shape.describe(shape))")
-            precondition(gradient.device == device, "backward: gradient on \(gradient.device), tensor on \(device)")
+            check(gradient.shape == shape,
+                  "backward: gradient shape \(Shape.describe(gradient.shape)) does not match tensor shape \(Shape.describe(shape))")
+            check(gradient.device == device, "backward: gradient on \(gradient.device), tensor on \(device)")
             return gradient
         }
-        precondition(count == 1, "backward: gradient can be implicit only for one-element tensors, got shape \(Shape.describe(shape))")
+        check(count == 1, "backward: gradient can be implicit only for one-element tensors, got shape \(Shape.describe(shape))")
         return Tensor.ones(shape, device: device)
     }
 

@@ -45,8 +45,8 @@ struct SavedTensor {
 
     /// The saved value; stops if it was modified in place since it was saved.
     var value: Tensor {
-        precondition(tensor.storage.version == version,
-                     "\(op): a tensor saved for backward was modified by an in-place operation (version \(version) → \(tensor.storage.version)); clone it before modifying it")
+        check(tensor.storage.version == version,
+              "\(op): a tensor saved for backward was modified by an in-place operation (version \(version) → \(tensor.storage.version)); clone it before modifying it")
         return tensor
     }
 }
@@ -57,7 +57,7 @@ extension Tensor {
 
     /// Keep `.grad` on this non-leaf tensor after backward.
     public func retainGrad() {
-        precondition(requiresGradFlag, "retainGrad(): tensor does not require grad")
+        check(requiresGradFlag, "retainGrad(): tensor does not require grad")
         retainsGrad = true
         gradFn?.retainedOutput = self
     }

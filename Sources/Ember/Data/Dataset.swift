@@ -17,9 +17,9 @@ public struct TensorDataset: Dataset {
 
     /// Pairs `inputs[i]` with `labels[i]`; the first dims must match.
     public init(inputs: Tensor, labels: Tensor) {
-        precondition(inputs.rank >= 1 && labels.rank >= 1 && inputs.shape[0] == labels.shape[0],
-                     "TensorDataset: inputs \(Shape.describe(inputs.shape)) and labels \(Shape.describe(labels.shape)) differ in their first dimension")
-        precondition(inputs.device == labels.device, "TensorDataset: inputs on \(inputs.device), labels on \(labels.device)")
+        check(inputs.rank >= 1 && labels.rank >= 1 && inputs.shape[0] == labels.shape[0],
+              "TensorDataset: inputs \(Shape.describe(inputs.shape)) and labels \(Shape.describe(labels.shape)) differ in their first dimension")
+        check(inputs.device == labels.device, "TensorDataset: inputs on \(inputs.device), labels on \(labels.device)")
         self.inputs = inputs
         self.labels = labels
     }
@@ -49,7 +49,7 @@ public struct TensorDataset: Dataset {
 
     /// A seeded random split: `fraction` of the examples for the first part, the rest for the second.
     public func split(fraction: Double, seed: UInt64 = 0) -> (first: TensorDataset, second: TensorDataset) {
-        precondition(fraction > 0 && fraction < 1, "split: fraction must be in (0, 1), got \(fraction)")
+        check(fraction > 0 && fraction < 1, "split: fraction must be in (0, 1), got \(fraction)")
         let order = seededPermutation(count, seed: seed)
         let cut = Int((Double(count) * fraction).rounded())
         return (subset(Array(order[..<cut])), subset(Array(order[cut...])))
@@ -90,8 +90,8 @@ public final class DataLoader: Sequence {
 
     /// A loader over `dataset`; `seed` fixes the shuffling order of every epoch.
     public init(_ dataset: Dataset, batchSize: Int, shuffle: Bool = false, seed: UInt64 = 0, dropLast: Bool = false, device: Device = .cpu) {
-        precondition(batchSize > 0, "DataLoader: batchSize must be positive, got \(batchSize)")
-        precondition(dataset.count > 0, "DataLoader: the dataset is empty")
+        check(batchSize > 0, "DataLoader: batchSize must be positive, got \(batchSize)")
+        check(dataset.count > 0, "DataLoader: the dataset is empty")
         self.dataset = dataset
         self.batchSize = batchSize
         self.shuffle = shuffle

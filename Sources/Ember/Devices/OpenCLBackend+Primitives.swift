@@ -16,7 +16,7 @@ extension OpenCLBackend {
     /// fixed elementwise size.
     private func launchRuns(_ file: String, _ name: String, rows: Int, length: Int, _ arguments: [Argument]) {
         guard rows > 0 && length > 0 else { return }
-        precondition(rows * length < Int(Int32.max), "opencl:\(index): \(name) over \(rows * length) elements exceeds the 2^31 limit of Ember's kernels")
+        check(rows * length < Int(Int32.max), "opencl:\(index): \(name) over \(rows * length) elements exceeds the 2^31 limit of Ember's kernels")
         launch(file, name, count: rows * ((length + stridedRun - 1) / stridedRun), arguments)
     }
 

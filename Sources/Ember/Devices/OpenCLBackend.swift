@@ -230,7 +230,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// `local` (kernels guard the excess).
     func launch(_ file: String, _ name: String, count: Int, local: Int? = nil, _ arguments: [Argument]) {
         guard count > 0 else { return }
-        precondition(count < Int(Int32.max), "opencl:\(index): \(name) over \(count) elements exceeds the 2^31 limit of Ember's kernels")
+        check(count < Int(Int32.max), "opencl:\(index): \(name) over \(count) elements exceeds the 2^31 limit of Ember's kernels")
         let size = local ?? elementwiseLocal
         launch3D(file, name, global: ((count + size - 1) / size * size, 1, 1), local: (size, 1, 1), arguments)
     }
@@ -267,7 +267,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
                 var x = v
                 status = clSetKernelArg(kernel, cl_uint(i), 8, &x)
             case .int8(let values):
-                precondition(values.count <= 8, "opencl:\(index): \(name) needs \(values.count) dimensions after collapsing; at most 8 are supported")
+                check(values.count <= 8, "opencl:\(index): \(name) needs \(values.count) dimensions after collapsing; at most 8 are supported")
                 var x = SIMD8<Int32>()
                 for (k, v) in values.enumerated() { x[k] = Int32(truncatingIfNeeded: v) }
                 status = clSetKernelArg(kernel, cl_uint(i), 32, &x)

@@ -7,15 +7,15 @@ public final class Linear: Module, Layer {
 
     /// A layer with PyTorch's default initialisation (uniform in ±1/sqrt(inFeatures)).
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
-        precondition(inFeatures > 0 && outFeatures > 0, "Linear: sizes must be positive, got \(inFeatures) -> \(outFeatures)")
+        check(inFeatures > 0 && outFeatures > 0, "Linear: sizes must be positive, got \(inFeatures) -> \(outFeatures)")
         weight = Init.kaimingUniform([outFeatures, inFeatures], fanIn: inFeatures)
         self.bias = bias ? Init.kaimingUniform([outFeatures], fanIn: inFeatures) : nil
     }
 
     /// `x W^T + b` over the last dimension of `x`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        precondition(x.shape.last == weight.shape[1],
-                     "Linear: input of shape \(Shape.describe(x.shape)) does not end in \(weight.shape[1]) features")
+        check(x.shape.last == weight.shape[1],
+              "Linear: input of shape \(Shape.describe(x.shape)) does not end in \(weight.shape[1]) features")
         let y = x.matmul(weight.T)
         return bias.map { y + $0 } ?? y
     }
@@ -33,8 +33,8 @@ public final class Conv2d: Module, Layer {
     /// A layer with PyTorch's default initialisation.
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 dilation: Int = 1, bias: Bool = true) {
-        precondition(inChannels > 0 && outChannels > 0 && kernelSize > 0,
-                     "Conv2d: channels and kernel size must be positive, got \(inChannels) -> \(outChannels), kernel \(kernelSize)")
+        check(inChannels > 0 && outChannels > 0 && kernelSize > 0,
+              "Conv2d: channels and kernel size must be positive, got \(inChannels) -> \(outChannels), kernel \(kernelSize)")
         let fanIn = inChannels * kernelSize * kernelSize
         weight = Init.kaimingUniform([outChannels, inChannels, kernelSize, kernelSize], fanIn: fanIn)
         self.bias = bias ? Init.kaimingUniform([outChannels], fanIn: fanIn) : nil
@@ -103,7 +103,7 @@ public final class Dropout: Module, Layer {
 
     /// Dropout with probability `p`.
     public init(_ p: Float = 0.5) {
-        precondition(p >= 0 && p <= 1, "Dropout: probability p must be in [0, 1], got \(p)")
+        check(p >= 0 && p <= 1, "Dropout: probability p must be in [0, 1], got \(p)")
         self.p = p
     }
 
@@ -118,7 +118,7 @@ public final class Embedding: Module, Layer {
 
     /// A table with N(0, 1) entries.
     public init(_ numEmbeddings: Int, _ embeddingDim: Int) {
-        precondition(numEmbeddings > 0 && embeddingDim > 0, "Embedding: sizes must be positive, got \(numEmbeddings) x \(embeddingDim)")
+        check(numEmbeddings > 0 && embeddingDim > 0, "Embedding: sizes must be positive, got \(numEmbeddings) x \(embeddingDim)")
         weight = Tensor.randn([numEmbeddings, embeddingDim])
     }
 

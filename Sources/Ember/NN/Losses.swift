@@ -21,10 +21,10 @@ extension Tensor {
 
 /// Checks the (input, labels) pair of a classification loss and returns the labels as `[N, 1]`.
 private func classLabels(_ op: String, _ input: Tensor, _ labels: Tensor) -> Tensor {
-    precondition(input.rank == 2, "\(op): expected input of shape [N, C], got \(Shape.describe(input.shape))")
-    precondition(labels.dtype == .int32, "\(op): labels must be int32 class indices, got \(labels.dtype)")
-    precondition(labels.shape == [input.shape[0]],
-                 "\(op): labels of shape \(Shape.describe(labels.shape)) do not match input of shape \(Shape.describe(input.shape))")
+    check(input.rank == 2, "\(op): expected input of shape [N, C], got \(Shape.describe(input.shape))")
+    check(labels.dtype == .int32, "\(op): labels must be int32 class indices, got \(labels.dtype)")
+    check(labels.shape == [input.shape[0]],
+          "\(op): labels of shape \(Shape.describe(labels.shape)) do not match input of shape \(Shape.describe(input.shape))")
     return labels.reshape([-1, 1])
 }
 
@@ -37,7 +37,7 @@ public func nllLoss(_ logProbs: Tensor, _ labels: Tensor, reduction: Reduction =
 /// Cross-entropy of `logits` `[N, C]` against class-index `labels` (Int32 `[N]`), computed
 /// through a stable log-softmax; `labelSmoothing` mixes in the uniform distribution.
 public func crossEntropy(_ logits: Tensor, _ labels: Tensor, labelSmoothing: Float = 0, reduction: Reduction = .mean) -> Tensor {
-    precondition(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
+    check(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
     let index = classLabels("crossEntropy", logits, labels)
     let logProbs = logits.logSoftmax(dim: 1)
     var perSample = -logProbs.gather(dim: 1, index: index).reshape([-1])
@@ -49,7 +49,7 @@ public func crossEntropy(_ logits: Tensor, _ labels: Tensor, labelSmoothing: Flo
 
 /// Checks that a regression loss's operands have one shape.
 private func sameShape(_ op: String, _ a: Tensor, _ b: Tensor) {
-    precondition(a.shape == b.shape, "\(op): input shape \(Shape.describe(a.shape)) and target shape \(Shape.describe(b.shape)) differ")
+    check(a.shape == b.shape, "\(op): input shape \(Shape.describe(a.shape)) and target shape \(Shape.describe(b.shape)) differ")
 }
 
 /// Mean squared error.

@@ -10,7 +10,7 @@ public final class Parameter {
 
     /// Wraps `tensor`, marking it as requiring grad; `name` overrides the state-dict name.
     public init(wrappedValue: Tensor, name: String? = nil) {
-        precondition(wrappedValue.isLeaf, "Parameter: a parameter must be a leaf tensor; use detach()")
+        check(wrappedValue.isLeaf, "Parameter: a parameter must be a leaf tensor; use detach()")
         wrappedValue.requiresGradFlag = true
         self.wrappedValue = wrappedValue
         self.name = name

@@ -24,9 +24,9 @@ public class BatchNorm: Module, Layer {
     let name: String
 
     init(_ numFeatures: Int, eps: Float, momentum: Float, affine: Bool, trackRunningStats: Bool, ranks: Set<Int>, name: String) {
-        precondition(numFeatures > 0, "\(name): numFeatures must be positive, got \(numFeatures)")
-        precondition(eps > 0, "\(name): eps must be positive, got \(eps)")
-        precondition(momentum >= 0 && momentum <= 1, "\(name): momentum must be in [0, 1], got \(momentum)")
+        check(numFeatures > 0, "\(name): numFeatures must be positive, got \(numFeatures)")
+        check(eps > 0, "\(name): eps must be positive, got \(eps)")
+        check(momentum >= 0 && momentum <= 1, "\(name): momentum must be in [0, 1], got \(momentum)")
         weight = affine ? Tensor.ones([numFeatures]) : nil
         bias = affine ? Tensor.zeros([numFeatures]) : nil
         _runningMean = OptionalBuffer(wrappedValue: trackRunningStats ? Tensor.zeros([numFeatures]) : nil, name: "running_mean")
@@ -42,8 +42,8 @@ public class BatchNorm: Module, Layer {
     /// The normalised input.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let channels = numFeatures
-        precondition(ranks.contains(x.rank) && x.shape[1] == channels,
-                     "\(name): expected input of rank \(ranks.sorted()) with \(channels) channels in dim 1, got \(Shape.describe(x.shape))")
+        check(ranks.contains(x.rank) && x.shape[1] == channels,
+              "\(name): expected input of rank \(ranks.sorted()) with \(channels) channels in dim 1, got \(Shape.describe(x.shape))")
         let dims = [0] + Array(2..<x.rank)
         var statShape = [Int](repeating: 1, count: x.rank)
         statShape[1] = channels
@@ -52,7 +52,7 @@ public class BatchNorm: Module, Layer {
             normalized = (x - runningMean.reshape(statShape)) * (runningVar.reshape(statShape) + eps).rsqrt()
         } else {
             let count = dims.reduce(1) { $0 * x.shape[$1] }
-            precondition(count > 1, "\(name): expected more than 1 value per channel when training, got input \(Shape.describe(x.shape))")
+            check(count > 1, "\(name): expected more than 1 value per channel when training, got input \(Shape.describe(x.shape))")
             let mean = x.mean(dims: dims, keepDim: true)
             let centered = x - mean
             let variance = (centered * centered).mean(dims: dims, keepDim: true)
@@ -101,8 +101,8 @@ public final class LayerNorm: Module, Layer {
 
     /// Normalises over the last `normalizedShape.count` dims.
     public init(_ normalizedShape: [Int], eps: Float = 1e-5, elementwiseAffine: Bool = true) {
-        precondition(!normalizedShape.isEmpty && normalizedShape.allSatisfy { $0 > 0 },
-                     "LayerNorm: normalizedShape must be non-empty and positive, got \(normalizedShape)")
+        check(!normalizedShape.isEmpty && normalizedShape.allSatisfy { $0 > 0 },
+              "LayerNorm: normalizedShape must be non-empty and positive, got \(normalizedShape)")
         self.normalizedShape = normalizedShape
         self.eps = eps
         weight = elementwiseAffine ? Tensor.ones(normalizedShape) : nil
@@ -111,8 +111,8 @@ public final class LayerNorm: Module, Layer {
 
     /// The normalised input.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        precondition(Array(x.shape.suffix(normalizedShape.count)) == normalizedShape,
-                     "LayerNorm: input of shape \(Shape.describe(x.shape)) does not end in \(Shape.describe(normalizedShape))")
+        check(Array(x.shape.suffix(normalizedShape.count)) == normalizedShape,
+              "LayerNorm: input of shape \(Shape.describe(x.shape)) does not end in \(Shape.describe(normalizedShape))")
         let dims = Array((x.rank - normalizedShape.count)..<x.rank)
         let centered = x - x.mean(dims: dims, keepDim: true)
         let normalized = centered * ((centered * centered).mean(dims: dims, keepDim: true) + eps).rsqrt()

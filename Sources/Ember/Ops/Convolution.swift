@@ -4,16 +4,16 @@
 extension Tensor {
     /// Checked geometry of a window op over this NCHW tensor.
     func windowGeometry(_ op: String, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)) -> Conv2dGeometry {
-        precondition(rank == 4, "\(op): expected a 4-D NCHW input, got shape \(Shape.describe(shape))")
-        precondition(kernel.0 > 0 && kernel.1 > 0, "\(op): kernel size must be positive, got \(kernel)")
-        precondition(stride.0 > 0 && stride.1 > 0, "\(op): stride must be positive, got \(stride)")
-        precondition(padding.0 >= 0 && padding.1 >= 0, "\(op): padding must be >= 0, got \(padding)")
-        precondition(dilation.0 > 0 && dilation.1 > 0, "\(op): dilation must be positive, got \(dilation)")
+        check(rank == 4, "\(op): expected a 4-D NCHW input, got shape \(Shape.describe(shape))")
+        check(kernel.0 > 0 && kernel.1 > 0, "\(op): kernel size must be positive, got \(kernel)")
+        check(stride.0 > 0 && stride.1 > 0, "\(op): stride must be positive, got \(stride)")
+        check(padding.0 >= 0 && padding.1 >= 0, "\(op): padding must be >= 0, got \(padding)")
+        check(dilation.0 > 0 && dilation.1 > 0, "\(op): dilation must be positive, got \(dilation)")
         let g = Conv2dGeometry(batch: shape[0], channels: shape[1], height: shape[2], width: shape[3],
                                kernelH: kernel.0, kernelW: kernel.1, strideH: stride.0, strideW: stride.1,
                                padH: padding.0, padW: padding.1, dilationH: dilation.0, dilationW: dilation.1)
-        precondition(g.outHeight > 0 && g.outWidth > 0,
-                     "\(op): input of shape \(Shape.describe(shape)) is too small for kernel \(kernel) with padding \(padding) and dilation \(dilation)")
+        check(g.outHeight > 0 && g.outWidth > 0,
+              "\(op): input of shape \(Shape.describe(shape)) is too small for kernel \(kernel) with padding \(padding) and dilation \(dilation)")
         return g
     }
 
@@ -42,17 +42,17 @@ extension Tensor {
     /// 2-D convolution with separate vertical and horizontal stride, padding and dilation.
     public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int) = (1, 1)) -> Tensor {
         Tensor.checkSameDevice("conv2d", self, weight)
-        precondition(weight.rank == 4, "conv2d: weight must be 4-D [outC, inC, kH, kW], got \(Shape.describe(weight.shape))")
-        precondition(rank == 4, "conv2d: expected a 4-D NCHW input, got shape \(Shape.describe(shape))")
-        precondition(weight.shape[1] == shape[1],
-                     "conv2d: input \(Shape.describe(shape)) has \(shape[1]) channels but weight \(Shape.describe(weight.shape)) expects \(weight.shape[1])")
+        check(weight.rank == 4, "conv2d: weight must be 4-D [outC, inC, kH, kW], got \(Shape.describe(weight.shape))")
+        check(rank == 4, "conv2d: expected a 4-D NCHW input, got shape \(Shape.describe(shape))")
+        check(weight.shape[1] == shape[1],
+              "conv2d: input \(Shape.describe(shape)) has \(shape[1]) channels but weight \(Shape.describe(weight.shape)) expects \(weight.shape[1])")
         let g = windowGeometry("conv2d", kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding, dilation: dilation)
         let outChannels = weight.shape[0]
         let columns = im2col(g)
         var out = weight.reshape([outChannels, -1]).matmul(columns)
         if let bias {
             Tensor.checkSameDevice("conv2d", self, bias)
-            precondition(bias.shape == [outChannels], "conv2d: bias must have shape [\(outChannels)], got \(Shape.describe(bias.shape))")
+            check(bias.shape == [outChannels], "conv2d: bias must have shape [\(outChannels)], got \(Shape.describe(bias.shape))")
             out = out + bias.reshape([outChannels, 1])
         }
         return out.reshape([g.batch, outChannels, g.outHeight, g.outWidth])

@@ -127,7 +127,7 @@ extension Tensor {
 
     /// Elementwise clamp into `[min, max]`; the gradient flows where min <= x <= max.
     public func clamp(min lower: Float = -.infinity, max upper: Float = .infinity) -> Tensor {
-        precondition(!(lower > upper), "clamp: min (\(lower)) must not exceed max (\(upper))")
+        check(!(lower > upper), "clamp: min (\(lower)) must not exceed max (\(upper))")
         return unary(.clamp(min: lower, max: upper), "ClampBackward") { x in (x >= lower).float() * (x <= upper).float() }
     }
 }

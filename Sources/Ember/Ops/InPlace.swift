@@ -4,11 +4,11 @@
 extension Tensor {
     /// Stops unless an in-place write into this tensor is safe and possible.
     private func checkInPlace(_ op: String) {
-        precondition(!(requiresGradFlag && GradMode.enabled),
-                     "\(op): in-place update of a tensor that requires grad; wrap it in Tensor.noGrad { } (as optimizers do)")
-        precondition(dtype == .float32, "\(op): in-place ops need a float32 tensor, got \(dtype)")
-        precondition(offset == 0 && isContiguous && count == storage.elementCount || (count == 0),
-                     "\(op): in-place ops need a tensor that owns its whole storage contiguously (shape \(Shape.describe(shape))); use clone() first")
+        check(!(requiresGradFlag && GradMode.enabled),
+              "\(op): in-place update of a tensor that requires grad; wrap it in Tensor.noGrad { } (as optimizers do)")
+        check(dtype == .float32, "\(op): in-place ops need a float32 tensor, got \(dtype)")
+        check(offset == 0 && isContiguous && count == storage.elementCount || (count == 0),
+              "\(op): in-place ops need a tensor that owns its whole storage contiguously (shape \(Shape.describe(shape))); use clone() first")
     }
 
     /// Writes `op(self, other)` into self (other broadcast to self's shape).
@@ -20,7 +20,7 @@ extension Tensor {
         case .tensor(let t):
             Tensor.checkSameDevice(name, self, t)
             let shape = Tensor.broadcastShape(name, self.shape, t.shape)
-            precondition(shape == self.shape, "\(name): cannot broadcast \(Shape.describe(t.shape)) into \(Shape.describe(self.shape)) in place")
+            check(shape == self.shape, "\(name): cannot broadcast \(Shape.describe(t.shape)) into \(Shape.describe(self.shape)) in place")
             // Reading the destination's own storage through another layout would race the write.
             let source = t.storage === storage && !(t.offset == 0 && t.strides == strides) ? t.contiguousCopy() : t.floatStorage
             operand = .view(source.broadcastView(to: shape))
@@ -51,7 +51,7 @@ extension Tensor {
         checkInPlace("copy(from:)")
         Tensor.checkSameDevice("copy(from:)", self, source)
         let shape = Tensor.broadcastShape("copy(from:)", self.shape, source.shape)
-        precondition(shape == self.shape, "copy(from:): cannot broadcast \(Shape.describe(source.shape)) into \(Shape.describe(self.shape))")
+        check(shape == self.shape, "copy(from:): cannot broadcast \(Shape.describe(source.shape)) into \(Shape.describe(self.shape))")
         let values = source.storage === storage ? source.contiguousCopy() : source.floatStorage
         if count > 0 { backend.copy(values.broadcastView(to: shape), to: storage.buffer) }
         storage.version += 1

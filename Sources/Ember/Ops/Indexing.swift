@@ -17,7 +17,7 @@ extension Tensor {
     /// Stops with a message when an index tensor is not Int32 or (on the CPU, where it is
     /// cheap to check) holds a value outside `0..<size`.
     private static func checkIndex(_ index: Tensor, size: Int, op: String) {
-        precondition(index.dtype == .int32, "\(op): index must be an int32 tensor, got \(index.dtype)")
+        check(index.dtype == .int32, "\(op): index must be an int32 tensor, got \(index.dtype)")
         guard index.device == .cpu, index.count > 0 else { return }
         for v in index.toIntArray() where v < 0 || Int(v) >= size {
             fatalError("\(op): index \(v) is out of bounds for dimension of size \(size)")
@@ -29,7 +29,7 @@ extension Tensor {
     public func gather(dim: Int, index: Tensor) -> Tensor {
         Tensor.checkSameDevice("gather", self, index)
         let d = Tensor.normalizeDim(dim, rank: rank, op: "gather")
-        precondition(index.rank == rank, "gather: index of shape \(Shape.describe(index.shape)) must have the rank of input \(Shape.describe(shape))")
+        check(index.rank == rank, "gather: index of shape \(Shape.describe(index.shape)) must have the rank of input \(Shape.describe(shape))")
         for i in 0..<rank where i != d && index.shape[i] > shape[i] {
             fatalError("gather: index shape \(Shape.describe(index.shape)) exceeds input shape \(Shape.describe(shape)) in dimension \(i)")
         }
@@ -66,8 +66,8 @@ extension Tensor {
         Tensor.checkSameDevice("scatterAdd", self, index)
         Tensor.checkSameDevice("scatterAdd", self, source)
         let d = Tensor.normalizeDim(dim, rank: rank, op: "scatterAdd")
-        precondition(index.shape == source.shape, "scatterAdd: index shape \(Shape.describe(index.shape)) and source shape \(Shape.describe(source.shape)) differ")
-        precondition(index.rank == rank, "scatterAdd: index of shape \(Shape.describe(index.shape)) must have the rank of input \(Shape.describe(shape))")
+        check(index.shape == source.shape, "scatterAdd: index shape \(Shape.describe(index.shape)) and source shape \(Shape.describe(source.shape)) differ")
+        check(index.rank == rank, "scatterAdd: index of shape \(Shape.describe(index.shape)) must have the rank of input \(Shape.describe(shape))")
         for i in 0..<rank where i != d && index.shape[i] != shape[i] {
             fatalError("scatterAdd: index shape \(Shape.describe(index.shape)) must match input shape \(Shape.describe(shape)) outside dimension \(d)")
         }
@@ -87,7 +87,7 @@ extension Tensor {
 
     /// The entries of `index` (1-D, Int32) along `dim` (`torch.index_select`).
     public func indexSelect(dim: Int, index: Tensor) -> Tensor {
-        precondition(index.rank == 1, "indexSelect: index must be 1-D, got shape \(Shape.describe(index.shape))")
+        check(index.rank == 1, "indexSelect: index must be 1-D, got shape \(Shape.describe(index.shape))")
         let d = Tensor.normalizeDim(dim, rank: rank, op: "indexSelect")
         var outShape = shape
         outShape[d] = index.count
@@ -103,9 +103,9 @@ extension Tensor {
         let size = shape[d]
         let lo = start < 0 ? start + size : start
         let hi = end.map { $0 < 0 ? $0 + size : $0 } ?? size
-        precondition(step > 0, "slice: step must be positive, got \(step)")
-        precondition(lo >= 0 && lo <= size && hi >= lo && hi <= size,
-                     "slice: range \(start)..<\(end ?? size) is out of bounds for dimension \(d) of size \(size)")
+        check(step > 0, "slice: step must be positive, got \(step)")
+        check(lo >= 0 && lo <= size && hi >= lo && hi <= size,
+              "slice: range \(start)..<\(end ?? size) is out of bounds for dimension \(d) of size \(size)")
         var newShape = shape, newStrides = strides
         newShape[d] = (hi - lo + step - 1) / step
         newStrides[d] = strides[d] * step
@@ -127,14 +127,14 @@ extension Tensor {
     public func select(dim: Int, index: Int) -> Tensor {
         let d = Tensor.normalizeDim(dim, rank: rank, op: "select")
         let i = index < 0 ? index + shape[d] : index
-        precondition(i >= 0 && i < shape[d], "index \(index) is out of bounds for dimension \(d) with size \(shape[d])")
+        check(i >= 0 && i < shape[d], "index \(index) is out of bounds for dimension \(d) with size \(shape[d])")
         return slice(dim: d, start: i, end: i + 1).squeeze(d)
     }
 
     /// Indexes with integers (removing a dim) and ranges (keeping it), one per leading dim:
     /// `x[0]`, `x[1..<3]`, `x[0, 2...]`, `x[TensorRange.all, 1]`.
     public subscript(_ indices: any TensorIndex...) -> Tensor {
-        precondition(indices.count <= rank, "index: too many indices (\(indices.count)) for a tensor of rank \(rank)")
+        check(indices.count <= rank, "index: too many indices (\(indices.count)) for a tensor of rank \(rank)")
         var result = self
         var dim = 0
         for index in indices {
@@ -151,14 +151,14 @@ extension Tensor {
 
     /// Concatenates tensors along `dim`; all must match in the other dims, device and dtype.
     public static func cat(_ tensors: [Tensor], dim: Int = 0) -> Tensor {
-        precondition(!tensors.isEmpty, "cat: expected a non-empty list of tensors")
+        check(!tensors.isEmpty, "cat: expected a non-empty list of tensors")
         let first = tensors[0]
         let d = normalizeDim(dim, rank: first.rank, op: "cat")
         for t in tensors {
             checkSameDevice("cat", first, t)
-            precondition(t.dtype == first.dtype, "cat: dtypes \(first.dtype) and \(t.dtype) differ")
-            precondition(t.rank == first.rank && (0..<t.rank).allSatisfy { $0 == d || t.shape[$0] == first.shape[$0] },
-                         "cat: shapes \(Shape.describe(first.shape)) and \(Shape.describe(t.shape)) differ outside dimension \(d)")
+            check(t.dtype == first.dtype, "cat: dtypes \(first.dtype) and \(t.dtype) differ")
+            check(t.rank == first.rank && (0..<t.rank).allSatisfy { $0 == d || t.shape[$0] == first.shape[$0] },
+                  "cat: shapes \(Shape.describe(first.shape)) and \(Shape.describe(t.shape)) differ outside dimension \(d)")
         }
         var outShape = first.shape
         outShape[d] = tensors.reduce(0) { $0 + $1.shape[d] }
@@ -207,7 +207,7 @@ extension Tensor {
 
     /// Stacks equally shaped tensors along a new dim.
     public static func stack(_ tensors: [Tensor], dim: Int = 0) -> Tensor {
-        precondition(!tensors.isEmpty, "stack: expected a non-empty list of tensors")
+        check(!tensors.isEmpty, "stack: expected a non-empty list of tensors")
         for t in tensors where t.shape != tensors[0].shape {
             fatalError("stack: shapes \(Shape.describe(tensors[0].shape)) and \(Shape.describe(t.shape)) differ")
         }

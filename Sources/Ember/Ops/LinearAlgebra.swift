@@ -5,12 +5,12 @@ extension Tensor {
     /// leading (batch) dims broadcast.
     public func matmul(_ other: Tensor) -> Tensor {
         Tensor.checkSameDevice("matmul", self, other)
-        precondition(rank >= 1 && other.rank >= 1,
-                     "matmul: both arguments need at least one dimension, got \(Shape.describe(shape)) and \(Shape.describe(other.shape))")
+        check(rank >= 1 && other.rank >= 1,
+              "matmul: both arguments need at least one dimension, got \(Shape.describe(shape)) and \(Shape.describe(other.shape))")
         switch (rank, other.rank) {
         case (1, 1):
-            precondition(shape[0] == other.shape[0],
-                         "matmul: \(Shape.describe(shape)) x \(Shape.describe(other.shape)): inner dimensions \(shape[0]) and \(other.shape[0]) differ")
+            check(shape[0] == other.shape[0],
+                  "matmul: \(Shape.describe(shape)) x \(Shape.describe(other.shape)): inner dimensions \(shape[0]) and \(other.shape[0]) differ")
             return unsqueeze(0).matrixProduct(other.unsqueeze(1)).reshape([])
         case (1, _):
             return unsqueeze(0).matrixProduct(other).squeeze(-2)
@@ -51,7 +51,7 @@ extension Tensor {
     static func matmulForward(_ a: Tensor, _ b: Tensor) -> Tensor {
         let m = a.shape[a.rank - 2], k = a.shape[a.rank - 1]
         let k2 = b.shape[b.rank - 2], n = b.shape[b.rank - 1]
-        precondition(k == k2, "matmul: \(Shape.describe(a.shape)) x \(Shape.describe(b.shape)): inner dimensions \(k) and \(k2) differ")
+        check(k == k2, "matmul: \(Shape.describe(a.shape)) x \(Shape.describe(b.shape)): inner dimensions \(k) and \(k2) differ")
         let batchA = Array(a.shape.dropLast(2)), batchB = Array(b.shape.dropLast(2))
         guard let batchShape = Shape.broadcast(batchA, batchB) else {
             fatalError("matmul: \(Shape.describe(a.shape)) x \(Shape.describe(b.shape)): batch dimensions \(Shape.describe(batchA)) and \(Shape.describe(batchB)) cannot be broadcast")

@@ -5,7 +5,7 @@ extension Tensor {
     public func maxPool2d(kernel: Int, stride: Int? = nil, padding: Int = 0, dilation: Int = 1) -> Tensor {
         let s = stride ?? kernel
         let g = windowGeometry("maxPool2d", kernel: (kernel, kernel), stride: (s, s), padding: (padding, padding), dilation: (dilation, dilation))
-        precondition(padding <= kernel / 2, "maxPool2d: padding \(padding) must be at most half the kernel size \(kernel)")
+        check(padding <= kernel / 2, "maxPool2d: padding \(padding) must be at most half the kernel size \(kernel)")
         let source = floatStorage.dense
         let outShape = [g.batch, g.channels, g.outHeight, g.outWidth]
         let out = Tensor(uninitialized: outShape, device: device, op: "maxPool2d")
@@ -42,7 +42,7 @@ extension Tensor {
     public func avgPool2d(kernel: Int, stride: Int? = nil, padding: Int = 0, countIncludePad: Bool = true) -> Tensor {
         let s = stride ?? kernel
         let g = windowGeometry("avgPool2d", kernel: (kernel, kernel), stride: (s, s), padding: (padding, padding), dilation: (1, 1))
-        precondition(padding <= kernel / 2, "avgPool2d: padding \(padding) must be at most half the kernel size \(kernel)")
+        check(padding <= kernel / 2, "avgPool2d: padding \(padding) must be at most half the kernel size \(kernel)")
         return avgPool(g, countIncludePad)
     }
 

@@ -40,12 +40,12 @@ extension Tensor {
         let out = Tensor(uninitialized: outShape, dtype: op.producesIndices ? .int32 : .float32, device: device, op: name)
         if out.count == 0 { return out }
         if size == 0 {
-            precondition(op == .sum, "\(name): cannot reduce an empty dimension of shape \(Shape.describe(shape))")
+            check(op == .sum, "\(name): cannot reduce an empty dimension of shape \(Shape.describe(shape))")
             backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: .float32)
             return out
         }
         // Adjacent reduced dims of a contiguous tensor, read in place as [outer, size, inner].
-        precondition(adjacent, "\(name): index reductions take one dim")
+        check(adjacent, "\(name): index reductions take one dim")
         let block = source.dense
         let outer = shape[..<dims.first!].reduce(1, *)
         let inner = shape[(dims.last! + 1)...].reduce(1, *)
@@ -109,11 +109,11 @@ extension Tensor {
 
     private func argReduce(_ op: ReduceOp, dim: Int?, keepDim: Bool, name: String) -> Tensor {
         guard let dim else {
-            precondition(count > 0, "\(name): cannot reduce an empty tensor")
+            check(count > 0, "\(name): cannot reduce an empty tensor")
             return reshape([-1]).detach().reduceForward(op, dims: [0], keepDim: false, name: name)
         }
         let d = Tensor.normalizeDim(dim, rank: rank, op: name)
-        precondition(shape[d] > 0, "\(name): cannot reduce empty dimension \(dim) of shape \(Shape.describe(shape))")
+        check(shape[d] > 0, "\(name): cannot reduce empty dimension \(dim) of shape \(Shape.describe(shape))")
         return detach().reduceForward(op, dims: [d], keepDim: keepDim, name: name)
     }
 
@@ -131,7 +131,7 @@ extension Tensor {
 
     private func extreme(_ op: ReduceOp, _ arg: ReduceOp, dim: Int, keepDim: Bool, name: String) -> Tensor {
         let d = Tensor.normalizeDim(dim, rank: rank, op: name)
-        precondition(rank > 0 && shape[d] > 0, "\(name): cannot reduce empty dimension \(dim) of shape \(Shape.describe(shape))")
+        check(rank > 0 && shape[d] > 0, "\(name): cannot reduce empty dimension \(dim) of shape \(Shape.describe(shape))")
         return reduceForward(op, dims: [d], keepDim: keepDim, name: name).recording(name, inputs: [self]) {
             let index = detach().reduceForward(arg, dims: [d], keepDim: true, name: name)
             let inputShape = shape

@@ -4,7 +4,7 @@ extension Tensor {
     /// Normalises a possibly negative dimension index for a tensor of `rank` dims.
     static func normalizeDim(_ dim: Int, rank: Int, op: String) -> Int {
         let d = dim < 0 ? dim + rank : dim
-        precondition(d >= 0 && d < Swift.max(rank, 1), "\(op): dimension \(dim) out of range for a tensor of rank \(rank)")
+        check(d >= 0 && d < Swift.max(rank, 1), "\(op): dimension \(dim) out of range for a tensor of rank \(rank)")
         return d
     }
 
@@ -12,18 +12,18 @@ extension Tensor {
     private static func resolveShape(_ requested: [Int], count: Int, op: String, from shape: [Int]) -> [Int] {
         var result = requested
         let inferred = requested.indices.filter { requested[$0] == -1 }
-        precondition(inferred.count <= 1, "\(op): only one dimension can be -1, got \(Shape.describe(requested))")
+        check(inferred.count <= 1, "\(op): only one dimension can be -1, got \(Shape.describe(requested))")
         for d in requested where d < -1 {
             fatalError("\(op): invalid size \(d) in \(Shape.describe(requested))")
         }
         if let i = inferred.first {
             let known = requested.enumerated().filter { $0.offset != i }.reduce(1) { $0 * $1.element }
-            precondition(known > 0 && count % known == 0,
-                         "\(op): shape \(Shape.describe(requested)) is invalid for input of shape \(Shape.describe(shape)) (\(count) elements)")
+            check(known > 0 && count % known == 0,
+                  "\(op): shape \(Shape.describe(requested)) is invalid for input of shape \(Shape.describe(shape)) (\(count) elements)")
             result[i] = count / known
         }
-        precondition(Shape.count(result) == count,
-                     "\(op): shape \(Shape.describe(requested)) is invalid for input of shape \(Shape.describe(shape)) (\(count) elements)")
+        check(Shape.count(result) == count,
+              "\(op): shape \(Shape.describe(requested)) is invalid for input of shape \(Shape.describe(shape)) (\(count) elements)")
         return result
     }
 
@@ -93,16 +93,16 @@ extension Tensor {
         if rank == 0 { return reshape([1]) }
         let s = Tensor.normalizeDim(start, rank: rank, op: "flatten")
         let e = Tensor.normalizeDim(end, rank: rank, op: "flatten")
-        precondition(s <= e, "flatten: start dim \(start) comes after end dim \(end)")
+        check(s <= e, "flatten: start dim \(start) comes after end dim \(end)")
         let merged = shape[s...e].reduce(1, *)
         return reshape(Array(shape[..<s]) + [merged] + Array(shape[(e + 1)...]))
     }
 
     /// Reorders the dimensions: result dim i is input dim `dims[i]`.
     public func permute(_ dims: [Int]) -> Tensor {
-        precondition(dims.count == rank, "permute: \(dims) has \(dims.count) dims, tensor of shape \(Shape.describe(shape)) has \(rank)")
+        check(dims.count == rank, "permute: \(dims) has \(dims.count) dims, tensor of shape \(Shape.describe(shape)) has \(rank)")
         let d = dims.map { Tensor.normalizeDim($0, rank: rank, op: "permute") }
-        precondition(Set(d).count == rank, "permute: \(dims) repeats a dimension")
+        check(Set(d).count == rank, "permute: \(dims) repeats a dimension")
         var inverse = [Int](repeating: 0, count: rank)
         for (i, v) in d.enumerated() { inverse[v] = i }
         return makeView(shape: d.map { shape[$0] }, strides: d.map { strides[$0] }, offset: offset)
@@ -120,7 +120,7 @@ extension Tensor {
 
     /// The transpose of a 2-D tensor (`t()` in PyTorch).
     public var T: Tensor {
-        precondition(rank == 2, "T: expected a 2-D tensor, got shape \(Shape.describe(shape))")
+        check(rank == 2, "T: expected a 2-D tensor, got shape \(Shape.describe(shape))")
         return transpose(0, 1)
     }
 
@@ -138,20 +138,20 @@ extension Tensor {
     /// Inserts a size-1 dimension at `dim` (negative counts from the end, like PyTorch).
     public func unsqueeze(_ dim: Int) -> Tensor {
         let d = dim < 0 ? dim + rank + 1 : dim
-        precondition(d >= 0 && d <= rank, "unsqueeze: dimension \(dim) out of range for a tensor of rank \(rank)")
+        check(d >= 0 && d <= rank, "unsqueeze: dimension \(dim) out of range for a tensor of rank \(rank)")
         var s = shape; s.insert(1, at: d)
         return reshape(s)
     }
 
     /// A broadcast view of this tensor as `newShape` (-1 keeps a dimension); no copy.
     public func expand(_ newShape: [Int]) -> Tensor {
-        precondition(newShape.count >= rank, "expand: cannot expand shape \(Shape.describe(shape)) to \(Shape.describe(newShape))")
+        check(newShape.count >= rank, "expand: cannot expand shape \(Shape.describe(shape)) to \(Shape.describe(newShape))")
         let lead = newShape.count - rank
         var target = newShape
         for i in 0..<rank {
             if target[lead + i] == -1 { target[lead + i] = shape[i] }
-            precondition(shape[i] == target[lead + i] || shape[i] == 1,
-                         "expand: cannot expand shape \(Shape.describe(shape)) to \(Shape.describe(newShape))")
+            check(shape[i] == target[lead + i] || shape[i] == 1,
+                  "expand: cannot expand shape \(Shape.describe(shape)) to \(Shape.describe(newShape))")
         }
         for d in target where d < 0 { fatalError("expand: invalid size in \(Shape.describe(newShape))") }
         let inputShape = shape

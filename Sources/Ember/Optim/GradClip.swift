@@ -8,8 +8,8 @@ import Foundation
 /// read per device; parameters without a gradient are skipped.
 @discardableResult
 public func clipGradNorm(_ parameters: [Tensor], maxNorm: Float, normType: Float = 2) -> Float {
-    precondition(maxNorm.isFinite && maxNorm >= 0, "clipGradNorm: maxNorm must be finite and >= 0, got \(maxNorm)")
-    precondition(normType > 0, "clipGradNorm: normType must be positive, got \(normType)")
+    check(maxNorm.isFinite && maxNorm >= 0, "clipGradNorm: maxNorm must be finite and >= 0, got \(maxNorm)")
+    check(normType > 0, "clipGradNorm: normType must be positive, got \(normType)")
     let grads = parameters.compactMap(\.grad)
     guard !grads.isEmpty else { return 0 }
     let total: Float = Tensor.noGrad {

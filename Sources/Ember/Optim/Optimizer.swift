@@ -17,9 +17,9 @@ open class Optimizer {
 
     /// An optimizer over `parameters` (which must be leaves) with learning rate `lr`.
     public init(_ parameters: [Tensor], lr: Float) {
-        precondition(!parameters.isEmpty, "\(type(of: self)): got an empty parameter list")
+        check(!parameters.isEmpty, "\(type(of: self)): got an empty parameter list")
         for p in parameters {
-            precondition(p.isLeaf && p.dtype == .float32, "\(type(of: self)): parameters must be float32 leaf tensors")
+            check(p.isLeaf && p.dtype == .float32, "\(type(of: self)): parameters must be float32 leaf tensors")
         }
         Optimizer.checkRate(lr, name: "lr", in: Self.self)
         self.parameters = parameters
@@ -30,7 +30,7 @@ open class Optimizer {
 
     /// Stops unless hyper-parameter `name` of optimizer `owner` is finite and >= 0.
     static func checkRate(_ value: Float, name: String, in owner: Optimizer.Type) {
-        precondition(value.isFinite && value >= 0, "\(owner): \(name) must be a finite number >= 0, got \(value)")
+        check(value.isFinite && value >= 0, "\(owner): \(name) must be a finite number >= 0, got \(value)")
     }
 
     /// The names of the per-parameter state tensors this optimizer keeps.
@@ -130,7 +130,7 @@ public final class SGD: Optimizer {
         Optimizer.checkRate(momentum, name: "momentum", in: SGD.self)
         Optimizer.checkRate(dampening, name: "dampening", in: SGD.self)
         Optimizer.checkRate(weightDecay, name: "weightDecay", in: SGD.self)
-        precondition(!nesterov || (momentum > 0 && dampening == 0), "SGD: nesterov needs momentum > 0 and zero dampening")
+        check(!nesterov || (momentum > 0 && dampening == 0), "SGD: nesterov needs momentum > 0 and zero dampening")
         self.momentum = momentum
         self.dampening = dampening
         self.nesterov = nesterov
@@ -170,7 +170,7 @@ public class Adam: Optimizer {
 
     init(_ parameters: [Tensor], lr: Float, betas: (Float, Float), eps: Float, weightDecay: Float, decoupled: Bool) {
         let owner: Optimizer.Type = decoupled ? AdamW.self : Adam.self
-        precondition(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1, "\(owner): betas must be in [0, 1), got \(betas)")
+        check(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1, "\(owner): betas must be in [0, 1), got \(betas)")
         Optimizer.checkRate(eps, name: "eps", in: owner)
         Optimizer.checkRate(weightDecay, name: "weightDecay", in: owner)
         beta1 = betas.0
@@ -217,7 +217,7 @@ public final class RMSprop: Optimizer {
     /// RMSprop with PyTorch's defaults.
     public init(_ parameters: [Tensor], lr: Float = 1e-2, alpha: Float = 0.99, eps: Float = 1e-8,
                 weightDecay: Float = 0, momentum: Float = 0, centered: Bool = false) {
-        precondition(alpha >= 0 && alpha <= 1, "RMSprop: alpha must be in [0, 1], got \(alpha)")
+        check(alpha >= 0 && alpha <= 1, "RMSprop: alpha must be in [0, 1], got \(alpha)")
         Optimizer.checkRate(eps, name: "eps", in: RMSprop.self)
         Optimizer.checkRate(weightDecay, name: "weightDecay", in: RMSprop.self)
         Optimizer.checkRate(momentum, name: "momentum", in: RMSprop.self)

@@ -34,7 +34,7 @@ public final class StepLR: LRScheduler {
 
     /// `lr = baseLR * gamma^(epoch / stepSize)`.
     public init(_ optimizer: Optimizer, stepSize: Int, gamma: Float = 0.1) {
-        precondition(stepSize > 0, "StepLR: stepSize must be positive, got \(stepSize)")
+        check(stepSize > 0, "StepLR: stepSize must be positive, got \(stepSize)")
         self.stepSize = stepSize
         self.gamma = gamma
         super.init(optimizer)
@@ -62,7 +62,7 @@ public final class CosineAnnealingLR: LRScheduler {
 
     /// `lr = etaMin + (baseLR - etaMin) * (1 + cos(pi * epoch / tMax)) / 2`.
     public init(_ optimizer: Optimizer, tMax: Int, etaMin: Float = 0) {
-        precondition(tMax > 0, "CosineAnnealingLR: tMax must be positive, got \(tMax)")
+        check(tMax > 0, "CosineAnnealingLR: tMax must be positive, got \(tMax)")
         self.tMax = tMax
         self.etaMin = etaMin
         super.init(optimizer)
@@ -80,9 +80,9 @@ public final class LinearLR: LRScheduler {
 
     /// Sets the rate to `baseLR * startFactor` now.
     public init(_ optimizer: Optimizer, startFactor: Float = 1.0 / 3, endFactor: Float = 1, totalIters: Int = 5) {
-        precondition(startFactor > 0 && startFactor <= 1, "LinearLR: startFactor must be in (0, 1], got \(startFactor)")
-        precondition(endFactor >= 0 && endFactor <= 1, "LinearLR: endFactor must be in [0, 1], got \(endFactor)")
-        precondition(totalIters > 0, "LinearLR: totalIters must be positive, got \(totalIters)")
+        check(startFactor > 0 && startFactor <= 1, "LinearLR: startFactor must be in (0, 1], got \(startFactor)")
+        check(endFactor >= 0 && endFactor <= 1, "LinearLR: endFactor must be in [0, 1], got \(endFactor)")
+        check(totalIters > 0, "LinearLR: totalIters must be positive, got \(totalIters)")
         self.startFactor = startFactor
         self.endFactor = endFactor
         self.totalIters = totalIters

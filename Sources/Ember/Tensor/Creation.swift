@@ -77,8 +77,8 @@ extension Tensor {
 
     /// `[start, start + step, ...]` up to but excluding `end` (like `torch.arange`).
     public static func arange(_ start: Float = 0, _ end: Float, step: Float = 1, dtype: DType = .float32, device: Device = .cpu) -> Tensor {
-        precondition(step != 0 && step.isFinite, "arange: step must be finite and non-zero, got \(step)")
-        precondition(start.isFinite && end.isFinite, "arange: start and end must be finite, got \(start) and \(end)")
+        check(step != 0 && step.isFinite, "arange: step must be finite and non-zero, got \(step)")
+        check(start.isFinite && end.isFinite, "arange: start and end must be finite, got \(start) and \(end)")
         let n = Swift.max(0, Int((Double(end - start) / Double(step)).rounded(.up)))
         let out = Tensor(uninitialized: [n], dtype: dtype, device: device, op: "arange")
         if n > 0 { out.backend.arange(out.storage.buffer, count: n, start: Double(start), step: Double(step), dtype: dtype) }
@@ -92,7 +92,7 @@ extension Tensor {
 
     /// `count` evenly spaced values from `start` to `end` inclusive.
     public static func linspace(_ start: Float, _ end: Float, count: Int, device: Device = .cpu) -> Tensor {
-        precondition(count >= 0, "linspace: count must be >= 0, got \(count)")
+        check(count >= 0, "linspace: count must be >= 0, got \(count)")
         let out = Tensor(uninitialized: [count], device: device, op: "linspace")
         let step = count > 1 ? (Double(end) - Double(start)) / Double(count - 1) : 0
         if count > 0 { out.backend.arange(out.storage.buffer, count: count, start: Double(start), step: step, dtype: .float32) }
@@ -102,7 +102,7 @@ extension Tensor {
     /// The `n` x `m` identity matrix (ones on the diagonal).
     public static func eye(_ n: Int, _ m: Int? = nil, device: Device = .cpu) -> Tensor {
         let cols = m ?? n
-        precondition(n >= 0 && cols >= 0, "eye: sizes must be >= 0, got \(n) x \(cols)")
+        check(n >= 0 && cols >= 0, "eye: sizes must be >= 0, got \(n) x \(cols)")
         let rows = arange(n, device: device).reshape([n, 1])
         let columns = arange(cols, device: device).reshape([1, cols])
         return (rows == columns).float()
@@ -120,8 +120,8 @@ extension Tensor {
 
     /// Int32 samples uniform in `low..<high`.
     public static func randint(_ low: Int, _ high: Int, _ shape: [Int], device: Device = .cpu) -> Tensor {
-        precondition(low < high, "randint: low (\(low)) must be less than high (\(high))")
-        precondition(low >= Int(Int32.min) && high <= Int(Int32.max), "randint: bounds \(low)..<\(high) exceed int32")
+        check(low < high, "randint: low (\(low)) must be less than high (\(high))")
+        check(low >= Int(Int32.min) && high <= Int(Int32.max), "randint: bounds \(low)..<\(high) exceed int32")
         return random(shape, .integer(low: Int32(low), high: Int32(high)), dtype: .int32, device: device, requiresGrad: false, op: "randint")
     }
 

@@ -62,8 +62,8 @@ public final class Tensor: @unchecked Sendable {
     public var requiresGrad: Bool {
         get { requiresGradFlag }
         set {
-            precondition(isLeaf, "requiresGrad: can only change the flag of a leaf tensor; use detach() on \(gradFnName ?? "this tensor")")
-            precondition(!newValue || dtype == .float32, "requiresGrad: only float32 tensors can require gradients, not \(dtype)")
+            check(isLeaf, "requiresGrad: can only change the flag of a leaf tensor; use detach() on \(gradFnName ?? "this tensor")")
+            check(!newValue || dtype == .float32, "requiresGrad: only float32 tensors can require gradients, not \(dtype)")
             requiresGradFlag = newValue
         }
     }
@@ -110,8 +110,8 @@ public final class Tensor: @unchecked Sendable {
 
     convenience init(shape: [Int], values: [Double], dtype: DType, device: Device, requiresGrad: Bool) {
         Tensor.checkShape(shape, op: "Tensor")
-        precondition(values.count == Shape.count(shape),
-                     "Tensor: \(values.count) values do not fill shape \(Shape.describe(shape)) (\(Shape.count(shape)) elements)")
+        check(values.count == Shape.count(shape),
+              "Tensor: \(values.count) values do not fill shape \(Shape.describe(shape)) (\(Shape.count(shape)) elements)")
         self.init(uninitialized: shape, dtype: dtype, device: device, op: "Tensor")
         switch dtype {
         case .float32, .bool:
@@ -119,8 +119,8 @@ public final class Tensor: @unchecked Sendable {
             floats.withUnsafeBytes { backend.upload($0, to: storage.buffer) }
         case .int32:
             let ints = values.map { v -> Int32 in
-                precondition(v.isFinite && v >= Double(Int32.min) && v <= Double(Int32.max) && v == v.rounded(.towardZero),
-                             "Tensor: value \(v) is not representable as int32")
+                check(v.isFinite && v >= Double(Int32.min) && v <= Double(Int32.max) && v == v.rounded(.towardZero),
+                      "Tensor: value \(v) is not representable as int32")
                 return Int32(v)
             }
             ints.withUnsafeBytes { backend.upload($0, to: storage.buffer) }
@@ -163,7 +163,7 @@ public final class Tensor: @unchecked Sendable {
 
     /// The single element of a one-element tensor, as Float.
     public func item() -> Float {
-        precondition(count == 1, "item(): tensor of shape \(Shape.describe(shape)) has \(count) elements, expected 1")
+        check(count == 1, "item(): tensor of shape \(Shape.describe(shape)) has \(count) elements, expected 1")
         return toArray()[0]
     }
 

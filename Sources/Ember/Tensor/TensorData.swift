@@ -38,8 +38,8 @@ extension Array: TensorData where Element: TensorData {
         if shape.count == depth {
             shape.append(count)
         } else if shape.count > depth {
-            precondition(shape[depth] == count,
-                         "Tensor: ragged nested array: dimension \(depth) has lengths \(shape[depth]) and \(count)")
+            check(shape[depth] == count,
+                  "Tensor: ragged nested array: dimension \(depth) has lengths \(shape[depth]) and \(count)")
         }
         for element in self {
             element.flatten(into: &values, shape: &shape, depth: depth + 1)
