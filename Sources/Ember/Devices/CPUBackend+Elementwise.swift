@@ -110,6 +110,43 @@ extension CPUBackend {
         return z ^ (z >> 31)
     }
 
+    /// A standard normal sample from two random words by the Box-Muller transform
+    /// `sqrt(-2 ln u1) cos(2 pi u2)`, computed with the same float additions, multiplications
+    /// and bit operations, in the same order, as `standard_normal` in `Kernels/random.cl`:
+    /// every step is correctly rounded in IEEE and in OpenCL C (contraction off there), so
+    /// the samples are bit-identical on every device. `log`, `sqrt` and `cos` are polynomial
+    /// and Newton approximations accurate to about 1e-6 relative, not the libm functions,
+    /// whose results differ between devices.
+    static func standardNormal(_ bits1: UInt64, _ bits2: UInt64) -> Float {
+        let u1 = (Float(bits1 >> 40) + 0.5) * 0x1p-24, u2 = Float(bits2 >> 40) * 0x1p-24
+        // ln(u1) = e ln 2 + ln(m), m in [sqrt(1/2), sqrt(2)), ln(1 + t) = t q(t) (minimax q).
+        var e = Int32((u1.bitPattern >> 23) & 0xff) - 127
+        var m = Float(bitPattern: (u1.bitPattern & 0x7f_ffff) | 0x3f80_0000)
+        if m > 1.41421356 { m = m * 0.5; e += 1 }
+        let t = m - 1
+        var q: Float = 0.0874394551
+        q = q * t - 0.143773302; q = q * t + 0.149490952; q = q * t - 0.165606961
+        q = q * t + 0.199569777; q = q * t - 0.250021547; q = q * t + 0.333341837
+        q = q * t - 0.499999881; q = q * t + 1
+        let r = -2 * (Float(e) * 0.693147182 + t * q)
+        // sqrt(r) = r / sqrt(r): an initial reciprocal square root from the bits, three Newton steps.
+        var y = Float(bitPattern: 0x5f37_59df &- (r.bitPattern >> 1))
+        let half = 0.5 * r
+        y = y * (1.5 - half * y * y); y = y * (1.5 - half * y * y); y = y * (1.5 - half * y * y)
+        let radius = r * y
+        // cos(2 pi u2) from the quadrant of u2 and sin/cos Taylor polynomials on [0, pi/2).
+        let quarter = u2 * 4, quadrant = Int32(quarter)
+        let x = (quarter - Float(quadrant)) * 1.57079637, x2 = x * x
+        var s: Float = -2.50521084e-08
+        s = s * x2 + 2.75573192e-06; s = s * x2 - 1.98412698e-04; s = s * x2 + 8.33333333e-03
+        s = s * x2 - 1.66666667e-01; s = s * x2 + 1; s = s * x
+        var c: Float = 2.08767570e-09
+        c = c * x2 - 2.75573192e-07; c = c * x2 + 2.48015873e-05; c = c * x2 - 1.38888889e-03
+        c = c * x2 + 4.16666667e-02; c = c * x2 - 0.5; c = c * x2 + 1
+        let angle = quadrant == 0 ? c : quadrant == 1 ? -s : quadrant == 2 ? -c : s
+        return radius * angle
+    }
+
     func random(_ destination: DeviceBuffer, count: Int, distribution: RandomDistribution, seed: UInt64, offset: UInt64) {
         switch distribution {
         case let .uniform(low, high):
@@ -125,9 +162,9 @@ extension CPUBackend {
             parallelFor(count) { s, e in
                 for i in s..<e {
                     let c = offset &+ 2 &* UInt64(i)
-                    let u1 = (Float(CPUBackend.randomBits(seed: seed, counter: c) >> 40) + 0.5) * 0x1p-24
-                    let u2 = Float(CPUBackend.randomBits(seed: seed, counter: c &+ 1) >> 40) * 0x1p-24
-                    d[i] = mean + std * (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Float.pi * u2)
+                    let z = CPUBackend.standardNormal(CPUBackend.randomBits(seed: seed, counter: c),
+                                                      CPUBackend.randomBits(seed: seed, counter: c &+ 1))
+                    d[i] = mean + std * z
                 }
             }
         case let .integer(low, high):
