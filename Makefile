@@ -21,9 +21,11 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-## Run the whole test suite (Swift Testing, on the CPU and on PoCL).
+## Run the whole test suite (Swift Testing, on the CPU and on PoCL). The optimized build of
+## EmberMisuse lets the tests check that error messages survive -O.
 test: deps
 	$(SWIFT) build --build-tests
+	$(SWIFT) build -c release --product EmberMisuse
 	$(SWIFT) test --skip-build
 
 ## List the devices, then train the digits MLP on the default device.

@@ -45,13 +45,21 @@ let package = Package(
             name: "EmberCLI",
             dependencies: ["Ember", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/EmberCLI",
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "EmberBench",
             dependencies: ["Ember", "COpenCL", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/EmberBench",
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Makes one user mistake by name; the tests run its optimized build to check that every
+        // message survives -O.
+        .executableTarget(
+            name: "EmberMisuse",
+            dependencies: ["Ember"],
+            path: "Tests/EmberMisuse",
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "EmberTests",

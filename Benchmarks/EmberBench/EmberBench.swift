@@ -53,7 +53,7 @@ struct EmberBench: ParsableCommand {
             print(String(format: "%-52@ %-9@ median %@  min %@  max %@  first %@  %@ %@%@", r.workload, r.device,
                          Report.duration(r.median), Report.duration(r.min), Report.duration(r.max), Report.duration(r.firstCall),
                          Report.figure(r.value), r.unit, r.note.map { "  (\($0))" } ?? ""))
-            fflush(stdout)
+            fflush(nil)
         }
         let machine = devices.map { "\($0): \($0.info.name) (\($0.info.computeUnits) compute units)" }.joined(separator: "; ")
         print("ember-bench on \(machine)")

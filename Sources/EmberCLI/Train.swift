@@ -66,7 +66,7 @@ struct TrainCommand: ParsableCommand {
                 if interactive {
                     let rate = Double(seen) / max(Date().timeIntervalSince(start), 1e-9)
                     print(progressLine(epoch: epoch, step: step + 1, steps: loader.count, loss: value, rate: rate), terminator: "\r")
-                    fflush(stdout)
+                    fflush(nil)
                 }
             }
             let seconds = Date().timeIntervalSince(start)
