@@ -2,9 +2,17 @@ import Foundation
 import Testing
 @testable import Ember
 
-/// A fresh temporary folder for one test.
+/// The folder that holds this test process's temporary folders; removed when the process
+/// exits (the first `temporaryFolder()` registers that).
+let temporaryRoot: URL = {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("ember-tests-\(getpid())")
+    atexit { try? FileManager.default.removeItem(at: temporaryRoot) }
+    return url
+}()
+
+/// A fresh temporary folder for one test, removed with `temporaryRoot` when the tests end.
 func temporaryFolder() -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("ember-tests-\(UUID().uuidString)")
+    let url = temporaryRoot.appendingPathComponent(UUID().uuidString)
     try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     return url
 }

@@ -290,6 +290,7 @@ struct DeviceFaultTests {
             // The ICD loader reads its vendor list from here; an empty folder means no platform.
             let empty = FileManager.default.temporaryDirectory.appendingPathComponent("no-icd-\(getpid())")
             try? FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: empty) }
             setenv("OCL_ICD_VENDORS", empty.path, 1)
             do {
                 _ = try Device.opencl()

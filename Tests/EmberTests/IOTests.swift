@@ -162,5 +162,6 @@ extension IOTests {
         for leftover in try FileManager.default.contentsOfDirectory(atPath: folder) where leftover.hasPrefix(".ember-interrupted-save.safetensors.") {
             try? FileManager.default.removeItem(atPath: folder + "/" + leftover)
         }
+        try FileManager.default.removeItem(at: url)
     }
 }
