@@ -42,30 +42,46 @@ public struct IDXDataset {
     /// Images scaled to [0, 1], `[N, 1, rows, cols]`, and Int32 labels `[N]`.
     public let dataset: TensorDataset
 
-    /// Reads an image file (magic 0x00000803) and a label file (0x00000801). Sizes are checked
-    /// against the file length before anything is allocated; errors name the file.
+    /// Reads an image file (magic 0x00000803) and a label file (0x00000801). The header's
+    /// sizes are checked before the data is read, and gzip files are inflated only as far as
+    /// the header says (a file that inflates past it is rejected there); the bytes go
+    /// straight into the tensors' storage. Errors name the file.
     public init(images: URL, labels: URL) throws {
-        try self.init(imageData: try Gzip.readFile(images), imagePath: images.path,
-                      labelData: try Gzip.readFile(labels), labelPath: labels.path)
+        var imageSource = try Gzip.Source(images)
+        var labelSource = try Gzip.Source(labels)
+        try self.init(images: &imageSource, labels: &labelSource)
     }
 
-    /// Parses decompressed IDX bytes; the paths name the files in errors.
+    /// Parses IDX bytes already read; the paths name the files in errors.
     init(imageData: Data, imagePath: String, labelData: Data, labelPath: String) throws {
-        let imageDims = try IDXDataset.header(imageData, magic: 0x0803, dims: 3, path: imagePath)
-        let labelDims = try IDXDataset.header(labelData, magic: 0x0801, dims: 1, path: labelPath)
+        var imageSource = try Gzip.Source(imageData, path: imagePath)
+        var labelSource = try Gzip.Source(labelData, path: labelPath)
+        try self.init(images: &imageSource, labels: &labelSource)
+    }
+
+    private init(images: inout Gzip.Source, labels: inout Gzip.Source) throws {
+        let imageDims = try IDXDataset.header(&images, magic: 0x0803, dims: 3)
+        let labelDims = try IDXDataset.header(&labels, magic: 0x0801, dims: 1)
         guard imageDims[0] == labelDims[0] else {
-            throw EmberError.invalidFile(path: labelPath, reason: "\(labelDims[0]) labels for \(imageDims[0]) images in \(URL(fileURLWithPath: imagePath).lastPathComponent)")
+            throw EmberError.invalidFile(path: labels.path, reason: "\(labelDims[0]) labels for \(imageDims[0]) images in \(URL(fileURLWithPath: images.path).lastPathComponent)")
         }
         let (n, rows, cols) = (imageDims[0], imageDims[1], imageDims[2])
-        let pixels = imageData.dropFirst(16).prefix(n * rows * cols).map { Float($0) / 255 }
-        let classes = labelData.dropFirst(8).prefix(n).map { Int32($0) }
-        dataset = TensorDataset(inputs: Tensor(shape: [n, 1, rows, cols], data: pixels), labels: Tensor(shape: [n], data: classes))
+        let pixels = try IDXDataset.payload(&images, shape: [n, 1, rows, cols], dtype: .float32) { byte in
+            Float(byte) / 255
+        }
+        let classes = try IDXDataset.payload(&labels, shape: [n], dtype: .int32) { Int32($0) }
+        dataset = TensorDataset(inputs: pixels, labels: classes)
     }
 
-    /// Parses and checks an IDX header of unsigned-byte data with `dims` dimensions.
-    static func header(_ data: Data, magic: UInt32, dims: Int, path: String) throws -> [Int] {
-        let bytes = [UInt8](data.prefix(4 + 4 * dims))
-        guard bytes.count == 4 + 4 * dims else { throw EmberError.invalidFile(path: path, reason: "truncated IDX header (\(data.count) bytes)") }
+    /// Reads and checks an IDX header of unsigned-byte data with `dims` dimensions.
+    static func header(_ source: inout Gzip.Source, magic: UInt32, dims: Int) throws -> [Int] {
+        let path = source.path
+        var bytes = [UInt8](repeating: 0, count: 4 + 4 * dims)
+        try bytes.withUnsafeMutableBytes { buffer in
+            try source.readExactly(into: buffer) {
+                EmberError.invalidFile(path: path, reason: "truncated IDX header (\($0) bytes)")
+            }
+        }
         func word(_ at: Int) -> UInt32 { bytes[at..<at + 4].reduce(0) { $0 << 8 | UInt32($1) } }
         guard word(0) == magic else {
             throw EmberError.invalidFile(path: path, reason: String(format: "bad IDX magic 0x%08X, expected 0x%08X", word(0), magic))
@@ -79,10 +95,31 @@ public struct IDXDataset {
             }
             payload = product
         }
-        guard data.count == 4 + 4 * dims + payload else {
-            throw EmberError.invalidFile(path: path, reason: "IDX header promises \(payload) bytes of data, file has \(data.count - 4 - 4 * dims)")
-        }
         return sizes
+    }
+
+    /// The unsigned bytes after the header, converted by `convert` straight into a tensor of
+    /// `shape`; throws when the file holds fewer or more bytes than the header promises.
+    static func payload<Element>(_ source: inout Gzip.Source, shape: [Int], dtype: DType,
+                                 _ convert: (UInt8) -> Element) throws -> Tensor {
+        let expected = Shape.count(shape)
+        let path = source.path
+        var bytes = [UInt8](repeating: 0, count: Swift.min(expected, Tensor.hostChunkBytes / 4))
+        var done = 0
+        let tensor = try Tensor.fromHost(shape: shape, dtype: dtype, device: .cpu, op: "IDXDataset") { chunk, _ in
+            let values = chunk.bindMemory(to: Element.self)
+            try bytes.withUnsafeMutableBytes { raw in
+                try source.readExactly(into: UnsafeMutableRawBufferPointer(rebasing: raw[..<values.count])) {
+                    EmberError.invalidFile(path: path, reason: "IDX header promises \(expected) bytes of data, file has \(done + $0)")
+                }
+            }
+            for i in 0..<values.count { values[i] = convert(bytes[i]) }
+            done += values.count
+        }
+        guard try source.atEnd() else {
+            throw EmberError.invalidFile(path: path, reason: "IDX header promises \(expected) bytes of data, file has more")
+        }
+        return tensor
     }
 }
 
@@ -91,47 +128,165 @@ public struct CSVDataset {
     /// Float32 inputs `[N, columns - 1]` and Int32 labels `[N]`.
     public let dataset: TensorDataset
 
-    /// Reads `url` (gzip or plain). Errors name the file, line and column of a bad field.
-    public init(url: URL, labelColumn: Int, hasHeader: Bool = false) throws {
-        try self.init(data: try Gzip.readFile(url), path: url.path, labelColumn: labelColumn, hasHeader: hasHeader)
+    /// The default `maxBytes`: 256 MiB of CSV text inflated from one gzip file.
+    public static let defaultMaxBytes = 1 << 28
+
+    /// Reads `url` (gzip or plain), in one pass over its bytes. Lines end in `\n` or `\r\n`;
+    /// fields are trimmed of spaces and tabs; empty lines are skipped. A gzip file may inflate
+    /// to at most `maxBytes` of text (a decompression bomb stops there with an error). Errors
+    /// name the file, line and column of a bad field.
+    public init(url: URL, labelColumn: Int, hasHeader: Bool = false, maxBytes: Int = CSVDataset.defaultMaxBytes) throws {
+        try self.init(data: HostFile.contents(of: url), path: url.path, labelColumn: labelColumn, hasHeader: hasHeader,
+                      maxBytes: maxBytes)
     }
 
-    /// Parses decompressed CSV bytes; `path` names the file in errors.
-    init(data: Data, path: String, labelColumn: Int, hasHeader: Bool) throws {
-        let url = URL(fileURLWithPath: path)
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw EmberError.invalidFile(path: url.path, reason: "not UTF-8 text")
-        }
-        var features: [Float] = []
-        var labels: [Int32] = []
-        var width: Int?
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let row = line.trimmingCharacters(in: .whitespacesAndNewlines)
-            if row.isEmpty || (hasHeader && number == 0) { continue }
-            let fields = row.split(separator: ",", omittingEmptySubsequences: false)
-            if let width, fields.count != width {
-                throw EmberError.invalidFile(path: url.path, reason: "line \(number + 1) has \(fields.count) fields, expected \(width)")
-            }
-            guard labelColumn >= 0 && labelColumn < fields.count else {
-                throw EmberError.invalidFile(path: url.path, reason: "label column \(labelColumn) does not exist on line \(number + 1) (\(fields.count) fields)")
-            }
-            width = fields.count
-            for (column, field) in fields.enumerated() {
-                guard let value = Float(field.trimmingCharacters(in: .whitespaces)), value.isFinite else {
-                    throw EmberError.invalidFile(path: url.path, reason: "line \(number + 1), column \(column + 1): '\(field)' is not a number")
-                }
-                if column == labelColumn {
-                    guard value == value.rounded(), Swift.abs(value) < 1e9 else {
-                        throw EmberError.invalidFile(path: url.path, reason: "line \(number + 1), column \(column + 1): label '\(field)' is not an integer")
-                    }
-                    labels.append(Int32(value))
-                } else {
-                    features.append(value)
+    /// Parses CSV bytes already read (plain or gzip); `path` names the file in errors. A gzip
+    /// file is inflated once without keeping its output to check `maxBytes`, so a bomb costs
+    /// no memory, then again to parse.
+    init(data: Data, path: String, labelColumn: Int, hasHeader: Bool, maxBytes: Int = CSVDataset.defaultMaxBytes) throws {
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        if Gzip.isCompressed(data) {
+            var sizing = try Gzip.Source(data, path: path)
+            var total = 0
+            while case let n = try chunk.withUnsafeMutableBytes({ try sizing.read(into: $0) }), n > 0 {
+                total += n
+                guard total <= maxBytes else {
+                    throw EmberError.invalidFile(path: path, reason: "inflates to more than \(maxBytes) bytes of CSV text (pass a larger maxBytes to read it)")
                 }
             }
         }
-        guard let width, !labels.isEmpty else { throw EmberError.invalidFile(path: url.path, reason: "no data rows") }
-        dataset = TensorDataset(inputs: Tensor(shape: [labels.count, width - 1], data: features),
-                                labels: Tensor(shape: [labels.count], data: labels))
+        var source = try Gzip.Source(data, path: path)
+        var parser = CSVParser(path: path, labelColumn: labelColumn, hasHeader: hasHeader)
+        while case let n = try chunk.withUnsafeMutableBytes({ try source.read(into: $0) }), n > 0 {
+            try chunk.withUnsafeBufferPointer { try parser.consume(UnsafeBufferPointer(rebasing: $0[..<n])) }
+        }
+        try parser.finish()
+        guard let width = parser.width, !parser.labels.isEmpty else {
+            throw EmberError.invalidFile(path: path, reason: "no data rows")
+        }
+        let features = parser.features, labels = parser.labels
+        let inputs = Tensor.fromHost(shape: [labels.count, width - 1], dtype: .float32, device: .cpu, op: "CSVDataset") { chunk, offset in
+            features.withUnsafeBytes { chunk.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + chunk.count])) }
+        }
+        dataset = TensorDataset(inputs: inputs, labels: Tensor(shape: [labels.count], data: labels))
     }
+}
+
+/// The state of a one-pass CSV parse: the current field's bytes, the line and column, and
+/// the values so far.
+struct CSVParser {
+    let path: String
+    let labelColumn: Int
+    let hasHeader: Bool
+    /// Feature values, row-major.
+    var features: [Float] = []
+    /// One label per row.
+    var labels: [Int32] = []
+    /// The number of fields of the first data row.
+    var width: Int?
+    private var field: [UInt8] = []
+    private var row: [Float] = []
+    private var rowLabel: Int32 = 0
+    private var column = 0
+    private var line = 1
+    private var lineHasContent = false
+
+    init(path: String, labelColumn: Int, hasHeader: Bool) {
+        self.path = path
+        self.labelColumn = labelColumn
+        self.hasHeader = hasHeader
+    }
+
+    /// Parses the next bytes of the file.
+    mutating func consume(_ bytes: UnsafeBufferPointer<UInt8>) throws {
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\n"): try endLine()
+            case UInt8(ascii: ","):
+                lineHasContent = true
+                try endField()
+            default:
+                if byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") && byte != UInt8(ascii: "\r") { lineHasContent = true }
+                field.append(byte)
+            }
+        }
+    }
+
+    /// Ends the last line (a file need not end in a newline).
+    mutating func finish() throws {
+        if lineHasContent || !field.isEmpty { try endLine() }
+    }
+
+    private var skipping: Bool { hasHeader && line == 1 }
+
+    private mutating func endLine() throws {
+        if field.last == UInt8(ascii: "\r") { field.removeLast() }
+        if lineHasContent {
+            try endField()
+            if !skipping {
+                let fields = column
+                if let width, fields != width {
+                    throw fail("line \(line) has \(fields) fields, expected \(width)")
+                }
+                guard labelColumn >= 0 && labelColumn < fields else {
+                    throw fail("label column \(labelColumn) does not exist on line \(line) (\(fields) fields)")
+                }
+                width = fields
+                features.append(contentsOf: row)
+                labels.append(rowLabel)
+            }
+        }
+        field.removeAll(keepingCapacity: true)
+        row.removeAll(keepingCapacity: true)
+        column = 0
+        lineHasContent = false
+        line += 1
+    }
+
+    private mutating func endField() throws {
+        defer {
+            field.removeAll(keepingCapacity: true)
+            column += 1
+        }
+        if skipping { return }
+        let text = trimmed()
+        guard let value = CSVParser.number(text), value.isFinite else {
+            throw fail("line \(line), column \(column + 1): '\(String(decoding: text, as: UTF8.self))' is not a number")
+        }
+        if column == labelColumn {
+            guard value == value.rounded(), Swift.abs(value) < 1e9 else {
+                throw fail("line \(line), column \(column + 1): label '\(String(decoding: text, as: UTF8.self))' is not an integer")
+            }
+            rowLabel = Int32(value)
+        } else {
+            row.append(value)
+        }
+    }
+
+    /// The current field without surrounding spaces and tabs.
+    private func trimmed() -> ArraySlice<UInt8> {
+        var start = field.startIndex, end = field.endIndex
+        while start < end && (field[start] == UInt8(ascii: " ") || field[start] == UInt8(ascii: "\t")) { start += 1 }
+        while end > start && (field[end - 1] == UInt8(ascii: " ") || field[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
+        return field[start..<end]
+    }
+
+    /// The decimal number spelled by all of `text`, or nil.
+    static func number(_ text: ArraySlice<UInt8>) -> Float? {
+        guard !text.isEmpty, text.count < 64 else { return nil }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { chars -> Float? in
+            let base = chars.baseAddress!
+            var i = 0
+            for byte in text {
+                base[i] = CChar(bitPattern: byte)
+                i += 1
+            }
+            base[i] = 0
+            var end: UnsafeMutablePointer<CChar>?
+            let value = strtof(base, &end)
+            return end == base + i ? value : nil
+        }
+    }
+
+    private func fail(_ reason: String) -> EmberError { .invalidFile(path: path, reason: reason) }
 }

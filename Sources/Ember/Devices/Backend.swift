@@ -184,8 +184,9 @@ protocol Backend: AnyObject, Sendable {
     /// Resets `peakLiveBytes` to the current live bytes.
     func resetPeak()
 
-    /// Copies host bytes into the start of `buffer`.
-    func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer)
+    /// Copies host bytes into `buffer` from byte `byteOffset` on. Returns once `source` may
+    /// be reused (OpenCL: a blocking write, so it waits for the commands before it).
+    func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer, byteOffset: Int)
     /// Copies `byteCount` bytes starting at element `offset` of `buffer` to host memory;
     /// waits for every enqueued command that writes it.
     func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws
@@ -248,4 +249,11 @@ protocol Backend: AnyObject, Sendable {
     /// outside `0..<size` is skipped.
     func scatterAdd(_ values: StridedView, index: StridedView, outer: Int, size: Int, inner: Int,
                     destination: DeviceBuffer)
+}
+
+extension Backend {
+    /// Copies host bytes into the start of `buffer`.
+    func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer) {
+        upload(source, to: buffer, byteOffset: 0)
+    }
 }

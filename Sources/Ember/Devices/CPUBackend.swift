@@ -90,10 +90,10 @@ final class CPUBackend: Backend, @unchecked Sendable {
 
     // MARK: Transfers
 
-    func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer) {
+    func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer, byteOffset: Int) {
         pool.noteTransfer(upload: true)
         guard let base = source.baseAddress, source.count > 0 else { return }
-        UnsafeMutableRawPointer(buffer.handle).copyMemory(from: base, byteCount: source.count)
+        (UnsafeMutableRawPointer(buffer.handle) + byteOffset).copyMemory(from: base, byteCount: source.count)
     }
 
     func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {

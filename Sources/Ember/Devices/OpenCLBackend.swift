@@ -178,10 +178,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     // MARK: Transfers and synchronisation
 
-    func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer) {
+    func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer, byteOffset: Int) {
         pool.noteTransfer(upload: true)
         guard let base = source.baseAddress, source.count > 0 else { return }
-        record(clEnqueueWriteBuffer(queue, buffer.handle, cl_bool(CL_TRUE), 0, source.count, base, 0, nil, nil), "clEnqueueWriteBuffer")
+        record(clEnqueueWriteBuffer(queue, buffer.handle, cl_bool(CL_TRUE), byteOffset, source.count, base, 0, nil, nil),
+               "clEnqueueWriteBuffer")
     }
 
     func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {

@@ -128,6 +128,31 @@ public final class Tensor: @unchecked Sendable {
         if requiresGrad { self.requiresGrad = true }
     }
 
+    /// Bytes of host memory `fromHost` fills and copies at a time.
+    static let hostChunkBytes = 4 << 20
+
+    /// A fresh contiguous tensor whose bytes `produce` writes on the host, one chunk of at
+    /// most `hostChunkBytes` (whole elements) at a time, each copied into the storage before
+    /// the next: reading a file of any size needs one chunk of host memory beside the tensor.
+    /// `produce(chunk, byteOffset)` fills `chunk` with the tensor's bytes from `byteOffset` on.
+    static func fromHost(shape: [Int], dtype: DType, device: Device, op: String,
+                         _ produce: (_ chunk: UnsafeMutableRawBufferPointer, _ byteOffset: Int) throws -> Void) rethrows -> Tensor {
+        let out = Tensor(uninitialized: shape, dtype: dtype, device: device, op: op)
+        let total = out.count * 4
+        let chunk = Swift.min(total, hostChunkBytes)
+        guard chunk > 0 else { return out }
+        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
+        defer { staging.deallocate() }
+        var offset = 0
+        while offset < total {
+            let part = UnsafeMutableRawBufferPointer(rebasing: staging[..<Swift.min(chunk, total - offset)])
+            try produce(part, offset)
+            out.backend.upload(UnsafeRawBufferPointer(part), to: out.storage.buffer, byteOffset: offset)
+            offset += part.count
+        }
+        return out
+    }
+
     /// Stops with a message when a shape has a negative dimension.
     static func checkShape(_ shape: [Int], op: String) {
         for d in shape where d < 0 {
