@@ -56,9 +56,11 @@ public class LRScheduler {
     /// Settings that are counts (saved as int32).
     static var counts: Set<String> { ["step_size", "T_max", "total_iters"] }
 
-    /// Restores state saved by `stateDict()` (the optimizer's `lr` is restored by the
-    /// optimizer's own state dict, as in PyTorch). Throws, changing nothing, when a key is
-    /// missing or unknown or a value is malformed.
+    /// Restores state saved by `stateDict()` and sets the optimizer's `lr` to the restored
+    /// last rate (PyTorch leaves that to the optimizer's state dict; setting it here too
+    /// makes the order of loading and of making the scheduler irrelevant: `LinearLR`'s
+    /// initialiser changes the rate). Throws, changing nothing, when a key is missing or
+    /// unknown or a value is malformed.
     public func loadStateDict(_ dict: StateDict) throws {
         let expected = ["last_epoch", "base_lrs", "_last_lr"] + settings.map(\.name)
         let missing = expected.filter { dict[$0] == nil }.sorted()
@@ -87,6 +89,7 @@ public class LRScheduler {
         baseLR = values["base_lrs"]!
         lastLR = values["_last_lr"]!
         restore(settings: values)
+        optimizer.lr = lastLR
     }
 
     /// Why `value` is not a positive whole number, or nil.
