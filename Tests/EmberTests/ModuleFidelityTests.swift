@@ -35,6 +35,7 @@ final class ContainerNet: Module {
     let byNumber: [Int: Linear] = [10: Linear(1, 1, bias: false), 2: Linear(1, 1, bias: false)]
     /// A plain tensor: not state, like a plain attribute in PyTorch.
     let scratch = Tensor.zeros([7])
+    lazy var late = Linear(1, 1, bias: false)
 }
 
 /// `ModuleList` and `ModuleDict` with PyTorch's names.
@@ -50,6 +51,14 @@ final class StructNet: Module { let holder = LayerHolder() }
 /// An enum holding a module: discovery cannot name it.
 enum LayerChoice { case one(Linear) }
 final class EnumNet: Module { let choice = LayerChoice.one(Linear(2, 2)) }
+
+/// A Set of (hashable) modules: unordered, so discovery cannot name them.
+final class HashableLinear: Module, Hashable {
+    let inner = Linear(1, 1)
+    static func == (a: HashableLinear, b: HashableLinear) -> Bool { a === b }
+    func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+}
+final class SetNet: Module { let layers: Set<HashableLinear> = [HashableLinear()] }
 
 /// Bool and int32 buffers, and a non-persistent buffer.
 final class MaskNet: Module {
@@ -215,6 +224,8 @@ struct ModuleFidelityTests {
             "grid.0.0.weight", "grid.1.0.weight", "grid.1.1.weight", "maybe.1.weight", "byNumber.2.weight", "byNumber.10.weight",
         ])
         #expect(net.parameterCount == 6 + 3 + 2 + 1 + 2 + 3 + 1 + 2)
+        _ = net.late
+        #expect(net.namedParameters().last!.name == "late.weight", "a lazy property counts once it exists")
         #expect(!net.stateDict().keys.contains { $0.contains("scratch") })
     }
 
@@ -243,6 +254,13 @@ struct ModuleFidelityTests {
         await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = EnumNet().stateDict()
         }.map { #expect(stderrText($0).contains("Module: property 'choice' of EnumNet holds modules inside LayerChoice, an enum")) }
+    }
+
+    @Test("a Set of modules stops with a message naming the property")
+    func setRefused() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = SetNet().parameters()
+        }.map { #expect(stderrText($0).contains("Module: property 'layers' of SetNet holds modules inside Set<HashableLinear>, a Set")) }
     }
 
     @Test("a ModuleDict name with a dot stops with a message")

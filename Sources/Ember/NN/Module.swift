@@ -1,10 +1,13 @@
+import Foundation
+
 /// A trainable tensor owned by a module: `@Parameter var weight: Tensor`.
 ///
 /// Whatever is assigned becomes a parameter, as in PyTorch (`nn.Parameter`): a float32 leaf
 /// that requires grad (`layer.weight = Tensor.randn([4, 3])` is trainable). Assigning a
 /// tensor made by a recorded op stops with a message: detach it first. Assigning another
 /// module's parameter ties the two (one tensor object in both slots, as PyTorch's weight
-/// tying); traversal, optimizers and state dicts then see it once.
+/// tying); traversal, optimizers and state dicts then see it once. Assignment always sets
+/// `requiresGrad`, so freeze a parameter after assigning it.
 @propertyWrapper
 public final class Parameter {
     /// The parameter tensor (a leaf; requires grad unless frozen with `requiresGrad = false`
@@ -321,8 +324,12 @@ open class Module {
     /// The number of scalar parameters (each distinct tensor counted once).
     public var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }
 
+    /// The name of a stored property from its reflected label: property wrappers' storage
+    /// (`_weight`) and lazy properties' storage (`$__lazy_storage_$_head`) by their declared name.
     static func propertyName(_ label: String) -> String {
-        label.hasPrefix("_") ? String(label.dropFirst()) : label
+        let lazyPrefix = "$__lazy_storage_$_"
+        if label.hasPrefix(lazyPrefix) { return String(label.dropFirst(lazyPrefix.count)) }
+        return label.hasPrefix("_") ? String(label.dropFirst()) : label
     }
 }
 
@@ -385,7 +392,7 @@ enum ModuleDiscovery {
         switch value {
         case is Tensor, is TensorSlot, is Storage, is Int, is Float, is Double, is Bool, is String, is Int32,
              is Device, is DType, is [Tensor], is [Float], is [Int], is [Double], is [Int32], is [Bool], is [String],
-             is [UInt8], is [UInt32], is Set<Int>:
+             is [UInt8], is [UInt32], is Set<Int>, is Data:
             return true
         default:
             return false
