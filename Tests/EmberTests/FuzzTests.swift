@@ -34,7 +34,7 @@ struct FuzzTests {
     @Test("safetensors: 100,000 mutated files")
     func safetensors() throws {
         let url = temporaryFolder().appendingPathComponent("seed.safetensors")
-        try SafeTensors.write([("w", Tensor.randn([3, 4])), ("b", Tensor([1, 2, 3], dtype: .int32)), ("s", Tensor(2))], to: url, metadata: ["k": "v"])
+        try SafeTensors.write(["w": Tensor.randn([3, 4]), "b": Tensor([1, 2, 3], dtype: .int32), "s": Tensor(2), "m": Tensor([1, 0, 1], dtype: .bool)], to: url, metadata: ["k": "v"])
         var parsed = 0
         FuzzTests.mutants(of: try Data(contentsOf: url), count: 100_000, randomSeed: 1) { data in
             if (try? SafeTensors.parse(data, path: "fuzz")) != nil { parsed += 1 }

@@ -9,9 +9,10 @@ struct IOTests {
     @Test("safetensors round-trips names, shapes, dtypes and values")
     func roundTrip() throws {
         let url = temporaryFolder().appendingPathComponent("t.safetensors")
-        let tensors: [(name: String, tensor: Tensor)] = [
-            ("w", Tensor([[1.5, -2], [3, 4e-8]])), ("labels", Tensor([3, -1], dtype: .int32)),
-            ("scalar", Tensor(7)), ("empty", Tensor.zeros([0, 3])), ("view", Tensor.arange(0, 6).reshape([2, 3]).T),
+        let tensors: StateDict = [
+            "w": Tensor([[1.5, -2], [3, 4e-8]]), "labels": Tensor([3, -1], dtype: .int32),
+            "scalar": Tensor(7), "empty": Tensor.zeros([0, 3]), "view": Tensor.arange(0, 6).reshape([2, 3]).T,
+            "mask": Tensor([1, 0, 1], dtype: .bool),
         ]
         try SafeTensors.write(tensors, to: url, metadata: ["note": "hi"])
         let back = try SafeTensors.read(from: url)
@@ -85,7 +86,7 @@ struct IOTests {
     func strictKeys() throws {
         let model = Sequential(Linear(4, 3), ReLU(), Linear(3, 2))
         let before = model.stateDict().map { $0.tensor.toArray() }
-        let dict: [String: Tensor] = ["0.weight": Tensor.zeros([3, 4]), "0.bias": Tensor.zeros([5]), "extra": Tensor.zeros([1])]
+        let dict: StateDict = ["0.weight": Tensor.zeros([3, 4]), "0.bias": Tensor.zeros([5]), "extra": Tensor.zeros([1])]
         #expect(throws: EmberError.stateDictMismatch(missing: ["2.bias", "2.weight"], unexpected: ["extra"],
                                                      shapeMismatches: ["0.bias: expected [3], got [5]"])) {
             try model.loadStateDict(dict)
@@ -129,7 +130,7 @@ struct IOTests {
         }
         // A valid file cut short loses its data area.
         let good = folder.appendingPathComponent("good.safetensors")
-        try SafeTensors.write([("w", Tensor.ones([16]))], to: good)
+        try SafeTensors.write(["w": Tensor.ones([16])], to: good)
         let truncated = folder.appendingPathComponent("truncated.safetensors")
         try Data(try Data(contentsOf: good).dropLast(5)).write(to: truncated)
         #expect(throws: EmberError.self) { try SafeTensors.read(from: truncated) }
@@ -144,14 +145,14 @@ extension IOTests {
     func interruptedSave() async throws {
         let url = IOTests.interruptedPath
         let original = Tensor.arange(0, 1000)
-        try SafeTensors.write([("w", original)], to: url)
+        try SafeTensors.write(["w": original], to: url)
         // The child rewrites the file with 16 MB checkpoints until a timer kills it (SIGALRM's
         // default action) in the middle of one.
         await #expect(processExitsWith: .failure) {
             let big = Tensor.ones([4 << 20])
             var timer = itimerval(it_interval: timeval(), it_value: timeval(tv_sec: 0, tv_usec: 150_000))
             setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &timer, nil)
-            while true { try? SafeTensors.write([("w", big)], to: IOTests.interruptedPath) }
+            while true { try? SafeTensors.write(["w": big], to: IOTests.interruptedPath) }
         }
         let loaded = try SafeTensors.read(from: url)
         let values = loaded[0].tensor.toArray()

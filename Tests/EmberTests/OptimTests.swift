@@ -176,7 +176,7 @@ struct OptimTests {
             let opt = make(p)
             step(p, opt)
             step(p, opt)
-            let saved = Dictionary(uniqueKeysWithValues: opt.stateDict().map { ($0.name, $0.tensor.clone()) })
+            let saved = StateDict(opt.stateDict().map { ($0.name, $0.tensor.clone()) })
             #expect(opt.stateDict().map(\.name) == ["param_groups.0.lr", "state.0.step"] + opt.stateNames.sorted().map { "state.0.\($0)" })
             let q = Tensor(shape: [3], data: p.toArray(), requiresGrad: true)
             let resumed = make(q)

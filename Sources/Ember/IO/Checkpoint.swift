@@ -9,37 +9,47 @@ extension Module {
 
     /// Loads parameters and buffers saved by `save(to:)` or by PyTorch's safetensors.
     public func load(from url: URL, strict: Bool = true) throws {
-        try loadStateDict(Dictionary(uniqueKeysWithValues: SafeTensors.read(from: url).map { ($0.name, $0.tensor) }), strict: strict)
+        try loadStateDict(SafeTensors.read(from: url), strict: strict)
     }
 
-    /// Copies `dict`'s tensors into this module's parameters and buffers, in place (so an
-    /// optimizer made earlier still holds them) and on their devices.
-    /// With `strict`, missing and unexpected keys are errors; a shape mismatch always is.
-    /// Nothing is changed when an error is thrown.
-    public func loadStateDict(_ dict: [String: Tensor], strict: Bool = true) throws {
-        let targets = slots(buffers: false) + slots(buffers: true)
+    /// Copies `dict`'s tensors into this module's parameters and persistent buffers, in
+    /// place (so an optimizer made earlier still holds them) and on their devices, converted
+    /// to each target's dtype. A tensor reached under several names (tied weights, a shared
+    /// module) loads from whichever of its names `dict` has; if it has several, their values
+    /// must agree. With `strict`, missing and unexpected keys are errors; a shape mismatch
+    /// always is. Every key and shape is checked first: nothing is changed when an error is
+    /// thrown.
+    public func loadStateDict(_ dict: StateDict, strict: Bool = true) throws {
+        let targets = slotEntries().filter { $0.slot.persistent && $0.tensor != nil }
         var missing: [String] = [], shapes: [String] = []
-        var updates: [(TensorSlot, Tensor)] = []
-        for (name, slot) in targets {
-            guard let current = slot.tensor else { continue }
-            guard let value = dict[name] else { missing.append(name); continue }
-            guard value.shape == current.shape else {
-                shapes.append("\(name): expected \(Shape.describe(current.shape)), got \(Shape.describe(value.shape))")
-                continue
+        var updates: [(Tensor, Tensor)] = []
+        for entry in targets {
+            let current = entry.tensor!
+            let present = entry.names.filter { dict[$0] != nil }
+            guard let first = present.first else { missing.append(entry.name); continue }
+            var ok = true
+            for name in present where dict[name]!.shape != current.shape {
+                shapes.append("\(name): expected \(Shape.describe(current.shape)), got \(Shape.describe(dict[name]!.shape))")
+                ok = false
             }
-            updates.append((slot, value))
+            guard ok else { continue }
+            let value = dict[first]!
+            for name in present.dropFirst() where dict[name]!.float().toArray() != value.float().toArray() {
+                shapes.append("\(name): holds other values than \(first), but both name one tied tensor")
+                ok = false
+            }
+            if ok { updates.append((current, value)) }
         }
-        let known = Set(targets.filter { $0.slot.tensor != nil }.map(\.name))
+        let known = Set(targets.flatMap(\.names))
         let unexpected = dict.keys.filter { !known.contains($0) }.sorted()
         if !shapes.isEmpty || (strict && (!missing.isEmpty || !unexpected.isEmpty)) {
             throw EmberError.stateDictMismatch(missing: missing.sorted(), unexpected: strict ? unexpected : [], shapeMismatches: shapes)
         }
-        for (slot, value) in updates {
-            let current = slot.tensor!
-            if current.dtype == .float32 {
-                Tensor.noGrad { current.copy(from: value.float().to(current.device)) }
-            } else {
-                slot.tensor = value.int().to(current.device).detach().contiguousCopy()
+        for (current, value) in updates {
+            switch current.dtype {
+            case .float32: Tensor.noGrad { current.copy(from: value.float().to(current.device)) }
+            case .int32: current.replaceStorage(with: value.int().to(current.device))
+            case .bool: current.replaceStorage(with: value.bool().to(current.device))
             }
         }
     }
@@ -53,6 +63,6 @@ extension Optimizer {
 
     /// Restores state saved by `save(to:)`.
     public func load(from url: URL) throws {
-        try loadStateDict(Dictionary(uniqueKeysWithValues: SafeTensors.read(from: url).map { ($0.name, $0.tensor) }))
+        try loadStateDict(SafeTensors.read(from: url))
     }
 }

@@ -9,20 +9,28 @@ public enum SafeTensors {
 
     /// Writes `tensors` (in order) to `url` atomically: a temporary file in the same folder is
     /// written and synced, then renamed over `url`, so the previous file survives a crash.
-    public static func write(_ tensors: [(name: String, tensor: Tensor)], to url: URL, metadata: [String: String] = [:]) throws {
+    /// Each tensor keeps its dtype: `float32` as F32, `int32` as I32, `bool` as BOOL (one
+    /// byte per element, as Python's safetensors writes `torch.bool`).
+    public static func write(_ tensors: StateDict, to url: URL, metadata: [String: String] = [:]) throws {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var payload = Data()
-        var seen = Set<String>()
         for (name, tensor) in tensors {
-            guard seen.insert(name).inserted, name != "__metadata__" else {
-                throw EmberError.invalidFile(path: url.path, reason: "duplicate or reserved tensor name '\(name)'")
+            guard name != "__metadata__" else {
+                throw EmberError.invalidFile(path: url.path, reason: "reserved tensor name '\(name)'")
             }
             let begin = payload.count
             let bits = tensor.hostBits()
-            bits.withUnsafeBytes { payload.append(contentsOf: $0) }
-            header[name] = ["dtype": tensor.dtype == .int32 ? "I32" : "F32", "shape": tensor.shape,
-                            "data_offsets": [begin, payload.count]] as [String: Any]
+            let dtype: String
+            switch tensor.dtype {
+            case .float32, .int32:
+                dtype = tensor.dtype == .int32 ? "I32" : "F32"
+                bits.withUnsafeBytes { payload.append(contentsOf: $0) }
+            case .bool:
+                dtype = "BOOL"
+                payload.append(contentsOf: bits.map { Float(bitPattern: $0) != 0 ? UInt8(1) : 0 })
+            }
+            header[name] = ["dtype": dtype, "shape": tensor.shape, "data_offsets": [begin, payload.count]] as [String: Any]
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }
@@ -58,8 +66,10 @@ public enum SafeTensors {
     }
 
     /// Reads every tensor of a safetensors file onto the CPU, in file order. Every size and
-    /// offset is checked against the file before anything is allocated.
-    public static func read(from url: URL) throws -> [(name: String, tensor: Tensor)] {
+    /// offset is checked against the file before anything is allocated. F32, I32 and BOOL
+    /// load exactly as `float32`, `int32` and `bool`; F16, BF16 and F64 are converted to
+    /// `float32`, I64 (when in range), I8 and U8 to `int32`.
+    public static func read(from url: URL) throws -> StateDict {
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
             throw EmberError.invalidFile(path: url.path, reason: "cannot be read: \(error.localizedDescription)")
@@ -88,7 +98,7 @@ public enum SafeTensors {
         return (header, 8 + Int(length))
     }
 
-    static func parse(_ data: Data, path: String) throws -> [(name: String, tensor: Tensor)] {
+    static func parse(_ data: Data, path: String) throws -> StateDict {
         func fail(_ reason: String) -> EmberError { .invalidFile(path: path, reason: reason) }
         let (header, dataStart) = try parseHeader(data, path: path)
         let available = data.count - dataStart
@@ -119,10 +129,10 @@ public enum SafeTensors {
         for (a, b) in zip(spans, spans.dropFirst()) where b.begin < a.end {
             throw fail("tensors '\(a.name)' and '\(b.name)' overlap")
         }
-        return try entries.sorted { ($0.begin, $0.name) < ($1.begin, $1.name) }.map { entry in
+        return StateDict(try entries.sorted { ($0.begin, $0.name) < ($1.begin, $1.name) }.map { entry in
             let bytes = data.subdata(in: (data.startIndex + dataStart + entry.begin)..<(data.startIndex + dataStart + entry.end))
             return (entry.name, try decode(bytes, dtype: entry.dtype, shape: entry.shape, name: entry.name, path: path))
-        }
+        })
     }
 
     /// Bytes per element of each supported dtype.

@@ -109,6 +109,11 @@ public final class LayerNorm: Module, Layer {
         bias = elementwiseAffine ? Tensor.zeros(normalizedShape) : nil
     }
 
+    /// Normalises over the last dim, of size `normalizedShape` (PyTorch's `LayerNorm(n)`).
+    public convenience init(_ normalizedShape: Int, eps: Float = 1e-5, elementwiseAffine: Bool = true) {
+        self.init([normalizedShape], eps: eps, elementwiseAffine: elementwiseAffine)
+    }
+
     /// The normalised input.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         check(Array(x.shape.suffix(normalizedShape.count)) == normalizedShape,

@@ -15,11 +15,17 @@ open class Optimizer {
     /// Per-parameter state by name (`momentum_buffer`, `exp_avg`, ...), created on first use.
     var state: [[String: Tensor]]
 
-    /// An optimizer over `parameters` (which must be leaves) with learning rate `lr`.
+    /// An optimizer over `parameters` (which must be distinct float32 leaves) with learning
+    /// rate `lr`. The optimizer holds the tensor objects: moving the model with `to(_:)` or
+    /// re-initialising it in place afterwards keeps it valid.
     public init(_ parameters: [Tensor], lr: Float) {
         check(!parameters.isEmpty, "\(type(of: self)): got an empty parameter list")
-        for p in parameters {
+        var seen: [ObjectIdentifier: Int] = [:]
+        for (i, p) in parameters.enumerated() {
             check(p.isLeaf && p.dtype == .float32, "\(type(of: self)): parameters must be float32 leaf tensors")
+            if let j = seen.updateValue(i, forKey: ObjectIdentifier(p)) {
+                check(false, "\(type(of: self)): parameters \(j) and \(i) are the same tensor; it would be updated twice per step")
+            }
         }
         Optimizer.checkRate(lr, name: "lr", in: Self.self)
         self.parameters = parameters
@@ -41,11 +47,14 @@ open class Optimizer {
         for p in parameters { p.zeroGrad() }
     }
 
-    /// Applies one update to every parameter that has a gradient.
+    /// Applies one update to every parameter that has a gradient. State tensors of a
+    /// parameter that moved to another device (`Module.to(_:)`) move with it first.
     public func step() {
         Tensor.noGrad {
             for (i, p) in parameters.enumerated() {
                 guard let grad = p.grad else { continue }
+                var moved: [ObjectIdentifier: (old: Storage, new: Storage)] = [:]
+                for t in state[i].values where t.device != p.device { t.moveStorage(to: p.device, sharing: &moved) }
                 steps[i] += 1
                 update(i, p, grad)
             }
@@ -69,18 +78,18 @@ open class Optimizer {
     /// Optimizer state as named tensors for checkpoints, flattened from PyTorch's layout:
     /// `param_groups.0.lr`, then for each parameter that has been updated `state.<i>.step`
     /// and its state tensors (`state.<i>.exp_avg`, ...). The tensors are the live state.
-    public func stateDict() -> [(name: String, tensor: Tensor)] {
+    public func stateDict() -> StateDict {
         var out: [(String, Tensor)] = [("param_groups.0.lr", Tensor(lr))]
         for (i, entries) in state.enumerated() where steps[i] > 0 || !entries.isEmpty {
             out.append(("state.\(i).step", Tensor(Float(steps[i]))))
             for name in entries.keys.sorted() { out.append(("state.\(i).\(name)", entries[name]!)) }
         }
-        return out
+        return StateDict(out)
     }
 
     /// Restores state saved by `stateDict()`; tensors are copied to each parameter's device.
     /// Throws, changing nothing, when a key is unknown or a tensor has the wrong shape.
-    public func loadStateDict(_ dict: [String: Tensor]) throws {
+    public func loadStateDict(_ dict: StateDict) throws {
         var unexpected: [String] = [], shapes: [String] = []
         var newLR = lr, newSteps = steps, newState = state
         for (key, tensor) in dict {

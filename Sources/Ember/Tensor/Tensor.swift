@@ -7,7 +7,13 @@ import Foundation
 /// Ops run on the tensor's device and return new tensors; when any input requires a
 /// gradient (and grad mode is on) the result records how to differentiate it.
 public final class Tensor: @unchecked Sendable {
-    let storage: Storage
+    /// The memory this tensor views. Replaced only by `moveStorage(to:sharing:)` and
+    /// `replaceStorage(with:)` (`Module.to(_:)`, optimizer state following its parameter,
+    /// loading a non-float buffer), which keep the object's identity as PyTorch does for
+    /// parameters. Like any in-place write this must not race other uses of the tensor:
+    /// move a model while no other thread runs it. Nothing may cache a tensor's storage
+    /// beyond one op (kernels read `storage` afresh through `view`).
+    var storage: Storage
     /// The size of each dimension.
     public let shape: [Int]
     /// Element strides of each dimension (0 on broadcast dims).
@@ -73,6 +79,47 @@ public final class Tensor: @unchecked Sendable {
     public func requiresGrad(_ flag: Bool) -> Tensor {
         requiresGrad = flag
         return self
+    }
+
+    /// Moves this tensor to `device` in place: its whole storage is copied there (keeping
+    /// offset and strides) and replaces the old one, so the object, its `requiresGrad` and
+    /// every reference to it (an optimizer's list) stay valid. `moved` maps storages already
+    /// moved in this pass to their copies, so tensors that shared a storage still share it.
+    /// Views made earlier keep the old storage. The new storage's version is one past the
+    /// old one, so a graph that saved this tensor before the move refuses to run backward.
+    func moveStorage(to device: Device, sharing moved: inout [ObjectIdentifier: (old: Storage, new: Storage)]) {
+        guard storage.device != device else { return }
+        if let done = moved[ObjectIdentifier(storage)] {
+            storage = done.new
+            return
+        }
+        let old = storage
+        let copy = Storage.allocate(old.elementCount, on: device, for: "to(\(device))")
+        if old.elementCount > 0 {
+            var bytes = [UInt8](repeating: 0, count: old.elementCount * 4)
+            bytes.withUnsafeMutableBytes { raw in
+                do { try old.backend.download(old.buffer, offset: 0, into: raw) } catch {
+                    fatalError("to(\(device)): reading from \(old.device): \(error)")
+                }
+            }
+            bytes.withUnsafeBytes { copy.backend.upload($0, to: copy.buffer) }
+        }
+        copy.version = old.version + 1
+        moved[ObjectIdentifier(old)] = (old, copy)
+        storage = copy
+    }
+
+    /// Replaces this tensor's contents by `values` (same shape, dtype and device) by taking a
+    /// dense copy's storage: an in-place load for dtypes the in-place ops refuse (`.bool`
+    /// and `.int32` buffers). This tensor must own its whole storage contiguously.
+    func replaceStorage(with values: Tensor) {
+        check(values.shape == shape && values.dtype == dtype && values.device == device,
+              "replaceStorage: \(Shape.describe(values.shape)) \(values.dtype) on \(values.device) does not match \(Shape.describe(shape)) \(dtype) on \(device)")
+        check(offset == 0 && isContiguous && count == storage.elementCount,
+              "replaceStorage: tensor of shape \(Shape.describe(shape)) does not own its whole storage contiguously")
+        let copy = values.contiguousCopy()
+        copy.storage.version = storage.version + 1
+        storage = copy.storage
     }
 
     /// The strided view the backend kernels read.
