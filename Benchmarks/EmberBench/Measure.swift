@@ -74,3 +74,17 @@ func peakResidentMiB() -> Double {
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return Double(usage.ru_maxrss) / 1024
 }
+
+/// The most resident memory `body` added above what the process held when it started:
+/// Linux's peak (VmHWM) is reset to the current size first (`/proc/self/clear_refs`).
+func peakBytesAbove(_ body: () -> Void) -> Int {
+    func status(_ field: String) -> Int {
+        let text = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
+        return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+    }
+    try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+    let baseline = status("VmRSS")
+    body()
+    return status("VmHWM") - baseline
+}

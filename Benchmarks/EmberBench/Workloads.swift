@@ -145,6 +145,30 @@ struct Workloads {
                Double(device.stats.peakLiveBytes) / 1_048_576)
     }
 
+    /// Writing and reading a 256 MiB safetensors checkpoint (host side: the tensors load onto
+    /// the CPU): GB/s, and the peak resident memory above the process's baseline as a multiple
+    /// of the file size.
+    func checkpoint(filter: (String) -> Bool) throws {
+        guard filter("safetensors") else { return }
+        let bytes = 256 << 20
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ember-bench-\(getpid()).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let tensors: StateDict = ["a": Tensor.randn([bytes / 8]), "b": Tensor.randn([bytes / 16]), "c": Tensor.randn([bytes / 16])]
+        // Freed buffers wait in the CPU's pool and would serve the next read without new
+        // memory, so the pool is emptied before each measured call.
+        func measured(_ body: () -> Void) -> Int {
+            Device.cpu.emptyCache()
+            return peakBytesAbove(body)
+        }
+        var writePeak = 0, readPeak = 0
+        let write = timer.time(on: .cpu) { writePeak = max(writePeak, measured { try? SafeTensors.write(tensors, to: url) }) }
+        report("safetensors write 256 MiB", .cpu, write, unit: "GB/s",
+               note: String(format: "peak %.2fx the file above the baseline", Double(writePeak) / Double(bytes))) { Double(bytes) / $0 / 1e9 }
+        let read = timer.time(on: .cpu) { readPeak = max(readPeak, measured { _ = try? SafeTensors.read(from: url) }) }
+        report("safetensors read 256 MiB", .cpu, read, unit: "GB/s",
+               note: String(format: "peak %.2fx the file above the baseline", Double(readPeak) / Double(bytes))) { Double(bytes) / $0 / 1e9 }
+    }
+
     func dispatch(_ device: Device, filter: (String) -> Bool) {
         let ops = 1000
         if filter("dispatch forward") {

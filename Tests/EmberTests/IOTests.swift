@@ -110,13 +110,21 @@ struct IOTests {
         let cases: [(String, Data, String)] = [
             ("tiny", Data([1, 2]), "too short"),
             ("length", file(header: "{}", declaredLength: 1 << 40), "header length"),
-            ("json", file(header: "{not json"), "not a JSON object"),
+            ("json", file(header: "{not json"), "header is not valid JSON: expected a string key at byte 1"),
+            ("array", file(header: "[]"), "header is not a JSON object but an array"),
             ("entry", file(header: #"{"a":{"dtype":"F32"}}"#), "malformed entry"),
             ("dtype", file(header: #"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#, payload: 8), "unsupported dtype"),
             ("range", file(header: #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, payload: 8), "outside the 8-byte data area"),
             ("count", file(header: #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, payload: 8), "needs 12 bytes"),
             ("overlap", file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, payload: 8), "overlap"),
-            ("shape", file(header: #"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}"#), "invalid shape"),
+            ("shape", file(header: #"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}"#), "shape holds -1, not a non-negative integer"),
+            ("bool-shape", file(header: #"{"a":{"dtype":"F32","shape":[true],"data_offsets":[0,4]}}"#, payload: 4), "shape holds a boolean, not a non-negative integer"),
+            ("float-offset", file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4.0]}}"#, payload: 4), "data_offsets holds 4.0, not a non-negative integer"),
+            ("duplicate", file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, payload: 8), "the header names 'a' twice"),
+            ("metadata", file(header: #"{"__metadata__":{"n":1},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, payload: 4), "__metadata__ 'n' is a number, not a string"),
+            ("gap", file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, payload: 8), "starts at data byte 4, leaving a gap after byte 0"),
+            ("trailing", file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, payload: 8), "the data area has 8 bytes, the tensors cover 4"),
+            ("pair", file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}"#, payload: 4), "data_offsets [0] is not a [begin, end] pair"),
         ]
         for (name, bytes, message) in cases {
             let url = folder.appendingPathComponent(name)
@@ -138,6 +146,52 @@ struct IOTests {
 }
 
 extension IOTests {
+    @Test("names are compared byte for byte: NFC and NFD spellings are two tensors")
+    func namesAreBytes() throws {
+        let url = temporaryFolder().appendingPathComponent("names.safetensors")
+        let nfc = "caf\u{e9}", nfd = "cafe\u{301}"
+        try SafeTensors.write(StateDict([(nfc, Tensor([1])), (nfd, Tensor([2]))]), to: url)
+        let back = try SafeTensors.read(from: url)
+        #expect(back.count == 2)
+        #expect(back[nfc]?.toArray() == [1] && back[nfd]?.toArray() == [2])
+        #expect(back.map { Array($0.name.utf8) } == [Array(nfc.utf8), Array(nfd.utf8)])
+    }
+
+    @Test("a missing file throws EmberError from every reader")
+    func missingFile() throws {
+        let url = temporaryFolder().appendingPathComponent("missing.safetensors")
+        let error = EmberError.invalidFile(path: url.path, reason: "cannot be read: No such file or directory")
+        #expect(throws: error) { try SafeTensors.metadata(from: url) }
+        #expect(throws: error) { try SafeTensors.read(from: url) }
+        #expect(throws: error) { try Linear(2, 2).load(from: url) }
+    }
+
+    /// Where the memory test writes the file its child process reads, named by the test
+    /// process's id (exit tests capture nothing; the child passes its parent's).
+    static func loadPath(_ testProcess: pid_t) -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("ember-load-\(testProcess).safetensors")
+    }
+
+    @Test("loading a 64 MiB safetensors file peaks at most 1.2x its size above the baseline")
+    func loadMemory() async throws {
+        try SafeTensors.write(["a": Tensor.ones([12 << 20]), "b": Tensor.full([4 << 20], 2)], to: IOTests.loadPath(getpid()))
+        defer { try? FileManager.default.removeItem(at: IOTests.loadPath(getpid())) }
+        await #expect(processExitsWith: .success) {
+            func status(_ field: String) -> Int {
+                let text = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+                let line = text.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
+                return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+            }
+            // Resets the peak (VmHWM) to the current resident size.
+            try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+            let baseline = status("VmRSS")
+            let loaded = try! SafeTensors.read(from: IOTests.loadPath(getppid()))
+            let peak = status("VmHWM") - baseline
+            precondition(loaded["a"]!.count == 12 << 20 && loaded["b"]!.sum().item() == Float(8 << 20))
+            precondition(Double(peak) <= 1.2 * Double(64 << 20), "loading 64 MiB peaked \(peak) bytes above the baseline")
+        }
+    }
+
     /// Where the interrupted-save test's child process writes (fixed: exit tests capture nothing).
     static let interruptedPath = FileManager.default.temporaryDirectory.appendingPathComponent("ember-interrupted-save.safetensors")
 

@@ -15,6 +15,14 @@ struct JSONTests {
         ]))
     }
 
+    @Test("encoding gives compact text that parses back to the same value")
+    func roundTrip() throws {
+        let value = JSON.object([("a\"\\\n\u{1}é", .array([.integer(-3), .number(0.5), .bool(true), .null, .string("")])), ("b", .object([]))])
+        let text = value.encoded()
+        #expect(String(decoding: text, as: UTF8.self) == #"{"a\"\\\u000a\u0001é":[-3,0.5,true,null,""],"b":{}}"#)
+        #expect(try JSON.parse(text) == value)
+    }
+
     @Test("NFC and NFD spellings of a key stay two keys")
     func keysAreBytes() throws {
         guard case let .object(members) = try JSON.parse(Array("{\"\u{e9}\": 1, \"e\u{301}\": 2}".utf8)) else {

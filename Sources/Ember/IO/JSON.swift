@@ -1,3 +1,5 @@
+import Foundation
+
 /// A JSON value as RFC 8259 defines it, read strictly: object keys keep their exact bytes
 /// and order (Swift's `String ==` would merge NFC and NFD spellings of one name), integers
 /// stay apart from other numbers, and nothing after the value but whitespace is allowed.
@@ -36,6 +38,50 @@ indirect enum JSON: Equatable {
         case .integer, .number: return "a number"
         case .bool: return "a boolean"
         case .null: return "null"
+        }
+    }
+
+    /// The compact UTF-8 text of this value (no whitespace; keys in their order; strings
+    /// escaped only where JSON requires it).
+    func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        encode(into: &out)
+        return out
+    }
+
+    private func encode(into out: inout [UInt8]) {
+        func string(_ text: String) {
+            out.append(UInt8(ascii: "\""))
+            for byte in text.utf8 {
+                switch byte {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), byte]
+                case 0..<0x20: out += Array(String(format: "\\u%04x", byte).utf8)
+                default: out.append(byte)
+                }
+            }
+            out.append(UInt8(ascii: "\""))
+        }
+        func list<T>(_ open: Unicode.Scalar, _ close: Unicode.Scalar, _ items: [T], _ each: (T) -> Void) {
+            out.append(UInt8(ascii: open))
+            for (i, item) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                each(item)
+            }
+            out.append(UInt8(ascii: close))
+        }
+        switch self {
+        case let .object(members):
+            list("{", "}", members) { member in
+                string(member.key)
+                out.append(UInt8(ascii: ":"))
+                member.value.encode(into: &out)
+            }
+        case let .array(items): list("[", "]", items) { $0.encode(into: &out) }
+        case let .string(text): string(text)
+        case let .integer(n): out += Array(String(n).utf8)
+        case let .number(x): out += Array((x.isFinite ? "\(x)" : "null").utf8)
+        case let .bool(b): out += Array((b ? "true" : "false").utf8)
+        case .null: out += Array("null".utf8)
         }
     }
 

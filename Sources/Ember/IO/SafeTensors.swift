@@ -3,6 +3,13 @@ import Foundation
 /// The safetensors format (as written by Python's `safetensors` and read by PyTorch):
 /// an 8-byte little-endian header length, a JSON header naming each tensor's dtype, shape
 /// and byte range, then the raw little-endian data.
+///
+/// Reading follows the reference implementation's rules: the header is strict JSON, names
+/// are compared byte for byte and may not repeat, shapes and offsets are non-negative
+/// integers, `__metadata__` maps strings to strings, and the tensors tile the data area
+/// from its first byte to the end of the file. Tensor bytes are read from the file straight
+/// into each tensor's storage, a chunk at a time, so loading needs the file's size in
+/// memory and little more; writing streams the same way.
 public enum SafeTensors {
     /// Largest header accepted (100 MB, as the reference implementation).
     static let maxHeaderBytes = 100_000_000
@@ -10,58 +17,64 @@ public enum SafeTensors {
     /// Writes `tensors` (in order) to `url` atomically: a temporary file in the same folder is
     /// written and synced, then renamed over `url`, so the previous file survives a crash.
     /// Each tensor keeps its dtype: `float32` as F32, `int32` as I32, `bool` as BOOL (one
-    /// byte per element, as Python's safetensors writes `torch.bool`).
+    /// byte per element, as Python's safetensors writes `torch.bool`). Tensor bytes go from
+    /// the device to the file a chunk at a time.
     public static func write(_ tensors: StateDict, to url: URL, metadata: [String: String] = [:]) throws {
-        var header: [String: Any] = [:]
-        if !metadata.isEmpty { header["__metadata__"] = metadata }
-        var payload = Data()
+        var header: [(key: String, value: JSON)] = []
+        if !metadata.isEmpty {
+            header.append(("__metadata__", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
+        }
+        var offset = 0
         for (name, tensor) in tensors {
             guard name != "__metadata__" else {
                 throw EmberError.invalidFile(path: url.path, reason: "reserved tensor name '\(name)'")
             }
-            let begin = payload.count
-            let bits = tensor.hostBits()
-            let dtype: String
-            switch tensor.dtype {
-            case .float32, .int32:
-                dtype = tensor.dtype == .int32 ? "I32" : "F32"
-                bits.withUnsafeBytes { payload.append(contentsOf: $0) }
-            case .bool:
-                dtype = "BOOL"
-                payload.append(contentsOf: bits.map { Float(bitPattern: $0) != 0 ? UInt8(1) : 0 })
-            }
-            header[name] = ["dtype": dtype, "shape": tensor.shape, "data_offsets": [begin, payload.count]] as [String: Any]
+            let dtype = FileType(tensor.dtype)
+            let end = offset + tensor.count * dtype.size
+            header.append((name, .object([("dtype", .string(dtype.rawValue)), ("shape", .array(tensor.shape.map { .integer($0) })),
+                                          ("data_offsets", .array([.integer(offset), .integer(end)]))])))
+            offset = end
         }
-        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        var json = JSON.object(header).encoded()
         while json.count % 8 != 0 { json.append(0x20) }
-        var file = Data()
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
-        file.append(json)
-        file.append(payload)
-        try writeAtomically(file, to: url)
+        try writeAtomically(to: url) { emit in
+            try withUnsafeBytes(of: UInt64(json.count).littleEndian) { try emit($0) }
+            try json.withUnsafeBytes { try emit($0) }
+            for (_, tensor) in tensors {
+                try tensor.forEachHostChunk { chunk in
+                    guard tensor.dtype == .bool else { return try emit(chunk) }
+                    let bytes = chunk.bindMemory(to: Float.self).map { $0 != 0 ? UInt8(1) : 0 }
+                    try bytes.withUnsafeBytes { try emit($0) }
+                }
+            }
+        }
     }
 
-    /// Writes `data` to a temporary sibling of `url`, syncs it, and renames it over `url`.
-    static func writeAtomically(_ data: Data, to url: URL) throws {
+    /// Writes what `produce` emits to a temporary sibling of `url`, syncs it, and renames it
+    /// over `url`; on any failure the temporary file is removed and `url` is left as it was.
+    static func writeAtomically(to url: URL, _ produce: (_ emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
         let folder = url.deletingLastPathComponent()
         let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).\(UInt64.random(in: 0...UInt64.max)).tmp")
-        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw EmberError.invalidFile(path: url.path, reason: "cannot create \(temporary.lastPathComponent): \(String(cString: strerror(errno)))") }
-        var failure: String?
-        data.withUnsafeBytes { bytes in
-            var written = 0
-            while written < bytes.count {
-                let n = Foundation.write(fd, bytes.baseAddress! + written, bytes.count - written)
-                if n <= 0 { failure = String(cString: strerror(errno)); return }
-                written += n
+        func systemFailure() -> EmberError { .invalidFile(path: url.path, reason: "write failed: \(String(cString: strerror(errno)))") }
+        do {
+            try produce { bytes in
+                var written = 0
+                while written < bytes.count {
+                    let n = Foundation.write(fd, bytes.baseAddress! + written, bytes.count - written)
+                    if n < 0 && errno == EINTR { continue }
+                    guard n > 0 else { throw systemFailure() }
+                    written += n
+                }
             }
-        }
-        if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
-        close(fd)
-        if failure == nil && rename(temporary.path, url.path) != 0 { failure = String(cString: strerror(errno)) }
-        if let failure {
+            guard fsync(fd) == 0 else { throw systemFailure() }
+            close(fd)
+            guard rename(temporary.path, url.path) == 0 else { throw systemFailure() }
+        } catch {
+            close(fd)
             unlink(temporary.path)
-            throw EmberError.invalidFile(path: url.path, reason: "write failed: \(failure)")
+            throw error
         }
     }
 
@@ -70,94 +83,229 @@ public enum SafeTensors {
     /// load exactly as `float32`, `int32` and `bool`; F16, BF16 and F64 are converted to
     /// `float32`, I64 (when in range), I8 and U8 to `int32`.
     public static func read(from url: URL) throws -> StateDict {
-        let data: Data
-        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw EmberError.invalidFile(path: url.path, reason: "cannot be read: \(error.localizedDescription)")
-        }
-        return try parse(data, path: url.path)
+        try read(HostFile(url))
     }
 
-    /// The metadata strings of a safetensors file.
+    /// The metadata strings of a safetensors file (empty when it has none).
     public static func metadata(from url: URL) throws -> [String: String] {
-        let data = try Data(contentsOf: url, options: .alwaysMapped)
-        let (header, _) = try parseHeader(data, path: url.path)
-        return header["__metadata__"] as? [String: String] ?? [:]
+        try Header(HostFile(url)).metadata
     }
 
-    private static func parseHeader(_ data: Data, path: String) throws -> ([String: Any], Int) {
-        func fail(_ reason: String) -> EmberError { .invalidFile(path: path, reason: reason) }
-        guard data.count >= 8 else { throw fail("file of \(data.count) bytes is too short for a safetensors header") }
-        let length = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        guard length <= UInt64(maxHeaderBytes), Int(length) <= data.count - 8 else {
-            throw fail("header length \(length) exceeds the file (\(data.count) bytes)")
-        }
-        let json = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + Int(length)))
-        guard let header = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] else {
-            throw fail("header is not a JSON object")
-        }
-        return (header, 8 + Int(length))
-    }
-
+    /// Reads every tensor of a safetensors file held in memory; `path` names it in errors.
     static func parse(_ data: Data, path: String) throws -> StateDict {
-        func fail(_ reason: String) -> EmberError { .invalidFile(path: path, reason: reason) }
-        let (header, dataStart) = try parseHeader(data, path: path)
-        let available = data.count - dataStart
-        var entries: [(name: String, dtype: String, shape: [Int], begin: Int, end: Int)] = []
-        for (name, value) in header where name != "__metadata__" {
-            guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw fail("tensor '\(name)' has a malformed entry")
+        try read(BytesInMemory(data: data, path: path))
+    }
+
+    private static func read(_ file: some ReadableBytes) throws -> StateDict {
+        let header = try Header(file)
+        var out = StateDict()
+        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * Tensor.hostChunkBytes, alignment: 64)
+        defer { staging.deallocate() }
+        for entry in header.entries {
+            let start = header.dataStart + entry.begin
+            out[entry.name] = try Tensor.fromHost(shape: entry.shape, dtype: entry.dtype.tensorType, device: .cpu, op: "SafeTensors.read") { chunk, byteOffset in
+                let first = byteOffset / 4, count = chunk.count / 4
+                let source = start + first * entry.dtype.size
+                if entry.dtype == .f32 || entry.dtype == .i32 { return try file.read(at: source, into: chunk) }
+                let raw = UnsafeMutableRawBufferPointer(rebasing: staging[..<(count * entry.dtype.size)])
+                try file.read(at: source, into: raw)
+                try entry.dtype.convert(UnsafeRawBufferPointer(raw), into: chunk, count: count) {
+                    EmberError.invalidFile(path: file.path, reason: "tensor '\(entry.name)' holds int64 value \($0) outside the int32 range")
+                }
             }
-            guard let size = elementSize[dtype] else { throw fail("tensor '\(name)' has unsupported dtype '\(dtype)'") }
+        }
+        return out
+    }
+
+    /// The element types a file may hold, with their sizes and how they load (hosts are
+    /// little-endian, like the format).
+    enum FileType: String {
+        case f32 = "F32", f64 = "F64", f16 = "F16", bf16 = "BF16", i32 = "I32", i64 = "I64", i8 = "I8", u8 = "U8", bool = "BOOL"
+
+        /// How Ember's dtypes are stored.
+        init(_ dtype: DType) {
+            switch dtype {
+            case .float32: self = .f32
+            case .int32: self = .i32
+            case .bool: self = .bool
+            }
+        }
+
+        /// Bytes per element in the file.
+        var size: Int {
+            switch self {
+            case .f64, .i64: return 8
+            case .f32, .i32: return 4
+            case .f16, .bf16: return 2
+            case .i8, .u8, .bool: return 1
+            }
+        }
+
+        /// The dtype of the tensor it loads as.
+        var tensorType: DType {
+            switch self {
+            case .f32, .f64, .f16, .bf16: return .float32
+            case .i32, .i64, .i8, .u8: return .int32
+            case .bool: return .bool
+            }
+        }
+
+        /// Converts `count` file elements into 4-byte tensor elements.
+        func convert(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, count: Int,
+                     outOfRange: (Int64) -> EmberError) throws {
+            func map<Source, Target>(_: Source.Type, _: Target.Type, _ transform: (Source) throws -> Target) rethrows {
+                let from = source.bindMemory(to: Source.self), to = destination.bindMemory(to: Target.self)
+                for i in 0..<count { to[i] = try transform(from[i]) }
+            }
+            switch self {
+            case .f32, .i32: destination.copyMemory(from: source)
+            case .f64: map(Double.self, Float.self) { Float($0) }
+            case .f16: map(UInt16.self, Float.self) { Float(Float16(bitPattern: $0)) }
+            case .bf16: map(UInt16.self, Float.self) { Float(bitPattern: UInt32($0) << 16) }
+            case .i64:
+                try map(Int64.self, Int32.self) { v in
+                    guard let narrow = Int32(exactly: v) else { throw outOfRange(v) }
+                    return narrow
+                }
+            case .i8: map(Int8.self, Int32.self) { Int32($0) }
+            case .u8: map(UInt8.self, Int32.self) { Int32($0) }
+            case .bool: map(UInt8.self, Float.self) { $0 != 0 ? 1 : 0 }
+            }
+        }
+    }
+
+    /// A parsed, validated header.
+    struct Header {
+        /// One tensor's entry.
+        struct Entry {
+            let name: String
+            let dtype: FileType
+            let shape: [Int]
+            let begin: Int, end: Int
+        }
+        /// The tensors in file order.
+        var entries: [Entry] = []
+        /// The `__metadata__` strings.
+        var metadata: [String: String] = [:]
+        /// Where the data area starts in the file.
+        var dataStart = 0
+
+        init(_ file: some ReadableBytes) throws {
+            func fail(_ reason: String) -> EmberError { .invalidFile(path: file.path, reason: reason) }
+            guard file.size >= 8 else { throw fail("file of \(file.size) bytes is too short for a safetensors header") }
+            var lengthField: UInt64 = 0
+            try withUnsafeMutableBytes(of: &lengthField) { try file.read(at: 0, into: $0) }
+            let length = UInt64(littleEndian: lengthField)
+            guard length <= UInt64(maxHeaderBytes), Int(length) <= file.size - 8 else {
+                throw fail("header length \(length) exceeds the file (\(file.size) bytes)")
+            }
+            var text = [UInt8](repeating: 0, count: Int(length))
+            try text.withUnsafeMutableBytes { try file.read(at: 8, into: $0) }
+            dataStart = 8 + Int(length)
+            let json: JSON
+            do { json = try JSON.parse(text) } catch let error as JSON.ParseError {
+                throw fail("header is not valid JSON: \(error)")
+            }
+            guard case let .object(members) = json else { throw fail("header is not a JSON object but \(json.kind)") }
+            var seen = Set<[UInt8]>()
+            for (name, value) in members {
+                guard seen.insert(Array(name.utf8)).inserted else { throw fail("the header names '\(name)' twice") }
+                if name == "__metadata__" {
+                    metadata = try Header.metadata(value, fail)
+                } else {
+                    entries.append(try Header.entry(name, value, fail))
+                }
+            }
+            // Sorted by offsets, the tensors must tile the data area exactly.
+            entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+            var position = 0
+            for entry in entries {
+                guard entry.begin == position else {
+                    throw fail(entry.begin < position ? "tensor '\(entry.name)' overlaps the one before it"
+                                                      : "tensor '\(entry.name)' starts at data byte \(entry.begin), leaving a gap after byte \(position)")
+                }
+                position = entry.end
+            }
+            guard dataStart + position == file.size else {
+                throw fail(dataStart + position > file.size
+                           ? "tensors extend to data byte \(position), outside the \(file.size - dataStart)-byte data area"
+                           : "the data area has \(file.size - dataStart) bytes, the tensors cover \(position)")
+            }
+        }
+
+        private static func metadata(_ value: JSON, _ fail: (String) -> EmberError) throws -> [String: String] {
+            switch value {
+            case .null: return [:]
+            case let .object(members):
+                var out: [String: String] = [:]
+                for (key, entry) in members {
+                    guard case let .string(text) = entry else { throw fail("__metadata__ '\(key)' is \(entry.kind), not a string") }
+                    out[key] = text
+                }
+                return out
+            default: throw fail("__metadata__ is \(value.kind), not an object of strings")
+            }
+        }
+
+        private static func entry(_ name: String, _ value: JSON, _ fail: (String) -> EmberError) throws -> Entry {
+            guard case let .object(fields) = value else { throw fail("tensor '\(name)' has a malformed entry: \(value.kind), not an object") }
+            func field(_ key: String) throws -> JSON {
+                guard let found = fields.first(where: { $0.key == key }) else { throw fail("tensor '\(name)' has a malformed entry: no \(key)") }
+                return found.value
+            }
+            func naturals(_ key: String) throws -> [Int] {
+                guard case let .array(items) = try field(key) else { throw fail("tensor '\(name)': \(key) is not a list") }
+                return try items.map { item in
+                    guard case let .integer(n) = item, n >= 0 else {
+                        let shown = item.kind == "a number" ? String(decoding: item.encoded(), as: UTF8.self) : item.kind
+                        throw fail("tensor '\(name)': \(key) holds \(shown), not a non-negative integer")
+                    }
+                    return n
+                }
+            }
+            guard case let .string(typeName) = try field("dtype") else { throw fail("tensor '\(name)': dtype is not a string") }
+            guard let dtype = FileType(rawValue: typeName) else { throw fail("tensor '\(name)' has unsupported dtype '\(typeName)'") }
+            let shape = try naturals("shape"), offsets = try naturals("data_offsets")
+            guard offsets.count == 2, offsets[0] <= offsets[1] else {
+                throw fail("tensor '\(name)': data_offsets \(offsets) is not a [begin, end] pair")
+            }
             var count = 1
             for d in shape {
                 let (product, overflow) = count.multipliedReportingOverflow(by: d)
-                guard d >= 0, !overflow else { throw fail("tensor '\(name)' has invalid shape \(shape)") }
+                guard !overflow else { throw fail("tensor '\(name)' has invalid shape \(shape)") }
                 count = product
             }
-            let (begin, end) = (offsets[0], offsets[1])
-            guard begin >= 0, begin <= end, end <= available else {
-                throw fail("tensor '\(name)' data offsets \(offsets) lie outside the \(available)-byte data area")
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)
+            guard !overflow, offsets[1] - offsets[0] == bytes else {
+                throw fail("tensor '\(name)' of shape \(shape) and dtype \(typeName) needs \(overflow ? "more than Int.max" : String(bytes)) bytes, its offsets span \(offsets[1] - offsets[0])")
             }
-            let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
-            guard !overflow, end - begin == bytes else {
-                throw fail("tensor '\(name)' of shape \(shape) and dtype \(dtype) needs \(overflow ? "more than Int.max" : String(bytes)) bytes, its offsets span \(end - begin)")
-            }
-            entries.append((name, dtype, shape, begin, end))
+            return Entry(name: name, dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1])
         }
-        let spans = entries.filter { $0.end > $0.begin }.sorted { $0.begin < $1.begin }
-        for (a, b) in zip(spans, spans.dropFirst()) where b.begin < a.end {
-            throw fail("tensors '\(a.name)' and '\(b.name)' overlap")
-        }
-        return StateDict(try entries.sorted { ($0.begin, $0.name) < ($1.begin, $1.name) }.map { entry in
-            let bytes = data.subdata(in: (data.startIndex + dataStart + entry.begin)..<(data.startIndex + dataStart + entry.end))
-            return (entry.name, try decode(bytes, dtype: entry.dtype, shape: entry.shape, name: entry.name, path: path))
-        })
     }
+}
 
-    /// Bytes per element of each supported dtype.
-    static let elementSize: [String: Int] = ["F32": 4, "F64": 8, "F16": 2, "BF16": 2, "I32": 4, "I64": 8, "U8": 1, "I8": 1, "BOOL": 1]
+/// Bytes that can be read at any offset: a file (`HostFile`) or bytes in memory.
+protocol ReadableBytes {
+    /// The path, for error messages.
+    var path: String { get }
+    /// The number of bytes.
+    var size: Int { get }
+    /// Fills `destination` with the bytes from `offset` on; throws when they end first.
+    func read(at offset: Int, into destination: UnsafeMutableRawBufferPointer) throws
+}
 
-    private static func decode(_ bytes: Data, dtype: String, shape: [Int], name: String, path: String) throws -> Tensor {
-        func load<T: FixedWidthInteger>(_ type: T.Type) -> [T] {
-            bytes.withUnsafeBytes { raw in (0..<(bytes.count / MemoryLayout<T>.size)).map { T(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)) } }
+extension HostFile: ReadableBytes {}
+
+/// Bytes in memory read like a file.
+struct BytesInMemory: ReadableBytes {
+    let data: Data
+    let path: String
+    var size: Int { data.count }
+
+    func read(at offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+        guard offset >= 0, offset + destination.count <= data.count else {
+            throw EmberError.invalidFile(path: path, reason: "read failed: the file ended after \(data.count) bytes")
         }
-        switch dtype {
-        case "F32": return Tensor(shape: shape, data: load(UInt32.self).map(Float.init(bitPattern:)))
-        case "F64": return Tensor(shape: shape, data: load(UInt64.self).map { Float(Double(bitPattern: $0)) })
-        case "F16": return Tensor(shape: shape, data: load(UInt16.self).map { Float(Float16(bitPattern: $0)) })
-        case "BF16": return Tensor(shape: shape, data: load(UInt16.self).map { Float(bitPattern: UInt32($0) << 16) })
-        case "I32": return Tensor(shape: shape, data: load(Int32.self))
-        case "I64":
-            let values = load(Int64.self)
-            guard values.allSatisfy({ $0 >= Int64(Int32.min) && $0 <= Int64(Int32.max) }) else {
-                throw EmberError.invalidFile(path: path, reason: "tensor '\(name)' holds int64 values outside the int32 range")
-            }
-            return Tensor(shape: shape, data: values.map { Int32($0) })
-        case "I8": return Tensor(shape: shape, data: load(Int8.self).map { Int32($0) })
-        case "U8": return Tensor(shape: shape, data: load(UInt8.self).map { Int32($0) })
-        default:
-            return Tensor(shape: shape, values: load(UInt8.self).map { $0 != 0 ? 1 : 0 }, dtype: .bool, device: .cpu, requiresGrad: false)
-        }
+        data.copyBytes(to: destination.bindMemory(to: UInt8.self), from: data.startIndex + offset..<data.startIndex + offset + destination.count)
     }
 }

@@ -3,14 +3,22 @@
 /// `loadStateDict(_:)`, and what `SafeTensors` writes and reads.
 ///
 /// `dict["fc.weight"]` looks a tensor up by name; iterating (or `dict[0]`) gives
-/// `(name, tensor)` pairs in order. Assigning to a new name appends it; assigning to an
+/// `(name, tensor)` pairs in order. Names are compared byte for byte, as Python compares
+/// them: "é" (NFC) and "e" + combining accent (NFD) name two entries, though Swift's `==`
+/// calls them equal. Assigning to a new name appends it; assigning to an
 /// existing name replaces the tensor in its place; assigning nil removes the entry.
 public struct StateDict: RandomAccessCollection, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     /// One entry: a name and its tensor.
     public typealias Element = (name: String, tensor: Tensor)
 
     private var entries: [Element] = []
-    private var positions: [String: Int] = [:]
+    private var positions: [Name: Int] = [:]
+
+    /// A name as its UTF-8 bytes, hashed and compared byte for byte.
+    private struct Name: Hashable {
+        let bytes: [UInt8]
+        init(_ name: String) { bytes = Array(name.utf8) }
+    }
 
     /// An empty state dict.
     public init() {}
@@ -18,7 +26,7 @@ public struct StateDict: RandomAccessCollection, ExpressibleByDictionaryLiteral,
     /// The pairs in order; a name given twice stops with a message.
     public init(_ pairs: [(String, Tensor)]) {
         for (name, tensor) in pairs {
-            check(positions[name] == nil, "StateDict: name '\(name)' given twice")
+            check(positions[Name(name)] == nil, "StateDict: name '\(name)' given twice")
             append(name, tensor)
         }
     }
@@ -37,15 +45,15 @@ public struct StateDict: RandomAccessCollection, ExpressibleByDictionaryLiteral,
 
     /// The tensor stored under `name`, or nil; setting appends, replaces in place, or removes.
     public subscript(name: String) -> Tensor? {
-        get { positions[name].map { entries[$0].tensor } }
+        get { positions[Name(name)].map { entries[$0].tensor } }
         set {
-            switch (positions[name], newValue) {
+            switch (positions[Name(name)], newValue) {
             case let (i?, tensor?): entries[i].tensor = tensor
             case let (nil, tensor?): append(name, tensor)
             case let (i?, nil):
                 entries.remove(at: i)
-                positions[name] = nil
-                for j in i..<entries.count { positions[entries[j].name] = j }
+                positions[Name(name)] = nil
+                for j in i..<entries.count { positions[Name(entries[j].name)] = j }
             case (nil, nil): break
             }
         }
@@ -60,7 +68,7 @@ public struct StateDict: RandomAccessCollection, ExpressibleByDictionaryLiteral,
     }
 
     private mutating func append(_ name: String, _ tensor: Tensor) {
-        positions[name] = entries.count
+        positions[Name(name)] = entries.count
         entries.append((name, tensor))
     }
 }

@@ -200,6 +200,24 @@ public final class Tensor: @unchecked Sendable {
         return out
     }
 
+    /// Hands this tensor's bytes, row-major, to `body` in chunks of at most `hostChunkBytes`
+    /// read from the device one after another (waiting for it): writing a tensor of any size
+    /// to a file needs one chunk of host memory.
+    func forEachHostChunk(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let source = dense, total = count * 4
+        let chunk = Swift.min(total, Tensor.hostChunkBytes)
+        guard chunk > 0 else { return }
+        let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
+        defer { staging.deallocate() }
+        var offset = 0
+        while offset < total {
+            let part = UnsafeMutableRawBufferPointer(rebasing: staging[..<Swift.min(chunk, total - offset)])
+            try source.backend.download(source.storage.buffer, offset: source.offset + offset / 4, into: part)
+            try body(UnsafeRawBufferPointer(part))
+            offset += part.count
+        }
+    }
+
     /// Stops with a message when a shape has a negative dimension.
     static func checkShape(_ shape: [Int], op: String) {
         for d in shape where d < 0 {
