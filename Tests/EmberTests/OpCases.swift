@@ -37,7 +37,7 @@ func indexTensor(_ values: [Int32], shape: [Int], like: Tensor) -> Tensor {
 }
 
 extension OpCase {
-    static let all: [OpCase] = unary + binary + reductions + linearAlgebra + shapes + indexing
+    static let all: [OpCase] = unary + binary + reductions + linearAlgebra + shapes + indexing + zeroDim
 
     static let unary: [OpCase] = [
         OpCase(name: "neg", shapes: [[2, 3]]) { -$0[0] },
@@ -83,8 +83,8 @@ extension OpCase {
         OpCase(name: "sum dims 0,2 keepDim", shapes: [[2, 3, 4]]) { $0[0].sum(dims: [0, 2], keepDim: true) },
         OpCase(name: "mean dim -1", shapes: [[3, 5]]) { $0[0].mean(dim: -1) },
         OpCase(name: "variance dim 0", shapes: [[4, 3]]) { $0[0].variance(dim: 0) },
-        OpCase(name: "max dim 1", shapes: [[3, 4]], domain: -5...5) { $0[0].max(dim: 1) },
-        OpCase(name: "min dim 0 keepDim", shapes: [[3, 4]], domain: -5...5) { $0[0].min(dim: 0, keepDim: true) },
+        OpCase(name: "max dim 1", shapes: [[3, 4]], domain: -5...5) { $0[0].max(dim: 1).values },
+        OpCase(name: "min dim 0 keepDim", shapes: [[3, 4]], domain: -5...5) { $0[0].min(dim: 0, keepDim: true).values },
         OpCase(name: "max all", shapes: [[3, 4]], domain: -5...5) { $0[0].max() },
         OpCase(name: "logSumExp", shapes: [[3, 4]]) { $0[0].logSumExp(dim: 1) },
         OpCase(name: "softmax dim 1", shapes: [[3, 4]]) { $0[0].softmax(dim: 1) },
@@ -137,6 +137,22 @@ extension OpCase {
             x[0].scatterAdd(dim: 1, index: indexTensor([1, 1, 0, 3, 2, 2], shape: [3, 2], like: x[0]), source: x[1]).square()
         },
     ]
+
+    /// 0-d inputs (PyTorch accepts dim 0 and -1 for a 0-d tensor's reductions).
+    static let zeroDim: [OpCase] = [
+        OpCase(name: "0-d sum", shapes: [[]]) { $0[0].sum() * 3 },
+        OpCase(name: "0-d sum dim -1 keepDim", shapes: [[]]) { $0[0].sum(dim: -1, keepDim: true).exp() },
+        OpCase(name: "0-d mean dim 0", shapes: [[]]) { $0[0].mean(dim: 0).square() },
+        OpCase(name: "0-d variance correction 0", shapes: [[]]) { $0[0].variance(correction: 0) + $0[0] },
+        OpCase(name: "0-d max min", shapes: [[]]) { $0[0].max() * 2 + $0[0].min() },
+        OpCase(name: "0-d logSumExp", shapes: [[]]) { $0[0].logSumExp(dim: 0) * 2 },
+        OpCase(name: "0-d softmax", shapes: [[]]) { $0[0].softmax(dim: 0) + $0[0].logSoftmax(dim: -1) + $0[0] },
+        OpCase(name: "0-d shape ops", shapes: [[]]) { x in
+            x[0].unsqueeze(0).expand([3]).exp() + x[0].flatten().square() + x[0].reshape([1, 1]).squeeze(0)
+        },
+        OpCase(name: "0-d transpose permute view", shapes: [[]]) { $0[0].transpose(0, -1).permute([]).view([1]).sin() },
+        OpCase(name: "0-d stack", shapes: [[], []]) { Tensor.stack([$0[0], $0[1].exp()]) },
+    ]
 }
 
 @Suite("Op cases: parity and gradients")
@@ -163,7 +179,7 @@ struct OpCaseTests {
             var random = TestRandom(seed: 21)
             let values = random.floats(130 * 3 * 700)
             problems += parityMismatches("long and short rows", on: gpu, inputs: [values], shapes: [[390, 700]], rtol: 1e-4, atol: 1e-3) { x in
-                x[0].T.softmax(dim: 0).sum(dim: 1) + x[0].max(dim: 1).sum() + x[0].reshape([-1]).sum() + x[0].argmax(dim: 1).float().sum()
+                x[0].T.softmax(dim: 0).sum(dim: 1) + x[0].max(dim: 1).values.sum() + x[0].reshape([-1]).sum() + x[0].argmax(dim: 1).float().sum()
             }
             precondition(problems.isEmpty, problems.prefix(5).joined(separator: "\n"))
         }

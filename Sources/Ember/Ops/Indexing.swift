@@ -153,6 +153,9 @@ extension Tensor {
     public static func cat(_ tensors: [Tensor], dim: Int = 0) -> Tensor {
         check(!tensors.isEmpty, "cat: expected a non-empty list of tensors")
         let first = tensors[0]
+        for (i, t) in tensors.enumerated() where t.rank == 0 {
+            fatalError("cat: zero-dimensional tensor (at position \(i)) cannot be concatenated")
+        }
         let d = normalizeDim(dim, rank: first.rank, op: "cat")
         for t in tensors {
             checkSameDevice("cat", first, t)
