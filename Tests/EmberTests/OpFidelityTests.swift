@@ -79,4 +79,107 @@ struct OpFidelityTests {
         // 2 + 1 + 1 + 0 (softmax of one element is constant) + 1 + 2 + (1 + 3)
         #expect(x.grad?.shape == [] && x.grad?.toArray() == [11])
     }
+
+    // MARK: GELU, logSumExp, std, max/min
+
+    @Test("gelu's tanh form and its derivative match PyTorch", arguments: devices)
+    func geluTanh(_ d: Device) {
+        let x = Tensor([-2, -0.5, 0, 0.5, 2], device: d, requiresGrad: true)
+        // torch.nn.functional.gelu(x, approximate='tanh')
+        let y = x.gelu(approximate: .tanh)
+        expectClose(y.toArray(), [-0.04540231, -0.15428599, 0, 0.34571401, 1.95459769], atol: 1e-6)
+        y.sum().backward()
+        expectClose(x.grad!.toArray(), [-0.0860993, 0.1326301, 0.5, 0.8673699, 1.0860993], atol: 1e-6)
+        // The exact form stays the default, for the function and the layer.
+        expectClose(x.gelu().toArray(), [-0.04550026, -0.15426877, 0, 0.34573123, 1.95449974], atol: 1e-6)
+        expectClose(GELU()(x).toArray(), x.gelu(approximate: .none).toArray())
+        expectClose(GELU(approximate: .tanh)(x).toArray(), y.toArray())
+    }
+
+    @Test("logSumExp over several dims, stable at large and infinite values", arguments: devices)
+    func logSumExpDims(_ d: Device) {
+        let x = Tensor.arange(0, 24, device: d).reshape([2, 3, 4]) / 10
+        expectClose(x.logSumExp(dims: [0, 2]).toArray(), [3.005818, 3.405818, 3.805818], atol: 1e-5)
+        #expect(x.logSumExp(dims: [0, -1], keepDim: true).shape == [1, 3, 1])
+        expectClose(x.logSumExp(dims: []).toArray(), [4.557069], atol: 1e-5)
+        #expect(x.logSumExp(dims: [2, 0]).shape == [3])
+        expectClose(Tensor([[1000, 1000], [-1000, -1000]], device: d).logSumExp(dims: [1]).toArray(),
+                    [1000 + Float(M_LN2), -1000 + Float(M_LN2)], atol: 1e-3)
+        #expect(Tensor([-Float.infinity, -Float.infinity], device: d).logSumExp(dims: [0]).item() == -.infinity)
+    }
+
+    @Test("std and variance with correction or unbiased, as torch.std / torch.var", arguments: devices)
+    func stdAndVariance(_ d: Device) {
+        let x = Tensor.arange(0, 24, device: d).reshape([2, 3, 4]) / 10
+        expectClose(x.std(dims: [0, 2]).toArray(), [0.65246784, 0.65246784, 0.65246784], atol: 1e-5)
+        expectClose(x.std(dims: [0, 2], correction: 0).toArray(), [0.61032778, 0.61032778, 0.61032778], atol: 1e-5)
+        expectClose(x.std(dims: [0, 2], unbiased: false).toArray(), x.std(dims: [0, 2], correction: 0).toArray())
+        #expect(x.std(dims: [0, 2], keepDim: true).shape == [1, 3, 1])
+        let y = Tensor([[1, 2, 3, 4], [2, 4, 6, 8]], device: d)
+        expectClose(y.std(dim: 1).toArray(), [1.29099445, 2.5819889])
+        expectClose(y.std(dim: -1, unbiased: false).toArray(), [1.11803399, 2.23606798])
+        expectClose(y.std().toArray(), [2.31455025])
+        expectClose(y.std(unbiased: false).toArray(), [2.16506351])
+        expectClose(y.variance(dim: 1, unbiased: true).toArray(), [1.66666667, 6.66666667])
+        expectClose(y.variance(unbiased: false).toArray(), [4.6875])
+        // A constant row has std 0 and, as PyTorch, gradient 0 there (not NaN).
+        let c = Tensor([[2, 2, 2], [1, 2, 3]], device: d, requiresGrad: true)
+        c.std(dim: 1).sum().backward()
+        expectClose(c.grad!.toArray(), [0, 0, 0, -0.5, 0, 0.5])
+    }
+
+    @Test("max(dim:) and min(dim:) return values and Int32 indices, first on ties", arguments: devices)
+    func maxMinIndices(_ d: Device) {
+        let x = Tensor([[1, 3, 3], [2, 2, 0]], device: d, requiresGrad: true)
+        let (values, indices) = x.max(dim: 1)
+        #expect(values.toArray() == [3, 2] && indices.toIntArray() == [1, 0] && indices.dtype == .int32)
+        let m = x.min(dim: 1, keepDim: true)
+        #expect(m.values.shape == [2, 1] && m.indices.shape == [2, 1])
+        #expect(m.values.toArray() == [1, 0] && m.indices.toIntArray() == [0, 2])
+        let column = x.max(dim: 0)
+        #expect(column.values.toArray() == [2, 3, 3] && column.indices.toIntArray() == [1, 0, 0])
+        (values.sum() + m.values.sum() * 10).backward()
+        #expect(x.grad!.toArray() == [10, 1, 0, 1, 0, 10])
+        let z = Tensor(4.0, device: d).max(dim: 0)
+        #expect(z.values.shape == [] && z.indices.shape == [] && z.indices.toIntArray() == [0])
+        #expect(x.max().item() == 3 && x.min().item() == 0)
+        #expect(x.maximum(Tensor(2.5, device: d)).toArray() == [2.5, 3, 3, 2.5, 2.5, 2.5])
+    }
+
+    // MARK: pow
+
+    @Test("pow with integer exponents is exact for negative bases, with PyTorch's gradients at 0", arguments: devices)
+    func powIntegers(_ d: Device) {
+        let values: [Float] = [-2, -1, 0, 0.5, 3]
+        func grad(_ exponent: Float) -> [Float] {
+            let x = Tensor(values, device: d, requiresGrad: true)
+            x.pow(exponent).sum().backward()
+            return x.grad!.toArray()
+        }
+        let x = Tensor(values, device: d)
+        #expect(x.pow(2).toArray() == [4, 1, 0, 0.25, 9])
+        #expect(x.pow(3).toArray() == [-8, -1, 0, 0.125, 27])
+        #expect(x.pow(5).toArray() == [-32, -1, 0, 0.03125, 243])
+        #expect(x.pow(0).toArray() == [1, 1, 1, 1, 1])
+        #expect(x.pow(1).toArray() == values)
+        #expect(x.pow(-1).toArray() == [-0.5, -1, .infinity, 2, 1.0 / 3])
+        expectClose(x.pow(-2).toArray(), [0.25, 1, .infinity, 4, 1.0 / 9])
+        expectClose(x.pow(-3).toArray(), [-0.125, -1, .infinity, 8, 1.0 / 27])
+        expectClose(Tensor([0, 0.25, 4], device: d).pow(0.5).toArray(), [0, 0.5, 2])
+        expectClose(Tensor([0.25, 4], device: d).pow(-0.5).toArray(), [2, 0.5])
+        expectClose(Tensor([0.25, 4], device: d).pow(2.5).toArray(), [0.03125, 32])
+        #expect(Tensor([-1], device: d).pow(0.5).item().isNaN)
+        #expect(grad(2) == [-4, -2, 0, 1, 6])
+        #expect(grad(3) == [12, 3, 0, 0.75, 27])
+        #expect(grad(1) == [1, 1, 1, 1, 1])
+        #expect(grad(0) == [0, 0, 0, 0, 0])
+        expectClose(grad(4), [-32, -4, 0, 0.5, 108])
+        // Tensor exponents: d/da is 0 where b == 0, d/db is 0 where a == 0 and b >= 0 (PyTorch).
+        let a = Tensor([0, 0, 2], device: d, requiresGrad: true), b = Tensor([0, 2, 3], device: d, requiresGrad: true)
+        let p = a.pow(b)
+        #expect(p.toArray() == [1, 0, 8])
+        p.sum().backward()
+        #expect(a.grad!.toArray() == [0, 0, 12])
+        expectClose(b.grad!.toArray(), [0, 0, 8 * Float(M_LN2)])
+    }
 }

@@ -161,12 +161,18 @@ public final class ReLU: Module, Layer {
     public func callAsFunction(_ x: Tensor) -> Tensor { x.relu() }
 }
 
-/// `gelu` as a layer.
+/// `gelu` as a layer (`torch.nn.GELU`).
 public final class GELU: Module, Layer {
-    /// A GELU layer.
-    override public init() {}
-    /// `x.gelu()`.
-    public func callAsFunction(_ x: Tensor) -> Tensor { x.gelu() }
+    /// Exact (`.none`, the default) or tanh-approximated GELU.
+    public let approximate: GELUApproximation
+
+    /// A GELU layer of the given form.
+    public init(approximate: GELUApproximation = .none) {
+        self.approximate = approximate
+    }
+
+    /// `x.gelu(approximate:)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.gelu(approximate: approximate) }
 }
 
 /// `tanh` as a layer.
