@@ -115,7 +115,20 @@ extension OpCase {
         OpCase(name: "conv2d stride padding dilation", shapes: [[1, 2, 6, 5], [2, 2, 3, 2]]) {
             $0[0].conv2d(weight: $0[1], stride: (2, 1), padding: (1, 2), dilation: (2, 1))
         },
+        OpCase(name: "conv2d groups 2", shapes: [[2, 4, 5, 4], [6, 2, 3, 2], [6]]) { $0[0].conv2d(weight: $0[1], bias: $0[2], groups: 2) },
+        OpCase(name: "conv2d depthwise strided padded", shapes: [[1, 3, 6, 5], [3, 1, 3, 3]]) {
+            $0[0].conv2d(weight: $0[1], stride: (2, 1), padding: (1, 0), dilation: (1, 2), groups: 3)
+        },
         OpCase(name: "maxPool2d", shapes: [[2, 2, 5, 5]], domain: -5...5) { $0[0].maxPool2d(kernel: 2) },
+        OpCase(name: "maxPool2d rectangular", shapes: [[1, 2, 4, 7]], domain: -5...5) {
+            $0[0].maxPool2d(kernel: (2, 3), stride: (1, 2), padding: (0, 1))
+        },
+        OpCase(name: "maxPool2d rectangular overlapping dilated", shapes: [[1, 1, 6, 5]], domain: -5...5) {
+            $0[0].maxPool2d(kernel: (3, 2), stride: (1, 1), padding: (1, 1), dilation: (1, 2))
+        },
+        OpCase(name: "avgPool2d rectangular", shapes: [[2, 1, 5, 6]]) {
+            $0[0].avgPool2d(kernel: (3, 2), stride: (2, 1), padding: (1, 1), countIncludePad: false)
+        },
         OpCase(name: "maxPool2d padded strided", shapes: [[1, 2, 5, 6]], domain: -5...5) { $0[0].maxPool2d(kernel: 3, stride: 2, padding: 1) },
         OpCase(name: "avgPool2d", shapes: [[2, 2, 4, 4]]) { $0[0].avgPool2d(kernel: 2) },
         OpCase(name: "avgPool2d padded exclude pad", shapes: [[1, 2, 5, 5]]) {

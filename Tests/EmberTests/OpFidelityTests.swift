@@ -182,4 +182,64 @@ struct OpFidelityTests {
         #expect(a.grad!.toArray() == [0, 0, 12])
         expectClose(b.grad!.toArray(), [0, 0, 8 * Float(M_LN2)])
     }
+
+    // MARK: grouped convolution, rectangular pooling
+
+    @Test("grouped and depthwise conv2d match per-group convolutions and hand values", arguments: devices)
+    func groupedConv(_ d: Device) {
+        let x = Tensor.arange(0, 36, device: d).reshape([1, 4, 3, 3]) / 10
+        let w = Tensor.arange(0, 16, device: d).reshape([2, 2, 2, 2]) / 10
+        let y = x.conv2d(weight: w, groups: 2)
+        #expect(y.shape == [1, 2, 2, 2])
+        expectClose(y.toArray(), [2.68, 2.96, 3.52, 3.8, 23.4, 24.32, 26.16, 27.08], rtol: 1e-5, atol: 1e-5)
+        // Depthwise, strided, padded, with bias: each channel with its own filter.
+        var random = TestRandom(seed: 3)
+        let input = Tensor(shape: [2, 3, 5, 4], data: random.floats(120), device: d)
+        let filters = Tensor(shape: [6, 1, 3, 2], data: random.floats(36), device: d)
+        let bias = Tensor(shape: [6], data: random.floats(6), device: d)
+        let depthwise = input.conv2d(weight: filters, bias: bias, stride: (2, 1), padding: (1, 1), groups: 3)
+        let perChannel = (0..<3).map { c in
+            input[TensorRange.all, c..<(c + 1)].conv2d(weight: filters[(2 * c)..<(2 * c + 2)], bias: bias[(2 * c)..<(2 * c + 2)],
+                                                        stride: (2, 1), padding: (1, 1))
+        }
+        expectClose(depthwise.toArray(), Tensor.cat(perChannel, dim: 1).toArray(), atol: 1e-5)
+        let layer = Tensor.withRandomSeed(1) { Conv2d(4, 6, kernelSize: (3, 1), groups: 2) }
+        #expect(layer.weight.shape == [6, 2, 3, 1] && layer.groups == 2)
+        #expect(layer.weight.toArray().allSatisfy { Swift.abs($0) <= 1 / Float(6).squareRoot() })
+        #expect(layer.to(d)(Tensor.zeros([1, 4, 5, 5], device: d)).shape == [1, 6, 3, 5])
+        #expect(Conv2d(3, 3, kernelSize: 3, groups: 3).weight.shape == [3, 1, 3, 3])
+    }
+
+    @Test("conv2d and Conv2d check groups with PyTorch's messages")
+    func groupChecks() async {
+        var result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([1, 4, 5, 5]).conv2d(weight: Tensor.zeros([3, 2, 3, 3]), groups: 2)
+        }
+        #expect(stderrText(result).contains(
+            "conv2d: given groups=2, expected weight to be divisible by 2 at dimension 0, but got weight of size [3, 2, 3, 3] instead"))
+        result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([1, 3, 5, 5]).conv2d(weight: Tensor.zeros([4, 2, 3, 3]), groups: 2)
+        }
+        #expect(stderrText(result).contains(
+            "conv2d: given groups=2, weight of size [4, 2, 3, 3], expected input [1, 3, 5, 5] to have 4 channels, but got 3 channels instead"))
+        result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) { _ = Conv2d(3, 4, kernelSize: 3, groups: 2) }
+        #expect(stderrText(result).contains("Conv2d: in_channels must be divisible by groups, got 3 and groups=2"))
+        result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) { _ = Conv2d(4, 3, kernelSize: 3, groups: 2) }
+        #expect(stderrText(result).contains("Conv2d: out_channels must be divisible by groups, got 3 and groups=2"))
+    }
+
+    @Test("pooling with (height, width) kernel, stride and padding", arguments: devices)
+    func rectangularPooling(_ d: Device) {
+        let x = Tensor.arange(1, 21, device: d).reshape([1, 1, 4, 5])
+        let m = x.maxPool2d(kernel: (2, 3), stride: (1, 2), padding: (0, 1))
+        #expect(m.shape == [1, 1, 3, 3] && m.toArray() == [7, 9, 10, 12, 14, 15, 17, 19, 20])
+        let a = x.avgPool2d(kernel: (2, 3), stride: (1, 2), padding: (0, 1))
+        expectClose(a.toArray(), [8.0 / 3, 5.5, 14.0 / 3, 6, 10.5, 8, 28.0 / 3, 15.5, 34.0 / 3])
+        expectClose(x.avgPool2d(kernel: (2, 3), stride: (1, 2), padding: (0, 1), countIncludePad: false).toArray(),
+                    [4, 5.5, 7, 9, 10.5, 12, 14, 15.5, 17])
+        #expect(MaxPool2d((2, 3), stride: (1, 2), padding: (0, 1))(x).toArray() == m.toArray())
+        expectClose(AvgPool2d((2, 3), stride: (1, 2), padding: (0, 1))(x).toArray(), a.toArray())
+        #expect(x.maxPool2d(kernel: (2, 1)).shape == [1, 1, 2, 5] && MaxPool2d(2)(x).shape == [1, 1, 2, 2])
+        #expect(AvgPool2d((1, 5))(x).toArray() == [3, 8, 13, 18])
+    }
 }
