@@ -146,6 +146,8 @@ extension OpCase {
         OpCase(name: "flatten", shapes: [[2, 3, 2]]) { $0[0].flatten(start: 1).square() },
         OpCase(name: "slice with step", shapes: [[5, 4]]) { $0[0].slice(dim: 0, start: 1, end: 5, step: 2).exp() },
         OpCase(name: "subscript", shapes: [[3, 4, 2]]) { $0[0][1, 1..<3].square() },
+        OpCase(name: "subscript clamped", shapes: [[5, 3]]) { $0[0][2..<100, (-2)...].square() },
+        OpCase(name: "subscript specs", shapes: [[3, 4, 5]]) { $0[0][[.newAxis, .ellipsis, .range(1, 100, step: 2), .index(-1)]].exp() },
         OpCase(name: "cat", shapes: [[2, 3], [2, 2]]) { Tensor.cat([$0[0], $0[1]], dim: 1).exp() },
         OpCase(name: "stack", shapes: [[2, 3], [2, 3]]) { Tensor.stack([$0[0], $0[1].exp()], dim: 1) },
     ]

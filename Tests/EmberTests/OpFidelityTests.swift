@@ -242,4 +242,64 @@ struct OpFidelityTests {
         #expect(x.maxPool2d(kernel: (2, 1)).shape == [1, 1, 2, 5] && MaxPool2d(2)(x).shape == [1, 1, 2, 2])
         #expect(AvgPool2d((1, 5))(x).toArray() == [3, 8, 13, 18])
     }
+
+    // MARK: slicing
+
+    @Test("slices clamp their bounds as Python does; integer indices stay checked", arguments: devices)
+    func sliceClamping(_ d: Device) {
+        let x = Tensor([0, 1, 2, 3, 4], device: d)
+        #expect(x[1..<100].toArray() == [1, 2, 3, 4])
+        #expect(x[(-100)..<2].toArray() == [0, 1])
+        #expect(x[(-3)...].toArray() == [2, 3, 4] && x[..<(-1)].toArray() == [0, 1, 2, 3])
+        #expect(x[(-4)...(-2)].toArray() == [1, 2, 3])
+        #expect(x[7...].shape == [0] && x[TensorRange(4, 2)].shape == [0])
+        #expect(x.slice(dim: 0, start: 3, end: 1).shape == [0] && x.slice(dim: 0, start: -2, end: 10).toArray() == [3, 4])
+        #expect(x[TensorRange(1, 100, step: 3)].toArray() == [1, 4])
+        let m = Tensor.arange(0, 12, device: d).reshape([3, 4])
+        #expect(m[TensorRange.all, 2..<50].toArray() == [2, 3, 6, 7, 10, 11])
+        #expect(m[5...].shape == [0, 4] && m[-1].toArray() == [8, 9, 10, 11])
+        // Gradients of a clamped and of an empty slice.
+        let g = Tensor([0, 1, 2, 3, 4], device: d, requiresGrad: true)
+        (g[2..<9].sum() * 2 + g[TensorRange(4, 1)].sum()).backward()
+        #expect(g.grad!.toArray() == [0, 0, 2, 2, 2])
+    }
+
+    @Test("an integer index outside the dim still stops with a message")
+    func indexStillChecked() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([5])[-6]
+        }
+        #expect(stderrText(result).contains("index -6 is out of bounds for dimension 0 with size 5"))
+    }
+
+    @Test("x[specs] takes a list built at run time: index, range, all, ellipsis, newAxis", arguments: devices)
+    func sliceSpecs(_ d: Device) {
+        let x = Tensor.arange(0, 60, device: d).reshape([3, 4, 5])
+        // x[None, ..., 1:100:2, -1] in PyTorch: shape [1, 3, 2].
+        var specs: [SliceSpec] = [.newAxis, .ellipsis]
+        specs.append(.range(1, 100, step: 2))
+        specs.append(.index(-1))
+        let y = x[specs]
+        #expect(y.shape == [1, 3, 2] && y.toArray() == [9, 19, 29, 39, 49, 59])
+        #expect(x[[.all, .index(1)]].toArray() == x[TensorRange.all, 1].toArray())
+        #expect(x[[.ellipsis, .index(0)]].shape == [3, 4] && x[[.ellipsis, .index(0)]].toArray() == x.select(dim: 2, index: 0).toArray())
+        #expect(x[[.index(2), .ellipsis]].toArray() == x[2].toArray())
+        #expect(x[[.newAxis, .index(0), .newAxis]].shape == [1, 1, 4, 5])
+        #expect(x[[]].shape == [3, 4, 5] && x[[.ellipsis]].shape == [3, 4, 5])
+        #expect(x[SliceSpec.ellipsis, 1..<3].shape == [3, 4, 2] && x[SliceSpec.newAxis, 0].shape == [1, 4, 5])
+        #expect(x[[.range(lower: nil, upper: -2, step: 1), .range(-1)]].shape == [1, 1, 5])
+        #expect(Tensor(3.0, device: d)[[.ellipsis]].shape == [] && Tensor(3.0, device: d)[[.newAxis]].shape == [1])
+    }
+
+    @Test("two ellipses and too many specs stop with a message")
+    func sliceSpecChecks() async {
+        var result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([2, 2])[[.ellipsis, .index(0), .ellipsis]]
+        }
+        #expect(stderrText(result).contains("index: an index can only have a single ellipsis"))
+        result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = Tensor.zeros([2, 2])[[.all, .newAxis, .all, .index(0)]]
+        }
+        #expect(stderrText(result).contains("index: too many indices (3) for a tensor of rank 2"))
+    }
 }
