@@ -366,6 +366,19 @@ extension Tensor {
     /// Elementwise a >= s as a `.bool` mask.
     public static func >= (a: Tensor, s: Float) -> Tensor { compare(.ge, .tensor(a), .scalar(s), "ge") }
 
+    /// Elementwise s == a as a `.bool` mask.
+    public static func == (s: Float, a: Tensor) -> Tensor { a == s }
+    /// Elementwise s != a as a `.bool` mask.
+    public static func != (s: Float, a: Tensor) -> Tensor { a != s }
+    /// Elementwise s < a as a `.bool` mask.
+    public static func < (s: Float, a: Tensor) -> Tensor { a > s }
+    /// Elementwise s <= a as a `.bool` mask.
+    public static func <= (s: Float, a: Tensor) -> Tensor { a >= s }
+    /// Elementwise s > a as a `.bool` mask.
+    public static func > (s: Float, a: Tensor) -> Tensor { a < s }
+    /// Elementwise s >= a as a `.bool` mask.
+    public static func >= (s: Float, a: Tensor) -> Tensor { a <= s }
+
     /// Elementwise `condition ? a : b` with broadcasting; the gradient flows to the chosen side.
     public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
         checkSameDevice("where", condition, a)
@@ -408,5 +421,80 @@ extension Tensor {
     /// This tensor as a `.bool` mask (non-zero is true).
     public func bool() -> Tensor {
         dtype == .bool ? self : (self != 0)
+    }
+}
+
+// MARK: - Double scalars
+
+/// `Double` scalars (the type of Swift's float literals and of most host arithmetic) combine
+/// with tensors as `Float` ones do, rounded to Float32 as PyTorch rounds a Python float for a
+/// float32 tensor. They are disfavoured overloads, so a literal (`x * 2`, `0.5 * x`) still
+/// picks the `Float` operator instead of being ambiguous.
+extension Tensor {
+    /// Tensor + Double scalar.
+    @_disfavoredOverload public static func + (a: Tensor, s: Double) -> Tensor { a + Float(s) }
+    /// Double scalar + tensor.
+    @_disfavoredOverload public static func + (s: Double, a: Tensor) -> Tensor { Float(s) + a }
+    /// Tensor - Double scalar.
+    @_disfavoredOverload public static func - (a: Tensor, s: Double) -> Tensor { a - Float(s) }
+    /// Double scalar - tensor.
+    @_disfavoredOverload public static func - (s: Double, a: Tensor) -> Tensor { Float(s) - a }
+    /// Tensor * Double scalar.
+    @_disfavoredOverload public static func * (a: Tensor, s: Double) -> Tensor { a * Float(s) }
+    /// Double scalar * tensor.
+    @_disfavoredOverload public static func * (s: Double, a: Tensor) -> Tensor { Float(s) * a }
+    /// Tensor / Double scalar.
+    @_disfavoredOverload public static func / (a: Tensor, s: Double) -> Tensor { a / Float(s) }
+    /// Double scalar / tensor.
+    @_disfavoredOverload public static func / (s: Double, a: Tensor) -> Tensor { Float(s) / a }
+    /// Elementwise a == s as a `.bool` mask.
+    @_disfavoredOverload public static func == (a: Tensor, s: Double) -> Tensor { a == Float(s) }
+    /// Elementwise a != s as a `.bool` mask.
+    @_disfavoredOverload public static func != (a: Tensor, s: Double) -> Tensor { a != Float(s) }
+    /// Elementwise a < s as a `.bool` mask.
+    @_disfavoredOverload public static func < (a: Tensor, s: Double) -> Tensor { a < Float(s) }
+    /// Elementwise a <= s as a `.bool` mask.
+    @_disfavoredOverload public static func <= (a: Tensor, s: Double) -> Tensor { a <= Float(s) }
+    /// Elementwise a > s as a `.bool` mask.
+    @_disfavoredOverload public static func > (a: Tensor, s: Double) -> Tensor { a > Float(s) }
+    /// Elementwise a >= s as a `.bool` mask.
+    @_disfavoredOverload public static func >= (a: Tensor, s: Double) -> Tensor { a >= Float(s) }
+    /// Elementwise s == a as a `.bool` mask.
+    @_disfavoredOverload public static func == (s: Double, a: Tensor) -> Tensor { a == Float(s) }
+    /// Elementwise s != a as a `.bool` mask.
+    @_disfavoredOverload public static func != (s: Double, a: Tensor) -> Tensor { a != Float(s) }
+    /// Elementwise s < a as a `.bool` mask.
+    @_disfavoredOverload public static func < (s: Double, a: Tensor) -> Tensor { a > Float(s) }
+    /// Elementwise s <= a as a `.bool` mask.
+    @_disfavoredOverload public static func <= (s: Double, a: Tensor) -> Tensor { a >= Float(s) }
+    /// Elementwise s > a as a `.bool` mask.
+    @_disfavoredOverload public static func > (s: Double, a: Tensor) -> Tensor { a < Float(s) }
+    /// Elementwise s >= a as a `.bool` mask.
+    @_disfavoredOverload public static func >= (s: Double, a: Tensor) -> Tensor { a <= Float(s) }
+}
+
+// MARK: - Closeness
+
+extension Tensor {
+    /// Elementwise `|self - other| <= atol + rtol * |other|` as a `.bool` mask, with
+    /// broadcasting, as `torch.isclose`: equal values (infinities of one sign too) are close,
+    /// a finite value is never close to an infinite one, and NaNs are close to each other
+    /// only when `equalNan`. No gradient.
+    public func isclose(_ other: Tensor, rtol: Float = 1e-5, atol: Float = 1e-8, equalNan: Bool = false) -> Tensor {
+        check(rtol >= 0 && atol >= 0, "isclose: rtol and atol must be >= 0, got rtol \(rtol) and atol \(atol)")
+        return Tensor.noGrad {
+            let a = float().detach(), b = other.float().detach()
+            let error = (a - b).abs()
+            let within = (error <= rtol * b.abs() + atol).float() * (error < Float.infinity).float()
+            var close = (a == b).float().maximum(within)
+            if equalNan { close = close.maximum((a != a).float() * (b != b).float()) }
+            return close != 0
+        }
+    }
+
+    /// Whether every element is close to `other`'s (broadcast), as `torch.allclose`: see
+    /// `isclose`. Reads one number back from the device.
+    public func allclose(_ other: Tensor, rtol: Float = 1e-5, atol: Float = 1e-8, equalNan: Bool = false) -> Bool {
+        (isclose(other, rtol: rtol, atol: atol, equalNan: equalNan) == 0).float().sum().item() == 0
     }
 }
