@@ -254,9 +254,11 @@ enum Elementwise {
     struct Sigmoid: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) } }
     struct Relu: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? x : 0 } }
     struct Gelu: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { 0.5 * x * (1 + Foundation.erf(x * 0.707_106_781_186_547_5)) } }
+    /// GELU's tanh form as x·sigmoid(2u), u = √(2/π)·(x + 0.044715·x³), which equals
+    /// 0.5·x·(1 + tanh(u)): libm's `exp` costs a third of its `tanh` here (measured).
     struct GeluTanh: ElementFunction {
         @inline(__always) func apply(_ x: Float) -> Float {
-            0.5 * x * (1 + Foundation.tanh(0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)))
+            x / (1 + Foundation.exp(-1.595_769_121_605_731 * (x + 0.044_715 * x * x * x)))
         }
     }
     struct Erf: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.erf(x) } }
