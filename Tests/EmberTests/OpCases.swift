@@ -97,6 +97,11 @@ extension OpCase {
         OpCase(name: "std dims 0,2", shapes: [[3, 2, 4]]) { $0[0].std(dims: [0, 2]) },
         OpCase(name: "std dim 1 biased keepDim", shapes: [[2, 5]]) { $0[0].std(dim: 1, keepDim: true, unbiased: false) },
         OpCase(name: "variance dims unbiased", shapes: [[2, 3, 2]]) { $0[0].variance(dims: [1, 2], unbiased: true) },
+        OpCase(name: "min and max on ties with indices", shapes: [[4, 6]], avoid: [0]) { x in
+            // Clamping makes ties at 0: the first one is picked and gets the gradient.
+            let c = x[0].clamp(min: 0), a = c.min(dim: 1), b = (-c).max(dim: 0, keepDim: true)
+            return a.values + a.indices.float() + (b.values + b.indices.float()).sum()
+        },
         OpCase(name: "max dim 0 of 3-d keepDim", shapes: [[3, 2, 4]], domain: -5...5) { $0[0].max(dim: 0, keepDim: true).values },
         OpCase(name: "softmax dim 1", shapes: [[3, 4]]) { $0[0].softmax(dim: 1) },
         OpCase(name: "softmax dim 0", shapes: [[3, 4]]) { $0[0].softmax(dim: 0) },
@@ -170,7 +175,12 @@ extension OpCase {
         OpCase(name: "0-d sum dim -1 keepDim", shapes: [[]]) { $0[0].sum(dim: -1, keepDim: true).exp() },
         OpCase(name: "0-d mean dim 0", shapes: [[]]) { $0[0].mean(dim: 0).square() },
         OpCase(name: "0-d variance correction 0", shapes: [[]]) { $0[0].variance(correction: 0) + $0[0] },
+        OpCase(name: "0-d std correction 0", shapes: [[]]) { $0[0].std(correction: 0) + $0[0].std(dim: 0, keepDim: true, correction: 0) + $0[0] },
         OpCase(name: "0-d max min", shapes: [[]]) { $0[0].max() * 2 + $0[0].min() },
+        OpCase(name: "0-d max min dim with indices", shapes: [[]]) { x in
+            let m = x[0].max(dim: 0), n = x[0].min(dim: -1, keepDim: true)
+            return m.values * 2 + n.values + m.indices.float() + n.indices.float()
+        },
         OpCase(name: "0-d logSumExp", shapes: [[]]) { $0[0].logSumExp(dim: 0) * 2 },
         OpCase(name: "0-d softmax", shapes: [[]]) { $0[0].softmax(dim: 0) + $0[0].logSoftmax(dim: -1) + $0[0] },
         OpCase(name: "0-d shape ops", shapes: [[]]) { x in
