@@ -149,6 +149,14 @@ struct OpFidelityTests {
         #expect(x.maximum(Tensor(2.5, device: d)).toArray() == [2.5, 3, 3, 2.5, 2.5, 2.5])
     }
 
+    @Test("max over an empty dim stops with a message naming the op and shape")
+    func maxEmpty() async {
+        var result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) { _ = Tensor.zeros([0]).max() }
+        #expect(stderrText(result).contains("max: cannot reduce an empty dimension of shape [0]"))
+        result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) { _ = Tensor.zeros([2, 0]).min(dim: 1) }
+        #expect(stderrText(result).contains("min: cannot reduce empty dimension 1 of shape [2, 0]"))
+    }
+
     // MARK: pow
 
     @Test("pow with integer exponents is exact for negative bases, with PyTorch's gradients at 0", arguments: devices)

@@ -163,10 +163,14 @@ extension Tensor {
     }
 
     /// Largest element (a 0-d tensor); the gradient flows to the first maximum.
-    public func max() -> Tensor { reshape([-1]).max(dim: 0).values }
+    public func max() -> Tensor {
+        reshape([-1]).extremeValues(.max, .argmax, dims: [0], keepDim: false, name: "max", node: "MaxBackward", index: nil)
+    }
 
     /// Smallest element (a 0-d tensor); the gradient flows to the first minimum.
-    public func min() -> Tensor { reshape([-1]).min(dim: 0).values }
+    public func min() -> Tensor {
+        reshape([-1]).extremeValues(.min, .argmin, dims: [0], keepDim: false, name: "min", node: "MinBackward", index: nil)
+    }
 
     /// Largest values along `dim` and their Int32 positions (the first on ties), as
     /// `torch.max(x, dim)`; the gradient flows only to the selected element.
@@ -184,7 +188,16 @@ extension Tensor {
         let d = reductionDims([dim], op: name)
         check(d.allSatisfy { shape[$0] > 0 }, "\(name): cannot reduce empty dimension \(dim) of shape \(Shape.describe(shape))")
         let index = detach().reduceForward(arg, dims: d, keepDim: true, name: name)
-        let values = reduceForward(op, dims: d, keepDim: keepDim, name: name).recording(node, inputs: [self]) {
+        let values = extremeValues(op, arg, dims: d, keepDim: keepDim, name: name, node: node, index: index)
+        return (values, keepDim ? index : index.reshape(reducedShape(d, keepDim: false)))
+    }
+
+    /// The max/min values over `dims` (at most one), recording a backward that scatters the
+    /// gradient to `index` (kept dims), which is computed only when a graph is recorded if nil.
+    private func extremeValues(_ op: ReduceOp, _ arg: ReduceOp, dims d: [Int], keepDim: Bool, name: String, node: String,
+                               index: Tensor?) -> Tensor {
+        reduceForward(op, dims: d, keepDim: keepDim, name: name).recording(node, inputs: [self]) {
+            let index = index ?? detach().reduceForward(arg, dims: d, keepDim: true, name: name)
             let inputShape = shape
             return { g in
                 guard let d = d.first else { return [g] }
@@ -192,7 +205,6 @@ extension Tensor {
                 return [Tensor.zeros(inputShape, device: g.device).scatterAdd(dim: d, index: index, source: g.reshape(kept))]
             }
         }
-        return (values, keepDim ? index : index.reshape(reducedShape(d, keepDim: false)))
     }
 
     /// log(sum(exp(x))) over `dim`, computed stably.
