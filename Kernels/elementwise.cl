@@ -42,6 +42,7 @@ inline int view_offset(int row, int j, int rank, int8 shape, int8 stride) {
     X(reciprocal, 1.0f / x) X(sin, sin(x)) X(cos, cos(x)) X(tanh, tanh(x)) \
     X(sigmoid, 1.0f / (1.0f + exp(-x))) X(relu, x > 0.0f ? x : 0.0f) \
     X(gelu, 0.5f * x * (1.0f + erf(x * 0.70710678118654752f))) X(erf, erf(x)) \
+    X(gelu_tanh, 0.5f * x * (1.0f + tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)))) \
     X(leaky_relu, x > 0.0f ? x : p0 * x) X(clamp, fmin(fmax(x, p0), p1)) X(pow_scalar, pow(x, p0))
 
 #define BINARY_OPS(X) \

@@ -37,7 +37,7 @@ func indexTensor(_ values: [Int32], shape: [Int], like: Tensor) -> Tensor {
 }
 
 extension OpCase {
-    static let all: [OpCase] = unary + binary + reductions + linearAlgebra + shapes + indexing
+    static let all: [OpCase] = unary + binary + reductions + linearAlgebra + shapes + indexing + zeroDim
 
     static let unary: [OpCase] = [
         OpCase(name: "neg", shapes: [[2, 3]]) { -$0[0] },
@@ -56,6 +56,11 @@ extension OpCase {
         OpCase(name: "sigmoid", shapes: [[2, 3]]) { $0[0].sigmoid() },
         OpCase(name: "relu", shapes: [[2, 3]], avoid: [0]) { $0[0].relu() },
         OpCase(name: "gelu", shapes: [[2, 3]], domain: -2...2) { $0[0].gelu() },
+        OpCase(name: "gelu tanh", shapes: [[2, 3]], domain: -3...3) { $0[0].gelu(approximate: .tanh) },
+        OpCase(name: "pow 2 of negatives", shapes: [[2, 3]], domain: -2...2) { $0[0].pow(2) },
+        OpCase(name: "pow 4 7", shapes: [[2, 3]], domain: -1.5...1.5) { $0[0].pow(4) + $0[0].pow(7) },
+        OpCase(name: "pow -1 -2 -3", shapes: [[2, 3]], domain: 0.5...2) { $0[0].pow(-1) + $0[0].pow(-2) - $0[0].pow(-3) },
+        OpCase(name: "pow -0.5 2.5 0 1", shapes: [[2, 3]], domain: 0.5...2) { $0[0].pow(-0.5) + $0[0].pow(2.5) + $0[0].pow(0) + $0[0].pow(1) },
         OpCase(name: "erf", shapes: [[2, 3]]) { $0[0].erf() },
         OpCase(name: "leakyRelu", shapes: [[2, 3]], avoid: [0]) { $0[0].leakyRelu(slope: 0.1) },
         OpCase(name: "clamp", shapes: [[2, 3]], avoid: [-0.5, 0.5]) { $0[0].clamp(min: -0.5, max: 0.5) },
@@ -83,10 +88,21 @@ extension OpCase {
         OpCase(name: "sum dims 0,2 keepDim", shapes: [[2, 3, 4]]) { $0[0].sum(dims: [0, 2], keepDim: true) },
         OpCase(name: "mean dim -1", shapes: [[3, 5]]) { $0[0].mean(dim: -1) },
         OpCase(name: "variance dim 0", shapes: [[4, 3]]) { $0[0].variance(dim: 0) },
-        OpCase(name: "max dim 1", shapes: [[3, 4]], domain: -5...5) { $0[0].max(dim: 1) },
-        OpCase(name: "min dim 0 keepDim", shapes: [[3, 4]], domain: -5...5) { $0[0].min(dim: 0, keepDim: true) },
+        OpCase(name: "max dim 1", shapes: [[3, 4]], domain: -5...5) { $0[0].max(dim: 1).values },
+        OpCase(name: "min dim 0 keepDim", shapes: [[3, 4]], domain: -5...5) { $0[0].min(dim: 0, keepDim: true).values },
         OpCase(name: "max all", shapes: [[3, 4]], domain: -5...5) { $0[0].max() },
         OpCase(name: "logSumExp", shapes: [[3, 4]]) { $0[0].logSumExp(dim: 1) },
+        OpCase(name: "logSumExp dims 0,2", shapes: [[2, 3, 4]], domain: -3...3) { $0[0].logSumExp(dims: [0, 2]) },
+        OpCase(name: "logSumExp all keepDim", shapes: [[2, 3]]) { $0[0].logSumExp(dims: [], keepDim: true) },
+        OpCase(name: "std dims 0,2", shapes: [[3, 2, 4]]) { $0[0].std(dims: [0, 2]) },
+        OpCase(name: "std dim 1 biased keepDim", shapes: [[2, 5]]) { $0[0].std(dim: 1, keepDim: true, unbiased: false) },
+        OpCase(name: "variance dims unbiased", shapes: [[2, 3, 2]]) { $0[0].variance(dims: [1, 2], unbiased: true) },
+        OpCase(name: "min and max on ties with indices", shapes: [[4, 6]], avoid: [0]) { x in
+            // Clamping makes ties at 0: the first one is picked and gets the gradient.
+            let c = x[0].clamp(min: 0), a = c.min(dim: 1), b = (-c).max(dim: 0, keepDim: true)
+            return a.values + a.indices.float() + (b.values + b.indices.float()).sum()
+        },
+        OpCase(name: "max dim 0 of 3-d keepDim", shapes: [[3, 2, 4]], domain: -5...5) { $0[0].max(dim: 0, keepDim: true).values },
         OpCase(name: "softmax dim 1", shapes: [[3, 4]]) { $0[0].softmax(dim: 1) },
         OpCase(name: "softmax dim 0", shapes: [[3, 4]]) { $0[0].softmax(dim: 0) },
         OpCase(name: "logSoftmax", shapes: [[2, 5]]) { $0[0].logSoftmax(dim: -1) },
@@ -104,7 +120,20 @@ extension OpCase {
         OpCase(name: "conv2d stride padding dilation", shapes: [[1, 2, 6, 5], [2, 2, 3, 2]]) {
             $0[0].conv2d(weight: $0[1], stride: (2, 1), padding: (1, 2), dilation: (2, 1))
         },
+        OpCase(name: "conv2d groups 2", shapes: [[2, 4, 5, 4], [6, 2, 3, 2], [6]]) { $0[0].conv2d(weight: $0[1], bias: $0[2], groups: 2) },
+        OpCase(name: "conv2d depthwise strided padded", shapes: [[1, 3, 6, 5], [3, 1, 3, 3]]) {
+            $0[0].conv2d(weight: $0[1], stride: (2, 1), padding: (1, 0), dilation: (1, 2), groups: 3)
+        },
         OpCase(name: "maxPool2d", shapes: [[2, 2, 5, 5]], domain: -5...5) { $0[0].maxPool2d(kernel: 2) },
+        OpCase(name: "maxPool2d rectangular", shapes: [[1, 2, 4, 7]], domain: -5...5) {
+            $0[0].maxPool2d(kernel: (2, 3), stride: (1, 2), padding: (0, 1))
+        },
+        OpCase(name: "maxPool2d rectangular overlapping dilated", shapes: [[1, 1, 6, 5]], domain: -5...5) {
+            $0[0].maxPool2d(kernel: (3, 2), stride: (1, 1), padding: (1, 1), dilation: (1, 2))
+        },
+        OpCase(name: "avgPool2d rectangular", shapes: [[2, 1, 5, 6]]) {
+            $0[0].avgPool2d(kernel: (3, 2), stride: (2, 1), padding: (1, 1), countIncludePad: false)
+        },
         OpCase(name: "maxPool2d padded strided", shapes: [[1, 2, 5, 6]], domain: -5...5) { $0[0].maxPool2d(kernel: 3, stride: 2, padding: 1) },
         OpCase(name: "avgPool2d", shapes: [[2, 2, 4, 4]]) { $0[0].avgPool2d(kernel: 2) },
         OpCase(name: "avgPool2d padded exclude pad", shapes: [[1, 2, 5, 5]]) {
@@ -122,6 +151,8 @@ extension OpCase {
         OpCase(name: "flatten", shapes: [[2, 3, 2]]) { $0[0].flatten(start: 1).square() },
         OpCase(name: "slice with step", shapes: [[5, 4]]) { $0[0].slice(dim: 0, start: 1, end: 5, step: 2).exp() },
         OpCase(name: "subscript", shapes: [[3, 4, 2]]) { $0[0][1, 1..<3].square() },
+        OpCase(name: "subscript clamped", shapes: [[5, 3]]) { $0[0][2..<100, (-2)...].square() },
+        OpCase(name: "subscript specs", shapes: [[3, 4, 5]]) { $0[0][[.newAxis, .ellipsis, .range(1, 100, step: 2), .index(-1)]].exp() },
         OpCase(name: "cat", shapes: [[2, 3], [2, 2]]) { Tensor.cat([$0[0], $0[1]], dim: 1).exp() },
         OpCase(name: "stack", shapes: [[2, 3], [2, 3]]) { Tensor.stack([$0[0], $0[1].exp()], dim: 1) },
     ]
@@ -136,6 +167,27 @@ extension OpCase {
         OpCase(name: "scatterAdd", shapes: [[3, 4], [3, 2]]) { x in
             x[0].scatterAdd(dim: 1, index: indexTensor([1, 1, 0, 3, 2, 2], shape: [3, 2], like: x[0]), source: x[1]).square()
         },
+    ]
+
+    /// 0-d inputs (PyTorch accepts dim 0 and -1 for a 0-d tensor's reductions).
+    static let zeroDim: [OpCase] = [
+        OpCase(name: "0-d sum", shapes: [[]]) { $0[0].sum() * 3 },
+        OpCase(name: "0-d sum dim -1 keepDim", shapes: [[]]) { $0[0].sum(dim: -1, keepDim: true).exp() },
+        OpCase(name: "0-d mean dim 0", shapes: [[]]) { $0[0].mean(dim: 0).square() },
+        OpCase(name: "0-d variance correction 0", shapes: [[]]) { $0[0].variance(correction: 0) + $0[0] },
+        OpCase(name: "0-d std correction 0", shapes: [[]]) { $0[0].std(correction: 0) + $0[0].std(dim: 0, keepDim: true, correction: 0) + $0[0] },
+        OpCase(name: "0-d max min", shapes: [[]]) { $0[0].max() * 2 + $0[0].min() },
+        OpCase(name: "0-d max min dim with indices", shapes: [[]]) { x in
+            let m = x[0].max(dim: 0), n = x[0].min(dim: -1, keepDim: true)
+            return m.values * 2 + n.values + m.indices.float() + n.indices.float()
+        },
+        OpCase(name: "0-d logSumExp", shapes: [[]]) { $0[0].logSumExp(dim: 0) * 2 },
+        OpCase(name: "0-d softmax", shapes: [[]]) { $0[0].softmax(dim: 0) + $0[0].logSoftmax(dim: -1) + $0[0] },
+        OpCase(name: "0-d shape ops", shapes: [[]]) { x in
+            x[0].unsqueeze(0).expand([3]).exp() + x[0].flatten().square() + x[0].reshape([1, 1]).squeeze(0)
+        },
+        OpCase(name: "0-d transpose permute view", shapes: [[]]) { $0[0].transpose(0, -1).permute([]).view([1]).sin() },
+        OpCase(name: "0-d stack", shapes: [[], []]) { Tensor.stack([$0[0], $0[1].exp()]) },
     ]
 }
 
@@ -163,7 +215,7 @@ struct OpCaseTests {
             var random = TestRandom(seed: 21)
             let values = random.floats(130 * 3 * 700)
             problems += parityMismatches("long and short rows", on: gpu, inputs: [values], shapes: [[390, 700]], rtol: 1e-4, atol: 1e-3) { x in
-                x[0].T.softmax(dim: 0).sum(dim: 1) + x[0].max(dim: 1).sum() + x[0].reshape([-1]).sum() + x[0].argmax(dim: 1).float().sum()
+                x[0].T.softmax(dim: 0).sum(dim: 1) + x[0].max(dim: 1).values.sum() + x[0].reshape([-1]).sum() + x[0].argmax(dim: 1).float().sum()
             }
             precondition(problems.isEmpty, problems.prefix(5).joined(separator: "\n"))
         }

@@ -40,7 +40,7 @@ enum Operand {
 /// Elementwise maps `Float -> Float`, with their parameters.
 enum UnaryOp: Equatable {
     case neg, abs, sign, exp, log, sqrt, rsqrt, square, reciprocal
-    case sin, cos, tanh, sigmoid, relu, gelu, erf
+    case sin, cos, tanh, sigmoid, relu, gelu, geluTanh, erf
     case leakyRelu(slope: Float)
     case clamp(min: Float, max: Float)
     case powScalar(Float)
@@ -63,6 +63,7 @@ enum UnaryOp: Equatable {
         case .sigmoid: "sigmoid"
         case .relu: "relu"
         case .gelu: "gelu"
+        case .geluTanh: "gelu_tanh"
         case .erf: "erf"
         case .leakyRelu: "leaky_relu"
         case .clamp: "clamp"

@@ -200,11 +200,11 @@ extension CPUBackend {
         case .sigmoid: map(source, s, d, E.Sigmoid())
         case .relu: map(source, s, d, E.Relu())
         case .gelu: map(source, s, d, E.Gelu())
+        case .geluTanh: map(source, s, d, E.GeluTanh())
         case .erf: map(source, s, d, E.Erf())
         case .leakyRelu(let slope): map(source, s, d, E.LeakyRelu(slope: slope))
         case let .clamp(lo, hi): map(source, s, d, E.Clamp(lower: lo, upper: hi))
-        case .powScalar(let p):
-            if p == 2 { map(source, s, d, E.Square()) } else { map(source, s, d, E.BoundRight(f: E.Pow(), right: p)) }
+        case .powScalar(let p): map(source, s, d, E.BoundRight(f: E.Pow(), right: p))
         }
     }
 
@@ -291,6 +291,13 @@ enum Elementwise {
     struct Sigmoid: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) } }
     struct Relu: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? x : 0 } }
     struct Gelu: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { 0.5 * x * (1 + Foundation.erf(x * 0.707_106_781_186_547_5)) } }
+    /// GELU's tanh form as x·sigmoid(2u), u = √(2/π)·(x + 0.044715·x³), which equals
+    /// 0.5·x·(1 + tanh(u)): libm's `exp` costs a third of its `tanh` here (measured).
+    struct GeluTanh: ElementFunction {
+        @inline(__always) func apply(_ x: Float) -> Float {
+            x / (1 + Foundation.exp(-1.595_769_121_605_731 * (x + 0.044_715 * x * x * x)))
+        }
+    }
     struct Erf: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.erf(x) } }
     struct Add: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a + b } }
     struct Sub: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a - b } }

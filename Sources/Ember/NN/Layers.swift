@@ -21,40 +21,58 @@ public final class Linear: Module, Layer {
     }
 }
 
-/// 2-D convolution over NCHW input.
+/// 2-D convolution over NCHW input (`torch.nn.Conv2d`), grouped when `groups` > 1.
 public final class Conv2d: Module, Layer {
-    /// Weight `[outChannels, inChannels, k, k]`.
+    /// Weight `[outChannels, inChannels / groups, kH, kW]`.
     @Parameter public var weight: Tensor
     /// Bias `[outChannels]`, or nil.
     @OptionalParameter public var bias: Tensor?
-    /// Stride, padding and dilation.
-    public let stride: Int, padding: Int, dilation: Int
+    /// Vertical and horizontal stride, padding and dilation.
+    public let stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)
+    /// Number of channel groups (`inChannels` for a depthwise convolution).
+    public let groups: Int
 
-    /// A layer with PyTorch's default initialisation.
-    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                dilation: Int = 1, bias: Bool = true) {
-        check(inChannels > 0 && outChannels > 0 && kernelSize > 0,
+    /// A layer with square windows and PyTorch's default initialisation.
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                            dilation: Int = 1, groups: Int = 1, bias: Bool = true) {
+        self.init(inChannels, outChannels, kernelSize: (kernelSize, kernelSize), stride: (stride, stride), padding: (padding, padding),
+                  dilation: (dilation, dilation), groups: groups, bias: bias)
+    }
+
+    /// A layer with `kernelSize` (height, width) windows and PyTorch's default initialisation.
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true) {
+        check(inChannels > 0 && outChannels > 0 && kernelSize.0 > 0 && kernelSize.1 > 0,
               "Conv2d: channels and kernel size must be positive, got \(inChannels) -> \(outChannels), kernel \(kernelSize)")
-        let fanIn = inChannels * kernelSize * kernelSize
-        weight = Init.kaimingUniform([outChannels, inChannels, kernelSize, kernelSize], fanIn: fanIn)
+        check(groups > 0, "Conv2d: groups must be a positive integer, got \(groups)")
+        check(inChannels % groups == 0, "Conv2d: in_channels must be divisible by groups, got \(inChannels) and groups=\(groups)")
+        check(outChannels % groups == 0, "Conv2d: out_channels must be divisible by groups, got \(outChannels) and groups=\(groups)")
+        let fanIn = inChannels / groups * kernelSize.0 * kernelSize.1
+        weight = Init.kaimingUniform([outChannels, inChannels / groups, kernelSize.0, kernelSize.1], fanIn: fanIn)
         self.bias = bias ? Init.kaimingUniform([outChannels], fanIn: fanIn) : nil
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
+        self.groups = groups
     }
 
     /// The convolution of `x` (`[N, inChannels, H, W]`).
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation)
+        x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
     }
 }
 
-/// Max pooling over square windows.
+/// Max pooling (`torch.nn.MaxPool2d`).
 public final class MaxPool2d: Module, Layer {
-    let kernelSize: Int, stride: Int?, padding: Int
+    let kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int)
 
-    /// Windows of `kernelSize` (stride defaults to the kernel size).
-    public init(_ kernelSize: Int, stride: Int? = nil, padding: Int = 0) {
+    /// Square windows of `kernelSize` (stride defaults to the kernel size).
+    public convenience init(_ kernelSize: Int, stride: Int? = nil, padding: Int = 0) {
+        self.init((kernelSize, kernelSize), stride: stride.map { ($0, $0) }, padding: (padding, padding))
+    }
+
+    /// Windows of `kernelSize` (height, width); stride defaults to the kernel size.
+    public init(_ kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) {
         self.kernelSize = kernelSize
         self.stride = stride
         self.padding = padding
@@ -64,12 +82,17 @@ public final class MaxPool2d: Module, Layer {
     public func callAsFunction(_ x: Tensor) -> Tensor { x.maxPool2d(kernel: kernelSize, stride: stride, padding: padding) }
 }
 
-/// Average pooling over square windows.
+/// Average pooling (`torch.nn.AvgPool2d`).
 public final class AvgPool2d: Module, Layer {
-    let kernelSize: Int, stride: Int?, padding: Int, countIncludePad: Bool
+    let kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int), countIncludePad: Bool
 
-    /// Windows of `kernelSize` (stride defaults to the kernel size).
-    public init(_ kernelSize: Int, stride: Int? = nil, padding: Int = 0, countIncludePad: Bool = true) {
+    /// Square windows of `kernelSize` (stride defaults to the kernel size).
+    public convenience init(_ kernelSize: Int, stride: Int? = nil, padding: Int = 0, countIncludePad: Bool = true) {
+        self.init((kernelSize, kernelSize), stride: stride.map { ($0, $0) }, padding: (padding, padding), countIncludePad: countIncludePad)
+    }
+
+    /// Windows of `kernelSize` (height, width); stride defaults to the kernel size.
+    public init(_ kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0), countIncludePad: Bool = true) {
         self.kernelSize = kernelSize
         self.stride = stride
         self.padding = padding
@@ -161,12 +184,18 @@ public final class ReLU: Module, Layer {
     public func callAsFunction(_ x: Tensor) -> Tensor { x.relu() }
 }
 
-/// `gelu` as a layer.
+/// `gelu` as a layer (`torch.nn.GELU`).
 public final class GELU: Module, Layer {
-    /// A GELU layer.
-    override public init() {}
-    /// `x.gelu()`.
-    public func callAsFunction(_ x: Tensor) -> Tensor { x.gelu() }
+    /// Exact (`.none`, the default) or tanh-approximated GELU.
+    public let approximate: GELUApproximation
+
+    /// A GELU layer of the given form.
+    public init(approximate: GELUApproximation = .none) {
+        self.approximate = approximate
+    }
+
+    /// `x.gelu(approximate:)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.gelu(approximate: approximate) }
 }
 
 /// `tanh` as a layer.

@@ -33,23 +33,38 @@ extension Tensor {
         return out.recording("Col2ImBackward", inputs: [self]) { { grad in [grad.im2col(g)] } }
     }
 
-    /// 2-D cross-correlation of an NCHW input with `weight` `[outC, inC, kH, kW]` and an
-    /// optional `bias` `[outC]`, as `torch.nn.functional.conv2d` (groups = 1).
-    public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, dilation: Int = 1) -> Tensor {
-        conv2d(weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding), dilation: (dilation, dilation))
+    /// 2-D cross-correlation of an NCHW input with `weight` `[outC, inC / groups, kH, kW]` and
+    /// an optional `bias` `[outC]`, as `torch.nn.functional.conv2d`.
+    public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1) -> Tensor {
+        conv2d(weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding), dilation: (dilation, dilation), groups: groups)
     }
 
     /// 2-D convolution with separate vertical and horizontal stride, padding and dilation.
-    public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int) = (1, 1)) -> Tensor {
+    /// With `groups` > 1 the channels split into that many groups, each convolved with its own
+    /// `outC / groups` filters (`groups == inC` is a depthwise convolution).
+    public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int) = (1, 1),
+                       groups: Int = 1) -> Tensor {
         Tensor.checkSameDevice("conv2d", self, weight)
-        check(weight.rank == 4, "conv2d: weight must be 4-D [outC, inC, kH, kW], got \(Shape.describe(weight.shape))")
+        check(weight.rank == 4, "conv2d: weight must be 4-D [outC, inC / groups, kH, kW], got \(Shape.describe(weight.shape))")
         check(rank == 4, "conv2d: expected a 4-D NCHW input, got shape \(Shape.describe(shape))")
-        check(weight.shape[1] == shape[1],
-              "conv2d: input \(Shape.describe(shape)) has \(shape[1]) channels but weight \(Shape.describe(weight.shape)) expects \(weight.shape[1])")
+        check(groups > 0, "conv2d: non-positive groups is not supported, got groups=\(groups)")
+        check(weight.shape[0] % groups == 0,
+              "conv2d: given groups=\(groups), expected weight to be divisible by \(groups) at dimension 0, but got weight of size \(Shape.describe(weight.shape)) instead")
+        check(weight.shape[1] * groups == shape[1],
+              "conv2d: given groups=\(groups), weight of size \(Shape.describe(weight.shape)), expected input \(Shape.describe(shape)) to have \(weight.shape[1] * groups) channels, but got \(shape[1]) channels instead")
         let g = windowGeometry("conv2d", kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding, dilation: dilation)
         let outChannels = weight.shape[0]
         let columns = im2col(g)
-        var out = weight.reshape([outChannels, -1]).matmul(columns)
+        var out: Tensor
+        if groups == 1 {
+            out = weight.reshape([outChannels, -1]).matmul(columns)
+        } else {
+            // Group k's filters [outC / groups, K] times its rows of the columns [K, outH * outW].
+            let k = columns.shape[1] / groups
+            out = weight.reshape([groups, outChannels / groups, k])
+                .matmul(columns.reshape([g.batch, groups, k, g.outHeight * g.outWidth]))
+                .reshape([g.batch, outChannels, g.outHeight * g.outWidth])
+        }
         if let bias {
             Tensor.checkSameDevice("conv2d", self, bias)
             check(bias.shape == [outChannels], "conv2d: bias must have shape [\(outChannels)], got \(Shape.describe(bias.shape))")

@@ -13,6 +13,14 @@ enum ElementwiseArgument {
 
 // MARK: - Unary math and activations
 
+/// Which form of GELU to compute (`approximate` in `torch.nn.functional.gelu`).
+public enum GELUApproximation: String, Sendable {
+    /// The exact x·Φ(x), with the error function.
+    case none
+    /// The tanh approximation 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+    case tanh
+}
+
 extension Tensor {
     /// Runs a unary kernel into a fresh Float32 tensor (no autograd).
     func unaryForward(_ op: UnaryOp) -> Tensor {
@@ -86,9 +94,45 @@ extension Tensor {
     /// Elementwise x².
     public func square() -> Tensor { unary(.square, "PowBackward") { 2 * $0 } }
 
-    /// Elementwise x^exponent.
+    /// Elementwise x^exponent, as `torch.pow`. Integer exponents up to 8 in size are products
+    /// of squares (as fast as writing out the multiplications, exact for negative x), 0.5 and
+    /// -0.5 are `sqrt` and `rsqrt`; other exponents run the general kernel. The gradient is
+    /// `exponent * x^(exponent - 1)`, and 0 for exponent 0 (also at x = 0, as PyTorch).
     public func pow(_ exponent: Float) -> Tensor {
-        unary(.powScalar(exponent), "PowBackward") { x in exponent * x.pow(exponent - 1) }
+        powForward(exponent).recording("PowBackward", inputs: [self]) {
+            let x = SavedTensor(self, op: "PowBackward")
+            return { g in
+                switch exponent {
+                case 0: return [g * 0]
+                case 1: return [g]
+                case 2: return [g * (2 * x.value)]
+                default: return [g * (exponent * x.value.pow(exponent - 1))]
+                }
+            }
+        }
+    }
+
+    /// x^exponent without autograd, by the cheapest kernels for the exponent.
+    private func powForward(_ exponent: Float) -> Tensor {
+        switch exponent {
+        case 0: return Tensor.ones(shape, device: device)
+        case 1: return floatStorage.contiguousCopy()
+        case 2: return unaryForward(.square)
+        case 0.5: return unaryForward(.sqrt)
+        case -0.5: return unaryForward(.rsqrt)
+        case -1: return unaryForward(.reciprocal)
+        default: break
+        }
+        guard exponent == exponent.rounded(), Swift.abs(exponent) <= 8 else { return unaryForward(.powScalar(exponent)) }
+        // Binary exponentiation: x^n as a product of x^(2^k) over the set bits of |n|.
+        var n = Int(Swift.abs(exponent))
+        var base = floatStorage, result: Tensor?
+        while n > 0 {
+            if n & 1 == 1 { result = result.map { Tensor.binaryForward(.mul, .tensor($0), .tensor(base), name: "pow") } ?? base }
+            n >>= 1
+            if n > 0 { base = base.unaryForward(.square) }
+        }
+        return exponent < 0 ? result!.unaryForward(.reciprocal) : result!
     }
 
     /// Elementwise sine.
@@ -111,12 +155,24 @@ extension Tensor {
         unary(.erf, "ErfBackward") { x in Float(2 / Double.pi.squareRoot()) * (-(x * x)).exp() }
     }
 
-    /// Elementwise GELU, exact form x·Φ(x) with Φ the standard normal CDF.
-    public func gelu() -> Tensor {
-        unary(.gelu, "GeluBackward") { x in
-            let cdf = 0.5 * (1 + (x * Float(1 / 2.0.squareRoot())).erf())
-            let pdf = Float(1 / (2 * Double.pi).squareRoot()) * (-0.5 * x * x).exp()
-            return cdf + x * pdf
+    /// Elementwise GELU, as `torch.nn.functional.gelu`: the exact form x·Φ(x) with Φ the
+    /// standard normal CDF (`.none`, the default), or its tanh approximation
+    /// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (`.tanh`). Each has its exact derivative.
+    public func gelu(approximate: GELUApproximation = .none) -> Tensor {
+        switch approximate {
+        case .none:
+            return unary(.gelu, "GeluBackward") { x in
+                let cdf = 0.5 * (1 + (x * Float(1 / 2.0.squareRoot())).erf())
+                let pdf = Float(1 / (2 * Double.pi).squareRoot()) * (-0.5 * x * x).exp()
+                return cdf + x * pdf
+            }
+        case .tanh:
+            let k = Float((2 / Double.pi).squareRoot()), c: Float = 0.044715
+            return unary(.geluTanh, "GeluBackward") { x in
+                let x2 = x.square()
+                let t = (k * x * (1 + c * x2)).tanh()
+                return 0.5 * (1 + t) + 0.5 * x * (1 - t.square()) * (k * (1 + 3 * c * x2))
+            }
         }
     }
 
@@ -216,9 +272,13 @@ extension Tensor {
     }
 
     /// Elementwise power a^b with broadcasting.
+    /// As PyTorch, the base's gradient is 0 where the exponent is 0, and the exponent's is 0
+    /// where the base is 0 and the exponent >= 0 (instead of 0·inf = NaN).
     public func pow(_ exponent: Tensor) -> Tensor {
         Tensor.binary(.pow, self, exponent, "PowBackward") { g, a, b in
-            (g * b * a.pow(b - 1), g * a.pow(b) * a.log())
+            let zero = Tensor.zeros([], device: g.device)
+            return (Tensor.where(b == 0, zero, g * b * a.pow(b - 1)),
+                    Tensor.where((a == 0) * (b >= 0), zero, g * a.pow(b) * a.log()))
         }
     }
 
@@ -306,6 +366,19 @@ extension Tensor {
     /// Elementwise a >= s as a `.bool` mask.
     public static func >= (a: Tensor, s: Float) -> Tensor { compare(.ge, .tensor(a), .scalar(s), "ge") }
 
+    /// Elementwise s == a as a `.bool` mask.
+    public static func == (s: Float, a: Tensor) -> Tensor { a == s }
+    /// Elementwise s != a as a `.bool` mask.
+    public static func != (s: Float, a: Tensor) -> Tensor { a != s }
+    /// Elementwise s < a as a `.bool` mask.
+    public static func < (s: Float, a: Tensor) -> Tensor { a > s }
+    /// Elementwise s <= a as a `.bool` mask.
+    public static func <= (s: Float, a: Tensor) -> Tensor { a >= s }
+    /// Elementwise s > a as a `.bool` mask.
+    public static func > (s: Float, a: Tensor) -> Tensor { a < s }
+    /// Elementwise s >= a as a `.bool` mask.
+    public static func >= (s: Float, a: Tensor) -> Tensor { a <= s }
+
     /// Elementwise `condition ? a : b` with broadcasting; the gradient flows to the chosen side.
     public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
         checkSameDevice("where", condition, a)
@@ -348,5 +421,80 @@ extension Tensor {
     /// This tensor as a `.bool` mask (non-zero is true).
     public func bool() -> Tensor {
         dtype == .bool ? self : (self != 0)
+    }
+}
+
+// MARK: - Double scalars
+
+/// `Double` scalars (the type of Swift's float literals and of most host arithmetic) combine
+/// with tensors as `Float` ones do, rounded to Float32 as PyTorch rounds a Python float for a
+/// float32 tensor. They are disfavoured overloads, so a literal (`x * 2`, `0.5 * x`) still
+/// picks the `Float` operator instead of being ambiguous.
+extension Tensor {
+    /// Tensor + Double scalar.
+    @_disfavoredOverload public static func + (a: Tensor, s: Double) -> Tensor { a + Float(s) }
+    /// Double scalar + tensor.
+    @_disfavoredOverload public static func + (s: Double, a: Tensor) -> Tensor { Float(s) + a }
+    /// Tensor - Double scalar.
+    @_disfavoredOverload public static func - (a: Tensor, s: Double) -> Tensor { a - Float(s) }
+    /// Double scalar - tensor.
+    @_disfavoredOverload public static func - (s: Double, a: Tensor) -> Tensor { Float(s) - a }
+    /// Tensor * Double scalar.
+    @_disfavoredOverload public static func * (a: Tensor, s: Double) -> Tensor { a * Float(s) }
+    /// Double scalar * tensor.
+    @_disfavoredOverload public static func * (s: Double, a: Tensor) -> Tensor { Float(s) * a }
+    /// Tensor / Double scalar.
+    @_disfavoredOverload public static func / (a: Tensor, s: Double) -> Tensor { a / Float(s) }
+    /// Double scalar / tensor.
+    @_disfavoredOverload public static func / (s: Double, a: Tensor) -> Tensor { Float(s) / a }
+    /// Elementwise a == s as a `.bool` mask.
+    @_disfavoredOverload public static func == (a: Tensor, s: Double) -> Tensor { a == Float(s) }
+    /// Elementwise a != s as a `.bool` mask.
+    @_disfavoredOverload public static func != (a: Tensor, s: Double) -> Tensor { a != Float(s) }
+    /// Elementwise a < s as a `.bool` mask.
+    @_disfavoredOverload public static func < (a: Tensor, s: Double) -> Tensor { a < Float(s) }
+    /// Elementwise a <= s as a `.bool` mask.
+    @_disfavoredOverload public static func <= (a: Tensor, s: Double) -> Tensor { a <= Float(s) }
+    /// Elementwise a > s as a `.bool` mask.
+    @_disfavoredOverload public static func > (a: Tensor, s: Double) -> Tensor { a > Float(s) }
+    /// Elementwise a >= s as a `.bool` mask.
+    @_disfavoredOverload public static func >= (a: Tensor, s: Double) -> Tensor { a >= Float(s) }
+    /// Elementwise s == a as a `.bool` mask.
+    @_disfavoredOverload public static func == (s: Double, a: Tensor) -> Tensor { a == Float(s) }
+    /// Elementwise s != a as a `.bool` mask.
+    @_disfavoredOverload public static func != (s: Double, a: Tensor) -> Tensor { a != Float(s) }
+    /// Elementwise s < a as a `.bool` mask.
+    @_disfavoredOverload public static func < (s: Double, a: Tensor) -> Tensor { a > Float(s) }
+    /// Elementwise s <= a as a `.bool` mask.
+    @_disfavoredOverload public static func <= (s: Double, a: Tensor) -> Tensor { a >= Float(s) }
+    /// Elementwise s > a as a `.bool` mask.
+    @_disfavoredOverload public static func > (s: Double, a: Tensor) -> Tensor { a < Float(s) }
+    /// Elementwise s >= a as a `.bool` mask.
+    @_disfavoredOverload public static func >= (s: Double, a: Tensor) -> Tensor { a <= Float(s) }
+}
+
+// MARK: - Closeness
+
+extension Tensor {
+    /// Elementwise `|self - other| <= atol + rtol * |other|` as a `.bool` mask, with
+    /// broadcasting, as `torch.isclose`: equal values (infinities of one sign too) are close,
+    /// a finite value is never close to an infinite one, and NaNs are close to each other
+    /// only when `equalNan`. No gradient.
+    public func isclose(_ other: Tensor, rtol: Float = 1e-5, atol: Float = 1e-8, equalNan: Bool = false) -> Tensor {
+        check(rtol >= 0 && atol >= 0, "isclose: rtol and atol must be >= 0, got rtol \(rtol) and atol \(atol)")
+        return Tensor.noGrad {
+            let a = float().detach(), b = other.float().detach()
+            let error = (a - b).abs()
+            let within = (error <= rtol * b.abs() + atol).float() * (error < Float.infinity).float()
+            var close = (a == b).float().maximum(within)
+            if equalNan { close = close.maximum((a != a).float() * (b != b).float()) }
+            return close != 0
+        }
+    }
+
+    /// Whether every element is close to `other`'s (broadcast), as `torch.allclose`: see
+    /// `isclose`. Reads one number back from the device.
+    public func allclose(_ other: Tensor, rtol: Float = 1e-5, atol: Float = 1e-8, equalNan: Bool = false) -> Bool {
+        (isclose(other, rtol: rtol, atol: atol, equalNan: equalNan) == 0).float().sum().item() == 0
     }
 }

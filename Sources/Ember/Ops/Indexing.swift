@@ -96,16 +96,17 @@ extension Tensor {
         return gather(dim: d, index: index.reshape(alongDim).expand(outShape))
     }
 
-    /// A view of `start..<end` (every `step`-th element) along `dim`. Bounds may be negative
-    /// (counted from the end) and must lie inside the dimension.
+    /// A view of `start..<end` (every `step`-th element) along `dim`. As in Python, negative
+    /// bounds count from the end and bounds outside the dimension are clamped to it, so
+    /// `start >= end` gives an empty dimension.
     public func slice(dim: Int, start: Int = 0, end: Int? = nil, step: Int = 1) -> Tensor {
         let d = Tensor.normalizeDim(dim, rank: rank, op: "slice")
-        let size = shape[d]
-        let lo = start < 0 ? start + size : start
-        let hi = end.map { $0 < 0 ? $0 + size : $0 } ?? size
+        check(rank > 0, "slice: cannot slice a 0-d tensor")
         check(step > 0, "slice: step must be positive, got \(step)")
-        check(lo >= 0 && lo <= size && hi >= lo && hi <= size,
-              "slice: range \(start)..<\(end ?? size) is out of bounds for dimension \(d) of size \(size)")
+        let size = shape[d]
+        func clamped(_ bound: Int) -> Int { Swift.min(Swift.max(bound < 0 ? bound + size : bound, 0), size) }
+        let lo = clamped(start)
+        let hi = Swift.max(end.map(clamped) ?? size, lo)
         var newShape = shape, newStrides = strides
         newShape[d] = (hi - lo + step - 1) / step
         newStrides[d] = strides[d] * step
@@ -131,18 +132,38 @@ extension Tensor {
         return slice(dim: d, start: i, end: i + 1).squeeze(d)
     }
 
-    /// Indexes with integers (removing a dim) and ranges (keeping it), one per leading dim:
-    /// `x[0]`, `x[1..<3]`, `x[0, 2...]`, `x[TensorRange.all, 1]`.
+    /// Indexes with integers (removing a dim), ranges (keeping it, clamped as in Python), one
+    /// per leading dim, and `SliceSpec`'s `.ellipsis` and `.newAxis`: `x[0]`, `x[1..<3]`,
+    /// `x[0, 2...]`, `x[TensorRange.all, 1]`, `x[SliceSpec.ellipsis, 0]`.
     public subscript(_ indices: any TensorIndex...) -> Tensor {
-        check(indices.count <= rank, "index: too many indices (\(indices.count)) for a tensor of rank \(rank)")
+        self[indices.map(\.component)]
+    }
+
+    /// Indexes with a list of specs built at run time (`x[specs]`), as the variadic form.
+    public subscript(_ specs: [SliceSpec]) -> Tensor {
+        let consumed = specs.reduce(0) { n, spec in
+            switch spec {
+            case .index, .range, .all: n + 1
+            case .ellipsis, .newAxis: n
+            }
+        }
+        check(consumed <= rank, "index: too many indices (\(consumed)) for a tensor of rank \(rank)")
+        check(specs.filter { $0 == .ellipsis }.count <= 1, "index: an index can only have a single ellipsis")
         var result = self
         var dim = 0
-        for index in indices {
-            switch index.component {
-            case .single(let i):
+        for spec in specs {
+            switch spec {
+            case .index(let i):
                 result = result.select(dim: dim, index: i)
             case .range(let lo, let hi, let step):
                 result = result.slice(dim: dim, start: lo ?? 0, end: hi, step: step)
+                dim += 1
+            case .all:
+                dim += 1
+            case .ellipsis:
+                dim += rank - consumed
+            case .newAxis:
+                result = result.unsqueeze(dim)
                 dim += 1
             }
         }
@@ -153,6 +174,9 @@ extension Tensor {
     public static func cat(_ tensors: [Tensor], dim: Int = 0) -> Tensor {
         check(!tensors.isEmpty, "cat: expected a non-empty list of tensors")
         let first = tensors[0]
+        for (i, t) in tensors.enumerated() where t.rank == 0 {
+            fatalError("cat: zero-dimensional tensor (at position \(i)) cannot be concatenated")
+        }
         let d = normalizeDim(dim, rank: first.rank, op: "cat")
         for t in tensors {
             checkSameDevice("cat", first, t)
@@ -215,48 +239,64 @@ extension Tensor {
     }
 }
 
-/// One component of a subscript: an integer (removes the dim) or a range (keeps it).
-public enum TensorIndexComponent: Sendable {
-    /// A single position (negative counts from the end).
-    case single(Int)
-    /// `lower..<upper` every `step` (nil bounds mean the dim's start or end).
+/// One entry of a subscript, as in a Python index tuple: `x[specs]` takes a list of them
+/// built at run time, and the variadic `x[...]` turns each argument into one.
+public enum SliceSpec: TensorIndex, Sendable, Equatable {
+    /// A single position (negative counts from the end); removes the dim.
+    case index(Int)
+    /// `lower..<upper` every `step` (nil bounds mean the dim's start or end; bounds are
+    /// clamped as in Python); keeps the dim.
     case range(lower: Int?, upper: Int?, step: Int)
+    /// The whole dim (`:` in Python).
+    case all
+    /// As many whole dims as the other entries leave (`...` in Python).
+    case ellipsis
+    /// A new size-1 dim (`None` in Python).
+    case newAxis
+
+    /// `lower..<upper` every `step`.
+    public static func range(_ lower: Int? = nil, _ upper: Int? = nil, step: Int = 1) -> SliceSpec {
+        .range(lower: lower, upper: upper, step: step)
+    }
+
+    /// The spec itself.
+    public var component: SliceSpec { self }
 }
 
 /// Anything usable inside `tensor[...]`: `Int`, Swift ranges, and `TensorRange`.
 public protocol TensorIndex {
-    /// The component this index stands for.
-    var component: TensorIndexComponent { get }
+    /// The subscript entry this index stands for.
+    var component: SliceSpec { get }
 }
 
 extension Int: TensorIndex {
     /// A single position.
-    public var component: TensorIndexComponent { .single(self) }
+    public var component: SliceSpec { .index(self) }
 }
 
 extension Range: TensorIndex where Bound == Int {
     /// `lower..<upper`.
-    public var component: TensorIndexComponent { .range(lower: lowerBound, upper: upperBound, step: 1) }
+    public var component: SliceSpec { .range(lower: lowerBound, upper: upperBound, step: 1) }
 }
 
 extension ClosedRange: TensorIndex where Bound == Int {
     /// `lower...upper`.
-    public var component: TensorIndexComponent { .range(lower: lowerBound, upper: upperBound + 1, step: 1) }
+    public var component: SliceSpec { .range(lower: lowerBound, upper: upperBound + 1, step: 1) }
 }
 
 extension PartialRangeFrom: TensorIndex where Bound == Int {
     /// `lower...` to the end.
-    public var component: TensorIndexComponent { .range(lower: lowerBound, upper: nil, step: 1) }
+    public var component: SliceSpec { .range(lower: lowerBound, upper: nil, step: 1) }
 }
 
 extension PartialRangeUpTo: TensorIndex where Bound == Int {
     /// `..<upper` from the start.
-    public var component: TensorIndexComponent { .range(lower: nil, upper: upperBound, step: 1) }
+    public var component: SliceSpec { .range(lower: nil, upper: upperBound, step: 1) }
 }
 
 extension PartialRangeThrough: TensorIndex where Bound == Int {
     /// `...upper` from the start.
-    public var component: TensorIndexComponent { .range(lower: nil, upper: upperBound + 1, step: 1) }
+    public var component: SliceSpec { .range(lower: nil, upper: upperBound + 1, step: 1) }
 }
 
 /// A slice with a step, or the whole dim: `x[TensorRange.all, TensorRange(0, 10, step: 2)]`.
@@ -279,5 +319,5 @@ public struct TensorRange: TensorIndex, Sendable {
     public static let all = TensorRange()
 
     /// The range component.
-    public var component: TensorIndexComponent { .range(lower: lower, upper: upper, step: step) }
+    public var component: SliceSpec { .range(lower: lower, upper: upper, step: step) }
 }

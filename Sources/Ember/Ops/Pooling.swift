@@ -3,9 +3,14 @@ extension Tensor {
     /// Max over `kernel` x `kernel` windows (stride defaults to the kernel size); the gradient
     /// flows to the first maximum of each window.
     public func maxPool2d(kernel: Int, stride: Int? = nil, padding: Int = 0, dilation: Int = 1) -> Tensor {
-        let s = stride ?? kernel
-        let g = windowGeometry("maxPool2d", kernel: (kernel, kernel), stride: (s, s), padding: (padding, padding), dilation: (dilation, dilation))
-        check(padding <= kernel / 2, "maxPool2d: padding \(padding) must be at most half the kernel size \(kernel)")
+        maxPool2d(kernel: (kernel, kernel), stride: stride.map { ($0, $0) }, padding: (padding, padding), dilation: (dilation, dilation))
+    }
+
+    /// Max over `kernel.0` x `kernel.1` (height x width) windows, with separate vertical and
+    /// horizontal stride (default: the kernel), padding and dilation.
+    public func maxPool2d(kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1)) -> Tensor {
+        let g = windowGeometry("maxPool2d", kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation)
+        Tensor.checkPoolPadding("maxPool2d", kernel: kernel, padding: padding)
         let source = floatStorage.dense
         let outShape = [g.batch, g.channels, g.outHeight, g.outWidth]
         let out = Tensor(uninitialized: outShape, device: device, op: "maxPool2d")
@@ -40,10 +45,21 @@ extension Tensor {
     /// Mean over `kernel` x `kernel` windows (stride defaults to the kernel size); padding is
     /// counted in the divisor when `countIncludePad` (PyTorch's default).
     public func avgPool2d(kernel: Int, stride: Int? = nil, padding: Int = 0, countIncludePad: Bool = true) -> Tensor {
-        let s = stride ?? kernel
-        let g = windowGeometry("avgPool2d", kernel: (kernel, kernel), stride: (s, s), padding: (padding, padding), dilation: (1, 1))
-        check(padding <= kernel / 2, "avgPool2d: padding \(padding) must be at most half the kernel size \(kernel)")
+        avgPool2d(kernel: (kernel, kernel), stride: stride.map { ($0, $0) }, padding: (padding, padding), countIncludePad: countIncludePad)
+    }
+
+    /// Mean over `kernel.0` x `kernel.1` (height x width) windows, with separate vertical and
+    /// horizontal stride (default: the kernel) and padding.
+    public func avgPool2d(kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0), countIncludePad: Bool = true) -> Tensor {
+        let g = windowGeometry("avgPool2d", kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: (1, 1))
+        Tensor.checkPoolPadding("avgPool2d", kernel: kernel, padding: padding)
         return avgPool(g, countIncludePad)
+    }
+
+    /// Pooling pads at most half a window on each side (PyTorch's rule).
+    private static func checkPoolPadding(_ op: String, kernel: (Int, Int), padding: (Int, Int)) {
+        check(padding.0 <= kernel.0 / 2 && padding.1 <= kernel.1 / 2,
+              "\(op): padding \(padding) must be at most half the kernel size \(kernel)")
     }
 
     private func avgPool(_ g: Conv2dGeometry, _ countPadding: Bool) -> Tensor {

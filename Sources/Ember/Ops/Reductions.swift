@@ -1,13 +1,14 @@
-/// Reductions: sum, mean, max, min, argmax, argmin, variance, logSumExp.
+/// Reductions: sum, mean, max, min, argmax, argmin, variance, std, logSumExp.
 /// Forward: the reduced dims are read as one contiguous `[outer, size, inner]` block (a view
 /// when the layout already is, else one copy) and reduced by the backend; dims that are not
 /// adjacent are reduced one adjacent run at a time.
 extension Tensor {
-    /// Sorted, de-duplicated, normalised dims (all dims when `dims` is empty).
+    /// Sorted, de-duplicated, normalised dims (all dims when `dims` is empty). A 0-d tensor
+    /// accepts dim 0 and -1 (as PyTorch) and has no dims to reduce.
     private func reductionDims(_ dims: [Int], op: String) -> [Int] {
         if dims.isEmpty { return Array(0..<rank) }
         let d = Set(dims.map { Tensor.normalizeDim($0, rank: rank, op: op) }).sorted()
-        return d
+        return rank == 0 ? [] : d
     }
 
     /// The result shape of reducing `dims`.
@@ -20,9 +21,13 @@ extension Tensor {
     }
 
     /// Runs a backend reduction over `dims` (no autograd). Sum over an empty range gives 0.
+    /// No dims (a 0-d tensor's) leaves every element alone: a copy, or index 0.
     func reduceForward(_ op: ReduceOp, dims: [Int], keepDim: Bool, name: String) -> Tensor {
         let source = floatStorage
         let outShape = reducedShape(dims, keepDim: keepDim)
+        if dims.isEmpty {
+            return op.producesIndices ? Tensor.zeros(outShape, dtype: .int32, device: device) : source.contiguousCopy()
+        }
         let size = dims.reduce(1) { $0 * shape[$1] }
         // Reduced dims apart (a bias gradient's [N, C, L] -> [C]): reduce each run of adjacent
         // dims in turn, innermost first, instead of copying a permuted tensor; each pass
@@ -83,7 +88,7 @@ extension Tensor {
     }
 
     /// Variance over `dims` (all when empty), with Bessel's correction by default
-    /// (`correction: 1`), as `torch.var`.
+    /// (`correction: 1`), as `torch.var`; n <= correction gives NaN (or inf), as PyTorch.
     public func variance(dims: [Int] = [], keepDim: Bool = false, correction: Int = 1) -> Tensor {
         let d = reductionDims(dims, op: "variance")
         let n = d.reduce(1) { $0 * shape[$1] }
@@ -94,6 +99,46 @@ extension Tensor {
     /// Variance over `dim`.
     public func variance(dim: Int, keepDim: Bool = false, correction: Int = 1) -> Tensor {
         variance(dims: [dim], keepDim: keepDim, correction: correction)
+    }
+
+    /// Variance with `unbiased` (correction 1) or biased (correction 0) normalisation, as
+    /// `torch.var(x, dim, unbiased)`.
+    public func variance(dims: [Int] = [], keepDim: Bool = false, unbiased: Bool) -> Tensor {
+        variance(dims: dims, keepDim: keepDim, correction: unbiased ? 1 : 0)
+    }
+
+    /// Variance over `dim`, unbiased or biased.
+    public func variance(dim: Int, keepDim: Bool = false, unbiased: Bool) -> Tensor {
+        variance(dims: [dim], keepDim: keepDim, correction: unbiased ? 1 : 0)
+    }
+
+    /// Standard deviation over `dims` (all when empty): the square root of `variance`, as
+    /// `torch.std`. As PyTorch, the gradient is 0 where the deviation is 0 (not NaN).
+    public func std(dims: [Int] = [], keepDim: Bool = false, correction: Int = 1) -> Tensor {
+        let v = variance(dims: dims, keepDim: keepDim, correction: correction)
+        let y = v.unaryForward(.sqrt)
+        return y.recording("StdBackward", inputs: [v]) {
+            let saved = SavedTensor(y.detach(), op: "StdBackward"), input = SavedTensor(v, op: "StdBackward")
+            return { g in
+                let s = GradMode.enabled ? input.value.sqrt() : saved.value
+                return [Tensor.where(s == 0, Tensor.zeros([], device: g.device), g / (2 * s))]
+            }
+        }
+    }
+
+    /// Standard deviation over `dim`.
+    public func std(dim: Int, keepDim: Bool = false, correction: Int = 1) -> Tensor {
+        std(dims: [dim], keepDim: keepDim, correction: correction)
+    }
+
+    /// Standard deviation, unbiased (correction 1) or biased (correction 0).
+    public func std(dims: [Int] = [], keepDim: Bool = false, unbiased: Bool) -> Tensor {
+        std(dims: dims, keepDim: keepDim, correction: unbiased ? 1 : 0)
+    }
+
+    /// Standard deviation over `dim`, unbiased or biased.
+    public func std(dim: Int, keepDim: Bool = false, unbiased: Bool) -> Tensor {
+        std(dims: [dim], keepDim: keepDim, correction: unbiased ? 1 : 0)
     }
 
     /// Index of the largest element along `dim` (first on ties), as Int32; over all elements
@@ -112,30 +157,50 @@ extension Tensor {
             check(count > 0, "\(name): cannot reduce an empty tensor")
             return reshape([-1]).detach().reduceForward(op, dims: [0], keepDim: false, name: name)
         }
-        let d = Tensor.normalizeDim(dim, rank: rank, op: name)
-        check(shape[d] > 0, "\(name): cannot reduce empty dimension \(dim) of shape \(Shape.describe(shape))")
-        return detach().reduceForward(op, dims: [d], keepDim: keepDim, name: name)
+        let d = reductionDims([dim], op: name)
+        check(d.allSatisfy { shape[$0] > 0 }, "\(name): cannot reduce empty dimension \(dim) of shape \(Shape.describe(shape))")
+        return detach().reduceForward(op, dims: d, keepDim: keepDim, name: name)
     }
 
     /// Largest element (a 0-d tensor); the gradient flows to the first maximum.
-    public func max() -> Tensor { reshape([-1]).max(dim: 0) }
+    public func max() -> Tensor {
+        reshape([-1]).extremeValues(.max, .argmax, dims: [0], keepDim: false, name: "max", node: "MaxBackward", index: nil)
+    }
 
     /// Smallest element (a 0-d tensor); the gradient flows to the first minimum.
-    public func min() -> Tensor { reshape([-1]).min(dim: 0) }
+    public func min() -> Tensor {
+        reshape([-1]).extremeValues(.min, .argmin, dims: [0], keepDim: false, name: "min", node: "MinBackward", index: nil)
+    }
 
-    /// Largest values along `dim`; the gradient flows only to the selected element.
-    public func max(dim: Int, keepDim: Bool = false) -> Tensor { extreme(.max, .argmax, dim: dim, keepDim: keepDim, name: "MaxBackward") }
+    /// Largest values along `dim` and their Int32 positions (the first on ties), as
+    /// `torch.max(x, dim)`; the gradient flows only to the selected element.
+    public func max(dim: Int, keepDim: Bool = false) -> (values: Tensor, indices: Tensor) {
+        extreme(.max, .argmax, dim: dim, keepDim: keepDim, name: "max", node: "MaxBackward")
+    }
 
-    /// Smallest values along `dim`; the gradient flows only to the selected element.
-    public func min(dim: Int, keepDim: Bool = false) -> Tensor { extreme(.min, .argmin, dim: dim, keepDim: keepDim, name: "MinBackward") }
+    /// Smallest values along `dim` and their Int32 positions (the first on ties), as
+    /// `torch.min(x, dim)`; the gradient flows only to the selected element.
+    public func min(dim: Int, keepDim: Bool = false) -> (values: Tensor, indices: Tensor) {
+        extreme(.min, .argmin, dim: dim, keepDim: keepDim, name: "min", node: "MinBackward")
+    }
 
-    private func extreme(_ op: ReduceOp, _ arg: ReduceOp, dim: Int, keepDim: Bool, name: String) -> Tensor {
-        let d = Tensor.normalizeDim(dim, rank: rank, op: name)
-        check(rank > 0 && shape[d] > 0, "\(name): cannot reduce empty dimension \(dim) of shape \(Shape.describe(shape))")
-        return reduceForward(op, dims: [d], keepDim: keepDim, name: name).recording(name, inputs: [self]) {
-            let index = detach().reduceForward(arg, dims: [d], keepDim: true, name: name)
+    private func extreme(_ op: ReduceOp, _ arg: ReduceOp, dim: Int, keepDim: Bool, name: String, node: String) -> (values: Tensor, indices: Tensor) {
+        let d = reductionDims([dim], op: name)
+        check(d.allSatisfy { shape[$0] > 0 }, "\(name): cannot reduce empty dimension \(dim) of shape \(Shape.describe(shape))")
+        let index = detach().reduceForward(arg, dims: d, keepDim: true, name: name)
+        let values = extremeValues(op, arg, dims: d, keepDim: keepDim, name: name, node: node, index: index)
+        return (values, keepDim ? index : index.reshape(reducedShape(d, keepDim: false)))
+    }
+
+    /// The max/min values over `dims` (at most one), recording a backward that scatters the
+    /// gradient to `index` (kept dims), which is computed only when a graph is recorded if nil.
+    private func extremeValues(_ op: ReduceOp, _ arg: ReduceOp, dims d: [Int], keepDim: Bool, name: String, node: String,
+                               index: Tensor?) -> Tensor {
+        reduceForward(op, dims: d, keepDim: keepDim, name: name).recording(node, inputs: [self]) {
+            let index = index ?? detach().reduceForward(arg, dims: d, keepDim: true, name: name)
             let inputShape = shape
             return { g in
+                guard let d = d.first else { return [g] }
                 var kept = inputShape; kept[d] = 1
                 return [Tensor.zeros(inputShape, device: g.device).scatterAdd(dim: d, index: index, source: g.reshape(kept))]
             }
@@ -143,11 +208,15 @@ extension Tensor {
     }
 
     /// log(sum(exp(x))) over `dim`, computed stably.
-    public func logSumExp(dim: Int, keepDim: Bool = false) -> Tensor {
-        let d = Tensor.normalizeDim(dim, rank: rank, op: "logSumExp")
-        let m = Tensor.noGrad { max(dim: d, keepDim: true) }
+    public func logSumExp(dim: Int, keepDim: Bool = false) -> Tensor { logSumExp(dims: [dim], keepDim: keepDim) }
+
+    /// log(sum(exp(x))) over several dims (all when empty), computed stably: the maximum is
+    /// subtracted first (and infinite maxima are left alone, so all -inf gives -inf).
+    public func logSumExp(dims: [Int], keepDim: Bool = false) -> Tensor {
+        let d = reductionDims(dims, op: "logSumExp")
+        let m = Tensor.noGrad { reduceForward(.max, dims: d, keepDim: true, name: "logSumExp") }
         let safe = Tensor.where(m.abs() == Float.infinity, Tensor.zeros([], device: device), m)
-        let out = (self - safe).exp().sum(dim: d, keepDim: true).log() + safe
-        return keepDim ? out : out.squeeze(d)
+        let out = (self - safe).exp().sum(dims: d, keepDim: true).log() + safe
+        return keepDim ? out : out.reshape(reducedShape(d, keepDim: false))
     }
 }

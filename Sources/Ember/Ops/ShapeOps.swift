@@ -1,9 +1,10 @@
 /// Views and shape ops: reshape, permute, transpose, squeeze/unsqueeze, expand, flatten,
 /// contiguous. Views share storage with their input; their gradients are views too.
 extension Tensor {
-    /// Normalises a possibly negative dimension index for a tensor of `rank` dims.
+    /// Normalises a possibly negative dimension index for a tensor of `rank` dims. As in
+    /// PyTorch, a 0-d tensor accepts dim 0 and -1 (both give 0).
     static func normalizeDim(_ dim: Int, rank: Int, op: String) -> Int {
-        let d = dim < 0 ? dim + rank : dim
+        let d = dim < 0 ? dim + Swift.max(rank, 1) : dim
         check(d >= 0 && d < Swift.max(rank, 1), "\(op): dimension \(dim) out of range for a tensor of rank \(rank)")
         return d
     }
@@ -90,9 +91,9 @@ extension Tensor {
 
     /// Flattens dims `start...end` into one.
     public func flatten(start: Int = 0, end: Int = -1) -> Tensor {
-        if rank == 0 { return reshape([1]) }
         let s = Tensor.normalizeDim(start, rank: rank, op: "flatten")
         let e = Tensor.normalizeDim(end, rank: rank, op: "flatten")
+        if rank == 0 { return reshape([1]) }
         check(s <= e, "flatten: start dim \(start) comes after end dim \(end)")
         let merged = shape[s...e].reduce(1, *)
         return reshape(Array(shape[..<s]) + [merged] + Array(shape[(e + 1)...]))
@@ -109,12 +110,12 @@ extension Tensor {
             .recording("PermuteBackward", inputs: [self]) { { g in [g.permute(inverse)] } }
     }
 
-    /// Swaps two dimensions.
+    /// Swaps two dimensions (a 0-d tensor accepts dims 0 and -1 and stays as it is).
     public func transpose(_ dim0: Int, _ dim1: Int) -> Tensor {
         var order = Array(0..<rank)
         let a = Tensor.normalizeDim(dim0, rank: rank, op: "transpose")
         let b = Tensor.normalizeDim(dim1, rank: rank, op: "transpose")
-        order.swapAt(a, b)
+        if rank > 0 { order.swapAt(a, b) }
         return permute(order)
     }
 
@@ -124,11 +125,12 @@ extension Tensor {
         return transpose(0, 1)
     }
 
-    /// Removes every size-1 dimension, or only `dim` when given (if it has size 1).
+    /// Removes every size-1 dimension, or only `dim` when given (if it has size 1). A 0-d
+    /// tensor stays 0-d.
     public func squeeze(_ dim: Int? = nil) -> Tensor {
         if let dim {
             let d = Tensor.normalizeDim(dim, rank: rank, op: "squeeze")
-            if shape[d] != 1 { return self }
+            if rank == 0 || shape[d] != 1 { return self }
             var s = shape; s.remove(at: d)
             return reshape(s)
         }

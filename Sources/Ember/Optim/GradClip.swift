@@ -17,10 +17,13 @@ public func clipGradNorm(_ parameters: [Tensor], maxNorm: Float, normType: Float
         if normType.isInfinite {
             return groups.map { group in Tensor.stack(group.map { $0.abs().max() }).max().item() }.max()!
         }
+        // The 2-norm squares (one cheap kernel) instead of raising |g| to a power.
         let perDevice = groups.map { group in
-            group.map { $0.abs().pow(normType).sum() }.reduce(Tensor.zeros([], device: group[0].device), +).item()
+            group.map { normType == 2 ? $0.square().sum() : $0.abs().pow(normType).sum() }
+                .reduce(Tensor.zeros([], device: group[0].device), +).item()
         }
-        return Foundation.pow(perDevice.reduce(0, +), 1 / normType)
+        let sum = perDevice.reduce(0, +)
+        return normType == 2 ? sum.squareRoot() : Foundation.pow(sum, 1 / normType)
     }
     let scale = maxNorm / (total + 1e-6)
     if !(scale >= 1) {

@@ -136,21 +136,25 @@ public final class Tensor: @unchecked Sendable {
 
     // MARK: Creation from host data
 
-    /// A Float32 tensor from nested Swift arrays (or a scalar): `Tensor([[1, 2], [3, 4]])`.
-    /// Pass `dtype: .int32` for indices and labels, `.bool` for masks.
-    public convenience init<T: TensorData>(_ data: T, dtype: DType = .float32, device: Device = .cpu, requiresGrad: Bool = false) {
+    /// A tensor from nested Swift arrays (or a scalar): `Tensor([[1, 2], [3, 4]])`. Without
+    /// `dtype` the scalars decide, as `torch.tensor`: numbers (integer literals too) give
+    /// Float32, `Int32` values Int32, `Bool` values a `.bool` mask.
+    public convenience init<T: TensorData>(_ data: T, dtype: DType? = nil, device: Device = .cpu, requiresGrad: Bool = false) {
         var values: [Double] = []
         var shape: [Int] = []
         data.flatten(into: &values, shape: &shape, depth: 0)
-        self.init(shape: shape, values: values, dtype: dtype, device: device, requiresGrad: requiresGrad)
+        self.init(shape: shape, values: values, dtype: dtype ?? T.defaultDType, device: device, requiresGrad: requiresGrad)
     }
 
-    /// A tensor of `shape` filled from row-major `data`; the counts must match.
-    public convenience init(shape: [Int], data: [Float], device: Device = .cpu, requiresGrad: Bool = false) {
-        self.init(shape: shape, values: data.map(Double.init), dtype: .float32, device: device, requiresGrad: requiresGrad)
+    /// A tensor of `shape` filled from row-major `data` (Float32 unless `dtype` says
+    /// otherwise; integer literals give Float32); the counts must match.
+    public convenience init(shape: [Int], data: [Float], dtype: DType = .float32, device: Device = .cpu, requiresGrad: Bool = false) {
+        self.init(shape: shape, values: data.map(Double.init), dtype: dtype, device: device, requiresGrad: requiresGrad)
     }
 
-    /// An Int32 tensor of `shape` filled from row-major `data`.
+    /// An Int32 tensor of `shape` filled from row-major `[Int32]` data. Disfavoured, so that
+    /// an array literal picks the Float32 initialiser.
+    @_disfavoredOverload
     public convenience init(shape: [Int], data: [Int32], device: Device = .cpu) {
         self.init(shape: shape, values: data.map(Double.init), dtype: .int32, device: device, requiresGrad: false)
     }

@@ -4,6 +4,15 @@ public protocol TensorData {
     /// Appends the scalars in row-major order and records the shape at `depth`;
     /// stops with a message on ragged nesting.
     func flatten(into values: inout [Double], shape: inout [Int], depth: Int)
+
+    /// The dtype a tensor made from this value gets when none is given: Float32 for numbers
+    /// (integer literals included, as `torch.tensor([1, 2.0])`), Int32 for `Int32`, Bool for `Bool`.
+    static var defaultDType: DType { get }
+}
+
+extension TensorData {
+    /// Float32, the default of numbers.
+    public static var defaultDType: DType { .float32 }
 }
 
 extension TensorData where Self: BinaryFloatingPoint {
@@ -23,9 +32,15 @@ extension TensorData where Self: BinaryInteger {
 extension Float: TensorData {}
 extension Double: TensorData {}
 extension Int: TensorData {}
-extension Int32: TensorData {}
+extension Int32: TensorData {
+    /// Int32 values stay Int32.
+    public static var defaultDType: DType { .int32 }
+}
 
 extension Bool: TensorData {
+    /// Booleans make a mask.
+    public static var defaultDType: DType { .bool }
+
     /// A boolean scalar (1 or 0).
     public func flatten(into values: inout [Double], shape: inout [Int], depth: Int) {
         values.append(self ? 1 : 0)
@@ -33,6 +48,9 @@ extension Bool: TensorData {
 }
 
 extension Array: TensorData where Element: TensorData {
+    /// The dtype of the scalars.
+    public static var defaultDType: DType { Element.defaultDType }
+
     /// A nested level: its length becomes dimension `depth` of the shape.
     public func flatten(into values: inout [Double], shape: inout [Int], depth: Int) {
         if shape.count == depth {
