@@ -39,7 +39,7 @@ let package = Package(
             dependencies: ["COpenCL", "CBLAS", "CZlib", "CPUKernels"],
             path: "Sources/Ember",
             resources: [.process("Resources/Kernels"), .copy("Resources/Data")],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "EmberCLI",
@@ -66,7 +66,7 @@ let package = Package(
             dependencies: ["Ember", "CPUKernels"],
             path: "Tests/EmberTests",
             exclude: ["Fixtures"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]
 )

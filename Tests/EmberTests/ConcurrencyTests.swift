@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Ember
 
@@ -34,12 +35,11 @@ struct ConcurrencyTests {
     @Test("threads on one device give the same results as sequential runs", arguments: TestDevices.all)
     func threads(_ device: Device) {
         let expected = (0..<6).map { ConcurrencyTests.work(device, seed: UInt64($0) + 100) }
-        let lock = NSLock()
-        var mismatches = 0
+        let mismatches = Mutex(0)
         DispatchQueue.concurrentPerform(iterations: 12) { i in
             let values = ConcurrencyTests.work(device, seed: UInt64(i % 6) + 100)
-            if values != expected[i % 6] { lock.lock(); mismatches += 1; lock.unlock() }
+            if values != expected[i % 6] { mismatches.withLock { $0 += 1 } }
         }
-        #expect(mismatches == 0)
+        #expect(mismatches.withLock { $0 } == 0)
     }
 }

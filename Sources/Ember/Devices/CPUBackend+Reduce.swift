@@ -31,9 +31,10 @@ extension CPUBackend {
                     let size0 = (size + chunks - 1) / chunks
                     var partial = [Float](repeating: 0, count: chunks)
                     partial.withUnsafeMutableBufferPointer { part in
+                        let shared = UncheckedSendable((part: part, row: src + o * size))
                         DispatchQueue.concurrentPerform(iterations: chunks) { c in
                             let s = c * size0, e = Swift.min(size, s + size0)
-                            part[c] = s < e ? CPUBackend.contiguousSum(src + o * size + s, e - s) : 0
+                            shared.value.part[c] = s < e ? CPUBackend.contiguousSum(shared.value.row + s, e - s) : 0
                         }
                     }
                     d[o] = partial.reduce(0, +)

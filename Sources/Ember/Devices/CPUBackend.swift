@@ -115,10 +115,13 @@ final class CPUBackend: Backend, @unchecked Sendable {
         }
         let chunks = Swift.min(threads * 4, (count + grain - 1) / grain)
         let size = (count + chunks - 1) / chunks
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let start = c * size
-            let end = Swift.min(count, start + size)
-            if start < end { body(start, end) }
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let start = c * size
+                let end = Swift.min(count, start + size)
+                if start < end { shared.value(start, end) }
+            }
         }
     }
 
@@ -163,4 +166,14 @@ final class CPUBackend: Backend, @unchecked Sendable {
             }
         }
     }
+}
+
+/// A value handed to the workers of `DispatchQueue.concurrentPerform`, which returns only
+/// after every worker has finished: the CPU loops give each worker a disjoint range of the
+/// buffers the value points into, which is what makes sharing it safe.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    /// The shared value.
+    let value: Value
+    /// Wraps `value`.
+    init(_ value: Value) { self.value = value }
 }
