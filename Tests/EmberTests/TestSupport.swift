@@ -2,10 +2,14 @@ import Foundation
 import Testing
 @testable import Ember
 
-/// Devices every op is tested on: the CPU and, when present, the first OpenCL device.
+/// Devices every op is tested on: the CPU and every OpenCL device (`Device.available`).
 enum TestDevices {
-    static let openCL: Device? = try? Device.opencl()
-    static var all: [Device] { [.cpu] + (openCL.map { [$0] } ?? []) }
+    /// Every device, the CPU first.
+    static let all: [Device] = Device.available
+    /// The devices compared against the CPU in parity checks: every OpenCL device.
+    static var accelerators: [Device] { Array(all.dropFirst()) }
+    /// The first OpenCL device, for tests of one device's behaviour.
+    static var openCL: Device? { accelerators.first }
 }
 
 /// A deterministic host-side random source for test inputs.
@@ -102,9 +106,10 @@ func gradCheck(_ name: String, device: Device, inputs: [[Float]], shapes: [[Int]
 func expectParity(_ name: String, inputs: [[Float]], shapes: [[Int]], rtol: Float = 1e-4, atol: Float = 1e-5,
                   gradients: Bool = true, sourceLocation: SourceLocation = #_sourceLocation,
                   _ function: ([Tensor]) -> Tensor) {
-    guard let gpu = TestDevices.openCL else { return }
-    for message in parityMismatches(name, on: gpu, inputs: inputs, shapes: shapes, rtol: rtol, atol: atol, gradients: gradients, function) {
-        Issue.record(Comment(rawValue: message), sourceLocation: sourceLocation)
+    for gpu in TestDevices.accelerators {
+        for message in parityMismatches(name, on: gpu, inputs: inputs, shapes: shapes, rtol: rtol, atol: atol, gradients: gradients, function) {
+            Issue.record(Comment(rawValue: message), sourceLocation: sourceLocation)
+        }
     }
 }
 

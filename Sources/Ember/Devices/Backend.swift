@@ -167,11 +167,20 @@ public struct BackendStats: Sendable, Equatable {
 
 /// The device abstraction: the only layer that knows about memory and kernels.
 ///
-/// Every primitive writes a fresh, contiguous destination buffer that the caller
-/// allocated with `allocate` (except `scatterAdd` and `col2im`'s accumulate, which
-/// document their own contract). Float primitives read and write Float32; the tensor
-/// layer converts Int32 operands before calling them. Primitives are enqueued
-/// asynchronously where the device allows it; only `download` waits.
+/// Every primitive writes a contiguous destination buffer that the caller allocated with
+/// `allocate`, overwriting it (except `scatterAdd`, which accumulates into a buffer the
+/// caller initialised). Float primitives read and write Float32; the tensor layer converts
+/// Int32 operands before calling them. Primitives are enqueued asynchronously where the
+/// device allows it; `download` and `synchronize` wait for them, and `upload` returns once
+/// its host bytes are copied (on OpenCL a blocking write, which waits for the commands
+/// before it).
+///
+/// Aliasing: `copy`, `unary`, `binary` and `select` compute each output element from the
+/// input elements at the same index only, so their destination may be the buffer an input
+/// view reads when that view has the destination's own layout (offset 0, contiguous, the
+/// destination's shape): in-place updates (`+=`, `copy(from:)`) rely on this. An input that
+/// reads the destination through any other layout (a transpose, a broadcast, an offset)
+/// would race the writes: the caller copies it first. No other primitive may alias.
 protocol Backend: AnyObject, Sendable {
     /// Allocates room for `bytes` bytes, from the pool when a block of the same size
     /// class is free. Throws `EmberError.outOfMemory` when the device cannot.
@@ -188,8 +197,8 @@ protocol Backend: AnyObject, Sendable {
     /// Copies host bytes into `buffer` from byte `byteOffset` on. Returns once `source` may
     /// be reused (OpenCL: a blocking write, so it waits for the commands before it).
     func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer, byteOffset: Int)
-    /// Copies `byteCount` bytes starting at element `offset` of `buffer` to host memory;
-    /// waits for every enqueued command that writes it.
+    /// Copies `destination.count` bytes, starting at element `offset` of `buffer`, to host
+    /// memory; waits for every enqueued command first.
     func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws
     /// Waits until every enqueued command has finished.
     func synchronize() throws
@@ -225,7 +234,8 @@ protocol Backend: AnyObject, Sendable {
 
     /// Unfolds a contiguous NCHW input into columns `[N, C*kH*kW, outH*outW]`.
     func im2col(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, destination: DeviceBuffer)
-    /// The adjoint of `im2col`: sums columns `[N, C*kH*kW, outH*outW]` back into a fresh NCHW tensor.
+    /// The adjoint of `im2col`: sums the columns `[N, C*kH*kW, outH*outW]` that cover each
+    /// pixel into `destination`, a contiguous NCHW buffer it overwrites.
     func col2im(_ columns: DeviceBuffer, geometry: Conv2dGeometry, destination: DeviceBuffer)
     /// Max pooling of contiguous NCHW input: values `[N, C, outH, outW]` and, per output,
     /// the Int32 index of the chosen input inside its `H*W` plane.
