@@ -30,6 +30,17 @@ private func classDim(_ op: String, _ input: Tensor) -> Int {
     return input.rank == 1 ? 0 : 1
 }
 
+/// A loss of unbatched `[C]` input (a 0-d class index or a `[C]` probability target) as the
+/// batch of one it is: `loss` on `[1, C]`, its per-sample result 0-d.
+private func unbatched(_ op: String, _ input: Tensor, _ target: Tensor, _ reduction: Reduction,
+                       _ loss: (Tensor, Tensor, Reduction) -> Tensor) -> Tensor {
+    let expected = target.dtype == .int32 ? [] : input.shape
+    check(target.shape == expected,
+          "\(op): target of shape \(Shape.describe(target.shape)) does not match input of shape \(Shape.describe(input.shape)) (expected \(Shape.describe(expected)))")
+    let out = loss(input.unsqueeze(0), target.unsqueeze(0), reduction)
+    return reduction == .none ? out.reshape([]) : out
+}
+
 /// Checks class-index `target` (Int32, the input's shape without the class dim).
 private func checkLabels(_ op: String, _ input: Tensor, _ target: Tensor, classDim: Int) {
     check(target.dtype == .int32, "\(op): target must be int32 class indices, got \(target.dtype)")
@@ -130,6 +141,11 @@ public func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = ni
     check(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
     let dim = classDim("crossEntropy", input)
     check(target.dtype != .bool, "crossEntropy: target must be int32 class indices or float32 class probabilities, got bool")
+    if dim == 0 {
+        return unbatched("crossEntropy", input, target, reduction) {
+            crossEntropy($0, $1, weight: weight, ignoreIndex: ignoreIndex, reduction: $2, labelSmoothing: labelSmoothing)
+        }
+    }
     let logProbs = input.logSoftmax(dim: dim)
     if target.dtype == .float32 {
         return classProbabilityLoss(logProbs, target, classDim: dim, weight: weight, ignoreIndex: ignoreIndex,
@@ -146,6 +162,11 @@ public func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = ni
 public func nllLoss(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
                     reduction: Reduction = .mean) -> Tensor {
     let dim = classDim("nllLoss", input)
+    if dim == 0 {
+        return unbatched("nllLoss", input, target, reduction) {
+            nllLoss($0, $1, weight: weight, ignoreIndex: ignoreIndex, reduction: $2)
+        }
+    }
     return classIndexLoss("nllLoss", input, target, classDim: dim, weight: weight, ignoreIndex: ignoreIndex,
                           reduction: reduction, labelSmoothing: 0)
 }
