@@ -64,49 +64,57 @@ private func classWeight(_ op: String, _ weight: Tensor, _ input: Tensor, classD
 /// The targets that are not `ignoreIndex`: a Float 0/1 `mask` shaped like `target` (nil when
 /// every target is kept) and their `count` when it is known on the host. CPU targets are
 /// counted on the host, so the common case (nothing ignored) costs no kernel; on other
-/// devices the count is `mask.sum()`, two small kernels, and no wait.
+/// devices the count is `mask.sum()` (the labels' cast, the comparison and the sum: three
+/// small kernels, and no wait).
 private func keptTargets(_ target: Tensor, ignoreIndex: Int) -> (mask: Tensor?, count: Int?) {
     guard target.device == .cpu else { return ((target != Float(ignoreIndex)).float(), nil) }
     let kept = target.toIntArray().reduce(0) { $0 + (Int($1) == ignoreIndex ? 0 : 1) }
     return (kept == target.count ? nil : (target != Float(ignoreIndex)).float(), kept)
 }
 
-/// `-weight[y] * logProbs[y]` at each target position (shaped like `target`), 0 where the
-/// target is `ignoreIndex`, and `weight[y]` there (0 where ignored; nil without `weight`).
-private func pickedNLL(_ op: String, _ logProbs: Tensor, _ target: Tensor, classDim: Int, weight: Tensor?,
-                       ignoreIndex: Int) -> (loss: Tensor, weights: Tensor?) {
+/// `weight[y] * logProbs[y]` at each target position (shaped like `target`), 0 where the
+/// target is `ignoreIndex`, and `weight[y]` there (0 where ignored; nil without `weight`):
+/// the negated loss terms, whose sign the reduction folds in.
+private func pickedLogProbs(_ op: String, _ logProbs: Tensor, _ target: Tensor, classDim: Int, weight: Tensor?,
+                            ignoreIndex: Int) -> (terms: Tensor, weights: Tensor?) {
     let rule = IndexRule(op: op, ignored: ignoreIndex)
-    let nll = -logProbs.gather(dim: classDim, index: target.unsqueeze(classDim), rule: rule).squeeze(classDim)
-    guard let weight else { return (nll, nil) }
+    let picked = logProbs.gather(dim: classDim, index: target.unsqueeze(classDim), rule: rule).squeeze(classDim)
+    guard let weight else { return (picked, nil) }
     Tensor.checkSameDevice(op, logProbs, weight)
     let perTarget = weight.gather(dim: 0, index: target.reshape([-1]), rule: rule).reshape(target.shape)
-    return (nll * perTarget, perTarget)
+    return (picked * perTarget, perTarget)
 }
 
 /// PyTorch's class-index loss from `log_softmax`-style `logProbs`: per position
 /// `(1 - ε)·w[y]·(-logp[y]) + ε/C·Σ_c w[c]·(-logp[c])`, 0 where the target is ignored; the
 /// mean divides by the summed `w[y]` of the kept targets (their count without weights), so
 /// with every target ignored it is NaN.
+///
+/// The terms are summed with the opposite sign and the reduction negates once (in the
+/// mean's scale), which spares a kernel forward and backward; without weights the mean's
+/// count is the host's on the CPU and `keptTargets`' three small kernels elsewhere.
 private func classIndexLoss(_ op: String, _ logProbs: Tensor, _ target: Tensor, classDim: Int, weight: Tensor?,
                             ignoreIndex: Int, reduction: Reduction, labelSmoothing: Float) -> Tensor {
     checkLabels(op, logProbs, target, classDim: classDim)
     let classWeights = weight.map { classWeight(op, $0, logProbs, classDim: classDim) }
-    var (loss, weights) = pickedNLL(op, logProbs, target, classDim: classDim, weight: weight, ignoreIndex: ignoreIndex)
+    var (terms, weights) = pickedLogProbs(op, logProbs, target, classDim: classDim, weight: weight, ignoreIndex: ignoreIndex)
     let needsKept = weights == nil && reduction == .mean || labelSmoothing > 0
     let kept = needsKept ? keptTargets(target, ignoreIndex: ignoreIndex) : (mask: nil, count: nil)
     if labelSmoothing > 0 {
         let classes = Float(logProbs.shape[classDim])
-        var smooth = -(classWeights.map { logProbs * $0 } ?? logProbs).sum(dim: classDim)
+        var smooth = (classWeights.map { logProbs * $0 } ?? logProbs).sum(dim: classDim)
         if let mask = kept.mask { smooth = smooth * mask }
-        loss = loss * (1 - labelSmoothing) + smooth * (labelSmoothing / classes)
+        terms = terms * (1 - labelSmoothing) + smooth * (labelSmoothing / classes)
     }
     switch reduction {
-    case .none: return loss
-    case .sum: return loss.sum()
+    case .none: return -terms
+    case .sum: return -terms.sum()
     case .mean:
-        if let weights { return loss.sum() / weights.sum() }
-        if let count = kept.count { return loss.sum() / Float(count) }
-        return loss.sum() / kept.mask!.sum()
+        if let weights { return -terms.sum() / weights.sum() }
+        if let count = kept.count { return terms.sum() * (-1 / Float(count)) }
+        // Times a scale rather than divided by the count: the count needs no gradient, and
+        // a product's backward costs two kernels where a quotient's costs five.
+        return terms.sum() * (-1 / kept.mask!.sum())
     }
 }
 
