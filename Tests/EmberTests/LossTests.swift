@@ -252,3 +252,29 @@ struct LossMessageTests {
         #expect(stderrText(result).contains("crossEntropy: ignoreIndex is not supported for class-probability targets, got 1"))
     }
 }
+
+@Suite("Loss modules")
+struct LossModuleTests {
+    @Test("loss modules call their functions with their options; weights are buffers with PyTorch's names", arguments: TestDevices.all)
+    func modules(_ d: Device) {
+        let x = Tensor(shape: [3, 4], data: Reference.logits, device: d)
+        let y = Tensor(shape: [3], data: Reference.labels, device: d)
+        let ce = CrossEntropyLoss(weight: Tensor(Reference.weight), labelSmoothing: 0.2).to(d)
+        #expect(ce.namedBuffers().map(\.name) == ["weight"])
+        #expect(ce.weight!.device == d)
+        // From torch (the same values as the functional test).
+        expectClose([ce(x, y).item()], [3.0199203])
+        expectClose([NLLLoss(reduction: .sum)(x.logSoftmax(dim: 1), y).item()], [6.6033173])
+        let bce = BCEWithLogitsLoss(weight: Tensor([1, 2, 0.5]), posWeight: Tensor([2, 0.5, 1.5])).to(d)
+        #expect(bce.stateDict().map(\.name) == ["weight", "pos_weight"])
+        let t = Tensor([[1, 0, 0.3], [0, 1, 1]], device: d)
+        expectClose([bce(Tensor([[1.5, -0.5, 0], [-2, 3, 0.7]], device: d), t).item()], [0.37124085])
+        let p = Tensor([[0.8, 0.1, 0.5], [0.3, 0.9, 0.6]], device: d)
+        expectClose([BCELoss(weight: Tensor([1, 2, 0.5], device: d), reduction: .sum)(p, t).item()], [1.6032469])
+        let a = Tensor([0.2, -1.5, 3.0, 0.9, -0.05], device: d), b = Tensor([0, 0, 1, 1.2, 0.5], device: d)
+        expectClose([SmoothL1Loss(beta: 0.5)(a, b).item()], [0.68600005])
+        expectClose([HuberLoss(delta: 0.5)(a, b).item()], [0.34300002])
+        expectClose([MSELoss(reduction: .sum)(a, b).item()], [mseLoss(a, b, reduction: .sum).item()])
+        expectClose([L1Loss()(a, b).item()], [l1Loss(a, b).item()])
+    }
+}
