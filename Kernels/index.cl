@@ -1,15 +1,31 @@
 // Gather and scatter-add along axis 1 of [outer, size, inner] blocks. Index views are Int32
-// with strides (s0, s1, s2) over [outer, j, inner]; an index outside 0..<size reads 0
-// (gather) or is skipped (scatter-add).
+// with strides (s0, s1, s2) over [outer, j, inner]. An index equal to `ignore` (when
+// `ignoring`, a loss's ignore_index) reads 0 or adds nothing. Any other index outside
+// 0..<size reads 0 or adds nothing too, and is reported in `errors`, the queue's record
+// [reported, site, index, size]: the first work-item to claim it writes the op's site code,
+// the index and the bound, which the host reads at its next synchronisation and stops with
+// the CPU's message.
+
+inline void report_index(volatile __global int* errors, int site, int k, int size) {
+    if (atomic_cmpxchg(errors, 0, 1) == 0) {
+        errors[1] = site;
+        errors[2] = k;
+        errors[3] = size;
+    }
+}
 
 __kernel void gather(__global const float* src, int off, int size, int inner, int j,
                      __global const int* index, int index_off, int s0, int s1, int s2,
-                     __global float* dst, int n) {
+                     __global float* dst, int n, int ignore, int ignoring, int site,
+                     volatile __global int* errors) {
     int t = get_global_id(0);
     if (t >= n) return;
     int i = t % inner, jj = (t / inner) % j, o = t / (inner * j);
     int k = index[index_off + o * s0 + jj * s1 + i * s2];
-    dst[t] = (k >= 0 && k < size) ? src[off + ((long)o * size + k) * inner + i] : 0.0f;
+    bool skip = ignoring && k == ignore;
+    bool valid = k >= 0 && k < size;
+    dst[t] = (valid && !skip) ? src[off + ((long)o * size + k) * inner + i] : 0.0f;
+    if (!valid && !skip) report_index(errors, site, k, size);
 }
 
 // Float atomic add through a compare-and-swap loop on the bits (OpenCL 1.2 has no float atomics).
@@ -26,11 +42,16 @@ inline void atomic_add_float(volatile __global float* address, float value) {
 
 __kernel void scatter_add(__global const float* values, int values_off, int v0, int v1, int v2,
                           __global const int* index, int index_off, int s0, int s1, int s2,
-                          int size, int inner, int j, __global float* dst, int n) {
+                          int size, int inner, int j, __global float* dst, int n,
+                          int ignore, int ignoring, int site, volatile __global int* errors) {
     int t = get_global_id(0);
     if (t >= n) return;
     int i = t % inner, jj = (t / inner) % j, o = t / (inner * j);
     int k = index[index_off + o * s0 + jj * s1 + i * s2];
-    if (k < 0 || k >= size) return;
+    if (ignoring && k == ignore) return;
+    if (k < 0 || k >= size) {
+        report_index(errors, site, k, size);
+        return;
+    }
     atomic_add_float(dst + ((long)o * size + k) * inner + i, values[values_off + o * v0 + jj * v1 + i * v2]);
 }

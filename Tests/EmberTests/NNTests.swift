@@ -151,22 +151,22 @@ struct NNTests {
         expectClose([crossEntropy(logits, labels, reduction: .sum).item()], [expected[0] + expected[1]])
         // Label smoothing 0.1: 0.9 * nll + 0.1 * mean over classes of -log p.
         let smooth0 = 0.9 * 0.40760596 + 0.1 * (2.40760596 + 1.40760596 + 0.40760596) / 3
-        expectClose(crossEntropy(logits, labels, labelSmoothing: 0.1, reduction: .none).toArray(), [Float(smooth0), 1.09861229])
+        expectClose(crossEntropy(logits, labels, reduction: .none, labelSmoothing: 0.1).toArray(), [Float(smooth0), 1.09861229])
         expectClose(nllLoss(logits.logSoftmax(dim: 1), labels, reduction: .none).toArray(), expected)
         let extreme = crossEntropy(Tensor([[1e4, -1e4], [-1e4, 1e4]], device: d), Tensor([1, 1], dtype: .int32, device: d), reduction: .none)
         expectClose(extreme.toArray(), [2e4, 0])
         let p = Tensor([0.5, 2], device: d), t = Tensor([1, 0], device: d)
-        #expect(mse(p, t).item() == (0.25 + 4) / 2)
+        #expect(mseLoss(p, t).item() == (0.25 + 4) / 2)
         #expect(l1Loss(p, t).item() == (0.5 + 2) / 2)
         expectClose([binaryCrossEntropy(Tensor([0.8, 0.1], device: d), t).item()], [Float(-(Foundation.log(0.8) + Foundation.log(0.9)) / 2)])
-        let bce = binaryCrossEntropy(withLogits: Tensor([100, -100, 0], device: d), targets: Tensor([1, 1, 0], device: d), reduction: .none)
+        let bce = binaryCrossEntropyWithLogits(Tensor([100, -100, 0], device: d), Tensor([1, 1, 0], device: d), reduction: .none)
         expectClose(bce.toArray(), [0, 100, Float(M_LN2)], atol: 1e-5)
         var random = TestRandom(seed: 12)
         gradCheck("crossEntropy", device: d, inputs: [random.floats(12, -3...3)], shapes: [[4, 3]]) { x in
             crossEntropy(x[0], Tensor([0, 2, 1, 2], dtype: .int32, device: x[0].device), labelSmoothing: 0.2)
         }
         gradCheck("bce with logits", device: d, inputs: [random.floats(4, -3...3)], shapes: [[4]]) { x in
-            binaryCrossEntropy(withLogits: x[0], targets: Tensor([1, 0, 0.5, 1], device: x[0].device))
+            binaryCrossEntropyWithLogits(x[0], Tensor([1, 0, 0.5, 1], device: x[0].device))
         }
     }
 
@@ -290,10 +290,10 @@ struct NNTests {
         // Row 0: log p = [0, -2e4, -1e4]; row 1: log p = [-2e4 - ln 2, -ln 2, -ln 2].
         let ln2 = Float(M_LN2)
         expectClose(crossEntropy(logits, labels, reduction: .none).toArray(), [0, 2e4 + ln2])
-        let smoothed = crossEntropy(logits, labels, labelSmoothing: 0.3, reduction: .none).toArray()
+        let smoothed = crossEntropy(logits, labels, reduction: .none, labelSmoothing: 0.3).toArray()
         expectClose(smoothed, [0.3 * 3e4 / 3, 0.7 * (2e4 + ln2) + 0.3 * (2e4 + 3 * ln2) / 3], rtol: 1e-5)
         expectClose([crossEntropy(logits, labels, labelSmoothing: 0.3).item()], [(smoothed[0] + smoothed[1]) / 2], rtol: 1e-5)
-        let bce = binaryCrossEntropy(withLogits: Tensor([1e4, -1e4], device: d), targets: Tensor([0, 0], device: d), reduction: .sum)
+        let bce = binaryCrossEntropyWithLogits(Tensor([1e4, -1e4], device: d), Tensor([0, 0], device: d), reduction: .sum)
         expectClose([bce.item()], [1e4])
         let logitsWithGrad = Tensor([[1e4, -1e4, 0]], device: d, requiresGrad: true)
         crossEntropy(logitsWithGrad, Tensor([2], dtype: .int32, device: d)).backward()

@@ -251,15 +251,30 @@ protocol Backend: AnyObject, Sendable {
 
     /// `destination[o, j, i] = source[o, index[o, j, i], i]` with `source` the contiguous block
     /// `[outer, size, inner]` at `offset` and `index` an Int32 view shaped `[outer, j, inner]`.
-    /// The tensor layer validates indices; a kernel still never reads outside `0..<size`
-    /// (it writes 0 for an index out of range).
+    /// An index outside `0..<size` stops the program with `indices.outOfBounds` (at once on the
+    /// CPU, at the next synchronisation on a queued device; a kernel never reads outside the
+    /// block); the ignored index of `indices` reads 0.
     func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int,
-                index: StridedView, destination: DeviceBuffer)
+                index: StridedView, indices: IndexRule, destination: DeviceBuffer)
     /// `destination[o, index[o, j, i], i] += values[o, j, i]`, `destination` being a contiguous
-    /// `[outer, size, inner]` buffer the caller initialised; duplicates accumulate; an index
-    /// outside `0..<size` is skipped.
+    /// `[outer, size, inner]` buffer the caller initialised; duplicates accumulate. Indices are
+    /// checked as in `gather`; the ignored index adds nothing.
     func scatterAdd(_ values: StridedView, index: StridedView, outer: Int, size: Int, inner: Int,
-                    destination: DeviceBuffer)
+                    indices: IndexRule, destination: DeviceBuffer)
+}
+
+/// How `gather` and `scatterAdd` treat their indices: the op a message names when an index is
+/// out of range, and an index value that is skipped instead (a loss's `ignoreIndex`).
+struct IndexRule {
+    /// The op named in the message (`gather`, `indexSelect`, `embedding`, `crossEntropy`, ...).
+    var op: String
+    /// An index that reads 0 (gather) or adds nothing (scatter-add) instead of stopping.
+    var ignored: Int? = nil
+
+    /// The message for an out-of-range `index`, the same on every backend.
+    func outOfBounds(_ index: Int, size: Int) -> String {
+        "\(op): index \(index) is out of bounds for dimension of size \(size)"
+    }
 }
 
 extension Backend {

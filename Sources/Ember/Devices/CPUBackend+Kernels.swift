@@ -230,31 +230,39 @@ extension CPUBackend {
     }
 
     func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int,
-                index: StridedView, destination: DeviceBuffer) {
+                index: StridedView, indices: IndexRule, destination: DeviceBuffer) {
         let src = floats(source) + offset, dst = floats(destination), idx = ints(index.buffer) + index.offset
         let j = index.shape[1]
         let (s0, s1, s2) = (index.strides[0], index.strides[1], index.strides[2])
+        let ignored = indices.ignored ?? Int.min  // no Int32 index equals Int.min
         parallelFor(outer * j * inner) { s, e in
             for t in s..<e {
                 let o = t / (j * inner), r = t % (j * inner), jj = r / inner, i = r % inner
                 let k = Int(idx[o * s0 + jj * s1 + i * s2])
-                dst[t] = k >= 0 && k < size ? src[(o * size + k) * inner + i] : 0
+                if k == ignored {
+                    dst[t] = 0
+                } else {
+                    check(k >= 0 && k < size, indices.outOfBounds(k, size: size))
+                    dst[t] = src[(o * size + k) * inner + i]
+                }
             }
         }
     }
 
-    func scatterAdd(_ values: StridedView, index: StridedView, outer: Int, size: Int, inner: Int, destination: DeviceBuffer) {
+    func scatterAdd(_ values: StridedView, index: StridedView, outer: Int, size: Int, inner: Int,
+                    indices: IndexRule, destination: DeviceBuffer) {
         let val = floats(values.buffer) + values.offset, idx = ints(index.buffer) + index.offset, dst = floats(destination)
         let j = index.shape[1]
+        let ignored = indices.ignored ?? Int.min  // no Int32 index equals Int.min
         // Different `o` write disjoint rows, so the outer dimension can run in parallel.
         parallelFor(outer, grain: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(j * inner, 1))) { s, e in
             for o in s..<e {
                 for jj in 0..<j {
                     for i in 0..<inner {
                         let k = Int(idx[o * index.strides[0] + jj * index.strides[1] + i * index.strides[2]])
-                        if k >= 0 && k < size {
-                            dst[(o * size + k) * inner + i] += val[o * values.strides[0] + jj * values.strides[1] + i * values.strides[2]]
-                        }
+                        if k == ignored { continue }
+                        check(k >= 0 && k < size, indices.outOfBounds(k, size: size))
+                        dst[(o * size + k) * inner + i] += val[o * values.strides[0] + jj * values.strides[1] + i * values.strides[2]]
                     }
                 }
             }

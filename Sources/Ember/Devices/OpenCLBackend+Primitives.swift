@@ -287,22 +287,25 @@ extension OpenCLBackend {
     }
 
     func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int,
-                index: StridedView, destination: DeviceBuffer) {
+                index: StridedView, indices: IndexRule, destination: DeviceBuffer) {
         let j = index.shape[1], n = outer * j * inner
+        guard n > 0 else { return }
         launch("index.cl", "gather", count: n, [
             .buffer(source), .int(offset), .int(size), .int(inner), .int(j),
             .buffer(index.buffer), .int(index.offset), .int(index.strides[0]), .int(index.strides[1]), .int(index.strides[2]),
             .buffer(destination), .int(n),
-        ])
+        ] + indexCheckArguments(indices))
     }
 
-    func scatterAdd(_ values: StridedView, index: StridedView, outer: Int, size: Int, inner: Int, destination: DeviceBuffer) {
+    func scatterAdd(_ values: StridedView, index: StridedView, outer: Int, size: Int, inner: Int,
+                    indices: IndexRule, destination: DeviceBuffer) {
         let j = index.shape[1], n = outer * j * inner
+        guard n > 0 else { return }
         launch("index.cl", "scatter_add", count: n, [
             .buffer(values.buffer), .int(values.offset), .int(values.strides[0]), .int(values.strides[1]), .int(values.strides[2]),
             .buffer(index.buffer), .int(index.offset), .int(index.strides[0]), .int(index.strides[1]), .int(index.strides[2]),
             .int(size), .int(inner), .int(j), .buffer(destination), .int(n),
-        ])
+        ] + indexCheckArguments(indices))
     }
 }
 

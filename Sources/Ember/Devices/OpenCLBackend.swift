@@ -6,7 +6,10 @@ import Foundation
 /// the device, see `gemmChoice()`), and a size-keyed buffer pool.
 ///
 /// Primitives only enqueue; the host waits in `download` and `synchronize`. An error from an
-/// enqueue is remembered and thrown by the next of those two calls.
+/// enqueue is remembered and thrown by the next of those two calls. Index kernels report an
+/// out-of-range index in a small device-side record (`indexErrors`), which the next of those
+/// two calls reads when an index kernel ran since the last read, and stops with the CPU's
+/// message.
 final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Kernel source files, each built into one program when the backend is created.
     static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl"]
@@ -40,6 +43,14 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     private var programs: [String: cl_program] = [:]
     private var kernels: [String: cl_kernel] = [:]
     private var pendingError: EmberError?
+    /// The queue's index-error record, four Int32s `[reported, site, index, size]` that
+    /// `index.cl` fills for the first out-of-range index (zero while none was seen).
+    private let indexErrors: cl_mem
+    /// Whether an index kernel was enqueued since the record was last read.
+    private var indexKernelsPending = false
+    /// The op names of index kernels' site codes (code `i + 1` names `indexSites[i]`), and back.
+    private var indexSites: [String] = []
+    private var indexSiteCodes: [String: Int] = [:]
 
     /// Every OpenCL device of every platform.
     static func enumerateDevices() throws -> [DeviceInfo] {
@@ -65,6 +76,14 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             throw EmberError.openCL(call: "clCreateCommandQueue", code: status)
         }
         self.queue = queue
+        var zeros = [Int32](repeating: 0, count: 4)
+        guard let record = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR), 16, &zeros, &status),
+              status == CL_SUCCESS else {
+            clReleaseCommandQueue(queue)
+            clReleaseContext(context)
+            throw EmberError.openCL(call: "clCreateBuffer(index errors)", code: status)
+        }
+        indexErrors = record
         maxAllocation = Int(OpenCLRuntime.deviceValue(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, as: cl_ulong.self))
         pool = BufferPool(retainLimit: max(info.globalMemoryBytes / 4, 64 << 20))
         elementwiseLocal = min(256, info.maxWorkGroupSize)
@@ -187,7 +206,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
         pool.noteTransfer(upload: false)
-        if let base = destination.baseAddress, destination.count > 0 {
+        guard let base = destination.baseAddress, destination.count > 0 else { return try synchronize() }
+        checkingIndices {
             record(clEnqueueReadBuffer(queue, buffer.handle, cl_bool(CL_TRUE), offset * 4, destination.count, base, 0, nil, nil),
                    "clEnqueueReadBuffer")
         }
@@ -195,8 +215,52 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     func synchronize() throws {
-        record(clFinish(queue), "clFinish")
+        checkingIndices { record(clFinish(queue), "clFinish") }
         try throwPending()
+    }
+
+    /// Runs `wait` (a call that waits for the queue), reading the index-error record along
+    /// with it when an index kernel ran since the last read: the read is enqueued without
+    /// waiting just before, so the in-order queue completes it within `wait`, with no wait of
+    /// its own. Stops the program with the CPU's message when a kernel reported an index out
+    /// of range.
+    private func checkingIndices(_ wait: () -> Void) {
+        var report = [Int32](repeating: 0, count: 4)
+        let reading = report.withUnsafeMutableBytes { bytes in
+            lock.lock()
+            let reading = indexKernelsPending
+            indexKernelsPending = false
+            lock.unlock()
+            if reading {
+                record(clEnqueueReadBuffer(queue, indexErrors, cl_bool(CL_FALSE), 0, 16, bytes.baseAddress, 0, nil, nil),
+                       "clEnqueueReadBuffer(index errors)")
+            }
+            wait()
+            return reading
+        }
+        guard reading, report[0] != 0 else { return }
+        lock.lock()
+        let site = Int(report[1]) - 1
+        let op = indexSites.indices.contains(site) ? indexSites[site] : "index"
+        lock.unlock()
+        failCheck(IndexRule(op: op).outOfBounds(Int(report[2]), size: Int(report[3])))
+    }
+
+    /// The trailing kernel arguments with which an index kernel checks its indices under
+    /// `rule`: the ignored index, whether there is one, the op's site code and the error
+    /// record. Marks the record for reading at the next synchronisation.
+    func indexCheckArguments(_ rule: IndexRule) -> [Argument] {
+        lock.lock(); defer { lock.unlock() }
+        indexKernelsPending = true
+        let code: Int
+        if let known = indexSiteCodes[rule.op] {
+            code = known
+        } else {
+            indexSites.append(rule.op)
+            code = indexSites.count
+            indexSiteCodes[rule.op] = code
+        }
+        return [.int(rule.ignored ?? 0), .int(rule.ignored == nil ? 0 : 1), .int(code), .memory(indexErrors)]
     }
 
     /// Remembers the first failed call, to be thrown at the next synchronisation point.
@@ -221,6 +285,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// One kernel argument.
     enum Argument {
         case buffer(DeviceBuffer)
+        case memory(cl_mem)
         case int(Int)
         case float(Float)
         case ulong(UInt64)
@@ -257,6 +322,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             switch argument {
             case .buffer(let b):
                 var mem: cl_mem? = b.handle
+                status = clSetKernelArg(kernel, cl_uint(i), MemoryLayout<cl_mem>.size, &mem)
+            case .memory(let m):
+                var mem: cl_mem? = m
                 status = clSetKernelArg(kernel, cl_uint(i), MemoryLayout<cl_mem>.size, &mem)
             case .int(let v):
                 var x = Int32(truncatingIfNeeded: v)

@@ -13,12 +13,7 @@ public final class Linear: Module, Layer {
     }
 
     /// `x W^T + b` over the last dimension of `x`.
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        check(x.shape.last == weight.shape[1],
-              "Linear: input of shape \(Shape.describe(x.shape)) does not end in \(weight.shape[1]) features")
-        let y = x.matmul(weight.T)
-        return bias.map { y + $0 } ?? y
-    }
+    public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
 }
 
 /// 2-D convolution over NCHW input (`torch.nn.Conv2d`), grouped when `groups` > 1.
@@ -146,9 +141,7 @@ public final class Embedding: Module, Layer {
     }
 
     /// The rows named by Int32 `indices` of any shape: shape `indices.shape + [embeddingDim]`.
-    public func callAsFunction(_ indices: Tensor) -> Tensor {
-        weight.indexSelect(dim: 0, index: indices.reshape([-1])).reshape(indices.shape + [weight.shape[1]])
-    }
+    public func callAsFunction(_ indices: Tensor) -> Tensor { embedding(indices, weight: weight) }
 }
 
 /// Layers applied in order; children are named "0", "1", ... as in PyTorch.

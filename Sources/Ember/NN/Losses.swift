@@ -1,6 +1,7 @@
 /// How a loss combines per-element values.
 public enum Reduction: Sendable {
-    /// The mean over all elements.
+    /// The mean over all elements (for class-index losses, weighted and over the targets
+    /// that are not ignored, as PyTorch).
     case mean
     /// The sum over all elements.
     case sum
@@ -19,50 +20,215 @@ extension Tensor {
     }
 }
 
-/// Checks the (input, labels) pair of a classification loss and returns the labels as `[N, 1]`.
-private func classLabels(_ op: String, _ input: Tensor, _ labels: Tensor) -> Tensor {
-    check(input.rank == 2, "\(op): expected input of shape [N, C], got \(Shape.describe(input.shape))")
-    check(labels.dtype == .int32, "\(op): labels must be int32 class indices, got \(labels.dtype)")
-    check(labels.shape == [input.shape[0]],
-          "\(op): labels of shape \(Shape.describe(labels.shape)) do not match input of shape \(Shape.describe(input.shape))")
-    return labels.reshape([-1, 1])
+// MARK: Class-index and class-probability losses
+
+/// The class dim of a classification loss's input: 0 for unbatched `[C]`, else 1 (`[N, C]`,
+/// `[N, C, d1, ...]`, PyTorch's layout).
+private func classDim(_ op: String, _ input: Tensor) -> Int {
+    check(input.rank >= 1 && input.shape[input.rank == 1 ? 0 : 1] > 0,
+          "\(op): expected input of shape [C], [N, C] or [N, C, d1, ...] with C > 0, got \(Shape.describe(input.shape))")
+    return input.rank == 1 ? 0 : 1
 }
 
-/// Negative log-likelihood of class-index `labels` (Int32 `[N]`) under `logProbs` `[N, C]`.
-public func nllLoss(_ logProbs: Tensor, _ labels: Tensor, reduction: Reduction = .mean) -> Tensor {
-    let index = classLabels("nllLoss", logProbs, labels)
-    return (-logProbs.gather(dim: 1, index: index).reshape([-1])).reduced(reduction)
+/// A loss of unbatched `[C]` input (a 0-d class index or a `[C]` probability target) as the
+/// batch of one it is: `loss` on `[1, C]`, its per-sample result 0-d.
+private func unbatched(_ op: String, _ input: Tensor, _ target: Tensor, _ reduction: Reduction,
+                       _ loss: (Tensor, Tensor, Reduction) -> Tensor) -> Tensor {
+    let expected = target.dtype == .int32 ? [] : input.shape
+    check(target.shape == expected,
+          "\(op): target of shape \(Shape.describe(target.shape)) does not match input of shape \(Shape.describe(input.shape)) (expected \(Shape.describe(expected)))")
+    let out = loss(input.unsqueeze(0), target.unsqueeze(0), reduction)
+    return reduction == .none ? out.reshape([]) : out
 }
 
-/// Cross-entropy of `logits` `[N, C]` against class-index `labels` (Int32 `[N]`), computed
-/// through a stable log-softmax; `labelSmoothing` mixes in the uniform distribution.
-public func crossEntropy(_ logits: Tensor, _ labels: Tensor, labelSmoothing: Float = 0, reduction: Reduction = .mean) -> Tensor {
-    check(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
-    let index = classLabels("crossEntropy", logits, labels)
-    let logProbs = logits.logSoftmax(dim: 1)
-    var perSample = -logProbs.gather(dim: 1, index: index).reshape([-1])
+/// Checks class-index `target` (Int32, the input's shape without the class dim).
+private func checkLabels(_ op: String, _ input: Tensor, _ target: Tensor, classDim: Int) {
+    check(target.dtype == .int32, "\(op): target must be int32 class indices, got \(target.dtype)")
+    var expected = input.shape
+    expected.remove(at: classDim)
+    check(target.shape == expected,
+          "\(op): target of shape \(Shape.describe(target.shape)) does not match input of shape \(Shape.describe(input.shape)) (expected \(Shape.describe(expected)))")
+}
+
+/// Checks per-class `weight` (`[C]`, float32) and returns it shaped to broadcast along the
+/// class dim of `input`.
+private func classWeight(_ op: String, _ weight: Tensor, _ input: Tensor, classDim: Int) -> Tensor {
+    let classes = input.shape[classDim]
+    check(weight.dtype == .float32 && weight.shape == [classes],
+          "\(op): weight must be a float32 tensor of shape [\(classes)] for input of shape \(Shape.describe(input.shape)), got \(weight.dtype) \(Shape.describe(weight.shape))")
+    var shape = [Int](repeating: 1, count: input.rank - classDim)
+    shape[0] = classes
+    return weight.reshape(shape)
+}
+
+/// The targets that are not `ignoreIndex`: a Float 0/1 `mask` shaped like `target` (nil when
+/// every target is kept) and their `count` when it is known on the host. CPU targets are
+/// counted on the host, so the common case (nothing ignored) costs no kernel; on other
+/// devices the count is `mask.sum()` (the labels' cast, the comparison and the sum: three
+/// small kernels, and no wait).
+private func keptTargets(_ target: Tensor, ignoreIndex: Int) -> (mask: Tensor?, count: Int?) {
+    guard target.device == .cpu else { return ((target != Float(ignoreIndex)).float(), nil) }
+    let kept = target.toIntArray().reduce(0) { $0 + (Int($1) == ignoreIndex ? 0 : 1) }
+    return (kept == target.count ? nil : (target != Float(ignoreIndex)).float(), kept)
+}
+
+/// `weight[y] * logProbs[y]` at each target position (shaped like `target`), 0 where the
+/// target is `ignoreIndex`, and `weight[y]` there (0 where ignored; nil without `weight`):
+/// the negated loss terms, whose sign the reduction folds in.
+private func pickedLogProbs(_ op: String, _ logProbs: Tensor, _ target: Tensor, classDim: Int, weight: Tensor?,
+                            ignoreIndex: Int) -> (terms: Tensor, weights: Tensor?) {
+    let rule = IndexRule(op: op, ignored: ignoreIndex)
+    let picked = logProbs.gather(dim: classDim, index: target.unsqueeze(classDim), rule: rule).squeeze(classDim)
+    guard let weight else { return (picked, nil) }
+    Tensor.checkSameDevice(op, logProbs, weight)
+    let perTarget = weight.gather(dim: 0, index: target.reshape([-1]), rule: rule).reshape(target.shape)
+    return (picked * perTarget, perTarget)
+}
+
+/// PyTorch's class-index loss from `log_softmax`-style `logProbs`: per position
+/// `(1 - ε)·w[y]·(-logp[y]) + ε/C·Σ_c w[c]·(-logp[c])`, 0 where the target is ignored; the
+/// mean divides by the summed `w[y]` of the kept targets (their count without weights), so
+/// with every target ignored it is NaN.
+///
+/// The terms are summed with the opposite sign and the reduction negates once (in the
+/// mean's scale), which spares a kernel forward and backward; without weights the mean's
+/// count is the host's on the CPU and `keptTargets`' three small kernels elsewhere.
+private func classIndexLoss(_ op: String, _ logProbs: Tensor, _ target: Tensor, classDim: Int, weight: Tensor?,
+                            ignoreIndex: Int, reduction: Reduction, labelSmoothing: Float) -> Tensor {
+    checkLabels(op, logProbs, target, classDim: classDim)
+    let classWeights = weight.map { classWeight(op, $0, logProbs, classDim: classDim) }
+    var (terms, weights) = pickedLogProbs(op, logProbs, target, classDim: classDim, weight: weight, ignoreIndex: ignoreIndex)
+    let needsKept = weights == nil && reduction == .mean || labelSmoothing > 0
+    let kept = needsKept ? keptTargets(target, ignoreIndex: ignoreIndex) : (mask: nil, count: nil)
     if labelSmoothing > 0 {
-        perSample = perSample * (1 - labelSmoothing) - logProbs.mean(dim: 1) * labelSmoothing
+        let classes = Float(logProbs.shape[classDim])
+        var smooth = (classWeights.map { logProbs * $0 } ?? logProbs).sum(dim: classDim)
+        if let mask = kept.mask { smooth = smooth * mask }
+        terms = terms * (1 - labelSmoothing) + smooth * (labelSmoothing / classes)
     }
-    return perSample.reduced(reduction)
+    switch reduction {
+    case .none: return -terms
+    case .sum: return -terms.sum()
+    case .mean:
+        if let weights { return -terms.sum() / weights.sum() }
+        if let count = kept.count { return terms.sum() * (-1 / Float(count)) }
+        // Times a scale rather than divided by the count: the count needs no gradient, and
+        // a product's backward costs two kernels where a quotient's costs five.
+        return terms.sum() * (-1 / kept.mask!.sum())
+    }
 }
 
-/// Checks that a regression loss's operands have one shape.
-private func sameShape(_ op: String, _ a: Tensor, _ b: Tensor) {
-    check(a.shape == b.shape, "\(op): input shape \(Shape.describe(a.shape)) and target shape \(Shape.describe(b.shape)) differ")
+/// Cross-entropy of class-probability `target` (the input's shape): per position
+/// `-Σ_c w[c]·t[c]·logp[c]` with `t` smoothed to `(1 - ε)·t + ε/C`; the mean is over positions.
+private func classProbabilityLoss(_ logProbs: Tensor, _ target: Tensor, classDim: Int, weight: Tensor?,
+                                  ignoreIndex: Int, reduction: Reduction, labelSmoothing: Float) -> Tensor {
+    check(target.shape == logProbs.shape,
+          "crossEntropy: class-probability target of shape \(Shape.describe(target.shape)) does not match input of shape \(Shape.describe(logProbs.shape))")
+    check(ignoreIndex < 0, "crossEntropy: ignoreIndex is not supported for class-probability targets, got \(ignoreIndex)")
+    Tensor.checkSameDevice("crossEntropy", logProbs, target)
+    let classes = Float(logProbs.shape[classDim])
+    let smoothed = labelSmoothing > 0 ? target * (1 - labelSmoothing) + labelSmoothing / classes : target
+    var terms = logProbs * smoothed
+    if let weight { terms = terms * classWeight("crossEntropy", weight, logProbs, classDim: classDim) }
+    return (-terms.sum(dim: classDim)).reduced(reduction)
 }
 
-/// Mean squared error.
-public func mse(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
-    sameShape("mse", input, target)
+/// Cross-entropy of unnormalised scores (`torch.nn.functional.cross_entropy`), through one
+/// stable log-softmax.
+///
+/// `input` is `[C]`, `[N, C]` or `[N, C, d1, ...]` (the class dim is 1, as in PyTorch). `target`
+/// is either Int32 class indices shaped like `input` without the class dim (a 0-d tensor for
+/// `[C]` input), or float32 class probabilities of `input`'s shape. `weight` (`[C]`) rescales
+/// each class. Targets equal to `ignoreIndex` contribute 0 and leave the mean's denominator,
+/// which is the summed weight of the kept targets (their count without `weight`); with all
+/// ignored the mean is NaN, as PyTorch. `labelSmoothing` mixes in the uniform distribution:
+/// `(1 - ε)·nll + ε/C·Σ_c w[c]·(-log p[c])` per target. An index outside `0..<C` other
+/// than `ignoreIndex` stops the program, as in `gather`.
+public func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
+                         reduction: Reduction = .mean, labelSmoothing: Float = 0) -> Tensor {
+    check(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
+    let dim = classDim("crossEntropy", input)
+    check(target.dtype != .bool, "crossEntropy: target must be int32 class indices or float32 class probabilities, got bool")
+    if dim == 0 {
+        return unbatched("crossEntropy", input, target, reduction) {
+            crossEntropy($0, $1, weight: weight, ignoreIndex: ignoreIndex, reduction: $2, labelSmoothing: labelSmoothing)
+        }
+    }
+    let logProbs = input.logSoftmax(dim: dim)
+    if target.dtype == .float32 {
+        return classProbabilityLoss(logProbs, target, classDim: dim, weight: weight, ignoreIndex: ignoreIndex,
+                                    reduction: reduction, labelSmoothing: labelSmoothing)
+    }
+    return classIndexLoss("crossEntropy", logProbs, target, classDim: dim, weight: weight, ignoreIndex: ignoreIndex,
+                          reduction: reduction, labelSmoothing: labelSmoothing)
+}
+
+/// Negative log-likelihood of Int32 class-index `target` under log-probabilities `input`
+/// (`torch.nn.functional.nll_loss`): the layouts, `weight` and `ignoreIndex` of
+/// `crossEntropy` with index targets, the mean dividing by the summed weight of the kept
+/// targets.
+public func nllLoss(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
+                    reduction: Reduction = .mean) -> Tensor {
+    let dim = classDim("nllLoss", input)
+    if dim == 0 {
+        return unbatched("nllLoss", input, target, reduction) {
+            nllLoss($0, $1, weight: weight, ignoreIndex: ignoreIndex, reduction: $2)
+        }
+    }
+    return classIndexLoss("nllLoss", input, target, classDim: dim, weight: weight, ignoreIndex: ignoreIndex,
+                          reduction: reduction, labelSmoothing: 0)
+}
+
+// MARK: Regression losses
+
+/// Checks that a loss's input and target have one shape and device.
+private func sameShape(_ op: String, _ input: Tensor, _ target: Tensor) {
+    check(input.shape == target.shape,
+          "\(op): input shape \(Shape.describe(input.shape)) and target shape \(Shape.describe(target.shape)) differ")
+    Tensor.checkSameDevice(op, input, target)
+}
+
+/// Mean squared error `(input - target)²` (`torch.nn.functional.mse_loss`).
+public func mseLoss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
+    sameShape("mseLoss", input, target)
     let d = input - target
     return (d * d).reduced(reduction)
 }
 
-/// Mean absolute error.
+/// Mean absolute error `|input - target|` (`torch.nn.functional.l1_loss`).
 public func l1Loss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
     sameShape("l1Loss", input, target)
     return (input - target).abs().reduced(reduction)
+}
+
+/// `0.5·d²/beta` where `|d| < beta`, else `|d| - 0.5·beta`, for `d = input - target`
+/// (`torch.nn.functional.smooth_l1_loss`); `beta` 0 is the L1 loss.
+public func smoothL1Loss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean, beta: Float = 1) -> Tensor {
+    sameShape("smoothL1Loss", input, target)
+    check(beta >= 0, "smoothL1Loss: beta must be non-negative, got \(beta)")
+    let d = input - target
+    guard beta > 0 else { return d.abs().reduced(reduction) }
+    let a = d.abs()
+    return Tensor.where(a < beta, d * d * (0.5 / beta), a - 0.5 * beta).reduced(reduction)
+}
+
+/// `0.5·d²` where `|d| < delta`, else `delta·(|d| - 0.5·delta)`, for `d = input - target`
+/// (`torch.nn.functional.huber_loss`).
+public func huberLoss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean, delta: Float = 1) -> Tensor {
+    sameShape("huberLoss", input, target)
+    check(delta > 0, "huberLoss: delta must be positive, got \(delta)")
+    let d = input - target
+    let a = d.abs()
+    return Tensor.where(a < delta, d * d * 0.5, (a - 0.5 * delta) * delta).reduced(reduction)
+}
+
+// MARK: Binary cross-entropy
+
+/// Checks that an element weight broadcasts to `input`'s shape without changing it.
+private func checkElementWeight(_ op: String, _ name: String, _ weight: Tensor, _ input: Tensor) {
+    check(Shape.broadcast(weight.shape, input.shape) == input.shape,
+          "\(op): \(name) of shape \(Shape.describe(weight.shape)) does not broadcast to input of shape \(Shape.describe(input.shape))")
+    Tensor.checkSameDevice(op, input, weight)
 }
 
 /// `log(x)` clamped at -100 as in PyTorch's binary cross-entropy, with a finite gradient:
@@ -73,16 +239,41 @@ private func clampedLog(_ x: Tensor) -> Tensor {
     return Tensor.where(normal, Tensor.where(normal, x, 1).log(), x.detach().log().clamp(min: -100))
 }
 
-/// Binary cross-entropy of probabilities in [0, 1] (logs clamped at -100, as PyTorch).
-public func binaryCrossEntropy(_ probabilities: Tensor, _ targets: Tensor, reduction: Reduction = .mean) -> Tensor {
-    sameShape("binaryCrossEntropy", probabilities, targets)
-    let logP = clampedLog(probabilities)
-    let logNotP = clampedLog(1 - probabilities)
-    return (-(targets * logP + (1 - targets) * logNotP)).reduced(reduction)
+/// Binary cross-entropy `-(t·log p + (1 - t)·log(1 - p))` of probabilities `input` in [0, 1]
+/// (`torch.nn.functional.binary_cross_entropy`; logs clamped at -100, as PyTorch), times
+/// `weight` (broadcast to the input's shape) when given.
+public func binaryCrossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, reduction: Reduction = .mean) -> Tensor {
+    sameShape("binaryCrossEntropy", input, target)
+    let logP = clampedLog(input)
+    let logNotP = clampedLog(1 - input)
+    var loss = -(target * logP + (1 - target) * logNotP)
+    if let weight {
+        checkElementWeight("binaryCrossEntropy", "weight", weight, input)
+        loss = loss * weight
+    }
+    return loss.reduced(reduction)
 }
 
-/// Binary cross-entropy on logits, stable for any magnitude: max(x, 0) - x·t + log(1 + e^-|x|).
-public func binaryCrossEntropy(withLogits logits: Tensor, targets: Tensor, reduction: Reduction = .mean) -> Tensor {
-    sameShape("binaryCrossEntropy", logits, targets)
-    return (logits.relu() - logits * targets + (1 + (-logits.abs()).exp()).log()).reduced(reduction)
+/// Binary cross-entropy of `sigmoid(input)` computed from the logits, stable for any
+/// magnitude (`torch.nn.functional.binary_cross_entropy_with_logits`):
+/// `(1 - t)·x + (1 + (posWeight - 1)·t)·log(1 + e^-x)`, times `weight`. `posWeight` weighs the
+/// positive term per class (it broadcasts against the input, usually `[C]`); `weight`
+/// broadcasts to the input's shape.
+public func binaryCrossEntropyWithLogits(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, posWeight: Tensor? = nil,
+                                         reduction: Reduction = .mean) -> Tensor {
+    sameShape("binaryCrossEntropyWithLogits", input, target)
+    // log(1 + e^-|x|) is finite for any x; log(1 + e^-x) = that + max(-x, 0).
+    let logTerm = (1 + (-input.abs()).exp()).log()
+    var loss: Tensor
+    if let posWeight {
+        checkElementWeight("binaryCrossEntropyWithLogits", "posWeight", posWeight, input)
+        loss = (1 - target) * input + (1 + (posWeight - 1) * target) * (logTerm + (-input).relu())
+    } else {
+        loss = input.relu() - input * target + logTerm
+    }
+    if let weight {
+        checkElementWeight("binaryCrossEntropyWithLogits", "weight", weight, input)
+        loss = loss * weight
+    }
+    return loss.reduced(reduction)
 }

@@ -44,31 +44,12 @@ public class BatchNorm: Module, Layer {
         let channels = numFeatures
         check(ranks.contains(x.rank) && x.shape[1] == channels,
               "\(name): expected input of rank \(ranks.sorted()) with \(channels) channels in dim 1, got \(Shape.describe(x.shape))")
-        let dims = [0] + Array(2..<x.rank)
-        var statShape = [Int](repeating: 1, count: x.rank)
-        statShape[1] = channels
-        let normalized: Tensor
-        if let runningMean, let runningVar, !isTraining {
-            normalized = (x - runningMean.reshape(statShape)) * (runningVar.reshape(statShape) + eps).rsqrt()
-        } else {
-            let count = dims.reduce(1) { $0 * x.shape[$1] }
-            check(count > 1, "\(name): expected more than 1 value per channel when training, got input \(Shape.describe(x.shape))")
-            let mean = x.mean(dims: dims, keepDim: true)
-            let centered = x - mean
-            let variance = (centered * centered).mean(dims: dims, keepDim: true)
-            normalized = centered * (variance + eps).rsqrt()
-            if isTraining, let runningMean, let runningVar, let numBatchesTracked {
-                Tensor.noGrad {
-                    runningMean *= 1 - momentum
-                    runningMean += mean.reshape([channels]) * momentum
-                    runningVar *= 1 - momentum
-                    runningVar += variance.reshape([channels]) * (momentum * Float(count) / Float(count - 1))
-                    numBatchesTracked += 1
-                }
-            }
+        let training = isTraining || runningMean == nil
+        if isTraining, let numBatchesTracked {
+            Tensor.noGrad { numBatchesTracked += 1 }
         }
-        guard let weight, let bias else { return normalized }
-        return normalized * weight.reshape(statShape) + bias.reshape(statShape)
+        return batchNorm(x, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
+                         training: training, momentum: momentum, eps: eps)
     }
 }
 
@@ -116,12 +97,6 @@ public final class LayerNorm: Module, Layer {
 
     /// The normalised input.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        check(Array(x.shape.suffix(normalizedShape.count)) == normalizedShape,
-              "LayerNorm: input of shape \(Shape.describe(x.shape)) does not end in \(Shape.describe(normalizedShape))")
-        let dims = Array((x.rank - normalizedShape.count)..<x.rank)
-        let centered = x - x.mean(dims: dims, keepDim: true)
-        let normalized = centered * ((centered * centered).mean(dims: dims, keepDim: true) + eps).rsqrt()
-        guard let weight, let bias else { return normalized }
-        return normalized * weight + bias
+        layerNorm(x, normalizedShape: normalizedShape, weight: weight, bias: bias, eps: eps)
     }
 }

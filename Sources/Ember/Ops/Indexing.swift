@@ -14,26 +14,25 @@ extension Tensor {
                            strides: [outer.strides[0][0], strides[dim], inner.strides[0][0]])
     }
 
-    /// Stops with a message when an index tensor is not Int32 or (on the CPU, where it is
-    /// cheap to check) holds a value outside `0..<size`.
-    private static func checkIndex(_ index: Tensor, size: Int, op: String) {
-        check(index.dtype == .int32, "\(op): index must be an int32 tensor, got \(index.dtype)")
-        guard index.device == .cpu, index.count > 0 else { return }
-        for v in index.toIntArray() where v < 0 || Int(v) >= size {
-            fatalError("\(op): index \(v) is out of bounds for dimension of size \(size)")
-        }
-    }
-
     /// Values along `dim` picked by `index` (`torch.gather`): `out[i][j][k] = self[i][index[i][j][k]][k]`
     /// for dim 1. `index` has this tensor's rank; its other dims may not exceed this tensor's.
+    /// An index outside `0..<shape[dim]` (negative ones too, as in PyTorch) stops the program:
+    /// at once on the CPU, at the next synchronisation on OpenCL.
     public func gather(dim: Int, index: Tensor) -> Tensor {
+        gather(dim: dim, index: index, rule: IndexRule(op: "gather"))
+    }
+
+    /// `gather` whose out-of-range message names `rule.op` and whose `rule.ignored` index
+    /// reads 0 (and gets no gradient): the building block of indexSelect, embedding and the
+    /// class-index losses.
+    func gather(dim: Int, index: Tensor, rule: IndexRule) -> Tensor {
         Tensor.checkSameDevice("gather", self, index)
         let d = Tensor.normalizeDim(dim, rank: rank, op: "gather")
         check(index.rank == rank, "gather: index of shape \(Shape.describe(index.shape)) must have the rank of input \(Shape.describe(shape))")
         for i in 0..<rank where i != d && index.shape[i] > shape[i] {
             fatalError("gather: index shape \(Shape.describe(index.shape)) exceeds input shape \(Shape.describe(shape)) in dimension \(i)")
         }
-        Tensor.checkIndex(index, size: shape[d], op: "gather")
+        check(index.dtype == .int32, "\(rule.op): index must be an int32 tensor, got \(index.dtype)")
         // Narrow the other dims to the index's sizes, then read the source as one block.
         var narrowed = floatStorage.detach()
         for i in 0..<rank where i != d && index.shape[i] < shape[i] {
@@ -46,7 +45,7 @@ extension Tensor {
             let outer = shape[..<d].indices.reduce(1) { $0 * index.shape[$1] }
             let inner = ((d + 1)..<rank).reduce(1) { $0 * index.shape[$1] }
             backend.gather(source.storage.buffer, offset: source.offset, outer: outer, size: shape[d], inner: inner,
-                           index: indexSource.blockView(dim: d)!, destination: out.storage.buffer)
+                           index: indexSource.blockView(dim: d)!, indices: rule, destination: out.storage.buffer)
         }
         // Int32 and bool sources travel as Float32 (exact below 2^24) and come back typed.
         switch dtype {
@@ -56,13 +55,20 @@ extension Tensor {
         }
         let inputShape = shape
         return out.recording("GatherBackward", inputs: [self]) {
-            { g in [Tensor.zeros(inputShape, device: g.device).scatterAdd(dim: d, index: index, source: g)] }
+            { g in [Tensor.zeros(inputShape, device: g.device).scatterAdd(dim: d, index: index, source: g, rule: rule)] }
         }
     }
 
     /// A copy of this tensor with `source` added at the positions `index` names along `dim`
-    /// (`torch.scatter_add`); repeated indices accumulate.
+    /// (`torch.scatter_add`); repeated indices accumulate. An index outside `0..<shape[dim]`
+    /// stops the program, as in `gather`.
     public func scatterAdd(dim: Int, index: Tensor, source: Tensor) -> Tensor {
+        scatterAdd(dim: dim, index: index, source: source, rule: IndexRule(op: "scatterAdd"))
+    }
+
+    /// `scatterAdd` whose out-of-range message names `rule.op` and whose `rule.ignored`
+    /// index adds nothing.
+    func scatterAdd(dim: Int, index: Tensor, source: Tensor, rule: IndexRule) -> Tensor {
         Tensor.checkSameDevice("scatterAdd", self, index)
         Tensor.checkSameDevice("scatterAdd", self, source)
         let d = Tensor.normalizeDim(dim, rank: rank, op: "scatterAdd")
@@ -71,29 +77,36 @@ extension Tensor {
         for i in 0..<rank where i != d && index.shape[i] != shape[i] {
             fatalError("scatterAdd: index shape \(Shape.describe(index.shape)) must match input shape \(Shape.describe(shape)) outside dimension \(d)")
         }
-        Tensor.checkIndex(index, size: shape[d], op: "scatterAdd")
+        check(index.dtype == .int32, "\(rule.op): index must be an int32 tensor, got \(index.dtype)")
         let out = floatStorage.contiguousCopy()
         if source.count > 0 {
             let values = source.floatStorage.blockView(dim: d) == nil ? source.floatStorage.contiguousCopy() : source.floatStorage
             let indices = index.blockView(dim: d) == nil ? index.contiguousCopy() : index
             let outer = shape[..<d].reduce(1, *), inner = shape[(d + 1)...].reduce(1, *)
             backend.scatterAdd(values.blockView(dim: d)!, index: indices.blockView(dim: d)!, outer: outer, size: shape[d],
-                               inner: inner, destination: out.storage.buffer)
+                               inner: inner, indices: rule, destination: out.storage.buffer)
         }
         return out.recording("ScatterAddBackward", inputs: [self, source]) {
-            { g in [g, g.gather(dim: d, index: index)] }
+            { g in [g, g.gather(dim: d, index: index, rule: rule)] }
         }
     }
 
-    /// The entries of `index` (1-D, Int32) along `dim` (`torch.index_select`).
+    /// The entries of `index` (1-D, Int32) along `dim` (`torch.index_select`). An index
+    /// outside `0..<shape[dim]` (negative ones too, as in PyTorch) stops the program, as in
+    /// `gather`.
     public func indexSelect(dim: Int, index: Tensor) -> Tensor {
-        check(index.rank == 1, "indexSelect: index must be 1-D, got shape \(Shape.describe(index.shape))")
-        let d = Tensor.normalizeDim(dim, rank: rank, op: "indexSelect")
+        indexSelect(dim: dim, index: index, op: "indexSelect")
+    }
+
+    /// `indexSelect` whose messages name `op` (`embedding`).
+    func indexSelect(dim: Int, index: Tensor, op: String) -> Tensor {
+        check(index.rank == 1, "\(op): index must be 1-D, got shape \(Shape.describe(index.shape))")
+        let d = Tensor.normalizeDim(dim, rank: rank, op: op)
         var outShape = shape
         outShape[d] = index.count
         var alongDim = [Int](repeating: 1, count: rank)
         alongDim[d] = index.count
-        return gather(dim: d, index: index.reshape(alongDim).expand(outShape))
+        return gather(dim: d, index: index.reshape(alongDim).expand(outShape), rule: IndexRule(op: op))
     }
 
     /// A view of `start..<end` (every `step`-th element) along `dim`. As in Python, negative
@@ -220,7 +233,7 @@ extension Tensor {
         let indices = index.blockView(dim: d) == nil ? index.contiguousCopy() : index
         backend.scatterAdd(values.blockView(dim: d)!, index: indices.blockView(dim: d)!,
                            outer: shape[..<d].reduce(1, *), size: shape[d], inner: shape[(d + 1)...].reduce(1, *),
-                           destination: out.storage.buffer)
+                           indices: IndexRule(op: "cat"), destination: out.storage.buffer)
         return out
     }
 
