@@ -46,22 +46,22 @@ struct ReleaseBuildTests {
 
     @Test("each mistake stops with the op and the shapes or values", arguments: [
         ("matmul", "matmul: [2, 3] x [4, 5]: inner dimensions 3 and 4 differ"),
-        ("linear", "Linear: input of shape [3, 5] does not end in 4 features"),
+        ("linear", "linear: input of shape [3, 5] does not end in 4 features (weight [2, 4])"),
         ("backward-non-scalar", "backward: gradient can be implicit only for one-element tensors, got shape [2, 2]"),
         ("item-non-scalar", "item(): tensor of shape [3] has 3 elements, expected 1"),
         ("index-out-of-range", "index 5 is out of bounds for dimension 0 with size 3"),
         ("reshape", "reshape: shape [4, 2] is invalid for input of shape [2, 3] (6 elements)"),
         ("softmax-dim", "softmax: dimension 2 out of range for a tensor of rank 2"),
-        ("float-labels", "crossEntropy: labels must be int32 class indices, got float32"),
+        ("float-labels", "crossEntropy: float32 target of shape [2] for input of shape [2, 3]: class indices must be int32, class probabilities must have the input's shape"),
         ("float-indices", "indexSelect: index must be an int32 tensor, got float32"),
         ("ragged", "Tensor: ragged nested array: dimension 1 has lengths 2 and 1"),
         ("int-requires-grad", "requiresGrad: only float32 tensors can require gradients, not int32"),
         ("in-place-leaf", "+=: in-place update of a tensor that requires grad"),
         ("nan-lr", "SGD: lr must be a finite number >= 0, got nan"),
-        ("batchnorm-batch-of-one", "BatchNorm1d: expected more than 1 value per channel when training, got input [1, 3]"),
+        ("batchnorm-batch-of-one", "batchNorm: expected more than 1 value per channel when training, got input [1, 3]"),
         ("broadcast", "add: shapes [2, 3] and [4] cannot be broadcast together"),
         ("cat", "cat: shapes [2, 3] and [2, 4] differ outside dimension 0"),
-        ("conv2d-channels", "conv2d: input [1, 2, 8, 8] has 2 channels but weight [4, 3, 3, 3] expects 3"),
+        ("conv2d-channels", "conv2d: given groups=1, weight of size [4, 3, 3, 3], expected input [1, 2, 8, 8] to have 3 channels, but got 2 channels instead"),
     ])
     func message(_ mistake: String, _ expected: String) throws {
         let result = try Self.run(mistake)
