@@ -68,6 +68,7 @@ struct EmberBench: ParsableCommand {
             workloads.dispatch(d, filter: matches)
         }
         try workloads.checkpoint(filter: matches)
+        try workloads.csv(filter: matches)
         print("\n" + Report.markdown(results, machine: machine))
         if let json { try Report.json(results, machine: machine).write(to: URL(fileURLWithPath: json)) }
         if let chart { try Report.svg(results).write(toFile: chart, atomically: true, encoding: .utf8) }

@@ -169,6 +169,24 @@ struct Workloads {
                note: String(format: "peak %.2fx the file above the baseline", Double(readPeak) / Double(bytes))) { Double(bytes) / $0 / 1e9 }
     }
 
+    /// Parsing a 64 MiB numeric CSV file (the reader's one pass over its bytes): MB/s.
+    func csv(filter: (String) -> Bool) throws {
+        guard filter("csv") else { return }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ember-bench-\(getpid()).csv")
+        defer { try? FileManager.default.removeItem(at: url) }
+        var text = ""
+        var row = 0
+        while text.utf8.count < 64 << 20 {
+            text += (0..<31).map { String(format: "%.4f", Float(($0 * 7919 + row * 104_729) % 10_000) / 997) }.joined(separator: ",")
+            text += ",\(row % 10)\n"
+            row += 1
+        }
+        try text.write(to: url, atomically: false, encoding: .utf8)
+        let bytes = Double(text.utf8.count)
+        let timing = timer.time(on: .cpu) { _ = try? CSVDataset(url: url, labelColumn: 31) }
+        report("csv read 64 MiB", .cpu, timing, unit: "MB/s", note: "\(row) rows of 32 fields") { bytes / $0 / 1e6 }
+    }
+
     func dispatch(_ device: Device, filter: (String) -> Bool) {
         let ops = 1000
         if filter("dispatch forward") {

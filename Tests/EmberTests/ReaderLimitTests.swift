@@ -111,3 +111,20 @@ struct ReaderLimitTests {
         }
     }
 }
+
+extension ReaderLimitTests {
+    @Test("CSV numbers parse to strtof's float, on the fast path and off it")
+    func csvNumbers() {
+        var random = TestRandom(seed: 8)
+        var texts = ["0", "-0", "+1", "1.", ".5", "0.0000001", "9999999", "99999999", "1234567.0", "0.12345678", "1e3", "-2.5E-3", "0x1p3", "7.0000001"]
+        for _ in 0..<5000 { texts.append(String(format: "%.\(Int(random.next() % 9))f", random.float(-1000...1000))) }
+        for text in texts {
+            let bytes = Array(text.utf8)
+            let parsed = bytes.withUnsafeBufferPointer { CSVParser.number($0[...]) }
+            #expect(parsed?.bitPattern == strtof(text, nil).bitPattern, "\(text)")
+        }
+        for bad in ["", "-", ".", "1.2.3", "1,0", "--1", "1 2"] {
+            #expect(Array(bad.utf8).withUnsafeBufferPointer { CSVParser.number($0[...]) } == nil, "\(bad)")
+        }
+    }
+}

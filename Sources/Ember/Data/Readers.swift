@@ -172,8 +172,8 @@ public struct CSVDataset {
     }
 }
 
-/// The state of a one-pass CSV parse: the current field's bytes, the line and column, and
-/// the values so far.
+/// The state of a one-pass CSV parse: the values so far, the current line and column, and
+/// the bytes of a field that a chunk boundary cut.
 struct CSVParser {
     let path: String
     let labelColumn: Int
@@ -184,12 +184,11 @@ struct CSVParser {
     var labels: [Int32] = []
     /// The number of fields of the first data row.
     var width: Int?
-    private var field: [UInt8] = []
-    private var row: [Float] = []
+    /// The start of a field cut by the end of the previous chunk.
+    private var carried: [UInt8] = []
     private var rowLabel: Int32 = 0
     private var column = 0
     private var line = 1
-    private var lineHasContent = false
 
     init(path: String, labelColumn: Int, hasHeader: Bool) {
         self.path = path
@@ -197,95 +196,129 @@ struct CSVParser {
         self.hasHeader = hasHeader
     }
 
-    /// Parses the next bytes of the file.
+    /// Parses the next bytes of the file: each field is read where it lies in `bytes`, and
+    /// only a field cut by the chunk's end is copied.
     mutating func consume(_ bytes: UnsafeBufferPointer<UInt8>) throws {
-        for byte in bytes {
-            switch byte {
-            case UInt8(ascii: "\n"): try endLine()
-            case UInt8(ascii: ","):
-                lineHasContent = true
-                try endField()
-            default:
-                if byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") && byte != UInt8(ascii: "\r") { lineHasContent = true }
-                field.append(byte)
+        var start = 0
+        for i in 0..<bytes.count {
+            let byte = bytes[i]
+            guard byte == UInt8(ascii: ",") || byte == UInt8(ascii: "\n") else { continue }
+            if carried.isEmpty {
+                try endField(UnsafeBufferPointer(rebasing: bytes[start..<i]), endsLine: byte != UInt8(ascii: ","))
+            } else {
+                carried.append(contentsOf: bytes[start..<i])
+                let whole = carried
+                carried.removeAll(keepingCapacity: true)
+                try whole.withUnsafeBufferPointer { try endField($0, endsLine: byte != UInt8(ascii: ",")) }
             }
+            start = i + 1
         }
+        carried.append(contentsOf: bytes[start...])
     }
 
     /// Ends the last line (a file need not end in a newline).
     mutating func finish() throws {
-        if lineHasContent || !field.isEmpty { try endLine() }
+        let last = carried
+        carried.removeAll()
+        try last.withUnsafeBufferPointer { try endField($0, endsLine: true) }
     }
 
     private var skipping: Bool { hasHeader && line == 1 }
 
-    private mutating func endLine() throws {
-        if field.last == UInt8(ascii: "\r") { field.removeLast() }
-        if lineHasContent {
-            try endField()
-            if !skipping {
-                let fields = column
-                if let width, fields != width {
-                    throw fail("line \(line) has \(fields) fields, expected \(width)")
+    /// Takes one field; at the end of a line, also the line (a line of nothing but spaces,
+    /// tabs and a `\r` is skipped).
+    private mutating func endField(_ raw: UnsafeBufferPointer<UInt8>, endsLine: Bool) throws {
+        var text = CSVParser.trimmed(raw)
+        if endsLine, text.last == UInt8(ascii: "\r") { text = CSVParser.trimmed(UnsafeBufferPointer(rebasing: text.dropLast())) }
+        if endsLine && column == 0 && text.isEmpty {
+            line += 1
+            return
+        }
+        if !skipping {
+            guard let value = CSVParser.number(text), value.isFinite else {
+                throw fail("line \(line), column \(column + 1): '\(String(decoding: text, as: UTF8.self))' is not a number")
+            }
+            if column == labelColumn {
+                guard value == value.rounded(), Swift.abs(value) < 1e9 else {
+                    throw fail("line \(line), column \(column + 1): label '\(String(decoding: text, as: UTF8.self))' is not an integer")
                 }
-                guard labelColumn >= 0 && labelColumn < fields else {
-                    throw fail("label column \(labelColumn) does not exist on line \(line) (\(fields) fields)")
-                }
-                width = fields
-                features.append(contentsOf: row)
-                labels.append(rowLabel)
+                rowLabel = Int32(value)
+            } else {
+                features.append(value)
             }
         }
-        field.removeAll(keepingCapacity: true)
-        row.removeAll(keepingCapacity: true)
+        column += 1
+        guard endsLine else { return }
+        if !skipping {
+            if let width, column != width {
+                throw fail("line \(line) has \(column) fields, expected \(width)")
+            }
+            guard labelColumn >= 0 && labelColumn < column else {
+                throw fail("label column \(labelColumn) does not exist on line \(line) (\(column) fields)")
+            }
+            width = column
+            labels.append(rowLabel)
+        }
         column = 0
-        lineHasContent = false
         line += 1
     }
 
-    private mutating func endField() throws {
-        defer {
-            field.removeAll(keepingCapacity: true)
-            column += 1
-        }
-        if skipping { return }
-        let text = trimmed()
-        guard let value = CSVParser.number(text), value.isFinite else {
-            throw fail("line \(line), column \(column + 1): '\(String(decoding: text, as: UTF8.self))' is not a number")
-        }
-        if column == labelColumn {
-            guard value == value.rounded(), Swift.abs(value) < 1e9 else {
-                throw fail("line \(line), column \(column + 1): label '\(String(decoding: text, as: UTF8.self))' is not an integer")
-            }
-            rowLabel = Int32(value)
-        } else {
-            row.append(value)
-        }
-    }
-
-    /// The current field without surrounding spaces and tabs.
-    private func trimmed() -> ArraySlice<UInt8> {
+    /// `field` without surrounding spaces and tabs.
+    private static func trimmed(_ field: UnsafeBufferPointer<UInt8>) -> Slice<UnsafeBufferPointer<UInt8>> {
         var start = field.startIndex, end = field.endIndex
         while start < end && (field[start] == UInt8(ascii: " ") || field[start] == UInt8(ascii: "\t")) { start += 1 }
         while end > start && (field[end - 1] == UInt8(ascii: " ") || field[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
         return field[start..<end]
     }
 
-    /// The decimal number spelled by all of `text`, or nil.
-    static func number(_ text: ArraySlice<UInt8>) -> Float? {
+    /// Powers of ten that are exact in Float.
+    private static let exactPowersOfTen: [Float] = (0...10).map { Float(pow(10.0, Double($0))) }
+
+    /// The decimal number spelled by all of `text`, or nil. Plain decimals of at most seven
+    /// significant digits and ten decimals (most CSV fields) take Clinger's fast path: the
+    /// digits as an exact Float divided by an exact power of ten, one correctly rounded
+    /// operation, so the result is strtof's; anything else goes to strtof.
+    static func number(_ text: Slice<UnsafeBufferPointer<UInt8>>) -> Float? {
         guard !text.isEmpty, text.count < 64 else { return nil }
+        if let value = fastDecimal(text) { return value }
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { chars -> Float? in
             let base = chars.baseAddress!
-            var i = 0
-            for byte in text {
-                base[i] = CChar(bitPattern: byte)
-                i += 1
-            }
-            base[i] = 0
+            UnsafeMutableRawPointer(base).copyMemory(from: text.base.baseAddress! + text.startIndex, byteCount: text.count)
+            base[text.count] = 0
             var end: UnsafeMutablePointer<CChar>?
             let value = strtof(base, &end)
-            return end == base + i ? value : nil
+            return end == base + text.count ? value : nil
         }
+    }
+
+    /// `[+-]digits[.digits]` with at most seven significant digits and ten decimals, or nil.
+    private static func fastDecimal(_ text: Slice<UnsafeBufferPointer<UInt8>>) -> Float? {
+        var i = text.startIndex
+        var negative = false
+        if text[i] == UInt8(ascii: "-") || text[i] == UInt8(ascii: "+") {
+            negative = text[i] == UInt8(ascii: "-")
+            i += 1
+        }
+        var mantissa: UInt32 = 0, significant = 0, decimals = 0, digits = 0
+        var seenPoint = false
+        while i < text.endIndex {
+            let byte = text[i]
+            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                if mantissa != 0 || byte != UInt8(ascii: "0") { significant += 1 }
+                guard significant <= 7 else { return nil }
+                mantissa = mantissa * 10 + UInt32(byte - UInt8(ascii: "0"))
+                digits += 1
+                if seenPoint { decimals += 1 }
+            } else if byte == UInt8(ascii: ".") && !seenPoint {
+                seenPoint = true
+            } else {
+                return nil
+            }
+            i += 1
+        }
+        guard digits > 0, decimals <= 10 else { return nil }
+        let value = Float(mantissa) / exactPowersOfTen[decimals]
+        return negative ? -value : value
     }
 
     private func fail(_ reason: String) -> EmberError { .invalidFile(path: path, reason: reason) }
