@@ -99,6 +99,9 @@ public struct SyncStatistics: Sendable {
     /// Seconds the backward pass waited for communication after its last node ran:
     /// communication not hidden behind backward.
     public var unhiddenSeconds = 0.0
+
+    /// All zero (a pass that communicated nothing).
+    public init() {}
 }
 
 /// The bucketed gradient all-reduce behind `DistributedDataParallel`.

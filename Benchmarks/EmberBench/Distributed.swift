@@ -1,0 +1,97 @@
+import Ember
+import EmberDistributed
+import Foundation
+
+/// `ember-bench --distributed`, run under mpirun: per workload, the step time without
+/// communication, with DDP's bucketed all-reduce overlapped with backward, and with one
+/// all-reduce after backward (a single bucket); the communication not hidden behind
+/// backward and the bytes all-reduced per step; and all-reduce times by size (the α and β
+/// of docs/DISTRIBUTED.md's cost model). Only rank 0 prints.
+enum DistributedBench {
+    struct Workload {
+        let name: String
+        let make: () -> Sequential
+        let input: [Int]
+    }
+
+    static func run(device: Device, steps: Int) throws {
+        let group = try ProcessGroup.mpi()
+        let say: (String) -> Void = { line in if group.isMain { print(line); fflush(nil) } }
+        say("ember-bench --distributed: \(group.worldSize) ranks, device \(device) (\(device.info.name)), \(steps) timed steps per mode, medians of rank 0")
+        let workloads = [
+            Workload(name: "MLP 784-512-512-10, batch 128/rank", make: { Sequential(Linear(784, 512), ReLU(), Linear(512, 512), ReLU(), Linear(512, 10)) }, input: [128, 784]),
+            Workload(name: "CNN 28x28 (digits CNN), batch 64/rank", make: {
+                Sequential(Conv2d(1, 16, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
+                           Conv2d(16, 32, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
+                           Flatten(), Linear(32 * 7 * 7, 10))
+            }, input: [64, 1, 28, 28]),
+        ]
+        for workload in workloads {
+            Tensor.manualSeed(0)
+            let model = workload.make().to(device)
+            let opt = SGD(model.parameters(), lr: 0.01, momentum: 0.9)
+            let x = Tensor.randn(workload.input, device: device)
+            let y = Tensor.randint(0, 10, [workload.input[0]], device: device)
+            let step = { (forward: (Tensor) -> Tensor) in
+                let loss = crossEntropy(forward(x), y)
+                opt.zeroGrad()
+                loss.backward()
+                opt.step()
+                _ = loss.item()
+            }
+            let local = time(group, steps) { step { model($0) } }.step
+            let bucketed = DistributedDataParallel(model, group: group)
+            let overlapped = time(group, steps) { step { bucketed($0) }; return bucketed.lastSync }
+            _ = bucketed
+            let single = DistributedDataParallel(model, group: group, bucketCapMB: 1e6, firstBucketMB: 1e6)
+            let after = time(group, steps) { step { single($0) }; return single.lastSync }
+            _ = single
+            let bytes = overlapped.sync.bytes
+            say("\(workload.name): \(model.parameterCount) parameters, \(String(format: "%.2f", Double(bytes) / 1_048_576)) MiB all-reduced per step")
+            say(String(format: "  no communication          step %7.2f ms", local * 1e3))
+            say(String(format: "  DDP bucketed (%d buckets)   step %7.2f ms  communication %6.2f ms  not hidden %6.2f ms (%4.1f%% of the step)",
+                       overlapped.sync.buckets, overlapped.step * 1e3, overlapped.sync.communicationSeconds * 1e3, overlapped.sync.unhiddenSeconds * 1e3,
+                       100 * overlapped.sync.unhiddenSeconds / overlapped.step))
+            say(String(format: "  one all-reduce after backward step %7.2f ms  communication %6.2f ms  not hidden %6.2f ms",
+                       after.step * 1e3, after.sync.communicationSeconds * 1e3, after.sync.unhiddenSeconds * 1e3))
+            say(String(format: "  one all-reduce / bucketed step time: %.2fx; scaling efficiency (no communication / bucketed): %.0f%%",
+                       after.step / overlapped.step, 100 * local / overlapped.step))
+        }
+        // All-reduce time by message size, for the cost model's latency and bandwidth.
+        say("all-reduce (sum, float32) by size:")
+        for bytes in [4, 4096, 65_536, 1 << 20, 4 << 20, 16 << 20] {
+            let t = Tensor.zeros([bytes / 4], device: device)
+            var samples: [Double] = []
+            for _ in 0..<(bytes >= 4 << 20 ? 10 : 50) {
+                group.barrier()
+                let start = Date()
+                group.allReduce(t)
+                samples.append(Date().timeIntervalSince(start))
+            }
+            let median = samples.sorted()[samples.count / 2]
+            say(String(format: "  %9d bytes  %8.1f us  %7.2f GB/s algorithm bandwidth", bytes, median * 1e6, Double(bytes) / median / 1e9))
+        }
+    }
+
+    /// Median step time and median sync figures of `steps` steps after 3 warm-up steps; the
+    /// ranks start each step together.
+    static func time(_ group: ProcessGroup, _ steps: Int, _ body: () -> SyncStatistics) -> (step: Double, sync: SyncStatistics) {
+        for _ in 0..<3 { _ = body() }
+        var times: [Double] = [], syncs: [SyncStatistics] = []
+        for _ in 0..<steps {
+            group.barrier()
+            let start = Date()
+            syncs.append(body())
+            times.append(Date().timeIntervalSince(start))
+        }
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        var sync = syncs.last ?? SyncStatistics()
+        sync.communicationSeconds = median(syncs.map(\.communicationSeconds))
+        sync.unhiddenSeconds = median(syncs.map(\.unhiddenSeconds))
+        return (median(times), sync)
+    }
+
+    static func time(_ group: ProcessGroup, _ steps: Int, _ body: () -> Void) -> (step: Double, sync: SyncStatistics) {
+        time(group, steps) { body(); return SyncStatistics() }
+    }
+}
