@@ -40,12 +40,13 @@ enum DistributedBench {
                 _ = loss.item()
             }
             let local = time(group, steps) { step { model($0) } }.step
-            let bucketed = DistributedDataParallel(model, group: group)
-            let overlapped = time(group, steps) { step { bucketed($0) }; return bucketed.lastSync }
-            _ = bucketed
-            let single = DistributedDataParallel(model, group: group, bucketCapMB: 1e6, firstBucketMB: 1e6)
-            let after = time(group, steps) { step { single($0) }; return single.lastSync }
-            _ = single
+            // One wrapper at a time (a wrapper's hooks go when it does).
+            let overlapped = withExtendedLifetime(DistributedDataParallel(model, group: group)) { ddp in
+                time(group, steps) { step { ddp($0) }; return ddp.lastSync }
+            }
+            let after = withExtendedLifetime(DistributedDataParallel(model, group: group, bucketCapMB: 1e6, firstBucketMB: 1e6)) { ddp in
+                time(group, steps) { step { ddp($0) }; return ddp.lastSync }
+            }
             let bytes = overlapped.sync.bytes
             say("\(workload.name): \(model.parameterCount) parameters, \(String(format: "%.2f", Double(bytes) / 1_048_576)) MiB all-reduced per step")
             say(String(format: "  no communication          step %7.2f ms", local * 1e3))

@@ -166,7 +166,7 @@ final class Reducer {
         self.buckets = buckets
         self.location = location
         isReady = Array(repeating: false, count: named.count)
-        communicator = Communicator(group: group)
+        communicator = group.communicator
     }
 
     var bucketNames: [[String]] { buckets.map { $0.members.map { names[$0] } } }
@@ -267,8 +267,6 @@ final class Reducer {
         nextLaunch = 0
         active = false
     }
-
-    deinit { communicator.stop() }
 }
 
 /// A bucket's memory as the communication thread sees it. Only one thread touches the
@@ -279,7 +277,9 @@ struct RawBuffer: @unchecked Sendable {
     let count: Int
 }
 
-/// The communication thread: all-reduces submitted buffers one after another, in order.
+/// The communication thread of a process group: all-reduces submitted buffers one after
+/// another, in the order submitted. One per group, so that every rank issues the
+/// all-reduces of all its DDP wrappers in one order.
 final class Communicator: @unchecked Sendable {
     private let group: ProcessGroup
     private let condition = NSCondition()
@@ -288,7 +288,6 @@ final class Communicator: @unchecked Sendable {
     private var submitted = 0
     private var completed = 0
     private var busySeconds = 0.0
-    private var stopping = false
 
     init(group: ProcessGroup) {
         self.group = group
@@ -317,19 +316,10 @@ final class Communicator: @unchecked Sendable {
         return seconds
     }
 
-    /// Ends the thread after the queued work.
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.signal()
-        condition.unlock()
-    }
-
     private func loop() {
         while true {
             condition.lock()
-            while queue.isEmpty && !stopping { condition.wait() }
-            if queue.isEmpty { condition.unlock(); return }
+            while queue.isEmpty { condition.wait() }
             let job = queue.removeFirst()
             condition.unlock()
             let start = Date()

@@ -44,6 +44,19 @@ public final class ProcessGroup: @unchecked Sendable {
     private var staging: [UnsafeMutableRawBufferPointer] = [UnsafeMutableRawBufferPointer(start: nil, count: 0),
                                                             UnsafeMutableRawBufferPointer(start: nil, count: 0)]
 
+    /// The communication thread `DistributedDataParallel` hands its buckets to, started on
+    /// first use and shared by every wrapper on this group.
+    var communicator: Communicator {
+        communicatorLock.lock()
+        defer { communicatorLock.unlock() }
+        if let started { return started }
+        let made = Communicator(group: self)
+        started = made
+        return made
+    }
+    private let communicatorLock = NSLock()
+    private var started: Communicator?
+
     private init(rank: Int, worldSize: Int, usesMPI: Bool) {
         self.rank = rank
         self.worldSize = worldSize

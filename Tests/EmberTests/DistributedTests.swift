@@ -29,9 +29,14 @@ struct DistributedTests {
             Issue.record("EmberDistributedChecks was not built beside the tests")
             return (0, "", false)
         }
+        return try mpirun(checks, [mode], ranks: ranks, timeout: timeout)
+    }
+
+    /// Runs `binary` with `arguments` under mpirun, as above.
+    static func mpirun(_ binary: URL, _ arguments: [String], ranks: Int = 2, timeout: TimeInterval = 60) throws -> (status: Int32, output: String, timedOut: Bool) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["mpirun", "-np", "\(ranks)", "--oversubscribe", checks.path, mode]
+        process.arguments = ["mpirun", "-np", "\(ranks)", "--oversubscribe", binary.path] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging([
             "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
             // Containers forbid the cross-process memory attach of Open MPI's shared-memory transport.
@@ -79,6 +84,23 @@ struct DistributedTests {
         #expect(output.contains("matmul"), "\(output)")
         #expect(output.contains("process rank 1"), "\(output)")
         #expect(!output.contains("was not stopped"), "\(output)")
+    }
+
+    @Test("mpirun -np 2 ember train --distributed: rank 0 alone prints and saves; the checkpoint loads")
+    func trainDistributed() throws {
+        guard let ember = CLITests.binary else {
+            Issue.record("the ember binary was not built beside the tests")
+            return
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("ember-ddp-\(getpid()).safetensors")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let (status, output, timedOut) = try DistributedTests.mpirun(ember, ["train", "--distributed", "--device", "cpu", "--epochs", "2", "--save", file.path])
+        #expect(!timedOut && status == 0, "\(output)")
+        #expect(output.components(separatedBy: "Training mlp").count == 2, "\(output)")
+        #expect(output.contains("2 processes (batch 64 each)"), "\(output)")
+        #expect(output.components(separatedBy: "final test accuracy").count == 2, "\(output)")
+        let model = Sequential(Linear(64, 128), ReLU(), Linear(128, 10))
+        try model.load(from: file)
     }
 
     @Test("ProcessGroup.abort ends every rank with a message naming the rank")
