@@ -9,3 +9,4 @@ MPI_Op ember_mpi_min(void) { return MPI_MIN; }
 void *ember_mpi_in_place(void) { return MPI_IN_PLACE; }
 int ember_mpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }
 int ember_mpi_success(void) { return MPI_SUCCESS; }
+MPI_Status *ember_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }

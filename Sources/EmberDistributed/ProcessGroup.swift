@@ -206,10 +206,21 @@ public final class ProcessGroup: @unchecked Sendable {
     }
 
     /// All-reduces `count` Float32 values at `pointer` in place with a sum (used by
-    /// `DistributedDataParallel`'s communication thread on its bucket buffers).
+    /// `DistributedDataParallel`'s communication thread on its bucket buffers). It starts a
+    /// non-blocking all-reduce and polls it every few microseconds, sleeping in between:
+    /// a blocking MPI call spins on a core while the other ranks are still in backward,
+    /// which takes that core from this process's own backward. The lock is released
+    /// between polls, so other collectives are not held up.
     func allReduceSum(_ pointer: UnsafeMutableRawPointer, count: Int) {
         guard usesMPI && worldSize > 1 && count > 0 else { return }
-        call("allReduce") { MPI_Allreduce(ember_mpi_in_place(), pointer, Int32(count), ember_mpi_float(), ember_mpi_sum(), ember_mpi_comm_world()) }
+        var request: MPI_Request?
+        call("allReduce") { MPI_Iallreduce(ember_mpi_in_place(), pointer, Int32(count), ember_mpi_float(), ember_mpi_sum(), ember_mpi_comm_world(), &request) }
+        var done: Int32 = 0
+        while true {
+            call("allReduce") { MPI_Test(&request, &done, ember_mpi_status_ignore()) }
+            if done != 0 { return }
+            usleep(20)
+        }
     }
 
     // MARK: Helpers

@@ -13,4 +13,5 @@ MPI_Op ember_mpi_min(void);
 void *ember_mpi_in_place(void);
 int ember_mpi_thread_serialized(void);
 int ember_mpi_success(void);
+MPI_Status *ember_mpi_status_ignore(void);
 #endif
