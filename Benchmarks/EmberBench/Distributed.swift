@@ -14,6 +14,8 @@ enum DistributedBench {
         let input: [Int]
     }
 
+    static let rounds = 4
+
     static func run(device: Device, steps: Int) throws {
         let group = try ProcessGroup.mpi()
         let say: (String) -> Void = { line in if group.isMain { print(line); fflush(nil) } }
@@ -39,24 +41,28 @@ enum DistributedBench {
                 opt.step()
                 _ = loss.item()
             }
-            let local = time(group, steps) { step { model($0) } }.step
-            // One wrapper at a time (a wrapper's hooks go when it does).
-            let overlapped = withExtendedLifetime(DistributedDataParallel(model, group: group)) { ddp in
-                time(group, steps) { step { ddp($0) }; return ddp.lastSync }
+            // Rounds of the three modes in turn, so that a change in the machine's load between
+            // modes does not pass for a difference between them. One wrapper at a time (a
+            // wrapper's hooks go when it does).
+            var local = Samples(), overlapped = Samples(), after = Samples()
+            for _ in 0..<rounds {
+                local.add(time(group, steps / rounds) { step { model($0) }; return SyncStatistics() })
+                withExtendedLifetime(DistributedDataParallel(model, group: group)) { ddp in
+                    overlapped.add(time(group, steps / rounds) { step { ddp($0) }; return ddp.lastSync })
+                }
+                withExtendedLifetime(DistributedDataParallel(model, group: group, bucketCapMB: 1e6, firstBucketMB: 1e6)) { ddp in
+                    after.add(time(group, steps / rounds) { step { ddp($0) }; return ddp.lastSync })
+                }
             }
-            let after = withExtendedLifetime(DistributedDataParallel(model, group: group, bucketCapMB: 1e6, firstBucketMB: 1e6)) { ddp in
-                time(group, steps) { step { ddp($0) }; return ddp.lastSync }
-            }
-            let bytes = overlapped.sync.bytes
+            let bytes = overlapped.last.bytes
             say("\(workload.name): \(model.parameterCount) parameters, \(String(format: "%.2f", Double(bytes) / 1_048_576)) MiB all-reduced per step")
-            say(String(format: "  no communication          step %7.2f ms", local * 1e3))
-            say(String(format: "  DDP bucketed (%d buckets)   step %7.2f ms  communication %6.2f ms  not hidden %6.2f ms (%4.1f%% of the step)",
-                       overlapped.sync.buckets, overlapped.step * 1e3, overlapped.sync.communicationSeconds * 1e3, overlapped.sync.unhiddenSeconds * 1e3,
-                       100 * overlapped.sync.unhiddenSeconds / overlapped.step))
-            say(String(format: "  one all-reduce after backward step %7.2f ms  communication %6.2f ms  not hidden %6.2f ms",
-                       after.step * 1e3, after.sync.communicationSeconds * 1e3, after.sync.unhiddenSeconds * 1e3))
-            say(String(format: "  one all-reduce / bucketed step time: %.2fx; scaling efficiency (no communication / bucketed): %.0f%%",
-                       after.step / overlapped.step, 100 * local / overlapped.step))
+            say(String(format: "  no communication               step %7.2f ms", local.step * 1e3))
+            say(String(format: "  DDP bucketed (%d buckets)        step %7.2f ms  not hidden %6.2f ms (%4.1f%% of the step)  all-reduce calls %6.2f ms",
+                       overlapped.last.buckets, overlapped.step * 1e3, overlapped.unhidden * 1e3, 100 * overlapped.unhidden / overlapped.step, overlapped.communication * 1e3))
+            say(String(format: "  one all-reduce after backward  step %7.2f ms  not hidden %6.2f ms (%4.1f%% of the step)  all-reduce calls %6.2f ms",
+                       after.step * 1e3, after.unhidden * 1e3, 100 * after.unhidden / after.step, after.communication * 1e3))
+            say(String(format: "  one all-reduce / bucketed: step time %.2fx, not hidden %.2fx; scaling efficiency (no communication / bucketed step) %.0f%%",
+                       after.step / overlapped.step, after.unhidden / Swift.max(overlapped.unhidden, 1e-9), 100 * local.step / overlapped.step))
         }
         // All-reduce time by message size, for the cost model's latency and bandwidth.
         say("all-reduce (sum, float32) by size:")
@@ -74,25 +80,48 @@ enum DistributedBench {
         }
     }
 
-    /// Median step time and median sync figures of `steps` steps after 3 warm-up steps; the
-    /// ranks start each step together.
-    static func time(_ group: ProcessGroup, _ steps: Int, _ body: () -> SyncStatistics) -> (step: Double, sync: SyncStatistics) {
-        for _ in 0..<3 { _ = body() }
-        var times: [Double] = [], syncs: [SyncStatistics] = []
+    /// Per-step figures of one mode, gathered over rounds.
+    struct Samples {
+        var steps: [Double] = [], unhiddens: [Double] = [], communications: [Double] = []
+        var last = SyncStatistics()
+        mutating func add(_ other: Samples) {
+            steps += other.steps; unhiddens += other.unhiddens; communications += other.communications; last = other.last
+        }
+        private func median(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.sorted()[v.count / 2] }
+        /// Median step time of the slowest rank.
+        var step: Double { median(steps) }
+        /// Median communication not hidden behind backward (see `time`).
+        var unhidden: Double { median(unhiddens) }
+        /// Median time of the all-reduce calls on the communication thread.
+        var communication: Double { median(communications) }
+    }
+
+    /// `steps` steps after 2 warm-up steps; the ranks start each step together. A step's time
+    /// is the slowest rank's. Its communication not hidden behind backward is what the rank
+    /// that finished backward last waited for the all-reduce: every other rank's wait also
+    /// holds the time it waited for that rank (load imbalance, not communication).
+    static func time(_ group: ProcessGroup, _ steps: Int, _ body: () -> SyncStatistics) -> Samples {
+        for _ in 0..<2 { _ = body() }
+        var times: [Float] = [], unhidden: [Float] = [], communication: [Float] = []
+        var last = SyncStatistics()
         for _ in 0..<steps {
             group.barrier()
             let start = Date()
-            syncs.append(body())
-            times.append(Date().timeIntervalSince(start))
+            last = body()
+            times.append(Float(Date().timeIntervalSince(start)))
+            unhidden.append(Float(last.unhiddenSeconds))
+            communication.append(Float(last.communicationSeconds))
         }
-        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
-        var sync = syncs.last ?? SyncStatistics()
-        sync.communicationSeconds = median(syncs.map(\.communicationSeconds))
-        sync.unhiddenSeconds = median(syncs.map(\.unhiddenSeconds))
-        return (median(times), sync)
-    }
-
-    static func time(_ group: ProcessGroup, _ steps: Int, _ body: () -> Void) -> (step: Double, sync: SyncStatistics) {
-        time(group, steps) { body(); return SyncStatistics() }
+        let slowest = Tensor(shape: [steps], data: times)
+        group.allReduce(slowest, op: .max)
+        let waits = Tensor(shape: [steps], data: unhidden), calls = Tensor(shape: [steps], data: communication)
+        group.allReduce(waits, op: .min)
+        group.allReduce(calls, op: .min)
+        var samples = Samples()
+        samples.steps = slowest.toArray().map(Double.init)
+        samples.unhiddens = waits.toArray().map(Double.init)
+        samples.communications = calls.toArray().map(Double.init)
+        samples.last = last
+        return samples
     }
 }

@@ -207,7 +207,7 @@ public final class ProcessGroup: @unchecked Sendable {
 
     /// All-reduces `count` Float32 values at `pointer` in place with a sum (used by
     /// `DistributedDataParallel`'s communication thread on its bucket buffers). It starts a
-    /// non-blocking all-reduce and polls it every few microseconds, sleeping in between:
+    /// non-blocking all-reduce and polls it, sleeping in between (2 to 50 us):
     /// a blocking MPI call spins on a core while the other ranks are still in backward,
     /// which takes that core from this process's own backward. The lock is released
     /// between polls, so other collectives are not held up.
@@ -216,10 +216,14 @@ public final class ProcessGroup: @unchecked Sendable {
         var request: MPI_Request?
         call("allReduce") { MPI_Iallreduce(ember_mpi_in_place(), pointer, Int32(count), ember_mpi_float(), ember_mpi_sum(), ember_mpi_comm_world(), &request) }
         var done: Int32 = 0
+        var pause: UInt32 = 2
         while true {
             call("allReduce") { MPI_Test(&request, &done, ember_mpi_status_ignore()) }
             if done != 0 { return }
-            usleep(20)
+            // Waiting for another rank: back off to at most 50 us between polls, so a rank
+            // bound to one core gives nearly all of it to its backward.
+            usleep(pause)
+            pause = Swift.min(pause * 2, 50)
         }
     }
 
