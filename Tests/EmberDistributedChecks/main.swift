@@ -2,7 +2,7 @@
 // on every rank and compares against values worked out by hand (or against a one-process
 // run that every rank computes for itself); a mismatch aborts the job naming the rank.
 //
-//   EmberDistributedChecks all        collectives, DDP parity, noSync, unused parameters, sampler
+//   EmberDistributedChecks all        collectives, DDP parity, noSync, unused parameters, sampler, checkpoint
 //   EmberDistributedChecks fail       rank 1 stops on a programmer error while rank 0 waits in a collective
 //   EmberDistributedChecks abort      rank 1 calls ProcessGroup.abort while rank 0 waits in a collective
 import Ember
@@ -130,6 +130,25 @@ func checkParity(_ device: Device, bucketCapMB: Double) {
     expect(first.toArray() == mine, "DDP on \(device): replicas differ after \(steps) steps")
 }
 
+/// Rank 0 writes the checkpoint; every rank loads it into a model of its own.
+func checkCheckpoint() {
+    let id = Tensor(shape: [1], data: [Int32(getpid())])
+    group.broadcast(id, root: 0)
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("ember-ddp-check-\(id.toIntArray()[0]).safetensors")
+    let model = makeModel(.cpu)
+    let ddp = DistributedDataParallel(model, group: group)
+    do {
+        try ddp.save(to: url)
+        let fresh = Tensor.withRandomSeed(UInt64(50 + group.rank)) { Sequential(Linear(6, 32), ReLU(), Linear(32, 32), ReLU(), Linear(32, 3)) }
+        try DistributedDataParallel(fresh, group: group).load(from: url)
+        expect(parameters(fresh) == parameters(model), "checkpoint: rank \(group.rank) loaded different parameters")
+    } catch {
+        group.abort("checkpoint: \(error)")
+    }
+    group.barrier()
+    if group.rank == 0 { try? FileManager.default.removeItem(at: url) }
+}
+
 /// Two micro-batches, the first under noSync, give the gradient of one batch of both.
 func checkNoSync(_ device: Device) {
     let b = 3
@@ -210,6 +229,7 @@ case "all":
         checkUnused(device)
     }
     checkSampler()
+    checkCheckpoint()
     if group.rank == 0 { print("distributed checks passed on \(w) ranks, devices \(devices.map { "\($0)" }.joined(separator: ", "))") }
 case "fail":
     if group.rank == 1 {

@@ -68,7 +68,7 @@ struct DistributedTests {
     /// The output, written by the reading thread before it signals and read after the wait.
     private final class DataBox: @unchecked Sendable { var data = Data() }
 
-    @Test("2 ranks: collectives, DDP parity with one process, noSync, unused parameters, sampler (CPU and OpenCL)")
+    @Test("2 ranks: collectives, DDP parity with one process, noSync, unused parameters, sampler, checkpoint (CPU and OpenCL)")
     func checksPass() throws {
         let (status, output, timedOut) = try DistributedTests.mpirun("all")
         #expect(!timedOut, "mpirun hung: \(output)")
