@@ -1,9 +1,14 @@
 # Ember — build, test and demo. `make test` and `make demo` install what they need.
 SWIFT ?= swift
-DEPS := ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd libopenblas-dev clinfo pkg-config zlib1g-dev
+DEPS := ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd libopenblas-dev clinfo pkg-config zlib1g-dev libopenmpi-dev openmpi-bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test demo bench soak sanitize-thread sanitize-address clean
+# mpirun as root (CI containers) needs Open MPI's permission variables; 2+ ranks on a small
+# machine need --oversubscribe; containers forbid the shared-memory transport's cross-process attach.
+MPIRUN := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none mpirun --oversubscribe
+RANKS ?= 2
+
+.PHONY: deps build release test demo bench bench-distributed train-distributed soak sanitize-thread sanitize-address clean
 
 ## Install the system packages Ember needs (skipped when all are present).
 deps:
@@ -36,6 +41,14 @@ demo: release
 ## Compare the devices (see README).
 bench: release
 	$(SWIFT) run -c release --skip-build ember-bench
+
+## ember-bench --distributed on $(RANKS) local ranks (step time, unhidden communication, bytes).
+bench-distributed: release
+	$(MPIRUN) -np $(RANKS) .build/release/ember-bench --distributed
+
+## Train the digits MLP on $(RANKS) local processes.
+train-distributed: release
+	$(MPIRUN) -np $(RANKS) .build/release/ember train --distributed --device cpu
 
 ## 10,000 training steps per device, checking that memory stays flat.
 soak: release

@@ -5,6 +5,8 @@ let package = Package(
     name: "Ember",
     products: [
         .library(name: "Ember", targets: ["Ember"]),
+        // Data-parallel training over Open MPI, kept apart so `import Ember` never needs MPI.
+        .library(name: "EmberDistributed", targets: ["EmberDistributed"]),
         .executable(name: "ember", targets: ["EmberCLI"]),
         .executable(name: "ember-bench", targets: ["EmberBench"]),
     ],
@@ -30,6 +32,24 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        .systemLibrary(
+            name: "CMPI",
+            path: "Sources/CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
+        ),
+        // MPI's handles are C macros Swift cannot import; this shim returns them.
+        .target(
+            name: "CMPIShim",
+            dependencies: ["CMPI"],
+            path: "Sources/CMPIShim"
+        ),
+        .target(
+            name: "EmberDistributed",
+            dependencies: ["Ember", "CMPI", "CMPIShim"],
+            path: "Sources/EmberDistributed",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .target(
             name: "CPUKernels",
             path: "Sources/CPUKernels"
@@ -43,13 +63,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "EmberCLI",
-            dependencies: ["Ember", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/EmberCLI",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "EmberBench",
-            dependencies: ["Ember", "COpenCL", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberDistributed", "COpenCL", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/EmberBench",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -61,9 +81,17 @@ let package = Package(
             path: "Tests/EmberMisuse",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Runs under mpirun (launched by DistributedTests): collectives, DDP parity, noSync,
+        // the sampler and a failing rank, each checked on every rank.
+        .executableTarget(
+            name: "EmberDistributedChecks",
+            dependencies: ["Ember", "EmberDistributed"],
+            path: "Tests/EmberDistributedChecks",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "EmberTests",
-            dependencies: ["Ember", "CPUKernels"],
+            dependencies: ["Ember", "EmberDistributed", "CPUKernels"],
             path: "Tests/EmberTests",
             exclude: ["Fixtures"],
             swiftSettings: [.swiftLanguageMode(.v6)]

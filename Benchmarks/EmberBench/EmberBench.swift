@@ -15,6 +15,8 @@ struct EmberBench: ParsableCommand {
     @Option(help: "Draw an SVG bar chart of the devices to this path.") var chart: String?
     @Option(help: "Instead of the workloads: train the digits MLP for this many steps per device (e.g. 10000) and check that host memory and live device buffers stay flat.")
     var soak: Int?
+    @Flag(help: "Under mpirun (mpirun -np 2 ember-bench --distributed): DDP step time, communication not hidden by backward and bytes all-reduced per step, against one all-reduce after backward; all-reduce times by size. Uses --device (default cpu) and --reps timed steps.")
+    var distributed = false
     @Flag(name: .customLong("cold-cache"), help: "Start PoCL with an empty kernel cache (a fresh POCL_CACHE_DIR), so first calls include every compilation.") var coldCache = false
 
     func validate() throws {
@@ -23,6 +25,11 @@ struct EmberBench: ParsableCommand {
     }
 
     func run() throws {
+        if distributed {
+            let target: Device
+            do { target = device == "all" ? .cpu : try Device.parse(device) } catch { throw ValidationError("--device \(device): \(error)") }
+            return try DistributedBench.run(device: target, steps: max(reps, 20))
+        }
         let coldFolder = FileManager.default.temporaryDirectory.appendingPathComponent("ember-bench-pocl-\(getpid())")
         if coldCache {
             try FileManager.default.createDirectory(at: coldFolder, withIntermediateDirectories: true)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Ember
+import EmberDistributed
 import Foundation
 
 /// `ember train`: trains an MLP or a CNN on the bundled digits (or IDX files) and reports
@@ -23,6 +24,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Save the trained model (safetensors) to this path.") var save: String?
     @Option(name: .customLong("idx-images"), help: "MNIST-format image file (gzip or plain) instead of the digits.") var idxImages: String?
     @Option(name: .customLong("idx-labels"), help: "MNIST-format label file matching --idx-images.") var idxLabels: String?
+    @Flag(help: "Data-parallel training across the processes mpirun starts (mpirun -np 2 ember train --distributed): each process reads its share of every epoch, --batch-size is per process, gradients are averaged, and only rank 0 prints and saves.")
+    var distributed = false
 
     func validate() throws {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive, got \(epochs)") }
@@ -33,6 +36,14 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        guard distributed else { return try train(group: nil) }
+        let group = try ProcessGroup.mpi()
+        // A rank that throws must end the whole job, not leave the others waiting in a collective.
+        do { try train(group: group) } catch { group.abort("\(error)") }
+    }
+
+    private func train(group: ProcessGroup?) throws {
+        let isMain = group?.isMain ?? true
         let target = try selectedDevice(device)
         Tensor.manualSeed(seed)
         let (train, test, name) = try loadData()
@@ -42,21 +53,27 @@ struct TrainCommand: ParsableCommand {
         }
         let net = model == .mlp ? makeMLP(features: imageShape.reduce(1, *)) : makeCNN(imageShape)
         net.to(target)
+        // Broadcasts rank 0's initial parameters; its hooks average the gradients in backward.
+        let ddp = group.map { DistributedDataParallel(net, group: $0) }
         let opt = makeOptimizer(net.parameters())
-        let loader = DataLoader(train, batchSize: batchSize, shuffle: true, seed: seed, device: target)
+        let sampler = group.map { DistributedSampler(train, group: $0, shuffle: true, seed: seed) }
+        let loader = sampler.map { DataLoader(train, batchSize: batchSize, sampler: $0, device: target) }
+            ?? DataLoader(train, batchSize: batchSize, shuffle: true, seed: seed, device: target)
         let scheduler = schedule == .cosine ? CosineAnnealingLR(opt, tMax: epochs) : nil
-        print("Training \(model.rawValue) (\(net.parameterCount) parameters) on \(name): \(train.count) train / \(test.count) test examples, device \(target) (\(target.info.name)), \(optimizer.rawValue) lr \(lr), batch \(batchSize)")
+        let processes = group.map { ", \($0.worldSize) processes (batch \(batchSize) each)" } ?? ""
+        if isMain { print("Training \(model.rawValue) (\(net.parameterCount) parameters) on \(name): \(train.count) train / \(test.count) test examples, device \(target) (\(target.info.name)), \(optimizer.rawValue) lr \(lr), batch \(batchSize)\(processes)") }
         let testData = test.to(target)
-        let interactive = isatty(STDOUT_FILENO) != 0
+        let interactive = isatty(STDOUT_FILENO) != 0 && isMain
         var accuracy: Float = 0
         for epoch in 1...epochs {
+            sampler?.setEpoch(epoch - 1)
             net.train()
             let start = Date()
             var lossSum: Float = 0
             var seen = 0
             for (step, (x, y)) in loader.enumerated() {
                 let input = model == .mlp ? x.reshape([x.shape[0], -1]) : x
-                let loss = crossEntropy(net(input), y)
+                let loss = crossEntropy(ddp?(input) ?? net(input), y)
                 opt.zeroGrad()
                 loss.backward()
                 opt.step()
@@ -69,16 +86,24 @@ struct TrainCommand: ParsableCommand {
                     fflush(nil)
                 }
             }
+            if let group {
+                // The epoch's loss and examples over every process.
+                let totals = Tensor(shape: [2], data: [lossSum, Float(seen)])
+                group.allReduce(totals, op: .sum)
+                let values = totals.toArray()
+                (lossSum, seen) = (values[0], Int(values[1]))
+            }
             let seconds = Date().timeIntervalSince(start)
             scheduler?.step()
             accuracy = evaluate(net, testData)
             if interactive { print(String(repeating: " ", count: 100), terminator: "\r") }
-            print(String(format: "epoch %3d  train loss %.4f  test accuracy %.2f%%  %.0f samples/s", epoch, lossSum / Float(seen), accuracy * 100, Double(seen) / seconds))
+            if isMain { print(String(format: "epoch %3d  train loss %.4f  test accuracy %.2f%%  %.0f samples/s", epoch, lossSum / Float(seen), accuracy * 100, Double(seen) / seconds)) }
         }
-        print(String(format: "final test accuracy: %.2f%%", accuracy * 100))
+        if isMain { print(String(format: "final test accuracy: %.2f%%", accuracy * 100)) }
         if let save {
-            try net.save(to: URL(fileURLWithPath: save))
-            print("saved \(save)")
+            let url = URL(fileURLWithPath: save)
+            if let ddp { try ddp.save(to: url) } else { try net.save(to: url) }
+            if isMain { print("saved \(save)") }
         }
     }
 

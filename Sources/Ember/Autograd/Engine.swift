@@ -15,6 +15,7 @@ enum Engine {
 
     private static func execute(_ root: Tensor, _ gradient: Tensor, _ retainGraph: Bool, _ capture: [Tensor]?) -> [Tensor?] {
         var captured = [Tensor?](repeating: nil, count: capture?.count ?? 0)
+        let pass = BackwardPass()
         func deliver(toLeaf leaf: Tensor, _ grad: Tensor) {
             guard let capture else { return accumulate(into: leaf, grad) }
             for (i, t) in capture.enumerated() where t === leaf {
@@ -23,12 +24,35 @@ enum Engine {
         }
         guard let rootNode = root.gradFn else {
             deliver(toLeaf: root, gradient)
+            if capture == nil { pass.runHooks(of: root) }
+            pass.finish()
             return captured
         }
         let order = topologicalOrder(from: rootNode)
+        // Leaves with post-accumulate hooks: how many edges into each are still to be settled
+        // (a node settles its edges when it runs or when no gradient reaches it).
+        var unsettled: [ObjectIdentifier: Int] = [:]
+        var reached = Set<ObjectIdentifier>()
+        if capture == nil {
+            for node in order {
+                for case .leaf(let leaf) in node.edges where !leaf.postAccumulateGradHooks.isEmpty {
+                    unsettled[ObjectIdentifier(leaf), default: 0] += 1
+                }
+            }
+        }
+        func settle(_ node: Node) {
+            guard !unsettled.isEmpty else { return }
+            for case .leaf(let leaf) in node.edges {
+                let key = ObjectIdentifier(leaf)
+                guard let left = unsettled[key] else { continue }
+                if left > 1 { unsettled[key] = left - 1; continue }
+                unsettled[key] = nil
+                if reached.contains(key) { pass.runHooks(of: leaf) }
+            }
+        }
         var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(rootNode): gradient]
         for node in order {
-            guard let grad = pending.removeValue(forKey: ObjectIdentifier(node)) else { continue }
+            guard let grad = pending.removeValue(forKey: ObjectIdentifier(node)) else { settle(node); continue }
             if let capture {
                 for (i, t) in capture.enumerated() where t.gradFn === node { captured[i] = grad }
             } else if let output = node.retainedOutput, output.retainsGrad {
@@ -45,13 +69,17 @@ enum Engine {
                 if AnomalyMode.enabled { AnomalyMode.check(inputGrad, op: node.name, phase: "backward") }
                 switch edge {
                 case .none: break
-                case .leaf(let leaf): deliver(toLeaf: leaf, inputGrad)
+                case .leaf(let leaf):
+                    deliver(toLeaf: leaf, inputGrad)
+                    if !unsettled.isEmpty { reached.insert(ObjectIdentifier(leaf)) }
                 case .node(let next):
                     let key = ObjectIdentifier(next)
                     pending[key] = pending[key].map { $0 + inputGrad } ?? inputGrad
                 }
             }
+            settle(node)
         }
+        pass.finish()
         return captured
     }
 
@@ -116,5 +144,77 @@ extension Tensor {
         let seed = output.backwardSeed(gradient)
         return Engine.run(root: output, gradient: seed, retainGraph: retainGraph || createGraph,
                           createGraph: createGraph, capture: inputs)
+    }
+}
+
+// MARK: Gradient hooks
+
+/// One registered post-accumulate hook.
+final class GradientHook {
+    let body: (Tensor, BackwardPass) -> Void
+    init(_ body: @escaping (Tensor, BackwardPass) -> Void) { self.body = body }
+}
+
+/// The backward pass that runs a gradient hook. A hook may queue work for the end of the
+/// pass (PyTorch's `Variable._execution_engine.queue_callback`), e.g. to wait for
+/// communication it started.
+public final class BackwardPass {
+    private var finishers: [() -> Void] = []
+
+    init() {}
+
+    /// Runs `body` once this backward pass has run its last node and every hook, on the same
+    /// thread, before `backward()` returns; callbacks run in the order queued (a callback may
+    /// queue more).
+    public func whenFinished(_ body: @escaping () -> Void) {
+        finishers.append(body)
+    }
+
+    /// Runs `leaf`'s hooks (in the order registered).
+    func runHooks(of leaf: Tensor) {
+        for hook in leaf.postAccumulateGradHooks { hook.body(leaf, self) }
+    }
+
+    /// Runs the queued callbacks.
+    func finish() {
+        var next = 0
+        while next < finishers.count {
+            finishers[next]()
+            next += 1
+        }
+        finishers.removeAll()
+    }
+}
+
+/// A registered gradient hook; `remove()` unregisters it.
+public final class GradientHookHandle {
+    private weak var tensor: Tensor?
+    private let hook: GradientHook
+
+    init(tensor: Tensor, hook: GradientHook) {
+        self.tensor = tensor
+        self.hook = hook
+    }
+
+    /// Unregisters the hook (no effect when already removed).
+    public func remove() {
+        tensor?.postAccumulateGradHooks.removeAll { $0 === hook }
+    }
+}
+
+extension Tensor {
+    /// Registers `hook` to run each time `backward()` has finished accumulating this leaf's
+    /// gradient into `.grad` (every contribution of that pass summed in), like PyTorch's
+    /// `register_post_accumulate_grad_hook`. The hook gets the tensor and the running pass
+    /// (to queue work for the end of the pass with `whenFinished`); it runs on the thread
+    /// running backward, while the rest of the graph is still to be differentiated, so it can
+    /// start communication that overlaps the remaining backward. Hooks do not run for
+    /// `Tensor.grad(of:wrt:)` (no `.grad` is accumulated) nor when no gradient reached the leaf.
+    @discardableResult
+    public func registerPostAccumulateGradHook(_ hook: @escaping (Tensor, BackwardPass) -> Void) -> GradientHookHandle {
+        check(isLeaf && requiresGradFlag, "registerPostAccumulateGradHook: the tensor must be a leaf that requires grad")
+        let entry = GradientHook(hook)
+        postAccumulateGradHooks.append(entry)
+        return GradientHookHandle(tensor: self, hook: entry)
     }
 }

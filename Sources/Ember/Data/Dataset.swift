@@ -71,6 +71,16 @@ func seededPermutation(_ n: Int, seed: UInt64) -> [Int] {
     return order
 }
 
+/// Chooses which examples an epoch reads and in what order (PyTorch's
+/// `torch.utils.data.Sampler`); `DataLoader(_:batchSize:sampler:)` reads through one, e.g.
+/// EmberDistributed's `DistributedSampler`, which gives each process its share.
+public protocol Sampler {
+    /// Indices one epoch yields.
+    var count: Int { get }
+    /// The indices of the next epoch, in order (`count` of them, each in `0..<dataset.count`).
+    func indices() -> [Int]
+}
+
 /// Iterates a dataset in batches, optionally shuffled (a new seeded order every epoch) and
 /// moved to a device, like `torch.utils.data.DataLoader`.
 public final class DataLoader: Sequence {
@@ -84,6 +94,8 @@ public final class DataLoader: Sequence {
     public let dropLast: Bool
     /// Where batches are delivered.
     public let device: Device
+    /// Where the indices come from instead of `shuffle`, when given.
+    public let sampler: Sampler?
     private let seed: UInt64
     /// Epochs started so far (each `makeIterator()` starts one).
     public private(set) var epoch = 0
@@ -98,16 +110,34 @@ public final class DataLoader: Sequence {
         self.seed = seed
         self.dropLast = dropLast
         self.device = device
+        self.sampler = nil
+    }
+
+    /// A loader reading the examples `sampler` yields each epoch, in its order (PyTorch's
+    /// `DataLoader(dataset, sampler=...)`; shuffling is the sampler's business).
+    public init(_ dataset: Dataset, batchSize: Int, sampler: Sampler, dropLast: Bool = false, device: Device = .cpu) {
+        check(batchSize > 0, "DataLoader: batchSize must be positive, got \(batchSize)")
+        check(sampler.count > 0, "DataLoader: the sampler yields no examples")
+        self.dataset = dataset
+        self.batchSize = batchSize
+        self.shuffle = false
+        self.seed = 0
+        self.dropLast = dropLast
+        self.device = device
+        self.sampler = sampler
     }
 
     /// Batches per epoch.
     public var count: Int {
-        dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
+        let examples = sampler?.count ?? dataset.count
+        return dropLast ? examples / batchSize : (examples + batchSize - 1) / batchSize
     }
 
     /// The batches of the next epoch.
     public func makeIterator() -> AnyIterator<(inputs: Tensor, labels: Tensor)> {
-        let order = shuffle ? seededPermutation(dataset.count, seed: seed &+ UInt64(epoch) &* 0x2545_F491_4F6C_DD1D) : Array(0..<dataset.count)
+        let order = sampler?.indices()
+            ?? (shuffle ? seededPermutation(dataset.count, seed: seed &+ UInt64(epoch) &* 0x2545_F491_4F6C_DD1D) : Array(0..<dataset.count))
+        check(sampler == nil || order.count == sampler!.count, "DataLoader: the sampler promised \(sampler?.count ?? 0) indices and gave \(order.count)")
         epoch += 1
         var start = 0
         let total = count

@@ -30,6 +30,9 @@ public final class Tensor: @unchecked Sendable {
     var retainsGrad = false
     /// The accumulated gradient (leaves, and non-leaves that called `retainGrad()`).
     public var grad: Tensor?
+    /// Hooks run once a backward pass has accumulated this leaf's gradient (see
+    /// `registerPostAccumulateGradHook` in Autograd/Engine.swift).
+    var postAccumulateGradHooks: [GradientHook] = []
 
     init(storage: Storage, shape: [Int], strides: [Int], offset: Int, dtype: DType,
          requiresGrad: Bool = false, gradFn: Node? = nil) {
