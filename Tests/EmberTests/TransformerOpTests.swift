@@ -167,3 +167,108 @@ struct TransformerOpErrorTests {
         #expect(stderrText(result).contains(Self.misuses[index].message), "\(Self.misuses[index].message)")
     }
 }
+
+/// The fused attention kernels against the composed ops (matmul, mask, softmax, dropout,
+/// matmul), values and gradients, on every device and both kernel variants' shapes.
+@Suite("Attention: fused against composed")
+struct FusedAttentionTests {
+    struct Setup: Sendable, CustomTestStringConvertible {
+        let name: String
+        let q: [Int], k: [Int], v: [Int]
+        var mask: [Int]? = nil
+        var boolMask = false
+        var causal = false
+        var dropout: Float = 0
+        var testDescription: String { name }
+    }
+
+    static let setups: [Setup] = [
+        Setup(name: "plain, 2 batch dims, long rows", q: [2, 3, 5, 40], k: [2, 3, 37, 40], v: [2, 3, 37, 6]),
+        Setup(name: "causal", q: [2, 2, 33, 8], k: [2, 2, 33, 8], v: [2, 2, 33, 8], causal: true),
+        Setup(name: "causal L > S, shared keys", q: [3, 7, 4], k: [1, 5, 4], v: [5, 3], causal: true),
+        Setup(name: "padding mask [B, 1, 1, S] with a fully masked batch", q: [2, 3, 4, 8], k: [2, 3, 6, 8], v: [2, 3, 6, 5],
+              mask: [2, 1, 1, 6], boolMask: true),
+        Setup(name: "float mask [H, L, S] with gradient", q: [2, 3, 4, 8], k: [2, 3, 6, 8], v: [2, 3, 6, 5], mask: [3, 4, 6]),
+        Setup(name: "dropout", q: [2, 9, 8], k: [2, 9, 8], v: [2, 9, 4], causal: true, dropout: 0.3),
+    ]
+
+    /// Output and gradients of every input (and of a float mask), through `path`.
+    static func run(_ s: Setup, device: Device, fused: Bool) -> [[Float]] {
+        Tensor.withRandomSeed(11) {
+            let q = Tensor.randn(s.q, device: device, requiresGrad: true)
+            let k = Tensor.randn(s.k, device: device, requiresGrad: true)
+            let v = Tensor.randn(s.v, device: device, requiresGrad: true)
+            var mask: Tensor? = nil
+            if let shape = s.mask {
+                if s.boolMask {
+                    var bits = (0..<Shape.count(shape)).map { Float($0 % 3 == 0 ? 0 : 1) }
+                    for j in 0..<shape.last! { bits[j] = 0 }  // batch 0: every key masked
+                    mask = Tensor(shape: shape, data: bits, device: device).bool()
+                } else {
+                    mask = Tensor.randn(shape, device: device, requiresGrad: true)
+                }
+            }
+            let scale = 1 / Float(s.q.last!).squareRoot()
+            let out = fused
+                ? Tensor.fusedAttention(query: q, key: k, value: v, attnMask: mask, dropoutP: s.dropout, isCausal: s.causal, scale: scale)
+                : Tensor.composedAttention(query: q, key: k, value: v, attnMask: mask, dropoutP: s.dropout, isCausal: s.causal, scale: scale)
+            let weight = Tensor.randn(out.shape, device: device)
+            (out * weight).sum().backward()
+            var results = [out.toArray(), q.grad!.toArray(), k.grad!.toArray(), v.grad!.toArray()]
+            if let mask, mask.requiresGrad { results.append(mask.grad!.toArray()) }
+            return results
+        }
+    }
+
+    @Test("values and gradients agree", arguments: setups)
+    func agree(_ setup: Setup) {
+        for device in TestDevices.all {
+            let fused = Self.run(setup, device: device, fused: true), composed = Self.run(setup, device: device, fused: false)
+            #expect(fused.count == composed.count)
+            for (i, (a, b)) in zip(fused, composed).enumerated() {
+                #expect(a.allSatisfy { $0.isFinite }, "\(setup.name) on \(device): result \(i) not finite")
+                expectClose(a, b, rtol: 1e-4, atol: 1e-5, "\(setup.name) on \(device): result \(i)")
+            }
+        }
+    }
+
+    @Test("the GPU variants of the attention kernels agree with the composed ops on the CPU")
+    func gpuVariants() async {
+        await #expect(processExitsWith: .success) {
+            setenv("EMBER_OPENCL_KERNELS", "gpu", 1)
+            guard let gpu = TestDevices.openCL else { return }
+            precondition((gpu.backend as! OpenCLBackend).isCPU == false, "EMBER_OPENCL_KERNELS=gpu was not applied")
+            for setup in FusedAttentionTests.setups {
+                let fused = FusedAttentionTests.run(setup, device: gpu, fused: true)
+                let composed = FusedAttentionTests.run(setup, device: .cpu, fused: false)
+                for (a, b) in zip(fused, composed) {
+                    precondition(isClose(a, b, rtol: 1e-4, atol: 1e-5), "\(setup.name): GPU kernels differ from the composed ops")
+                }
+            }
+        }
+    }
+
+    @Test("a query with every key masked gets zero output, as in PyTorch", arguments: TestDevices.all)
+    func fullyMasked(_ device: Device) {
+        let q = Tensor.ones([2, 2], device: device), k = Tensor.ones([2, 2], device: device)
+        let v = Tensor(shape: [2, 2], data: [1, 2, 3, 4], device: device)
+        let mask = Tensor(shape: [2, 2], data: [1, 1, 0, 0], device: device).bool()
+        // torch 2.13: F.scaled_dot_product_attention gives [[2, 3], [0, 0]].
+        #expect(scaledDotProductAttention(query: q, key: k, value: v, attnMask: mask).toArray() == [2, 3, 0, 0])
+    }
+
+    @Test("second-order gradients through the fused op match the composed ones", arguments: TestDevices.all)
+    func secondOrder(_ device: Device) {
+        func hessianVector(fused: Bool) -> [Float] {
+            Tensor.withRandomSeed(5) {
+                let q = Tensor.randn([2, 3, 4], device: device, requiresGrad: true)
+                let k = Tensor.randn([2, 3, 4], device: device), v = Tensor.randn([2, 3, 4], device: device)
+                let out = fused ? Tensor.fusedAttention(query: q, key: k, value: v, attnMask: nil, dropoutP: 0, isCausal: true, scale: 0.5)
+                                : Tensor.composedAttention(query: q, key: k, value: v, attnMask: nil, dropoutP: 0, isCausal: true, scale: 0.5)
+                let g = Tensor.grad(of: out.square().sum(), wrt: [q], createGraph: true)[0]!
+                return Tensor.grad(of: g.square().sum(), wrt: [q])[0]!.toArray()
+            }
+        }
+        expectClose(hessianVector(fused: true), hessianVector(fused: false), rtol: 1e-4, atol: 1e-5)
+    }
+}

@@ -218,6 +218,18 @@ protocol Backend: AnyObject, Sendable {
     /// Softmax (or log-softmax) of each row of the contiguous `[rows, cols]` block.
     func softmax(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, log: Bool, destination: DeviceBuffer)
 
+    /// Attention weights from raw scores: for each row `i` of the `batch` contiguous `[rows, cols]`
+    /// blocks of `scores`, the softmax over keys `j` (only `j <= i` when `causal`) of
+    /// `scale * s[i, j] + mask[i, j]`, and 0 for the other keys and for rows whose keys are all
+    /// masked (-infinity). `mask`, when given, is an additive Float32 view shaped
+    /// `[b0, b1, rows, cols]` with `b0 * b1 == batch` (strides may be 0: it is read broadcast).
+    func attentionSoftmax(_ scores: DeviceBuffer, batch: Int, rows: Int, cols: Int, scale: Float, causal: Bool,
+                          mask: StridedView?, destination: DeviceBuffer)
+    /// The backward of `attentionSoftmax` from its output `probs` and the weights' gradient:
+    /// `scale * p * (g - sum_j p * g)` per row (0 past the causal prefix), the scores' gradient.
+    func attentionSoftmaxBackward(_ probs: DeviceBuffer, gradient: DeviceBuffer, batch: Int, rows: Int, cols: Int,
+                                  scale: Float, causal: Bool, destination: DeviceBuffer)
+
     /// Row-major `C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b]` for b in 0..<batch,
     /// with C of shape `[m, n]` and leading dimension `n` at `cOffset + b * m * n`.
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,

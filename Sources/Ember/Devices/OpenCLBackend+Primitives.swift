@@ -313,3 +313,27 @@ extension Operand {
         return nil
     }
 }
+
+/// Attention's fused row kernels (`Kernels/attention.cl`): a row per work-item on CPU devices,
+/// a work-group per row on GPUs.
+extension OpenCLBackend {
+    func attentionSoftmax(_ scores: DeviceBuffer, batch: Int, rows: Int, cols: Int, scale: Float, causal: Bool,
+                          mask: StridedView?, destination: DeviceBuffer) {
+        let total = batch * rows
+        let s = mask?.strides ?? [0, 0, 0, 0]
+        launch("attention.cl", "attention_softmax", count: isCPU ? total : total * reductionLocal, local: isCPU ? 1 : reductionLocal, [
+            .buffer(scores), .int(total), .int(rows), .int(cols), .float(scale), .int(causal ? 1 : 0),
+            .int(mask == nil ? 0 : 1), .buffer(mask?.buffer ?? scores), .int(mask?.offset ?? 0), .int(mask?.shape[1] ?? 1),
+            .int(s[0]), .int(s[1]), .int(s[2]), .int(s[3]), .buffer(destination),
+        ])
+    }
+
+    func attentionSoftmaxBackward(_ probs: DeviceBuffer, gradient: DeviceBuffer, batch: Int, rows: Int, cols: Int,
+                                  scale: Float, causal: Bool, destination: DeviceBuffer) {
+        let total = batch * rows
+        launch("attention.cl", "attention_softmax_backward", count: isCPU ? total : total * reductionLocal, local: isCPU ? 1 : reductionLocal, [
+            .buffer(probs), .buffer(gradient), .int(total), .int(rows), .int(cols), .float(scale), .int(causal ? 1 : 0),
+            .buffer(destination),
+        ])
+    }
+}
