@@ -272,3 +272,51 @@ struct FusedAttentionTests {
         expectClose(hessianVector(fused: true), hessianVector(fused: false), rtol: 1e-4, atol: 1e-5)
     }
 }
+
+/// `MultiheadAttention` against `torch.nn.MultiheadAttention` (Fixtures/make_mha_fixture.py).
+@Suite("MultiheadAttention")
+struct MultiheadAttentionTests {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/mha.safetensors")
+
+    @Test("parameter names are PyTorch's", arguments: [true, false])
+    func names(_ bias: Bool) {
+        let mha = MultiheadAttention(embedDim: 8, numHeads: 2, bias: bias)
+        let expected = bias ? ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"] : ["in_proj_weight", "out_proj.weight"]
+        #expect(mha.stateDict().map(\.name) == expected)
+        #expect(mha.inProjWeight.shape == [24, 8] && mha.outProj.weight.shape == [8, 8])
+    }
+
+    @Test("a PyTorch state dict loads and gives PyTorch's outputs", arguments: TestDevices.all)
+    func matchesTorch(_ device: Device) throws {
+        let file = try SafeTensors.read(from: Self.fixture)
+        let t = Dictionary(uniqueKeysWithValues: file.map { ($0.name, $0.tensor.to(device)) })
+        let mha = MultiheadAttention(embedDim: 8, numHeads: 2).to(device)
+        try mha.loadStateDict(StateDict(["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"].map { ($0, t[$0]!) }))
+        mha.eval()
+        let q = t["query"]!, k = t["key"]!, v = t["value"]!
+        let plain = mha(q, k, v)
+        expectClose(plain.output.toArray(), t["plain.output"]!.toArray(), rtol: 1e-5, atol: 1e-5)
+        expectClose(plain.weights!.toArray(), t["plain.weights"]!.toArray(), rtol: 1e-5, atol: 1e-5)
+        let padding = t["key_padding_mask"]!.bool(), mask = t["attn_mask"]!.bool()
+        let masked = mha(q, k, v, keyPaddingMask: padding, needWeights: false, attnMask: mask)
+        #expect(masked.weights == nil)
+        expectClose(masked.output.toArray(), t["masked.output"]!.toArray(), rtol: 1e-5, atol: 1e-5)
+        let perHead = mha(q, k, v, keyPaddingMask: padding, attnMask: mask, averageAttnWeights: false).weights!
+        expectClose(perHead.toArray(), t["masked.weights_per_head"]!.toArray(), rtol: 1e-5, atol: 1e-5)
+        let causal = mha(q, q, q, needWeights: false, isCausal: true).output
+        expectClose(causal.toArray(), t["causal.output"]!.toArray(), rtol: 1e-5, atol: 1e-5)
+        // batchFirst takes [N, L, E] and gives the same numbers transposed.
+        let first = MultiheadAttention(embedDim: 8, numHeads: 2, batchFirst: true).to(device)
+        try first.loadStateDict(mha.stateDict())
+        let out = first(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), needWeights: false).output
+        expectClose(out.transpose(0, 1).contiguous().toArray(), t["plain.output"]!.toArray(), rtol: 1e-5, atol: 1e-5)
+    }
+
+    @Test("gradients reach every parameter")
+    func gradients() {
+        let mha = Tensor.withRandomSeed(2) { MultiheadAttention(embedDim: 4, numHeads: 2) }
+        let x = Tensor.withRandomSeed(3) { Tensor.randn([5, 3, 4]) }
+        mha(x, x, x, needWeights: false, isCausal: true).output.square().sum().backward()
+        #expect(mha.parameters().allSatisfy { $0.grad != nil && $0.grad!.toArray().contains { $0 != 0 } })
+    }
+}
