@@ -92,6 +92,126 @@ __kernel void attention_softmax_backward(__global const float* p, __global const
     for (int j = valid; j < cols; ++j) y[j] = 0.0f;
 }
 
+// Flash-style attention for CPU devices: one work-item per query row (or, in the backward's
+// second kernel, per key row) streams over the keys with an online softmax, holding its row
+// in float16 registers (head dims a multiple of 16, at most 16 * FLASH_CHUNKS), so no
+// [L, S] block of scores or weights is ever written. q, k, v, o and their gradients are
+// contiguous [batch, rows or cols, dim]; lse holds each query row's log-sum-exp of its scaled
+// scores, saved by the forward for the backward's recomputation of the weights.
+#define FLASH_CHUNKS 8
+
+inline float hsum16(float16 d) {
+    float8 d8 = d.lo + d.hi;
+    float4 d4 = d8.lo + d8.hi;
+    return (d4.x + d4.y) + (d4.z + d4.w);
+}
+
+__kernel void flash_attention_forward(__global const float* q, __global const float* k, __global const float* v,
+                                      int total_rows, int rows, int cols, int dim, float scale, int causal,
+                                      __global float* out, __global float* lse) {
+    int r = get_global_id(0);
+    if (r >= total_rows) return;
+    int b = r / rows, i = r % rows, chunks = dim / 16;
+    int valid = causal ? min(i + 1, cols) : cols;
+    __global const float* kb = k + (long)b * cols * dim;
+    __global const float* vb = v + (long)b * cols * dim;
+    float16 qs[FLASH_CHUNKS], acc[FLASH_CHUNKS];
+    for (int c = 0; c < chunks; ++c) {
+        qs[c] = vload16(c, q + (long)r * dim) * scale;
+        acc[c] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    for (int j = 0; j < valid; ++j) {
+        float16 d = 0.0f;
+        for (int c = 0; c < chunks; ++c) d += qs[c] * vload16(c, kb + (long)j * dim);
+        float s = hsum16(d);
+        if (s > m) {
+            float correction = exp(m - s);
+            l *= correction;
+            for (int c = 0; c < chunks; ++c) acc[c] *= correction;
+            m = s;
+        }
+        float p = exp(s - m);
+        l += p;
+        for (int c = 0; c < chunks; ++c) acc[c] += p * vload16(c, vb + (long)j * dim);
+    }
+    float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    for (int c = 0; c < chunks; ++c) vstore16(acc[c] * inv, c, out + (long)r * dim);
+    lse[r] = m + log(l);
+}
+
+// Query rows: dq = scale * sum_j p_ij (do_i . v_j - D_i) k_j, with D_i = do_i . o_i (written
+// to delta for the key-row kernel).
+__kernel void flash_attention_backward_query(__global const float* q, __global const float* k, __global const float* v,
+                                             __global const float* o, __global const float* dout, __global const float* lse,
+                                             int total_rows, int rows, int cols, int dim, float scale, int causal,
+                                             __global float* delta, __global float* dq) {
+    int r = get_global_id(0);
+    if (r >= total_rows) return;
+    int b = r / rows, i = r % rows, chunks = dim / 16;
+    int valid = causal ? min(i + 1, cols) : cols;
+    __global const float* kb = k + (long)b * cols * dim;
+    __global const float* vb = v + (long)b * cols * dim;
+    float16 qs[FLASH_CHUNKS], g[FLASH_CHUNKS], acc[FLASH_CHUNKS];
+    float16 dd = 0.0f;
+    for (int c = 0; c < chunks; ++c) {
+        qs[c] = vload16(c, q + (long)r * dim) * scale;
+        g[c] = vload16(c, dout + (long)r * dim);
+        dd += g[c] * vload16(c, o + (long)r * dim);
+        acc[c] = 0.0f;
+    }
+    float big_d = hsum16(dd), row_lse = lse[r];
+    delta[r] = big_d;
+    for (int j = 0; j < valid; ++j) {
+        float16 s16 = 0.0f, dp16 = 0.0f;
+        for (int c = 0; c < chunks; ++c) {
+            s16 += qs[c] * vload16(c, kb + (long)j * dim);
+            dp16 += g[c] * vload16(c, vb + (long)j * dim);
+        }
+        float ds = exp(hsum16(s16) - row_lse) * (hsum16(dp16) - big_d);
+        for (int c = 0; c < chunks; ++c) acc[c] += ds * vload16(c, kb + (long)j * dim);
+    }
+    for (int c = 0; c < chunks; ++c) vstore16(acc[c] * scale, c, dq + (long)r * dim);
+}
+
+// Key rows: dv_j = sum_i p_ij do_i and dk_j = scale * sum_i p_ij (do_i . v_j - D_i) q_i over
+// the queries that see key j.
+__kernel void flash_attention_backward_key(__global const float* q, __global const float* k, __global const float* v,
+                                           __global const float* dout, __global const float* lse, __global const float* delta,
+                                           int total_keys, int rows, int cols, int dim, float scale, int causal,
+                                           __global float* dk, __global float* dv) {
+    int r = get_global_id(0);
+    if (r >= total_keys) return;
+    int b = r / cols, j = r % cols, chunks = dim / 16;
+    __global const float* qb = q + (long)b * rows * dim;
+    __global const float* gb = dout + (long)b * rows * dim;
+    float16 ks[FLASH_CHUNKS], vj[FLASH_CHUNKS], ak[FLASH_CHUNKS], av[FLASH_CHUNKS];
+    for (int c = 0; c < chunks; ++c) {
+        ks[c] = vload16(c, k + (long)r * dim) * scale;
+        vj[c] = vload16(c, v + (long)r * dim);
+        ak[c] = 0.0f;
+        av[c] = 0.0f;
+    }
+    for (int i = causal ? j : 0; i < rows; ++i) {
+        float16 s16 = 0.0f, dp16 = 0.0f;
+        for (int c = 0; c < chunks; ++c) {
+            s16 += ks[c] * vload16(c, qb + (long)i * dim);
+            dp16 += vj[c] * vload16(c, gb + (long)i * dim);
+        }
+        long row = (long)b * rows + i;
+        float p = exp(hsum16(s16) - lse[row]);
+        float ds = p * (hsum16(dp16) - delta[row]);
+        for (int c = 0; c < chunks; ++c) {
+            av[c] += p * vload16(c, gb + (long)i * dim);
+            ak[c] += ds * vload16(c, qb + (long)i * dim);
+        }
+    }
+    for (int c = 0; c < chunks; ++c) {
+        vstore16(ak[c] * scale, c, dk + (long)r * dim);
+        vstore16(av[c], c, dv + (long)r * dim);
+    }
+}
+
 #else
 
 // The work-group's sum (or maximum) of v; every item gets it.

@@ -190,10 +190,21 @@ struct FusedAttentionTests {
               mask: [2, 1, 1, 6], boolMask: true),
         Setup(name: "float mask [H, L, S] with gradient", q: [2, 3, 4, 8], k: [2, 3, 6, 8], v: [2, 3, 6, 5], mask: [3, 4, 6]),
         Setup(name: "dropout", q: [2, 9, 8], k: [2, 9, 8], v: [2, 9, 4], causal: true, dropout: 0.3),
+        Setup(name: "flash shapes: causal, head dim 32", q: [2, 2, 37, 32], k: [2, 2, 37, 32], v: [2, 2, 37, 32], causal: true),
+        Setup(name: "flash shapes: L < S, broadcast batch, head dim 16", q: [3, 5, 16], k: [1, 19, 16], v: [3, 19, 16]),
+        Setup(name: "flash shapes: causal L > S, head dim 48", q: [2, 9, 48], k: [2, 4, 48], v: [2, 4, 48], causal: true),
     ]
 
     /// Output and gradients of every input (and of a float mask), through `path`.
+    enum Path { case composed, matmul, flash }
+
     static func run(_ s: Setup, device: Device, fused: Bool) -> [[Float]] {
+        run(s, device: device, path: fused ? .flash : .composed)
+    }
+
+    /// Output and gradients through one path (`.flash` lets the device pick its flash kernels
+    /// where they apply).
+    static func run(_ s: Setup, device: Device, path: Path) -> [[Float]] {
         Tensor.withRandomSeed(11) {
             let q = Tensor.randn(s.q, device: device, requiresGrad: true)
             let k = Tensor.randn(s.k, device: device, requiresGrad: true)
@@ -209,9 +220,10 @@ struct FusedAttentionTests {
                 }
             }
             let scale = 1 / Float(s.q.last!).squareRoot()
-            let out = fused
-                ? Tensor.fusedAttention(query: q, key: k, value: v, attnMask: mask, dropoutP: s.dropout, isCausal: s.causal, scale: scale)
-                : Tensor.composedAttention(query: q, key: k, value: v, attnMask: mask, dropoutP: s.dropout, isCausal: s.causal, scale: scale)
+            let out = path == .composed
+                ? Tensor.composedAttention(query: q, key: k, value: v, attnMask: mask, dropoutP: s.dropout, isCausal: s.causal, scale: scale)
+                : Tensor.fusedAttention(query: q, key: k, value: v, attnMask: mask, dropoutP: s.dropout, isCausal: s.causal, scale: scale,
+                                        allowFlash: path == .flash)
             let weight = Tensor.randn(out.shape, device: device)
             (out * weight).sum().backward()
             var results = [out.toArray(), q.grad!.toArray(), k.grad!.toArray(), v.grad!.toArray()]
@@ -223,11 +235,14 @@ struct FusedAttentionTests {
     @Test("values and gradients agree", arguments: setups)
     func agree(_ setup: Setup) {
         for device in TestDevices.all {
-            let fused = Self.run(setup, device: device, fused: true), composed = Self.run(setup, device: device, fused: false)
-            #expect(fused.count == composed.count)
-            for (i, (a, b)) in zip(fused, composed).enumerated() {
-                #expect(a.allSatisfy { $0.isFinite }, "\(setup.name) on \(device): result \(i) not finite")
-                expectClose(a, b, rtol: 1e-4, atol: 1e-5, "\(setup.name) on \(device): result \(i)")
+            let composed = Self.run(setup, device: device, path: .composed)
+            for path in [Path.matmul, .flash] {
+                let fused = Self.run(setup, device: device, path: path)
+                #expect(fused.count == composed.count)
+                for (i, (a, b)) in zip(fused, composed).enumerated() {
+                    #expect(a.allSatisfy { $0.isFinite }, "\(setup.name) on \(device) via \(path): result \(i) not finite")
+                    expectClose(a, b, rtol: 1e-4, atol: 1e-5, "\(setup.name) on \(device) via \(path): result \(i)")
+                }
             }
         }
     }
@@ -246,6 +261,13 @@ struct FusedAttentionTests {
                 }
             }
         }
+    }
+
+    @Test("the OpenCL CPU device takes the flash kernels for head dims that are multiples of 16")
+    func flashChosen() throws {
+        guard let gpu = TestDevices.openCL, let flash = gpu.backend as? FlashAttentionBackend, (gpu.backend as! OpenCLBackend).isCPU else { return }
+        #expect(flash.prefersFlashAttention(rows: 64, cols: 64, dim: 32))
+        #expect(!flash.prefersFlashAttention(rows: 64, cols: 64, dim: 24))
     }
 
     @Test("a query with every key masked gets zero output, as in PyTorch", arguments: TestDevices.all)

@@ -270,3 +270,23 @@ extension Backend {
         upload(source, to: buffer, byteOffset: 0)
     }
 }
+
+/// A backend with flash-style attention kernels: each query row streams over its keys with an
+/// online softmax, so no `[L, S]` block of scores or weights is stored; the backward
+/// recomputes the weights from the saved log-sum-exp. Inputs and outputs are contiguous
+/// `[batch, rows or cols, dim]` buffers; the value dim equals `dim`; there is no mask other
+/// than `causal` and no dropout.
+protocol FlashAttentionBackend: Backend {
+    /// Whether the flash kernels handle this shape and are this device's faster path for it
+    /// (`EMBER_ATTENTION=flash` or `matmul` forces one where the kernels can run).
+    func prefersFlashAttention(rows: Int, cols: Int, dim: Int) -> Bool
+    /// `output = softmax(scale * q k^T (causal)) v` and each query row's log-sum-exp `lse` `[batch, rows]`.
+    func flashAttentionForward(query: DeviceBuffer, key: DeviceBuffer, value: DeviceBuffer, batch: Int, rows: Int, cols: Int,
+                               dim: Int, scale: Float, causal: Bool, output: DeviceBuffer, lse: DeviceBuffer)
+    /// The gradients of query, key and value from the forward's inputs, `output`, `lse` and the
+    /// output's gradient; `delta` `[batch, rows]` is scratch for `sum(gradient * output)` per row.
+    func flashAttentionBackward(query: DeviceBuffer, key: DeviceBuffer, value: DeviceBuffer, output: DeviceBuffer,
+                                gradient: DeviceBuffer, lse: DeviceBuffer, batch: Int, rows: Int, cols: Int, dim: Int,
+                                scale: Float, causal: Bool, delta: DeviceBuffer,
+                                queryGradient: DeviceBuffer, keyGradient: DeviceBuffer, valueGradient: DeviceBuffer)
+}

@@ -337,3 +337,43 @@ extension OpenCLBackend {
         ])
     }
 }
+
+/// Flash-style attention (`Kernels/attention.cl`), built for CPU devices only: a work-item per
+/// query row (per key row for the key and value gradients) holding its row in float16 registers.
+extension OpenCLBackend: FlashAttentionBackend {
+    /// `EMBER_ATTENTION`, read once: `flash` or `matmul` forces a path where both can run.
+    private static let forcedAttention = ProcessInfo.processInfo.environment["EMBER_ATTENTION"]?.lowercased()
+
+    func prefersFlashAttention(rows: Int, cols: Int, dim: Int) -> Bool {
+        guard isCPU && dim % 16 == 0 && dim <= 128 && dim > 0 else { return false }
+        switch Self.forcedAttention {
+        case "flash": return true
+        case "matmul": return false
+        default: return true
+        }
+    }
+
+    func flashAttentionForward(query: DeviceBuffer, key: DeviceBuffer, value: DeviceBuffer, batch: Int, rows: Int, cols: Int,
+                               dim: Int, scale: Float, causal: Bool, output: DeviceBuffer, lse: DeviceBuffer) {
+        launch("attention.cl", "flash_attention_forward", count: batch * rows, local: 1, [
+            .buffer(query), .buffer(key), .buffer(value), .int(batch * rows), .int(rows), .int(cols), .int(dim),
+            .float(scale), .int(causal ? 1 : 0), .buffer(output), .buffer(lse),
+        ])
+    }
+
+    func flashAttentionBackward(query: DeviceBuffer, key: DeviceBuffer, value: DeviceBuffer, output: DeviceBuffer,
+                                gradient: DeviceBuffer, lse: DeviceBuffer, batch: Int, rows: Int, cols: Int, dim: Int,
+                                scale: Float, causal: Bool, delta: DeviceBuffer,
+                                queryGradient: DeviceBuffer, keyGradient: DeviceBuffer, valueGradient: DeviceBuffer) {
+        launch("attention.cl", "flash_attention_backward_query", count: batch * rows, local: 1, [
+            .buffer(query), .buffer(key), .buffer(value), .buffer(output), .buffer(gradient), .buffer(lse),
+            .int(batch * rows), .int(rows), .int(cols), .int(dim), .float(scale), .int(causal ? 1 : 0),
+            .buffer(delta), .buffer(queryGradient),
+        ])
+        launch("attention.cl", "flash_attention_backward_key", count: batch * cols, local: 1, [
+            .buffer(query), .buffer(key), .buffer(value), .buffer(gradient), .buffer(lse), .buffer(delta),
+            .int(batch * cols), .int(rows), .int(cols), .int(dim), .float(scale), .int(causal ? 1 : 0),
+            .buffer(keyGradient), .buffer(valueGradient),
+        ])
+    }
+}

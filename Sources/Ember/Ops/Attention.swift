@@ -115,8 +115,15 @@ extension Tensor {
 
     /// Attention through the fused row kernels (see `scaledDotProductAttention`); the backward
     /// rule uses the saved weights and, under a created graph, differentiable ops instead.
+    /// `allowFlash: false` keeps to the GEMM + row-kernel path (tests compare both).
     static func fusedAttention(query: Tensor, key: Tensor, value: Tensor, attnMask: Tensor?, dropoutP: Float,
-                               isCausal: Bool, scale: Float) -> Tensor {
+                               isCausal: Bool, scale: Float, allowFlash: Bool = true) -> Tensor {
+        let rowsAndCols = (query.shape[query.rank - 2], key.shape[key.rank - 2]), dim = query.shape[query.rank - 1]
+        if allowFlash && attnMask == nil && dropoutP == 0 && value.shape.last == dim && rowsAndCols.0 > 0 && rowsAndCols.1 > 0,
+           let flash = query.backend as? FlashAttentionBackend,
+           flash.prefersFlashAttention(rows: rowsAndCols.0, cols: rowsAndCols.1, dim: dim) {
+            return flashAttention(query: query, key: key, value: value, isCausal: isCausal, scale: scale, backend: flash)
+        }
         let q = query.detach(), k = key.detach(), v = value.detach()
         let scores = matmulForward(q, k.transpose(-2, -1))
         let shape = scores.shape, n = shape.count
@@ -139,14 +146,8 @@ extension Tensor {
             return { g in
                 let q = sq.value, k = sk.value, v = sv.value
                 if GradMode.enabled {
-                    // Higher-order gradients: the same rule in differentiable ops.
-                    let p = composedWeights(query: q, key: k, attnMask: attnMask, isCausal: isCausal, scale: scale)
-                    let pd = drop.map { p * $0 } ?? p
-                    var dp = g.matmul(v.transpose(-2, -1)).sumTo(shape)
-                    if let drop { dp = dp * drop }
-                    let ds = p * (dp - (p * dp).sum(dim: -1, keepDim: true))
-                    return [(ds.matmul(k) * scale).sumTo(shapes.q), (ds.transpose(-2, -1).matmul(q) * scale).sumTo(shapes.k),
-                            pd.transpose(-2, -1).matmul(g).sumTo(shapes.v)] + (gradMask == nil ? [] : [ds.sumTo(shapes.mask)])
+                    return differentiableGradients(g, query: q, key: k, value: v, attnMask: attnMask, drop: drop, isCausal: isCausal,
+                                                   scale: scale, maskGradient: gradMask != nil)
                 }
                 let gd = g.dense
                 var dp = matmulForward(gd, v.detach().transpose(-2, -1)).sumTo(shape)
@@ -167,6 +168,63 @@ extension Tensor {
                                                        cols: cols, scale: 1, causal: isCausal, destination: raw.storage.buffer)
                 }
                 return [dq, dk, dv, raw.sumTo(shapes.mask)]
+            }
+        }
+    }
+
+    /// Attention's input gradients (and an additive mask's) in differentiable ops, for
+    /// higher-order gradients through the fused paths.
+    private static func differentiableGradients(_ g: Tensor, query q: Tensor, key k: Tensor, value v: Tensor, attnMask: Tensor?,
+                                                drop: Tensor?, isCausal: Bool, scale: Float, maskGradient: Bool) -> [Tensor?] {
+        let p = composedWeights(query: q, key: k, attnMask: attnMask, isCausal: isCausal, scale: scale)
+        let pd = drop.map { p * $0 } ?? p
+        var dp = g.matmul(v.transpose(-2, -1)).sumTo(p.shape)
+        if let drop { dp = dp * drop }
+        let ds = p * (dp - (p * dp).sum(dim: -1, keepDim: true))
+        return [(ds.matmul(k) * scale).sumTo(q.shape), (ds.transpose(-2, -1).matmul(q) * scale).sumTo(k.shape),
+                pd.transpose(-2, -1).matmul(g).sumTo(v.shape)] + (maskGradient ? [ds.sumTo(attnMask!.shape)] : [])
+    }
+
+    /// Attention through a backend's flash kernels (no mask but `isCausal`, no dropout, value
+    /// dim equal to the head dim): inputs expanded to their common batch and made contiguous,
+    /// the output and per-row log-sum-exp saved for the backward kernels.
+    static func flashAttention(query: Tensor, key: Tensor, value: Tensor, isCausal: Bool, scale: Float,
+                               backend flash: FlashAttentionBackend) -> Tensor {
+        let op = "scaledDotProductAttention"
+        let batchShape = Shape.broadcast(Shape.broadcast(Array(query.shape.dropLast(2)), Array(key.shape.dropLast(2)))!,
+                                         Array(value.shape.dropLast(2)))!
+        // The kernels read whole buffers from element 0.
+        func packed(_ t: Tensor) -> Tensor { t.isContiguous && t.offset == 0 ? t : t.contiguousCopy() }
+        func dense(_ t: Tensor) -> Tensor { packed(t.detach().expand(batchShape + t.shape.suffix(2))) }
+        let q = dense(query), k = dense(key), v = dense(value)
+        let rows = q.shape[q.rank - 2], cols = k.shape[k.rank - 2], dim = q.shape[q.rank - 1]
+        let batch = Shape.count(batchShape)
+        let out = Tensor(uninitialized: q.shape, device: query.device, op: op)
+        let lse = Tensor(uninitialized: batchShape + [rows], device: query.device, op: op)
+        flash.flashAttentionForward(query: q.storage.buffer, key: k.storage.buffer, value: v.storage.buffer, batch: batch, rows: rows,
+                                    cols: cols, dim: dim, scale: scale, causal: isCausal, output: out.storage.buffer, lse: lse.storage.buffer)
+        let saved = out.detach()
+        return out.recording("ScaledDotProductAttentionBackward", inputs: [query, key, value]) {
+            let sq = SavedTensor(query, op: "ScaledDotProductAttentionBackward")
+            let sk = SavedTensor(key, op: "ScaledDotProductAttentionBackward")
+            let sv = SavedTensor(value, op: "ScaledDotProductAttentionBackward")
+            return { g in
+                let query = sq.value, key = sk.value, value = sv.value
+                if GradMode.enabled {
+                    return differentiableGradients(g, query: query, key: key, value: value, attnMask: nil, drop: nil, isCausal: isCausal,
+                                                   scale: scale, maskGradient: false)
+                }
+                let gd = packed(g)
+                let delta = Tensor(uninitialized: lse.shape, device: g.device, op: op)
+                let dq = Tensor(uninitialized: q.shape, device: g.device, op: op)
+                let dk = Tensor(uninitialized: k.shape, device: g.device, op: op)
+                let dv = Tensor(uninitialized: v.shape, device: g.device, op: op)
+                flash.flashAttentionBackward(query: q.storage.buffer, key: k.storage.buffer, value: v.storage.buffer,
+                                             output: saved.storage.buffer, gradient: gd.storage.buffer, lse: lse.storage.buffer,
+                                             batch: batch, rows: rows, cols: cols, dim: dim, scale: scale, causal: isCausal,
+                                             delta: delta.storage.buffer, queryGradient: dq.storage.buffer,
+                                             keyGradient: dk.storage.buffer, valueGradient: dv.storage.buffer)
+                return [dq.sumTo(query.shape), dk.sumTo(key.shape), dv.sumTo(value.shape)]
             }
         }
     }
