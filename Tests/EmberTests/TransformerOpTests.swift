@@ -202,8 +202,8 @@ struct FusedAttentionTests {
         run(s, device: device, path: fused ? .flash : .composed)
     }
 
-    /// Output and gradients through one path (`.flash` lets the device pick its flash kernels
-    /// where they apply).
+    /// Output and gradients through one path (`.flash` takes the device's flash kernels where
+    /// they apply, the GEMM path elsewhere).
     static func run(_ s: Setup, device: Device, path: Path) -> [[Float]] {
         Tensor.withRandomSeed(11) {
             let q = Tensor.randn(s.q, device: device, requiresGrad: true)
@@ -223,7 +223,7 @@ struct FusedAttentionTests {
             let out = path == .composed
                 ? Tensor.composedAttention(query: q, key: k, value: v, attnMask: mask, dropoutP: s.dropout, isCausal: s.causal, scale: scale)
                 : Tensor.fusedAttention(query: q, key: k, value: v, attnMask: mask, dropoutP: s.dropout, isCausal: s.causal, scale: scale,
-                                        allowFlash: path == .flash)
+                                        allowFlash: path == .flash, forceFlash: path == .flash)
             let weight = Tensor.randn(out.shape, device: device)
             (out * weight).sum().backward()
             var results = [out.toArray(), q.grad!.toArray(), k.grad!.toArray(), v.grad!.toArray()]
@@ -263,11 +263,12 @@ struct FusedAttentionTests {
         }
     }
 
-    @Test("the OpenCL CPU device takes the flash kernels for head dims that are multiples of 16")
+    @Test("the OpenCL CPU device has flash kernels for head dims that are multiples of 16, taken for large blocks")
     func flashChosen() throws {
         guard let gpu = TestDevices.openCL, let flash = gpu.backend as? FlashAttentionBackend, (gpu.backend as! OpenCLBackend).isCPU else { return }
-        #expect(flash.prefersFlashAttention(rows: 64, cols: 64, dim: 32))
-        #expect(!flash.prefersFlashAttention(rows: 64, cols: 64, dim: 24))
+        #expect(flash.flashAttentionApplies(dim: 32) && !flash.flashAttentionApplies(dim: 24))
+        #expect(!flash.prefersFlashAttention(batch: 48, rows: 256, cols: 256, dim: 32))
+        #expect(flash.prefersFlashAttention(batch: 48, rows: 2048, cols: 2048, dim: 32))
     }
 
     @Test("a query with every key masked gets zero output, as in PyTorch", arguments: TestDevices.all)

@@ -277,9 +277,11 @@ extension Backend {
 /// `[batch, rows or cols, dim]` buffers; the value dim equals `dim`; there is no mask other
 /// than `causal` and no dropout.
 protocol FlashAttentionBackend: Backend {
-    /// Whether the flash kernels handle this shape and are this device's faster path for it
-    /// (`EMBER_ATTENTION=flash` or `matmul` forces one where the kernels can run).
-    func prefersFlashAttention(rows: Int, cols: Int, dim: Int) -> Bool
+    /// Whether the flash kernels run for this head dim on this device.
+    func flashAttentionApplies(dim: Int) -> Bool
+    /// Whether they are this device's better path for this shape, given they apply
+    /// (`EMBER_ATTENTION=flash` or `matmul` forces one).
+    func prefersFlashAttention(batch: Int, rows: Int, cols: Int, dim: Int) -> Bool
     /// `output = softmax(scale * q k^T (causal)) v` and each query row's log-sum-exp `lse` `[batch, rows]`.
     func flashAttentionForward(query: DeviceBuffer, key: DeviceBuffer, value: DeviceBuffer, batch: Int, rows: Int, cols: Int,
                                dim: Int, scale: Float, causal: Bool, output: DeviceBuffer, lse: DeviceBuffer)

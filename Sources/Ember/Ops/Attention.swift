@@ -115,13 +115,16 @@ extension Tensor {
 
     /// Attention through the fused row kernels (see `scaledDotProductAttention`); the backward
     /// rule uses the saved weights and, under a created graph, differentiable ops instead.
-    /// `allowFlash: false` keeps to the GEMM + row-kernel path (tests compare both).
+    /// `allowFlash: false` keeps to the GEMM + row-kernel path; `forceFlash` takes the flash
+    /// kernels wherever the device has them and they apply (tests compare the paths).
     static func fusedAttention(query: Tensor, key: Tensor, value: Tensor, attnMask: Tensor?, dropoutP: Float,
-                               isCausal: Bool, scale: Float, allowFlash: Bool = true) -> Tensor {
-        let rowsAndCols = (query.shape[query.rank - 2], key.shape[key.rank - 2]), dim = query.shape[query.rank - 1]
-        if allowFlash && attnMask == nil && dropoutP == 0 && value.shape.last == dim && rowsAndCols.0 > 0 && rowsAndCols.1 > 0,
-           let flash = query.backend as? FlashAttentionBackend,
-           flash.prefersFlashAttention(rows: rowsAndCols.0, cols: rowsAndCols.1, dim: dim) {
+                               isCausal: Bool, scale: Float, allowFlash: Bool = true, forceFlash: Bool = false) -> Tensor {
+        let queries = query.shape[query.rank - 2], keys = key.shape[key.rank - 2], dim = query.shape[query.rank - 1]
+        if allowFlash && attnMask == nil && dropoutP == 0 && value.shape.last == dim && queries > 0 && keys > 0,
+           let flash = query.backend as? FlashAttentionBackend, flash.flashAttentionApplies(dim: dim),
+           let batchShape = Shape.broadcast(Shape.broadcast(Array(query.shape.dropLast(2)), Array(key.shape.dropLast(2))) ?? [],
+                                            Array(value.shape.dropLast(2))),
+           forceFlash || flash.prefersFlashAttention(batch: Shape.count(batchShape), rows: queries, cols: keys, dim: dim) {
             return flashAttention(query: query, key: key, value: value, isCausal: isCausal, scale: scale, backend: flash)
         }
         let q = query.detach(), k = key.detach(), v = value.detach()
