@@ -199,6 +199,13 @@ extension OpCase {
         OpCase(name: "sdpa float mask with gradient", shapes: [[2, 3, 4], [2, 4, 4], [2, 4, 2], [2, 1, 4]]) { x in
             scaledDotProductAttention(query: x[0], key: x[1], value: x[2], attnMask: x[3])
         },
+        OpCase(name: "MultiheadAttention causal, and weights with padding", shapes: [[3, 2, 4], [5, 2, 4]]) { x in
+            let mha = Tensor.withRandomSeed(9) { MultiheadAttention(embedDim: 4, numHeads: 2) }.to(x[0].device)
+            let padding = Tensor(shape: [2, 5], data: [0, 0, 1, 0, 0, 1, 0, 0, 0, 0], device: x[0].device).bool()
+            let causal = mha(x[0], x[0], x[0], needWeights: false, isCausal: true).output
+            let (out, weights) = mha(x[0], x[1], x[1], keyPaddingMask: padding)
+            return causal.sum(dim: 2) + out.sum(dim: 2) + weights!.square().sum(dim: 2).transpose(0, 1)
+        },
     ]
 
     /// 0-d inputs (PyTorch accepts dim 0 and -1 for a 0-d tensor's reductions).
