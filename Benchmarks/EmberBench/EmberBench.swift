@@ -73,6 +73,7 @@ struct EmberBench: ParsableCommand {
             workloads.convolution(d, filter: matches)
             try workloads.training(d, filter: matches)
             workloads.dispatch(d, filter: matches)
+            workloads.attention(d, filter: matches)
         }
         try workloads.checkpoint(filter: matches)
         try workloads.csv(filter: matches)
