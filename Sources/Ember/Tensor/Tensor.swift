@@ -51,6 +51,9 @@ public final class Tensor: @unchecked Sendable {
         self.offset = 0
         self.dtype = dtype
         self.requiresGradFlag = false
+        if let collector = Profiler.current {
+            collector.noteAllocation(storage.buffer, bytes: storage.buffer.capacity, label: op(), tensor: self)
+        }
     }
 
     /// The device this tensor lives on.
