@@ -41,15 +41,21 @@ let package = Package(
             resources: [.process("Resources/Kernels"), .copy("Resources/Data")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // SVG charts shared by the two tools (training curves, benchmark bars).
+        .target(
+            name: "EmberPlot",
+            path: "Sources/EmberPlot",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "EmberCLI",
-            dependencies: ["Ember", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberPlot", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/EmberCLI",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "EmberBench",
-            dependencies: ["Ember", "COpenCL", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberPlot", "COpenCL", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/EmberBench",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -63,7 +69,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EmberTests",
-            dependencies: ["Ember", "CPUKernels"],
+            dependencies: ["Ember", "EmberPlot", "CPUKernels"],
             path: "Tests/EmberTests",
             exclude: ["Fixtures"],
             swiftSettings: [.swiftLanguageMode(.v6)]
