@@ -3,7 +3,7 @@ SWIFT ?= swift
 DEPS := ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd libopenblas-dev clinfo pkg-config zlib1g-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test demo bench soak sanitize-thread sanitize-address clean
+.PHONY: deps build release test demo bench soak sanitize-thread sanitize-address chromium plots-check docs clean
 
 ## Install the system packages Ember needs (skipped when all are present).
 deps:
@@ -51,6 +51,20 @@ sanitize-thread: deps
 sanitize-address: deps
 	ASAN_OPTIONS=use_sigaltstack=0 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
 		$(SWIFT) test --sanitize=address --scratch-path .build-asan
+
+## Headless Chromium, for plots-check (optional: not part of deps, to keep CI's installs short).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "make chromium: installing chromium"; \
+	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+## Draw ember train's curves and ember-bench's chart in headless Chromium and check the
+## pictures (size, not blank, series colours); then render the README's example picture.
+plots-check: chromium deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --filter PlotTests
+	$(SWIFT) run --skip-build ember train --device cpu --epochs 20 --plot .build/training-curves.svg
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 --window-size=960,636 \
+		--user-data-dir=.build/chromium --screenshot=docs/training-curves.png .build/training-curves.svg
 
 clean:
 	rm -rf .build

@@ -69,7 +69,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EmberTests",
-            dependencies: ["Ember", "EmberPlot", "CPUKernels"],
+            dependencies: ["Ember", "EmberPlot", "CPUKernels", "CZlib"],
             path: "Tests/EmberTests",
             exclude: ["Fixtures"],
             swiftSettings: [.swiftLanguageMode(.v6)]

@@ -14,9 +14,10 @@ public enum Plot {
     }
 
     /// About `count` round tick values (1, 2 or 5 times a power of ten apart) covering `low...high`.
-    public static func ticks(_ low: Double, _ high: Double, count: Int = 5) -> [Double] {
+    /// With `integers`, ticks are whole numbers (epochs, steps).
+    public static func ticks(_ low: Double, _ high: Double, count: Int = 5, integers: Bool = false) -> [Double] {
         guard high > low, low.isFinite, high.isFinite else { return [low] }
-        let raw = (high - low) / Double(max(count, 1))
+        let raw = integers ? Swift.max(1, (high - low) / Double(max(count, 1))) : (high - low) / Double(max(count, 1))
         let magnitude = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
         var out: [Double] = []
@@ -104,7 +105,8 @@ public struct LineChart: Sendable {
         if yHigh <= yLow { let pad = Swift.max(abs(yLow) * 0.1, 1e-3); (yLow, yHigh) = (yLow - pad, yHigh + pad) }
         let yPad = (yHigh - yLow) * 0.05
         (yLow, yHigh) = (yLow - yPad, yHigh + yPad)
-        let yTicks = Plot.ticks(yLow, yHigh), xTicks = Plot.ticks(xLow, xHigh)
+        let yTicks = Plot.ticks(yLow, yHigh)
+        let xTicks = Plot.ticks(xLow, xHigh, integers: all.allSatisfy { $0.x == $0.x.rounded() })
         func px(_ v: Double) -> Double { plotLeft + (v - xLow) / (xHigh - xLow) * plotWidth }
         func py(_ v: Double) -> Double { plotTop + plotHeight - (v - yLow) / (yHigh - yLow) * plotHeight }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
@@ -132,12 +134,18 @@ public struct LineChart: Sendable {
                 for p in points { out.append("<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"3\" fill=\"\(s.color)\"/>") }
             }
         }
-        // Legend, top right inside the plot area.
+        // Legend inside the plot area, top right or, when the lines pass there, bottom right.
         let entries = series.filter { !$0.name.isEmpty }
         if !entries.isEmpty {
             let legendWidth = Double(entries.map(\.name.count).max() ?? 0) * 6.5 + 34
-            let lx = plotLeft + plotWidth - legendWidth - 6, ly = plotTop + 6
-            out.append("<rect x=\"\(f(lx))\" y=\"\(f(ly))\" width=\"\(f(legendWidth))\" height=\"\(f(Double(entries.count) * 16 + 6))\" fill=\"#ffffff\" fill-opacity=\"0.85\" stroke=\"#bbbbbb\"/>")
+            let legendHeight = Double(entries.count) * 16 + 6
+            let lx = plotLeft + plotWidth - legendWidth - 6
+            func covered(_ boxTop: Double) -> Int {
+                all.filter { px($0.x) >= lx - 4 && py($0.y) >= boxTop - 4 && py($0.y) <= boxTop + legendHeight + 4 }.count
+            }
+            let bottom = plotTop + plotHeight - legendHeight - 6
+            let ly = covered(plotTop + 6) > covered(bottom) ? bottom : plotTop + 6
+            out.append("<rect x=\"\(f(lx))\" y=\"\(f(ly))\" width=\"\(f(legendWidth))\" height=\"\(f(legendHeight))\" fill=\"#ffffff\" fill-opacity=\"0.85\" stroke=\"#bbbbbb\"/>")
             for (i, s) in entries.enumerated() {
                 let rowY = ly + 14 + Double(i) * 16
                 out.append("<line x1=\"\(f(lx + 6))\" x2=\"\(f(lx + 24))\" y1=\"\(f(rowY - 4))\" y2=\"\(f(rowY - 4))\" stroke=\"\(s.color)\" stroke-width=\"\(Swift.max(s.width, 2))\" stroke-opacity=\"\(s.opacity)\"/>")
