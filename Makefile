@@ -57,14 +57,14 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "make chromium: installing chromium"; \
 	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
-## Draw ember train's curves and ember-bench's chart in headless Chromium and check the
-## pictures (size, not blank, series colours); then render the README's example picture.
+## Draw ember train's curves in headless Chromium and check the picture (size, not blank,
+## series colours); then render the README's example picture.
 plots-check: chromium deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --filter PlotTests
 	$(SWIFT) run --skip-build ember train --device cpu --epochs 20 --plot .build/training-curves.svg
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 --window-size=960,636 \
-		--user-data-dir=.build/chromium --screenshot=docs/training-curves.png .build/training-curves.svg
+		--user-data-dir=.build/chromium --screenshot=docs/training-curves.png file://$(CURDIR)/.build/training-curves.svg
 
 clean:
 	rm -rf .build

@@ -76,3 +76,8 @@ let package = Package(
         ),
     ]
 )
+
+// `make docs` (EMBER_DOCS=1) adds the DocC plugin; users of the library never resolve it.
+if Context.environment["EMBER_DOCS"] == "1" {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+}
