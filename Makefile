@@ -52,6 +52,15 @@ sanitize-address: deps
 	ASAN_OPTIONS=use_sigaltstack=0 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
 		$(SWIFT) test --sanitize=address --scratch-path .build-asan
 
+## The DocC reference (Ember's catalog and every public symbol) as a static site in
+## .build/docs-site; broken links, unknown symbols and undocumented parameters fail the build.
+## EMBER_DOCS=1 adds swift-docc-plugin to the package (its own build folder, .build-docs).
+docs: deps
+	EMBER_DOCS=1 $(SWIFT) package --scratch-path .build-docs --allow-writing-to-directory .build/docs-site \
+		generate-documentation --target Ember --output-path .build/docs-site \
+		--transform-for-static-hosting --warnings-as-errors
+	@echo "make docs: serve it with python3 -m http.server -d .build/docs-site and open /documentation/ember"
+
 ## Headless Chromium, for plots-check (optional: not part of deps, to keep CI's installs short).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "make chromium: installing chromium"; \

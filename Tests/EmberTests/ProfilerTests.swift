@@ -42,6 +42,9 @@ struct ProfilerTests {
             #expect(child.start >= mulBackward.element.start && child.end <= mulBackward.element.end)
         }
         #expect(result.events.contains { $0.kind == .transfer && $0.name == "download" && $0.bytesTransferred == 16 * 8 * 4 })
+        let moved = Profiler.profile { _ = Tensor(shape: [100], data: [Float](repeating: 1, count: 100), device: device) }
+        let upload = try #require(moved.events.first { $0.kind == .transfer && $0.name == "upload" })
+        #expect(upload.bytesTransferred == 400 && upload.bytesAllocated >= 400, "the upload is charged its fresh buffer")
         if device.kind == .opencl {
             #expect(result.deviceEvents.contains { $0.name == "Memcpy DtoH" })
             #expect(mul.deviceTime > 0, "a kernel timed by the device")

@@ -47,10 +47,25 @@ final class ProfileCollector: @unchecked Sendable {
     // MARK: Ranges
 
     /// Runs `body` as one range.
-    func scope<T>(_ name: String, kind: ProfilerEvent.Kind, device: String? = nil, shapes: [[Int]] = [],
-                  transferred: Int = 0, _ body: () throws -> T) rethrows -> T {
+    func scope<T>(_ name: String, kind: ProfilerEvent.Kind, device: String? = nil, _ body: () throws -> T) rethrows -> T {
         guard activities.contains(.cpu) else { return try body() }
-        let index = begin(name, kind: kind, device: device, shapes: shapes, transferred: transferred, bytes: 0, output: nil)
+        let index = begin(name, kind: kind, device: device, shapes: [], transferred: 0, bytes: 0, output: nil)
+        defer { end(index) }
+        return try body()
+    }
+
+    /// Runs a host<->device copy as a range; an upload into a buffer just allocated for it
+    /// (`to(_:)`, a tensor made from host data) is charged that buffer's bytes.
+    func transfer<T>(_ name: String, into buffer: DeviceBuffer?, device: String, bytes transferred: Int,
+                     _ body: () throws -> T) rethrows -> T {
+        guard activities.contains(.cpu) else { return try body() }
+        var allocated = 0
+        if let buffer {
+            lock.lock()
+            allocated = fresh.removeValue(forKey: ObjectIdentifier(buffer))?.bytes ?? 0
+            lock.unlock()
+        }
+        let index = begin(name, kind: .transfer, device: device, shapes: [], transferred: transferred, bytes: allocated, output: nil)
         defer { end(index) }
         return try body()
     }

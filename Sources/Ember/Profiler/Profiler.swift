@@ -50,6 +50,7 @@ public enum Profiler {
     ///   - activities: `.cpu` records host events; `.device` records kernel and transfer
     ///     times measured by the device.
     ///   - recordShapes: record each op's input shapes (for `keyAverages(groupBy: .opAndShape)`).
+    ///   - body: the work to profile.
     public static func profile(activities: Set<ProfilerActivity> = [.cpu, .device], recordShapes: Bool = false,
                                _ body: () throws -> Void) rethrows -> ProfileResult {
         let collector = ProfileCollector(activities: activities, recordShapes: recordShapes)
@@ -67,6 +68,9 @@ public enum Profiler {
 
     /// Labels the work `body` does as one range in the current profile
     /// (`torch.profiler.record_function`); just runs `body` when nothing is profiled.
+    /// - Parameters:
+    ///   - name: the range's name in the profile.
+    ///   - body: the work the range covers; its result is returned.
     public static func record<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
         guard let collector = current else { return try body() }
         return try collector.scope(name, kind: .scope, body)

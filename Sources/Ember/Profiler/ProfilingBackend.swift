@@ -28,13 +28,13 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
     func resetPeak() { inner.resetPeak() }
 
     func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer, byteOffset: Int) {
-        collector.scope("upload", kind: .transfer, device: device, transferred: source.count) {
+        collector.transfer("upload", into: buffer, device: device, bytes: source.count) {
             inner.upload(source, to: buffer, byteOffset: byteOffset)
         }
     }
 
     func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
-        try collector.scope("download", kind: .transfer, device: device, transferred: destination.count) {
+        try collector.transfer("download", into: nil, device: device, bytes: destination.count) {
             try inner.download(buffer, offset: offset, into: destination)
         }
     }
