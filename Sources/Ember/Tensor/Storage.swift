@@ -31,7 +31,6 @@ final class Storage: @unchecked Sendable {
         let backend = device.backend
         do {
             let buffer = try backend.allocate(bytes: count * 4)
-            if let collector = Profiler.current { collector.noteAllocation(buffer, bytes: buffer.capacity, label: op(), tensor: nil) }
             return Storage(buffer: buffer, device: device, backend: backend, elementCount: count)
         } catch {
             fatalError("\(op()): \(error)")
