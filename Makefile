@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MPIRUN := OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none mpirun --oversubscribe
 RANKS ?= 2
 
-.PHONY: deps build release test demo bench bench-distributed train-distributed soak sanitize-thread sanitize-address clean
+.PHONY: deps build release test demo bench bench-distributed train-distributed soak sanitize-thread sanitize-address chromium plots-check docs clean
 
 ## Install the system packages Ember needs (skipped when all are present).
 deps:
@@ -64,6 +64,29 @@ sanitize-thread: deps
 sanitize-address: deps
 	ASAN_OPTIONS=use_sigaltstack=0 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
 		$(SWIFT) test --sanitize=address --scratch-path .build-asan
+
+## The DocC reference (Ember's catalog and every public symbol) as a static site in
+## .build/docs-site; broken links, unknown symbols and undocumented parameters fail the build.
+## EMBER_DOCS=1 adds swift-docc-plugin to the package (its own build folder, .build-docs).
+docs: deps
+	EMBER_DOCS=1 $(SWIFT) package --scratch-path .build-docs --allow-writing-to-directory .build/docs-site \
+		generate-documentation --target Ember --output-path .build/docs-site \
+		--transform-for-static-hosting --warnings-as-errors
+	@echo "make docs: serve it with python3 -m http.server -d .build/docs-site and open /documentation/ember"
+
+## Headless Chromium, for plots-check (optional: not part of deps, to keep CI's installs short).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "make chromium: installing chromium"; \
+	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+## Draw ember train's curves in headless Chromium and check the picture (size, not blank,
+## series colours); then render the README's example picture.
+plots-check: chromium deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --filter PlotTests
+	$(SWIFT) run --skip-build ember train --device cpu --epochs 20 --plot .build/training-curves.svg
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 --window-size=960,636 \
+		--user-data-dir=.build/chromium --screenshot=docs/training-curves.png file://$(CURDIR)/.build/training-curves.svg
 
 clean:
 	rm -rf .build

@@ -61,15 +61,21 @@ let package = Package(
             resources: [.process("Resources/Kernels"), .copy("Resources/Data")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // SVG charts shared by the two tools (training curves, benchmark bars).
+        .target(
+            name: "EmberPlot",
+            path: "Sources/EmberPlot",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "EmberCLI",
-            dependencies: ["Ember", "EmberDistributed", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberDistributed", "EmberPlot", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/EmberCLI",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "EmberBench",
-            dependencies: ["Ember", "EmberDistributed", "COpenCL", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Ember", "EmberDistributed", "EmberPlot", "COpenCL", "CBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Benchmarks/EmberBench",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -91,10 +97,15 @@ let package = Package(
         ),
         .testTarget(
             name: "EmberTests",
-            dependencies: ["Ember", "EmberDistributed", "CPUKernels"],
+            dependencies: ["Ember", "EmberDistributed", "EmberPlot", "CPUKernels", "CZlib"],
             path: "Tests/EmberTests",
             exclude: ["Fixtures"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]
 )
+
+// `make docs` (EMBER_DOCS=1) adds the DocC plugin; users of the library never resolve it.
+if Context.environment["EMBER_DOCS"] == "1" {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+}

@@ -19,10 +19,26 @@ struct BenchResult: Codable {
     var note: String?
 }
 
+/// The profile of the last timed workload (`ember-bench --profile`), printed with its row.
+final class ProfileSlot {
+    var last: ProfileResult?
+}
+
 /// Times closures: the first call alone, two warm-up calls, then `repetitions` timed calls,
-/// each followed by a device synchronisation.
+/// each followed by a device synchronisation. With a `profiles` slot, one more call runs
+/// under the profiler after the timed ones (so it never slows them).
 struct Timer {
     let repetitions: Int
+    var profiles: ProfileSlot? = nil
+
+    /// Profiles one more call of `body` into `profiles`.
+    private func profile(on device: Device, _ body: () -> Void) {
+        guard let profiles else { return }
+        profiles.last = Profiler.profile(activities: [.cpu, .device], recordShapes: false) {
+            body()
+            try? device.synchronize()
+        }
+    }
 
     static func now() -> Double {
         var t = timespec()
@@ -42,7 +58,9 @@ struct Timer {
     func time(on device: Device, _ body: () -> Void) -> (first: Double, times: [Double]) {
         let first = once(on: device, body)
         for _ in 0..<2 { _ = once(on: device, body) }
-        return (first, (0..<repetitions).map { _ in once(on: device, body) }.sorted())
+        let times = (0..<repetitions).map { _ in once(on: device, body) }.sorted()
+        profile(on: device, body)
+        return (first, times)
     }
 
     /// Times two closures in alternation, so a burst of load on this shared machine slows
@@ -59,6 +77,7 @@ struct Timer {
             timesA.append(once(on: device, a))
             timesB.append(once(on: device, b))
         }
+        profile(on: device, a)
         return ((firstA, timesA.sorted()), (firstB, timesB.sorted()))
     }
 }

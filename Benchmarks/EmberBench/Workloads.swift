@@ -14,6 +14,10 @@ struct Workloads {
         record(BenchResult(workload: workload, device: device.description, firstCall: timing.first, median: median,
                            min: timing.times.first ?? .nan, max: timing.times.last ?? .nan, repetitions: timing.times.count,
                            value: derive(median), unit: unit, higherIsBetter: higherIsBetter, note: note))
+        if let profiles = timer.profiles, let profile = profiles.last {
+            print(profile.table(sortBy: .selfHostTime, limit: 8))
+            profiles.last = nil
+        }
     }
 
     func sgemm(_ device: Device, filter: (String) -> Bool) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Ember
 import EmberDistributed
+import EmberPlot
 import Foundation
 
 /// `ember train`: trains an MLP or a CNN on the bundled digits (or IDX files) and reports
@@ -26,6 +27,14 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("idx-labels"), help: "MNIST-format label file matching --idx-images.") var idxLabels: String?
     @Flag(help: "Data-parallel training across the processes mpirun starts (mpirun -np 2 ember train --distributed): each process reads its share of every epoch, --batch-size is per process, gradients are averaged, and only rank 0 prints and saves.")
     var distributed = false
+    @Option(help: "Profile training steps after a warm-up: print the ops that take the most time and write a Chrome trace (Perfetto, chrome://tracing) to this path.")
+    var profile: String?
+    @Option(name: .customLong("profile-steps"), help: "Steps to profile with --profile.") var profileSteps = 5
+    @Option(help: "Draw the training curves (loss per step, test loss and accuracy per epoch, learning rate) as an SVG to this path.")
+    var plot: String?
+
+    /// Steps run before profiling starts (the first ones compile kernels and fill the memory pool).
+    static let profileWarmup = 3
 
     func validate() throws {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive, got \(epochs)") }
@@ -33,6 +42,7 @@ struct TrainCommand: ParsableCommand {
         guard lr.isFinite && lr > 0 else { throw ValidationError("--lr must be a positive number, got \(lr)") }
         guard weightDecay.isFinite && weightDecay >= 0 else { throw ValidationError("--weight-decay must be a number >= 0, got \(weightDecay)") }
         guard (idxImages == nil) == (idxLabels == nil) else { throw ValidationError("--idx-images and --idx-labels go together") }
+        guard profileSteps > 0 else { throw ValidationError("--profile-steps must be positive, got \(profileSteps)") }
     }
 
     func run() throws {
@@ -65,13 +75,18 @@ struct TrainCommand: ParsableCommand {
         let testData = test.to(target)
         let interactive = isatty(STDOUT_FILENO) != 0 && isMain
         var accuracy: Float = 0
+        var curves = Curves()
+        var profileResult: ProfileResult?
+        let totalSteps = epochs * loader.count
+        let warmup = min(Self.profileWarmup, max(0, totalSteps - profileSteps))
         for epoch in 1...epochs {
             sampler?.setEpoch(epoch - 1)
             net.train()
             let start = Date()
             var lossSum: Float = 0
             var seen = 0
-            for (step, (x, y)) in loader.enumerated() {
+            var step = 0
+            func trainStep(_ x: Tensor, _ y: Tensor) {
                 let input = model == .mlp ? x.reshape([x.shape[0], -1]) : x
                 let loss = crossEntropy(ddp?(input) ?? net(input), y)
                 opt.zeroGrad()
@@ -80,11 +95,32 @@ struct TrainCommand: ParsableCommand {
                 let value = loss.item()
                 lossSum += value * Float(x.shape[0])
                 seen += x.shape[0]
+                step += 1
+                curves.steps.append((loss: Double(value), lr: Double(opt.lr)))
                 if interactive {
                     let rate = Double(seen) / max(Date().timeIntervalSince(start), 1e-9)
-                    print(progressLine(epoch: epoch, step: step + 1, steps: loader.count, loss: value, rate: rate), terminator: "\r")
+                    print(progressLine(epoch: epoch, step: step, steps: loader.count, loss: value, rate: rate), terminator: "\r")
                     fflush(nil)
                 }
+            }
+            let batches = loader.makeIterator()
+            while let (x, y) = batches.next() {
+                guard profile != nil, profileResult == nil, curves.steps.count >= warmup else {
+                    trainStep(x, y)
+                    continue
+                }
+                // Profile the next steps (running on into the rest of this epoch at most).
+                var batch: (inputs: Tensor, labels: Tensor)? = (x, y)
+                var profiled = 0
+                profileResult = Profiler.profile(activities: [.cpu, .device], recordShapes: true) {
+                    while let (bx, by) = batch {
+                        Profiler.record("ProfilerStep") { trainStep(bx, by) }
+                        profiled += 1
+                        batch = profiled < profileSteps ? batches.next() : nil
+                    }
+                }
+                if interactive { print(String(repeating: " ", count: 100), terminator: "\r") }
+                if isMain { print("profiled \(profiled) training steps after \(warmup) warm-up steps:") }
             }
             if let group {
                 // The epoch's loss and examples over every process.
@@ -95,9 +131,22 @@ struct TrainCommand: ParsableCommand {
             }
             let seconds = Date().timeIntervalSince(start)
             scheduler?.step()
-            accuracy = evaluate(net, testData)
+            let (testLoss, testAccuracy) = evaluate(net, testData)
+            accuracy = testAccuracy
+            curves.epochs.append((trainLoss: Double(lossSum / Float(seen)), testLoss: Double(testLoss), accuracy: Double(accuracy)))
             if interactive { print(String(repeating: " ", count: 100), terminator: "\r") }
-            if isMain { print(String(format: "epoch %3d  train loss %.4f  test accuracy %.2f%%  %.0f samples/s", epoch, lossSum / Float(seen), accuracy * 100, Double(seen) / seconds)) }
+            if isMain { print(String(format: "epoch %3d  train loss %.4f  test loss %.4f  test accuracy %.2f%%  %.0f samples/s", epoch, lossSum / Float(seen), testLoss, accuracy * 100, Double(seen) / seconds)) }
+            if epoch == 1, isMain, let profileResult, let profile {
+                print(profileResult.table(sortBy: .selfHostTime, limit: 15))
+                try profileResult.exportChromeTrace(to: URL(fileURLWithPath: profile))
+                print("wrote the trace to \(profile) (open it in https://ui.perfetto.dev or chrome://tracing)")
+            }
+        }
+        if let profile, profileResult == nil, isMain { print("--profile \(profile): no step was profiled") }
+        if let plot, isMain {
+            try curves.figure(title: "ember train: \(model.rawValue) on \(name), \(optimizer.rawValue), device \(target)")
+                .svg().write(toFile: plot, atomically: true, encoding: .utf8)
+            print("wrote the training curves to \(plot)")
         }
         if isMain { print(String(format: "final test accuracy: %.2f%%", accuracy * 100)) }
         if let save {
@@ -137,11 +186,13 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    private func evaluate(_ net: Sequential, _ data: TensorDataset) -> Float {
+    /// The test loss and accuracy.
+    private func evaluate(_ net: Sequential, _ data: TensorDataset) -> (Float, Float) {
         net.eval()
         return Tensor.noGrad {
             let input = model == .mlp ? data.inputs.reshape([data.count, -1]) : data.inputs
-            return (net(input).argmax(dim: 1) == data.labels).float().mean().item()
+            let logits = net(input)
+            return (crossEntropy(logits, data.labels).item(), (logits.argmax(dim: 1) == data.labels).float().mean().item())
         }
     }
 
@@ -150,5 +201,37 @@ struct TrainCommand: ParsableCommand {
         let filled = width * step / max(steps, 1)
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         return String(format: "epoch %3d [%@] %d/%d  loss %.4f  %.0f samples/s", epoch, bar, step, steps, loss, rate)
+    }
+}
+
+/// What `ember train --plot` draws: the loss and learning rate of every step, and the
+/// losses and accuracy of every epoch.
+struct Curves {
+    var steps: [(loss: Double, lr: Double)] = []
+    var epochs: [(trainLoss: Double, testLoss: Double, accuracy: Double)] = []
+
+    /// Four panels: training loss per step (raw and smoothed), loss per epoch (train and
+    /// test), test accuracy per epoch and the learning rate per step.
+    func figure(title: String) -> Figure {
+        let colors = Plot.palette
+        let raw = steps.enumerated().map { (x: Double($0.offset + 1), y: $0.element.loss) }
+        let smoothed = zip(raw, Plot.smooth(raw.map(\.y))).map { (x: $0.x, y: $1) }
+        let epochX = epochs.indices.map { Double($0 + 1) }
+        return Figure(title: title, panels: [
+            LineChart(title: "Training loss per step", xLabel: "step", yLabel: "cross-entropy loss", series: [
+                Series("raw", points: raw, color: colors[0], width: 1, opacity: 0.35),
+                Series("smoothed (EMA 0.9)", points: smoothed, color: colors[0], width: 2),
+            ]),
+            LineChart(title: "Loss per epoch", xLabel: "epoch", yLabel: "cross-entropy loss", series: [
+                Series("train (epoch mean)", points: zip(epochX, epochs.map(\.trainLoss)).map { (x: $0, y: $1) }, color: colors[0], markers: true),
+                Series("test", points: zip(epochX, epochs.map(\.testLoss)).map { (x: $0, y: $1) }, color: colors[1], markers: true),
+            ]),
+            LineChart(title: "Test accuracy per epoch", xLabel: "epoch", yLabel: "accuracy (%)", series: [
+                Series("test accuracy", points: zip(epochX, epochs.map { $0.accuracy * 100 }).map { (x: $0, y: $1) }, color: colors[2], markers: true),
+            ]),
+            LineChart(title: "Learning rate", xLabel: "step", yLabel: "learning rate", series: [
+                Series("lr", points: steps.enumerated().map { (x: Double($0.offset + 1), y: $0.element.lr) }, color: colors[3]),
+            ]),
+        ])
     }
 }

@@ -62,7 +62,7 @@ enum Engine {
                 fatalError("backward: trying to backward through \(node.name) a second time; its saved tensors were freed after the first backward (call backward(retainGraph: true) the first time)")
             }
             if !retainGraph { node.rule = nil }
-            let inputGrads = rule(grad)
+            let inputGrads = Profiler.backward(node.name) { rule(grad) }
             check(inputGrads.count == node.edges.count, "\(node.name): rule returned \(inputGrads.count) gradients for \(node.edges.count) inputs")
             for (edge, inputGrad) in zip(node.edges, inputGrads) {
                 guard let inputGrad else { continue }

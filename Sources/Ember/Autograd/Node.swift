@@ -102,6 +102,7 @@ extension Tensor {
         }
         gradFn = Node(name: name, edges: edges, rule: rule)
         requiresGradFlag = true
+        if let collector = Profiler.current { collector.noteRecorded(self, gradFn: name, inputs: inputs) }
         if AnomalyMode.enabled { AnomalyMode.check(self, op: name, phase: "forward") }
         return self
     }

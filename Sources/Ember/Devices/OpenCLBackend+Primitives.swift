@@ -200,16 +200,16 @@ extension OpenCLBackend {
         }
         let ta = a.transposed ? CLBlastTransposeYes : CLBlastTransposeNo
         let tb = b.transposed ? CLBlastTransposeYes : CLBlastTransposeNo
-        withQueue({ queue in
+        withQueue({ queue, event in
             if batch == 1 {
                 return CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha,
                                     a.buffer.handle, a.offset, a.ld, b.buffer.handle, b.offset, b.ld,
-                                    beta, c.handle, cOffset, n, &queue, nil).rawValue
+                                    beta, c.handle, cOffset, n, &queue, event).rawValue
             }
             return CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha,
                                               a.buffer.handle, a.offset, a.ld, a.batchStride,
                                               b.buffer.handle, b.offset, b.ld, b.batchStride,
-                                              beta, c.handle, cOffset, n, m * n, batch, &queue, nil).rawValue
+                                              beta, c.handle, cOffset, n, m * n, batch, &queue, event).rawValue
         }, call: "CLBlastSgemm")
     }
 

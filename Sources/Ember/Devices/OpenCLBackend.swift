@@ -18,7 +18,13 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     let info: DeviceInfo
     let device: cl_device_id
     let context: cl_context
-    let queue: cl_command_queue
+    /// The queue commands go to: `plainQueue`, or `profilingQueue` while a profile records
+    /// device activity (guarded by `lock`; read it through `activeQueue()` outside launches).
+    private var queue: cl_command_queue
+    /// The in-order queue of normal runs (no profiling, so commands carry no timestamps).
+    private let plainQueue: cl_command_queue
+    /// An in-order queue opened with `CL_QUEUE_PROFILING_ENABLE` at the first profile.
+    private var profilingQueue: cl_command_queue?
     let pool: BufferPool
     /// Largest single allocation the device allows.
     let maxAllocation: Int
@@ -76,6 +82,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             throw EmberError.openCL(call: "clCreateCommandQueue", code: status)
         }
         self.queue = queue
+        self.plainQueue = queue
         var zeros = [Int32](repeating: 0, count: 4)
         guard let record = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR), 16, &zeros, &status),
               status == CL_SUCCESS else {
@@ -128,7 +135,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// fail); nil when an earlier command's error is pending or no memory is left for the
     /// operands, so a later GEMM measures again.
     private func measureGEMM() -> GEMMChoice? {
-        record(clFinish(queue), "clFinish")
+        record(clFinish(activeQueue()), "clFinish")
         lock.lock()
         let pending = pendingError != nil
         lock.unlock()
@@ -200,22 +207,32 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer, byteOffset: Int) {
         pool.noteTransfer(upload: true)
         guard let base = source.baseAddress, source.count > 0 else { return }
-        record(clEnqueueWriteBuffer(queue, buffer.handle, cl_bool(CL_TRUE), byteOffset, source.count, base, 0, nil, nil),
-               "clEnqueueWriteBuffer")
+        let (queue, collector) = queueAndCollector()
+        var event: cl_event?
+        let status = withUnsafeMutablePointer(to: &event) { slot in
+            clEnqueueWriteBuffer(queue, buffer.handle, cl_bool(CL_TRUE), byteOffset, source.count, base, 0, nil, collector == nil ? nil : slot)
+        }
+        record(status, "clEnqueueWriteBuffer")
+        if let collector, let event { collector.noteDeviceEvent(event, name: "Memcpy HtoD", device: "opencl:\(index)") }
     }
 
     func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
         pool.noteTransfer(upload: false)
         guard let base = destination.baseAddress, destination.count > 0 else { return try synchronize() }
         checkingIndices {
-            record(clEnqueueReadBuffer(queue, buffer.handle, cl_bool(CL_TRUE), offset * 4, destination.count, base, 0, nil, nil),
-                   "clEnqueueReadBuffer")
+            let (queue, collector) = queueAndCollector()
+            var event: cl_event?
+            let status = withUnsafeMutablePointer(to: &event) { slot in
+                clEnqueueReadBuffer(queue, buffer.handle, cl_bool(CL_TRUE), offset * 4, destination.count, base, 0, nil, collector == nil ? nil : slot)
+            }
+            record(status, "clEnqueueReadBuffer")
+            if let collector, let event { collector.noteDeviceEvent(event, name: "Memcpy DtoH", device: "opencl:\(index)") }
         }
         try throwPending()
     }
 
     func synchronize() throws {
-        checkingIndices { record(clFinish(queue), "clFinish") }
+        checkingIndices { record(clFinish(activeQueue()), "clFinish") }
         try throwPending()
     }
 
@@ -232,7 +249,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             indexKernelsPending = false
             lock.unlock()
             if reading {
-                record(clEnqueueReadBuffer(queue, indexErrors, cl_bool(CL_FALSE), 0, 16, bytes.baseAddress, 0, nil, nil),
+                record(clEnqueueReadBuffer(activeQueue(), indexErrors, cl_bool(CL_FALSE), 0, 16, bytes.baseAddress, 0, nil, nil),
                        "clEnqueueReadBuffer(index errors)")
             }
             wait()
@@ -261,6 +278,46 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             indexSiteCodes[rule.op] = code
         }
         return [.int(rule.ignored ?? 0), .int(rule.ignored == nil ? 0 : 1), .int(code), .memory(indexErrors)]
+    }
+
+    // MARK: Profiling
+
+    /// The queue to enqueue on now (see `selectQueueLocked`).
+    private func activeQueue() -> cl_command_queue {
+        lock.lock(); defer { lock.unlock() }
+        return selectQueueLocked()
+    }
+
+    /// The queue to enqueue on, and the profile of the current task when it records device
+    /// activity (its commands then carry an event whose times the profile reads back).
+    private func queueAndCollector() -> (cl_command_queue, ProfileCollector?) {
+        let queue = activeQueue()
+        guard Profiler.deviceProfiling, let collector = Profiler.current, collector.activities.contains(.device) else {
+            return (queue, nil)
+        }
+        return (queue, collector)
+    }
+
+    /// The profiling queue while any profile records device activity, else the plain queue.
+    /// Switching waits for the old queue first, so commands stay in order across the switch
+    /// (the two queues are not ordered with respect to each other). Only a profile pays: a
+    /// normal run reads one atomic counter. Call with `lock` held.
+    private func selectQueueLocked() -> cl_command_queue {
+        let profiling = Profiler.deviceProfiling
+        guard profiling != (queue != plainQueue) else { return queue }
+        if profiling && profilingQueue == nil {
+            var status: cl_int = 0
+            let created = clCreateCommandQueue(context, device, cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE), &status)
+            guard let created, status == CL_SUCCESS else {
+                if pendingError == nil { pendingError = .openCL(call: "clCreateCommandQueue(profiling)", code: status) }
+                return queue
+            }
+            profilingQueue = created
+        }
+        guard let next = profiling ? profilingQueue : plainQueue else { return queue }
+        clFinish(queue)
+        queue = next
+        return queue
     }
 
     /// Remembers the first failed call, to be thrown at the next synchronisation point.
@@ -304,7 +361,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Enqueues `name` over a 3-D range; `global` must be a multiple of `local` in each dim.
     func launch3D(_ file: String, _ name: String, global: (Int, Int, Int), local: (Int, Int, Int), _ arguments: [Argument]) {
         guard global.0 > 0 && global.1 > 0 && global.2 > 0 else { return }
+        let collector = Profiler.deviceProfiling ? Profiler.current.flatMap { $0.activities.contains(.device) ? $0 : nil } : nil
         lock.lock(); defer { lock.unlock() }
+        let queue = selectQueueLocked()
         let kernel: cl_kernel
         if let cached = kernels[name] {
             kernel = cached
@@ -348,15 +407,24 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         }
         var globalSize = [global.0, global.1, global.2]
         var localSize = [local.0, local.1, local.2]
-        let status = clEnqueueNDRangeKernel(queue, kernel, 3, nil, &globalSize, &localSize, 0, nil, nil)
+        var event: cl_event?
+        let status = withUnsafeMutablePointer(to: &event) { slot in
+            clEnqueueNDRangeKernel(queue, kernel, 3, nil, &globalSize, &localSize, 0, nil, collector == nil ? nil : slot)
+        }
         if status != CL_SUCCESS && pendingError == nil { pendingError = .openCL(call: "clEnqueueNDRangeKernel(\(name))", code: status) }
+        if let collector, let event { collector.noteDeviceEvent(event, name: name, device: "opencl:\(index)") }
     }
 
-    /// Runs `body` holding the launch lock (for CLBlast calls on the shared queue).
-    func withQueue(_ body: (inout cl_command_queue?) -> Int32, call: String) {
+    /// Runs `body` holding the launch lock (for CLBlast calls on the shared queue). `body`
+    /// gets the queue and, when the current task profiles device activity, a place for the
+    /// event of its last command (nil otherwise).
+    func withQueue(_ body: (inout cl_command_queue?, UnsafeMutablePointer<cl_event?>?) -> Int32, call: String) {
+        let collector = Profiler.deviceProfiling ? Profiler.current.flatMap { $0.activities.contains(.device) ? $0 : nil } : nil
         lock.lock(); defer { lock.unlock() }
-        var q: cl_command_queue? = queue
-        let status = body(&q)
+        var q: cl_command_queue? = selectQueueLocked()
+        var event: cl_event?
+        let status = collector == nil ? body(&q, nil) : body(&q, &event)
         if status != 0 && pendingError == nil { pendingError = .openCL(call: call, code: status) }
+        if let collector, let event { collector.noteDeviceEvent(event, name: call, device: "opencl:\(index)") }
     }
 }

@@ -6,7 +6,13 @@ final class Storage: @unchecked Sendable {
     /// The device the buffer lives on.
     let device: Device
     /// The backend that owns `buffer` (cached from `device`).
-    let backend: Backend
+    let owner: Backend
+    /// The backend ops call: the owner, or, while the current task is profiled, the owner
+    /// wrapped so every primitive and transfer is recorded.
+    var backend: Backend {
+        if let collector = Profiler.current { return ProfilingBackend(owner, device: device, collector: collector) }
+        return owner
+    }
     /// Number of 4-byte elements the buffer was allocated for.
     let elementCount: Int
     /// Bumped by every in-place write.
@@ -15,7 +21,7 @@ final class Storage: @unchecked Sendable {
     init(buffer: DeviceBuffer, device: Device, backend: Backend, elementCount: Int) {
         self.buffer = buffer
         self.device = device
-        self.backend = backend
+        self.owner = backend
         self.elementCount = elementCount
     }
 

@@ -54,6 +54,9 @@ public final class Tensor: @unchecked Sendable {
         self.offset = 0
         self.dtype = dtype
         self.requiresGradFlag = false
+        if let collector = Profiler.current {
+            collector.noteAllocation(storage.buffer, bytes: storage.buffer.capacity, label: op(), tensor: self)
+        }
     }
 
     /// The device this tensor lives on.
@@ -98,6 +101,7 @@ public final class Tensor: @unchecked Sendable {
         }
         let old = storage
         let copy = Storage.allocate(old.elementCount, on: device, for: "to(\(device))")
+        if let collector = Profiler.current { collector.noteAllocation(copy.buffer, bytes: copy.buffer.capacity, label: "to", tensor: nil) }
         if old.elementCount > 0 {
             var bytes = [UInt8](repeating: 0, count: old.elementCount * 4)
             bytes.withUnsafeMutableBytes { raw in

@@ -1,0 +1,191 @@
+/// The backend a profiled task sees (`Storage.backend` while its task is profiled): every
+/// primitive and transfer runs inside a range of the task's profile, then goes to the real
+/// backend unchanged. This is the one place host op times are taken; kernels and copies get
+/// their device times where they are enqueued (`OpenCLBackend`).
+final class ProfilingBackend: Backend, @unchecked Sendable {
+    let inner: Backend
+    let collector: ProfileCollector
+    let device: String
+
+    init(_ inner: Backend, device: Device, collector: ProfileCollector) {
+        self.inner = inner
+        self.device = device.description
+        self.collector = collector
+    }
+
+    private func op<T>(_ name: String, _ destination: DeviceBuffer?, _ shapes: @autoclosure () -> [[Int]], _ body: () throws -> T) rethrows -> T {
+        try collector.primitive(name, destination: destination, device: device, shapes: shapes(), body)
+    }
+
+    private static func shapes(_ operands: Operand...) -> [[Int]] {
+        operands.map { if case .view(let v) = $0 { v.shape } else { [] } }
+    }
+
+    func allocate(bytes: Int) throws -> DeviceBuffer { try inner.allocate(bytes: bytes) }
+    func recycle(handle: OpaquePointer, capacity: Int) { inner.recycle(handle: handle, capacity: capacity) }
+    func emptyPool() { inner.emptyPool() }
+    var stats: BackendStats { inner.stats }
+    func resetPeak() { inner.resetPeak() }
+
+    func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer, byteOffset: Int) {
+        collector.transfer("upload", into: buffer, device: device, bytes: source.count) {
+            inner.upload(source, to: buffer, byteOffset: byteOffset)
+        }
+    }
+
+    func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+        try collector.transfer("download", into: nil, device: device, bytes: destination.count) {
+            try inner.download(buffer, offset: offset, into: destination)
+        }
+    }
+
+    func synchronize() throws {
+        try collector.scope("synchronize", kind: .scope, device: device) { try inner.synchronize() }
+    }
+
+    func copy(_ source: StridedView, to destination: DeviceBuffer) {
+        op("copy", destination, [source.shape]) { inner.copy(source, to: destination) }
+    }
+
+    func cast(_ source: StridedView, from: DType, to: DType, destination: DeviceBuffer) {
+        op("cast", destination, [source.shape]) { inner.cast(source, from: from, to: to, destination: destination) }
+    }
+
+    func fill(_ destination: DeviceBuffer, count: Int, value: Double, dtype: DType) {
+        op("fill", destination, []) { inner.fill(destination, count: count, value: value, dtype: dtype) }
+    }
+
+    func arange(_ destination: DeviceBuffer, count: Int, start: Double, step: Double, dtype: DType) {
+        op("arange", destination, []) { inner.arange(destination, count: count, start: start, step: step, dtype: dtype) }
+    }
+
+    func random(_ destination: DeviceBuffer, count: Int, distribution: RandomDistribution, seed: UInt64, offset: UInt64) {
+        op("random", destination, []) { inner.random(destination, count: count, distribution: distribution, seed: seed, offset: offset) }
+    }
+
+    func unary(_ unaryOp: UnaryOp, _ source: StridedView, destination: DeviceBuffer) {
+        op(unaryOp.kernelName, destination, [source.shape]) { inner.unary(unaryOp, source, destination: destination) }
+    }
+
+    func binary(_ binaryOp: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
+        op(binaryOp.rawValue, destination, Self.shapes(a, b)) { inner.binary(binaryOp, a, b, shape: shape, destination: destination) }
+    }
+
+    func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
+        op("where", destination, [condition.shape] + Self.shapes(a, b)) {
+            inner.select(condition, a, b, shape: shape, destination: destination)
+        }
+    }
+
+    func reduce(_ reduceOp: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner count: Int, destination: DeviceBuffer) {
+        op("\(reduceOp)", destination, [[outer, size, count]]) {
+            inner.reduce(reduceOp, source, offset: offset, outer: outer, size: size, inner: count, destination: destination)
+        }
+    }
+
+    func softmax(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, log: Bool, destination: DeviceBuffer) {
+        op(log ? "logSoftmax" : "softmax", destination, [[rows, cols]]) {
+            inner.softmax(source, offset: offset, rows: rows, cols: cols, log: log, destination: destination)
+        }
+    }
+
+    func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand, beta: Float, c: DeviceBuffer, cOffset: Int) {
+        op("gemm", c, [[batch, m, k], [batch, k, n]]) {
+            inner.gemm(m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, c: c, cOffset: cOffset)
+        }
+    }
+
+    private static func input(_ g: Conv2dGeometry) -> [Int] { [g.batch, g.channels, g.height, g.width] }
+
+    func im2col(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, destination: DeviceBuffer) {
+        op("im2col", destination, [Self.input(geometry)]) { inner.im2col(source, offset: offset, geometry: geometry, destination: destination) }
+    }
+
+    func col2im(_ columns: DeviceBuffer, geometry: Conv2dGeometry, destination: DeviceBuffer) {
+        op("col2im", destination, [Self.input(geometry)]) { inner.col2im(columns, geometry: geometry, destination: destination) }
+    }
+
+    func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer) {
+        op("maxPool2d", destination, [Self.input(geometry)]) {
+            inner.maxPool2d(source, offset: offset, geometry: geometry, destination: destination, indices: indices)
+        }
+    }
+
+    func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry: Conv2dGeometry, destination: DeviceBuffer) {
+        op("maxPool2dBackward", destination, [Self.input(geometry)]) {
+            inner.maxPool2dBackward(gradient, indices: indices, geometry: geometry, destination: destination)
+        }
+    }
+
+    func avgPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer) {
+        op("avgPool2d", destination, [Self.input(geometry)]) {
+            inner.avgPool2d(source, offset: offset, geometry: geometry, countPadding: countPadding, destination: destination)
+        }
+    }
+
+    func avgPool2dBackward(_ gradient: DeviceBuffer, geometry: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer) {
+        op("avgPool2dBackward", destination, [Self.input(geometry)]) {
+            inner.avgPool2dBackward(gradient, geometry: geometry, countPadding: countPadding, destination: destination)
+        }
+    }
+
+    func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner count: Int,
+                index: StridedView, indices: IndexRule, destination: DeviceBuffer) {
+        op("gather", destination, [[outer, size, count], index.shape]) {
+            inner.gather(source, offset: offset, outer: outer, size: size, inner: count, index: index, indices: indices, destination: destination)
+        }
+    }
+
+    func scatterAdd(_ values: StridedView, index: StridedView, outer: Int, size: Int, inner count: Int,
+                    indices: IndexRule, destination: DeviceBuffer) {
+        op("scatterAdd", destination, [values.shape, index.shape]) {
+            inner.scatterAdd(values, index: index, outer: outer, size: size, inner: count, indices: indices, destination: destination)
+        }
+    }
+
+    func attentionSoftmax(_ scores: DeviceBuffer, batch: Int, rows: Int, cols: Int, scale: Float, causal: Bool,
+                          mask: StridedView?, destination: DeviceBuffer) {
+        op("attentionSoftmax", destination, [[batch, rows, cols]] + (mask.map { [$0.shape] } ?? [])) {
+            inner.attentionSoftmax(scores, batch: batch, rows: rows, cols: cols, scale: scale, causal: causal, mask: mask, destination: destination)
+        }
+    }
+
+    func attentionSoftmaxBackward(_ probs: DeviceBuffer, gradient: DeviceBuffer, batch: Int, rows: Int, cols: Int,
+                                  scale: Float, causal: Bool, destination: DeviceBuffer) {
+        op("attentionSoftmaxBackward", destination, [[batch, rows, cols]]) {
+            inner.attentionSoftmaxBackward(probs, gradient: gradient, batch: batch, rows: rows, cols: cols, scale: scale,
+                                           causal: causal, destination: destination)
+        }
+    }
+}
+
+/// The flash-attention kernels of the wrapped backend, when it has them, timed like every
+/// other primitive (so a profile runs the same attention path as a normal run).
+extension ProfilingBackend: FlashAttentionBackend {
+    private var flash: FlashAttentionBackend? { inner as? FlashAttentionBackend }
+
+    func flashAttentionApplies(dim: Int) -> Bool { flash?.flashAttentionApplies(dim: dim) ?? false }
+
+    func prefersFlashAttention(batch: Int, rows: Int, cols: Int, dim: Int) -> Bool {
+        flash?.prefersFlashAttention(batch: batch, rows: rows, cols: cols, dim: dim) ?? false
+    }
+
+    func flashAttentionForward(query: DeviceBuffer, key: DeviceBuffer, value: DeviceBuffer, batch: Int, rows: Int, cols: Int,
+                               dim: Int, scale: Float, causal: Bool, output: DeviceBuffer, lse: DeviceBuffer) {
+        op("flashAttentionForward", output, [[batch, rows, dim], [batch, cols, dim]]) {
+            flash!.flashAttentionForward(query: query, key: key, value: value, batch: batch, rows: rows, cols: cols, dim: dim,
+                                         scale: scale, causal: causal, output: output, lse: lse)
+        }
+    }
+
+    func flashAttentionBackward(query: DeviceBuffer, key: DeviceBuffer, value: DeviceBuffer, output: DeviceBuffer,
+                                gradient: DeviceBuffer, lse: DeviceBuffer, batch: Int, rows: Int, cols: Int, dim: Int,
+                                scale: Float, causal: Bool, delta: DeviceBuffer,
+                                queryGradient: DeviceBuffer, keyGradient: DeviceBuffer, valueGradient: DeviceBuffer) {
+        op("flashAttentionBackward", queryGradient, [[batch, rows, dim], [batch, cols, dim]]) {
+            flash!.flashAttentionBackward(query: query, key: key, value: value, output: output, gradient: gradient, lse: lse,
+                                          batch: batch, rows: rows, cols: cols, dim: dim, scale: scale, causal: causal, delta: delta,
+                                          queryGradient: queryGradient, keyGradient: keyGradient, valueGradient: valueGradient)
+        }
+    }
+}
