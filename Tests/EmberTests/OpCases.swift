@@ -37,7 +37,7 @@ func indexTensor(_ values: [Int32], shape: [Int], like: Tensor) -> Tensor {
 }
 
 extension OpCase {
-    static let all: [OpCase] = unary + binary + reductions + linearAlgebra + shapes + indexing + zeroDim
+    static let all: [OpCase] = unary + binary + reductions + linearAlgebra + shapes + indexing + zeroDim + transformer
 
     static let unary: [OpCase] = [
         OpCase(name: "neg", shapes: [[2, 3]]) { -$0[0] },
@@ -166,6 +166,38 @@ extension OpCase {
         },
         OpCase(name: "scatterAdd", shapes: [[3, 4], [3, 2]]) { x in
             x[0].scatterAdd(dim: 1, index: indexTensor([1, 1, 0, 3, 2, 2], shape: [3, 2], like: x[0]), source: x[1]).square()
+        },
+    ]
+
+    /// The ops around attention (Structure.swift, Sorting.swift, Attention.swift).
+    static let transformer: [OpCase] = [
+        OpCase(name: "tril triu batched", shapes: [[2, 3, 4]]) { $0[0].tril(diagonal: -1) + $0[0].triu(diagonal: 1).exp() + $0[0].tril(diagonal: 5) },
+        OpCase(name: "maskedFill broadcast", shapes: [[2, 3]]) { x in
+            x[0].maskedFill(Tensor(shape: [3], data: [1, 0, 1], device: x[0].device).bool(), -2).exp()
+        },
+        OpCase(name: "split and chunk views", shapes: [[2, 5]]) { x in
+            let p = x[0].split(2, dim: 1), c = x[0].chunk(2, dim: 0)
+            return Tensor.cat([p[2] * 3, p[0].exp()], dim: 1) + c[1].square().reshape([5]).slice(dim: 0, start: 2)
+        },
+        OpCase(name: "cumsum", shapes: [[2, 5, 3]]) { $0[0].cumsum(dim: 1).square() + $0[0].cumsum(dim: -1) },
+        OpCase(name: "flip", shapes: [[2, 3, 4]]) { $0[0].flip(dims: [0, 2]) * Tensor.arange(0, 4, device: $0[0].device) },
+        OpCase(name: "sort and topk values", shapes: [[3, 5]], domain: -5...5) { x in
+            let s = x[0].sort(dim: 1, descending: true).values, t = x[0].topk(2, dim: 0, largest: false).values
+            return s.exp().sum(dim: 0) * 0.1 + t.square().sum(dim: 0)
+        },
+        OpCase(name: "sdpa", shapes: [[2, 3, 4], [2, 5, 4], [2, 5, 3]]) { scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2]) },
+        OpCase(name: "sdpa causal broadcast batch", shapes: [[2, 2, 4, 3], [2, 1, 4, 3], [1, 2, 4, 2]]) {
+            scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], isCausal: true)
+        },
+        OpCase(name: "sdpa causal L < S, scale", shapes: [[1, 3, 4], [1, 5, 4], [1, 5, 2]]) {
+            scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], isCausal: true, scale: 0.7)
+        },
+        OpCase(name: "sdpa bool mask", shapes: [[2, 3, 4], [2, 4, 4], [2, 4, 2]]) { x in
+            let mask = Tensor(shape: [3, 4], data: [1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0], device: x[0].device).bool()
+            return scaledDotProductAttention(query: x[0], key: x[1], value: x[2], attnMask: mask)
+        },
+        OpCase(name: "sdpa float mask with gradient", shapes: [[2, 3, 4], [2, 4, 4], [2, 4, 2], [2, 1, 4]]) { x in
+            scaledDotProductAttention(query: x[0], key: x[1], value: x[2], attnMask: x[3])
         },
     ]
 

@@ -1,0 +1,113 @@
+/// Structural ops around attention: triangular parts (`tril`, `triu`), `maskedFill`,
+/// `split`/`chunk` (views), `cumsum` and `flip`. Each is composed from existing ops, so its
+/// gradient follows from theirs: masked-out or filled positions get a zero gradient, the
+/// pieces of a split are slices, cumsum's gradient is the reverse cumsum, flip's is a flip.
+extension Tensor {
+    /// Keeps the elements with `column - row` on the kept side of `diagonal` on the last two
+    /// dims (batched over the others) and zeroes the rest.
+    private func triangle(_ op: String, diagonal: Int, lower: Bool) -> Tensor {
+        check(rank >= 2, "\(op): input tensor must have at least 2 dimensions, got shape \(Shape.describe(shape))")
+        let rows = shape[rank - 2], cols = shape[rank - 1]
+        if count == 0 { return clone() }
+        let c = Tensor.arange(0, Float(cols), device: device).reshape([1, cols])
+        let r = Tensor.arange(0, Float(rows), device: device).reshape([rows, 1])
+        let keep = lower ? (c - r) <= Float(diagonal) : (c - r) >= Float(diagonal)
+        let out = Tensor.where(keep, self, 0)
+        switch dtype {
+        case .float32: return out
+        case .int32: return out.int()
+        case .bool: return out.bool()
+        }
+    }
+
+    /// The lower triangle of the last two dims (`torch.tril`): elements with
+    /// `column - row <= diagonal` are kept, the others are zero.
+    public func tril(diagonal: Int = 0) -> Tensor { triangle("tril", diagonal: diagonal, lower: true) }
+
+    /// The upper triangle of the last two dims (`torch.triu`): elements with
+    /// `column - row >= diagonal` are kept, the others are zero.
+    public func triu(diagonal: Int = 0) -> Tensor { triangle("triu", diagonal: diagonal, lower: false) }
+
+    /// `value` where the boolean `mask` (broadcast to this tensor's shape) is true, this
+    /// tensor elsewhere (`torch.Tensor.masked_fill`); no gradient flows to filled positions.
+    public func maskedFill(_ mask: Tensor, _ value: Float) -> Tensor {
+        Tensor.checkSameDevice("maskedFill", self, mask)
+        check(mask.dtype == .bool, "maskedFill: only boolean masks are supported, but got mask with dtype \(mask.dtype)")
+        check(Shape.broadcast(mask.shape, shape) == shape,
+              "maskedFill: mask of shape \(Shape.describe(mask.shape)) cannot be broadcast to the input's shape \(Shape.describe(shape))")
+        let out = Tensor.where(mask, Tensor.full([], value, device: device), self)
+        switch dtype {
+        case .float32: return out
+        case .int32: return out.int()
+        case .bool: return out.bool()
+        }
+    }
+
+    /// Views of consecutive pieces of `size` elements along `dim` (`torch.split`); the last
+    /// piece is smaller when `size` does not divide the dim. No data is copied.
+    public func split(_ size: Int, dim: Int = 0) -> [Tensor] {
+        check(rank > 0, "split: expected a tensor with at least one dimension, got a 0-d tensor")
+        let d = Tensor.normalizeDim(dim, rank: rank, op: "split")
+        let n = shape[d]
+        check(size >= 0, "split: split_size must be non-negative, got \(size)")
+        check(size > 0 || n == 0, "split: split_size can only be 0 if dimension size is 0, but got dimension size of \(n)")
+        if n == 0 { return [self.slice(dim: d, start: 0, end: 0)] }
+        return stride(from: 0, to: n, by: size).map { slice(dim: d, start: $0, end: Swift.min($0 + size, n)) }
+    }
+
+    /// Views of consecutive pieces with the given sizes along `dim` (`torch.split` with a
+    /// list); the sizes must add up to the dim's size.
+    public func split(_ sizes: [Int], dim: Int = 0) -> [Tensor] {
+        check(rank > 0, "split: expected a tensor with at least one dimension, got a 0-d tensor")
+        let d = Tensor.normalizeDim(dim, rank: rank, op: "split")
+        check(sizes.allSatisfy { $0 >= 0 } && sizes.reduce(0, +) == shape[d],
+              "split: split sizes \(sizes) expect to sum exactly to \(shape[d]) (input tensor's size at dimension \(d)), but got sum \(sizes.reduce(0, +))")
+        var start = 0
+        return sizes.map { s in
+            defer { start += s }
+            return slice(dim: d, start: start, end: start + s)
+        }
+    }
+
+    /// At most `n` views along `dim` of `ceil(size / n)` elements each (`torch.chunk`); the last
+    /// may be smaller and there may be fewer than `n` pieces.
+    public func chunk(_ n: Int, dim: Int = 0) -> [Tensor] {
+        check(rank > 0, "chunk: expected a tensor with at least one dimension, got a 0-d tensor")
+        check(n > 0, "chunk: number of chunks must be greater than 0, got \(n)")
+        let d = Tensor.normalizeDim(dim, rank: rank, op: "chunk")
+        let size = shape[d]
+        if size == 0 { return (0..<n).map { _ in slice(dim: d, start: 0, end: 0) } }
+        return split((size + n - 1) / n, dim: d)
+    }
+
+    /// Running sums along `dim` (`torch.cumsum`); Int32 and bool inputs give Int32.
+    public func cumsum(dim: Int) -> Tensor {
+        let d = Tensor.normalizeDim(dim, rank: rank, op: "cumsum")
+        if rank == 0 || count == 0 { return dtype == .float32 ? self * 1 : floatStorage.castStorage(to: .int32) }
+        // Hillis–Steele scan: after the step with shift s, each element holds the sum of the
+        // 2s elements ending at it.
+        var x = floatStorage
+        let n = shape[d]
+        var s = 1
+        while s < n {
+            var padShape = x.shape
+            padShape[d] = s
+            let shifted = Tensor.cat([Tensor.zeros(padShape, device: device), x.slice(dim: d, start: 0, end: n - s)], dim: d)
+            x = x + shifted
+            s *= 2
+        }
+        return dtype == .float32 ? x : x.castStorage(to: .int32)
+    }
+
+    /// The elements in reverse order along each of `dims` (`torch.flip`; a copy).
+    public func flip(dims: [Int]) -> Tensor {
+        let ds = dims.map { Tensor.normalizeDim($0, rank: rank, op: "flip") }
+        check(Set(ds).count == ds.count, "flip: dims \(dims) has duplicates")
+        var x = self
+        for d in ds where rank > 0 && shape[d] > 1 {
+            let n = shape[d]
+            x = x.indexSelect(dim: d, index: Tensor.arange(Float(n - 1), -1, step: -1, dtype: .int32, device: device))
+        }
+        return x === self ? clone() : x
+    }
+}
