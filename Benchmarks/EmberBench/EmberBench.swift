@@ -67,6 +67,7 @@ struct EmberBench: ParsableCommand {
             try workloads.training(d, filter: matches)
             workloads.gpt(d, filter: matches)
             workloads.dispatch(d, filter: matches)
+            workloads.attention(d, filter: matches)
         }
         try workloads.checkpoint(filter: matches)
         print("\n" + Report.markdown(results, machine: machine))

@@ -37,6 +37,37 @@ struct Workloads {
         }
     }
 
+    /// Causal self-attention forward + backward at GPT shapes (B 12, H 4, head dim 32):
+    /// Ember's fused `scaledDotProductAttention` against the same computation composed from
+    /// matmul, maskedFill, softmax and matmul, taking turns repetition by repetition.
+    func attention(_ device: Device, filter: (String) -> Bool) {
+        for t in [64, 256] {
+            let name = "attention forward+backward T=\(t)"
+            guard filter(name) else { continue }
+            let shape = [12, 4, t, 32]
+            let q = Tensor.randn(shape, device: device, requiresGrad: true)
+            let k = Tensor.randn(shape, device: device, requiresGrad: true)
+            let v = Tensor.randn(shape, device: device, requiresGrad: true)
+            let g = Tensor.randn(shape, device: device)
+            let future = Tensor.ones([t, t], device: device).triu(diagonal: 1).bool()
+            try? device.synchronize()
+            // Two GEMMs forward, four backward: 2 * B * H * T * T * 32 multiply-adds each.
+            let flops = 6 * 2 * Double(12 * 4 * t * t * 32)
+            let fused = {
+                scaledDotProductAttention(query: q, key: k, value: v, isCausal: true).backward(gradient: g)
+                for x in [q, k, v] { x.grad = nil }
+            }
+            let composed = {
+                let scores = q.matmul(k.transpose(-2, -1)) * (1 / Float(32).squareRoot())
+                scores.maskedFill(future, -Float.infinity).softmax(dim: -1).matmul(v).backward(gradient: g)
+                for x in [q, k, v] { x.grad = nil }
+            }
+            let timings = timer.timeAlternating(on: device, fused, composed)
+            report("\(name) fused", device, timings.a, unit: "GFLOP/s") { flops / $0 / 1e9 }
+            report("\(name) composed", device, timings.b, unit: "GFLOP/s") { flops / $0 / 1e9 }
+        }
+    }
+
     func elementwise(_ device: Device, filter: (String) -> Bool) {
         let n = 16 * 1024 * 1024
         // Inputs are made (and synchronised) before any timing, only when a workload needs them.

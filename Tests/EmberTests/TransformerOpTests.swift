@@ -167,3 +167,179 @@ struct TransformerOpErrorTests {
         #expect(stderrText(result).contains(Self.misuses[index].message), "\(Self.misuses[index].message)")
     }
 }
+
+/// The fused attention kernels against the composed ops (matmul, mask, softmax, dropout,
+/// matmul), values and gradients, on every device and both kernel variants' shapes.
+@Suite("Attention: fused against composed")
+struct FusedAttentionTests {
+    struct Setup: Sendable, CustomTestStringConvertible {
+        let name: String
+        let q: [Int], k: [Int], v: [Int]
+        var mask: [Int]? = nil
+        var boolMask = false
+        var causal = false
+        var dropout: Float = 0
+        var testDescription: String { name }
+    }
+
+    static let setups: [Setup] = [
+        Setup(name: "plain, 2 batch dims, long rows", q: [2, 3, 5, 40], k: [2, 3, 37, 40], v: [2, 3, 37, 6]),
+        Setup(name: "causal", q: [2, 2, 33, 8], k: [2, 2, 33, 8], v: [2, 2, 33, 8], causal: true),
+        Setup(name: "causal L > S, shared keys", q: [3, 7, 4], k: [1, 5, 4], v: [5, 3], causal: true),
+        Setup(name: "padding mask [B, 1, 1, S] with a fully masked batch", q: [2, 3, 4, 8], k: [2, 3, 6, 8], v: [2, 3, 6, 5],
+              mask: [2, 1, 1, 6], boolMask: true),
+        Setup(name: "float mask [H, L, S] with gradient", q: [2, 3, 4, 8], k: [2, 3, 6, 8], v: [2, 3, 6, 5], mask: [3, 4, 6]),
+        Setup(name: "dropout", q: [2, 9, 8], k: [2, 9, 8], v: [2, 9, 4], causal: true, dropout: 0.3),
+        Setup(name: "flash shapes: causal, head dim 32", q: [2, 2, 37, 32], k: [2, 2, 37, 32], v: [2, 2, 37, 32], causal: true),
+        Setup(name: "flash shapes: L < S, broadcast batch, head dim 16", q: [3, 5, 16], k: [1, 19, 16], v: [3, 19, 16]),
+        Setup(name: "flash shapes: causal L > S, head dim 48", q: [2, 9, 48], k: [2, 4, 48], v: [2, 4, 48], causal: true),
+    ]
+
+    /// Output and gradients of every input (and of a float mask), through `path`.
+    enum Path { case composed, matmul, flash }
+
+    static func run(_ s: Setup, device: Device, fused: Bool) -> [[Float]] {
+        run(s, device: device, path: fused ? .flash : .composed)
+    }
+
+    /// Output and gradients through one path (`.flash` takes the device's flash kernels where
+    /// they apply, the GEMM path elsewhere).
+    static func run(_ s: Setup, device: Device, path: Path) -> [[Float]] {
+        Tensor.withRandomSeed(11) {
+            let q = Tensor.randn(s.q, device: device, requiresGrad: true)
+            let k = Tensor.randn(s.k, device: device, requiresGrad: true)
+            let v = Tensor.randn(s.v, device: device, requiresGrad: true)
+            var mask: Tensor? = nil
+            if let shape = s.mask {
+                if s.boolMask {
+                    var bits = (0..<Shape.count(shape)).map { Float($0 % 3 == 0 ? 0 : 1) }
+                    for j in 0..<shape.last! { bits[j] = 0 }  // batch 0: every key masked
+                    mask = Tensor(shape: shape, data: bits, device: device).bool()
+                } else {
+                    mask = Tensor.randn(shape, device: device, requiresGrad: true)
+                }
+            }
+            let scale = 1 / Float(s.q.last!).squareRoot()
+            let out = path == .composed
+                ? Tensor.composedAttention(query: q, key: k, value: v, attnMask: mask, dropoutP: s.dropout, isCausal: s.causal, scale: scale)
+                : Tensor.fusedAttention(query: q, key: k, value: v, attnMask: mask, dropoutP: s.dropout, isCausal: s.causal, scale: scale,
+                                        allowFlash: path == .flash, forceFlash: path == .flash)
+            let weight = Tensor.randn(out.shape, device: device)
+            (out * weight).sum().backward()
+            var results = [out.toArray(), q.grad!.toArray(), k.grad!.toArray(), v.grad!.toArray()]
+            if let mask, mask.requiresGrad { results.append(mask.grad!.toArray()) }
+            return results
+        }
+    }
+
+    @Test("values and gradients agree", arguments: setups)
+    func agree(_ setup: Setup) {
+        for device in TestDevices.all {
+            let composed = Self.run(setup, device: device, path: .composed)
+            for path in [Path.matmul, .flash] {
+                let fused = Self.run(setup, device: device, path: path)
+                #expect(fused.count == composed.count)
+                for (i, (a, b)) in zip(fused, composed).enumerated() {
+                    #expect(a.allSatisfy { $0.isFinite }, "\(setup.name) on \(device) via \(path): result \(i) not finite")
+                    expectClose(a, b, rtol: 1e-4, atol: 1e-5, "\(setup.name) on \(device) via \(path): result \(i)")
+                }
+            }
+        }
+    }
+
+    @Test("the GPU variants of the attention kernels agree with the composed ops on the CPU")
+    func gpuVariants() async {
+        await #expect(processExitsWith: .success) {
+            setenv("EMBER_OPENCL_KERNELS", "gpu", 1)
+            guard let gpu = TestDevices.openCL else { return }
+            precondition((gpu.backend as! OpenCLBackend).isCPU == false, "EMBER_OPENCL_KERNELS=gpu was not applied")
+            for setup in FusedAttentionTests.setups {
+                let fused = FusedAttentionTests.run(setup, device: gpu, fused: true)
+                let composed = FusedAttentionTests.run(setup, device: .cpu, fused: false)
+                for (a, b) in zip(fused, composed) {
+                    precondition(isClose(a, b, rtol: 1e-4, atol: 1e-5), "\(setup.name): GPU kernels differ from the composed ops")
+                }
+            }
+        }
+    }
+
+    @Test("the OpenCL CPU device has flash kernels for head dims that are multiples of 16, taken for large blocks")
+    func flashChosen() throws {
+        guard let gpu = TestDevices.openCL, let flash = gpu.backend as? FlashAttentionBackend, (gpu.backend as! OpenCLBackend).isCPU else { return }
+        #expect(flash.flashAttentionApplies(dim: 32) && !flash.flashAttentionApplies(dim: 24))
+        #expect(!flash.prefersFlashAttention(batch: 48, rows: 256, cols: 256, dim: 32))
+        #expect(flash.prefersFlashAttention(batch: 48, rows: 2048, cols: 2048, dim: 32))
+    }
+
+    @Test("a query with every key masked gets zero output, as in PyTorch", arguments: TestDevices.all)
+    func fullyMasked(_ device: Device) {
+        let q = Tensor.ones([2, 2], device: device), k = Tensor.ones([2, 2], device: device)
+        let v = Tensor(shape: [2, 2], data: [1, 2, 3, 4], device: device)
+        let mask = Tensor(shape: [2, 2], data: [1, 1, 0, 0], device: device).bool()
+        // torch 2.13: F.scaled_dot_product_attention gives [[2, 3], [0, 0]].
+        #expect(scaledDotProductAttention(query: q, key: k, value: v, attnMask: mask).toArray() == [2, 3, 0, 0])
+    }
+
+    @Test("second-order gradients through the fused op match the composed ones", arguments: TestDevices.all)
+    func secondOrder(_ device: Device) {
+        func hessianVector(fused: Bool) -> [Float] {
+            Tensor.withRandomSeed(5) {
+                let q = Tensor.randn([2, 3, 4], device: device, requiresGrad: true)
+                let k = Tensor.randn([2, 3, 4], device: device), v = Tensor.randn([2, 3, 4], device: device)
+                let out = fused ? Tensor.fusedAttention(query: q, key: k, value: v, attnMask: nil, dropoutP: 0, isCausal: true, scale: 0.5)
+                                : Tensor.composedAttention(query: q, key: k, value: v, attnMask: nil, dropoutP: 0, isCausal: true, scale: 0.5)
+                let g = Tensor.grad(of: out.square().sum(), wrt: [q], createGraph: true)[0]!
+                return Tensor.grad(of: g.square().sum(), wrt: [q])[0]!.toArray()
+            }
+        }
+        expectClose(hessianVector(fused: true), hessianVector(fused: false), rtol: 1e-4, atol: 1e-5)
+    }
+}
+
+/// `MultiheadAttention` against `torch.nn.MultiheadAttention` (Fixtures/make_mha_fixture.py).
+@Suite("MultiheadAttention")
+struct MultiheadAttentionTests {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/mha.safetensors")
+
+    @Test("parameter names are PyTorch's", arguments: [true, false])
+    func names(_ bias: Bool) {
+        let mha = MultiheadAttention(embedDim: 8, numHeads: 2, bias: bias)
+        let expected = bias ? ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"] : ["in_proj_weight", "out_proj.weight"]
+        #expect(mha.stateDict().map(\.name) == expected)
+        #expect(mha.inProjWeight.shape == [24, 8] && mha.outProj.weight.shape == [8, 8])
+    }
+
+    @Test("a PyTorch state dict loads and gives PyTorch's outputs", arguments: TestDevices.all)
+    func matchesTorch(_ device: Device) throws {
+        let file = try SafeTensors.read(from: Self.fixture)
+        let t = Dictionary(uniqueKeysWithValues: file.map { ($0.name, $0.tensor.to(device)) })
+        let mha = MultiheadAttention(embedDim: 8, numHeads: 2).to(device)
+        try mha.loadStateDict(StateDict(["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"].map { ($0, t[$0]!) }))
+        mha.eval()
+        let q = t["query"]!, k = t["key"]!, v = t["value"]!
+        let plain = mha(q, k, v)
+        expectClose(plain.output.toArray(), t["plain.output"]!.toArray(), rtol: 1e-5, atol: 1e-5)
+        expectClose(plain.weights!.toArray(), t["plain.weights"]!.toArray(), rtol: 1e-5, atol: 1e-5)
+        let padding = t["key_padding_mask"]!.bool(), mask = t["attn_mask"]!.bool()
+        let masked = mha(q, k, v, keyPaddingMask: padding, needWeights: false, attnMask: mask)
+        #expect(masked.weights == nil)
+        expectClose(masked.output.toArray(), t["masked.output"]!.toArray(), rtol: 1e-5, atol: 1e-5)
+        let perHead = mha(q, k, v, keyPaddingMask: padding, attnMask: mask, averageAttnWeights: false).weights!
+        expectClose(perHead.toArray(), t["masked.weights_per_head"]!.toArray(), rtol: 1e-5, atol: 1e-5)
+        let causal = mha(q, q, q, needWeights: false, isCausal: true).output
+        expectClose(causal.toArray(), t["causal.output"]!.toArray(), rtol: 1e-5, atol: 1e-5)
+        // batchFirst takes [N, L, E] and gives the same numbers transposed.
+        let first = MultiheadAttention(embedDim: 8, numHeads: 2, batchFirst: true).to(device)
+        try first.loadStateDict(mha.stateDict())
+        let out = first(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), needWeights: false).output
+        expectClose(out.transpose(0, 1).contiguous().toArray(), t["plain.output"]!.toArray(), rtol: 1e-5, atol: 1e-5)
+    }
+
+    @Test("gradients reach every parameter")
+    func gradients() {
+        let mha = Tensor.withRandomSeed(2) { MultiheadAttention(embedDim: 4, numHeads: 2) }
+        let x = Tensor.withRandomSeed(3) { Tensor.randn([5, 3, 4]) }
+        mha(x, x, x, needWeights: false, isCausal: true).output.square().sum().backward()
+        #expect(mha.parameters().allSatisfy { $0.grad != nil && $0.grad!.toArray().contains { $0 != 0 } })
+    }
+}

@@ -218,6 +218,18 @@ protocol Backend: AnyObject, Sendable {
     /// Softmax (or log-softmax) of each row of the contiguous `[rows, cols]` block.
     func softmax(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, log: Bool, destination: DeviceBuffer)
 
+    /// Attention weights from raw scores: for each row `i` of the `batch` contiguous `[rows, cols]`
+    /// blocks of `scores`, the softmax over keys `j` (only `j <= i` when `causal`) of
+    /// `scale * s[i, j] + mask[i, j]`, and 0 for the other keys and for rows whose keys are all
+    /// masked (-infinity). `mask`, when given, is an additive Float32 view shaped
+    /// `[b0, b1, rows, cols]` with `b0 * b1 == batch` (strides may be 0: it is read broadcast).
+    func attentionSoftmax(_ scores: DeviceBuffer, batch: Int, rows: Int, cols: Int, scale: Float, causal: Bool,
+                          mask: StridedView?, destination: DeviceBuffer)
+    /// The backward of `attentionSoftmax` from its output `probs` and the weights' gradient:
+    /// `scale * p * (g - sum_j p * g)` per row (0 past the causal prefix), the scores' gradient.
+    func attentionSoftmaxBackward(_ probs: DeviceBuffer, gradient: DeviceBuffer, batch: Int, rows: Int, cols: Int,
+                                  scale: Float, causal: Bool, destination: DeviceBuffer)
+
     /// Row-major `C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b]` for b in 0..<batch,
     /// with C of shape `[m, n]` and leading dimension `n` at `cOffset + b * m * n`.
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
@@ -257,4 +269,26 @@ extension Backend {
     func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer) {
         upload(source, to: buffer, byteOffset: 0)
     }
+}
+
+/// A backend with flash-style attention kernels: each query row streams over its keys with an
+/// online softmax, so no `[L, S]` block of scores or weights is stored; the backward
+/// recomputes the weights from the saved log-sum-exp. Inputs and outputs are contiguous
+/// `[batch, rows or cols, dim]` buffers; the value dim equals `dim`; there is no mask other
+/// than `causal` and no dropout.
+protocol FlashAttentionBackend: Backend {
+    /// Whether the flash kernels run for this head dim on this device.
+    func flashAttentionApplies(dim: Int) -> Bool
+    /// Whether they are this device's better path for this shape, given they apply
+    /// (`EMBER_ATTENTION=flash` or `matmul` forces one).
+    func prefersFlashAttention(batch: Int, rows: Int, cols: Int, dim: Int) -> Bool
+    /// `output = softmax(scale * q k^T (causal)) v` and each query row's log-sum-exp `lse` `[batch, rows]`.
+    func flashAttentionForward(query: DeviceBuffer, key: DeviceBuffer, value: DeviceBuffer, batch: Int, rows: Int, cols: Int,
+                               dim: Int, scale: Float, causal: Bool, output: DeviceBuffer, lse: DeviceBuffer)
+    /// The gradients of query, key and value from the forward's inputs, `output`, `lse` and the
+    /// output's gradient; `delta` `[batch, rows]` is scratch for `sum(gradient * output)` per row.
+    func flashAttentionBackward(query: DeviceBuffer, key: DeviceBuffer, value: DeviceBuffer, output: DeviceBuffer,
+                                gradient: DeviceBuffer, lse: DeviceBuffer, batch: Int, rows: Int, cols: Int, dim: Int,
+                                scale: Float, causal: Bool, delta: DeviceBuffer,
+                                queryGradient: DeviceBuffer, keyGradient: DeviceBuffer, valueGradient: DeviceBuffer)
 }

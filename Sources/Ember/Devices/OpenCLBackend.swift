@@ -9,7 +9,7 @@ import Foundation
 /// enqueue is remembered and thrown by the next of those two calls.
 final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Kernel source files, each built into one program when the backend is created.
-    static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl"]
+    static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl", "attention.cl"]
 
     let index: Int
     let info: DeviceInfo

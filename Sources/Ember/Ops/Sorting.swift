@@ -100,7 +100,7 @@ extension Tensor {
                     total -= w[pick]
                     w[pick] = 0
                     if total <= 0 && s + 1 < numSamples {
-                        // Fewer positive weights than samples: PyTorch fills with the zero-weight categories in order.
+                        // Fewer positive weights than samples: the rest are the unpicked categories in index order.
                         let chosen = Set(out[(r * numSamples)...(r * numSamples + s)])
                         var rest = (0..<categories).filter { !chosen.contains(Int32($0)) }.makeIterator()
                         for t in (s + 1)..<numSamples { out[r * numSamples + t] = Int32(rest.next()!) }
