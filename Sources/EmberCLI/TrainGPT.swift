@@ -87,6 +87,7 @@ extension TrainCommand {
                 if interactive { print(String(repeating: " ", count: 100), terminator: "\r") }
                 print(String(format: "step %5d: train loss %.4f, val loss %.4f, lr %.2e, %.1f s", iter, losses.train, losses.validation,
                              opt.lr, Date().timeIntervalSince(start)))
+                fflush(nil)
             }
             if iter == options.maxIters { break }
             let stepStart = Date()
