@@ -21,7 +21,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("weight-decay"), help: "Weight decay (default 0; gpt: 0.1 on 2-D weights only).") var weightDecay: Float?
     @Option(help: "Learning-rate schedule: constant or cosine (annealed to 0 over the epochs).") var schedule: Schedule = .cosine
     @Option(help: "Random seed for initialisation and shuffling.") var seed: UInt64 = 0
-    @Option(help: "Save the trained model (safetensors) to this path (gpt: default gpt.safetensors).") var save: String?
+    @Option(help: "Save the trained model (safetensors) to this path (gpt: default gpt.safetensors, written at each best validation loss).") var save: String?
     @Option(name: .customLong("idx-images"), help: "MNIST-format image file (gzip or plain) instead of the digits.") var idxImages: String?
     @Option(name: .customLong("idx-labels"), help: "MNIST-format label file matching --idx-images.") var idxLabels: String?
     @OptionGroup(title: "GPT (--model gpt; defaults: nanoGPT's shakespeare_char on a CPU)") var gpt: GPTOptions

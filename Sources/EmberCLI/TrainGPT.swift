@@ -47,8 +47,9 @@ struct GPTOptions: ParsableArguments {
 extension TrainCommand {
     /// nanoGPT's training loop on the bundled Shakespeare: AdamW with its two parameter
     /// groups (weight decay on >= 2-D parameters only), the warm-up + cosine schedule,
-    /// gradient clipping, train and validation loss every `evalInterval` iterations, and the
-    /// final model saved with its configuration and vocabulary.
+    /// gradient clipping, train and validation loss every `evalInterval` iterations and after
+    /// the last, and the model saved (with its configuration and vocabulary) at each evaluation
+    /// that improves the validation loss.
     func runGPT(on target: Device) throws {
         let options = gpt
         let corpus = try Shakespeare.load()
@@ -80,13 +81,20 @@ extension TrainCommand {
 
         let interactive = isatty(STDOUT_FILENO) != 0
         let start = Date()
-        var trainingSeconds = 0.0
+        let path = save ?? "gpt.safetensors"
+        var trainingSeconds = 0.0, bestValidation = Float.infinity
         for iter in 0...options.maxIters {
             if iter % options.evalInterval == 0 || iter == options.maxIters {
                 let losses = evaluate()
                 if interactive { print(String(repeating: " ", count: 100), terminator: "\r") }
                 print(String(format: "step %5d: train loss %.4f, val loss %.4f, lr %.2e, %.1f s", iter, losses.train, losses.validation,
                              opt.lr, Date().timeIntervalSince(start)))
+                if iter > 0 && losses.validation < bestValidation {
+                    // As nanoGPT: the checkpoint is the model at its best validation loss so far.
+                    bestValidation = losses.validation
+                    try net.save(to: URL(fileURLWithPath: path), tokenizer: corpus.tokenizer)
+                    print(String(format: "saved %@ (val loss %.4f)", path, losses.validation))
+                }
                 fflush(nil)
             }
             if iter == options.maxIters { break }
@@ -110,9 +118,6 @@ extension TrainCommand {
         let perStep = trainingSeconds / Double(options.maxIters)
         print(String(format: "%d iterations: %.1f ms/iter, %.0f tokens/s", options.maxIters, perStep * 1e3,
                      Double(batch * config.blockSize) / perStep))
-        let path = save ?? "gpt.safetensors"
-        try net.save(to: URL(fileURLWithPath: path), tokenizer: corpus.tokenizer)
-        print("saved \(path)")
     }
 
     private func gptProgressLine(iter: Int, of total: Int, loss: Float, msPerIter: Double, tokensPerSecond: Double) -> String {
