@@ -73,6 +73,7 @@ struct EmberBench: ParsableCommand {
             workloads.elementwise(d, filter: matches)
             workloads.convolution(d, filter: matches)
             try workloads.training(d, filter: matches)
+            workloads.gpt(d, filter: matches)
             workloads.dispatch(d, filter: matches)
             workloads.attention(d, filter: matches)
         }

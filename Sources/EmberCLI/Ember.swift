@@ -8,7 +8,7 @@ struct EmberCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ember",
         abstract: "Ember: tensors, autograd and training on the CPU and OpenCL devices.",
-        subcommands: [DevicesCommand.self, TrainCommand.self]
+        subcommands: [DevicesCommand.self, TrainCommand.self, SampleCommand.self]
     )
 }
 

@@ -5,24 +5,25 @@ import EmberPlot
 import Foundation
 
 /// `ember train`: trains an MLP or a CNN on the bundled digits (or IDX files) and reports
-/// loss, accuracy and throughput.
+/// loss, accuracy and throughput, or (`--model gpt`) a character-level GPT on the bundled
+/// Shakespeare (TrainGPT.swift).
 struct TrainCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train", abstract: "Train a classifier on the bundled digits or on MNIST-format files.")
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Train a classifier on the bundled digits or on MNIST-format files, or a GPT on the bundled Shakespeare.")
 
-    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn }
+    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn, gpt }
     enum OptimizerKind: String, ExpressibleByArgument, CaseIterable { case sgd, adam, adamw, rmsprop }
     enum Schedule: String, ExpressibleByArgument, CaseIterable { case constant, cosine }
 
-    @Option(help: "Model: mlp or cnn.") var model: ModelKind = .mlp
+    @Option(help: "Model: mlp, cnn or gpt.") var model: ModelKind = .mlp
     @Option(help: "Device: cpu, opencl or opencl:N (default: EMBER_DEVICE, else the first OpenCL device).") var device: String?
     @Option(help: "Training epochs.") var epochs = 20
-    @Option(name: .customLong("batch-size"), help: "Examples per batch.") var batchSize = 64
-    @Option(help: "Learning rate.") var lr: Float = 0.1
+    @Option(name: .customLong("batch-size"), help: "Examples per batch (default 64; gpt: 12 sequences).") var batchSize: Int?
+    @Option(help: "Learning rate (default 0.1; gpt: 1e-3, the peak of the warm-up + cosine schedule).") var lr: Float?
     @Option(help: "Optimizer: sgd (momentum 0.9), adam, adamw or rmsprop.") var optimizer: OptimizerKind = .sgd
-    @Option(name: .customLong("weight-decay"), help: "Weight decay.") var weightDecay: Float = 0
+    @Option(name: .customLong("weight-decay"), help: "Weight decay (default 0; gpt: 0.1 on 2-D weights only).") var weightDecay: Float?
     @Option(help: "Learning-rate schedule: constant or cosine (annealed to 0 over the epochs).") var schedule: Schedule = .cosine
     @Option(help: "Random seed for initialisation and shuffling.") var seed: UInt64 = 0
-    @Option(help: "Save the trained model (safetensors) to this path.") var save: String?
+    @Option(help: "Save the trained model (safetensors) to this path (gpt: default gpt.safetensors, written at each best validation loss).") var save: String?
     @Option(name: .customLong("idx-images"), help: "MNIST-format image file (gzip or plain) instead of the digits.") var idxImages: String?
     @Option(name: .customLong("idx-labels"), help: "MNIST-format label file matching --idx-images.") var idxLabels: String?
     @Flag(help: "Data-parallel training across the processes mpirun starts (mpirun -np 2 ember train --distributed): each process reads its share of every epoch, --batch-size is per process, gradients are averaged, and only rank 0 prints and saves.")
@@ -35,14 +36,22 @@ struct TrainCommand: ParsableCommand {
 
     /// Steps run before profiling starts (the first ones compile kernels and fill the memory pool).
     static let profileWarmup = 3
+    @OptionGroup(title: "GPT (--model gpt; defaults: nanoGPT's shakespeare_char on a CPU)") var gpt: GPTOptions
 
     func validate() throws {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive, got \(epochs)") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
-        guard lr.isFinite && lr > 0 else { throw ValidationError("--lr must be a positive number, got \(lr)") }
-        guard weightDecay.isFinite && weightDecay >= 0 else { throw ValidationError("--weight-decay must be a number >= 0, got \(weightDecay)") }
+        if let batchSize, batchSize <= 0 { throw ValidationError("--batch-size must be positive, got \(batchSize)") }
+        if let lr, !(lr.isFinite && lr > 0) { throw ValidationError("--lr must be a positive number, got \(lr)") }
+        if let weightDecay, !(weightDecay.isFinite && weightDecay >= 0) { throw ValidationError("--weight-decay must be a number >= 0, got \(weightDecay)") }
         guard (idxImages == nil) == (idxLabels == nil) else { throw ValidationError("--idx-images and --idx-labels go together") }
         guard profileSteps > 0 else { throw ValidationError("--profile-steps must be positive, got \(profileSteps)") }
+        if model == .gpt {
+            guard idxImages == nil else { throw ValidationError("--model gpt trains on the bundled Shakespeare; --idx-images does not apply") }
+            guard !distributed, profile == nil, plot == nil else {
+                throw ValidationError("--distributed, --profile and --plot apply to --model mlp and cnn, not gpt")
+            }
+            try gpt.validate(learningRate: lr ?? GPTOptions.defaultLR)
+        }
     }
 
     func run() throws {
@@ -56,6 +65,8 @@ struct TrainCommand: ParsableCommand {
         let isMain = group?.isMain ?? true
         let target = try selectedDevice(device)
         Tensor.manualSeed(seed)
+        if model == .gpt { return try runGPT(on: target) }
+        let batchSize = batchSize ?? 64, lr = lr ?? 0.1
         let (train, test, name) = try loadData()
         let imageShape = Array(train.inputs.shape.dropFirst())
         if model == .cnn && (imageShape.count != 3 || imageShape[1] < 4 || imageShape[2] < 4) {
@@ -178,6 +189,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     private func makeOptimizer(_ parameters: [Tensor]) -> Optimizer {
+        let lr = lr ?? 0.1, weightDecay = weightDecay ?? 0
         switch optimizer {
         case .sgd: return SGD(parameters, lr: lr, momentum: 0.9, weightDecay: weightDecay)
         case .adam: return Adam(parameters, lr: lr, weightDecay: weightDecay)

@@ -75,24 +75,25 @@ public final class BatchNorm2d: BatchNorm {
 public final class LayerNorm: Module, Layer {
     /// Scale, shaped `normalizedShape` (when elementwise affine).
     @OptionalParameter public var weight: Tensor?
-    /// Shift, shaped `normalizedShape` (when elementwise affine).
+    /// Shift, shaped `normalizedShape` (when elementwise affine with `bias`).
     @OptionalParameter public var bias: Tensor?
     let normalizedShape: [Int]
     let eps: Float
 
-    /// Normalises over the last `normalizedShape.count` dims.
-    public init(_ normalizedShape: [Int], eps: Float = 1e-5, elementwiseAffine: Bool = true) {
+    /// Normalises over the last `normalizedShape.count` dims; `bias: false` keeps the scale
+    /// and drops the shift (PyTorch's `LayerNorm(..., bias=False)`, nanoGPT's LayerNorm).
+    public init(_ normalizedShape: [Int], eps: Float = 1e-5, elementwiseAffine: Bool = true, bias: Bool = true) {
         check(!normalizedShape.isEmpty && normalizedShape.allSatisfy { $0 > 0 },
               "LayerNorm: normalizedShape must be non-empty and positive, got \(normalizedShape)")
         self.normalizedShape = normalizedShape
         self.eps = eps
         weight = elementwiseAffine ? Tensor.ones(normalizedShape) : nil
-        bias = elementwiseAffine ? Tensor.zeros(normalizedShape) : nil
+        self.bias = elementwiseAffine && bias ? Tensor.zeros(normalizedShape) : nil
     }
 
     /// Normalises over the last dim, of size `normalizedShape` (PyTorch's `LayerNorm(n)`).
-    public convenience init(_ normalizedShape: Int, eps: Float = 1e-5, elementwiseAffine: Bool = true) {
-        self.init([normalizedShape], eps: eps, elementwiseAffine: elementwiseAffine)
+    public convenience init(_ normalizedShape: Int, eps: Float = 1e-5, elementwiseAffine: Bool = true, bias: Bool = true) {
+        self.init([normalizedShape], eps: eps, elementwiseAffine: elementwiseAffine, bias: bias)
     }
 
     /// The normalised input.

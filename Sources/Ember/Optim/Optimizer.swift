@@ -1,14 +1,54 @@
 import Foundation
 
-/// The base of every optimizer: the parameters it updates, a learning rate, per-parameter
-/// state tensors (on each parameter's device, updated in place), and `zeroGrad()`.
-open class Optimizer {
-    /// The parameters updated by `step()`.
-    public let parameters: [Tensor]
-    /// The learning rate (schedulers change it).
-    public var lr: Float {
-        didSet { Optimizer.checkRate(lr, name: "lr", in: type(of: self)) }
+/// A set of parameters with its own hyper-parameters (PyTorch's `param_groups` entries):
+/// nanoGPT, for example, decays its 2-D weights and not its biases and LayerNorm weights.
+///
+/// A nil `lr` or `weightDecay` means the optimizer's own value (its `lr:`/`weightDecay:`
+/// argument); the optimizer fills them in when it adopts the group, so the groups in
+/// `Optimizer.paramGroups` always hold numbers. Setting one back to nil there restores the
+/// optimizer's value.
+public struct ParamGroup {
+    /// The group's parameters (fixed once an optimizer holds them).
+    public let params: [Tensor]
+    /// The group's learning rate (schedulers set it per group).
+    public var lr: Float?
+    /// The group's weight decay (L2 for SGD, Adam and RMSprop; decoupled for AdamW).
+    public var weightDecay: Float?
+
+    /// A group of `params`; nil hyper-parameters take the optimizer's values.
+    public init(params: [Tensor], lr: Float? = nil, weightDecay: Float? = nil) {
+        self.params = params
+        self.lr = lr
+        self.weightDecay = weightDecay
     }
+}
+
+/// The base of every optimizer: the parameters it updates in parameter groups (each with a
+/// learning rate and a weight decay), per-parameter state tensors (on each parameter's
+/// device, updated in place), and `zeroGrad()`.
+open class Optimizer {
+    /// Every parameter updated by `step()`, the groups' parameters in order (the indices of
+    /// `steps` and of the state dict's `state.<i>` entries, as PyTorch numbers them).
+    public let parameters: [Tensor]
+    /// The parameter groups; change `paramGroups[i].lr` (or `weightDecay`) between steps to
+    /// give a group its own schedule. A group's parameters cannot change.
+    public var paramGroups: [ParamGroup] {
+        didSet { adoptGroups(previous: oldValue) }
+    }
+    /// The learning rate of the first group; setting it sets every group's (schedulers do).
+    public var lr: Float {
+        get { groupLR[0] }
+        set {
+            Optimizer.checkRate(newValue, name: "lr", in: type(of: self))
+            for g in paramGroups.indices { paramGroups[g].lr = newValue }
+        }
+    }
+    /// The optimizer's own learning rate and weight decay, used by groups that give none.
+    let defaultLR: Float, defaultWeightDecay: Float
+    /// Each group's learning rate and weight decay, resolved for `update`.
+    private(set) var groupLR: [Float] = [], groupWeightDecay: [Float] = []
+    /// The group of each parameter.
+    let groupIndex: [Int]
     /// Updates applied to each parameter so far (PyTorch's per-parameter `step`): a parameter
     /// without a gradient is skipped by `step()` and keeps its count.
     public private(set) var steps: [Int]
@@ -16,9 +56,17 @@ open class Optimizer {
     var state: [[String: Tensor]]
 
     /// An optimizer over `parameters` (which must be distinct float32 leaves) with learning
-    /// rate `lr`. The optimizer holds the tensor objects: moving the model with `to(_:)` or
-    /// re-initialising it in place afterwards keeps it valid.
-    public init(_ parameters: [Tensor], lr: Float) {
+    /// rate `lr`, in one group. The optimizer holds the tensor objects: moving the model with
+    /// `to(_:)` or re-initialising it in place afterwards keeps it valid.
+    public convenience init(_ parameters: [Tensor], lr: Float) {
+        self.init([ParamGroup(params: parameters)], lr: lr, weightDecay: 0)
+    }
+
+    /// An optimizer over parameter groups; groups without their own `lr` or `weightDecay`
+    /// get these. Every parameter must be a distinct float32 leaf, in one group only; at
+    /// least one group must hold parameters.
+    public init(_ groups: [ParamGroup], lr: Float, weightDecay: Float) {
+        let parameters = groups.flatMap(\.params)
         check(!parameters.isEmpty, "\(type(of: self)): got an empty parameter list")
         var seen: [ObjectIdentifier: Int] = [:]
         for (i, p) in parameters.enumerated() {
@@ -28,11 +76,53 @@ open class Optimizer {
             }
         }
         Optimizer.checkRate(lr, name: "lr", in: Self.self)
+        Optimizer.checkRate(weightDecay, name: "weightDecay", in: Self.self)
         self.parameters = parameters
-        self.lr = lr
+        self.defaultLR = lr
+        self.defaultWeightDecay = weightDecay
+        self.groupIndex = groups.enumerated().flatMap { g, group in Array(repeating: g, count: group.params.count) }
         self.steps = Array(repeating: 0, count: parameters.count)
         self.state = Array(repeating: [:], count: parameters.count)
+        self.paramGroups = groups
+        adoptGroups(previous: nil)
     }
+
+    /// Fills the groups' nil hyper-parameters with the optimizer's, checks them, and resolves
+    /// them for `update`; stops when a group's parameters were replaced.
+    private func adoptGroups(previous: [ParamGroup]?) {
+        if let previous {
+            check(paramGroups.count == previous.count && zip(paramGroups, previous).allSatisfy { new, old in
+                new.params.count == old.params.count && zip(new.params, old.params).allSatisfy { $0 === $1 }
+            }, "\(type(of: self)): paramGroups' parameters cannot change (\(previous.count) groups before, \(paramGroups.count) now); make a new optimizer")
+        }
+        var lrs: [Float] = [], decays: [Float] = []
+        for group in paramGroups {
+            let lr = group.lr ?? defaultLR, decay = group.weightDecay ?? defaultWeightDecay
+            Optimizer.checkRate(lr, name: "lr", in: type(of: self))
+            Optimizer.checkRate(decay, name: "weightDecay", in: type(of: self))
+            lrs.append(lr)
+            decays.append(decay)
+        }
+        groupLR = lrs
+        groupWeightDecay = decays
+        if paramGroups.contains(where: { $0.lr == nil || $0.weightDecay == nil }) {
+            var filled = paramGroups
+            for g in filled.indices {
+                filled[g].lr = lrs[g]
+                filled[g].weightDecay = decays[g]
+            }
+            paramGroups = filled  // one assignment: its didSet finds nothing left to fill
+        }
+    }
+
+    /// The learning rate of group `group`.
+    public func lr(ofGroup group: Int) -> Float { groupLR[group] }
+
+    /// The learning rate of parameter `index`'s group.
+    public func lr(ofParameter index: Int) -> Float { groupLR[groupIndex[index]] }
+
+    /// The weight decay of parameter `index`'s group.
+    public func weightDecay(ofParameter index: Int) -> Float { groupWeightDecay[groupIndex[index]] }
 
     /// Stops unless hyper-parameter `name` of optimizer `owner` is finite and >= 0.
     static func checkRate(_ value: Float, name: String, in owner: Optimizer.Type) {
@@ -62,7 +152,8 @@ open class Optimizer {
     }
 
     /// The update rule for parameter `index` (runs under `noGrad`, after `steps[index]` has
-    /// been incremented).
+    /// been incremented); `lr(ofParameter:)` and `weightDecay(ofParameter:)` give its group's
+    /// hyper-parameters.
     open func update(_ index: Int, _ parameter: Tensor, _ gradient: Tensor) {
         fatalError("\(type(of: self)) must override update(_:_:_:)")
     }
@@ -76,10 +167,11 @@ open class Optimizer {
     }
 
     /// Optimizer state as named tensors for checkpoints, flattened from PyTorch's layout:
-    /// `param_groups.0.lr`, then for each parameter that has been updated `state.<i>.step`
-    /// and its state tensors (`state.<i>.exp_avg`, ...). The tensors are the live state.
+    /// each group's `param_groups.<g>.lr`, then for each parameter that has been updated
+    /// `state.<i>.step` and its state tensors (`state.<i>.exp_avg`, ...), `i` counting the
+    /// parameters across groups. The tensors are the live state.
     public func stateDict() -> StateDict {
-        var out: [(String, Tensor)] = [("param_groups.0.lr", Tensor(lr))]
+        var out: [(String, Tensor)] = groupLR.enumerated().map { ("param_groups.\($0).lr", Tensor($1)) }
         for (i, entries) in state.enumerated() where steps[i] > 0 || !entries.isEmpty {
             out.append(("state.\(i).step", Tensor(Float(steps[i]))))
             for name in entries.keys.sorted() { out.append(("state.\(i).\(name)", entries[name]!)) }
@@ -88,20 +180,21 @@ open class Optimizer {
     }
 
     /// Restores state saved by `stateDict()`; tensors are copied to each parameter's device.
+    /// A group whose rate the dict lacks keeps its rate (a single-group file sets group 0).
     /// Throws, changing nothing, when a key is unknown or a tensor has the wrong shape.
     public func loadStateDict(_ dict: StateDict) throws {
         var unexpected: [String] = [], shapes: [String] = []
-        var newLR = lr, newSteps = steps, newState = state
+        var newLR = groupLR, newSteps = steps, newState = state
         for (key, tensor) in dict {
-            if key == "param_groups.0.lr" {
+            let parts = key.split(separator: ".", maxSplits: 2).map(String.init)
+            if parts.count == 3, parts[0] == "param_groups", parts[2] == "lr", let g = Int(parts[1]), paramGroups.indices.contains(g) {
                 guard tensor.count == 1, tensor.item().isFinite, tensor.item() >= 0 else {
                     shapes.append("\(key): expected a finite rate >= 0, got \(Shape.describe(tensor.shape))")
                     continue
                 }
-                newLR = tensor.item()
+                newLR[g] = tensor.item()
                 continue
             }
-            let parts = key.split(separator: ".", maxSplits: 2).map(String.init)
             guard parts.count == 3, parts[0] == "state", let i = Int(parts[1]), parameters.indices.contains(i),
                   parts[2] == "step" || stateNames.contains(parts[2]) else {
                 unexpected.append(key)
@@ -122,7 +215,7 @@ open class Optimizer {
         if !unexpected.isEmpty || !shapes.isEmpty {
             throw EmberError.stateDictMismatch(missing: [], unexpected: unexpected.sorted(), shapeMismatches: shapes.sorted())
         }
-        lr = newLR
+        for g in paramGroups.indices { paramGroups[g].lr = newLR[g] }
         steps = newSteps
         state = newState
     }
@@ -131,25 +224,31 @@ open class Optimizer {
 /// Stochastic gradient descent with momentum, dampening, Nesterov and weight decay, exactly as
 /// `torch.optim.SGD`.
 public final class SGD: Optimizer {
-    let momentum: Float, dampening: Float, nesterov: Bool, weightDecay: Float
+    let momentum: Float, dampening: Float, nesterov: Bool
 
     /// SGD with PyTorch's hyper-parameters.
-    public init(_ parameters: [Tensor], lr: Float, momentum: Float = 0, dampening: Float = 0,
+    public convenience init(_ parameters: [Tensor], lr: Float, momentum: Float = 0, dampening: Float = 0,
+                            nesterov: Bool = false, weightDecay: Float = 0) {
+        self.init([ParamGroup(params: parameters)], lr: lr, momentum: momentum, dampening: dampening,
+                  nesterov: nesterov, weightDecay: weightDecay)
+    }
+
+    /// SGD over parameter groups; `lr` and `weightDecay` are the values of groups that give none.
+    public init(_ groups: [ParamGroup], lr: Float, momentum: Float = 0, dampening: Float = 0,
                 nesterov: Bool = false, weightDecay: Float = 0) {
         Optimizer.checkRate(momentum, name: "momentum", in: SGD.self)
         Optimizer.checkRate(dampening, name: "dampening", in: SGD.self)
-        Optimizer.checkRate(weightDecay, name: "weightDecay", in: SGD.self)
         check(!nesterov || (momentum > 0 && dampening == 0), "SGD: nesterov needs momentum > 0 and zero dampening")
         self.momentum = momentum
         self.dampening = dampening
         self.nesterov = nesterov
-        self.weightDecay = weightDecay
-        super.init(parameters, lr: lr)
+        super.init(groups, lr: lr, weightDecay: weightDecay)
     }
 
     override public var stateNames: Set<String> { ["momentum_buffer"] }
 
     override public func update(_ index: Int, _ p: Tensor, _ grad: Tensor) {
+        let weightDecay = weightDecay(ofParameter: index)
         var g = weightDecay != 0 ? grad + p * weightDecay : grad
         if momentum != 0 {
             if let buffer = state[index]["momentum_buffer"] {
@@ -161,38 +260,43 @@ public final class SGD: Optimizer {
                 g = nesterov ? g + buffer * momentum : buffer
             }
         }
-        p -= g * lr
+        p -= g * lr(ofParameter: index)
     }
 }
 
 /// Adam (`torch.optim.Adam`), with L2 weight decay added to the gradient.
 public class Adam: Optimizer {
-    let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    let beta1: Float, beta2: Float, eps: Float
     /// Weight decay applied to the parameter itself (AdamW) instead of the gradient.
     let decoupled: Bool
 
     /// Adam with PyTorch's defaults.
     public convenience init(_ parameters: [Tensor], lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
                             eps: Float = 1e-8, weightDecay: Float = 0) {
-        self.init(parameters, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: false)
+        self.init([ParamGroup(params: parameters)], lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: false)
     }
 
-    init(_ parameters: [Tensor], lr: Float, betas: (Float, Float), eps: Float, weightDecay: Float, decoupled: Bool) {
+    /// Adam over parameter groups; `lr` and `weightDecay` are the values of groups that give none.
+    public convenience init(_ groups: [ParamGroup], lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
+                            eps: Float = 1e-8, weightDecay: Float = 0) {
+        self.init(groups, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: false)
+    }
+
+    init(_ groups: [ParamGroup], lr: Float, betas: (Float, Float), eps: Float, weightDecay: Float, decoupled: Bool) {
         let owner: Optimizer.Type = decoupled ? AdamW.self : Adam.self
         check(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1, "\(owner): betas must be in [0, 1), got \(betas)")
         Optimizer.checkRate(eps, name: "eps", in: owner)
-        Optimizer.checkRate(weightDecay, name: "weightDecay", in: owner)
         beta1 = betas.0
         beta2 = betas.1
         self.eps = eps
-        self.weightDecay = weightDecay
         self.decoupled = decoupled
-        super.init(parameters, lr: lr)
+        super.init(groups, lr: lr, weightDecay: weightDecay)
     }
 
     override public var stateNames: Set<String> { ["exp_avg", "exp_avg_sq"] }
 
     override public func update(_ index: Int, _ p: Tensor, _ grad: Tensor) {
+        let lr = lr(ofParameter: index), weightDecay = weightDecay(ofParameter: index)
         var g = grad
         if weightDecay != 0 {
             if decoupled { p *= 1 - lr * weightDecay } else { g = g + p * weightDecay }
@@ -215,32 +319,46 @@ public final class AdamW: Adam {
     /// AdamW with PyTorch's defaults.
     public init(_ parameters: [Tensor], lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
                 eps: Float = 1e-8, weightDecay: Float = 1e-2) {
-        super.init(parameters, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true)
+        super.init([ParamGroup(params: parameters)], lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true)
+    }
+
+    /// AdamW over parameter groups (nanoGPT: `[ParamGroup(params: decay, weightDecay: 0.1),
+    /// ParamGroup(params: noDecay, weightDecay: 0)]`); `lr` and `weightDecay` are the values
+    /// of groups that give none.
+    public init(_ groups: [ParamGroup], lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
+                eps: Float = 1e-8, weightDecay: Float = 1e-2) {
+        super.init(groups, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true)
     }
 }
 
 /// RMSprop (`torch.optim.RMSprop`), with optional momentum and centering.
 public final class RMSprop: Optimizer {
-    let alpha: Float, eps: Float, weightDecay: Float, momentum: Float, centered: Bool
+    let alpha: Float, eps: Float, momentum: Float, centered: Bool
 
     /// RMSprop with PyTorch's defaults.
-    public init(_ parameters: [Tensor], lr: Float = 1e-2, alpha: Float = 0.99, eps: Float = 1e-8,
+    public convenience init(_ parameters: [Tensor], lr: Float = 1e-2, alpha: Float = 0.99, eps: Float = 1e-8,
+                            weightDecay: Float = 0, momentum: Float = 0, centered: Bool = false) {
+        self.init([ParamGroup(params: parameters)], lr: lr, alpha: alpha, eps: eps, weightDecay: weightDecay,
+                  momentum: momentum, centered: centered)
+    }
+
+    /// RMSprop over parameter groups; `lr` and `weightDecay` are the values of groups that give none.
+    public init(_ groups: [ParamGroup], lr: Float = 1e-2, alpha: Float = 0.99, eps: Float = 1e-8,
                 weightDecay: Float = 0, momentum: Float = 0, centered: Bool = false) {
         check(alpha >= 0 && alpha <= 1, "RMSprop: alpha must be in [0, 1], got \(alpha)")
         Optimizer.checkRate(eps, name: "eps", in: RMSprop.self)
-        Optimizer.checkRate(weightDecay, name: "weightDecay", in: RMSprop.self)
         Optimizer.checkRate(momentum, name: "momentum", in: RMSprop.self)
         self.alpha = alpha
         self.eps = eps
-        self.weightDecay = weightDecay
         self.momentum = momentum
         self.centered = centered
-        super.init(parameters, lr: lr)
+        super.init(groups, lr: lr, weightDecay: weightDecay)
     }
 
     override public var stateNames: Set<String> { ["square_avg", "grad_avg", "momentum_buffer"] }
 
     override public func update(_ index: Int, _ p: Tensor, _ grad: Tensor) {
+        let lr = lr(ofParameter: index), weightDecay = weightDecay(ofParameter: index)
         let g = weightDecay != 0 ? grad + p * weightDecay : grad
         let squareAverage = stateTensor(index, "square_avg") { Tensor.zeros(like: p) }
         squareAverage *= alpha

@@ -1,36 +1,47 @@
 import Foundation
 
-/// A learning-rate schedule: `step()` advances one epoch (or iteration) and sets the
-/// optimizer's `lr` from the closed form of `torch.optim.lr_scheduler`.
+/// A learning-rate schedule: `step()` advances one epoch (or iteration) and sets the learning
+/// rate of each of the optimizer's parameter groups from the closed form of
+/// `torch.optim.lr_scheduler`, applied to that group's base rate.
 ///
 /// `stateDict()` and `loadStateDict(_:)` save and restore what PyTorch's scheduler state
 /// holds (`last_epoch`, `base_lrs`, `_last_lr` and the schedule's settings), so a scheduler
 /// made on a resumed optimizer (whose `lr` is mid-schedule) continues exactly.
 public class LRScheduler {
-    /// The optimizer whose `lr` is set.
+    /// The optimizer whose groups' rates are set.
     public let optimizer: Optimizer
-    /// The learning rate at epoch 0 (PyTorch's `base_lrs`).
-    public private(set) var baseLR: Float
+    /// Each group's learning rate at epoch 0 (PyTorch's `base_lrs`).
+    public private(set) var baseLRs: [Float]
     /// Epochs stepped so far (PyTorch's `last_epoch`).
     public private(set) var epoch = 0
-    /// The learning rate last set (PyTorch's `get_last_lr()`).
-    public internal(set) var lastLR: Float
+    /// The rates last set, one per group (PyTorch's `get_last_lr()`).
+    public internal(set) var lastLRs: [Float]
+
+    /// The first group's base rate.
+    public var baseLR: Float { baseLRs[0] }
+    /// The first group's rate last set.
+    public var lastLR: Float { lastLRs[0] }
 
     init(_ optimizer: Optimizer) {
         self.optimizer = optimizer
-        self.baseLR = optimizer.lr
-        self.lastLR = optimizer.lr
+        self.baseLRs = optimizer.paramGroups.indices.map { optimizer.lr(ofGroup: $0) }
+        self.lastLRs = baseLRs
     }
 
-    /// Advances one epoch and updates the optimizer's learning rate.
+    /// Advances one epoch and updates every group's learning rate.
     public func step() {
         epoch += 1
-        optimizer.lr = rate(at: epoch)
-        lastLR = optimizer.lr
+        apply(epoch)
     }
 
-    /// The learning rate at `epoch`.
-    func rate(at epoch: Int) -> Float { baseLR }
+    /// Sets every group's rate to the schedule's value at `epoch`.
+    func apply(_ epoch: Int) {
+        lastLRs = baseLRs.map { rate(at: epoch, base: $0) }
+        for (g, rate) in lastLRs.enumerated() { optimizer.paramGroups[g].lr = rate }
+    }
+
+    /// The learning rate at `epoch` of a group whose base rate is `base`.
+    func rate(at epoch: Int, base: Float) -> Float { base }
 
     /// The schedule's settings by PyTorch name (`step_size`, `gamma`, ...); counts are whole numbers.
     var settings: [(name: String, value: Float)] { [] }
@@ -42,11 +53,11 @@ public class LRScheduler {
     func validate(setting name: String, _ value: Float) -> String? { value.isFinite ? nil : "expected a finite number" }
 
     /// The scheduler's state, PyTorch's names: `last_epoch` (int32), `base_lrs` and `_last_lr`
-    /// (one rate per parameter group, so shape [1]) and the settings (int32 counts, float32 factors).
+    /// (one rate per parameter group, shape [groups]) and the settings (int32 counts, float32 factors).
     public func stateDict() -> StateDict {
         var out: [(String, Tensor)] = [("last_epoch", Tensor(shape: [], data: [Int32(clamping: epoch)])),
-                                       ("base_lrs", Tensor(shape: [1], data: [baseLR])),
-                                       ("_last_lr", Tensor(shape: [1], data: [lastLR]))]
+                                       ("base_lrs", Tensor(shape: [baseLRs.count], data: baseLRs)),
+                                       ("_last_lr", Tensor(shape: [lastLRs.count], data: lastLRs))]
         for (name, value) in settings {
             out.append((name, LRScheduler.counts.contains(name) ? Tensor(shape: [], data: [Int32(value)]) : Tensor(value)))
         }
@@ -54,21 +65,33 @@ public class LRScheduler {
     }
 
     /// Settings that are counts (saved as int32).
-    static var counts: Set<String> { ["step_size", "T_max", "total_iters"] }
+    static var counts: Set<String> { ["step_size", "T_max", "total_iters", "warmup_iters", "lr_decay_iters"] }
 
-    /// Restores state saved by `stateDict()` and sets the optimizer's `lr` to the restored
-    /// last rate (PyTorch leaves that to the optimizer's state dict; setting it here too
-    /// makes the order of loading and of making the scheduler irrelevant: `LinearLR`'s
-    /// initialiser changes the rate). Throws, changing nothing, when a key is missing or
-    /// unknown or a value is malformed.
+    /// Restores state saved by `stateDict()` and sets each group's rate to its restored last
+    /// rate (PyTorch leaves that to the optimizer's state dict; setting it here too makes the
+    /// order of loading and of making the scheduler irrelevant: `LinearLR`'s initialiser
+    /// changes the rate). Throws, changing nothing, when a key is missing or unknown, a value
+    /// is malformed, or the rates are not one per group.
     public func loadStateDict(_ dict: StateDict) throws {
         let expected = ["last_epoch", "base_lrs", "_last_lr"] + settings.map(\.name)
         let missing = expected.filter { dict[$0] == nil }.sorted()
         let unexpected = dict.keys.filter { !expected.contains($0) }.sorted()
+        let groups = optimizer.paramGroups.count
         var bad: [String] = []
-        var values: [String: Float] = [:]
+        var values: [String: Float] = [:], rates: [String: [Float]] = [:]
         for name in expected {
             guard let tensor = dict[name] else { continue }
+            if name == "base_lrs" || name == "_last_lr" {
+                let list = tensor.float().toArray()
+                if tensor.rank > 1 || list.count != groups {
+                    bad.append("\(name): expected one rate per parameter group (\(groups)), got shape \(Shape.describe(tensor.shape))")
+                } else if let wrong = list.first(where: { !($0.isFinite && $0 >= 0) }) {
+                    bad.append("\(name): expected a finite rate >= 0, got \(wrong)")
+                } else {
+                    rates[name] = list
+                }
+                continue
+            }
             guard tensor.count == 1 && tensor.rank <= 1 else {
                 bad.append("\(name): expected one value, got shape \(Shape.describe(tensor.shape))")
                 continue
@@ -77,7 +100,6 @@ public class LRScheduler {
             let problem: String?
             switch name {
             case "last_epoch": problem = value >= 0 && value == value.rounded() && value < 2e9 ? nil : "expected a whole number >= 0, got \(value)"
-            case "base_lrs", "_last_lr": problem = value.isFinite && value >= 0 ? nil : "expected a finite rate >= 0, got \(value)"
             default: problem = validate(setting: name, value)
             }
             if let problem { bad.append("\(name): \(problem)") } else { values[name] = value }
@@ -86,10 +108,10 @@ public class LRScheduler {
             throw EmberError.stateDictMismatch(missing: missing, unexpected: unexpected, shapeMismatches: bad)
         }
         epoch = Int(values["last_epoch"]!)
-        baseLR = values["base_lrs"]!
-        lastLR = values["_last_lr"]!
+        baseLRs = rates["base_lrs"]!
+        lastLRs = rates["_last_lr"]!
         restore(settings: values)
-        optimizer.lr = lastLR
+        for (g, rate) in lastLRs.enumerated() { optimizer.paramGroups[g].lr = rate }
     }
 
     /// Why `value` is not a positive whole number, or nil.
@@ -110,7 +132,7 @@ public final class StepLR: LRScheduler {
         super.init(optimizer)
     }
 
-    override func rate(at epoch: Int) -> Float { baseLR * Foundation.pow(gamma, Float(epoch / stepSize)) }
+    override func rate(at epoch: Int, base: Float) -> Float { base * Foundation.pow(gamma, Float(epoch / stepSize)) }
 
     override var settings: [(name: String, value: Float)] { [("step_size", Float(stepSize)), ("gamma", gamma)] }
 
@@ -134,7 +156,7 @@ public final class ExponentialLR: LRScheduler {
         super.init(optimizer)
     }
 
-    override func rate(at epoch: Int) -> Float { baseLR * Foundation.pow(gamma, Float(epoch)) }
+    override func rate(at epoch: Int, base: Float) -> Float { base * Foundation.pow(gamma, Float(epoch)) }
 
     override var settings: [(name: String, value: Float)] { [("gamma", gamma)] }
 
@@ -155,8 +177,8 @@ public final class CosineAnnealingLR: LRScheduler {
         super.init(optimizer)
     }
 
-    override func rate(at epoch: Int) -> Float {
-        etaMin + (baseLR - etaMin) * (1 + Foundation.cos(Float.pi * Float(epoch) / Float(tMax))) / 2
+    override func rate(at epoch: Int, base: Float) -> Float {
+        etaMin + (base - etaMin) * (1 + Foundation.cos(Float.pi * Float(epoch) / Float(tMax))) / 2
     }
 
     override var settings: [(name: String, value: Float)] { [("T_max", Float(tMax)), ("eta_min", etaMin)] }
@@ -176,7 +198,7 @@ public final class CosineAnnealingLR: LRScheduler {
 public final class LinearLR: LRScheduler {
     private(set) var startFactor: Float, endFactor: Float, totalIters: Int
 
-    /// Sets the rate to `baseLR * startFactor` now.
+    /// Sets each group's rate to its base rate times `startFactor` now.
     public init(_ optimizer: Optimizer, startFactor: Float = 1.0 / 3, endFactor: Float = 1, totalIters: Int = 5) {
         check(startFactor > 0 && startFactor <= 1, "LinearLR: startFactor must be in (0, 1], got \(startFactor)")
         check(endFactor >= 0 && endFactor <= 1, "LinearLR: endFactor must be in [0, 1], got \(endFactor)")
@@ -185,12 +207,11 @@ public final class LinearLR: LRScheduler {
         self.endFactor = endFactor
         self.totalIters = totalIters
         super.init(optimizer)
-        optimizer.lr = rate(at: 0)
-        lastLR = optimizer.lr
+        apply(0)
     }
 
-    override func rate(at epoch: Int) -> Float {
-        baseLR * (startFactor + (endFactor - startFactor) * Float(min(epoch, totalIters)) / Float(totalIters))
+    override func rate(at epoch: Int, base: Float) -> Float {
+        base * (startFactor + (endFactor - startFactor) * Float(min(epoch, totalIters)) / Float(totalIters))
     }
 
     override var settings: [(name: String, value: Float)] {
@@ -209,5 +230,59 @@ public final class LinearLR: LRScheduler {
         startFactor = settings["start_factor"]!
         endFactor = settings["end_factor"]!
         totalIters = Int(settings["total_iters"]!)
+    }
+}
+
+/// nanoGPT's schedule (`get_lr` in its train.py): a linear warm-up over `warmupIters`
+/// iterations, a cosine decay to `minLR` at iteration `lrDecayIters`, then `minLR`.
+/// Iteration `it` (the number of `step()` calls so far, starting at 0 when made) gets
+/// `base * (it + 1) / (warmupIters + 1)` while `it < warmupIters`, then
+/// `minLR + (base - minLR) * (1 + cos(pi * (it - warmupIters) / (lrDecayIters - warmupIters))) / 2`
+/// up to `lrDecayIters`. Made before the first iteration, it sets iteration 0's rate; call
+/// `step()` after every optimizer step.
+public final class WarmupCosineLR: LRScheduler {
+    private(set) var warmupIters: Int, lrDecayIters: Int, minLR: Float
+
+    /// Sets each group's rate for iteration 0 now.
+    public init(_ optimizer: Optimizer, warmupIters: Int, lrDecayIters: Int, minLR: Float) {
+        check(warmupIters >= 0, "WarmupCosineLR: warmupIters must be >= 0, got \(warmupIters)")
+        check(lrDecayIters > warmupIters, "WarmupCosineLR: lrDecayIters (\(lrDecayIters)) must exceed warmupIters (\(warmupIters))")
+        check(minLR.isFinite && minLR >= 0, "WarmupCosineLR: minLR must be a finite number >= 0, got \(minLR)")
+        self.warmupIters = warmupIters
+        self.lrDecayIters = lrDecayIters
+        self.minLR = minLR
+        super.init(optimizer)
+        apply(0)
+    }
+
+    /// nanoGPT's `get_lr(it)` for a learning rate of `base`.
+    public static func rate(iteration it: Int, base: Float, warmupIters: Int, lrDecayIters: Int, minLR: Float) -> Float {
+        if it < warmupIters { return Float(Double(base) * Double(it + 1) / Double(warmupIters + 1)) }
+        if it > lrDecayIters { return minLR }
+        let ratio = Double(it - warmupIters) / Double(lrDecayIters - warmupIters)
+        let coefficient = 0.5 * (1 + Foundation.cos(Double.pi * ratio))
+        return Float(Double(minLR) + coefficient * Double(base - minLR))
+    }
+
+    override func rate(at epoch: Int, base: Float) -> Float {
+        WarmupCosineLR.rate(iteration: epoch, base: base, warmupIters: warmupIters, lrDecayIters: lrDecayIters, minLR: minLR)
+    }
+
+    override var settings: [(name: String, value: Float)] {
+        [("warmup_iters", Float(warmupIters)), ("lr_decay_iters", Float(lrDecayIters)), ("min_lr", minLR)]
+    }
+
+    override func validate(setting name: String, _ value: Float) -> String? {
+        switch name {
+        case "warmup_iters": return value >= 0 && value == value.rounded() && value < 2e9 ? nil : "expected a whole number >= 0, got \(value)"
+        case "lr_decay_iters": return LRScheduler.positiveCount(value)
+        default: return value.isFinite && value >= 0 ? nil : "expected a finite rate >= 0, got \(value)"
+        }
+    }
+
+    override func restore(settings: [String: Float]) {
+        warmupIters = Int(settings["warmup_iters"]!)
+        lrDecayIters = Int(settings["lr_decay_iters"]!)
+        minLR = settings["min_lr"]!
     }
 }
