@@ -4,14 +4,15 @@
 ///
 /// Unlike `precondition`, whose message is dropped under `-O`, the message is printed in
 /// debug and optimized builds alike, so a user of `swift build -c release` sees which op
-/// failed and why. The message is built only when the check fails.
+/// failed and why. The message is built only when the check fails. The package's other
+/// libraries (EmberDistributed) use this same check (`package` access).
 @inline(__always)
-func check(_ condition: Bool, _ message: @autoclosure () -> String) {
+package func check(_ condition: Bool, _ message: @autoclosure () -> String) {
     if _slowPath(!condition) { failCheck(message()) }
 }
 
 /// Stops the program with a programmer-error message (the failing branch of `check`).
 @inline(never)
-func failCheck(_ message: String) -> Never {
+package func failCheck(_ message: String) -> Never {
     fatalError(message)
 }
