@@ -49,6 +49,7 @@ struct DevicesCommand: ParsableCommand {
                 print("  gemm:          \(gemm.implementation == .ember ? "Ember kernel" : "CLBlast") (\(gemm.source)"
                       + (figures.isEmpty ? ")" : ": " + figures.joined(separator: ", ") + ")"))
             }
+            if let core = device.blasCore { print("  gemm:          OpenBLAS, kernels \(core)") }
             print("  extensions:    \(info.extensions.joined(separator: " "))")
             print("")
         }

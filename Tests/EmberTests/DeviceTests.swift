@@ -360,3 +360,13 @@ struct ArgumentCheckTests {
         #expect(stderrText(result).contains("SGD: lr must be a finite number >= 0, got nan"))
     }
 }
+
+extension DeviceTests {
+    @Test("on a CPU with AVX2 or AVX-512, OpenBLAS does not run its generic fallback kernels")
+    func blasKernels() {
+        guard let core = CPUBackend.blasCore else { return }  // the BLAS is not OpenBLAS
+        if ember_cpu_isa() != EMBER_ISA_SCALAR && ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil {
+            #expect(!core.hasPrefix("Prescott"), "OpenBLAS runs \(core)")
+        }
+    }
+}

@@ -17,4 +17,13 @@ void ember_softmax_rows(const float *x, float *y, long rows, long cols, int log)
 /// (tests run every path the machine supports).
 void ember_softmax_rows_isa(ember_isa isa, const float *x, float *y, long rows, long cols, int log);
 
+/// The name of the kernel set OpenBLAS runs (`SkylakeX`, `Haswell`, ...), or NULL when the
+/// BLAS is not OpenBLAS.
+const char *ember_blas_core(void);
+
+/// The kernel set OpenBLAS had picked at load, when Ember replaced it with one for the
+/// instructions the CPU has (OpenBLAS falls back to "Prescott" on CPUs it does not
+/// recognise); NULL when it was left as it was.
+const char *ember_blas_core_reselected_from(void);
+
 #endif

@@ -24,6 +24,15 @@ final class CPUBackend: Backend, @unchecked Sendable {
         if openblas_get_num_threads() != count { openblas_set_num_threads(Int32(count)) }
     }
 
+    /// The kernel set OpenBLAS runs, noting the one Ember replaced (`Sources/CPUKernels/blas_core.c`
+    /// reselects OpenBLAS's kernels at load when it fell back to its generic ones on a CPU
+    /// with AVX-512 or AVX2).
+    static var blasCore: String? {
+        guard let core = ember_blas_core() else { return nil }
+        let name = String(cString: core)
+        return ember_blas_core_reselected_from().map { "\(name) (reselected by Ember: OpenBLAS picked \(String(cString: $0)) for this CPU)" } ?? name
+    }
+
     /// Name, vendor, cores, memory and SIMD features of the host CPU.
     static let info: DeviceInfo = {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""

@@ -71,6 +71,11 @@ public struct Device: Hashable, Sendable, CustomStringConvertible {
     /// which uses OpenBLAS). Asking before any GEMM has run makes the measurement now.
     public var gemmChoice: GEMMChoice? { (backend as? OpenCLBackend)?.gemmChoice() }
 
+    /// On the CPU, the kernel set OpenBLAS runs (`SkylakeX`, `Haswell`, ...), with the one it
+    /// had picked at load when Ember replaced OpenBLAS's generic fallback (`Prescott`) on a
+    /// CPU that has AVX-512 or AVX2; nil on OpenCL devices.
+    public var blasCore: String? { kind == .cpu ? CPUBackend.blasCore : nil }
+
     /// Memory and transfer counters of this device's backend.
     public var stats: BackendStats { backend.stats }
 
