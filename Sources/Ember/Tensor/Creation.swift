@@ -141,17 +141,7 @@ extension Tensor {
     /// gradients flow back to the source device.
     public func to(_ target: Device) -> Tensor {
         if target == device { return self }
-        let source = dense
-        let out = Tensor(uninitialized: shape, dtype: dtype, device: target, op: "to(\(target))")
-        if count > 0 {
-            var bytes = [UInt8](repeating: 0, count: count * 4)
-            bytes.withUnsafeMutableBytes { raw in
-                do { try source.backend.download(source.storage.buffer, offset: source.offset, into: raw) } catch {
-                    fatalError("to(\(target)): reading from \(device): \(error)")
-                }
-            }
-            bytes.withUnsafeBytes { out.backend.upload($0, to: out.storage.buffer) }
-        }
+        let out = deviceCopy(to: target, op: "to(\(target))")
         let from = device
         return out.recording("ToCopyBackward", inputs: [self]) { g in [g.to(from)] }
     }

@@ -18,12 +18,7 @@ extension Tensor {
     public func copyBytes(into destination: UnsafeMutableRawBufferPointer) {
         check(destination.count == count * 4, "copyBytes(into:): \(destination.count) bytes for a tensor of \(count * 4) bytes")
         guard count > 0 else { return }
-        let source = dense
-        do {
-            try source.backend.download(source.storage.buffer, offset: source.offset, into: destination)
-        } catch {
-            fatalError("copyBytes(into:): \(error)")
-        }
+        dense.readBytes(into: destination, failure: "copyBytes(into:)")
     }
 
     /// Overwrites the elements in place with `source` (exactly `count * 4` bytes, row-major).

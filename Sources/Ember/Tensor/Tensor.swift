@@ -100,17 +100,8 @@ public final class Tensor: @unchecked Sendable {
             return
         }
         let old = storage
-        let copy = Storage.allocate(old.elementCount, on: device, for: "to(\(device))")
-        if let collector = Profiler.current { collector.noteAllocation(copy.buffer, bytes: copy.buffer.capacity, label: "to", tensor: nil) }
-        if old.elementCount > 0 {
-            var bytes = [UInt8](repeating: 0, count: old.elementCount * 4)
-            bytes.withUnsafeMutableBytes { raw in
-                do { try old.backend.download(old.buffer, offset: 0, into: raw) } catch {
-                    fatalError("to(\(device)): reading from \(old.device): \(error)")
-                }
-            }
-            bytes.withUnsafeBytes { copy.backend.upload($0, to: copy.buffer) }
-        }
+        let whole = Tensor(storage: old, shape: [old.elementCount], strides: [1], offset: 0, dtype: dtype)
+        let copy = whole.deviceCopy(to: device, op: "to(\(device))").storage
         copy.version = old.version + 1
         moved[ObjectIdentifier(old)] = (old, copy)
         storage = copy
@@ -211,6 +202,24 @@ public final class Tensor: @unchecked Sendable {
         return out
     }
 
+    /// A contiguous copy of this tensor's elements on `target` (no autograd), passed through
+    /// host memory one `fromHost` chunk at a time.
+    func deviceCopy(to target: Device, op: String) -> Tensor {
+        let source = dense
+        return Tensor.fromHost(shape: shape, dtype: dtype, device: target, op: op) { chunk, byteOffset in
+            source.readBytes(into: chunk, fromElement: byteOffset / 4, failure: "\(op): reading from \(source.device)")
+        }
+    }
+
+    /// Copies this contiguous tensor's elements from element `first` on into `destination`
+    /// (waiting for the device); a device failure stops the program with `failure` and the error.
+    func readBytes(into destination: UnsafeMutableRawBufferPointer, fromElement first: Int = 0,
+                   failure: @autoclosure () -> String) {
+        do { try backend.download(storage.buffer, offset: offset + first, into: destination) } catch {
+            fatalError("\(failure()): \(error)")
+        }
+    }
+
     /// Hands this tensor's bytes, row-major, to `body` in chunks of at most `hostChunkBytes`
     /// read from the device one after another (waiting for it): writing a tensor of any size
     /// to a file needs one chunk of host memory.
@@ -274,11 +283,7 @@ public final class Tensor: @unchecked Sendable {
         if n == 0 { return [] }
         let source = dense
         var out = [UInt32](repeating: 0, count: n)
-        out.withUnsafeMutableBytes { bytes in
-            do { try source.backend.download(source.storage.buffer, offset: source.offset, into: bytes) } catch {
-                fatalError("reading \(device) tensor: \(error)")
-            }
-        }
+        out.withUnsafeMutableBytes { source.readBytes(into: $0, failure: "reading \(device) tensor") }
         return out
     }
 
