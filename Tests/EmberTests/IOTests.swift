@@ -177,16 +177,11 @@ extension IOTests {
         try SafeTensors.write(["a": Tensor.ones([12 << 20]), "b": Tensor.full([4 << 20], 2)], to: IOTests.loadPath(getpid()))
         defer { try? FileManager.default.removeItem(at: IOTests.loadPath(getpid())) }
         await #expect(processExitsWith: .success) {
-            func status(_ field: String) -> Int {
-                let text = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-                let line = text.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
-                return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
-            }
             // Resets the peak (VmHWM) to the current resident size.
             try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
-            let baseline = status("VmRSS")
+            let baseline = processMemory("VmRSS")
             let loaded = try! SafeTensors.read(from: IOTests.loadPath(getppid()))
-            let peak = status("VmHWM") - baseline
+            let peak = processMemory("VmHWM") - baseline
             precondition(loaded["a"]!.count == 12 << 20 && loaded["b"]!.sum().item() == Float(8 << 20))
             precondition(Double(peak) <= 1.2 * Double(64 << 20), "loading 64 MiB peaked \(peak) bytes above the baseline")
         }

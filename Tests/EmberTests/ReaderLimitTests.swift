@@ -98,15 +98,11 @@ struct ReaderLimitTests {
             let empty = FileManager.default.temporaryDirectory.appendingPathComponent("ember-empty-\(getpid())")
             FileManager.default.createFile(atPath: empty.path, contents: Data())
             defer { try? FileManager.default.removeItem(at: empty) }
-            func residentBytes() -> Int {
-                let fields = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8))?.split(separator: " ") ?? []
-                return (fields.count > 1 ? Int(fields[1]) ?? 0 : 0) * Int(getpagesize())
-            }
             for _ in 0..<1000 { _ = try? CSVDataset(url: empty, labelColumn: 0) }
-            let before = residentBytes()
+            let before = processMemory("VmRSS")
             // 4 KiB leaked per read would be 80 MB here.
             for _ in 0..<20_000 { _ = try? CSVDataset(url: empty, labelColumn: 0) }
-            let grown = residentBytes() - before
+            let grown = processMemory("VmRSS") - before
             precondition(grown < 16 << 20, "20,000 reads of an empty file grew the process by \(grown) bytes")
         }
     }

@@ -139,3 +139,11 @@ func parityMismatches(_ name: String, on gpu: Device, inputs: [[Float]], shapes:
 func stderrText(_ result: ExitTest.Result?) -> String {
     result.map { String(decoding: $0.standardErrorContent, as: UTF8.self) } ?? ""
 }
+
+/// A memory figure of this process from `/proc/self/status` (`VmRSS`, the resident size, or
+/// `VmHWM`, its peak), in bytes.
+func processMemory(_ field: String) -> Int {
+    let text = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let line = text.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
+    return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+}
