@@ -101,30 +101,31 @@ public final class DataLoader: Sequence {
     public private(set) var epoch = 0
 
     /// A loader over `dataset`; `seed` fixes the shuffling order of every epoch.
-    public init(_ dataset: Dataset, batchSize: Int, shuffle: Bool = false, seed: UInt64 = 0, dropLast: Bool = false, device: Device = .cpu) {
-        check(batchSize > 0, "DataLoader: batchSize must be positive, got \(batchSize)")
-        check(dataset.count > 0, "DataLoader: the dataset is empty")
-        self.dataset = dataset
-        self.batchSize = batchSize
-        self.shuffle = shuffle
-        self.seed = seed
-        self.dropLast = dropLast
-        self.device = device
-        self.sampler = nil
+    public convenience init(_ dataset: Dataset, batchSize: Int, shuffle: Bool = false, seed: UInt64 = 0, dropLast: Bool = false,
+                            device: Device = .cpu) {
+        self.init(dataset, batchSize: batchSize, shuffle: shuffle, seed: seed, sampler: nil, dropLast: dropLast, device: device)
     }
 
     /// A loader reading the examples `sampler` yields each epoch, in its order (PyTorch's
     /// `DataLoader(dataset, sampler=...)`; shuffling is the sampler's business).
-    public init(_ dataset: Dataset, batchSize: Int, sampler: Sampler, dropLast: Bool = false, device: Device = .cpu) {
+    public convenience init(_ dataset: Dataset, batchSize: Int, sampler: Sampler, dropLast: Bool = false, device: Device = .cpu) {
+        self.init(dataset, batchSize: batchSize, shuffle: false, seed: 0, sampler: sampler, dropLast: dropLast, device: device)
+    }
+
+    private init(_ dataset: Dataset, batchSize: Int, shuffle: Bool, seed: UInt64, sampler: Sampler?, dropLast: Bool, device: Device) {
         check(batchSize > 0, "DataLoader: batchSize must be positive, got \(batchSize)")
-        check(sampler.count > 0, "DataLoader: the sampler yields no examples")
+        if let sampler {
+            check(sampler.count > 0, "DataLoader: the sampler yields no examples")
+        } else {
+            check(dataset.count > 0, "DataLoader: the dataset is empty")
+        }
         self.dataset = dataset
         self.batchSize = batchSize
-        self.shuffle = false
-        self.seed = 0
+        self.shuffle = shuffle
+        self.seed = seed
+        self.sampler = sampler
         self.dropLast = dropLast
         self.device = device
-        self.sampler = sampler
     }
 
     /// Batches per epoch.
