@@ -1,10 +1,40 @@
-// Elementwise kernels: copies, casts, constants, unary / binary / select over broadcast
-// strides. Op codes match UnaryOp.code and BinaryOp.rawValue in Backend.swift.
+// Elementwise kernels: copies, constants, select, and the layout helpers and storage
+// macros of the op kernels that ElementwiseSource (Devices/ElementwiseOps.swift) generates
+// from the ops' definitions and appends to this file, with the casts between dtypes.
+// The program is built once per float storage type: STORAGE 0 float32, 1 float16 (through
+// vload_half / vstore_half_rte, no cl_khr_fp16 needed), 2 bfloat16 (ushort bits, rounded to
+// nearest even); every kernel computes in float.
 // Strided operands pass their collapsed shape and strides as int8 (at most 8 dims).
 // Strided kernels give each work-item a run of RUN consecutive elements of one row (a row
 // is the last collapsed dim; the others number the rows), which it loops over: the
 // divisions that locate a row are done once per run. RUN is 1 on GPUs (adjacent work-items
 // touch adjacent elements) and 64 on CPU devices (a loop the compiler vectorises).
+
+#ifndef STORAGE
+#define STORAGE 0
+#endif
+
+// bfloat16 <-> float: the top 16 bits, rounded to nearest even; NaN stays a (quiet) NaN.
+inline float bf16_to_float(ushort b) { return as_float((uint)b << 16); }
+inline ushort float_to_bf16(float f) {
+    uint u = as_uint(f);
+    if (isnan(f)) return (ushort)((u >> 16) | 0x40);
+    return (ushort)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+
+#if STORAGE == 1
+#define ELEM half
+#define LOAD(p, i) vload_half((i), (p))
+#define STORE(p, i, v) vstore_half_rte((v), (i), (p))
+#elif STORAGE == 2
+#define ELEM ushort
+#define LOAD(p, i) bf16_to_float((p)[i])
+#define STORE(p, i, v) ((p)[i] = float_to_bf16(v))
+#else
+#define ELEM float
+#define LOAD(p, i) ((p)[i])
+#define STORE(p, i, v) ((p)[i] = (v))
+#endif
 
 // For work-item t: the run's row, its first column j0, its output index i0 and length len.
 #define STRIDED_RUN(n, rank, shape) \
@@ -34,109 +64,31 @@ inline int view_offset(int row, int j, int rank, int8 shape, int8 stride) {
     return off;
 }
 
-// The ops, as X(name, expression) lists: one kernel is generated per op and layout, so
-// no kernel branches on an op code (branches keep PoCL from vectorising work-groups).
-#define UNARY_OPS(X) \
-    X(neg, -x) X(abs, fabs(x)) X(sign, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x)) \
-    X(exp, exp(x)) X(log, log(x)) X(sqrt, sqrt(x)) X(rsqrt, 1.0f / sqrt(x)) X(square, x * x) \
-    X(reciprocal, 1.0f / x) X(sin, sin(x)) X(cos, cos(x)) X(tanh, tanh(x)) \
-    X(sigmoid, 1.0f / (1.0f + exp(-x))) X(relu, x > 0.0f ? x : 0.0f) \
-    X(gelu, 0.5f * x * (1.0f + erf(x * 0.70710678118654752f))) X(erf, erf(x)) \
-    X(gelu_tanh, 0.5f * x * (1.0f + tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)))) \
-    X(leaky_relu, x > 0.0f ? x : p0 * x) X(clamp, fmin(fmax(x, p0), p1)) X(pow_scalar, pow(x, p0))
-
-#define BINARY_OPS(X) \
-    X(add, a + b) X(sub, a - b) X(mul, a * b) X(div, a / b) X(pow, pow(a, b)) \
-    X(maximum, (isnan(a) || isnan(b)) ? NAN : fmax(a, b)) X(minimum, (isnan(a) || isnan(b)) ? NAN : fmin(a, b)) \
-    X(eq, a == b ? 1.0f : 0.0f) X(ne, a != b ? 1.0f : 0.0f) X(lt, a < b ? 1.0f : 0.0f) \
-    X(le, a <= b ? 1.0f : 0.0f) X(gt, a > b ? 1.0f : 0.0f) X(ge, a >= b ? 1.0f : 0.0f)
-
 // One operand of binary/select along a run: its first element's offset and step, or a
 // scalar when is_scalar != 0 (offset and step 0 on the fallback buffer, never read).
 #define OPERAND_RUN(name, off, stride, is_scalar) \
     int name##_at = is_scalar ? 0 : off + view_offset(row, j0, rank, shape, stride); \
     int name##_step = is_scalar ? 0 : int8_entry(rank - 1, stride);
-#define OPERAND_VALUE(name, p, scalar, is_scalar, k) (is_scalar ? scalar : p[name##_at + (k) * name##_step])
+#define OPERAND_VALUE(name, p, scalar, is_scalar, k) (is_scalar ? scalar : LOAD(p, name##_at + (k) * name##_step))
 
-// unary_<op>: dense source; unary_<op>_strided: any strided source.
-#define DEFINE_UNARY(name, expression) \
-__kernel void unary_##name(__global const float* src, int src_off, __global float* dst, int n, float p0, float p1) { \
-    int i = get_global_id(0); \
-    if (i >= n) return; \
-    float x = src[src_off + i]; \
-    dst[i] = expression; \
-} \
-__kernel void unary_##name##_strided(__global const float* src, int src_off, __global float* dst, int n, \
-                                     int rank, int8 shape, int8 stride, float p0, float p1) { \
+// The dtype-independent kernels are in the float32 build only.
+#if STORAGE == 0
+// copy_<bytes>: a strided gather of elements of 1, 2, 4 or 8 bytes (bit for bit).
+#define DEFINE_COPY(bytes, type) \
+__kernel void copy_##bytes(__global const type* src, int src_off, __global type* dst, int n, int rank, int8 shape, int8 stride) { \
     STRIDED_RUN(n, rank, shape) \
     int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride); \
-    for (int k = 0; k < len; ++k) { \
-        float x = src[at + k * step]; \
-        dst[i0 + k] = expression; \
-    } \
-}
-UNARY_OPS(DEFINE_UNARY)
-
-// binary_<op>_tt: two dense tensors; _ts / _st: a dense tensor and a scalar;
-// _strided: broadcast or strided operands (either may be a scalar).
-#define DEFINE_BINARY(name, expression) \
-__kernel void binary_##name##_tt(__global const float* x, int x_off, __global const float* y, int y_off, __global float* dst, int n) { \
+    for (int k = 0; k < len; ++k) dst[i0 + k] = src[at + k * step]; \
+} \
+__kernel void fill_##bytes(__global type* dst, int n, type bits) { \
     int i = get_global_id(0); \
     if (i >= n) return; \
-    float a = x[x_off + i], b = y[y_off + i]; \
-    dst[i] = expression; \
-} \
-__kernel void binary_##name##_ts(__global const float* x, int x_off, float b, __global float* dst, int n) { \
-    int i = get_global_id(0); \
-    if (i >= n) return; \
-    float a = x[x_off + i]; \
-    dst[i] = expression; \
-} \
-__kernel void binary_##name##_st(float a, __global const float* y, int y_off, __global float* dst, int n) { \
-    int i = get_global_id(0); \
-    if (i >= n) return; \
-    float b = y[y_off + i]; \
-    dst[i] = expression; \
-} \
-__kernel void binary_##name##_strided(__global const float* x, int x_off, int8 x_stride, float x_scalar, int x_is_scalar, \
-                                      __global const float* y, int y_off, int8 y_stride, float y_scalar, int y_is_scalar, \
-                                      __global float* dst, int n, int rank, int8 shape) { \
-    STRIDED_RUN(n, rank, shape) \
-    OPERAND_RUN(xa, x_off, x_stride, x_is_scalar) \
-    OPERAND_RUN(ya, y_off, y_stride, y_is_scalar) \
-    for (int k = 0; k < len; ++k) { \
-        float a = OPERAND_VALUE(xa, x, x_scalar, x_is_scalar, k); \
-        float b = OPERAND_VALUE(ya, y, y_scalar, y_is_scalar, k); \
-        dst[i0 + k] = expression; \
-    } \
+    dst[i] = bits; \
 }
-
-__kernel void copy_strided(__global const uint* src, int src_off, __global uint* dst, int n,
-                           int rank, int8 shape, int8 stride) {
-    STRIDED_RUN(n, rank, shape)
-    int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride);
-    for (int k = 0; k < len; ++k) dst[i0 + k] = src[at + k * step];
-}
-
-__kernel void cast_float_to_int(__global const float* src, int src_off, __global int* dst, int n,
-                                int rank, int8 shape, int8 stride) {
-    STRIDED_RUN(n, rank, shape)
-    int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride);
-    for (int k = 0; k < len; ++k) dst[i0 + k] = convert_int_sat_rtz(src[at + k * step]);
-}
-
-__kernel void cast_int_to_float(__global const int* src, int src_off, __global float* dst, int n,
-                                int rank, int8 shape, int8 stride) {
-    STRIDED_RUN(n, rank, shape)
-    int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride);
-    for (int k = 0; k < len; ++k) dst[i0 + k] = (float)src[at + k * step];
-}
-
-__kernel void fill_bits(__global uint* dst, int n, uint bits) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    dst[i] = bits;
-}
+DEFINE_COPY(1, uchar)
+DEFINE_COPY(2, ushort)
+DEFINE_COPY(4, uint)
+DEFINE_COPY(8, ulong)
 
 __kernel void arange_float(__global float* dst, int n, float start, float step) {
     int i = get_global_id(0);
@@ -149,19 +101,18 @@ __kernel void arange_int(__global int* dst, int n, int start, int step) {
     if (i >= n) return;
     dst[i] = start + i * step;
 }
+#endif
 
-BINARY_OPS(DEFINE_BINARY)
-
-__kernel void select_where(__global const float* c, int c_off, int8 c_stride,
-                           __global const float* a, int a_off, int8 a_stride, float a_scalar, int a_is_scalar,
-                           __global const float* b, int b_off, int8 b_stride, float b_scalar, int b_is_scalar,
-                           __global float* dst, int n, int rank, int8 shape) {
+__kernel void select_where(__global const uchar* c, int c_off, int8 c_stride,
+                           __global const ELEM* a, int a_off, int8 a_stride, float a_scalar, int a_is_scalar,
+                           __global const ELEM* b, int b_off, int8 b_stride, float b_scalar, int b_is_scalar,
+                           __global ELEM* dst, int n, int rank, int8 shape) {
     STRIDED_RUN(n, rank, shape)
     int c_at = c_off + view_offset(row, j0, rank, shape, c_stride), c_step = int8_entry(rank - 1, c_stride);
     OPERAND_RUN(xa, a_off, a_stride, a_is_scalar)
     OPERAND_RUN(ya, b_off, b_stride, b_is_scalar)
     for (int k = 0; k < len; ++k) {
-        dst[i0 + k] = c[c_at + k * c_step] != 0.0f ? OPERAND_VALUE(xa, a, a_scalar, a_is_scalar, k)
-                                                   : OPERAND_VALUE(ya, b, b_scalar, b_is_scalar, k);
+        STORE(dst, i0 + k, c[c_at + k * c_step] != 0 ? OPERAND_VALUE(xa, a, a_scalar, a_is_scalar, k)
+                                                     : OPERAND_VALUE(ya, b, b_scalar, b_is_scalar, k));
     }
 }

@@ -147,7 +147,7 @@ final class Reducer {
         var current = Bucket()
         for index in named.indices.reversed() {
             let cap = buckets.isEmpty ? firstCapBytes : capBytes
-            if !current.members.isEmpty && (current.count + parameters[index].count) * 4 > cap {
+            if !current.members.isEmpty && (current.count + parameters[index].count) * floatBytes > cap {
                 buckets.append(current)
                 current = Bucket()
             }
@@ -161,7 +161,7 @@ final class Reducer {
             // One extra element per member when unused parameters are allowed: 1 where this
             // process produced the gradient, summed into how many processes did.
             let elements = bucket.count + (findUnused ? bucket.members.count : 0)
-            bucket.buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(elements, 1) * 4, alignment: 64)
+            bucket.buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(elements, 1) * floatBytes, alignment: 64)
         }
         self.buckets = buckets
         self.location = location
@@ -202,12 +202,12 @@ final class Reducer {
     }
 
     private func slice(_ bucket: Bucket, _ slot: Int) -> UnsafeMutableRawBufferPointer {
-        let start = bucket.offsets[slot] * 4
-        return UnsafeMutableRawBufferPointer(rebasing: bucket.buffer[start ..< start + parameters[bucket.members[slot]].count * 4])
+        let start = bucket.offsets[slot] * floatBytes
+        return UnsafeMutableRawBufferPointer(rebasing: bucket.buffer[start ..< start + parameters[bucket.members[slot]].count * floatBytes])
     }
 
     private func usedFlags(_ bucket: Bucket) -> UnsafeMutableBufferPointer<Float> {
-        UnsafeMutableRawBufferPointer(rebasing: bucket.buffer[bucket.count * 4 ..< (bucket.count + bucket.members.count) * 4])
+        UnsafeMutableRawBufferPointer(rebasing: bucket.buffer[bucket.count * floatBytes ..< (bucket.count + bucket.members.count) * floatBytes])
             .bindMemory(to: Float.self)
     }
 
@@ -218,7 +218,7 @@ final class Reducer {
             let bucket = buckets[nextLaunch]
             let elements = bucket.count + (findUnused ? bucket.members.count : 0)
             communicator.submit(RawBuffer(pointer: bucket.buffer.baseAddress!, count: elements))
-            lastStats.bytes += bucket.count * 4
+            lastStats.bytes += bucket.count * floatBytes
             lastStats.buckets += 1
             nextLaunch += 1
         }
@@ -246,7 +246,7 @@ final class Reducer {
         let scale = 1 / Float(group.worldSize)
         Tensor.noGrad {
             for bucket in buckets {
-                let values = UnsafeMutableRawBufferPointer(rebasing: bucket.buffer[..<(bucket.count * 4)])
+                let values = UnsafeMutableRawBufferPointer(rebasing: bucket.buffer[..<(bucket.count * floatBytes)])
                 ProcessGroup.scale(values, by: scale)
                 for (slot, index) in bucket.members.enumerated() {
                     if findUnused && usedFlags(bucket)[slot] == 0 { continue }  // unused on every process
@@ -333,3 +333,6 @@ final class Communicator: @unchecked Sendable {
         }
     }
 }
+
+/// Bytes per bucket element: gradients are all-reduced as Float32.
+private let floatBytes = DType.float32.byteSize

@@ -146,7 +146,7 @@ public final class ProcessGroup: @unchecked Sendable {
     public func allGather(_ tensor: Tensor) -> [Tensor] {
         let type = datatype(tensor, op: nil, "allGather")
         let gathered = Tensor.zeros([worldSize] + tensor.shape, dtype: tensor.dtype, device: tensor.device)
-        let bytes = tensor.count * 4
+        let bytes = tensor.count * tensor.dtype.byteSize
         lock.lock()
         defer { lock.unlock() }
         let send = stagingBuffer(0, bytes)
@@ -173,9 +173,9 @@ public final class ProcessGroup: @unchecked Sendable {
         let chunkCount = chunk.count
         lock.lock()
         defer { lock.unlock() }
-        let send = stagingBuffer(0, tensor.count * 4)
+        let send = stagingBuffer(0, tensor.count * tensor.dtype.byteSize)
         tensor.copyBytes(into: send)
-        let receive = stagingBuffer(1, chunkCount * 4)
+        let receive = stagingBuffer(1, chunkCount * tensor.dtype.byteSize)
         if usesMPI && worldSize > 1 {
             callLocked("reduceScatter") { MPI_Reduce_scatter_block(send.baseAddress, receive.baseAddress, Int32(chunkCount), type, mpiOp(op), ember_mpi_comm_world()) }
         } else {
@@ -234,12 +234,16 @@ public final class ProcessGroup: @unchecked Sendable {
         check(tensor.count <= Int(Int32.max), "\(name): \(tensor.count) elements exceed MPI's Int32 count")
         switch tensor.dtype {
         case .float32: return ember_mpi_float()
-        case .int32:
-            check(op != .mean, "\(name): mean needs a float32 tensor, got int32 (sum it and divide, or convert with float())")
-            return ember_mpi_int()
+        case .int32, .int64, .uint8:
+            check(op != .mean, "\(name): mean needs a float32 tensor, got \(tensor.dtype) (sum it and divide, or convert with float())")
+            return tensor.dtype == .int32 ? ember_mpi_int() : (tensor.dtype == .int64 ? ember_mpi_int64() : ember_mpi_uint8())
         case .bool:
             check(op == nil || op == .max || op == .min, "\(name): \(op!.rawValue) of a bool tensor; use max (or) or min (and), or convert with float()")
-            return ember_mpi_float()
+            return ember_mpi_uint8()
+        case .float16, .bfloat16:
+            // MPI has no 16-bit float type: only moves (broadcast, gather) are bitwise.
+            check(op == nil, "\(name): \(op!.rawValue) of a \(tensor.dtype) tensor; convert with float() first")
+            return ember_mpi_uint16()
         }
     }
 
@@ -261,7 +265,7 @@ public final class ProcessGroup: @unchecked Sendable {
             body(direct)
             return
         }
-        let buffer = stagingBuffer(0, tensor.count * 4)
+        let buffer = stagingBuffer(0, tensor.count * tensor.dtype.byteSize)
         tensor.copyBytes(into: buffer)
         body(buffer)
         if write { Tensor.noGrad { tensor.overwriteBytes(from: UnsafeRawBufferPointer(buffer)) } }

@@ -7,6 +7,9 @@
 MPI_Comm ember_mpi_comm_world(void);
 MPI_Datatype ember_mpi_float(void);
 MPI_Datatype ember_mpi_int(void);
+MPI_Datatype ember_mpi_int64(void);
+MPI_Datatype ember_mpi_uint8(void);
+MPI_Datatype ember_mpi_uint16(void);
 MPI_Op ember_mpi_sum(void);
 MPI_Op ember_mpi_max(void);
 MPI_Op ember_mpi_min(void);

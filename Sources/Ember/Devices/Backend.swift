@@ -21,12 +21,14 @@ final class DeviceBuffer: @unchecked Sendable {
 }
 
 /// A strided window onto a buffer: what a kernel reads. Offsets and strides are in
-/// elements (4 bytes each). Strides may be 0 (broadcast) but never negative.
+/// elements of `dtype`. Strides may be 0 (broadcast) but never negative.
 struct StridedView {
     var buffer: DeviceBuffer
     var offset: Int
     var shape: [Int]
     var strides: [Int]
+    /// The element type stored in `buffer`.
+    var dtype: DType
 
     var count: Int { Shape.count(shape) }
 }
@@ -35,66 +37,6 @@ struct StridedView {
 enum Operand {
     case view(StridedView)
     case scalar(Float)
-}
-
-/// Elementwise maps `Float -> Float`, with their parameters.
-enum UnaryOp: Equatable {
-    case neg, abs, sign, exp, log, sqrt, rsqrt, square, reciprocal
-    case sin, cos, tanh, sigmoid, relu, gelu, geluTanh, erf
-    case leakyRelu(slope: Float)
-    case clamp(min: Float, max: Float)
-    case powScalar(Float)
-
-    /// The op's name in `Kernels/elementwise.cl` (kernels `unary_<name>` and `unary_<name>_strided`).
-    var kernelName: String {
-        switch self {
-        case .neg: "neg"
-        case .abs: "abs"
-        case .sign: "sign"
-        case .exp: "exp"
-        case .log: "log"
-        case .sqrt: "sqrt"
-        case .rsqrt: "rsqrt"
-        case .square: "square"
-        case .reciprocal: "reciprocal"
-        case .sin: "sin"
-        case .cos: "cos"
-        case .tanh: "tanh"
-        case .sigmoid: "sigmoid"
-        case .relu: "relu"
-        case .gelu: "gelu"
-        case .geluTanh: "gelu_tanh"
-        case .erf: "erf"
-        case .leakyRelu: "leaky_relu"
-        case .clamp: "clamp"
-        case .powScalar: "pow_scalar"
-        }
-    }
-
-    /// The op's two Float parameters (unused ones are 0).
-    var params: (Float, Float) {
-        switch self {
-        case .leakyRelu(let s): (s, 0)
-        case .clamp(let lo, let hi): (lo, hi)
-        case .powScalar(let p): (p, 0)
-        default: (0, 0)
-        }
-    }
-}
-
-/// Elementwise `(Float, Float) -> Float`. Comparisons give 1 or 0. The case name is the op's
-/// name in `Kernels/elementwise.cl` (kernels `binary_<name>_tt`, `_ts`, `_st`, `_strided`).
-enum BinaryOp: String {
-    case add, sub, mul, div, pow, maximum, minimum
-    case eq, ne, lt, le, gt, ge
-
-    /// True for the comparisons, which produce masks.
-    var isComparison: Bool {
-        switch self {
-        case .eq, .ne, .lt, .le, .gt, .ge: true
-        default: false
-        }
-    }
 }
 
 /// Reductions along one axis of a contiguous `[outer, size, inner]` block.
@@ -136,13 +78,15 @@ struct Conv2dGeometry: Equatable {
 }
 
 /// One side of a GEMM: a buffer, an element offset, a leading dimension, whether
-/// it is read transposed, and the element stride between batch entries (0 = shared).
+/// it is read transposed, the element stride between batch entries (0 = shared), and the
+/// element type (`float32`, or `float16` / `bfloat16` for both operands at once).
 struct GemmOperand {
     var buffer: DeviceBuffer
     var offset: Int
     var ld: Int
     var transposed: Bool
     var batchStride: Int
+    var dtype: DType = .float32
 }
 
 /// Counters a backend keeps for tests and benchmarks.
@@ -169,8 +113,10 @@ public struct BackendStats: Sendable, Equatable {
 ///
 /// Every primitive writes a contiguous destination buffer that the caller allocated with
 /// `allocate`, overwriting it (except `scatterAdd`, which accumulates into a buffer the
-/// caller initialised). Float primitives read and write Float32; the tensor layer converts
-/// Int32 operands before calling them. Primitives are enqueued asynchronously where the
+/// caller initialised). `copy`, `cast`, `fill` and `arange` take every dtype; `unary`,
+/// `binary` and `select` read and write any float dtype (computing in Float32); the other
+/// primitives read and write Float32 (`gemm` also reads narrow operands) and the tensor
+/// layer converts other dtypes before calling them. Primitives are enqueued asynchronously where the
 /// device allows it; `download` and `synchronize` wait for them, and `upload` returns once
 /// its host bytes are copied (on OpenCL a blocking write, which waits for the commands
 /// before it).
@@ -197,16 +143,16 @@ protocol Backend: AnyObject, Sendable {
     /// Copies host bytes into `buffer` from byte `byteOffset` on. Returns once `source` may
     /// be reused (OpenCL: a blocking write, so it waits for the commands before it).
     func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer, byteOffset: Int)
-    /// Copies `destination.count` bytes, starting at element `offset` of `buffer`, to host
+    /// Copies `destination.count` bytes, starting at byte `byteOffset` of `buffer`, to host
     /// memory; waits for every enqueued command first.
-    func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws
+    func download(_ buffer: DeviceBuffer, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws
     /// Waits until every enqueued command has finished.
     func synchronize() throws
 
     /// Gathers a strided view into a contiguous buffer (bitwise, any dtype).
     func copy(_ source: StridedView, to destination: DeviceBuffer)
-    /// Converts a strided view between Float32 and Int32 (truncating toward zero).
-    func cast(_ source: StridedView, from: DType, to: DType, destination: DeviceBuffer)
+    /// Converts a strided view to `dtype` into a contiguous buffer, with `DType.convert`'s rules.
+    func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer)
     /// Writes `count` copies of `value` (stored as `dtype`).
     func fill(_ destination: DeviceBuffer, count: Int, value: Double, dtype: DType)
     /// Writes `start + i * step` for i in 0..<count (stored as `dtype`).
@@ -214,12 +160,14 @@ protocol Backend: AnyObject, Sendable {
     /// Random fill of `count` elements from counters `offset ..< offset + count * countersPerElement`.
     func random(_ destination: DeviceBuffer, count: Int, distribution: RandomDistribution, seed: UInt64, offset: UInt64)
 
-    /// `destination[i] = op(source[i])`, the output shaped like `source`.
+    /// `destination[i] = op(source[i])`, the output shaped like `source` and of its float dtype.
     func unary(_ op: UnaryOp, _ source: StridedView, destination: DeviceBuffer)
-    /// `destination[i] = op(a[i], b[i])` over `shape`; operand views are already broadcast to `shape`.
-    func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer)
-    /// `destination[i] = condition[i] != 0 ? a[i] : b[i]` over `shape` (views broadcast to it).
-    func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer)
+    /// `destination[i] = op(a[i], b[i])` over `shape`; operand views are already broadcast to
+    /// `shape` and are of the float type `dtype`, as the destination is (`.bool` for comparisons).
+    func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer)
+    /// `destination[i] = condition[i] ? a[i] : b[i]` over `shape` (views broadcast to it): a
+    /// `.bool` condition, operands and destination of the float type `dtype`.
+    func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer)
 
     /// Reduces axis 1 of the contiguous block `[outer, size, inner]` starting at element
     /// `offset` of `source`, writing `[outer, inner]`. `size` is at least 1.
@@ -290,6 +238,23 @@ struct IndexRule {
 }
 
 extension Backend {
+    /// A GEMM `operand` (the `[rows, cols]` matrix of each of `batch` entries) as Float32:
+    /// itself, or a converted copy of the elements it spans with the same leading dimension
+    /// and batch stride (for backends whose GEMM reads Float32 only); nil when no memory is left.
+    func widened(_ operand: GemmOperand, rows: Int, cols: Int, batch: Int) -> GemmOperand? {
+        guard operand.dtype != .float32 else { return operand }
+        let (r, c) = operand.transposed ? (cols, rows) : (rows, cols)
+        let extent = (operand.batchStride == 0 ? 0 : (batch - 1) * operand.batchStride) + (r - 1) * operand.ld + c
+        guard let copy = try? allocate(bytes: extent * DType.float32.byteSize) else { return nil }
+        cast(StridedView(buffer: operand.buffer, offset: operand.offset, shape: [extent], strides: [1], dtype: operand.dtype),
+             to: .float32, destination: copy)
+        var wide = operand
+        wide.buffer = copy
+        wide.offset = 0
+        wide.dtype = .float32
+        return wide
+    }
+
     /// Copies host bytes into the start of `buffer`.
     func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer) {
         upload(source, to: buffer, byteOffset: 0)

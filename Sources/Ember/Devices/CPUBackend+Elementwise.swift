@@ -29,33 +29,37 @@ extension CPUBackend {
         }
     }
 
-    /// `dst[i] = f(a[i], b[i])` over `shape`, each operand a broadcast view or a scalar.
+    /// `dst[i] = f(a[i], b[i])` over `shape`, each operand a broadcast view or a scalar, the
+    /// views' elements stored as `S`, the destination's as `O`.
     @inline(__always)
-    private func zip2<F: BinaryFunction>(_ a: Operand, _ b: Operand, shape: [Int], _ dst: UnsafeMutablePointer<Float>, _ f: F) {
+    private func zip2<S: FloatStorage, O: FloatStorage, F: BinaryFunction>(_ a: Operand, _ b: Operand, shape: [Int],
+                                                                            _ dst: UnsafeMutablePointer<O.Bits>, _ f: F,
+                                                                            _: S.Type, _: O.Type) {
         let n = Shape.count(shape)
         switch (a, b) {
         case let (.scalar(x), .scalar(y)):
-            let v = f.apply(x, y)
+            let v = O.narrow(f.apply(x, y))
             parallelFor(n) { s, e in for i in s..<e { dst[i] = v } }
         case let (.view(va), .scalar(y)):
-            map(va, floats(va.buffer), dst, Elementwise.BoundRight(f: f, right: y))
+            map(va, elements(va.buffer, as: S.Bits.self), dst, Elementwise.Stored<S, O, Elementwise.BoundRight<F>>(Elementwise.BoundRight(f: f, right: y)))
         case let (.scalar(x), .view(vb)):
-            map(vb, floats(vb.buffer), dst, Elementwise.BoundLeft(f: f, left: x))
+            map(vb, elements(vb.buffer, as: S.Bits.self), dst, Elementwise.Stored<S, O, Elementwise.BoundLeft<F>>(Elementwise.BoundLeft(f: f, left: x)))
         case let (.view(va), .view(vb)):
             let c = Shape.collapse(shape, [va.strides, vb.strides])
-            let pa = floats(va.buffer) + va.offset, pb = floats(vb.buffer) + vb.offset
+            let pa = elements(va.buffer, as: S.Bits.self) + va.offset, pb = elements(vb.buffer, as: S.Bits.self) + vb.offset
+            @inline(__always) func apply(_ x: S.Bits, _ y: S.Bits) -> O.Bits { O.narrow(f.apply(S.widen(x), S.widen(y))) }
             if c.shape.count == 1 && c.strides[0][0] == 1 && c.strides[1][0] == 1 {
-                parallelFor(n) { s, e in for i in s..<e { dst[i] = f.apply(pa[i], pb[i]) } }
+                parallelFor(n) { s, e in for i in s..<e { dst[i] = apply(pa[i], pb[i]) } }
                 return
             }
             parallelFor(n) { s, e in
                 forEachRow(shape: c.shape, strides: c.strides, offsets: [0, 0], range: s..<e) { out, count, pos, inner in
                     let ra = pa + pos[0], rb = pb + pos[1]
                     switch (inner[0], inner[1]) {
-                    case (1, 1): for j in 0..<count { dst[out + j] = f.apply(ra[j], rb[j]) }
-                    case (1, 0): let y = rb[0]; for j in 0..<count { dst[out + j] = f.apply(ra[j], y) }
-                    case (0, 1): let x = ra[0]; for j in 0..<count { dst[out + j] = f.apply(x, rb[j]) }
-                    case let (sa, sb): for j in 0..<count { dst[out + j] = f.apply(ra[j * sa], rb[j * sb]) }
+                    case (1, 1): for j in 0..<count { dst[out + j] = apply(ra[j], rb[j]) }
+                    case (1, 0): let y = rb[0]; for j in 0..<count { dst[out + j] = apply(ra[j], y) }
+                    case (0, 1): let x = ra[0]; for j in 0..<count { dst[out + j] = apply(x, rb[j]) }
+                    case let (sa, sb): for j in 0..<count { dst[out + j] = apply(ra[j * sa], rb[j * sb]) }
                     }
                 }
             }
@@ -65,34 +69,61 @@ extension CPUBackend {
     // MARK: Copies and constants
 
     func copy(_ source: StridedView, to destination: DeviceBuffer) {
-        let src = UnsafeMutableRawPointer(source.buffer.handle).assumingMemoryBound(to: UInt32.self)
-        let dst = UnsafeMutableRawPointer(destination.handle).assumingMemoryBound(to: UInt32.self)
-        map(source, src, dst, Elementwise.Identity())
+        switch source.dtype.byteSize {
+        case 1: map(source, elements(source.buffer, as: UInt8.self), elements(destination, as: UInt8.self), Elementwise.Identity<UInt8>())
+        case 2: map(source, elements(source.buffer, as: UInt16.self), elements(destination, as: UInt16.self), Elementwise.Identity<UInt16>())
+        case 4: map(source, elements(source.buffer, as: UInt32.self), elements(destination, as: UInt32.self), Elementwise.Identity<UInt32>())
+        default: map(source, elements(source.buffer, as: UInt64.self), elements(destination, as: UInt64.self), Elementwise.Identity<UInt64>())
+        }
     }
 
-    func cast(_ source: StridedView, from: DType, to: DType, destination: DeviceBuffer) {
-        switch (from.isFloatStorage, to.isFloatStorage) {
-        case (true, false):
-            map(source, floats(source.buffer), ints(destination), Elementwise.FloatToInt())
-        case (false, true):
-            map(source, ints(source.buffer), floats(destination), Elementwise.IntToFloat())
-        default:
-            copy(source, to: destination)
+    func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer) {
+        if source.dtype == dtype { return copy(source, to: destination) }
+        switch source.dtype {
+        case .float32: cast(source, from: Float.self, to: dtype, destination)
+        case .float16: cast(source, from: Elementwise.Half.self, to: dtype, destination)
+        case .bfloat16: cast(source, from: Elementwise.BFloat16.self, to: dtype, destination)
+        case .int32: cast(source, from: Int32.self, to: dtype, destination)
+        case .int64: cast(source, from: Int64.self, to: dtype, destination)
+        case .uint8: cast(source, from: UInt8.self, to: dtype, destination)
+        case .bool: cast(source, from: Elementwise.Mask.self, to: dtype, destination)
+        }
+    }
+
+    /// A cast from elements stored as `From` to `dtype`, through `CastElement`'s Double.
+    private func cast<From: CastElement>(_ source: StridedView, from: From.Type, to dtype: DType, _ destination: DeviceBuffer) {
+        let src = elements(source.buffer, as: From.Bits.self)
+        func run<To: CastElement>(_: To.Type) {
+            map(source, src, elements(destination, as: To.Bits.self), Elementwise.Convert<From, To>())
+        }
+        switch dtype {
+        case .float32: run(Float.self)
+        case .float16: run(Elementwise.Half.self)
+        case .bfloat16: run(Elementwise.BFloat16.self)
+        case .int32: run(Int32.self)
+        case .int64: run(Int64.self)
+        case .uint8: run(UInt8.self)
+        case .bool: run(Elementwise.Mask.self)
         }
     }
 
     func fill(_ destination: DeviceBuffer, count: Int, value: Double, dtype: DType) {
-        if dtype.isFloatStorage {
-            let d = floats(destination), v = Float(value)
+        let bits = dtype.bits(of: value)
+        func run<T: FixedWidthInteger>(_: T.Type) {
+            let d = elements(destination, as: T.self), v = T(truncatingIfNeeded: bits)
             parallelFor(count) { s, e in for i in s..<e { d[i] = v } }
-        } else {
-            let d = ints(destination), v = Int32(value)
-            parallelFor(count) { s, e in for i in s..<e { d[i] = v } }
+        }
+        switch dtype.byteSize {
+        case 1: run(UInt8.self)
+        case 2: run(UInt16.self)
+        case 4: run(UInt32.self)
+        default: run(UInt64.self)
         }
     }
 
     func arange(_ destination: DeviceBuffer, count: Int, start: Double, step: Double, dtype: DType) {
-        if dtype.isFloatStorage {
+        check(dtype == .float32 || dtype == .int32, "arange: the backend writes float32 or int32, not \(dtype)")
+        if dtype == .float32 {
             let d = floats(destination)
             parallelFor(count) { s, e in for i in s..<e { d[i] = Float(start + Double(i) * step) } }
         } else {
@@ -182,74 +213,77 @@ extension CPUBackend {
     // MARK: Math
 
     func unary(_ op: UnaryOp, _ source: StridedView, destination: DeviceBuffer) {
-        let s = floats(source.buffer), d = floats(destination)
-        typealias E = Elementwise
-        switch op {
-        case .neg: map(source, s, d, E.Neg())
-        case .abs: map(source, s, d, E.Abs())
-        case .sign: map(source, s, d, E.Sign())
-        case .exp: map(source, s, d, E.Exp())
-        case .log: map(source, s, d, E.Log())
-        case .sqrt: map(source, s, d, E.Sqrt())
-        case .rsqrt: map(source, s, d, E.Rsqrt())
-        case .square: map(source, s, d, E.Square())
-        case .reciprocal: map(source, s, d, E.Reciprocal())
-        case .sin: map(source, s, d, E.Sin())
-        case .cos: map(source, s, d, E.Cos())
-        case .tanh: map(source, s, d, E.Tanh())
-        case .sigmoid: map(source, s, d, E.Sigmoid())
-        case .relu: map(source, s, d, E.Relu())
-        case .gelu: map(source, s, d, E.Gelu())
-        case .geluTanh: map(source, s, d, E.GeluTanh())
-        case .erf: map(source, s, d, E.Erf())
-        case .leakyRelu(let slope): map(source, s, d, E.LeakyRelu(slope: slope))
-        case let .clamp(lo, hi): map(source, s, d, E.Clamp(lower: lo, upper: hi))
-        case .powScalar(let p): map(source, s, d, E.BoundRight(f: E.Pow(), right: p))
+        op.kernel.cpu(self, source, destination, op.p0, op.p1)
+    }
+
+    /// The loop of one unary op (`UnaryKernel.cpu`), specialised on its function object and on
+    /// the float storage type of the source (the destination's too).
+    @inline(__always)
+    func unaryLoop<F: UnaryFunction>(_ source: StridedView, _ destination: DeviceBuffer, _ f: F) {
+        func run<S: FloatStorage>(_: S.Type) {
+            map(source, elements(source.buffer, as: S.Bits.self), elements(destination, as: S.Bits.self), Elementwise.Stored<S, S, F>(f))
+        }
+        switch source.dtype {
+        case .float16: run(Elementwise.Half.self)
+        case .bfloat16: run(Elementwise.BFloat16.self)
+        default: run(Float.self)
         }
     }
 
-    func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
-        let d = floats(destination)
-        typealias E = Elementwise
-        switch op {
-        case .add: zip2(a, b, shape: shape, d, E.Add())
-        case .sub: zip2(a, b, shape: shape, d, E.Sub())
-        case .mul: zip2(a, b, shape: shape, d, E.Mul())
-        case .div: zip2(a, b, shape: shape, d, E.Div())
-        case .pow: zip2(a, b, shape: shape, d, E.Pow())
-        case .maximum: zip2(a, b, shape: shape, d, E.Maximum())
-        case .minimum: zip2(a, b, shape: shape, d, E.Minimum())
-        case .eq: zip2(a, b, shape: shape, d, E.Equal())
-        case .ne: zip2(a, b, shape: shape, d, E.NotEqual())
-        case .lt: zip2(a, b, shape: shape, d, E.Less())
-        case .le: zip2(a, b, shape: shape, d, E.LessEqual())
-        case .gt: zip2(a, b, shape: shape, d, E.Greater())
-        case .ge: zip2(a, b, shape: shape, d, E.GreaterEqual())
+    func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
+        op.kernel.cpu(self, a, b, shape, dtype, destination)
+    }
+
+    /// The loop of one binary op (`BinaryKernel.cpu`), specialised on its function object, the
+    /// operands' float storage type and whether it writes a mask.
+    @inline(__always)
+    func binaryLoop<F: BinaryFunction>(_ a: Operand, _ b: Operand, shape: [Int], dtype: DType, _ destination: DeviceBuffer,
+                                       _ f: F, mask: Bool) {
+        func run<S: FloatStorage>(_: S.Type) {
+            if mask {
+                zip2(a, b, shape: shape, elements(destination, as: UInt8.self), f, S.self, Elementwise.Mask.self)
+            } else {
+                zip2(a, b, shape: shape, elements(destination, as: S.Bits.self), f, S.self, S.self)
+            }
+        }
+        switch dtype {
+        case .float16: run(Elementwise.Half.self)
+        case .bfloat16: run(Elementwise.BFloat16.self)
+        default: run(Float.self)
         }
     }
 
-    func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
+    func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
+        switch dtype {
+        case .float16: select(condition, a, b, shape: shape, Elementwise.Half.self, destination)
+        case .bfloat16: select(condition, a, b, shape: shape, Elementwise.BFloat16.self, destination)
+        default: select(condition, a, b, shape: shape, Float.self, destination)
+        }
+    }
+
+    /// `select` over operands stored as `S`.
+    private func select<S: FloatStorage>(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], _: S.Type,
+                                         _ destination: DeviceBuffer) {
         let n = Shape.count(shape)
         // Scalars become stride-0 reads of a local constant, so one strided loop serves all cases.
-        var constants: [Float] = [0, 0]
-        var bases: [UnsafeMutablePointer<Float>] = []
+        var constants = [S.narrow(0), S.narrow(0)]
+        var bases: [UnsafeMutablePointer<S.Bits>] = []
         var strides: [[Int]] = [condition.strides]
         constants.withUnsafeMutableBufferPointer { local in
-            bases.append(floats(condition.buffer) + condition.offset)
             for (k, operand) in [a, b].enumerated() {
                 switch operand {
                 case .scalar(let v):
-                    local[k] = v
+                    local[k] = S.narrow(v)
                     bases.append(local.baseAddress! + k)
                     strides.append([Int](repeating: 0, count: shape.count))
                 case .view(let v):
-                    bases.append(floats(v.buffer) + v.offset)
+                    bases.append(elements(v.buffer, as: S.Bits.self) + v.offset)
                     strides.append(v.strides)
                 }
             }
             let c = Shape.collapse(shape, strides)
-            let d = floats(destination)
-            let (pc, pa, pb) = (bases[0], bases[1], bases[2])
+            let d = elements(destination, as: S.Bits.self)
+            let (pc, pa, pb) = (elements(condition.buffer, as: UInt8.self) + condition.offset, bases[0], bases[1])
             parallelFor(n) { s, e in
                 forEachRow(shape: c.shape, strides: c.strides, offsets: [0, 0, 0], range: s..<e) { out, count, pos, inner in
                     let rc = pc + pos[0], ra = pa + pos[1], rb = pb + pos[2]
@@ -261,44 +295,168 @@ extension CPUBackend {
     }
 }
 
-/// A per-element function the CPU loops are specialised on.
+/// A per-element map the CPU loops are specialised on (stored bits to stored bits).
 protocol ElementFunction {
     associatedtype Input
     associatedtype Output
     func apply(_ x: Input) -> Output
 }
 
-/// A two-operand per-element function.
+/// A unary op's math on Float32, made from the op's two parameters (see `UnaryKernel`).
+protocol UnaryFunction {
+    init(_ p0: Float, _ p1: Float)
+    func apply(_ x: Float) -> Float
+}
+
+/// A unary op without parameters.
+protocol PlainUnaryFunction: UnaryFunction {
+    init()
+}
+
+extension PlainUnaryFunction {
+    /// Ignores the parameters.
+    init(_ p0: Float, _ p1: Float) { self.init() }
+}
+
+/// A two-operand op's math on Float32.
 protocol BinaryFunction {
+    init()
     func apply(_ a: Float, _ b: Float) -> Float
+}
+
+/// How a float storage type's elements widen to Float32 and round back.
+protocol FloatStorage {
+    associatedtype Bits
+    static func widen(_ bits: Bits) -> Float
+    static func narrow(_ x: Float) -> Bits
+}
+
+extension Float: FloatStorage {
+    @inline(__always) static func widen(_ bits: Float) -> Float { bits }
+    @inline(__always) static func narrow(_ x: Float) -> Float { x }
+}
+
+/// How a stored element converts to and from Double for casts (`DType.bits(of:)`'s rules:
+/// floats round to nearest even, integers truncate toward zero and saturate, NaN to 0).
+protocol CastElement {
+    associatedtype Bits
+    static func toDouble(_ bits: Bits) -> Double
+    static func fromDouble(_ x: Double) -> Bits
+}
+
+extension Float: CastElement {
+    @inline(__always) static func toDouble(_ bits: Float) -> Double { Double(bits) }
+    @inline(__always) static func fromDouble(_ x: Double) -> Float { Float(x) }
+}
+
+/// Saturating truncation toward zero of `x` into `T` (NaN gives 0), as OpenCL's `convert_*_sat_rtz`.
+@inline(__always)
+private func saturated<T: FixedWidthInteger>(_ x: Double, _: T.Type) -> T {
+    if x.isNaN { return 0 }
+    if x >= Double(T.max) { return T.max }
+    if x <= Double(T.min) { return T.min }
+    return T(x.rounded(.towardZero))
+}
+
+extension Int32: CastElement {
+    @inline(__always) static func toDouble(_ bits: Int32) -> Double { Double(bits) }
+    @inline(__always) static func fromDouble(_ x: Double) -> Int32 { saturated(x, Int32.self) }
+}
+
+extension Int64: CastElement {
+    @inline(__always) static func toDouble(_ bits: Int64) -> Double { Double(bits) }
+    @inline(__always) static func fromDouble(_ x: Double) -> Int64 { saturated(x, Int64.self) }
+}
+
+extension UInt8: CastElement {
+    @inline(__always) static func toDouble(_ bits: UInt8) -> Double { Double(bits) }
+    /// Wraps modulo 256 after truncation (as PyTorch's float-to-uint8 conversion does).
+    @inline(__always) static func fromDouble(_ x: Double) -> UInt8 { UInt8(truncatingIfNeeded: saturated(x, Int32.self)) }
 }
 
 /// Function objects for the CPU loops: one type per op, so each generic loop is specialised
 /// for its op and the op's body is inlined (and vectorised) into the loop.
 enum Elementwise {
-    struct Neg: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { -x } }
-    struct Abs: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Swift.abs(x) } }
-    struct Sign: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? 1 : (x < 0 ? -1 : x) } }
-    struct Exp: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.exp(x) } }
-    struct Log: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.log(x) } }
-    struct Sqrt: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { x.squareRoot() } }
-    struct Rsqrt: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / x.squareRoot() } }
-    struct Square: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { x * x } }
-    struct Reciprocal: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / x } }
-    struct Sin: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.sin(x) } }
-    struct Cos: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.cos(x) } }
-    struct Tanh: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.tanh(x) } }
-    struct Sigmoid: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) } }
-    struct Relu: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? x : 0 } }
-    struct Gelu: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { 0.5 * x * (1 + Foundation.erf(x * 0.707_106_781_186_547_5)) } }
+    /// IEEE half storage (bit patterns).
+    enum Half: FloatStorage, CastElement {
+        @inline(__always) static func widen(_ bits: UInt16) -> Float { ElementBits.halfToFloat(bits) }
+        @inline(__always) static func narrow(_ x: Float) -> UInt16 { ElementBits.floatToHalf(x) }
+        @inline(__always) static func toDouble(_ bits: UInt16) -> Double { Double(widen(bits)) }
+        @inline(__always) static func fromDouble(_ x: Double) -> UInt16 { narrow(Float(x)) }
+    }
+
+    /// bfloat16 storage (bit patterns).
+    enum BFloat16: FloatStorage, CastElement {
+        @inline(__always) static func widen(_ bits: UInt16) -> Float { ElementBits.bfloat16ToFloat(bits) }
+        @inline(__always) static func narrow(_ x: Float) -> UInt16 { ElementBits.floatToBfloat16(x) }
+        @inline(__always) static func toDouble(_ bits: UInt16) -> Double { Double(widen(bits)) }
+        @inline(__always) static func fromDouble(_ x: Double) -> UInt16 { narrow(Float(x)) }
+    }
+
+    /// Bool storage: one byte, 0 or 1 (comparison outputs are masks).
+    enum Mask: FloatStorage, CastElement {
+        @inline(__always) static func widen(_ bits: UInt8) -> Float { bits != 0 ? 1 : 0 }
+        @inline(__always) static func narrow(_ x: Float) -> UInt8 { x != 0 ? 1 : 0 }
+        @inline(__always) static func toDouble(_ bits: UInt8) -> Double { bits != 0 ? 1 : 0 }
+        @inline(__always) static func fromDouble(_ x: Double) -> UInt8 { x != 0 ? 1 : 0 }
+    }
+
+    /// A unary function applied to elements stored as `S`, the result stored as `O`.
+    struct Stored<S: FloatStorage, O: FloatStorage, F: UnaryFunction>: ElementFunction {
+        let f: F
+        init(_ f: F) { self.f = f }
+        @inline(__always) func apply(_ x: S.Bits) -> O.Bits { O.narrow(f.apply(S.widen(x))) }
+    }
+
+    /// A cast between stored types.
+    struct Convert<From: CastElement, To: CastElement>: ElementFunction {
+        @inline(__always) func apply(_ x: From.Bits) -> To.Bits { To.fromDouble(From.toDouble(x)) }
+    }
+
+    /// A bitwise copy.
+    struct Identity<T>: ElementFunction {
+        @inline(__always) func apply(_ x: T) -> T { x }
+    }
+
+    struct Neg: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { -x } }
+    struct Abs: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Swift.abs(x) } }
+    struct Sign: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? 1 : (x < 0 ? -1 : x) } }
+    struct Exp: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.exp(x) } }
+    struct Log: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.log(x) } }
+    struct Sqrt: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x.squareRoot() } }
+    struct Rsqrt: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / x.squareRoot() } }
+    struct Square: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x * x } }
+    struct Reciprocal: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / x } }
+    struct Sin: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.sin(x) } }
+    struct Cos: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.cos(x) } }
+    struct Tanh: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.tanh(x) } }
+    struct Sigmoid: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) } }
+    struct Relu: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? x : 0 } }
+    struct Gelu: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { 0.5 * x * (1 + Foundation.erf(x * 0.707_106_781_186_547_5)) } }
     /// GELU's tanh form as x·sigmoid(2u), u = √(2/π)·(x + 0.044715·x³), which equals
     /// 0.5·x·(1 + tanh(u)): libm's `exp` costs a third of its `tanh` here (measured).
-    struct GeluTanh: ElementFunction {
+    struct GeluTanh: PlainUnaryFunction {
         @inline(__always) func apply(_ x: Float) -> Float {
             x / (1 + Foundation.exp(-1.595_769_121_605_731 * (x + 0.044_715 * x * x * x)))
         }
     }
-    struct Erf: ElementFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.erf(x) } }
+    struct Erf: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.erf(x) } }
+    struct LeakyRelu: UnaryFunction {
+        let slope: Float
+        init(_ p0: Float, _ p1: Float) { slope = p0 }
+        @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? x : slope * x }
+    }
+    struct Clamp: UnaryFunction {
+        let lower: Float, upper: Float
+        init(_ p0: Float, _ p1: Float) { lower = p0; upper = p1 }
+        @inline(__always) func apply(_ x: Float) -> Float { Swift.min(Swift.max(x, lower), upper) }
+    }
+    struct PowScalar: UnaryFunction {
+        let exponent: Float
+        init(_ p0: Float, _ p1: Float) { exponent = p0 }
+        @inline(__always) func apply(_ x: Float) -> Float { Foundation.pow(x, exponent) }
+    }
+
     struct Add: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a + b } }
     struct Sub: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a - b } }
     struct Mul: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a * b } }
@@ -312,41 +470,18 @@ enum Elementwise {
     struct LessEqual: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a <= b ? 1 : 0 } }
     struct Greater: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a > b ? 1 : 0 } }
     struct GreaterEqual: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a >= b ? 1 : 0 } }
-    struct LeakyRelu: ElementFunction {
-        let slope: Float
-        @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? x : slope * x }
-    }
 
-    struct BoundRight<F: BinaryFunction>: ElementFunction {
+    struct BoundRight<F: BinaryFunction>: UnaryFunction {
         let f: F, right: Float
+        init(f: F, right: Float) { self.f = f; self.right = right }
+        init(_ p0: Float, _ p1: Float) { f = F(); right = p0 }
         @inline(__always) func apply(_ x: Float) -> Float { f.apply(x, right) }
     }
 
-    struct BoundLeft<F: BinaryFunction>: ElementFunction {
+    struct BoundLeft<F: BinaryFunction>: UnaryFunction {
         let f: F, left: Float
+        init(f: F, left: Float) { self.f = f; self.left = left }
+        init(_ p0: Float, _ p1: Float) { f = F(); left = p0 }
         @inline(__always) func apply(_ x: Float) -> Float { f.apply(left, x) }
-    }
-
-    struct Clamp: ElementFunction {
-        let lower: Float, upper: Float
-        @inline(__always) func apply(_ x: Float) -> Float { Swift.min(Swift.max(x, lower), upper) }
-    }
-
-    struct Identity: ElementFunction {
-        @inline(__always) func apply(_ x: UInt32) -> UInt32 { x }
-    }
-
-    /// Truncation toward zero, saturating, NaN to 0 (as OpenCL's convert_int_sat_rtz).
-    struct FloatToInt: ElementFunction {
-        @inline(__always) func apply(_ x: Float) -> Int32 {
-            if x.isNaN { return 0 }
-            if x >= 2_147_483_648 { return Int32.max }
-            if x <= -2_147_483_648 { return Int32.min }
-            return Int32(x.rounded(.towardZero))
-        }
-    }
-
-    struct IntToFloat: ElementFunction {
-        @inline(__always) func apply(_ x: Int32) -> Float { Float(x) }
     }
 }

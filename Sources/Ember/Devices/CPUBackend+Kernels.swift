@@ -9,6 +9,9 @@ extension CPUBackend {
     /// runs on OpenBLAS's own threads, which share the packed panels.
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int) {
+        guard let a = widened(a, rows: m, cols: k, batch: batch), let b = widened(b, rows: k, cols: n, batch: batch) else {
+            fatalError("gemm: out of memory for a float32 copy of a narrow operand")
+        }
         let pa = floats(a.buffer), pb = floats(b.buffer), pc = floats(c)
         func call(_ i: Int) {
             cblas_sgemm(CblasRowMajor, a.transposed ? CblasTrans : CblasNoTrans, b.transposed ? CblasTrans : CblasNoTrans,

@@ -97,6 +97,12 @@ final class CPUBackend: Backend, @unchecked Sendable {
         UnsafeMutableRawPointer(buffer.handle).assumingMemoryBound(to: Int32.self)
     }
 
+    /// The buffer's memory as elements of type `T`.
+    @inline(__always)
+    func elements<T>(_ buffer: DeviceBuffer, as type: T.Type) -> UnsafeMutablePointer<T> {
+        UnsafeMutableRawPointer(buffer.handle).assumingMemoryBound(to: T.self)
+    }
+
     // MARK: Transfers
 
     func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer, byteOffset: Int) {
@@ -105,10 +111,10 @@ final class CPUBackend: Backend, @unchecked Sendable {
         (UnsafeMutableRawPointer(buffer.handle) + byteOffset).copyMemory(from: base, byteCount: source.count)
     }
 
-    func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+    func download(_ buffer: DeviceBuffer, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
         pool.noteTransfer(upload: false)
         guard let base = destination.baseAddress, destination.count > 0 else { return }
-        base.copyMemory(from: UnsafeMutableRawPointer(buffer.handle) + offset * 4, byteCount: destination.count)
+        base.copyMemory(from: UnsafeMutableRawPointer(buffer.handle) + byteOffset, byteCount: destination.count)
     }
 
     func synchronize() throws {}

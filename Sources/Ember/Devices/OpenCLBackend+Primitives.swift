@@ -20,36 +20,43 @@ extension OpenCLBackend {
         launch(file, name, count: rows * ((length + stridedRun - 1) / stridedRun), arguments)
     }
 
-    /// A strided elementwise kernel over a collapsed shape.
-    private func launchStrided(_ name: String, shape: [Int], _ arguments: [Argument]) {
+    /// A strided elementwise kernel over a collapsed shape, from the elementwise program of `dtype`.
+    private func launchStrided(_ name: String, shape: [Int], dtype: DType = .float32, _ arguments: [Argument]) {
         let last = shape[shape.count - 1]
-        launchRuns("elementwise.cl", name, rows: last == 0 ? 0 : Shape.count(shape) / last, length: last, arguments)
+        launchRuns(Self.elementwiseProgram(dtype), name, rows: last == 0 ? 0 : Shape.count(shape) / last, length: last, arguments)
     }
 
     func copy(_ source: StridedView, to destination: DeviceBuffer) {
         let c = layout(source.shape, [source.strides])
-        launchStrided("copy_strided", shape: c.shape, [
+        launchStrided("copy_\(source.dtype.byteSize)", shape: c.shape, [
             .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
             .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]),
         ])
     }
 
-    func cast(_ source: StridedView, from: DType, to: DType, destination: DeviceBuffer) {
-        if from.isFloatStorage == to.isFloatStorage { return copy(source, to: destination) }
+    func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer) {
+        if source.dtype == dtype { return copy(source, to: destination) }
         let c = layout(source.shape, [source.strides])
-        launchStrided(from.isFloatStorage ? "cast_float_to_int" : "cast_int_to_float", shape: c.shape, [
+        launchStrided("cast_\(source.dtype)_\(dtype)", shape: c.shape, [
             .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
             .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]),
         ])
     }
 
     func fill(_ destination: DeviceBuffer, count: Int, value: Double, dtype: DType) {
-        let bits = dtype.isFloatStorage ? Float(value).bitPattern : UInt32(bitPattern: Int32(value))
-        launch("elementwise.cl", "fill_bits", count: count, [.buffer(destination), .int(count), .int(Int(Int32(bitPattern: bits)))])
+        let bits = dtype.bits(of: value)
+        let pattern: Argument = switch dtype.byteSize {
+        case 1: .uchar(UInt8(truncatingIfNeeded: bits))
+        case 2: .ushort(UInt16(truncatingIfNeeded: bits))
+        case 4: .int(Int(Int32(bitPattern: UInt32(truncatingIfNeeded: bits))))
+        default: .ulong(bits)
+        }
+        launch("elementwise.cl", "fill_\(dtype.byteSize)", count: count, [.buffer(destination), .int(count), pattern])
     }
 
     func arange(_ destination: DeviceBuffer, count: Int, start: Double, step: Double, dtype: DType) {
-        if dtype.isFloatStorage {
+        check(dtype == .float32 || dtype == .int32, "arange: the backend writes float32 or int32, not \(dtype)")
+        if dtype == .float32 {
             launch("elementwise.cl", "arange_float", count: count, [.buffer(destination), .int(count), .float(Float(start)), .float(Float(step))])
         } else {
             launch("elementwise.cl", "arange_int", count: count, [.buffer(destination), .int(count), .int(Int(start)), .int(Int(step))])
@@ -70,15 +77,15 @@ extension OpenCLBackend {
 
     func unary(_ op: UnaryOp, _ source: StridedView, destination: DeviceBuffer) {
         let c = layout(source.shape, [source.strides])
-        let (p0, p1) = op.params
+        let name = "unary_\(op.kernel.name)"
         if c.contiguous {
-            launch("elementwise.cl", "unary_\(op.kernelName)", count: source.count, [
-                .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count), .float(p0), .float(p1),
+            launch(Self.elementwiseProgram(source.dtype), name, count: source.count, [
+                .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count), .float(op.p0), .float(op.p1),
             ])
         } else {
-            launchStrided("unary_\(op.kernelName)_strided", shape: c.shape, [
+            launchStrided(name + "_strided", shape: c.shape, dtype: source.dtype, [
                 .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
-                .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]), .float(p0), .float(p1),
+                .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]), .float(op.p0), .float(op.p1),
             ])
         }
     }
@@ -104,29 +111,29 @@ extension OpenCLBackend {
         return (c.shape, strides, c.contiguous)
     }
 
-    func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
+    func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
         let n = Shape.count(shape)
         let c = operandLayout(shape, [a.view, b.view])
-        let name = "binary_\(op.rawValue)"
+        let name = "binary_\(op.kernel.name)", program = Self.elementwiseProgram(dtype)
         switch (a, b, c.contiguous) {
         case let (.view(x), .view(y), true):
-            launch("elementwise.cl", name + "_tt", count: n, [.buffer(x.buffer), .int(x.offset), .buffer(y.buffer), .int(y.offset), .buffer(destination), .int(n)])
+            launch(program, name + "_tt", count: n, [.buffer(x.buffer), .int(x.offset), .buffer(y.buffer), .int(y.offset), .buffer(destination), .int(n)])
         case let (.view(x), .scalar(v), true):
-            launch("elementwise.cl", name + "_ts", count: n, [.buffer(x.buffer), .int(x.offset), .float(v), .buffer(destination), .int(n)])
+            launch(program, name + "_ts", count: n, [.buffer(x.buffer), .int(x.offset), .float(v), .buffer(destination), .int(n)])
         case let (.scalar(v), .view(y), true):
-            launch("elementwise.cl", name + "_st", count: n, [.float(v), .buffer(y.buffer), .int(y.offset), .buffer(destination), .int(n)])
+            launch(program, name + "_st", count: n, [.float(v), .buffer(y.buffer), .int(y.offset), .buffer(destination), .int(n)])
         default:
-            launchStrided(name + "_strided", shape: c.shape,
+            launchStrided(name + "_strided", shape: c.shape, dtype: dtype,
                    operandArguments(a, strides: c.strides[0], fallback: destination)
                        + operandArguments(b, strides: c.strides[1], fallback: destination)
                        + [.buffer(destination), .int(n), .int(c.shape.count), .int8(c.shape)])
         }
     }
 
-    func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
+    func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
         let n = Shape.count(shape)
         let c = operandLayout(shape, [condition, a.view, b.view])
-        launchStrided("select_where", shape: c.shape,
+        launchStrided("select_where", shape: c.shape, dtype: dtype,
                [.buffer(condition.buffer), .int(condition.offset), .int8(c.strides[0]!)]
                    + operandArguments(a, strides: c.strides[1], fallback: destination)
                    + operandArguments(b, strides: c.strides[2], fallback: destination)
@@ -189,6 +196,11 @@ extension OpenCLBackend {
 
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int) {
+        // Narrow operands are widened to Float32 copies (same layout): the product accumulates
+        // in Float32 either way.
+        guard let a = widened(a, rows: m, cols: k, batch: batch), let b = widened(b, rows: k, cols: n, batch: batch) else {
+            return record(status: -4, "gemm: no memory for a float32 copy of a narrow operand")
+        }
         runGEMM(gemmChoice().implementation, m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, c: c, cOffset: cOffset)
     }
 
@@ -220,7 +232,7 @@ extension OpenCLBackend {
         let entries = operand.batchStride == 0 ? 1 : batch
         guard let copy = try? allocate(bytes: entries * rows * cols * 4) else { return nil }
         self.copy(StridedView(buffer: operand.buffer, offset: operand.offset, shape: [entries, rows, cols],
-                              strides: [operand.batchStride, 1, operand.ld]), to: copy)
+                              strides: [operand.batchStride, 1, operand.ld], dtype: .float32), to: copy)
         return GemmOperand(buffer: copy, offset: 0, ld: cols, transposed: false, batchStride: operand.batchStride == 0 ? 0 : rows * cols)
     }
 

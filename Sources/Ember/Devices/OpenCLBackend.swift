@@ -46,8 +46,13 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Guards kernel arguments + enqueue (a `cl_kernel` is not thread-safe), the kernel
     /// cache and the pending error.
     private let lock = NSLock()
+    /// Built programs by file name; `elementwise.cl#1` and `#2` are the float16 and bfloat16
+    /// builds of the elementwise ops, made at their first launch.
     private var programs: [String: cl_program] = [:]
+    /// Kernels by `file/name`.
     private var kernels: [String: cl_kernel] = [:]
+    /// The elementwise program's source without its casts: what the narrow builds compile.
+    private var narrowElementwiseSource = ""
     private var pendingError: EmberError?
     /// The queue's index-error record, four Int32s `[reported, site, index, size]` that
     /// `index.cl` fills for the first out-of-range index (zero while none was seen).
@@ -103,8 +108,13 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         reductionLocal = reduction
         var gemmSource = ""
         for file in Self.programFiles {
-            let source = try OpenCLRuntime.kernelSource(file)
+            var source = try OpenCLRuntime.kernelSource(file)
             if file == "gemm.cl" { gemmSource = source }
+            if file == "elementwise.cl" {
+                source += ElementwiseSource.generated
+                narrowElementwiseSource = source
+                source += ElementwiseSource.casts
+            }
             programs[file] = try build(name: file, source: source)
         }
         gemmCacheKey = "\(info.platform) | \(info.name) | \(info.driverVersion) | gemm.cl \(GEMMChoice.digest(gemmSource))"
@@ -163,10 +173,34 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         return choice
     }
 
-    /// Builds `source` for this device with Ember's build options.
-    func build(name: String, source: String) throws -> cl_program {
+    /// Builds `source` for this device with Ember's build options (and `extra` ones).
+    func build(name: String, source: String, extra: String = "") throws -> cl_program {
         try OpenCLRuntime.buildProgram(context: context, device: device, name: name, source: source,
-                                       options: "-cl-std=CL1.2 -DLS=\(reductionLocal) -DCPU_DEVICE=\(isCPU ? 1 : 0) -DRUN=\(stridedRun)")
+                                       options: "-cl-std=CL1.2 -DLS=\(reductionLocal) -DCPU_DEVICE=\(isCPU ? 1 : 0) -DRUN=\(stridedRun)\(extra)")
+    }
+
+    /// The program of the elementwise kernels that read and write `dtype` (a float type).
+    static func elementwiseProgram(_ dtype: DType) -> String {
+        switch dtype {
+        case .float16: "elementwise.cl#1"
+        case .bfloat16: "elementwise.cl#2"
+        default: "elementwise.cl"
+        }
+    }
+
+    /// The program `file`, building a narrow elementwise variant at its first use. Call with
+    /// `lock` held.
+    private func programLocked(_ file: String) -> cl_program? {
+        if let built = programs[file] { return built }
+        guard let variant = file.split(separator: "#").last, file.hasPrefix("elementwise.cl#") else { return nil }
+        do {
+            let built = try build(name: file, source: narrowElementwiseSource, extra: " -DSTORAGE=\(variant)")
+            programs[file] = built
+            return built
+        } catch {
+            if pendingError == nil { pendingError = error as? EmberError ?? .openCL(call: "clBuildProgram(\(file))", code: -11) }
+            return nil
+        }
     }
 
     // MARK: Memory
@@ -216,14 +250,14 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         if let collector, let event { collector.noteDeviceEvent(event, name: "Memcpy HtoD", device: "opencl:\(index)") }
     }
 
-    func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+    func download(_ buffer: DeviceBuffer, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
         pool.noteTransfer(upload: false)
         guard let base = destination.baseAddress, destination.count > 0 else { return try synchronize() }
         checkingIndices {
             let (queue, collector) = queueAndCollector()
             var event: cl_event?
             let status = withUnsafeMutablePointer(to: &event) { slot in
-                clEnqueueReadBuffer(queue, buffer.handle, cl_bool(CL_TRUE), offset * 4, destination.count, base, 0, nil, collector == nil ? nil : slot)
+                clEnqueueReadBuffer(queue, buffer.handle, cl_bool(CL_TRUE), byteOffset, destination.count, base, 0, nil, collector == nil ? nil : slot)
             }
             record(status, "clEnqueueReadBuffer")
             if let collector, let event { collector.noteDeviceEvent(event, name: "Memcpy DtoH", device: "opencl:\(index)") }
@@ -346,6 +380,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         case int(Int)
         case float(Float)
         case ulong(UInt64)
+        case uchar(UInt8)
+        case ushort(UInt16)
         case int8([Int])
     }
 
@@ -365,15 +401,17 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         let queue = selectQueueLocked()
         let kernel: cl_kernel
-        if let cached = kernels[name] {
+        let key = file + "/" + name
+        if let cached = kernels[key] {
             kernel = cached
         } else {
+            guard let program = programLocked(file) else { return }
             var status: cl_int = 0
-            guard let created = clCreateKernel(programs[file], name, &status), status == CL_SUCCESS else {
+            guard let created = clCreateKernel(program, name, &status), status == CL_SUCCESS else {
                 if pendingError == nil { pendingError = .openCL(call: "clCreateKernel(\(name))", code: status) }
                 return
             }
-            kernels[name] = created
+            kernels[key] = created
             kernel = created
         }
         for (i, argument) in arguments.enumerated() {
@@ -394,6 +432,12 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             case .ulong(let v):
                 var x = v
                 status = clSetKernelArg(kernel, cl_uint(i), 8, &x)
+            case .uchar(let v):
+                var x = v
+                status = clSetKernelArg(kernel, cl_uint(i), 1, &x)
+            case .ushort(let v):
+                var x = v
+                status = clSetKernelArg(kernel, cl_uint(i), 2, &x)
             case .int8(let values):
                 check(values.count <= 8, "opencl:\(index): \(name) needs \(values.count) dimensions after collapsing; at most 8 are supported")
                 var x = SIMD8<Int32>()

@@ -46,10 +46,10 @@ extension Module {
             throw EmberError.stateDictMismatch(missing: missing.sorted(), unexpected: strict ? unexpected : [], shapeMismatches: shapes)
         }
         for (current, value) in updates {
-            switch current.dtype {
-            case .float32: Tensor.noGrad { current.copy(from: value.float().to(current.device)) }
-            case .int32: current.replaceStorage(with: value.int().to(current.device))
-            case .bool: current.replaceStorage(with: value.bool().to(current.device))
+            if current.dtype.isFloatingPoint {
+                Tensor.noGrad { current.copy(from: value.to(current.dtype).to(current.device)) }
+            } else {
+                current.replaceStorage(with: value.to(current.dtype).to(current.device))
             }
         }
     }

@@ -16,9 +16,9 @@ public enum SafeTensors {
 
     /// Writes `tensors` (in order) to `url` atomically: a temporary file in the same folder is
     /// written and synced, then renamed over `url`, so the previous file survives a crash.
-    /// Each tensor keeps its dtype: `float32` as F32, `int32` as I32, `bool` as BOOL (one
-    /// byte per element, as Python's safetensors writes `torch.bool`). Tensor bytes go from
-    /// the device to the file a chunk at a time.
+    /// Each tensor keeps its dtype and bytes: F32, F16, BF16, I32, I64, U8 and BOOL (one byte
+    /// per element), as Python's `safetensors.torch` writes them. Tensor bytes go from the
+    /// device to the file a chunk at a time.
     public static func write(_ tensors: StateDict, to url: URL, metadata: [String: String] = [:]) throws {
         var header: [(key: String, value: JSON)] = []
         if !metadata.isEmpty {
@@ -41,11 +41,7 @@ public enum SafeTensors {
             try withUnsafeBytes(of: UInt64(json.count).littleEndian) { try emit($0) }
             try json.withUnsafeBytes { try emit($0) }
             for (_, tensor) in tensors {
-                try tensor.forEachHostChunk { chunk in
-                    guard tensor.dtype == .bool else { return try emit(chunk) }
-                    let bytes = chunk.bindMemory(to: Float.self).map { $0 != 0 ? UInt8(1) : 0 }
-                    try bytes.withUnsafeBytes { try emit($0) }
-                }
+                try tensor.forEachHostChunk { try emit($0) }
             }
         }
     }
@@ -79,9 +75,9 @@ public enum SafeTensors {
     }
 
     /// Reads every tensor of a safetensors file onto the CPU, in file order. Every size and
-    /// offset is checked against the file before anything is allocated. F32, I32 and BOOL
-    /// load exactly as `float32`, `int32` and `bool`; F16, BF16 and F64 are converted to
-    /// `float32`, I64 (when in range), I8 and U8 to `int32`.
+    /// offset is checked against the file before anything is allocated. F32, F16, BF16, I32,
+    /// I64, U8 and BOOL load bit for bit as the dtype of that name; F64 is converted to
+    /// `float32` and I8 to `int32` (Ember has neither type).
     public static func read(from url: URL) throws -> StateDict {
         try read(HostFile(url))
     }
@@ -104,14 +100,13 @@ public enum SafeTensors {
         for entry in header.entries {
             let start = header.dataStart + entry.begin
             out[entry.name] = try Tensor.fromHost(shape: entry.shape, dtype: entry.dtype.tensorType, device: .cpu, op: "SafeTensors.read") { chunk, byteOffset in
-                let first = byteOffset / 4, count = chunk.count / 4
+                let width = entry.dtype.tensorType.byteSize
+                let first = byteOffset / width, count = chunk.count / width
                 let source = start + first * entry.dtype.size
-                if entry.dtype == .f32 || entry.dtype == .i32 { return try file.read(at: source, into: chunk) }
+                if entry.dtype.size == width { return try file.read(at: source, into: chunk) }
                 let raw = UnsafeMutableRawBufferPointer(rebasing: staging[..<(count * entry.dtype.size)])
                 try file.read(at: source, into: raw)
-                try entry.dtype.convert(UnsafeRawBufferPointer(raw), into: chunk, count: count) {
-                    EmberError.invalidFile(path: file.path, reason: "tensor '\(entry.name)' holds int64 value \($0) outside the int32 range")
-                }
+                entry.dtype.widen(UnsafeRawBufferPointer(raw), into: chunk, count: count)
             }
         }
         return out
@@ -126,7 +121,11 @@ public enum SafeTensors {
         init(_ dtype: DType) {
             switch dtype {
             case .float32: self = .f32
+            case .float16: self = .f16
+            case .bfloat16: self = .bf16
             case .int32: self = .i32
+            case .int64: self = .i64
+            case .uint8: self = .u8
             case .bool: self = .bool
             }
         }
@@ -144,32 +143,27 @@ public enum SafeTensors {
         /// The dtype of the tensor it loads as.
         var tensorType: DType {
             switch self {
-            case .f32, .f64, .f16, .bf16: return .float32
-            case .i32, .i64, .i8, .u8: return .int32
+            case .f32, .f64: return .float32
+            case .f16: return .float16
+            case .bf16: return .bfloat16
+            case .i32, .i8: return .int32
+            case .i64: return .int64
+            case .u8: return .uint8
             case .bool: return .bool
             }
         }
 
-        /// Converts `count` file elements into 4-byte tensor elements.
-        func convert(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, count: Int,
-                     outOfRange: (Int64) -> EmberError) throws {
-            func map<Source, Target>(_: Source.Type, _: Target.Type, _ transform: (Source) throws -> Target) rethrows {
+        /// Converts `count` elements of the two types Ember has no dtype for (F64, I8) into
+        /// `tensorType`'s elements.
+        func widen(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer, count: Int) {
+            func map<Source, Target>(_: Source.Type, _: Target.Type, _ transform: (Source) -> Target) {
                 let from = source.bindMemory(to: Source.self), to = destination.bindMemory(to: Target.self)
-                for i in 0..<count { to[i] = try transform(from[i]) }
+                for i in 0..<count { to[i] = transform(from[i]) }
             }
             switch self {
-            case .f32, .i32: destination.copyMemory(from: source)
             case .f64: map(Double.self, Float.self) { Float($0) }
-            case .f16: map(UInt16.self, Float.self) { Float(Float16(bitPattern: $0)) }
-            case .bf16: map(UInt16.self, Float.self) { Float(bitPattern: UInt32($0) << 16) }
-            case .i64:
-                try map(Int64.self, Int32.self) { v in
-                    guard let narrow = Int32(exactly: v) else { throw outOfRange(v) }
-                    return narrow
-                }
             case .i8: map(Int8.self, Int32.self) { Int32($0) }
-            case .u8: map(UInt8.self, Int32.self) { Int32($0) }
-            case .bool: map(UInt8.self, Float.self) { $0 != 0 ? 1 : 0 }
+            default: destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[..<(count * size)]))
             }
         }
     }

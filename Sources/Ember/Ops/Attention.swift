@@ -18,6 +18,13 @@ import Foundation
 public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, attnMask: Tensor? = nil,
                                       dropoutP: Float = 0, isCausal: Bool = false, scale: Float? = nil) -> Tensor {
     let geometry = AttentionGeometry(query: query, key: key, value: value, attnMask: attnMask, dropoutP: dropoutP, isCausal: isCausal)
+    // float16 / bfloat16 inputs: the fused kernels read Float32, so they run on widened copies
+    // and the output is rounded to the inputs' type.
+    let type = query.dtype.promoted(with: key.dtype).promoted(with: value.dtype)
+    if type.isReducedFloat {
+        return scaledDotProductAttention(query: query.to(.float32), key: key.to(.float32), value: value.to(.float32),
+                                         attnMask: attnMask, dropoutP: dropoutP, isCausal: isCausal, scale: scale).to(type)
+    }
     return Tensor.fusedAttention(query: query, key: key, value: value, attnMask: attnMask, dropoutP: dropoutP,
                                  isCausal: isCausal, scale: scale ?? geometry.defaultScale)
 }
@@ -92,23 +99,23 @@ extension Tensor {
     /// `[b0, b1, L, S]` broadcast view of the scores' batch.
     private static func attentionMaskView(_ attnMask: Tensor, scoresShape: [Int]) -> StridedView {
         let additive = attnMask.dtype == .bool
-            ? Tensor.where(attnMask, Tensor.zeros([], device: attnMask.device), -Float.infinity) : attnMask.detach()
+            ? Tensor.where(attnMask, Tensor.zeros([], device: attnMask.device), -Float.infinity) : attnMask.detach().floatStorage
         var view = additive.broadcastView(to: scoresShape)
         let n = scoresShape.count
         let batchShape = Array(scoresShape.dropLast(2))
         let collapsed = Shape.collapse(batchShape, [Array(view.strides.dropLast(2))])
         let tail = Array(view.strides.suffix(2))
         switch collapsed.shape.count {
-        case 0: return StridedView(buffer: view.buffer, offset: view.offset, shape: [1, 1] + scoresShape.suffix(2), strides: [0, 0] + tail)
+        case 0: return StridedView(buffer: view.buffer, offset: view.offset, shape: [1, 1] + scoresShape.suffix(2), strides: [0, 0] + tail, dtype: .float32)
         case 1: return StridedView(buffer: view.buffer, offset: view.offset, shape: [1, collapsed.shape[0]] + scoresShape.suffix(2),
-                                   strides: [0, collapsed.strides[0][0]] + tail)
+                                   strides: [0, collapsed.strides[0][0]] + tail, dtype: .float32)
         case 2: return StridedView(buffer: view.buffer, offset: view.offset, shape: collapsed.shape + scoresShape.suffix(2),
-                                   strides: collapsed.strides[0] + tail)
+                                   strides: collapsed.strides[0] + tail, dtype: .float32)
         default:
             // Batch dims that do not collapse to two: expand the mask once.
             let dense = additive.expand(scoresShape).contiguousCopy()
             view = StridedView(buffer: dense.storage.buffer, offset: 0, shape: [1, Shape.count(batchShape)] + scoresShape.suffix(2),
-                               strides: [0, scoresShape[n - 2] * scoresShape[n - 1], scoresShape[n - 1], 1])
+                               strides: [0, scoresShape[n - 2] * scoresShape[n - 1], scoresShape[n - 1], 1], dtype: .float32)
             return view
         }
     }

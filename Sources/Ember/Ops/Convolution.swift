@@ -19,6 +19,7 @@ extension Tensor {
 
     /// Unfolds an NCHW tensor into columns `[N, C*kH*kW, outH*outW]`.
     func im2col(_ g: Conv2dGeometry) -> Tensor {
+        if let narrow = viaFloat32({ $0.im2col(g) }) { return narrow }
         let source = floatStorage.dense
         let out = Tensor(uninitialized: [g.batch, g.channels * g.kernelH * g.kernelW, g.outHeight * g.outWidth], device: device, op: "im2col")
         if out.count > 0 { backend.im2col(source.storage.buffer, offset: source.offset, geometry: g, destination: out.storage.buffer) }
@@ -27,7 +28,8 @@ extension Tensor {
 
     /// Folds columns `[N, C*kH*kW, outH*outW]` back into NCHW, summing overlaps.
     func col2im(_ g: Conv2dGeometry) -> Tensor {
-        let source = dense
+        if let narrow = viaFloat32({ $0.col2im(g) }) { return narrow }
+        let source = floatStorage.dense
         let out = Tensor(uninitialized: [g.batch, g.channels, g.height, g.width], device: device, op: "col2im")
         if out.count > 0 { backend.col2im(source.storage.buffer, geometry: g, destination: out.storage.buffer) }
         return out.recording("Col2ImBackward", inputs: [self]) { { grad in [grad.im2col(g)] } }

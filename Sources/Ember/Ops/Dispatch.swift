@@ -9,15 +9,29 @@ extension Tensor {
         }
     }
 
-    /// This tensor with Float32 storage: Int32 is converted; Bool is reinterpreted (no copy).
+    /// This tensor's values as Float32 (no autograd): itself when it is Float32, else a
+    /// converted copy. What ops whose kernels read Float32 only compute on.
     var floatStorage: Tensor {
+        dtype == .float32 ? self : castStorage(to: .float32)
+    }
+
+    /// Runs a Float32-only op on narrow float input: nil when this tensor is not float16 or
+    /// bfloat16; else `body` of this tensor widened to Float32 (a differentiable cast), the
+    /// result rounded back to this tensor's dtype. Ops whose kernels read Float32 only begin
+    /// with it, so they accept every float dtype and their gradients flow in it.
+    func viaFloat32(_ body: (Tensor) -> Tensor) -> Tensor? {
+        guard dtype.isReducedFloat else { return nil }
+        return body(to(.float32)).to(dtype)
+    }
+
+    /// This integer tensor as the Int32 indices the index kernels read (int64 and uint8 are
+    /// converted; an int64 index past the Int32 range saturates, so it is reported out of
+    /// range); stops with a message naming `op` for float and bool tensors.
+    func indices(for op: String) -> Tensor {
         switch dtype {
-        case .float32: return self
-        case .bool: return Tensor(storage: storage, shape: shape, strides: strides, offset: offset, dtype: .float32)
-        case .int32:
-            let out = Tensor(uninitialized: shape, device: device, op: "float")
-            if count > 0 { backend.cast(view, from: .int32, to: .float32, destination: out.storage.buffer) }
-            return out
+        case .int32: return self
+        case .int64, .uint8: return castStorage(to: .int32)
+        default: fatalError("\(op): index must be an integer (int64 or int32) tensor, got \(dtype)")
         }
     }
 
@@ -32,7 +46,7 @@ extension Tensor {
     /// This tensor's view read as the broadcast `shape` (stride 0 on broadcast dims).
     func broadcastView(to target: [Int]) -> StridedView {
         StridedView(buffer: storage.buffer, offset: offset, shape: target,
-                    strides: Shape.broadcastStrides(shape: shape, strides: strides, to: target))
+                    strides: Shape.broadcastStrides(shape: shape, strides: strides, to: target), dtype: dtype)
     }
 
     /// Sums a broadcast gradient back down to `target` (the shape of the input it flows to).

@@ -22,10 +22,11 @@ public enum GELUApproximation: String, Sendable {
 }
 
 extension Tensor {
-    /// Runs a unary kernel into a fresh Float32 tensor (no autograd).
+    /// Runs a unary kernel into a fresh tensor of this float dtype (Float32 for integer and
+    /// bool input); no autograd.
     func unaryForward(_ op: UnaryOp) -> Tensor {
-        let source = floatStorage
-        let out = Tensor(uninitialized: shape, device: device, op: "\(op)")
+        let source = dtype.isFloatingPoint ? self : floatStorage
+        let out = Tensor(uninitialized: shape, dtype: source.dtype, device: device, op: "\(op)")
         if count > 0 { backend.unary(op, source.view, destination: out.storage.buffer) }
         return out
     }
@@ -39,29 +40,18 @@ extension Tensor {
     }
 
     /// A unary op whose gradient is computed from its output `y` (e.g. exp, tanh). Under a
-    /// created graph the output is recomputed from the input so second derivatives are exact.
-    private func unaryFromOutput(_ op: UnaryOp, _ name: String, derivative: @escaping (Tensor) -> Tensor) -> Tensor {
+    /// created graph the output is recomputed by `differentiable` (the op itself) from the
+    /// input, so second derivatives are exact.
+    private func unaryFromOutput(_ op: UnaryOp, _ name: String, _ differentiable: @escaping (Tensor) -> Tensor,
+                                 derivative: @escaping (Tensor) -> Tensor) -> Tensor {
         let y = unaryForward(op)
         return y.recording(name, inputs: [self]) {
             let x = SavedTensor(self, op: name)
             let out = SavedTensor(y.detach(), op: name)
             return { g in
-                let value = GradMode.enabled ? x.value.unaryRecomputed(op) : out.value
+                let value = GradMode.enabled ? differentiable(x.value) : out.value
                 return [g * derivative(value)]
             }
-        }
-    }
-
-    /// The differentiable forward of `op` (used when a backward rule recomputes an output).
-    private func unaryRecomputed(_ op: UnaryOp) -> Tensor {
-        switch op {
-        case .exp: return exp()
-        case .sqrt: return sqrt()
-        case .rsqrt: return rsqrt()
-        case .reciprocal: return reciprocal()
-        case .tanh: return tanh()
-        case .sigmoid: return sigmoid()
-        default: fatalError("unaryRecomputed: \(op) is not an output-saving op")
         }
     }
 
@@ -77,19 +67,19 @@ extension Tensor {
     public func sign() -> Tensor { unary(.sign, "SignBackward") { $0 * 0 } }
 
     /// Elementwise e^x.
-    public func exp() -> Tensor { unaryFromOutput(.exp, "ExpBackward") { $0 } }
+    public func exp() -> Tensor { unaryFromOutput(.exp, "ExpBackward", { $0.exp() }) { $0 } }
 
     /// Elementwise natural logarithm.
     public func log() -> Tensor { unary(.log, "LogBackward") { $0.reciprocal() } }
 
     /// Elementwise square root.
-    public func sqrt() -> Tensor { unaryFromOutput(.sqrt, "SqrtBackward") { 0.5 / $0 } }
+    public func sqrt() -> Tensor { unaryFromOutput(.sqrt, "SqrtBackward", { $0.sqrt() }) { 0.5 / $0 } }
 
     /// Elementwise 1 / sqrt(x).
-    public func rsqrt() -> Tensor { unaryFromOutput(.rsqrt, "RsqrtBackward") { y in -0.5 * y * y * y } }
+    public func rsqrt() -> Tensor { unaryFromOutput(.rsqrt, "RsqrtBackward", { $0.rsqrt() }) { y in -0.5 * y * y * y } }
 
     /// Elementwise 1 / x.
-    public func reciprocal() -> Tensor { unaryFromOutput(.reciprocal, "ReciprocalBackward") { y in -(y * y) } }
+    public func reciprocal() -> Tensor { unaryFromOutput(.reciprocal, "ReciprocalBackward", { $0.reciprocal() }) { y in -(y * y) } }
 
     /// Elementwise x².
     public func square() -> Tensor { unary(.square, "PowBackward") { 2 * $0 } }
@@ -142,10 +132,10 @@ extension Tensor {
     public func cos() -> Tensor { unary(.cos, "CosBackward") { -$0.sin() } }
 
     /// Elementwise hyperbolic tangent.
-    public func tanh() -> Tensor { unaryFromOutput(.tanh, "TanhBackward") { y in 1 - y * y } }
+    public func tanh() -> Tensor { unaryFromOutput(.tanh, "TanhBackward", { $0.tanh() }) { y in 1 - y * y } }
 
     /// Elementwise logistic sigmoid 1 / (1 + e^-x).
-    public func sigmoid() -> Tensor { unaryFromOutput(.sigmoid, "SigmoidBackward") { y in y * (1 - y) } }
+    public func sigmoid() -> Tensor { unaryFromOutput(.sigmoid, "SigmoidBackward", { $0.sigmoid() }) { y in y * (1 - y) } }
 
     /// Elementwise max(x, 0).
     public func relu() -> Tensor { unary(.relu, "ReluBackward") { ($0 > 0).float() } }
@@ -191,8 +181,10 @@ extension Tensor {
 // MARK: - Binary arithmetic and comparisons
 
 extension Tensor {
-    /// Runs a binary kernel over the broadcast of the operands (no autograd). Comparisons
-    /// give `.bool`; integer-only add/sub/mul/maximum/minimum give `.int32`; the rest Float32.
+    /// Runs a binary kernel over the broadcast of the operands (no autograd). The operands
+    /// promote to one type (`resultType`); float types compute in their own storage type,
+    /// integer and bool operands in Float32. Comparisons give `.bool`; add, sub, mul, maximum
+    /// and minimum of integers give the integer type; the rest a float type.
     static func binaryForward(_ op: BinaryOp, _ a: ElementwiseArgument, _ b: ElementwiseArgument, name: String) -> Tensor {
         let ta = a.tensor, tb = b.tensor
         if let ta, let tb { checkSameDevice(name, ta, tb) }
@@ -202,32 +194,41 @@ extension Tensor {
         case let (x?, y?): shape = broadcastShape(name, x.shape, y.shape)
         default: shape = reference.shape
         }
-        let isComparison = op.isComparison
-        let integerOperands = (ta.map { $0.dtype == .int32 } ?? isIntegral(a))
-            && (tb.map { $0.dtype == .int32 } ?? isIntegral(b))
-        let integerResult = !isComparison && integerOperands && [.add, .sub, .mul, .maximum, .minimum].contains(op)
-        let out = Tensor(uninitialized: shape, dtype: isComparison ? .bool : .float32, device: reference.device, op: name)
+        let type = resultType(a, b)
+        let compute = type.isFloatingPoint ? type : .float32
+        let out = Tensor(uninitialized: shape, dtype: op.isComparison ? .bool : compute, device: reference.device, op: name)
         if out.count > 0 {
             func operand(_ arg: ElementwiseArgument) -> Operand {
                 switch arg {
                 case .scalar(let s): return .scalar(s)
-                case .tensor(let t): return .view(t.floatStorage.broadcastView(to: shape))
+                case .tensor(let t): return .view((t.dtype == compute ? t : t.castStorage(to: compute)).broadcastView(to: shape))
                 }
             }
-            reference.backend.binary(op, operand(a), operand(b), shape: shape, destination: out.storage.buffer)
+            reference.backend.binary(op, operand(a), operand(b), shape: shape, dtype: compute, destination: out.storage.buffer)
         }
-        return integerResult ? out.castStorage(to: .int32) : out
+        let integerResult = !type.isFloatingPoint && type != .bool && [.add, .sub, .mul, .maximum, .minimum].contains(op)
+        return integerResult && !op.isComparison ? out.castStorage(to: type) : out
     }
 
-    private static func isIntegral(_ arg: ElementwiseArgument) -> Bool {
-        if case .scalar(let s) = arg { return s == s.rounded() }
-        return false
+    /// The type two operands promote to, as `torch.result_type`: tensors by
+    /// `DType.promoted(with:)`; a scalar keeps a float tensor's type, keeps an integer tensor's
+    /// when it is integral (a Python int), and gives Float32 otherwise and with bool tensors.
+    static func resultType(_ a: ElementwiseArgument, _ b: ElementwiseArgument) -> DType {
+        switch (a, b) {
+        case let (.tensor(x), .tensor(y)): return x.dtype.promoted(with: y.dtype)
+        case let (.tensor(t), .scalar(s)), let (.scalar(s), .tensor(t)):
+            if t.dtype.isFloatingPoint { return t.dtype }
+            return t.dtype != .bool && s == s.rounded() ? t.dtype : .float32
+        case (.scalar, .scalar): return .float32
+        }
     }
 
-    /// Converts between Float32 and Int32 storage (no autograd).
+    /// Converts the elements to `target` (no autograd), with `DType`'s conversion rules:
+    /// floats round to nearest even, floats to integers truncate toward zero (saturating),
+    /// anything to bool is `!= 0`.
     func castStorage(to target: DType) -> Tensor {
         let out = Tensor(uninitialized: shape, dtype: target, device: device, op: "cast")
-        if count > 0 { backend.cast(view, from: dtype == .int32 ? .int32 : .float32, to: target == .int32 ? .int32 : .float32, destination: out.storage.buffer) }
+        if count > 0 { backend.cast(view, to: target, destination: out.storage.buffer) }
         return out
     }
 
@@ -384,13 +385,15 @@ extension Tensor {
         checkSameDevice("where", condition, a)
         checkSameDevice("where", a, b)
         let shape = broadcastShape("where", broadcastShape("where", condition.shape, a.shape), b.shape)
-        let out = Tensor(uninitialized: shape, device: a.device, op: "where")
+        let type = a.dtype.promoted(with: b.dtype), compute = type.isFloatingPoint ? type : .float32
+        let out = Tensor(uninitialized: shape, dtype: compute, device: a.device, op: "where")
         if out.count > 0 {
-            a.backend.select(condition.floatStorage.broadcastView(to: shape),
-                             .view(a.floatStorage.broadcastView(to: shape)),
-                             .view(b.floatStorage.broadcastView(to: shape)),
-                             shape: shape, destination: out.storage.buffer)
+            let mask = condition.dtype == .bool ? condition : condition.castStorage(to: .bool)
+            func operand(_ t: Tensor) -> Operand { .view((t.dtype == compute ? t : t.castStorage(to: compute)).broadcastView(to: shape)) }
+            a.backend.select(mask.broadcastView(to: shape), operand(a), operand(b), shape: shape, dtype: compute,
+                             destination: out.storage.buffer)
         }
+        guard type.isFloatingPoint else { return out.castStorage(to: type) }
         return out.recording("WhereBackward", inputs: [a, b]) {
             let mask = condition.detach()
             let shapeA = a.shape, shapeB = b.shape
@@ -403,25 +406,45 @@ extension Tensor {
 
     /// Elementwise `condition ? a : s`.
     public static func `where`(_ condition: Tensor, _ a: Tensor, _ s: Float) -> Tensor {
-        Tensor.where(condition, a, Tensor.full([], s, device: a.device))
+        Tensor.where(condition, a, Tensor.full([], s, dtype: a.dtype, device: a.device))
     }
 
     // MARK: dtype conversion
 
-    /// This tensor as Float32 (masks reinterpret their storage; Int32 is converted).
-    public func float() -> Tensor {
-        dtype == .float32 ? self : floatStorage
+    /// This tensor converted to `dtype` (itself when it has that type), as `Tensor.to(dtype)` in
+    /// PyTorch: floats round to nearest even, floats to integers truncate toward zero, anything
+    /// to bool is `!= 0`. Between float types the gradient flows back, converted to this
+    /// tensor's type.
+    public func to(_ dtype: DType) -> Tensor {
+        if dtype == self.dtype { return self }
+        let out = castStorage(to: dtype)
+        guard dtype.isFloatingPoint && self.dtype.isFloatingPoint else { return out }
+        let source = self.dtype
+        return out.recording("ToCopyBackward", inputs: [self]) { { g in [g.to(source)] } }
     }
 
-    /// This tensor as Int32 (Float32 truncates toward zero).
-    public func int() -> Tensor {
-        dtype == .int32 ? self : floatStorage.castStorage(to: .int32)
+    /// This tensor on `device` as `dtype` (one conversion, then one move).
+    public func to(_ device: Device, dtype: DType) -> Tensor {
+        to(dtype).to(device)
     }
+
+    /// This tensor as Float32.
+    public func float() -> Tensor { to(.float32) }
+
+    /// This tensor as float16 (IEEE half).
+    public func half() -> Tensor { to(.float16) }
+
+    /// This tensor as bfloat16.
+    public func bfloat16() -> Tensor { to(.bfloat16) }
+
+    /// This tensor as Int32 (floats truncate toward zero).
+    public func int() -> Tensor { to(.int32) }
+
+    /// This tensor as Int64 (floats truncate toward zero).
+    public func long() -> Tensor { to(.int64) }
 
     /// This tensor as a `.bool` mask (non-zero is true).
-    public func bool() -> Tensor {
-        dtype == .bool ? self : (self != 0)
-    }
+    public func bool() -> Tensor { to(.bool) }
 }
 
 // MARK: - Double scalars

@@ -6,7 +6,7 @@ extension Tensor {
     private func checkInPlace(_ op: String) {
         check(!(requiresGradFlag && GradMode.enabled),
               "\(op): in-place update of a tensor that requires grad; wrap it in Tensor.noGrad { } (as optimizers do)")
-        check(dtype == .float32, "\(op): in-place ops need a float32 tensor, got \(dtype)")
+        check(dtype.isFloatingPoint, "\(op): in-place ops need a floating-point tensor, got \(dtype)")
         check(offset == 0 && isContiguous && count == storage.elementCount || (count == 0),
               "\(op): in-place ops need a tensor that owns its whole storage contiguously (shape \(Shape.describe(shape))); use clone() first")
     }
@@ -22,10 +22,11 @@ extension Tensor {
             let shape = Tensor.broadcastShape(name, self.shape, t.shape)
             check(shape == self.shape, "\(name): cannot broadcast \(Shape.describe(t.shape)) into \(Shape.describe(self.shape)) in place")
             // Reading the destination's own storage through another layout would race the write.
-            let source = t.storage === storage && !(t.offset == 0 && t.strides == strides) ? t.contiguousCopy() : t.floatStorage
+            let converted = t.dtype == dtype ? t : t.castStorage(to: dtype)
+            let source = converted.storage === storage && !(converted.offset == 0 && converted.strides == strides) ? converted.contiguousCopy() : converted
             operand = .view(source.broadcastView(to: shape))
         }
-        if count > 0 { backend.binary(op, .view(view), operand, shape: shape, destination: storage.buffer) }
+        if count > 0 { backend.binary(op, .view(view), operand, shape: shape, dtype: dtype, destination: storage.buffer) }
         storage.version += 1
     }
 
@@ -52,7 +53,8 @@ extension Tensor {
         Tensor.checkSameDevice("copy(from:)", self, source)
         let shape = Tensor.broadcastShape("copy(from:)", self.shape, source.shape)
         check(shape == self.shape, "copy(from:): cannot broadcast \(Shape.describe(source.shape)) into \(Shape.describe(self.shape))")
-        let values = source.storage === storage ? source.contiguousCopy() : source.floatStorage
+        let converted = source.dtype == dtype ? source : source.castStorage(to: dtype)
+        let values = converted.storage === storage ? converted.contiguousCopy() : converted
         if count > 0 { backend.copy(values.broadcastView(to: shape), to: storage.buffer) }
         storage.version += 1
     }
@@ -60,7 +62,7 @@ extension Tensor {
     /// Sets every element to `value`, in place.
     public func fill(_ value: Float) {
         checkInPlace("fill")
-        if count > 0 { backend.fill(storage.buffer, count: count, value: Double(value), dtype: .float32) }
+        if count > 0 { backend.fill(storage.buffer, count: count, value: Double(value), dtype: dtype) }
         storage.version += 1
     }
 }

@@ -11,7 +11,7 @@ extension Tensor {
         guard outer.shape.count == 1, inner.shape.count == 1 else { return nil }
         return StridedView(buffer: storage.buffer, offset: offset,
                            shape: [Shape.count(outerShape), shape[dim], Shape.count(innerShape)],
-                           strides: [outer.strides[0][0], strides[dim], inner.strides[0][0]])
+                           strides: [outer.strides[0][0], strides[dim], inner.strides[0][0]], dtype: dtype)
     }
 
     /// Values along `dim` picked by `index` (`torch.gather`): `out[i][j][k] = self[i][index[i][j][k]][k]`
@@ -27,12 +27,12 @@ extension Tensor {
     /// class-index losses.
     func gather(dim: Int, index: Tensor, rule: IndexRule) -> Tensor {
         Tensor.checkSameDevice("gather", self, index)
+        let index = index.indices(for: rule.op)
         let d = Tensor.normalizeDim(dim, rank: rank, op: "gather")
         check(index.rank == rank, "gather: index of shape \(Shape.describe(index.shape)) must have the rank of input \(Shape.describe(shape))")
         for i in 0..<rank where i != d && index.shape[i] > shape[i] {
             fatalError("gather: index shape \(Shape.describe(index.shape)) exceeds input shape \(Shape.describe(shape)) in dimension \(i)")
         }
-        check(index.dtype == .int32, "\(rule.op): index must be an int32 tensor, got \(index.dtype)")
         // Narrow the other dims to the index's sizes, then read the source as one block.
         var narrowed = floatStorage.detach()
         for i in 0..<rank where i != d && index.shape[i] < shape[i] {
@@ -47,14 +47,11 @@ extension Tensor {
             backend.gather(source.storage.buffer, offset: source.offset, outer: outer, size: shape[d], inner: inner,
                            index: indexSource.blockView(dim: d)!, indices: rule, destination: out.storage.buffer)
         }
-        // Int32 and bool sources travel as Float32 (exact below 2^24) and come back typed.
-        switch dtype {
-        case .int32: return out.castStorage(to: .int32)
-        case .bool: return out.retyped(.bool)
-        case .float32: break
-        }
+        // Other dtypes travel as Float32 (integers exact below 2^24) and come back typed.
+        let result = dtype == .float32 ? out : out.castStorage(to: dtype)
+        guard dtype.isFloatingPoint else { return result }
         let inputShape = shape
-        return out.recording("GatherBackward", inputs: [self]) {
+        return result.recording("GatherBackward", inputs: [self]) {
             { g in [Tensor.zeros(inputShape, device: g.device).scatterAdd(dim: d, index: index, source: g, rule: rule)] }
         }
     }
@@ -77,7 +74,7 @@ extension Tensor {
         for i in 0..<rank where i != d && index.shape[i] != shape[i] {
             fatalError("scatterAdd: index shape \(Shape.describe(index.shape)) must match input shape \(Shape.describe(shape)) outside dimension \(d)")
         }
-        check(index.dtype == .int32, "\(rule.op): index must be an int32 tensor, got \(index.dtype)")
+        let index = index.indices(for: rule.op)
         let out = floatStorage.contiguousCopy()
         if source.count > 0 {
             let values = source.floatStorage.blockView(dim: d) == nil ? source.floatStorage.contiguousCopy() : source.floatStorage
@@ -86,7 +83,8 @@ extension Tensor {
             backend.scatterAdd(values.blockView(dim: d)!, index: indices.blockView(dim: d)!, outer: outer, size: shape[d],
                                inner: inner, indices: rule, destination: out.storage.buffer)
         }
-        return out.recording("ScatterAddBackward", inputs: [self, source]) {
+        let type = dtype.promoted(with: source.dtype)
+        return (type == .float32 ? out : out.castStorage(to: type)).recording("ScatterAddBackward", inputs: [self, source]) {
             { g in [g, g.gather(dim: d, index: index, rule: rule)] }
         }
     }
@@ -183,7 +181,8 @@ extension Tensor {
         return result
     }
 
-    /// Concatenates tensors along `dim`; all must match in the other dims, device and dtype.
+    /// Concatenates tensors along `dim`; all must match in the other dims and device; mixed
+    /// dtypes promote (`DType.promoted(with:)`).
     public static func cat(_ tensors: [Tensor], dim: Int = 0) -> Tensor {
         check(!tensors.isEmpty, "cat: expected a non-empty list of tensors")
         let first = tensors[0]
@@ -193,7 +192,6 @@ extension Tensor {
         let d = normalizeDim(dim, rank: first.rank, op: "cat")
         for t in tensors {
             checkSameDevice("cat", first, t)
-            check(t.dtype == first.dtype, "cat: dtypes \(first.dtype) and \(t.dtype) differ")
             check(t.rank == first.rank && (0..<t.rank).allSatisfy { $0 == d || t.shape[$0] == first.shape[$0] },
                   "cat: shapes \(Shape.describe(first.shape)) and \(Shape.describe(t.shape)) differ outside dimension \(d)")
         }
@@ -214,12 +212,9 @@ extension Tensor {
             ranges.append(start..<(start + size))
             start += size
         }
-        let result: Tensor
-        switch first.dtype {
-        case .float32: result = out
-        case .int32: result = out.castStorage(to: .int32)
-        case .bool: result = out.retyped(.bool)
-        }
+        // Mixed dtypes promote, as in PyTorch.
+        let type = tensors.dropFirst().reduce(first.dtype) { $0.promoted(with: $1.dtype) }
+        let result = type == .float32 ? out : out.castStorage(to: type)
         return result.recording("CatBackward", inputs: tensors) {
             { g in ranges.map { g.slice(dim: d, start: $0.lowerBound, end: $0.upperBound) } }
         }
@@ -235,11 +230,6 @@ extension Tensor {
                            outer: shape[..<d].reduce(1, *), size: shape[d], inner: shape[(d + 1)...].reduce(1, *),
                            indices: IndexRule(op: "cat"), destination: out.storage.buffer)
         return out
-    }
-
-    /// The same storage read as another dtype of equal storage kind (bool <-> float32).
-    private func retyped(_ target: DType) -> Tensor {
-        Tensor(storage: storage, shape: shape, strides: strides, offset: offset, dtype: target)
     }
 
     /// Stacks equally shaped tensors along a new dim.

@@ -47,7 +47,9 @@ extension Tensor {
         }
     }
 
-    /// GEMM of two tensors of rank >= 2 (no autograd).
+    /// GEMM of two tensors of rank >= 2 (no autograd). Operands promote to one type; float16
+    /// and bfloat16 products are computed from the narrow operands with Float32 accumulation
+    /// and rounded to that type; integer operands multiply as Float32.
     static func matmulForward(_ a: Tensor, _ b: Tensor) -> Tensor {
         let m = a.shape[a.rank - 2], k = a.shape[a.rank - 1]
         let k2 = b.shape[b.rank - 2], n = b.shape[b.rank - 1]
@@ -57,17 +59,18 @@ extension Tensor {
             fatalError("matmul: \(Shape.describe(a.shape)) x \(Shape.describe(b.shape)): batch dimensions \(Shape.describe(batchA)) and \(Shape.describe(batchB)) cannot be broadcast")
         }
         let batch = Shape.count(batchShape)
+        let type = a.dtype.promoted(with: b.dtype)
+        let compute = type.isReducedFloat ? type : .float32
         let out = Tensor(uninitialized: batchShape + [m, n], device: a.device, op: "matmul")
-        if out.count == 0 { return out }
-        if k == 0 {
-            a.backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: .float32)
-            return out
+        if out.count > 0 && k == 0 { a.backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: .float32) }
+        if out.count > 0 && k > 0 {
+            func operand(_ t: Tensor) -> GemmOperand {
+                (t.dtype == compute ? t : t.castStorage(to: compute)).gemmOperand(batchShape: batchShape)
+            }
+            a.backend.gemm(m: m, n: n, k: k, batch: batch, alpha: 1, a: operand(a), b: operand(b), beta: 0,
+                           c: out.storage.buffer, cOffset: 0)
         }
-        let opA = a.floatStorage.gemmOperand(batchShape: batchShape)
-        let opB = b.floatStorage.gemmOperand(batchShape: batchShape)
-        a.backend.gemm(m: m, n: n, k: k, batch: batch, alpha: 1, a: opA, b: opB, beta: 0,
-                       c: out.storage.buffer, cOffset: 0)
-        return out
+        return compute == .float32 ? out : out.castStorage(to: compute)
     }
 
     /// Describes this tensor (rank >= 2), broadcast to `batchShape` + its matrix dims, as a GEMM
@@ -83,16 +86,16 @@ extension Tensor {
         if let batchStride {
             if sc == 1 && (sr >= Swift.max(c, 1) || r == 1) {
                 return GemmOperand(buffer: storage.buffer, offset: offset, ld: r == 1 ? Swift.max(c, 1) : sr,
-                                   transposed: false, batchStride: batchStride)
+                                   transposed: false, batchStride: batchStride, dtype: dtype)
             }
             if sr == 1 && (sc >= Swift.max(r, 1) || c == 1) {
                 return GemmOperand(buffer: storage.buffer, offset: offset, ld: c == 1 ? Swift.max(r, 1) : sc,
-                                   transposed: true, batchStride: batchStride)
+                                   transposed: true, batchStride: batchStride, dtype: dtype)
             }
         }
-        let dense = Tensor(storage: storage, shape: target, strides: expanded, offset: offset, dtype: .float32).contiguousCopy()
+        let dense = Tensor(storage: storage, shape: target, strides: expanded, offset: offset, dtype: dtype).contiguousCopy()
         return GemmOperand(buffer: dense.storage.buffer, offset: 0, ld: Swift.max(c, 1), transposed: false,
-                           batchStride: Shape.count(batchShape) > 1 ? r * c : 0)
+                           batchStride: Shape.count(batchShape) > 1 ? r * c : 0, dtype: dtype)
     }
 }
 

@@ -11,6 +11,7 @@ extension Tensor {
     public func maxPool2d(kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1)) -> Tensor {
         let g = windowGeometry("maxPool2d", kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation)
         Tensor.checkPoolPadding("maxPool2d", kernel: kernel, padding: padding)
+        if let narrow = viaFloat32({ $0.maxPool2d(kernel: kernel, stride: stride, padding: padding, dilation: dilation) }) { return narrow }
         let source = floatStorage.dense
         let outShape = [g.batch, g.channels, g.outHeight, g.outWidth]
         let out = Tensor(uninitialized: outShape, device: device, op: "maxPool2d")
@@ -53,6 +54,7 @@ extension Tensor {
     public func avgPool2d(kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0), countIncludePad: Bool = true) -> Tensor {
         let g = windowGeometry("avgPool2d", kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: (1, 1))
         Tensor.checkPoolPadding("avgPool2d", kernel: kernel, padding: padding)
+        if let narrow = viaFloat32({ $0.avgPool(g, countIncludePad) }) { return narrow }
         return avgPool(g, countIncludePad)
     }
 

@@ -23,6 +23,10 @@ extension Tensor {
     /// Runs a backend reduction over `dims` (no autograd). Sum over an empty range gives 0.
     /// No dims (a 0-d tensor's) leaves every element alone: a copy, or index 0.
     func reduceForward(_ op: ReduceOp, dims: [Int], keepDim: Bool, name: String) -> Tensor {
+        // Narrow floats reduce in Float32 and round the values back to their type.
+        if dtype.isReducedFloat && !op.producesIndices {
+            return floatStorage.reduceForward(op, dims: dims, keepDim: keepDim, name: name).castStorage(to: dtype)
+        }
         let source = floatStorage
         let outShape = reducedShape(dims, keepDim: keepDim)
         if dims.isEmpty {

@@ -17,6 +17,7 @@ extension Tensor {
 
     /// Softmax along `dim`: exp(x) / sum(exp(x)).
     public func softmax(dim: Int = -1) -> Tensor {
+        if let narrow = viaFloat32({ $0.softmax(dim: dim) }) { return narrow }
         let y = softmaxForward(dim: dim, log: false)
         return y.recording("SoftmaxBackward", inputs: [self]) {
             let x = SavedTensor(self, op: "SoftmaxBackward")
@@ -30,6 +31,7 @@ extension Tensor {
 
     /// Log-softmax along `dim`: x - logSumExp(x).
     public func logSoftmax(dim: Int = -1) -> Tensor {
+        if let narrow = viaFloat32({ $0.logSoftmax(dim: dim) }) { return narrow }
         let y = softmaxForward(dim: dim, log: true)
         return y.recording("LogSoftmaxBackward", inputs: [self]) {
             let x = SavedTensor(self, op: "LogSoftmaxBackward")

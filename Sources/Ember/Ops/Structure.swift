@@ -12,12 +12,7 @@ extension Tensor {
         let c = Tensor.arange(0, Float(cols), device: device).reshape([1, cols])
         let r = Tensor.arange(0, Float(rows), device: device).reshape([rows, 1])
         let keep = lower ? (c - r) <= Float(diagonal) : (c - r) >= Float(diagonal)
-        let out = Tensor.where(keep, self, 0)
-        switch dtype {
-        case .float32: return out
-        case .int32: return out.int()
-        case .bool: return out.bool()
-        }
+        return Tensor.where(keep, self, 0)
     }
 
     /// The lower triangle of the last two dims (`torch.tril`): elements with
@@ -35,12 +30,7 @@ extension Tensor {
         check(mask.dtype == .bool, "maskedFill: only boolean masks are supported, but got mask with dtype \(mask.dtype)")
         check(Shape.broadcast(mask.shape, shape) == shape,
               "maskedFill: mask of shape \(Shape.describe(mask.shape)) cannot be broadcast to the input's shape \(Shape.describe(shape))")
-        let out = Tensor.where(mask, Tensor.full([], value, device: device), self)
-        switch dtype {
-        case .float32: return out
-        case .int32: return out.int()
-        case .bool: return out.bool()
-        }
+        return Tensor.where(mask, Tensor.full([], value, dtype: dtype, device: device), self)
     }
 
     /// Views of consecutive pieces of `size` elements along `dim` (`torch.split`); the last
@@ -83,6 +73,7 @@ extension Tensor {
     /// Running sums along `dim` (`torch.cumsum`); Int32 and bool inputs give Int32.
     public func cumsum(dim: Int) -> Tensor {
         let d = Tensor.normalizeDim(dim, rank: rank, op: "cumsum")
+        if let narrow = viaFloat32({ $0.cumsum(dim: d) }) { return narrow }
         if rank == 0 || count == 0 { return dtype == .float32 ? self * 1 : floatStorage.castStorage(to: .int32) }
         // Hillis–Steele scan: after the step with shift s, each element holds the sum of the
         // 2s elements ending at it.

@@ -33,9 +33,9 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         }
     }
 
-    func download(_ buffer: DeviceBuffer, offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+    func download(_ buffer: DeviceBuffer, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
         try collector.transfer("download", into: nil, device: device, bytes: destination.count) {
-            try inner.download(buffer, offset: offset, into: destination)
+            try inner.download(buffer, byteOffset: byteOffset, into: destination)
         }
     }
 
@@ -47,8 +47,8 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         op("copy", destination, [source.shape]) { inner.copy(source, to: destination) }
     }
 
-    func cast(_ source: StridedView, from: DType, to: DType, destination: DeviceBuffer) {
-        op("cast", destination, [source.shape]) { inner.cast(source, from: from, to: to, destination: destination) }
+    func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer) {
+        op("cast", destination, [source.shape]) { inner.cast(source, to: dtype, destination: destination) }
     }
 
     func fill(_ destination: DeviceBuffer, count: Int, value: Double, dtype: DType) {
@@ -64,16 +64,16 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
     }
 
     func unary(_ unaryOp: UnaryOp, _ source: StridedView, destination: DeviceBuffer) {
-        op(unaryOp.kernelName, destination, [source.shape]) { inner.unary(unaryOp, source, destination: destination) }
+        op(unaryOp.kernel.name, destination, [source.shape]) { inner.unary(unaryOp, source, destination: destination) }
     }
 
-    func binary(_ binaryOp: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
-        op(binaryOp.rawValue, destination, Self.shapes(a, b)) { inner.binary(binaryOp, a, b, shape: shape, destination: destination) }
+    func binary(_ binaryOp: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
+        op(binaryOp.kernel.name, destination, Self.shapes(a, b)) { inner.binary(binaryOp, a, b, shape: shape, dtype: dtype, destination: destination) }
     }
 
-    func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], destination: DeviceBuffer) {
+    func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
         op("where", destination, [condition.shape] + Self.shapes(a, b)) {
-            inner.select(condition, a, b, shape: shape, destination: destination)
+            inner.select(condition, a, b, shape: shape, dtype: dtype, destination: destination)
         }
     }
 

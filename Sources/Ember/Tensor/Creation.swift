@@ -80,9 +80,11 @@ extension Tensor {
         check(step != 0 && step.isFinite, "arange: step must be finite and non-zero, got \(step)")
         check(start.isFinite && end.isFinite, "arange: start and end must be finite, got \(start) and \(end)")
         let n = Swift.max(0, Int((Double(end - start) / Double(step)).rounded(.up)))
-        let out = Tensor(uninitialized: [n], dtype: dtype, device: device, op: "arange")
-        if n > 0 { out.backend.arange(out.storage.buffer, count: n, start: Double(start), step: Double(step), dtype: dtype) }
-        return out
+        // The kernels write Float32 or Int32; other types are converted from the nearer one.
+        let written: DType = dtype.isFloatingPoint ? .float32 : .int32
+        let out = Tensor(uninitialized: [n], dtype: written, device: device, op: "arange")
+        if n > 0 { out.backend.arange(out.storage.buffer, count: n, start: Double(start), step: Double(step), dtype: written) }
+        return written == dtype ? out : out.castStorage(to: dtype)
     }
 
     /// `[0, 1, ..., end - 1]` as Int32.

@@ -1,20 +1,72 @@
-/// The element type of a tensor.
+/// The element type of a tensor, stored in its own width (`byteSize`).
 ///
-/// Every element is stored in four bytes. `bool` tensors are stored as Float32 `0` / `1`,
-/// so a mask can be multiplied with data without a conversion kernel.
-public enum DType: String, Sendable, CustomStringConvertible {
+/// Floating-point kernels compute in Float32 whatever the storage type: a `float16` or
+/// `bfloat16` element is widened when it is read and rounded to nearest-even when it is
+/// written, so narrow types work on every device (no `cl_khr_fp16` needed). Ops the kernels
+/// have no narrow form of (GEMM on OpenCL, convolution, softmax, ...) widen their inputs to
+/// Float32 and round the result back, so every op accepts every float type.
+public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
     /// 32-bit IEEE float: data, activations, parameters.
     case float32
-    /// 32-bit signed integer: indices and class labels.
+    /// 16-bit IEEE half (1 sign, 5 exponent, 10 mantissa bits).
+    case float16
+    /// bfloat16: the top half of a Float32 (8 exponent, 7 mantissa bits).
+    case bfloat16
+    /// 32-bit signed integer.
     case int32
-    /// Boolean mask (stored as Float32 0 / 1).
+    /// 64-bit signed integer: PyTorch's default for indices and class labels.
+    case int64
+    /// 8-bit unsigned integer (images, byte data).
+    case uint8
+    /// Boolean mask, one byte per element (0 or 1).
     case bool
 
-    /// Bytes per element (always 4).
-    public var byteSize: Int { 4 }
+    /// Bytes per element.
+    public var byteSize: Int {
+        switch self {
+        case .float32, .int32: 4
+        case .float16, .bfloat16: 2
+        case .int64: 8
+        case .uint8, .bool: 1
+        }
+    }
 
-    /// True when the stored bits are Float32 (`float32` and `bool`).
-    var isFloatStorage: Bool { self != .int32 }
+    /// True for the floating-point types (the ones that can require gradients).
+    public var isFloatingPoint: Bool {
+        switch self {
+        case .float32, .float16, .bfloat16: true
+        case .int32, .int64, .uint8, .bool: false
+        }
+    }
+
+    /// True for `float16` and `bfloat16`, stored narrow and computed in Float32.
+    var isReducedFloat: Bool { self == .float16 || self == .bfloat16 }
+
+    /// The result type of an op on operands of types `self` and `other`, as
+    /// `torch.promote_types`: bool < uint8 < int32 < int64 < floats; among floats the wider
+    /// wins, and float16 with bfloat16 gives float32 (neither holds the other).
+    public func promoted(with other: DType) -> DType {
+        if self == other { return self }
+        switch (isFloatingPoint, other.isFloatingPoint) {
+        case (true, false): return self
+        case (false, true): return other
+        case (true, true):
+            if self == .float32 || other == .float32 { return .float32 }
+            return .float32  // float16 with bfloat16
+        case (false, false):
+            return DType.integerRank(self) >= DType.integerRank(other) ? self : other
+        }
+    }
+
+    /// The order of the non-float types under promotion.
+    private static func integerRank(_ t: DType) -> Int {
+        switch t {
+        case .bool: 0
+        case .uint8: 1
+        case .int32: 2
+        default: 3
+        }
+    }
 
     public var description: String { rawValue }
 }

@@ -1,6 +1,6 @@
 /// Raw host access to a tensor's elements for communication libraries (EmberDistributed):
-/// `import Ember` with `@_spi(Distributed)` to see it. Elements are four bytes each, in the
-/// dtype's layout (Float32, Int32, or Float32 0/1 for bool).
+/// `import Ember` with `@_spi(Distributed)` to see it. Elements are `dtype.byteSize` bytes each, in the
+/// dtype's little-endian layout.
 extension Tensor {
     /// The tensor's elements in place, when it is a contiguous tensor on the CPU: writing
     /// through the pointer changes the tensor (call `noteHostWrite()` afterwards). nil on
@@ -8,26 +8,26 @@ extension Tensor {
     @_spi(Distributed)
     public var cpuElementBytes: UnsafeMutableRawBufferPointer? {
         guard device.kind == .cpu, isContiguous else { return nil }
-        let base = UnsafeMutableRawPointer(storage.buffer.handle) + offset * 4
-        return UnsafeMutableRawBufferPointer(start: count > 0 ? base : nil, count: count * 4)
+        let base = UnsafeMutableRawPointer(storage.buffer.handle) + offset * dtype.byteSize
+        return UnsafeMutableRawBufferPointer(start: count > 0 ? base : nil, count: count * dtype.byteSize)
     }
 
-    /// Copies the elements, row-major, into `destination` (exactly `count * 4` bytes); waits
+    /// Copies the elements, row-major, into `destination` (exactly `count * dtype.byteSize` bytes); waits
     /// for the device.
     @_spi(Distributed)
     public func copyBytes(into destination: UnsafeMutableRawBufferPointer) {
-        check(destination.count == count * 4, "copyBytes(into:): \(destination.count) bytes for a tensor of \(count * 4) bytes")
+        check(destination.count == count * dtype.byteSize, "copyBytes(into:): \(destination.count) bytes for a tensor of \(count * dtype.byteSize) bytes")
         guard count > 0 else { return }
         dense.readBytes(into: destination, failure: "copyBytes(into:)")
     }
 
-    /// Overwrites the elements in place with `source` (exactly `count * 4` bytes, row-major).
+    /// Overwrites the elements in place with `source` (exactly `count * dtype.byteSize` bytes, row-major).
     /// The tensor must own its whole storage contiguously and, while grad mode is on, not
     /// require grad (as for every in-place op).
     @_spi(Distributed)
     public func overwriteBytes(from source: UnsafeRawBufferPointer) {
         checkHostWrite("overwriteBytes(from:)")
-        check(source.count == count * 4, "overwriteBytes(from:): \(source.count) bytes for a tensor of \(count * 4) bytes")
+        check(source.count == count * dtype.byteSize, "overwriteBytes(from:): \(source.count) bytes for a tensor of \(count * dtype.byteSize) bytes")
         guard count > 0 else { return }
         backend.upload(source, to: storage.buffer, byteOffset: 0)
         storage.version += 1

@@ -17,15 +17,12 @@ extension Tensor: CustomStringConvertible {
         let summarise = values.count > 1000
         let isIntegral = values.allSatisfy { !$0.isFinite || $0 == $0.rounded() }
         func scalar(_ v: Float) -> String {
-            switch dtype {
-            case .bool: return v != 0 ? "true" : "false"
-            case .int32: return String(Int(v))
-            case .float32:
-                if !v.isFinite { return v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf") }
-                if isIntegral && Swift.abs(v) < 1e8 { return String(format: "%.0f.", v) }
-                let a = Swift.abs(v)
-                return (a != 0 && (a < 1e-4 || a >= 1e8)) ? String(format: "%.4e", v) : String(format: "%.4f", v)
-            }
+            if dtype == .bool { return v != 0 ? "true" : "false" }
+            if !dtype.isFloatingPoint { return String(Int(v)) }
+            if !v.isFinite { return v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf") }
+            if isIntegral && Swift.abs(v) < 1e8 { return String(format: "%.0f.", v) }
+            let a = Swift.abs(v)
+            return (a != 0 && (a < 1e-4 || a >= 1e8)) ? String(format: "%.4e", v) : String(format: "%.4f", v)
         }
         if shape.isEmpty { return values.isEmpty ? "[]" : scalar(values[0]) }
         let strides = Shape.contiguousStrides(shape)

@@ -1,7 +1,7 @@
 /// The memory behind one or more tensors: a backend buffer, its device, and a version
 /// counter that in-place ops bump so autograd can detect a saved tensor that changed.
 final class Storage: @unchecked Sendable {
-    /// The device buffer (4-byte elements).
+    /// The device buffer (elements of the dtype it was allocated for).
     let buffer: DeviceBuffer
     /// The device the buffer lives on.
     let device: Device
@@ -13,25 +13,28 @@ final class Storage: @unchecked Sendable {
         if let collector = Profiler.current { return ProfilingBackend(owner, device: device, collector: collector) }
         return owner
     }
-    /// Number of 4-byte elements the buffer was allocated for.
+    /// Number of elements the buffer was allocated for.
     let elementCount: Int
+    /// The element type the buffer was allocated for.
+    let dtype: DType
     /// Bumped by every in-place write.
     var version = 0
 
-    init(buffer: DeviceBuffer, device: Device, backend: Backend, elementCount: Int) {
+    init(buffer: DeviceBuffer, device: Device, backend: Backend, elementCount: Int, dtype: DType) {
         self.buffer = buffer
         self.device = device
         self.owner = backend
         self.elementCount = elementCount
+        self.dtype = dtype
     }
 
-    /// Fresh, uninitialised storage for `count` elements on `device`; stops the program with
-    /// a message naming the op when the device is out of memory.
-    static func allocate(_ count: Int, on device: Device, for op: @autoclosure () -> String) -> Storage {
+    /// Fresh, uninitialised storage for `count` elements of `dtype` on `device`; stops the
+    /// program with a message naming the op when the device is out of memory.
+    static func allocate(_ count: Int, _ dtype: DType, on device: Device, for op: @autoclosure () -> String) -> Storage {
         let backend = device.backend
         do {
-            let buffer = try backend.allocate(bytes: count * 4)
-            return Storage(buffer: buffer, device: device, backend: backend, elementCount: count)
+            let buffer = try backend.allocate(bytes: count * dtype.byteSize)
+            return Storage(buffer: buffer, device: device, backend: backend, elementCount: count, dtype: dtype)
         } catch {
             fatalError("\(op()): \(error)")
         }

@@ -48,7 +48,7 @@ public final class Tensor: @unchecked Sendable {
     /// A fresh contiguous tensor with uninitialised contents.
     init(uninitialized shape: [Int], dtype: DType = .float32, device: Device, op: @autoclosure () -> String) {
         let count = Shape.count(shape)
-        self.storage = Storage.allocate(count, on: device, for: op())
+        self.storage = Storage.allocate(count, dtype, on: device, for: op())
         self.shape = shape
         self.strides = Shape.contiguousStrides(shape)
         self.offset = 0
@@ -75,7 +75,7 @@ public final class Tensor: @unchecked Sendable {
         get { requiresGradFlag }
         set {
             check(isLeaf, "requiresGrad: can only change the flag of a leaf tensor; use detach() on \(gradFnName ?? "this tensor")")
-            check(!newValue || dtype == .float32, "requiresGrad: only float32 tensors can require gradients, not \(dtype)")
+            check(!newValue || dtype.isFloatingPoint, "requiresGrad: only floating-point tensors can require gradients, not \(dtype)")
             requiresGradFlag = newValue
         }
     }
@@ -108,8 +108,8 @@ public final class Tensor: @unchecked Sendable {
     }
 
     /// Replaces this tensor's contents by `values` (same shape, dtype and device) by taking a
-    /// dense copy's storage: an in-place load for dtypes the in-place ops refuse (`.bool`
-    /// and `.int32` buffers). This tensor must own its whole storage contiguously.
+    /// dense copy's storage: an in-place load for dtypes the in-place ops refuse (integer and
+    /// bool buffers). This tensor must own its whole storage contiguously.
     func replaceStorage(with values: Tensor) {
         check(values.shape == shape && values.dtype == dtype && values.device == device,
               "replaceStorage: \(Shape.describe(values.shape)) \(values.dtype) on \(values.device) does not match \(Shape.describe(shape)) \(dtype) on \(device)")
@@ -122,7 +122,7 @@ public final class Tensor: @unchecked Sendable {
 
     /// The strided view the backend kernels read.
     var view: StridedView {
-        StridedView(buffer: storage.buffer, offset: offset, shape: shape, strides: strides)
+        StridedView(buffer: storage.buffer, offset: offset, shape: shape, strides: strides, dtype: dtype)
     }
 
     var backend: Backend { storage.backend }
@@ -136,7 +136,7 @@ public final class Tensor: @unchecked Sendable {
 
     /// A tensor from nested Swift arrays (or a scalar): `Tensor([[1, 2], [3, 4]])`. Without
     /// `dtype` the scalars decide, as `torch.tensor`: numbers (integer literals too) give
-    /// Float32, `Int32` values Int32, `Bool` values a `.bool` mask.
+    /// Float32, `Int32` values Int32, `Int64` values Int64, `Bool` values a `.bool` mask.
     public convenience init<T: TensorData>(_ data: T, dtype: DType? = nil, device: Device = .cpu, requiresGrad: Bool = false) {
         var values: [Double] = []
         var shape: [Int] = []
@@ -162,17 +162,27 @@ public final class Tensor: @unchecked Sendable {
         check(values.count == Shape.count(shape),
               "Tensor: \(values.count) values do not fill shape \(Shape.describe(shape)) (\(Shape.count(shape)) elements)")
         self.init(uninitialized: shape, dtype: dtype, device: device, op: "Tensor")
-        switch dtype {
-        case .float32, .bool:
-            let floats = dtype == .bool ? values.map { $0 != 0 ? Float(1) : 0 } : values.map { Float($0) }
-            floats.withUnsafeBytes { backend.upload($0, to: storage.buffer) }
-        case .int32:
-            let ints = values.map { v -> Int32 in
-                check(v.isFinite && v >= Double(Int32.min) && v <= Double(Int32.max) && v == v.rounded(.towardZero),
-                      "Tensor: value \(v) is not representable as int32")
-                return Int32(v)
+        if dtype == .float32 {
+            values.map { Float($0) }.withUnsafeBytes { backend.upload($0, to: storage.buffer) }
+        } else {
+            if !dtype.isFloatingPoint && dtype != .bool {
+                let (low, high): (Double, Double) = switch dtype {
+                case .uint8: (0, 255)
+                case .int32: (Double(Int32.min), Double(Int32.max))
+                default: (-0x1p63, 0x1p63)
+                }
+                for v in values {
+                    check(v.isFinite && v >= low && v < high + 1 && v == v.rounded(.towardZero),
+                          "Tensor: value \(v) is not representable as \(dtype)")
+                }
             }
-            ints.withUnsafeBytes { backend.upload($0, to: storage.buffer) }
+            let width = dtype.byteSize
+            var bytes = [UInt8](repeating: 0, count: values.count * width)
+            for (i, v) in values.enumerated() {
+                let bits = dtype.bits(of: v)
+                for b in 0..<width { bytes[i * width + b] = UInt8(truncatingIfNeeded: bits >> (8 * b)) }
+            }
+            bytes.withUnsafeBytes { backend.upload($0, to: storage.buffer) }
         }
         if requiresGrad { self.requiresGrad = true }
     }
@@ -187,8 +197,9 @@ public final class Tensor: @unchecked Sendable {
     static func fromHost(shape: [Int], dtype: DType, device: Device, op: String,
                          _ produce: (_ chunk: UnsafeMutableRawBufferPointer, _ byteOffset: Int) throws -> Void) rethrows -> Tensor {
         let out = Tensor(uninitialized: shape, dtype: dtype, device: device, op: op)
-        let total = out.count * 4
-        let chunk = Swift.min(total, hostChunkBytes)
+        let total = out.count * dtype.byteSize
+        // Whole elements per chunk.
+        let chunk = Swift.min(total, hostChunkBytes / 8 * 8)
         guard chunk > 0 else { return out }
         let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
         defer { staging.deallocate() }
@@ -207,15 +218,16 @@ public final class Tensor: @unchecked Sendable {
     func deviceCopy(to target: Device, op: String) -> Tensor {
         let source = dense
         return Tensor.fromHost(shape: shape, dtype: dtype, device: target, op: op) { chunk, byteOffset in
-            source.readBytes(into: chunk, fromElement: byteOffset / 4, failure: "\(op): reading from \(source.device)")
+            source.readBytes(into: chunk, fromByte: byteOffset, failure: "\(op): reading from \(source.device)")
         }
     }
 
-    /// Copies this contiguous tensor's elements from element `first` on into `destination`
-    /// (waiting for the device); a device failure stops the program with `failure` and the error.
-    func readBytes(into destination: UnsafeMutableRawBufferPointer, fromElement first: Int = 0,
+    /// Copies this contiguous tensor's bytes from byte `first` of its elements on into
+    /// `destination` (waiting for the device); a device failure stops the program with
+    /// `failure` and the error.
+    func readBytes(into destination: UnsafeMutableRawBufferPointer, fromByte first: Int = 0,
                    failure: @autoclosure () -> String) {
-        do { try backend.download(storage.buffer, offset: offset + first, into: destination) } catch {
+        do { try backend.download(storage.buffer, byteOffset: offset * dtype.byteSize + first, into: destination) } catch {
             fatalError("\(failure()): \(error)")
         }
     }
@@ -224,15 +236,15 @@ public final class Tensor: @unchecked Sendable {
     /// read from the device one after another (waiting for it): writing a tensor of any size
     /// to a file needs one chunk of host memory.
     func forEachHostChunk(_ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let source = dense, total = count * 4
-        let chunk = Swift.min(total, Tensor.hostChunkBytes)
+        let source = dense, total = count * dtype.byteSize
+        let chunk = Swift.min(total, Tensor.hostChunkBytes / 8 * 8)
         guard chunk > 0 else { return }
         let staging = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
         defer { staging.deallocate() }
         var offset = 0
         while offset < total {
             let part = UnsafeMutableRawBufferPointer(rebasing: staging[..<Swift.min(chunk, total - offset)])
-            try source.backend.download(source.storage.buffer, offset: source.offset + offset / 4, into: part)
+            try source.backend.download(source.storage.buffer, byteOffset: source.offset * dtype.byteSize + offset, into: part)
             try body(UnsafeRawBufferPointer(part))
             offset += part.count
         }
@@ -247,23 +259,28 @@ public final class Tensor: @unchecked Sendable {
 
     // MARK: Reading back
 
-    /// Copies the elements to the host in row-major order, as Float (indices and masks converted).
+    /// Copies the elements to the host in row-major order, as Float (other dtypes converted).
     /// Waits for the device.
     public func toArray() -> [Float] {
-        let raw = hostBits()
-        switch dtype {
-        case .float32, .bool: return raw.map { Float(bitPattern: $0) }
-        case .int32: return raw.map { Float(Int32(bitPattern: $0)) }
+        if dtype == .float32 {
+            var out = [Float](repeating: 0, count: count)
+            if count > 0 { out.withUnsafeMutableBytes { dense.readBytes(into: $0, failure: "reading \(device) tensor") } }
+            return out
         }
+        return hostValues().map { Float($0) }
     }
 
-    /// Copies the elements of an Int32 (or integral Float32) tensor to the host as Int32.
+    /// Copies the elements to the host as Int32 (floats truncated toward zero).
     public func toIntArray() -> [Int32] {
-        let raw = hostBits()
-        switch dtype {
-        case .int32: return raw.map { Int32(bitPattern: $0) }
-        case .float32, .bool: return raw.map { Int32(Float(bitPattern: $0)) }
-        }
+        hostValues().map { Int32(truncatingIfNeeded: Int64($0.isFinite ? $0.rounded(.towardZero) : 0)) }
+    }
+
+    /// Copies the elements to the host as Int64 (exact for int64 tensors; floats truncated).
+    public func toInt64Array() -> [Int64] {
+        guard dtype == .int64 else { return hostValues().map { Int64($0.isFinite ? $0.rounded(.towardZero) : 0) } }
+        var out = [Int64](repeating: 0, count: count)
+        if count > 0 { out.withUnsafeMutableBytes { dense.readBytes(into: $0, failure: "reading \(device) tensor") } }
+        return out
     }
 
     /// Copies the elements of a mask to the host as Bool (non-zero is true).
@@ -277,14 +294,17 @@ public final class Tensor: @unchecked Sendable {
         return toArray()[0]
     }
 
-    /// The raw 32-bit patterns of every element, row-major.
-    func hostBits() -> [UInt32] {
-        let n = count
-        if n == 0 { return [] }
-        let source = dense
-        var out = [UInt32](repeating: 0, count: n)
-        out.withUnsafeMutableBytes { source.readBytes(into: $0, failure: "reading \(device) tensor") }
+    /// The raw bytes of every element, row-major.
+    func hostBytes() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count * dtype.byteSize)
+        if count > 0 { out.withUnsafeMutableBytes { dense.readBytes(into: $0, failure: "reading \(device) tensor") } }
         return out
+    }
+
+    /// Every element's value, row-major (int64 exact below 2^53).
+    private func hostValues() -> [Double] {
+        let raw = hostBytes(), type = dtype
+        return raw.withUnsafeBytes { bytes in (0..<count).map { type.value(in: bytes, at: $0) } }
     }
 
     /// This tensor when its elements are dense, else a contiguous copy (no autograd): what

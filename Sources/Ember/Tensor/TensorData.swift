@@ -6,7 +6,8 @@ public protocol TensorData {
     func flatten(into values: inout [Double], shape: inout [Int], depth: Int)
 
     /// The dtype a tensor made from this value gets when none is given: Float32 for numbers
-    /// (integer literals included, as `torch.tensor([1, 2.0])`), Int32 for `Int32`, Bool for `Bool`.
+    /// (integer literals included, as `torch.tensor([1, 2.0])`), Int32 for `Int32`, Int64 for
+    /// `Int64`, UInt8 for `UInt8`, Bool for `Bool`.
     static var defaultDType: DType { get }
 }
 
@@ -35,6 +36,14 @@ extension Int: TensorData {}
 extension Int32: TensorData {
     /// Int32 values stay Int32.
     public static var defaultDType: DType { .int32 }
+}
+extension Int64: TensorData {
+    /// Int64 values stay Int64.
+    public static var defaultDType: DType { .int64 }
+}
+extension UInt8: TensorData {
+    /// Bytes stay UInt8.
+    public static var defaultDType: DType { .uint8 }
 }
 
 extension Bool: TensorData {

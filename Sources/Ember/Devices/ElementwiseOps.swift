@@ -1,0 +1,245 @@
+import Foundation
+
+/// The elementwise ops, each defined once: its kernel name, its scalar expression in OpenCL C
+/// (from which `ElementwiseSource` generates every dtype and layout variant of its kernels)
+/// and the CPU function object its loops are specialised on (`Elementwise`). The math is in
+/// Float32 for every storage type. Adding an op: one `static let` here, its public function and
+/// backward rule in `Ops/`, and its tests.
+struct UnaryOp: Equatable, CustomStringConvertible {
+    /// The definition shared by every instance of the op.
+    let kernel: UnaryKernel
+    /// The op's two Float parameters (`p0`, `p1` in the expression; unused ones are 0).
+    var p0: Float = 0, p1: Float = 0
+
+    static func == (a: UnaryOp, b: UnaryOp) -> Bool { a.kernel === b.kernel && a.p0 == b.p0 && a.p1 == b.p1 }
+
+    var description: String { kernel.name }
+
+    static let neg = UnaryOp(kernel: .init("neg", "-x", Elementwise.Neg.self))
+    static let abs = UnaryOp(kernel: .init("abs", "fabs(x)", Elementwise.Abs.self))
+    static let sign = UnaryOp(kernel: .init("sign", "x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x)", Elementwise.Sign.self))
+    static let exp = UnaryOp(kernel: .init("exp", "exp(x)", Elementwise.Exp.self))
+    static let log = UnaryOp(kernel: .init("log", "log(x)", Elementwise.Log.self))
+    static let sqrt = UnaryOp(kernel: .init("sqrt", "sqrt(x)", Elementwise.Sqrt.self))
+    static let rsqrt = UnaryOp(kernel: .init("rsqrt", "1.0f / sqrt(x)", Elementwise.Rsqrt.self))
+    static let square = UnaryOp(kernel: .init("square", "x * x", Elementwise.Square.self))
+    static let reciprocal = UnaryOp(kernel: .init("reciprocal", "1.0f / x", Elementwise.Reciprocal.self))
+    static let sin = UnaryOp(kernel: .init("sin", "sin(x)", Elementwise.Sin.self))
+    static let cos = UnaryOp(kernel: .init("cos", "cos(x)", Elementwise.Cos.self))
+    static let tanh = UnaryOp(kernel: .init("tanh", "tanh(x)", Elementwise.Tanh.self))
+    static let sigmoid = UnaryOp(kernel: .init("sigmoid", "1.0f / (1.0f + exp(-x))", Elementwise.Sigmoid.self))
+    static let relu = UnaryOp(kernel: .init("relu", "x > 0.0f ? x : 0.0f", Elementwise.Relu.self))
+    static let gelu = UnaryOp(kernel: .init("gelu", "0.5f * x * (1.0f + erf(x * 0.70710678118654752f))", Elementwise.Gelu.self))
+    static let geluTanh = UnaryOp(kernel: .init("gelu_tanh", "0.5f * x * (1.0f + tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)))",
+                                                Elementwise.GeluTanh.self))
+    static let erf = UnaryOp(kernel: .init("erf", "erf(x)", Elementwise.Erf.self))
+    private static let leakyReluKernel = UnaryKernel("leaky_relu", "x > 0.0f ? x : p0 * x", Elementwise.LeakyRelu.self)
+    private static let clampKernel = UnaryKernel("clamp", "fmin(fmax(x, p0), p1)", Elementwise.Clamp.self)
+    private static let powScalarKernel = UnaryKernel("pow_scalar", "pow(x, p0)", Elementwise.PowScalar.self)
+
+    /// x for x > 0, else slope·x.
+    static func leakyRelu(slope: Float) -> UnaryOp { UnaryOp(kernel: leakyReluKernel, p0: slope) }
+    /// min(max(x, lower), upper).
+    static func clamp(min lower: Float, max upper: Float) -> UnaryOp { UnaryOp(kernel: clampKernel, p0: lower, p1: upper) }
+    /// x^exponent.
+    static func powScalar(_ exponent: Float) -> UnaryOp { UnaryOp(kernel: powScalarKernel, p0: exponent) }
+
+    /// Every unary op (the OpenCL program holds one kernel pair per entry).
+    static let all: [UnaryKernel] = [neg, abs, sign, exp, log, sqrt, rsqrt, square, reciprocal, sin, cos, tanh,
+                                     sigmoid, relu, gelu, geluTanh, erf].map(\.kernel) + [leakyReluKernel, clampKernel, powScalarKernel]
+}
+
+/// Elementwise `(Float, Float) -> Float`; comparisons write a `.bool` mask. Defined once, as
+/// `UnaryOp` is.
+struct BinaryOp: Equatable, CustomStringConvertible {
+    /// The definition.
+    let kernel: BinaryKernel
+
+    static func == (a: BinaryOp, b: BinaryOp) -> Bool { a.kernel === b.kernel }
+
+    var description: String { kernel.name }
+    /// True for the comparisons, which produce masks.
+    var isComparison: Bool { kernel.producesMask }
+
+    static let add = BinaryOp(kernel: .init("add", "a + b", Elementwise.Add.self))
+    static let sub = BinaryOp(kernel: .init("sub", "a - b", Elementwise.Sub.self))
+    static let mul = BinaryOp(kernel: .init("mul", "a * b", Elementwise.Mul.self))
+    static let div = BinaryOp(kernel: .init("div", "a / b", Elementwise.Div.self))
+    static let pow = BinaryOp(kernel: .init("pow", "pow(a, b)", Elementwise.Pow.self))
+    static let maximum = BinaryOp(kernel: .init("maximum", "(isnan(a) || isnan(b)) ? NAN : fmax(a, b)", Elementwise.Maximum.self))
+    static let minimum = BinaryOp(kernel: .init("minimum", "(isnan(a) || isnan(b)) ? NAN : fmin(a, b)", Elementwise.Minimum.self))
+    static let eq = BinaryOp(kernel: .init("eq", "a == b", Elementwise.Equal.self, mask: true))
+    static let ne = BinaryOp(kernel: .init("ne", "a != b", Elementwise.NotEqual.self, mask: true))
+    static let lt = BinaryOp(kernel: .init("lt", "a < b", Elementwise.Less.self, mask: true))
+    static let le = BinaryOp(kernel: .init("le", "a <= b", Elementwise.LessEqual.self, mask: true))
+    static let gt = BinaryOp(kernel: .init("gt", "a > b", Elementwise.Greater.self, mask: true))
+    static let ge = BinaryOp(kernel: .init("ge", "a >= b", Elementwise.GreaterEqual.self, mask: true))
+
+    /// Every binary op.
+    static let all: [BinaryKernel] = [add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge].map(\.kernel)
+}
+
+/// A unary op's definition: its kernel name, OpenCL expression of `x` (and parameters `p0`,
+/// `p1`), and the CPU loops specialised on its function object `F`.
+final class UnaryKernel: Sendable {
+    let name: String
+    let expression: String
+    /// Runs the op's specialised CPU loop (see `CPUBackend.unaryLoop`).
+    let cpu: @Sendable (CPUBackend, StridedView, DeviceBuffer, Float, Float) -> Void
+
+    init<F: UnaryFunction>(_ name: String, _ expression: String, _ function: F.Type) {
+        self.name = name
+        self.expression = expression
+        self.cpu = { backend, source, destination, p0, p1 in
+            backend.unaryLoop(source, destination, F(p0, p1))
+        }
+    }
+}
+
+/// A binary op's definition: its kernel name, OpenCL expression of `a` and `b`, whether it is
+/// a comparison (its expression is a condition, written as a mask), and its CPU loops.
+final class BinaryKernel: Sendable {
+    let name: String
+    let expression: String
+    let producesMask: Bool
+    /// Runs the op's specialised CPU loop (see `CPUBackend.binaryLoop`).
+    let cpu: @Sendable (CPUBackend, Operand, Operand, [Int], DType, DeviceBuffer) -> Void
+
+    init<F: BinaryFunction>(_ name: String, _ expression: String, _ function: F.Type, mask: Bool = false) {
+        self.name = name
+        self.expression = expression
+        self.producesMask = mask
+        self.cpu = { backend, a, b, shape, dtype, destination in
+            backend.binaryLoop(a, b, shape: shape, dtype: dtype, destination, F(), mask: mask)
+        }
+    }
+}
+
+/// The OpenCL source of the elementwise ops, generated from their definitions and appended
+/// to `Kernels/elementwise.cl` (the layout helpers and the `LOAD`/`STORE` macros of each
+/// storage type). The program is built once per float storage type (`-DSTORAGE=` 0 float32,
+/// 1 float16, 2 bfloat16) with the same kernel names, on first use of that type.
+enum ElementwiseSource {
+    /// The generated kernels (unary, binary, select) for the storage type the build selects.
+    static let generated: String = {
+        var out = ""
+        for op in UnaryOp.all {
+            out += """
+            __kernel void unary_\(op.name)(__global const ELEM* src, int src_off, __global ELEM* dst, int n, float p0, float p1) {
+                int i = get_global_id(0);
+                if (i >= n) return;
+                float x = LOAD(src, src_off + i);
+                STORE(dst, i, \(op.expression));
+            }
+            __kernel void unary_\(op.name)_strided(__global const ELEM* src, int src_off, __global ELEM* dst, int n,
+                                                 int rank, int8 shape, int8 stride, float p0, float p1) {
+                STRIDED_RUN(n, rank, shape)
+                int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride);
+                for (int k = 0; k < len; ++k) {
+                    float x = LOAD(src, at + k * step);
+                    STORE(dst, i0 + k, \(op.expression));
+                }
+            }
+
+            """
+        }
+        for op in BinaryOp.all {
+            let out_t = op.producesMask ? "uchar" : "ELEM"
+            let value = op.producesMask ? "(\(op.expression)) ? 1 : 0" : op.expression
+            let store = op.producesMask ? "dst[%@] = \(value);" : "STORE(dst, %@, \(value));"
+            func st(_ index: String) -> String { store.replacingOccurrences(of: "%@", with: index) }
+            out += """
+            __kernel void binary_\(op.name)_tt(__global const ELEM* x, int x_off, __global const ELEM* y, int y_off, __global \(out_t)* dst, int n) {
+                int i = get_global_id(0);
+                if (i >= n) return;
+                float a = LOAD(x, x_off + i), b = LOAD(y, y_off + i);
+                \(st("i"))
+            }
+            __kernel void binary_\(op.name)_ts(__global const ELEM* x, int x_off, float b, __global \(out_t)* dst, int n) {
+                int i = get_global_id(0);
+                if (i >= n) return;
+                float a = LOAD(x, x_off + i);
+                \(st("i"))
+            }
+            __kernel void binary_\(op.name)_st(float a, __global const ELEM* y, int y_off, __global \(out_t)* dst, int n) {
+                int i = get_global_id(0);
+                if (i >= n) return;
+                float b = LOAD(y, y_off + i);
+                \(st("i"))
+            }
+            __kernel void binary_\(op.name)_strided(__global const ELEM* x, int x_off, int8 x_stride, float x_scalar, int x_is_scalar,
+                                                  __global const ELEM* y, int y_off, int8 y_stride, float y_scalar, int y_is_scalar,
+                                                  __global \(out_t)* dst, int n, int rank, int8 shape) {
+                STRIDED_RUN(n, rank, shape)
+                OPERAND_RUN(xa, x_off, x_stride, x_is_scalar)
+                OPERAND_RUN(ya, y_off, y_stride, y_is_scalar)
+                for (int k = 0; k < len; ++k) {
+                    float a = OPERAND_VALUE(xa, x, x_scalar, x_is_scalar, k);
+                    float b = OPERAND_VALUE(ya, y, y_scalar, y_is_scalar, k);
+                    \(st("i0 + k"))
+                }
+            }
+
+            """
+        }
+        return out
+    }()
+
+    /// The cast kernels `cast_<from>_<to>` for every pair of distinct dtypes: each reads its
+    /// source as float (float types) or long (the others) and converts with `DType.convert`'s
+    /// rules. Part of the STORAGE=0 build only.
+    static let casts: String = {
+        var out = ""
+        for from in DType.allCases {
+            for to in DType.allCases where to != from {
+                out += """
+                __kernel void cast_\(from)_\(to)(__global const \(cType(from))* src, int src_off, __global \(cType(to))* dst, int n,
+                                               int rank, int8 shape, int8 stride) {
+                    STRIDED_RUN(n, rank, shape)
+                    int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride);
+                    for (int k = 0; k < len; ++k) {
+                        \(from.isFloatingPoint ? "float" : "long") v = \(load(from, "src", "at + k * step"));
+                        \(store(to, "dst", "i0 + k", from: from))
+                    }
+                }
+
+                """
+            }
+        }
+        return out
+    }()
+
+    /// The OpenCL C type a buffer of `dtype` is declared with.
+    private static func cType(_ dtype: DType) -> String {
+        switch dtype {
+        case .float32: "float"
+        case .float16: "half"
+        case .bfloat16: "ushort"
+        case .int32: "int"
+        case .int64: "long"
+        case .uint8, .bool: "uchar"
+        }
+    }
+
+    private static func load(_ dtype: DType, _ p: String, _ i: String) -> String {
+        switch dtype {
+        case .float16: "vload_half(\(i), \(p))"
+        case .bfloat16: "bf16_to_float(\(p)[\(i)])"
+        default: "\(p)[\(i)]"
+        }
+    }
+
+    /// The statement storing `v` (a float, or a long when `from` is not a float type).
+    private static func store(_ dtype: DType, _ p: String, _ i: String, from: DType) -> String {
+        let float = from.isFloatingPoint
+        switch dtype {
+        case .float32: return "\(p)[\(i)] = (float)v;"
+        case .float16: return "vstore_half_rte((float)v, \(i), \(p));"
+        case .bfloat16: return "\(p)[\(i)] = float_to_bf16((float)v);"
+        case .int32: return "\(p)[\(i)] = \(float ? "convert_int_sat_rtz(v)" : "(int)v");"
+        case .int64: return "\(p)[\(i)] = \(float ? "convert_long_sat_rtz(v)" : "v");"
+        case .uint8: return "\(p)[\(i)] = \(float ? "(uchar)convert_int_sat_rtz(v)" : "(uchar)v");"
+        case .bool: return "\(p)[\(i)] = v != 0 ? 1 : 0;"
+        }
+    }
+}
