@@ -1,40 +1,13 @@
 // Elementwise kernels: copies, constants, select, and the layout helpers and storage
 // macros of the op kernels that ElementwiseSource (Devices/ElementwiseOps.swift) generates
 // from the ops' definitions and appends to this file, with the casts between dtypes.
-// The program is built once per float storage type: STORAGE 0 float32, 1 float16 (through
-// vload_half / vstore_half_rte, no cl_khr_fp16 needed), 2 bfloat16 (ushort bits, rounded to
-// nearest even); every kernel computes in float.
+// The program is built once per float storage type (storage.cl, prepended); every kernel
+// computes in float.
 // Strided operands pass their collapsed shape and strides as int8 (at most 8 dims).
 // Strided kernels give each work-item a run of RUN consecutive elements of one row (a row
 // is the last collapsed dim; the others number the rows), which it loops over: the
 // divisions that locate a row are done once per run. RUN is 1 on GPUs (adjacent work-items
 // touch adjacent elements) and 64 on CPU devices (a loop the compiler vectorises).
-
-#ifndef STORAGE
-#define STORAGE 0
-#endif
-
-// bfloat16 <-> float: the top 16 bits, rounded to nearest even; NaN stays a (quiet) NaN.
-inline float bf16_to_float(ushort b) { return as_float((uint)b << 16); }
-inline ushort float_to_bf16(float f) {
-    uint u = as_uint(f);
-    if (isnan(f)) return (ushort)((u >> 16) | 0x40);
-    return (ushort)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
-}
-
-#if STORAGE == 1
-#define ELEM half
-#define LOAD(p, i) vload_half((i), (p))
-#define STORE(p, i, v) vstore_half_rte((v), (i), (p))
-#elif STORAGE == 2
-#define ELEM ushort
-#define LOAD(p, i) bf16_to_float((p)[i])
-#define STORE(p, i, v) ((p)[i] = float_to_bf16(v))
-#else
-#define ELEM float
-#define LOAD(p, i) ((p)[i])
-#define STORE(p, i, v) ((p)[i] = (v))
-#endif
 
 // For work-item t: the run's row, its first column j0, its output index i0 and length len.
 #define STRIDED_RUN(n, rank, shape) \

@@ -1,4 +1,5 @@
-// Reductions over axis 1 of a contiguous [outer, size, inner] block, and row softmax.
+// Reductions over axis 1 of a contiguous [outer, size, inner] block of the STORAGE type
+// (storage.cl; partial results and outputs are float), and row softmax (float32).
 // Op codes match ReduceOp: 0 sum, 1 max, 2 min, 3 argmax, 4 argmin. Arg-reductions write
 // their Int32 index bits into the float destination. LS (the work-group size) is set at
 // build time; kernels using barriers never return before them.
@@ -70,7 +71,7 @@ inline void reduce_local(int op, __local float* lv, __local int* li, int lid) {
 
 // One work-group per (row, chunk) of a [rows, size] block. With chunks == 1 it writes the
 // final result to dst; otherwise partial values and indices for reduce_partials.
-__kernel void reduce_rows(__global const float* src, int off, int size, int chunks, int op,
+__kernel void reduce_rows(__global const ELEM* src, int off, int size, int chunks, int op,
                           __global float* partial_val, __global int* partial_idx, __global float* dst, int final_pass) {
     __local float lv[LS];
     __local int li[LS];
@@ -80,7 +81,7 @@ __kernel void reduce_rows(__global const float* src, int off, int size, int chun
     int per = (size + chunks - 1) / chunks;
     int start = chunk * per;
     int end = min(size, start + per);
-    __global const float* p = src + off + (long)row * size;
+    __global const ELEM* p = src + off + (long)row * size;
     float b = reduce_init(op);
     int bi = INT_MAX;
     ITEM_RANGE(start, end, lid, first, last, step)
@@ -89,12 +90,12 @@ __kernel void reduce_rows(__global const float* src, int off, int size, int chun
         float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
         int k = first;
         for (; k + 3 * step < last; k += 4 * step) {
-            s0 += p[k]; s1 += p[k + step]; s2 += p[k + 2 * step]; s3 += p[k + 3 * step];
+            s0 += LOAD(p, k); s1 += LOAD(p, k + step); s2 += LOAD(p, k + 2 * step); s3 += LOAD(p, k + 3 * step);
         }
-        for (; k < last; k += step) s0 += p[k];
+        for (; k < last; k += step) s0 += LOAD(p, k);
         b = (s0 + s1) + (s2 + s3);
     } else {
-        for (int k = first; k < last; k += step) reduce_combine(op, &b, &bi, p[k], k);
+        for (int k = first; k < last; k += step) reduce_combine(op, &b, &bi, LOAD(p, k), k);
     }
     lv[lid] = b;
     li[lid] = bi;
@@ -128,29 +129,29 @@ __kernel void reduce_partials(__global const float* partial_val, __global const 
 }
 
 // One work-item per (outer, inner) output: walks axis 1 with stride `inner`.
-__kernel void reduce_inner(__global const float* src, int off, int outer, int size, int inner, int op,
+__kernel void reduce_inner(__global const ELEM* src, int off, int outer, int size, int inner, int op,
                            __global float* dst) {
     int t = get_global_id(0);
     if (t >= outer * inner) return;
     int o = t / inner, i = t % inner;
-    __global const float* p = src + off + (long)o * size * inner + i;
+    __global const ELEM* p = src + off + (long)o * size * inner + i;
     if (op == 0) {
         // A plain loop the compiler keeps in registers (and vectorises when inner is 1).
         float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
         int k = 0;
         for (; k + 3 < size; k += 4) {
-            s0 += p[(long)k * inner];
-            s1 += p[(long)(k + 1) * inner];
-            s2 += p[(long)(k + 2) * inner];
-            s3 += p[(long)(k + 3) * inner];
+            s0 += LOAD(p, (long)k * inner);
+            s1 += LOAD(p, (long)(k + 1) * inner);
+            s2 += LOAD(p, (long)(k + 2) * inner);
+            s3 += LOAD(p, (long)(k + 3) * inner);
         }
-        for (; k < size; ++k) s0 += p[(long)k * inner];
+        for (; k < size; ++k) s0 += LOAD(p, (long)k * inner);
         dst[t] = (s0 + s1) + (s2 + s3);
         return;
     }
     float b = reduce_init(op);
     int bi = INT_MAX;
-    for (int k = 0; k < size; ++k) reduce_combine(op, &b, &bi, p[(long)k * inner], k);
+    for (int k = 0; k < size; ++k) reduce_combine(op, &b, &bi, LOAD(p, (long)k * inner), k);
     dst[t] = op >= 3 ? as_float(bi) : b;
 }
 

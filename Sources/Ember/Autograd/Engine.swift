@@ -16,7 +16,9 @@ enum Engine {
     private static func execute(_ root: Tensor, _ gradient: Tensor, _ retainGraph: Bool, _ capture: [Tensor]?) -> [Tensor?] {
         var captured = [Tensor?](repeating: nil, count: capture?.count ?? 0)
         let pass = BackwardPass()
-        func deliver(toLeaf leaf: Tensor, _ grad: Tensor) {
+        func deliver(toLeaf leaf: Tensor, _ computed: Tensor) {
+            // A leaf's gradient has the leaf's dtype (a rule may compute it wider, in Float32).
+            let grad = computed.dtype == leaf.dtype ? computed : computed.to(leaf.dtype)
             guard let capture else { return accumulate(into: leaf, grad) }
             for (i, t) in capture.enumerated() where t === leaf {
                 captured[i] = captured[i].map { $0 + grad } ?? grad
@@ -133,7 +135,7 @@ extension Tensor {
             return gradient
         }
         check(count == 1, "backward: gradient can be implicit only for one-element tensors, got shape \(Shape.describe(shape))")
-        return Tensor.ones(shape, device: device)
+        return Tensor.ones(shape, dtype: dtype, device: device)
     }
 
     /// The gradients of `output` with respect to `inputs`, returned instead of accumulated

@@ -169,9 +169,11 @@ protocol Backend: AnyObject, Sendable {
     /// `.bool` condition, operands and destination of the float type `dtype`.
     func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer)
 
-    /// Reduces axis 1 of the contiguous block `[outer, size, inner]` starting at element
-    /// `offset` of `source`, writing `[outer, inner]`. `size` is at least 1.
-    func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, destination: DeviceBuffer)
+    /// Reduces axis 1 of the contiguous block `[outer, size, inner]` of float elements of
+    /// `dtype` starting at element `offset` of `source`, writing `[outer, inner]` Float32
+    /// values (Int32 indices for the arg-reductions). `size` is at least 1.
+    func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, dtype: DType,
+                destination: DeviceBuffer)
     /// Softmax (or log-softmax) of each row of the contiguous `[rows, cols]` block.
     func softmax(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, log: Bool, destination: DeviceBuffer)
 

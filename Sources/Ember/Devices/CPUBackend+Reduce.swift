@@ -20,8 +20,37 @@ extension CPUBackend {
         return total
     }
 
-    func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, destination: DeviceBuffer) {
-        let src = UnsafePointer(floats(source) + offset)
+    /// Sum of `n` contiguous elements stored as `S`, widened sixteen at a time.
+    @inline(__always)
+    static func contiguousSum<S: FloatStorage>(_ p: UnsafePointer<S.Bits>, _ n: Int, _: S.Type) -> Float {
+        if S.self == Float.self { return contiguousSum(UnsafeRawPointer(p).assumingMemoryBound(to: Float.self), n) }
+        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+        var i = 0
+        while i + 32 <= n {
+            var v0 = SIMD16<Float>(), v1 = SIMD16<Float>()
+            for j in 0..<16 { v0[j] = S.widen(p[i + j]); v1[j] = S.widen(p[i + 16 + j]) }
+            acc0 += v0
+            acc1 += v1
+            i += 32
+        }
+        var total = (acc0 + acc1).sum()
+        while i < n { total += S.widen(p[i]); i += 1 }
+        return total
+    }
+
+    func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, dtype: DType,
+                destination: DeviceBuffer) {
+        switch dtype {
+        case .float16: reduce(op, source, offset, outer, size, inner, Elementwise.Half.self, destination)
+        case .bfloat16: reduce(op, source, offset, outer, size, inner, Elementwise.BFloat16.self, destination)
+        default: reduce(op, source, offset, outer, size, inner, Float.self, destination)
+        }
+    }
+
+    /// `reduce` over elements stored as `S`.
+    private func reduce<S: FloatStorage>(_ op: ReduceOp, _ source: DeviceBuffer, _ offset: Int, _ outer: Int, _ size: Int, _ inner: Int,
+                                         _: S.Type, _ destination: DeviceBuffer) {
+        let src = UnsafePointer(elements(source, as: S.Bits.self) + offset)
         if inner == 1 && op == .sum {
             let d = floats(destination)
             if outer < threads && size >= 2 * CPUBackend.parallelThreshold {
@@ -34,34 +63,33 @@ extension CPUBackend {
                         let shared = UncheckedSendable((part: part, row: src + o * size))
                         DispatchQueue.concurrentPerform(iterations: chunks) { c in
                             let s = c * size0, e = Swift.min(size, s + size0)
-                            shared.value.part[c] = s < e ? CPUBackend.contiguousSum(shared.value.row + s, e - s) : 0
+                            shared.value.part[c] = s < e ? CPUBackend.contiguousSum(shared.value.row + s, e - s, S.self) : 0
                         }
                     }
                     d[o] = partial.reduce(0, +)
                 }
             } else {
                 parallelFor(outer, grain: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(size, 1))) { s, e in
-                    for o in s..<e { d[o] = CPUBackend.contiguousSum(src + o * size, size) }
+                    for o in s..<e { d[o] = CPUBackend.contiguousSum(src + o * size, size, S.self) }
                 }
             }
             return
         }
+        let d = floats(destination)
         switch op {
-        case .sum: accumulate(src, outer, size, inner, floats(destination), first: { $0 }, combine: { $0 + $1 })
-        case .max:
-            accumulate(src, outer, size, inner, floats(destination), first: { $0 }, combine: { a, x in a.isNaN || x.isNaN ? .nan : Swift.max(a, x) })
-        case .min:
-            accumulate(src, outer, size, inner, floats(destination), first: { $0 }, combine: { a, x in a.isNaN || x.isNaN ? .nan : Swift.min(a, x) })
-        case .argmax: argReduce(src, outer, size, inner, ints(destination), better: { x, best in x > best || (x.isNaN && !best.isNaN) })
-        case .argmin: argReduce(src, outer, size, inner, ints(destination), better: { x, best in x < best || (x.isNaN && !best.isNaN) })
+        case .sum: accumulate(src, outer, size, inner, d, S.self, combine: { $0 + $1 })
+        case .max: accumulate(src, outer, size, inner, d, S.self, combine: { a, x in a.isNaN || x.isNaN ? .nan : Swift.max(a, x) })
+        case .min: accumulate(src, outer, size, inner, d, S.self, combine: { a, x in a.isNaN || x.isNaN ? .nan : Swift.min(a, x) })
+        case .argmax: argReduce(src, outer, size, inner, ints(destination), S.self, better: { x, best in x > best || (x.isNaN && !best.isNaN) })
+        case .argmin: argReduce(src, outer, size, inner, ints(destination), S.self, better: { x, best in x < best || (x.isNaN && !best.isNaN) })
         }
     }
 
-    /// `dst[o, i] = combine(... combine(first(src[o, 0, i]), src[o, 1, i]) ..., src[o, size-1, i])`,
-    /// walking rows of length `inner` so the inner loop is contiguous.
+    /// `dst[o, i] = combine(... combine(src[o, 0, i], src[o, 1, i]) ..., src[o, size-1, i])` over
+    /// the widened elements, walking rows of length `inner` so the inner loop is contiguous.
     @inline(__always)
-    private func accumulate(_ src: UnsafePointer<Float>, _ outer: Int, _ size: Int, _ inner: Int, _ d: UnsafeMutablePointer<Float>,
-                            first: (Float) -> Float, combine: (Float, Float) -> Float) {
+    private func accumulate<S: FloatStorage>(_ src: UnsafePointer<S.Bits>, _ outer: Int, _ size: Int, _ inner: Int,
+                                             _ d: UnsafeMutablePointer<Float>, _: S.Type, combine: (Float, Float) -> Float) {
         let work = outer * inner
         parallelFor(work, grain: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(size, 1))) { s, e in
             var index = s
@@ -70,10 +98,10 @@ extension CPUBackend {
                 let i1 = Swift.min(inner, i0 + (e - index))
                 let base = src + o * size * inner
                 let out = d + o * inner
-                for i in i0..<i1 { out[i] = first(base[i]) }
+                for i in i0..<i1 { out[i] = S.widen(base[i]) }
                 for k in 1..<Swift.max(size, 1) {
                     let row = base + k * inner
-                    for i in i0..<i1 { out[i] = combine(out[i], row[i]) }
+                    for i in i0..<i1 { out[i] = combine(out[i], S.widen(row[i])) }
                 }
                 index += i1 - i0
             }
@@ -82,15 +110,15 @@ extension CPUBackend {
 
     /// Index of the first element along axis 1 for which `better` holds against the best so far.
     @inline(__always)
-    private func argReduce(_ src: UnsafePointer<Float>, _ outer: Int, _ size: Int, _ inner: Int, _ d: UnsafeMutablePointer<Int32>,
-                           better: (Float, Float) -> Bool) {
+    private func argReduce<S: FloatStorage>(_ src: UnsafePointer<S.Bits>, _ outer: Int, _ size: Int, _ inner: Int,
+                                            _ d: UnsafeMutablePointer<Int32>, _: S.Type, better: (Float, Float) -> Bool) {
         parallelFor(outer * inner, grain: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(size, 1))) { s, e in
             for index in s..<e {
                 let o = index / inner, i = index % inner
                 let base = src + o * size * inner + i
-                var best = base[0], at = 0
-                for k in 1..<Swift.max(size, 1) where better(base[k * inner], best) {
-                    best = base[k * inner]
+                var best = S.widen(base[0]), at = 0
+                for k in 1..<Swift.max(size, 1) where better(S.widen(base[k * inner]), best) {
+                    best = S.widen(base[k * inner])
                     at = k
                 }
                 d[index] = Int32(at)

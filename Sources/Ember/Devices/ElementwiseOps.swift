@@ -116,9 +116,10 @@ final class BinaryKernel: Sendable {
 }
 
 /// The OpenCL source of the elementwise ops, generated from their definitions and appended
-/// to `Kernels/elementwise.cl` (the layout helpers and the `LOAD`/`STORE` macros of each
-/// storage type). The program is built once per float storage type (`-DSTORAGE=` 0 float32,
-/// 1 float16, 2 bfloat16) with the same kernel names, on first use of that type.
+/// to `Kernels/elementwise.cl` (the layout helpers), after `Kernels/storage.cl` (the `LOAD`
+/// and `STORE` macros of each storage type). The program is built once per float storage
+/// type (`-DSTORAGE=` 0 float32, 1 float16, 2 bfloat16) with the same kernel names, the
+/// narrow ones on first use of their type.
 enum ElementwiseSource {
     /// The generated kernels (unary, binary, select) for the storage type the build selects.
     static let generated: String = {
@@ -187,9 +188,9 @@ enum ElementwiseSource {
 
     /// The cast kernels `cast_<from>_<to>` for every pair of distinct dtypes: each reads its
     /// source as float (float types) or long (the others) and converts with `DType.convert`'s
-    /// rules. Part of the STORAGE=0 build only.
+    /// rules. Part of the STORAGE=0 build only (they do not depend on it).
     static let casts: String = {
-        var out = ""
+        var out = "#if STORAGE == 0\n"
         for from in DType.allCases {
             for to in DType.allCases where to != from {
                 out += """
@@ -206,7 +207,7 @@ enum ElementwiseSource {
                 """
             }
         }
-        return out
+        return out + "#endif\n"
     }()
 
     /// The OpenCL C type a buffer of `dtype` is declared with.

@@ -140,13 +140,14 @@ extension OpenCLBackend {
                    + [.buffer(destination), .int(n), .int(c.shape.count), .int8(c.shape)])
     }
 
-    func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, destination: DeviceBuffer) {
-        let code = Int(op.rawValue)
+    func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, dtype: DType,
+                destination: DeviceBuffer) {
+        let code = Int(op.rawValue), program = Self.typedProgram("reduce.cl", dtype)
         // A work-item per output walking its row serially: for strided (inner > 1) blocks, and
         // on CPU devices for many short rows, where a work-group per row spends its time in
         // barriers (bias gradients: [N * C, H * W] rows).
         if inner > 1 || (isCPU && size <= 16 * reductionLocal && outer >= 8 * info.computeUnits) {
-            launch("reduce.cl", "reduce_inner", count: outer * inner, [
+            launch(program, "reduce_inner", count: outer * inner, [
                 .buffer(source), .int(offset), .int(outer), .int(size), .int(inner), .int(code), .buffer(destination),
             ])
             return
@@ -156,16 +157,16 @@ extension OpenCLBackend {
         let wanted = max(1, (info.computeUnits * 8 + outer - 1) / outer)
         let chunks = min(wanted, max(1, size / (ls * 16)), 1024)
         if chunks == 1 {
-            launch("reduce.cl", "reduce_rows", count: outer * ls, local: ls, [
+            launch(program, "reduce_rows", count: outer * ls, local: ls, [
                 .buffer(source), .int(offset), .int(size), .int(1), .int(code),
                 .buffer(destination), .buffer(destination), .buffer(destination), .int(1),
             ])
             return
         }
         guard let values = try? allocate(bytes: outer * chunks * 4), let indices = try? allocate(bytes: outer * chunks * 4) else {
-            return reduceUnchunked(code, source, offset, outer, size, destination)
+            return reduceUnchunked(program, code, source, offset, outer, size, destination)
         }
-        launch("reduce.cl", "reduce_rows", count: outer * chunks * ls, local: ls, [
+        launch(program, "reduce_rows", count: outer * chunks * ls, local: ls, [
             .buffer(source), .int(offset), .int(size), .int(chunks), .int(code),
             .buffer(values), .buffer(indices), .buffer(destination), .int(0),
         ])
@@ -175,8 +176,9 @@ extension OpenCLBackend {
     }
 
     /// Row reduction with one work-group per row (when no scratch memory is left for chunks).
-    private func reduceUnchunked(_ code: Int, _ source: DeviceBuffer, _ offset: Int, _ outer: Int, _ size: Int, _ destination: DeviceBuffer) {
-        launch("reduce.cl", "reduce_rows", count: outer * reductionLocal, local: reductionLocal, [
+    private func reduceUnchunked(_ program: String, _ code: Int, _ source: DeviceBuffer, _ offset: Int, _ outer: Int, _ size: Int,
+                                 _ destination: DeviceBuffer) {
+        launch(program, "reduce_rows", count: outer * reductionLocal, local: reductionLocal, [
             .buffer(source), .int(offset), .int(size), .int(1), .int(code),
             .buffer(destination), .buffer(destination), .buffer(destination), .int(1),
         ])

@@ -13,6 +13,9 @@ import Foundation
 final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Kernel source files, each built into one program when the backend is created.
     static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl", "attention.cl"]
+    /// The programs whose kernels read the float storage type `storage.cl` selects: built for
+    /// float32 with the others, and for float16 / bfloat16 (`file#1`, `file#2`) at first use.
+    static let storageTyped: Set<String> = ["elementwise.cl", "reduce.cl"]
 
     let index: Int
     let info: DeviceInfo
@@ -46,13 +49,13 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Guards kernel arguments + enqueue (a `cl_kernel` is not thread-safe), the kernel
     /// cache and the pending error.
     private let lock = NSLock()
-    /// Built programs by file name; `elementwise.cl#1` and `#2` are the float16 and bfloat16
-    /// builds of the elementwise ops, made at their first launch.
+    /// Built programs by file name; `file#1` and `file#2` are the float16 and bfloat16 builds
+    /// of a `storageTyped` program, made at their first launch.
     private var programs: [String: cl_program] = [:]
     /// Kernels by `file/name`.
     private var kernels: [String: cl_kernel] = [:]
-    /// The elementwise program's source without its casts: what the narrow builds compile.
-    private var narrowElementwiseSource = ""
+    /// The full source of each program (what its narrow builds compile too).
+    private var sources: [String: String] = [:]
     private var pendingError: EmberError?
     /// The queue's index-error record, four Int32s `[reported, site, index, size]` that
     /// `index.cl` fills for the first out-of-range index (zero while none was seen).
@@ -107,14 +110,13 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         while reduction * 2 <= min(256, info.maxWorkGroupSize) { reduction *= 2 }
         reductionLocal = reduction
         var gemmSource = ""
+        let storage = try OpenCLRuntime.kernelSource("storage.cl")
         for file in Self.programFiles {
             var source = try OpenCLRuntime.kernelSource(file)
             if file == "gemm.cl" { gemmSource = source }
-            if file == "elementwise.cl" {
-                source += ElementwiseSource.generated
-                narrowElementwiseSource = source
-                source += ElementwiseSource.casts
-            }
+            if Self.storageTyped.contains(file) { source = storage + source }
+            if file == "elementwise.cl" { source += ElementwiseSource.generated + ElementwiseSource.casts }
+            sources[file] = source
             programs[file] = try build(name: file, source: source)
         }
         gemmCacheKey = "\(info.platform) | \(info.name) | \(info.driverVersion) | gemm.cl \(GEMMChoice.digest(gemmSource))"
@@ -179,22 +181,26 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
                                        options: "-cl-std=CL1.2 -DLS=\(reductionLocal) -DCPU_DEVICE=\(isCPU ? 1 : 0) -DRUN=\(stridedRun)\(extra)")
     }
 
-    /// The program of the elementwise kernels that read and write `dtype` (a float type).
-    static func elementwiseProgram(_ dtype: DType) -> String {
+    /// The build of a `storageTyped` program whose kernels read (and write) `dtype`.
+    static func typedProgram(_ file: String, _ dtype: DType) -> String {
         switch dtype {
-        case .float16: "elementwise.cl#1"
-        case .bfloat16: "elementwise.cl#2"
-        default: "elementwise.cl"
+        case .float16: file + "#1"
+        case .bfloat16: file + "#2"
+        default: file
         }
     }
 
-    /// The program `file`, building a narrow elementwise variant at its first use. Call with
+    /// The elementwise program for `dtype`.
+    static func elementwiseProgram(_ dtype: DType) -> String { typedProgram("elementwise.cl", dtype) }
+
+    /// The program `file`, building a narrow variant (`file#n`) at its first use. Call with
     /// `lock` held.
     private func programLocked(_ file: String) -> cl_program? {
         if let built = programs[file] { return built }
-        guard let variant = file.split(separator: "#").last, file.hasPrefix("elementwise.cl#") else { return nil }
+        let parts = file.split(separator: "#").map(String.init)
+        guard parts.count == 2, let source = sources[parts[0]] else { return nil }
         do {
-            let built = try build(name: file, source: narrowElementwiseSource, extra: " -DSTORAGE=\(variant)")
+            let built = try build(name: file, source: source, extra: " -DSTORAGE=\(parts[1])")
             programs[file] = built
             return built
         } catch {

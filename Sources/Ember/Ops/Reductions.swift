@@ -23,11 +23,9 @@ extension Tensor {
     /// Runs a backend reduction over `dims` (no autograd). Sum over an empty range gives 0.
     /// No dims (a 0-d tensor's) leaves every element alone: a copy, or index 0.
     func reduceForward(_ op: ReduceOp, dims: [Int], keepDim: Bool, name: String) -> Tensor {
-        // Narrow floats reduce in Float32 and round the values back to their type.
-        if dtype.isReducedFloat && !op.producesIndices {
-            return floatStorage.reduceForward(op, dims: dims, keepDim: keepDim, name: name).castStorage(to: dtype)
-        }
-        let source = floatStorage
+        // Float types are read in their own storage type and accumulate in Float32; narrow
+        // results are rounded back to their type. Integers and bools reduce as Float32.
+        let source = dtype.isFloatingPoint ? self : floatStorage
         let outShape = reducedShape(dims, keepDim: keepDim)
         if dims.isEmpty {
             return op.producesIndices ? Tensor.zeros(outShape, dtype: .int32, device: device) : source.contiguousCopy()
@@ -42,16 +40,18 @@ extension Tensor {
             for d in dims {
                 if let last = runs.last?.last, last + 1 == d { runs[runs.count - 1].append(d) } else { runs.append([d]) }
             }
-            var partial = source
+            // Passes after the first accumulate in Float32 too.
+            var partial = source.dtype.isReducedFloat ? source.floatStorage : source
             for run in runs.reversed() { partial = partial.reduceForward(op, dims: run, keepDim: true, name: name) }
-            return partial.reshape(outShape)
+            return partial.reshape(outShape).castStorage(to: source.dtype)
         }
+        let narrow = source.dtype.isReducedFloat && !op.producesIndices
         let out = Tensor(uninitialized: outShape, dtype: op.producesIndices ? .int32 : .float32, device: device, op: name)
-        if out.count == 0 { return out }
+        if out.count == 0 { return narrow ? out.castStorage(to: source.dtype) : out }
         if size == 0 {
             check(op == .sum, "\(name): cannot reduce an empty dimension of shape \(Shape.describe(shape))")
             backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: .float32)
-            return out
+            return narrow ? out.castStorage(to: source.dtype) : out
         }
         // Adjacent reduced dims of a contiguous tensor, read in place as [outer, size, inner].
         check(adjacent, "\(name): index reductions take one dim")
@@ -59,8 +59,8 @@ extension Tensor {
         let outer = shape[..<dims.first!].reduce(1, *)
         let inner = shape[(dims.last! + 1)...].reduce(1, *)
         backend.reduce(op, block.storage.buffer, offset: block.offset, outer: outer, size: size, inner: inner,
-                       destination: out.storage.buffer)
-        return out
+                       dtype: block.dtype, destination: out.storage.buffer)
+        return narrow ? out.castStorage(to: source.dtype) : out
     }
 
     /// Sum of all elements (a 0-d tensor).

@@ -77,9 +77,10 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         }
     }
 
-    func reduce(_ reduceOp: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner count: Int, destination: DeviceBuffer) {
+    func reduce(_ reduceOp: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner count: Int, dtype: DType,
+                destination: DeviceBuffer) {
         op("\(reduceOp)", destination, [[outer, size, count]]) {
-            inner.reduce(reduceOp, source, offset: offset, outer: outer, size: size, inner: count, destination: destination)
+            inner.reduce(reduceOp, source, offset: offset, outer: outer, size: size, inner: count, dtype: dtype, destination: destination)
         }
     }
 
