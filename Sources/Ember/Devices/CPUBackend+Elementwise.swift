@@ -374,8 +374,9 @@ extension UInt8: CastElement {
     @inline(__always) static func fromDouble(_ x: Double) -> UInt8 { UInt8(truncatingIfNeeded: saturated(x, Int32.self)) }
 }
 
-/// Function objects for the CPU loops: one type per op, so each generic loop is specialised
-/// for its op and the op's body is inlined (and vectorised) into the loop.
+/// Function objects for the CPU loops: storage types, casts and adapters here, one type per op
+/// beside its definition (`ElementwiseOps.swift`), so each generic loop is specialised for its
+/// op and the op's body is inlined (and vectorised) into the loop.
 enum Elementwise {
     /// IEEE half storage (bit patterns).
     enum Half: FloatStorage, CastElement {
@@ -417,59 +418,6 @@ enum Elementwise {
     struct Identity<T>: ElementFunction {
         @inline(__always) func apply(_ x: T) -> T { x }
     }
-
-    struct Neg: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { -x } }
-    struct Abs: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Swift.abs(x) } }
-    struct Sign: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? 1 : (x < 0 ? -1 : x) } }
-    struct Exp: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.exp(x) } }
-    struct Log: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.log(x) } }
-    struct Sqrt: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x.squareRoot() } }
-    struct Rsqrt: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / x.squareRoot() } }
-    struct Square: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x * x } }
-    struct Reciprocal: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / x } }
-    struct Sin: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.sin(x) } }
-    struct Cos: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.cos(x) } }
-    struct Tanh: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.tanh(x) } }
-    struct Sigmoid: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) } }
-    struct Relu: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? x : 0 } }
-    struct Gelu: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { 0.5 * x * (1 + Foundation.erf(x * 0.707_106_781_186_547_5)) } }
-    /// GELU's tanh form as x·sigmoid(2u), u = √(2/π)·(x + 0.044715·x³), which equals
-    /// 0.5·x·(1 + tanh(u)): libm's `exp` costs a third of its `tanh` here (measured).
-    struct GeluTanh: PlainUnaryFunction {
-        @inline(__always) func apply(_ x: Float) -> Float {
-            x / (1 + Foundation.exp(-1.595_769_121_605_731 * (x + 0.044_715 * x * x * x)))
-        }
-    }
-    struct Erf: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.erf(x) } }
-    struct LeakyRelu: UnaryFunction {
-        let slope: Float
-        init(_ p0: Float, _ p1: Float) { slope = p0 }
-        @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? x : slope * x }
-    }
-    struct Clamp: UnaryFunction {
-        let lower: Float, upper: Float
-        init(_ p0: Float, _ p1: Float) { lower = p0; upper = p1 }
-        @inline(__always) func apply(_ x: Float) -> Float { Swift.min(Swift.max(x, lower), upper) }
-    }
-    struct PowScalar: UnaryFunction {
-        let exponent: Float
-        init(_ p0: Float, _ p1: Float) { exponent = p0 }
-        @inline(__always) func apply(_ x: Float) -> Float { Foundation.pow(x, exponent) }
-    }
-
-    struct Add: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a + b } }
-    struct Sub: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a - b } }
-    struct Mul: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a * b } }
-    struct Div: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a / b } }
-    struct Pow: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { Foundation.pow(a, b) } }
-    struct Maximum: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a.isNaN || b.isNaN ? .nan : Swift.max(a, b) } }
-    struct Minimum: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a.isNaN || b.isNaN ? .nan : Swift.min(a, b) } }
-    struct Equal: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a == b ? 1 : 0 } }
-    struct NotEqual: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a != b ? 1 : 0 } }
-    struct Less: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a < b ? 1 : 0 } }
-    struct LessEqual: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a <= b ? 1 : 0 } }
-    struct Greater: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a > b ? 1 : 0 } }
-    struct GreaterEqual: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a >= b ? 1 : 0 } }
 
     struct BoundRight<F: BinaryFunction>: UnaryFunction {
         let f: F, right: Float
