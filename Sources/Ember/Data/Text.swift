@@ -69,7 +69,7 @@ public struct CharTokenizer: Equatable, Sendable {
 
     /// The text of an Int32 tensor of tokens (any shape, read in row-major order).
     public func decode(_ tokens: Tensor) -> String {
-        check(tokens.dtype == .int32, "CharTokenizer.decode: tokens must be int32, got \(tokens.dtype)")
+        check(!tokens.dtype.isFloatingPoint && tokens.dtype != .bool, "CharTokenizer.decode: tokens must be integers, got \(tokens.dtype)")
         return decode(tokens.toIntArray())
     }
 }

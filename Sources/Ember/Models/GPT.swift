@@ -229,7 +229,8 @@ public final class GPT: Module {
 
     /// The last hidden states `[B, T, nEmbd]` (after `ln_f`) of Int32 tokens `[B, T]`, `T <= blockSize`.
     public func hidden(_ idx: Tensor) -> Tensor {
-        check(idx.rank == 2 && idx.dtype == .int32, "GPT: expected Int32 tokens [B, T], got \(idx.dtype) \(Shape.describe(idx.shape))")
+        check(idx.rank == 2 && !idx.dtype.isFloatingPoint && idx.dtype != .bool,
+              "GPT: expected integer tokens [B, T], got \(idx.dtype) \(Shape.describe(idx.shape))")
         let t = idx.shape[1]
         check(t >= 1 && t <= config.blockSize, "GPT: cannot forward a sequence of length \(t), block size is only \(config.blockSize)")
         let positions = Tensor.arange(t, device: idx.device)

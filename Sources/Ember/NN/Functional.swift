@@ -15,12 +15,11 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     return bias.map { y + $0 } ?? y
 }
 
-/// Rows of the table `weight` (`[numEmbeddings, embeddingDim]`) named by Int32 `indices` of any
+/// Rows of the table `weight` (`[numEmbeddings, embeddingDim]`) named by integer `indices` of any
 /// shape (`torch.nn.functional.embedding`): shape `indices.shape + [embeddingDim]`. An index
 /// outside `0..<numEmbeddings` stops the program (on OpenCL at the next synchronisation).
 public func embedding(_ indices: Tensor, weight: Tensor) -> Tensor {
     check(weight.rank == 2, "embedding: weight must be [numEmbeddings, embeddingDim], got \(Shape.describe(weight.shape))")
-    check(indices.dtype == .int32, "embedding: indices must be an int32 tensor, got \(indices.dtype)")
     return weight.indexSelect(dim: 0, index: indices.reshape([-1]), op: "embedding").reshape(indices.shape + [weight.shape[1]])
 }
 

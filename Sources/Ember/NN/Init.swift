@@ -69,7 +69,7 @@ public enum Init {
 
     /// Fills `tensor` with `values()` in place, under `noGrad`; empty tensors are left alone.
     private static func fill(_ tensor: Tensor, _ op: String, _ values: () -> Tensor) -> Tensor {
-        check(tensor.dtype == .float32, "\(op): needs a float32 tensor, got \(tensor.dtype)")
+        check(tensor.dtype.isFloatingPoint, "\(op): needs a floating-point tensor, got \(tensor.dtype)")
         guard tensor.count > 0 else { return tensor }
         Tensor.noGrad { tensor.copy(from: values()) }
         return tensor
@@ -92,7 +92,7 @@ public enum Init {
     /// Sets every element of `tensor` to `value`, in place (`torch.nn.init.constant_`).
     @discardableResult
     public static func constant(_ tensor: Tensor, _ value: Float) -> Tensor {
-        check(tensor.dtype == .float32, "Init.constant: needs a float32 tensor, got \(tensor.dtype)")
+        check(tensor.dtype.isFloatingPoint, "Init.constant: needs a floating-point tensor, got \(tensor.dtype)")
         Tensor.noGrad { tensor.fill(value) }
         return tensor
     }

@@ -34,16 +34,17 @@ private func classDim(_ op: String, _ input: Tensor) -> Int {
 /// batch of one it is: `loss` on `[1, C]`, its per-sample result 0-d.
 private func unbatched(_ op: String, _ input: Tensor, _ target: Tensor, _ reduction: Reduction,
                        _ loss: (Tensor, Tensor, Reduction) -> Tensor) -> Tensor {
-    let expected = target.dtype == .int32 ? [] : input.shape
+    let expected = target.dtype.isFloatingPoint ? input.shape : []
     check(target.shape == expected,
           "\(op): target of shape \(Shape.describe(target.shape)) does not match input of shape \(Shape.describe(input.shape)) (expected \(Shape.describe(expected)))")
     let out = loss(input.unsqueeze(0), target.unsqueeze(0), reduction)
     return reduction == .none ? out.reshape([]) : out
 }
 
-/// Checks class-index `target` (Int32, the input's shape without the class dim).
+/// Checks class-index `target` (int64 or int32, the input's shape without the class dim).
 private func checkLabels(_ op: String, _ input: Tensor, _ target: Tensor, classDim: Int) {
-    check(target.dtype == .int32, "\(op): target must be int32 class indices, got \(target.dtype)")
+    check(!target.dtype.isFloatingPoint && target.dtype != .bool,
+          "\(op): target must be int64 or int32 class indices, got \(target.dtype)")
     var expected = input.shape
     expected.remove(at: classDim)
     check(target.shape == expected,
@@ -54,8 +55,8 @@ private func checkLabels(_ op: String, _ input: Tensor, _ target: Tensor, classD
 /// class dim of `input`.
 private func classWeight(_ op: String, _ weight: Tensor, _ input: Tensor, classDim: Int) -> Tensor {
     let classes = input.shape[classDim]
-    check(weight.dtype == .float32 && weight.shape == [classes],
-          "\(op): weight must be a float32 tensor of shape [\(classes)] for input of shape \(Shape.describe(input.shape)), got \(weight.dtype) \(Shape.describe(weight.shape))")
+    check(weight.dtype.isFloatingPoint && weight.shape == [classes],
+          "\(op): weight must be a float tensor of shape [\(classes)] for input of shape \(Shape.describe(input.shape)), got \(weight.dtype) \(Shape.describe(weight.shape))")
     var shape = [Int](repeating: 1, count: input.rank - classDim)
     shape[0] = classes
     return weight.reshape(shape)
@@ -148,14 +149,14 @@ public func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = ni
                          reduction: Reduction = .mean, labelSmoothing: Float = 0) -> Tensor {
     check(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
     let dim = classDim("crossEntropy", input)
-    check(target.dtype != .bool, "crossEntropy: target must be int32 class indices or float32 class probabilities, got bool")
+    check(target.dtype != .bool, "crossEntropy: target must be int64 or int32 class indices or float class probabilities, got bool")
     if dim == 0 {
         return unbatched("crossEntropy", input, target, reduction) {
             crossEntropy($0, $1, weight: weight, ignoreIndex: ignoreIndex, reduction: $2, labelSmoothing: labelSmoothing)
         }
     }
     let logProbs = input.logSoftmax(dim: dim)
-    if target.dtype == .float32 {
+    if target.dtype.isFloatingPoint {
         return classProbabilityLoss(logProbs, target, classDim: dim, weight: weight, ignoreIndex: ignoreIndex,
                                     reduction: reduction, labelSmoothing: labelSmoothing)
     }

@@ -25,11 +25,11 @@ public final class Parameter {
         self.name = name
     }
 
-    /// Makes `tensor` a parameter: checks it is a float32 leaf and sets `requiresGrad`.
+    /// Makes `tensor` a parameter: checks it is a floating-point leaf and sets `requiresGrad`.
     static func adopt(_ tensor: Tensor, _ name: String?) {
         let what = name.map { "parameter '\($0)'" } ?? "a parameter"
         check(tensor.isLeaf, "Parameter: \(what) must be a leaf tensor, got the output of \(tensor.gradFnName ?? "an op"); assign tensor.detach() instead")
-        check(tensor.dtype == .float32, "Parameter: \(what) must be float32, got \(tensor.dtype)")
+        check(tensor.dtype.isFloatingPoint, "Parameter: \(what) must be a floating-point tensor, got \(tensor.dtype)")
         tensor.requiresGradFlag = true
     }
 }

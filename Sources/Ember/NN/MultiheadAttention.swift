@@ -108,7 +108,7 @@ public final class MultiheadAttention: Module {
                   "\(op): keyPaddingMask of shape \(Shape.describe(keyPaddingMask.shape)) should be [\(n), \(s)] (\(shapes))")
             masks.append(keyPaddingMask.reshape([n, 1, 1, s]))
         }
-        for m in masks { check(m.dtype != .int32, "\(op): masks must be bool or float32, got \(m.dtype)") }
+        for m in masks { check(m.dtype == .bool || m.dtype.isFloatingPoint, "\(op): masks must be bool or float, got \(m.dtype)") }
         if masks.count == 1 {
             let m = masks[0]
             return m.dtype == .bool ? (m.float() == 0) : m

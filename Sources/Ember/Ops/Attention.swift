@@ -57,7 +57,7 @@ struct AttentionGeometry {
             check(!isCausal, "\(op): explicit attnMask should not be set when isCausal is true")
             check(Shape.broadcast(attnMask.shape, [queryLength, keyLength]).map { Array($0.suffix(2)) } == [queryLength, keyLength],
                   "\(op): attnMask of shape \(Shape.describe(attnMask.shape)) cannot be broadcast to [\(queryLength), \(keyLength)] (\(shapes))")
-            check(attnMask.dtype != .int32, "\(op): attnMask must be bool or float32, got \(attnMask.dtype)")
+            check(attnMask.dtype == .bool || attnMask.dtype.isFloatingPoint, "\(op): attnMask must be bool or float, got \(attnMask.dtype)")
         }
     }
 }

@@ -70,7 +70,7 @@ open class Optimizer {
         check(!parameters.isEmpty, "\(type(of: self)): got an empty parameter list")
         var seen: [ObjectIdentifier: Int] = [:]
         for (i, p) in parameters.enumerated() {
-            check(p.isLeaf && p.dtype == .float32, "\(type(of: self)): parameters must be float32 leaf tensors")
+            check(p.isLeaf && p.dtype.isFloatingPoint, "\(type(of: self)): parameters must be floating-point leaf tensors")
             if let j = seen.updateValue(i, forKey: ObjectIdentifier(p)) {
                 check(false, "\(type(of: self)): parameters \(j) and \(i) are the same tensor; it would be updated twice per step")
             }
