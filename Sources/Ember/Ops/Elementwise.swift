@@ -137,8 +137,13 @@ extension Tensor {
     /// Elementwise logistic sigmoid 1 / (1 + e^-x).
     public func sigmoid() -> Tensor { unaryFromOutput(.sigmoid, "SigmoidBackward", { $0.sigmoid() }) { y in y * (1 - y) } }
 
-    /// Elementwise max(x, 0).
-    public func relu() -> Tensor { unary(.relu, "ReluBackward") { ($0 > 0).float() } }
+    /// Elementwise max(x, 0); the gradient passes where x > 0 (one select, no mask arithmetic).
+    public func relu() -> Tensor {
+        unaryForward(.relu).recording("ReluBackward", inputs: [self]) {
+            let x = SavedTensor(self, op: "ReluBackward")
+            return { g in [Tensor.where(x.value > 0, g, 0)] }
+        }
+    }
 
     /// Elementwise Gauss error function.
     public func erf() -> Tensor {
@@ -382,31 +387,49 @@ extension Tensor {
 
     /// Elementwise `condition ? a : b` with broadcasting; the gradient flows to the chosen side.
     public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
-        checkSameDevice("where", condition, a)
-        checkSameDevice("where", a, b)
-        let shape = broadcastShape("where", broadcastShape("where", condition.shape, a.shape), b.shape)
-        let type = a.dtype.promoted(with: b.dtype), compute = type.isFloatingPoint ? type : .float32
-        let out = Tensor(uninitialized: shape, dtype: compute, device: a.device, op: "where")
-        if out.count > 0 {
-            let mask = condition.dtype == .bool ? condition : condition.castStorage(to: .bool)
-            func operand(_ t: Tensor) -> Operand { .view((t.dtype == compute ? t : t.castStorage(to: compute)).broadcastView(to: shape)) }
-            a.backend.select(mask.broadcastView(to: shape), operand(a), operand(b), shape: shape, dtype: compute,
-                             destination: out.storage.buffer)
-        }
-        guard type.isFloatingPoint else { return out.castStorage(to: type) }
-        return out.recording("WhereBackward", inputs: [a, b]) {
-            let mask = condition.detach()
-            let shapeA = a.shape, shapeB = b.shape
-            return { g in
-                let zero = Tensor.zeros([], device: g.device)
-                return [Tensor.where(mask, g, zero).sumTo(shapeA), Tensor.where(mask, zero, g).sumTo(shapeB)]
-            }
-        }
+        select(condition, .tensor(a), .tensor(b))
     }
 
-    /// Elementwise `condition ? a : s`.
+    /// Elementwise `condition ? a : s` (the scalar is a kernel argument, not a tensor).
     public static func `where`(_ condition: Tensor, _ a: Tensor, _ s: Float) -> Tensor {
-        Tensor.where(condition, a, Tensor.full([], s, dtype: a.dtype, device: a.device))
+        select(condition, .tensor(a), .scalar(s))
+    }
+
+    /// Elementwise `condition ? s : b`.
+    public static func `where`(_ condition: Tensor, _ s: Float, _ b: Tensor) -> Tensor {
+        select(condition, .scalar(s), .tensor(b))
+    }
+
+    /// `where` over tensors and scalars: operands promote (`resultType`), the condition is read
+    /// as a mask (non-zero is true); float results record the gradient to the chosen side.
+    private static func select(_ condition: Tensor, _ a: ElementwiseArgument, _ b: ElementwiseArgument) -> Tensor {
+        guard let reference = a.tensor ?? b.tensor else { fatalError("where: needs a tensor operand") }
+        checkSameDevice("where", condition, reference)
+        var shape = broadcastShape("where", condition.shape, reference.shape)
+        if let ta = a.tensor, let tb = b.tensor {
+            checkSameDevice("where", ta, tb)
+            shape = broadcastShape("where", shape, tb.shape)
+        }
+        let type = resultType(a, b), compute = type.isFloatingPoint ? type : .float32
+        let out = Tensor(uninitialized: shape, dtype: compute, device: reference.device, op: "where")
+        if out.count > 0 {
+            let mask = condition.dtype == .bool ? condition : condition.castStorage(to: .bool)
+            func operand(_ arg: ElementwiseArgument) -> Operand {
+                switch arg {
+                case .scalar(let s): return .scalar(s)
+                case .tensor(let t): return .view((t.dtype == compute ? t : t.castStorage(to: compute)).broadcastView(to: shape))
+                }
+            }
+            reference.backend.select(mask.broadcastView(to: shape), operand(a), operand(b), shape: shape, dtype: compute,
+                                     destination: out.storage.buffer)
+        }
+        guard type.isFloatingPoint else { return out.castStorage(to: type) }
+        let inputs = [a.tensor, b.tensor].compactMap { $0 }
+        return out.recording("WhereBackward", inputs: inputs) {
+            let mask = condition.detach()
+            let sides = [a.tensor.map { ($0.shape, true) }, b.tensor.map { ($0.shape, false) }].compactMap { $0 }
+            return { g in sides.map { shape, chosen in (chosen ? Tensor.where(mask, g, 0) : Tensor.where(mask, 0, g)).sumTo(shape) } }
+        }
     }
 
     // MARK: dtype conversion
