@@ -233,7 +233,7 @@ struct LossMessageTests {
         let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             _ = nllLoss(Tensor.zeros([2, 3]), Tensor([0, 1], dtype: .int32), weight: Tensor.ones([4]))
         }
-        #expect(stderrText(result).contains("nllLoss: weight must be a float32 tensor of shape [3] for input of shape [2, 3], got float32 [4]"))
+        #expect(stderrText(result).contains("nllLoss: weight must be a float tensor of shape [3] for input of shape [2, 3], got float32 [4]"))
     }
 
     @Test("a label outside the classes names the loss, the label and the class count")
