@@ -7,6 +7,6 @@ extension Tensor {
         if !training || p == 0 { return self }
         if p == 1 { return self * 0 }
         let keep = Tensor.rand(shape, device: device) >= p
-        return self * (keep.float() * (1 / (1 - p)))
+        return Tensor.where(keep, self * (1 / (1 - p)), 0)
     }
 }
