@@ -36,12 +36,17 @@ typedef void (*tile_kernel)(long steps, const void *a, const void *b, float *c, 
 
 typedef void (*to_f32_fn)(ember_isa isa, const uint16_t *x, float *y, long n);
 
+/// Packs a block of an operand into panels (see `pack_block`); returns one panel's elements.
+typedef long (*pack_fn)(operand x, long w0, long count, int width, long k0, long depth, int pairs, uint16_t *dst);
+
 /// Blocking and kernel of one code path.
 typedef struct {
     int mr, nr;        // register tile
     int pairs;         // panels hold k in interleaved bfloat16 pairs (else float32, one k per row)
     long kc, mc, nc;   // cache blocks; kc even, mc a multiple of mr, nc of nr
-    tile_kernel kernel;
+    tile_kernel kernel;        // the one tile kernel, when `tiles` is NULL
+    const tile_kernel *tiles;  // else kernels by [(columns > 16) * mr + rows - 1]
+    pack_fn pack;
     to_f32_fn to_f32;  // converts packed float paths' panels
     ember_isa isa;
 } gemm_plan;
@@ -190,65 +195,196 @@ __attribute__((target("avx512f"), always_inline)) static inline void store_tile_
     }
 }
 
-/// AVX-512F: 14 x 32 tile (28 accumulators) on float32 panels.
+/// The AVX-512 tiles: 14 rows x 2 vectors of 16 columns (28 accumulators), on float32 panels
+/// (one FMA per row and vector per k) or bfloat16 pair panels (one `vdpbf16ps` per k-pair).
+/// Each is compiled for every live row count and for 1 or 2 vectors, so a tile at the edge of C
+/// (or a product with few rows) computes only what it keeps; the panels keep their full width.
 #define AVX512_MR 14
 #define AVX512_NV 2
-__attribute__((target("avx512f"))) static void kernel_f32_avx512(long steps, const void *ap, const void *bp, float *c,
-                                                                long ldc, int rows, int cols, float alpha, float beta) {
-    const float *a = ap, *b = bp;
+
+__attribute__((target("avx512f"), always_inline)) static inline void tile_f32_avx512(
+    const int mr, const int nv, long steps, const float *a, const float *b, float *c, long ldc, int rows, int cols,
+    float alpha, float beta) {
     __m512 acc[AVX512_MR * AVX512_NV];
 #pragma GCC unroll 32
-    for (int i = 0; i < AVX512_MR * AVX512_NV; i++) acc[i] = _mm512_setzero_ps();
+    for (int i = 0; i < mr * nv; i++) acc[i] = _mm512_setzero_ps();
     for (long s = 0; s < steps; s++, a += AVX512_MR, b += 16 * AVX512_NV) {
         __m512 bv[AVX512_NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < AVX512_NV; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
+        for (int v = 0; v < nv; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 16
-        for (int i = 0; i < AVX512_MR; i++) {
+        for (int i = 0; i < mr; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
 #pragma GCC unroll 4
-            for (int v = 0; v < AVX512_NV; v++) acc[i * AVX512_NV + v] = _mm512_fmadd_ps(ai, bv[v], acc[i * AVX512_NV + v]);
+            for (int v = 0; v < nv; v++) acc[i * nv + v] = _mm512_fmadd_ps(ai, bv[v], acc[i * nv + v]);
         }
     }
-    store_tile_avx512(acc, AVX512_MR, AVX512_NV, c, ldc, rows, cols, alpha, beta);
+    store_tile_avx512(acc, mr, nv, c, ldc, rows, cols, alpha, beta);
 }
 
-/// AVX-512 BF16: 14 x 32 tile (28 accumulators) on bfloat16 pair panels.
-#define BF16_MR 14
-#define BF16_NV 2
-__attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(long steps, const void *ap, const void *bp,
-                                                                     float *c, long ldc, int rows, int cols,
-                                                                     float alpha, float beta) {
-    const uint32_t *a = ap;
-    const uint16_t *b = bp;
-    __m512 acc[BF16_MR * BF16_NV];
+__attribute__((target("avx512f,avx512bf16"), always_inline)) static inline void tile_bf16(
+    const int mr, const int nv, long steps, const uint32_t *a, const uint16_t *b, float *c, long ldc, int rows,
+    int cols, float alpha, float beta) {
+    __m512 acc[AVX512_MR * AVX512_NV];
 #pragma GCC unroll 32
-    for (int i = 0; i < BF16_MR * BF16_NV; i++) acc[i] = _mm512_setzero_ps();
-    for (long s = 0; s < steps; s++, a += BF16_MR, b += 32 * BF16_NV) {
-        __m512bh bv[BF16_NV];
+    for (int i = 0; i < mr * nv; i++) acc[i] = _mm512_setzero_ps();
+    for (long s = 0; s < steps; s++, a += AVX512_MR, b += 32 * AVX512_NV) {
+        __m512bh bv[AVX512_NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < BF16_NV; v++) bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(b + 32 * v));
+        for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(b + 32 * v));
 #pragma GCC unroll 16
-        for (int i = 0; i < BF16_MR; i++) {
+        for (int i = 0; i < mr; i++) {
             __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
 #pragma GCC unroll 4
-            for (int v = 0; v < BF16_NV; v++) acc[i * BF16_NV + v] = _mm512_dpbf16_ps(acc[i * BF16_NV + v], ai, bv[v]);
+            for (int v = 0; v < nv; v++) acc[i * nv + v] = _mm512_dpbf16_ps(acc[i * nv + v], ai, bv[v]);
         }
     }
-    store_tile_avx512(acc, BF16_MR, BF16_NV, c, ldc, rows, cols, alpha, beta);
+    store_tile_avx512(acc, mr, nv, c, ldc, rows, cols, alpha, beta);
+}
+
+#define AVX512_TILES(R)                                                                                            \
+    __attribute__((target("avx512f"))) static void f32_##R##x1(long steps, const void *a, const void *b, float *c,  \
+                                                               long ldc, int rows, int cols, float alpha,          \
+                                                               float beta) {                                       \
+        tile_f32_avx512(R, 1, steps, a, b, c, ldc, rows, cols, alpha, beta);                                        \
+    }                                                                                                              \
+    __attribute__((target("avx512f"))) static void f32_##R##x2(long steps, const void *a, const void *b, float *c,  \
+                                                               long ldc, int rows, int cols, float alpha,          \
+                                                               float beta) {                                       \
+        tile_f32_avx512(R, 2, steps, a, b, c, ldc, rows, cols, alpha, beta);                                        \
+    }                                                                                                              \
+    __attribute__((target("avx512f,avx512bf16"))) static void bf16_##R##x1(long steps, const void *a, const void *b, \
+                                                                          float *c, long ldc, int rows, int cols,  \
+                                                                          float alpha, float beta) {               \
+        tile_bf16(R, 1, steps, a, b, c, ldc, rows, cols, alpha, beta);                                              \
+    }                                                                                                              \
+    __attribute__((target("avx512f,avx512bf16"))) static void bf16_##R##x2(long steps, const void *a, const void *b, \
+                                                                          float *c, long ldc, int rows, int cols,  \
+                                                                          float alpha, float beta) {               \
+        tile_bf16(R, 2, steps, a, b, c, ldc, rows, cols, alpha, beta);                                              \
+    }
+AVX512_TILES(1)
+AVX512_TILES(2)
+AVX512_TILES(3)
+AVX512_TILES(4)
+AVX512_TILES(5)
+AVX512_TILES(6)
+AVX512_TILES(7)
+AVX512_TILES(8)
+AVX512_TILES(9)
+AVX512_TILES(10)
+AVX512_TILES(11)
+AVX512_TILES(12)
+AVX512_TILES(13)
+AVX512_TILES(14)
+
+/// Tiles by (vectors - 1) * 14 + rows - 1.
+static const tile_kernel f32_avx512_tiles[2 * AVX512_MR] = {
+    f32_1x1, f32_2x1, f32_3x1, f32_4x1, f32_5x1, f32_6x1, f32_7x1, f32_8x1, f32_9x1, f32_10x1, f32_11x1, f32_12x1,
+    f32_13x1, f32_14x1, f32_1x2, f32_2x2, f32_3x2, f32_4x2, f32_5x2, f32_6x2, f32_7x2, f32_8x2, f32_9x2, f32_10x2,
+    f32_11x2, f32_12x2, f32_13x2, f32_14x2,
+};
+static const tile_kernel bf16_tiles[2 * AVX512_MR] = {
+    bf16_1x1, bf16_2x1, bf16_3x1, bf16_4x1, bf16_5x1, bf16_6x1, bf16_7x1, bf16_8x1, bf16_9x1, bf16_10x1, bf16_11x1,
+    bf16_12x1, bf16_13x1, bf16_14x1, bf16_1x2, bf16_2x2, bf16_3x2, bf16_4x2, bf16_5x2, bf16_6x2, bf16_7x2, bf16_8x2,
+    bf16_9x2, bf16_10x2, bf16_11x2, bf16_12x2, bf16_13x2, bf16_14x2,
+};
+
+/// Transposes a 16 x 16 block of 32-bit words in place: r[i] lane j becomes r[j] lane i.
+__attribute__((target("avx512f"), always_inline)) static inline void transpose16(__m512i r[16]) {
+    __m512i a[16], b[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {  // pairs of rows, word by word within each 128-bit lane
+        a[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        a[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 16; i += 4) {  // b[i + c], lane L: column 4L + c of rows i .. i + 3
+        b[i] = _mm512_unpacklo_epi64(a[i], a[i + 2]);
+        b[i + 1] = _mm512_unpackhi_epi64(a[i], a[i + 2]);
+        b[i + 2] = _mm512_unpacklo_epi64(a[i + 1], a[i + 3]);
+        b[i + 3] = _mm512_unpackhi_epi64(a[i + 1], a[i + 3]);
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {  // gather lane L of b[c], b[4 + c], b[8 + c], b[12 + c]
+        __m512i even0 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0x88), odd0 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0xDD);
+        __m512i even1 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0x88), odd1 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0xDD);
+        r[c] = _mm512_shuffle_i32x4(even0, even1, 0x88);
+        r[8 + c] = _mm512_shuffle_i32x4(even0, even1, 0xDD);
+        r[4 + c] = _mm512_shuffle_i32x4(odd0, odd1, 0x88);
+        r[12 + c] = _mm512_shuffle_i32x4(odd0, odd1, 0xDD);
+    }
+}
+
+static inline __mmask16 low_lanes(long count) {
+    return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? 0 : (__mmask16)((1u << count) - 1);
+}
+
+/// `pack_block` for the pair layout with AVX-512: reading along w, two rows are widened and
+/// merged 16 words at a time; reading along k, 16 rows x 16 pairs are loaded and transposed.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static long pack_pairs_avx512(operand x, long w0, long count,
+                                                                                  int width, long k0, long depth,
+                                                                                  int pairs, uint16_t *dst) {
+    (void)pairs;
+    long steps = (depth + 1) / 2, whole = depth / 2, panel = 2 * steps * width;
+    long panels = (count + width - 1) / width;
+    const uint16_t *base = x.p + w0 * x.sw + k0 * x.sk;
+    if (x.sw == 1) {
+        for (long s = 0; s < steps; s++) {
+            const uint16_t *even = base + 2 * s * x.sk, *odd = even + x.sk;
+            int full = s < whole;
+            for (long q = 0; q < panels; q++) {
+                uint32_t *out = (uint32_t *)(void *)(dst + q * panel) + s * width;
+                for (int w = 0; w < width; w += 16) {
+                    __mmask16 load = low_lanes(count - q * width - w), store = low_lanes(width - w);
+                    __m512i low = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(load, even + q * width + w));
+                    __m512i high = full ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(load, odd + q * width + w))
+                                        : _mm512_setzero_si512();
+                    _mm512_mask_storeu_epi32(out + w, store, _mm512_or_si512(low, _mm512_slli_epi32(high, 16)));
+                }
+            }
+        }
+        return panel;
+    }
+    for (long q = 0; q < panels; q++) {
+        uint32_t *out = (uint32_t *)(void *)(dst + q * panel);
+        for (int g = 0; g < width; g += 16) {
+            long rows = count - q * width - g;
+            rows = rows > 16 ? 16 : rows < 0 ? 0 : rows;
+            __mmask16 store = low_lanes(width - g);
+            const uint16_t *first = base + (q * width + g) * x.sw;
+            for (long s = 0; s < whole; s += 16) {
+                __mmask16 load = low_lanes(whole - s);
+                __m512i r[16];
+#pragma GCC unroll 16
+                for (int i = 0; i < 16; i++)
+                    r[i] = i < rows ? _mm512_maskz_loadu_epi32(load, first + i * x.sw + 2 * s) : _mm512_setzero_si512();
+                transpose16(r);
+                long live = whole - s < 16 ? whole - s : 16;
+                for (int j = 0; j < live; j++) _mm512_mask_storeu_epi32(out + (s + j) * width + g, store, r[j]);
+            }
+            if (steps > whole) {  // odd depth: the last pair is (x(w, depth - 1), 0)
+                uint32_t words[16];
+                for (int i = 0; i < 16; i++) words[i] = i < rows ? first[i * x.sw + depth - 1] : 0;
+                _mm512_mask_storeu_epi32(out + whole * width + g, store, _mm512_loadu_si512((const void *)words));
+            }
+        }
+    }
+    return panel;
 }
 #endif
 
 /// The path for `isa`; float16 operands always take a float32 path.
 static gemm_plan plan_for(ember_isa isa, int half) {
-    gemm_plan p = {SCALAR_MR, SCALAR_NR, 0, 256, 128, 1024, kernel_f32_scalar, NULL, EMBER_ISA_SCALAR};
+    gemm_plan p = {SCALAR_MR, SCALAR_NR, 0, 256, 128, 1024, kernel_f32_scalar, NULL, pack_block, NULL, EMBER_ISA_SCALAR};
 #if defined(__x86_64__)
     if (isa == EMBER_ISA_AVX512_BF16 && !half) {
-        p = (gemm_plan){BF16_MR, 16 * BF16_NV, 1, 256, 14 * 24, 1024, kernel_bf16, NULL, isa};
+        p = (gemm_plan){AVX512_MR, 16 * AVX512_NV, 1, 256, 14 * 24, 1024, NULL, bf16_tiles, pack_pairs_avx512, NULL, isa};
     } else if (isa >= EMBER_ISA_AVX512) {
-        p = (gemm_plan){AVX512_MR, 16 * AVX512_NV, 0, 256, 14 * 12, 1024, kernel_f32_avx512, NULL, EMBER_ISA_AVX512};
+        p = (gemm_plan){AVX512_MR, 16 * AVX512_NV, 0, 256, 14 * 12, 1024, NULL, f32_avx512_tiles, pack_block, NULL,
+                        EMBER_ISA_AVX512};
     } else if (isa == EMBER_ISA_AVX2) {
-        p = (gemm_plan){AVX2_MR, AVX2_NR, 0, 256, 6 * 24, 1024, kernel_f32_avx2, NULL, EMBER_ISA_AVX2};
+        p = (gemm_plan){AVX2_MR, AVX2_NR, 0, 256, 6 * 24, 1024, kernel_f32_avx2, NULL, pack_block, NULL, EMBER_ISA_AVX2};
     }
 #else
     (void)isa;
@@ -302,7 +438,7 @@ static void gemm_serial(const gemm_plan *p, long m, long n, long k, float alpha,
             long kb = k - pc < p->kc ? k - pc : p->kc;
             long steps = p->pairs ? (kb + 1) / 2 : kb;
             float blockBeta = pc == 0 ? beta : 1;
-            long bPanel = pack_block(b, jc, nb, p->nr, pc, kb, p->pairs, s.b16);
+            long bPanel = p->pack(b, jc, nb, p->nr, pc, kb, p->pairs, s.b16);
             const void *bPacked = s.b16;
             if (!p->pairs) {
                 p->to_f32(p->isa, s.b16, s.b32, (nb + p->nr - 1) / p->nr * bPanel);
@@ -311,7 +447,7 @@ static void gemm_serial(const gemm_plan *p, long m, long n, long k, float alpha,
             size_t elementBytes = p->pairs ? 2 : 4;
             for (long ic = 0; ic < m; ic += p->mc) {
                 long mb = m - ic < p->mc ? m - ic : p->mc;
-                long aPanel = pack_block(a, ic, mb, p->mr, pc, kb, p->pairs, s.a16);
+                long aPanel = p->pack(a, ic, mb, p->mr, pc, kb, p->pairs, s.a16);
                 const void *aPacked = s.a16;
                 if (!p->pairs) {
                     p->to_f32(p->isa, s.a16, s.a32, (mb + p->mr - 1) / p->mr * aPanel);
@@ -322,8 +458,9 @@ static void gemm_serial(const gemm_plan *p, long m, long n, long k, float alpha,
                     int cols = min_int(p->nr, nb - jr);
                     for (long ir = 0; ir < mb; ir += p->mr) {
                         const char *ap = (const char *)aPacked + (size_t)(ir / p->mr) * (size_t)aPanel * elementBytes;
-                        p->kernel(steps, ap, bp, c + (ic + ir) * ldc + jc + jr, ldc, min_int(p->mr, mb - ir), cols,
-                                  alpha, blockBeta);
+                        int rows = min_int(p->mr, mb - ir);
+                        tile_kernel kernel = p->tiles ? p->tiles[(cols > 16) * p->mr + rows - 1] : p->kernel;
+                        kernel(steps, ap, bp, c + (ic + ir) * ldc + jc + jr, ldc, rows, cols, alpha, blockBeta);
                     }
                 }
             }
@@ -428,7 +565,9 @@ static void gemm16(ember_isa isa, int half, int transA, int transB, long m, long
 ember_isa ember_cpu_isa_bf16(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16")) return EMBER_ISA_AVX512_BF16;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512bf16"))
+        return EMBER_ISA_AVX512_BF16;
 #endif
     return ember_cpu_isa();
 }
