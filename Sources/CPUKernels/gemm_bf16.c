@@ -410,8 +410,12 @@ static void *aligned_or_die(size_t bytes) {
     return p;
 }
 
-static buffers buffers_alloc(const gemm_plan *p) {
-    size_t a = (size_t)p->mc * (size_t)p->kc, b = (size_t)p->kc * (size_t)p->nc;
+/// Buffers for the blocks of an m x n x k product (no larger than the plan's blocks).
+static buffers buffers_alloc(const gemm_plan *p, long m, long n, long k) {
+    long rows = m < p->mc ? (m + p->mr - 1) / p->mr * p->mr : p->mc;
+    long cols = n < p->nc ? (n + p->nr - 1) / p->nr * p->nr : p->nc;
+    long depth = k < p->kc ? (k + 1) / 2 * 2 : p->kc;
+    size_t a = (size_t)rows * (size_t)depth, b = (size_t)cols * (size_t)depth;
     buffers s = {aligned_or_die(a * 2), aligned_or_die(b * 2), NULL, NULL};
     if (!p->pairs) {
         s.a32 = aligned_or_die(a * 4);
@@ -431,7 +435,7 @@ static void buffers_free(buffers s) {
 /// a.p[i * a.sw + kk * a.sk] and B element (kk, j) at b.p[j * b.sw + kk * b.sk].
 static void gemm_serial(const gemm_plan *p, long m, long n, long k, float alpha, operand a, operand b, float beta,
                         float *c, long ldc) {
-    buffers s = buffers_alloc(p);
+    buffers s = buffers_alloc(p, m, n, k);
     for (long jc = 0; jc < n; jc += p->nc) {
         long nb = n - jc < p->nc ? n - jc : p->nc;
         for (long pc = 0; pc < k; pc += p->kc) {
@@ -501,16 +505,19 @@ static void *run_job(void *arg) {
     return NULL;
 }
 
-/// Splits C into up to `threads` row (or column) ranges of whole tiles and runs one per thread,
-/// the last on the caller.
+/// Splits C into up to `threads` row (or column) ranges and runs one per thread, the last on the
+/// caller. The ranges are whole units: one row (16 columns) where the plan has a tile for every
+/// row count (one or two vectors), else its full tile, so no thread computes padding that a
+/// single thread would not.
 static void gemm_parallel(const gemm_plan *p, long m, long n, long k, float alpha, operand a, operand b, float beta,
                           float *c, long ldc) {
     int threads = ember_gemm_threads();
     if (threads > 64) threads = 64;
     long rowTiles = (m + p->mr - 1) / p->mr, colTiles = (n + p->nr - 1) / p->nr;
     int byRows = rowTiles >= 4L * threads || rowTiles >= colTiles;
-    long tiles = byRows ? rowTiles : colTiles;
-    if (threads > tiles) threads = (int)tiles;
+    long unit = byRows ? (p->tiles ? 1 : p->mr) : (p->tiles ? 16 : p->nr), extent = byRows ? m : n;
+    long units = (extent + unit - 1) / unit;
+    if (threads > (byRows ? rowTiles : colTiles)) threads = (int)(byRows ? rowTiles : colTiles);
     if (threads <= 1 || m * n * k < THREAD_MIN_WORK) {
         gemm_serial(p, m, n, k, alpha, a, b, beta, c, ldc);
         return;
@@ -518,9 +525,8 @@ static void gemm_parallel(const gemm_plan *p, long m, long n, long k, float alph
     gemm_job jobs[64];
     pthread_t ids[64];
     int started[64] = {0};
-    long tile = byRows ? p->mr : p->nr, extent = byRows ? m : n;
     for (int t = 0; t < threads; t++) {
-        long first = tiles * t / threads * tile, last = tiles * (t + 1) / threads * tile;
+        long first = units * t / threads * unit, last = units * (t + 1) / threads * unit;
         if (last > extent) last = extent;
         gemm_job j = {p, m, n, k, alpha, beta, a, b, c, ldc};
         if (byRows) {
