@@ -379,9 +379,9 @@ static gemm_plan plan_for(ember_isa isa, int half) {
     gemm_plan p = {SCALAR_MR, SCALAR_NR, 0, 256, 128, 1024, kernel_f32_scalar, NULL, pack_block, NULL, EMBER_ISA_SCALAR};
 #if defined(__x86_64__)
     if (isa == EMBER_ISA_AVX512_BF16 && !half) {
-        p = (gemm_plan){AVX512_MR, 16 * AVX512_NV, 1, 256, 14 * 24, 1024, NULL, bf16_tiles, pack_pairs_avx512, NULL, isa};
+        p = (gemm_plan){AVX512_MR, 16 * AVX512_NV, 1, 1024, 14 * 12, 1024, NULL, bf16_tiles, pack_pairs_avx512, NULL, isa};
     } else if (isa >= EMBER_ISA_AVX512) {
-        p = (gemm_plan){AVX512_MR, 16 * AVX512_NV, 0, 256, 14 * 12, 1024, NULL, f32_avx512_tiles, pack_block, NULL,
+        p = (gemm_plan){AVX512_MR, 16 * AVX512_NV, 0, 512, 14 * 6, 1024, NULL, f32_avx512_tiles, pack_block, NULL,
                         EMBER_ISA_AVX512};
     } else if (isa == EMBER_ISA_AVX2) {
         p = (gemm_plan){AVX2_MR, AVX2_NR, 0, 256, 6 * 24, 1024, kernel_f32_avx2, NULL, pack_block, NULL, EMBER_ISA_AVX2};

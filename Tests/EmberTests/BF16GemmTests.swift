@@ -103,11 +103,11 @@ private struct GemmCase: CustomStringConvertible {
     }
 }
 
-/// Shapes around every tile (4x8, 6x16, 14x32) and cache block (k 256, rows 128-336, columns
-/// 1024), odd k, single rows and columns.
+/// Shapes around every tile (4x8, 6x16, 14x32) and cache block (k 256-1024, rows 84-168,
+/// columns 1024), odd k, single rows and columns.
 private let shapes: [(m: Int, n: Int, k: Int)] = [
     (1, 1, 1), (1, 1, 2), (3, 5, 7), (4, 8, 1), (6, 16, 8), (14, 32, 16), (15, 33, 17), (13, 31, 255),
-    (29, 65, 257), (2, 17, 600), (350, 5, 3), (3, 1100, 5), (1, 40, 33), (40, 1, 33),
+    (29, 65, 257), (2, 17, 600), (3, 20, 1031), (350, 5, 3), (3, 1100, 5), (1, 40, 33), (40, 1, 33),
 ]
 private let scales: [(alpha: Float, beta: Float)] = [(1, 0), (-0.5, 0.75), (2, 1), (1, -1)]
 
