@@ -1,11 +1,20 @@
 #ifndef EMBER_CPU_KERNELS_H
 #define EMBER_CPU_KERNELS_H
 
-/// Instruction sets the CPU kernels have code for.
-typedef enum { EMBER_ISA_SCALAR = 0, EMBER_ISA_AVX2 = 1, EMBER_ISA_AVX512 = 2 } ember_isa;
+#include <stdint.h>
 
-/// The widest instruction set this CPU supports that the kernels have code for.
+/// Instruction sets the CPU kernels have code for, each a superset of the ones before it.
+/// `EMBER_ISA_AVX512_BF16` (AVX-512F with the BF16 dot products) only matters to the bfloat16
+/// GEMM; every other kernel treats it as `EMBER_ISA_AVX512`.
+typedef enum { EMBER_ISA_SCALAR = 0, EMBER_ISA_AVX2 = 1, EMBER_ISA_AVX512 = 2, EMBER_ISA_AVX512_BF16 = 3 } ember_isa;
+
+/// The widest of scalar, AVX2 (with FMA) and AVX-512 that this CPU supports; never
+/// `EMBER_ISA_AVX512_BF16` (see `ember_cpu_isa_bf16`).
 ember_isa ember_cpu_isa(void);
+
+/// `EMBER_ISA_AVX512_BF16` when the CPU has the AVX-512 BF16 instructions, else `ember_cpu_isa()`:
+/// the widest code `ember_gemm_bf16` can run here.
+ember_isa ember_cpu_isa_bf16(void);
 
 /// Row-wise softmax (or log-softmax when `log` is non-zero) of `rows` contiguous rows of
 /// `cols` floats from `x` into `y`, on the calling thread. The row maximum ignores NaN; a
@@ -25,5 +34,61 @@ const char *ember_blas_core(void);
 /// instructions the CPU has (OpenBLAS falls back to "Prescott" on CPUs it does not
 /// recognise); NULL when it was left as it was.
 const char *ember_blas_core_reselected_from(void);
+
+/// Row-major C[m x n] = alpha * op(A) * op(B) + beta * C, A and B bfloat16 (uint16_t bit patterns,
+/// the top half of a float32), C float32 with leading dimension ldc; op(X) = X or X^T per transA/transB
+/// (A is m x k when !transA with leading dimension lda, else k x m; B likewise k x n / n x k).
+/// Accumulates in float32. Uses AVX-512 BF16 dot products where the CPU has them (checked at run time;
+/// they treat subnormal inputs and partial sums as zero), else converts panels to float32 and
+/// computes with AVX-512F, AVX2+FMA or portable code. k = 0 or alpha = 0 gives beta * C; C is not
+/// read when beta is 0. Large products run on `ember_gemm_threads()` threads.
+void ember_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha,
+                     const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, float *c, long ldc);
+
+/// `ember_gemm_bf16` with the code for `isa`, which must be at most `ember_cpu_isa_bf16()` (tests
+/// run every path the machine supports).
+void ember_gemm_bf16_isa(ember_isa isa, int transA, int transB, long m, long n, long k, float alpha,
+                         const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, float *c, long ldc);
+
+/// `ember_gemm_bf16` for IEEE half operands: packed panels are converted to float32 and run
+/// through the float32 micro-kernel of the widest instruction set the CPU has.
+void ember_gemm_f16(int transA, int transB, long m, long n, long k, float alpha,
+                    const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, float *c, long ldc);
+
+/// `ember_gemm_f16` with the code for `isa`, which must be at most `ember_cpu_isa()`.
+void ember_gemm_f16_isa(ember_isa isa, int transA, int transB, long m, long n, long k, float alpha,
+                        const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, float *c, long ldc);
+
+/// Sets how many threads the 16-bit GEMMs split large products over; 0 or less restores the
+/// default, the number of online CPUs.
+void ember_gemm_set_threads(int threads);
+
+/// The thread count the 16-bit GEMMs use (see `ember_gemm_set_threads`).
+int ember_gemm_threads(void);
+
+/// Float32 to bfloat16 (the bit patterns of the top half of a float32), `n` values, rounding to
+/// nearest even. Subnormals are kept; a NaN stays a quiet NaN of the same sign.
+void ember_f32_to_bf16(const float *x, uint16_t *y, long n);
+
+/// Bfloat16 to float32, `n` values (exact).
+void ember_bf16_to_f32(const uint16_t *x, float *y, long n);
+
+/// Float32 to IEEE half precision, `n` values, rounding to nearest even: values from 65520 up
+/// become infinity, small ones half subnormals or zero; a NaN stays a quiet NaN of the same sign.
+/// Uses F16C or AVX-512 where the CPU has them.
+void ember_f32_to_f16(const float *x, uint16_t *y, long n);
+
+/// IEEE half precision to float32, `n` values (exact; a signalling NaN becomes quiet).
+void ember_f16_to_f32(const uint16_t *x, float *y, long n);
+
+/// The conversions with the code for `isa` (at most `ember_cpu_isa()`), for tests; every path
+/// gives the same bits.
+void ember_f32_to_bf16_isa(ember_isa isa, const float *x, uint16_t *y, long n);
+/// See `ember_f32_to_bf16_isa`.
+void ember_bf16_to_f32_isa(ember_isa isa, const uint16_t *x, float *y, long n);
+/// See `ember_f32_to_bf16_isa`.
+void ember_f32_to_f16_isa(ember_isa isa, const float *x, uint16_t *y, long n);
+/// See `ember_f32_to_bf16_isa`.
+void ember_f16_to_f32_isa(ember_isa isa, const uint16_t *x, float *y, long n);
 
 #endif
