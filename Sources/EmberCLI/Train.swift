@@ -13,6 +13,28 @@ struct TrainCommand: ParsableCommand {
     enum ModelKind: String, ExpressibleByArgument, CaseIterable { case mlp, cnn, gpt }
     enum OptimizerKind: String, ExpressibleByArgument, CaseIterable { case sgd, adam, adamw, rmsprop }
     enum Schedule: String, ExpressibleByArgument, CaseIterable { case constant, cosine }
+    /// The precision of the forward pass and loss.
+    enum Precision: String, ExpressibleByArgument, CaseIterable {
+        case fp32, bf16, fp16
+
+        /// The autocast type (nil: plain Float32).
+        var autocastType: DType? {
+            switch self {
+            case .fp32: nil
+            case .bf16: .bfloat16
+            case .fp16: .float16
+            }
+        }
+
+        /// How the run header describes it.
+        var summary: String {
+            switch self {
+            case .fp32: "precision fp32"
+            case .bf16: "precision bf16 (autocast to bfloat16)"
+            case .fp16: "precision fp16 (autocast to float16, loss scaling)"
+            }
+        }
+    }
 
     @Option(help: "Model: mlp, cnn or gpt.") var model: ModelKind = .mlp
     @Option(help: "Device: cpu, opencl or opencl:N (default: EMBER_DEVICE, else the first OpenCL device).") var device: String?
@@ -22,6 +44,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Optimizer: sgd (momentum 0.9), adam, adamw or rmsprop.") var optimizer: OptimizerKind = .sgd
     @Option(name: .customLong("weight-decay"), help: "Weight decay (default 0; gpt: 0.1 on 2-D weights only).") var weightDecay: Float?
     @Option(help: "Learning-rate schedule: constant or cosine (annealed to 0 over the epochs).") var schedule: Schedule = .cosine
+    @Option(help: "Precision of the forward pass and loss: fp32, bf16 (autocast to bfloat16) or fp16 (autocast to float16 with a gradient scaler); parameters and optimizer state stay float32.")
+    var precision: Precision = .fp32
     @Option(help: "Random seed for initialisation and shuffling.") var seed: UInt64 = 0
     @Option(help: "Save the trained model (safetensors) to this path (gpt: default gpt.safetensors, written at each best validation loss).") var save: String?
     @Option(name: .customLong("idx-images"), help: "MNIST-format image file (gzip or plain) instead of the digits.") var idxImages: String?
@@ -77,12 +101,13 @@ struct TrainCommand: ParsableCommand {
         // Broadcasts rank 0's initial parameters; its hooks average the gradients in backward.
         let ddp = group.map { DistributedDataParallel(net, group: $0) }
         let opt = makeOptimizer(net.parameters())
+        let scaler = GradScaler(enabled: precision == .fp16)
         let sampler = group.map { DistributedSampler(train, group: $0, shuffle: true, seed: seed) }
         let loader = sampler.map { DataLoader(train, batchSize: batchSize, sampler: $0, device: target) }
             ?? DataLoader(train, batchSize: batchSize, shuffle: true, seed: seed, device: target)
         let scheduler = schedule == .cosine ? CosineAnnealingLR(opt, tMax: epochs) : nil
         let processes = group.map { ", \($0.worldSize) processes (batch \(batchSize) each)" } ?? ""
-        if isMain { print("Training \(model.rawValue) (\(net.parameterCount) parameters) on \(name): \(train.count) train / \(test.count) test examples, device \(target) (\(target.info.name)), \(optimizer.rawValue) lr \(lr), batch \(batchSize)\(processes)") }
+        if isMain { print("Training \(model.rawValue) (\(net.parameterCount) parameters) on \(name): \(train.count) train / \(test.count) test examples, device \(target) (\(target.info.name)), \(optimizer.rawValue) lr \(lr), batch \(batchSize)\(processes), \(precision.summary)") }
         let testData = test.to(target)
         let interactive = isatty(STDOUT_FILENO) != 0 && isMain
         var accuracy: Float = 0
@@ -99,10 +124,11 @@ struct TrainCommand: ParsableCommand {
             var step = 0
             func trainStep(_ x: Tensor, _ y: Tensor) {
                 let input = model == .mlp ? x.reshape([x.shape[0], -1]) : x
-                let loss = crossEntropy(ddp?(input) ?? net(input), y)
+                let loss = withPrecision { crossEntropy(ddp?(input) ?? net(input), y) }
                 opt.zeroGrad()
-                loss.backward()
-                opt.step()
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
                 let value = loss.item()
                 lossSum += value * Float(x.shape[0])
                 seen += x.shape[0]
@@ -203,9 +229,15 @@ struct TrainCommand: ParsableCommand {
         net.eval()
         return Tensor.noGrad {
             let input = model == .mlp ? data.inputs.reshape([data.count, -1]) : data.inputs
-            let logits = net(input)
+            let logits = withPrecision { net(input) }
             return (crossEntropy(logits, data.labels).item(), (logits.argmax(dim: 1) == data.labels).float().mean().item())
         }
+    }
+
+    /// `body` (a forward pass and loss) under autocast to `--precision`'s type, or as it is for fp32.
+    func withPrecision<T>(_ body: () -> T) -> T {
+        guard let type = precision.autocastType else { return body() }
+        return Tensor.autocast(type, body)
     }
 
     private func progressLine(epoch: Int, step: Int, steps: Int, loss: Float, rate: Double) -> String {

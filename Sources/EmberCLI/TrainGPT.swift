@@ -49,7 +49,8 @@ extension TrainCommand {
     /// groups (weight decay on >= 2-D parameters only), the warm-up + cosine schedule,
     /// gradient clipping, train and validation loss every `evalInterval` iterations and after
     /// the last, and the model saved (with its configuration and vocabulary) at each evaluation
-    /// that improves the validation loss.
+    /// that improves the validation loss. Forward passes and losses run under `--precision`'s
+    /// autocast, fp16 with a `GradScaler` (unscaled before clipping), as nanoGPT's.
     func runGPT(on target: Device) throws {
         let options = gpt
         let corpus = try Shakespeare.load()
@@ -63,7 +64,8 @@ extension TrainCommand {
                          ParamGroup(params: parameters.filter { $0.rank < 2 }, weightDecay: 0)],
                         lr: peakLR, betas: (0.9, 0.99))
         let schedule = WarmupCosineLR(opt, warmupIters: options.warmupIters, lrDecayIters: options.decayIters, minLR: options.minLR)
-        print("Training gpt (\(net.numParams()) parameters without wpe, \(net.parameterCount) in all; \(config.nLayer) layers, \(config.nHead) heads, n_embd \(config.nEmbd), block \(config.blockSize)) on Shakespeare: \(data.range(.train).count) train / \(data.range(.validation).count) validation characters, vocabulary \(config.vocabSize), device \(target) (\(target.info.name)), AdamW lr \(peakLR) (warm-up \(options.warmupIters), cosine to \(options.minLR) at \(options.decayIters)), batch \(batch)")
+        let scaler = GradScaler(enabled: precision == .fp16)
+        print("Training gpt (\(net.numParams()) parameters without wpe, \(net.parameterCount) in all; \(config.nLayer) layers, \(config.nHead) heads, n_embd \(config.nEmbd), block \(config.blockSize)) on Shakespeare: \(data.range(.train).count) train / \(data.range(.validation).count) validation characters, vocabulary \(config.vocabSize), device \(target) (\(target.info.name)), AdamW lr \(peakLR) (warm-up \(options.warmupIters), cosine to \(options.minLR) at \(options.decayIters)), batch \(batch), \(precision.summary)")
 
         func evaluate() -> (train: Float, validation: Float) {
             net.eval()
@@ -72,7 +74,7 @@ extension TrainCommand {
                 let losses = TextSplit.allCases.map { split in
                     (0..<options.evalIters).map { _ in
                         let (x, y) = data.getBatch(split: split, batchSize: batch, device: target)
-                        return net.loss(x, targets: y).item()
+                        return withPrecision { net.loss(x, targets: y) }.item()
                     }.reduce(0, +) / Float(options.evalIters)
                 }
                 return (losses[0], losses[1])
@@ -100,11 +102,16 @@ extension TrainCommand {
             if iter == options.maxIters { break }
             let stepStart = Date()
             let (x, y) = data.getBatch(split: .train, batchSize: batch, device: target)
-            let loss = net.loss(x, targets: y)
+            let loss = withPrecision { net.loss(x, targets: y) }
             opt.zeroGrad()
-            loss.backward()
-            if options.gradClip > 0 { clipGradNorm(parameters, maxNorm: options.gradClip) }
-            opt.step()
+            scaler.scale(loss).backward()
+            if options.gradClip > 0 {
+                // As nanoGPT: clip the true gradients, unscaled first.
+                scaler.unscale(opt)
+                clipGradNorm(parameters, maxNorm: options.gradClip)
+            }
+            scaler.step(opt)
+            scaler.update()
             schedule.step()
             let value = loss.item()
             trainingSeconds += Date().timeIntervalSince(stepStart)

@@ -44,12 +44,40 @@ struct CLITests {
         (["train", "--device", "opencl:99"], "--device opencl:99: OpenCL device index 99 out of range"),
         (["train", "--idx-images", "/nonexistent/images", "--idx-labels", "/nonexistent/labels"], "/nonexistent/images: cannot be read"),
         (["train", "--model", "transformer"], "transformer"),
+        (["train", "--precision", "fp8"], "The value 'fp8' is invalid for '--precision <precision>'. Please provide one of 'fp32', 'bf16' or 'fp16'."),
     ])
     func badInput(_ arguments: [String], _ message: String) throws {
         let (status, stderr) = try CLITests.run(arguments)
         #expect(status != 0)
         #expect(stderr.contains(message), "\(stderr)")
         #expect(!stderr.contains("Fatal error") && !stderr.contains("Backtrace") && !stderr.contains("crashed"))
+    }
+
+    @Test("--precision bf16 and fp16 train, and the run header names the precision", arguments: [
+        (["--epochs", "2", "--precision", "bf16"], "precision bf16 (autocast to bfloat16)"),
+        (["--model", "cnn", "--epochs", "1", "--precision", "fp16"], "precision fp16 (autocast to float16, loss scaling)"),
+        (["--model", "gpt", "--precision", "fp16", "--max-iters", "3", "--warmup-iters", "1", "--eval-interval", "3", "--eval-iters", "1",
+          "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "8", "--batch-size", "2", "--save", "/dev/null"],
+         "precision fp16 (autocast to float16, loss scaling)"),
+    ])
+    func precision(_ arguments: [String], _ header: String) throws {
+        let (status, stdout, stderr) = try CLIGPTTests.run(["train", "--device", "cpu"] + arguments)
+        #expect(status == 0, "\(stderr)")
+        #expect(stdout.split(separator: "\n").first?.hasSuffix(header) == true, "\(stdout)")
+        guard arguments.contains("gpt") else { return }
+        #expect(stdout.contains("step     3: train loss"), "\(stdout)")
+        #expect(!stdout.contains("nan"), "\(stdout)")
+    }
+
+    @Test("the MLP trained with --precision bf16 reaches the accuracy of fp32")
+    func bf16Accuracy() throws {
+        func accuracy(_ precision: String) throws -> Double? {
+            let run = try CLIGPTTests.run(["train", "--device", "cpu", "--epochs", "2", "--precision", precision])
+            let line = run.stdout.split(separator: "\n").first { $0.hasPrefix("final test accuracy: ") }
+            return line.flatMap { Double($0.dropFirst("final test accuracy: ".count).dropLast()) }
+        }
+        let full = try #require(try accuracy("fp32")), mixed = try #require(try accuracy("bf16"))
+        #expect(mixed >= full - 2 && mixed >= 85, "bf16 \(mixed)%, fp32 \(full)%")
     }
 
     @Test("a bad EMBER_DEVICE is a usage error, not a crash")

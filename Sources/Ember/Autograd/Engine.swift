@@ -9,7 +9,9 @@ enum Engine {
     static func run(root: Tensor, gradient: Tensor, retainGraph: Bool, createGraph: Bool,
                     capture: [Tensor]? = nil) -> [Tensor?] {
         GradMode.$enabled.withValue(createGraph) {
-            execute(root, gradient, retainGraph, capture)
+            // Backward rules run in their forward's types, not the caller's autocast scope.
+            guard Autocast.current != nil else { return execute(root, gradient, retainGraph, capture) }
+            return Autocast.$scope.withValue(nil) { execute(root, gradient, retainGraph, capture) }
         }
     }
 
@@ -66,8 +68,11 @@ enum Engine {
             if !retainGraph { node.rule = nil }
             let inputGrads = Profiler.backward(node.name) { rule(grad) }
             check(inputGrads.count == node.edges.count, "\(node.name): rule returned \(inputGrads.count) gradients for \(node.edges.count) inputs")
-            for (edge, inputGrad) in zip(node.edges, inputGrads) {
-                guard let inputGrad else { continue }
+            for (edge, computed) in zip(node.edges, inputGrads) {
+                guard var inputGrad = computed else { continue }
+                // A gradient has its input's dtype, as in PyTorch (a rule's Float32 mask would
+                // otherwise widen a bfloat16 gradient).
+                if let type = edge.tensorType, inputGrad.dtype != type { inputGrad = inputGrad.to(type) }
                 if AnomalyMode.enabled { AnomalyMode.check(inputGrad, op: node.name, phase: "backward") }
                 switch edge {
                 case .none: break

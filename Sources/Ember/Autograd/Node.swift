@@ -6,6 +6,15 @@ enum Edge {
     case leaf(Tensor)
     /// The node that produced a non-leaf input.
     case node(Node)
+
+    /// The dtype of the input this edge leads to (nil for `.none`).
+    var tensorType: DType? {
+        switch self {
+        case .none: nil
+        case .leaf(let tensor): tensor.dtype
+        case .node(let node): node.outputType
+        }
+    }
 }
 
 /// One recorded op in the autograd graph: its name, where its input gradients go, and
@@ -20,10 +29,13 @@ final class Node {
     var rule: ((Tensor) -> [Tensor?])?
     /// The output tensor, held weakly, when it asked to retain its gradient.
     weak var retainedOutput: Tensor?
+    /// The output's dtype: the engine converts gradients flowing into this node to it.
+    let outputType: DType
 
-    init(name: String, edges: [Edge], rule: @escaping (Tensor) -> [Tensor?]) {
+    init(name: String, edges: [Edge], outputType: DType, rule: @escaping (Tensor) -> [Tensor?]) {
         self.name = name
         self.edges = edges
+        self.outputType = outputType
         self.rule = rule
     }
 }
@@ -100,7 +112,7 @@ extension Tensor {
             if let node = input.gradFn { return .node(node) }
             return .leaf(input)
         }
-        gradFn = Node(name: name, edges: edges, rule: rule)
+        gradFn = Node(name: name, edges: edges, outputType: dtype, rule: rule)
         requiresGradFlag = true
         if let collector = Profiler.current { collector.noteRecorded(self, gradFn: name, inputs: inputs) }
         if AnomalyMode.enabled { AnomalyMode.check(self, op: name, phase: "forward") }

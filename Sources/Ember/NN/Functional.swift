@@ -2,8 +2,10 @@
 /// its function here, so the two never differ.
 
 /// `x W^T + b` over the last dim of `x` (`torch.nn.functional.linear`): `weight` is
-/// `[out, in]` (PyTorch's layout), `bias` `[out]`.
+/// `[out, in]` (PyTorch's layout), `bias` `[out]`. Under `Tensor.autocast` all three are cast
+/// to its type.
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+    if case let (x, weight, bias)? = Autocast.lowPrecision(x, weight, bias) { return linear(x, weight: weight, bias: bias) }
     check(weight.rank == 2, "linear: weight must be [out, in], got \(Shape.describe(weight.shape))")
     check(x.rank >= 1 && x.shape.last == weight.shape[1],
           "linear: input of shape \(Shape.describe(x.shape)) does not end in \(weight.shape[1]) features (weight \(Shape.describe(weight.shape)))")
@@ -25,8 +27,11 @@ public func embedding(_ indices: Tensor, weight: Tensor) -> Tensor {
 
 /// Normalises over the trailing `normalizedShape` dims with the biased variance
 /// (`torch.nn.functional.layer_norm`), then scales by `weight` and shifts by `bias` (each
-/// shaped `normalizedShape`) when given.
+/// shaped `normalizedShape`) when given. Under `Tensor.autocast` it computes in Float32.
 public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5) -> Tensor {
+    if case let (x, weight, bias)? = Autocast.fullPrecision(x, weight, bias) {
+        return layerNorm(x, normalizedShape: normalizedShape, weight: weight, bias: bias, eps: eps)
+    }
     check(!normalizedShape.isEmpty && Array(x.shape.suffix(normalizedShape.count)) == normalizedShape && x.rank >= normalizedShape.count,
           "layerNorm: input of shape \(Shape.describe(x.shape)) does not end in normalizedShape \(Shape.describe(normalizedShape))")
     for (name, p) in [("weight", weight), ("bias", bias)] {
@@ -48,9 +53,14 @@ public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil
 /// (biased variance) and, when `runningMean` and `runningVar` (`[C]`) are given, updates them
 /// in place: `running = (1 - momentum)·running + momentum·batch`, with the unbiased variance.
 /// Otherwise normalises with the running statistics, which must then be given. Then scales by
-/// `weight` and shifts by `bias` (`[C]`) when given.
+/// `weight` and shifts by `bias` (`[C]`) when given. Under `Tensor.autocast` it computes in
+/// Float32 (the running statistics are updated in place in their own type).
 public func batchNorm(_ x: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor? = nil, bias: Tensor? = nil,
                       training: Bool = false, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
+    if case let (x, weight, bias)? = Autocast.fullPrecision(x, weight, bias) {
+        return batchNorm(x, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
+                         training: training, momentum: momentum, eps: eps)
+    }
     check(x.rank >= 2, "batchNorm: expected input of shape [N, C, ...], got \(Shape.describe(x.shape))")
     let channels = x.shape[1]
     check((runningMean == nil) == (runningVar == nil),

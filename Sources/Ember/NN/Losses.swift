@@ -1,3 +1,6 @@
+// Every loss computes in Float32 under `Tensor.autocast`: its floating-point inputs are widened
+// first (Autograd/Autocast.swift).
+
 /// How a loss combines per-element values.
 public enum Reduction: Sendable {
     /// The mean over all elements (for class-index losses, weighted and over the targets
@@ -147,6 +150,9 @@ private func classProbabilityLoss(_ logProbs: Tensor, _ target: Tensor, classDim
 /// than `ignoreIndex` stops the program, as in `gather`.
 public func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
                          reduction: Reduction = .mean, labelSmoothing: Float = 0) -> Tensor {
+    if case let (input, target, weight)? = Autocast.fullPrecision(input, target, weight) {
+        return crossEntropy(input, target, weight: weight, ignoreIndex: ignoreIndex, reduction: reduction, labelSmoothing: labelSmoothing)
+    }
     check(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
     let dim = classDim("crossEntropy", input)
     check(target.dtype != .bool, "crossEntropy: target must be int64 or int32 class indices or float class probabilities, got bool")
@@ -170,6 +176,9 @@ public func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = ni
 /// targets.
 public func nllLoss(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
                     reduction: Reduction = .mean) -> Tensor {
+    if case let (input, target, weight)? = Autocast.fullPrecision(input, target, weight) {
+        return nllLoss(input, target, weight: weight, ignoreIndex: ignoreIndex, reduction: reduction)
+    }
     let dim = classDim("nllLoss", input)
     if dim == 0 {
         return unbatched("nllLoss", input, target, reduction) {
@@ -191,6 +200,7 @@ private func sameShape(_ op: String, _ input: Tensor, _ target: Tensor) {
 
 /// Mean squared error `(input - target)²` (`torch.nn.functional.mse_loss`).
 public func mseLoss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
+    if case let (input, target)? = Autocast.fullPrecision(input, target) { return mseLoss(input, target, reduction: reduction) }
     sameShape("mseLoss", input, target)
     let d = input - target
     return (d * d).reduced(reduction)
@@ -198,6 +208,7 @@ public func mseLoss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .m
 
 /// Mean absolute error `|input - target|` (`torch.nn.functional.l1_loss`).
 public func l1Loss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
+    if case let (input, target)? = Autocast.fullPrecision(input, target) { return l1Loss(input, target, reduction: reduction) }
     sameShape("l1Loss", input, target)
     return (input - target).abs().reduced(reduction)
 }
@@ -205,6 +216,7 @@ public func l1Loss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .me
 /// `0.5·d²/beta` where `|d| < beta`, else `|d| - 0.5·beta`, for `d = input - target`
 /// (`torch.nn.functional.smooth_l1_loss`); `beta` 0 is the L1 loss.
 public func smoothL1Loss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean, beta: Float = 1) -> Tensor {
+    if case let (input, target)? = Autocast.fullPrecision(input, target) { return smoothL1Loss(input, target, reduction: reduction, beta: beta) }
     sameShape("smoothL1Loss", input, target)
     check(beta >= 0, "smoothL1Loss: beta must be non-negative, got \(beta)")
     let d = input - target
@@ -216,6 +228,7 @@ public func smoothL1Loss(_ input: Tensor, _ target: Tensor, reduction: Reduction
 /// `0.5·d²` where `|d| < delta`, else `delta·(|d| - 0.5·delta)`, for `d = input - target`
 /// (`torch.nn.functional.huber_loss`).
 public func huberLoss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean, delta: Float = 1) -> Tensor {
+    if case let (input, target)? = Autocast.fullPrecision(input, target) { return huberLoss(input, target, reduction: reduction, delta: delta) }
     sameShape("huberLoss", input, target)
     check(delta > 0, "huberLoss: delta must be positive, got \(delta)")
     let d = input - target
@@ -244,6 +257,9 @@ private func clampedLog(_ x: Tensor) -> Tensor {
 /// (`torch.nn.functional.binary_cross_entropy`; logs clamped at -100, as PyTorch), times
 /// `weight` (broadcast to the input's shape) when given.
 public func binaryCrossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, reduction: Reduction = .mean) -> Tensor {
+    if case let (input, target, weight)? = Autocast.fullPrecision(input, target, weight) {
+        return binaryCrossEntropy(input, target, weight: weight, reduction: reduction)
+    }
     sameShape("binaryCrossEntropy", input, target)
     let logP = clampedLog(input)
     let logNotP = clampedLog(1 - input)
@@ -262,6 +278,9 @@ public func binaryCrossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor
 /// broadcasts to the input's shape.
 public func binaryCrossEntropyWithLogits(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, posWeight: Tensor? = nil,
                                          reduction: Reduction = .mean) -> Tensor {
+    if case let (input, target, weight, posWeight)? = Autocast.fullPrecision(input, target, weight, posWeight) {
+        return binaryCrossEntropyWithLogits(input, target, weight: weight, posWeight: posWeight, reduction: reduction)
+    }
     sameShape("binaryCrossEntropyWithLogits", input, target)
     // log(1 + e^-|x|) is finite for any x; log(1 + e^-x) = that + max(-x, 0).
     let logTerm = (1 + (-input.abs()).exp()).log()

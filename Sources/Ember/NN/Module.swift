@@ -316,6 +316,23 @@ open class Module {
         return self
     }
 
+    /// Converts every floating-point parameter, buffer and parameter gradient to the float type
+    /// `dtype` in place (`torch.nn.Module.to(dtype)`; integer and bool buffers keep their type),
+    /// keeping each tensor object as `to(_ device:)` does: references held elsewhere see the
+    /// new type, and tensors that shared storage still do. A graph recorded before the
+    /// conversion cannot run backward. Must not run while another thread uses the model.
+    @discardableResult
+    public func to(_ dtype: DType) -> Self {
+        check(dtype.isFloatingPoint, "Module.to: dtype must be a floating-point type, got \(dtype)")
+        var converted: [ObjectIdentifier: (old: Storage, new: Storage)] = [:]
+        for entry in slotEntries() {
+            guard let tensor = entry.tensor, tensor.dtype.isFloatingPoint else { continue }
+            tensor.convertStorage(to: dtype, sharing: &converted)
+            tensor.grad?.convertStorage(to: dtype, sharing: &converted)
+        }
+        return self
+    }
+
     /// Clears the gradient of every parameter.
     public func zeroGrad() {
         for p in parameters() { p.zeroGrad() }

@@ -14,19 +14,29 @@ import Foundation
 /// Forward and backward are fused: one batched GEMM for the scores, one kernel that scales,
 /// masks (causal by index, a mask through its broadcast strides) and normalises each row,
 /// one GEMM with the values; backward recomputes nothing and runs the matching softmax
-/// backward kernel between four GEMMs.
+/// backward kernel between four GEMMs. Under `Tensor.autocast` query, key and value are cast to its
+/// type.
 public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, attnMask: Tensor? = nil,
                                       dropoutP: Float = 0, isCausal: Bool = false, scale: Float? = nil) -> Tensor {
-    let geometry = AttentionGeometry(query: query, key: key, value: value, attnMask: attnMask, dropoutP: dropoutP, isCausal: isCausal)
-    // float16 / bfloat16 inputs: the fused kernels read Float32, so they run on widened copies
-    // and the output is rounded to the inputs' type.
-    let type = query.dtype.promoted(with: key.dtype).promoted(with: value.dtype)
-    if type.isReducedFloat {
-        return scaledDotProductAttention(query: query.to(.float32), key: key.to(.float32), value: value.to(.float32),
-                                         attnMask: attnMask, dropoutP: dropoutP, isCausal: isCausal, scale: scale).to(type)
+    let (query, key, value) = Autocast.lowPrecision(query, key, value) ?? (query, key, value)
+    return Tensor.attention(query: query, key: key, value: value, attnMask: attnMask, dropoutP: dropoutP, isCausal: isCausal, scale: scale)
+}
+
+extension Tensor {
+    /// `scaledDotProductAttention` past autocast: float16 / bfloat16 inputs run the fused
+    /// kernels (which read Float32) on widened copies, and the output is rounded to the inputs'
+    /// promoted type.
+    static func attention(query: Tensor, key: Tensor, value: Tensor, attnMask: Tensor?, dropoutP: Float, isCausal: Bool,
+                          scale: Float?) -> Tensor {
+        let type = query.dtype.promoted(with: key.dtype).promoted(with: value.dtype)
+        if type.isFloatingPoint && [query, key, value].contains(where: { $0.dtype != .float32 }) {
+            return attention(query: query.to(.float32), key: key.to(.float32), value: value.to(.float32), attnMask: attnMask,
+                             dropoutP: dropoutP, isCausal: isCausal, scale: scale).to(type)
+        }
+        let geometry = AttentionGeometry(query: query, key: key, value: value, attnMask: attnMask, dropoutP: dropoutP, isCausal: isCausal)
+        return fusedAttention(query: query, key: key, value: value, attnMask: attnMask, dropoutP: dropoutP,
+                              isCausal: isCausal, scale: scale ?? geometry.defaultScale)
     }
-    return Tensor.fusedAttention(query: query, key: key, value: value, attnMask: attnMask, dropoutP: dropoutP,
-                                 isCausal: isCausal, scale: scale ?? geometry.defaultScale)
 }
 
 /// The checked shapes of one attention call.

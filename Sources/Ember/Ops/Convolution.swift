@@ -43,9 +43,13 @@ extension Tensor {
 
     /// 2-D convolution with separate vertical and horizontal stride, padding and dilation.
     /// With `groups` > 1 the channels split into that many groups, each convolved with its own
-    /// `outC / groups` filters (`groups == inC` is a depthwise convolution).
+    /// `outC / groups` filters (`groups == inC` is a depthwise convolution). Under
+    /// `Tensor.autocast` input, weight and bias are cast to its type.
     public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int) = (1, 1),
                        groups: Int = 1) -> Tensor {
+        if case let (x, weight, bias)? = Autocast.lowPrecision(self, weight, bias) {
+            return x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+        }
         Tensor.checkSameDevice("conv2d", self, weight)
         check(weight.rank == 4, "conv2d: weight must be 4-D [outC, inC / groups, kH, kW], got \(Shape.describe(weight.shape))")
         check(rank == 4, "conv2d: expected a 4-D NCHW input, got shape \(Shape.describe(shape))")

@@ -66,20 +66,32 @@ extension Tensor {
     /// Elementwise sign (-1, 0 or 1); its gradient is zero.
     public func sign() -> Tensor { unary(.sign, "SignBackward") { $0 * 0 } }
 
-    /// Elementwise e^x.
-    public func exp() -> Tensor { unaryFromOutput(.exp, "ExpBackward", { $0.exp() }) { $0 } }
+    /// Elementwise e^x (Float32 under `Tensor.autocast`, as are `log`, `rsqrt`, `reciprocal`, `pow`).
+    public func exp() -> Tensor {
+        if let x = Autocast.fullPrecision(self) { return x.exp() }
+        return unaryFromOutput(.exp, "ExpBackward", { $0.exp() }) { $0 }
+    }
 
     /// Elementwise natural logarithm.
-    public func log() -> Tensor { unary(.log, "LogBackward") { $0.reciprocal() } }
+    public func log() -> Tensor {
+        if let x = Autocast.fullPrecision(self) { return x.log() }
+        return unary(.log, "LogBackward") { $0.reciprocal() }
+    }
 
     /// Elementwise square root.
     public func sqrt() -> Tensor { unaryFromOutput(.sqrt, "SqrtBackward", { $0.sqrt() }) { 0.5 / $0 } }
 
     /// Elementwise 1 / sqrt(x).
-    public func rsqrt() -> Tensor { unaryFromOutput(.rsqrt, "RsqrtBackward", { $0.rsqrt() }) { y in -0.5 * y * y * y } }
+    public func rsqrt() -> Tensor {
+        if let x = Autocast.fullPrecision(self) { return x.rsqrt() }
+        return unaryFromOutput(.rsqrt, "RsqrtBackward", { $0.rsqrt() }) { y in -0.5 * y * y * y }
+    }
 
     /// Elementwise 1 / x.
-    public func reciprocal() -> Tensor { unaryFromOutput(.reciprocal, "ReciprocalBackward", { $0.reciprocal() }) { y in -(y * y) } }
+    public func reciprocal() -> Tensor {
+        if let x = Autocast.fullPrecision(self) { return x.reciprocal() }
+        return unaryFromOutput(.reciprocal, "ReciprocalBackward", { $0.reciprocal() }) { y in -(y * y) }
+    }
 
     /// Elementwise x².
     public func square() -> Tensor { unary(.square, "PowBackward") { 2 * $0 } }
@@ -89,7 +101,8 @@ extension Tensor {
     /// -0.5 are `sqrt` and `rsqrt`; other exponents run the general kernel. The gradient is
     /// `exponent * x^(exponent - 1)`, and 0 for exponent 0 (also at x = 0, as PyTorch).
     public func pow(_ exponent: Float) -> Tensor {
-        powForward(exponent).recording("PowBackward", inputs: [self]) {
+        if let x = Autocast.fullPrecision(self) { return x.pow(exponent) }
+        return powForward(exponent).recording("PowBackward", inputs: [self]) {
             let x = SavedTensor(self, op: "PowBackward")
             return { g in
                 switch exponent {
@@ -281,7 +294,8 @@ extension Tensor {
     /// As PyTorch, the base's gradient is 0 where the exponent is 0, and the exponent's is 0
     /// where the base is 0 and the exponent >= 0 (instead of 0·inf = NaN).
     public func pow(_ exponent: Tensor) -> Tensor {
-        Tensor.binary(.pow, self, exponent, "PowBackward") { g, a, b in
+        if case let (x, exponent)? = Autocast.fullPrecision(self, exponent) { return x.pow(exponent) }
+        return Tensor.binary(.pow, self, exponent, "PowBackward") { g, a, b in
             let zero = Tensor.zeros([], device: g.device)
             return (Tensor.where(b == 0, zero, g * b * a.pow(b - 1)),
                     Tensor.where((a == 0) * (b >= 0), zero, g * a.pow(b) * a.log()))

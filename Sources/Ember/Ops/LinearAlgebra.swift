@@ -2,8 +2,9 @@
 /// backend's GEMM. Transposed views are passed to GEMM as transposes, not copied.
 extension Tensor {
     /// Matrix product with `torch.matmul` semantics: vectors are promoted and squeezed back,
-    /// leading (batch) dims broadcast.
+    /// leading (batch) dims broadcast. Under `Tensor.autocast` float operands are cast to its type.
     public func matmul(_ other: Tensor) -> Tensor {
+        if case let (a, b)? = Autocast.lowPrecision(self, other) { return a.matmul(b) }
         Tensor.checkSameDevice("matmul", self, other)
         check(rank >= 1 && other.rank >= 1,
               "matmul: both arguments need at least one dimension, got \(Shape.describe(shape)) and \(Shape.describe(other.shape))")

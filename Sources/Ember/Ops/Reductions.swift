@@ -69,8 +69,9 @@ extension Tensor {
     /// Sum over `dim`.
     public func sum(dim: Int, keepDim: Bool = false) -> Tensor { sum(dims: [dim], keepDim: keepDim) }
 
-    /// Sum over several dims (all when empty).
+    /// Sum over several dims (all when empty). Float32 under `Tensor.autocast` (and so is `mean`).
     public func sum(dims: [Int], keepDim: Bool = false) -> Tensor {
+        if let x = Autocast.fullPrecision(self) { return x.sum(dims: dims, keepDim: keepDim) }
         let d = reductionDims(dims, op: "sum")
         let inputShape = shape
         let keptShape = reducedShape(d, keepDim: true)
@@ -215,8 +216,10 @@ extension Tensor {
     public func logSumExp(dim: Int, keepDim: Bool = false) -> Tensor { logSumExp(dims: [dim], keepDim: keepDim) }
 
     /// log(sum(exp(x))) over several dims (all when empty), computed stably: the maximum is
-    /// subtracted first (and infinite maxima are left alone, so all -inf gives -inf).
+    /// subtracted first (and infinite maxima are left alone, so all -inf gives -inf). Float32
+    /// under `Tensor.autocast`.
     public func logSumExp(dims: [Int], keepDim: Bool = false) -> Tensor {
+        if let x = Autocast.fullPrecision(self) { return x.logSumExp(dims: dims, keepDim: keepDim) }
         let d = reductionDims(dims, op: "logSumExp")
         let m = Tensor.noGrad { reduceForward(.max, dims: d, keepDim: true, name: "logSumExp") }
         let safe = Tensor.where(m.abs() == Float.infinity, Tensor.zeros([], device: device), m)

@@ -15,8 +15,9 @@ extension Tensor {
         return d == last || rank == 0 ? out : out.detach().transpose(d, last)
     }
 
-    /// Softmax along `dim`: exp(x) / sum(exp(x)).
+    /// Softmax along `dim`: exp(x) / sum(exp(x)). Float32 under `Tensor.autocast`.
     public func softmax(dim: Int = -1) -> Tensor {
+        if let x = Autocast.fullPrecision(self) { return x.softmax(dim: dim) }
         if let narrow = viaFloat32({ $0.softmax(dim: dim) }) { return narrow }
         let y = softmaxForward(dim: dim, log: false)
         return y.recording("SoftmaxBackward", inputs: [self]) {
@@ -29,8 +30,9 @@ extension Tensor {
         }
     }
 
-    /// Log-softmax along `dim`: x - logSumExp(x).
+    /// Log-softmax along `dim`: x - logSumExp(x). Float32 under `Tensor.autocast`.
     public func logSoftmax(dim: Int = -1) -> Tensor {
+        if let x = Autocast.fullPrecision(self) { return x.logSoftmax(dim: dim) }
         if let narrow = viaFloat32({ $0.logSoftmax(dim: dim) }) { return narrow }
         let y = softmaxForward(dim: dim, log: true)
         return y.recording("LogSoftmaxBackward", inputs: [self]) {

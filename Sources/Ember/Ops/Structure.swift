@@ -70,8 +70,10 @@ extension Tensor {
         return split((size + n - 1) / n, dim: d)
     }
 
-    /// Running sums along `dim` (`torch.cumsum`); Int32 and bool inputs give Int32.
+    /// Running sums along `dim` (`torch.cumsum`); Int32 and bool inputs give Int32. Float32
+    /// under `Tensor.autocast`.
     public func cumsum(dim: Int) -> Tensor {
+        if let x = Autocast.fullPrecision(self) { return x.cumsum(dim: dim) }
         let d = Tensor.normalizeDim(dim, rank: rank, op: "cumsum")
         if let narrow = viaFloat32({ $0.cumsum(dim: d) }) { return narrow }
         if rank == 0 || count == 0 { return dtype == .float32 ? self * 1 : floatStorage.castStorage(to: .int32) }

@@ -20,8 +20,9 @@ public final class Tensor: @unchecked Sendable {
     public let strides: [Int]
     /// Element offset of the first element inside the storage.
     let offset: Int
-    /// The element type.
-    public let dtype: DType
+    /// The element type. Changes only with the storage, in `convertStorage(to:sharing:)`
+    /// (`Module.to(_ dtype:)`).
+    public private(set) var dtype: DType
 
     var requiresGradFlag: Bool
     /// The node that produced this tensor (nil for leaves and for tensors made without grad).
@@ -105,6 +106,29 @@ public final class Tensor: @unchecked Sendable {
         copy.version = old.version + 1
         moved[ObjectIdentifier(old)] = (old, copy)
         storage = copy
+    }
+
+    /// Converts this float tensor to the float type `target` in place: its whole storage is cast
+    /// (keeping offset and strides) and replaces the old one, so the object and every reference
+    /// to it stay valid, as in `moveStorage(to:sharing:)`; `converted` maps storages already
+    /// converted in this pass to their copies, so tensors that shared a storage still share it.
+    /// The new storage's version is one past the old one, so a graph that saved this tensor
+    /// before refuses to run backward.
+    func convertStorage(to target: DType, sharing converted: inout [ObjectIdentifier: (old: Storage, new: Storage)]) {
+        check(dtype.isFloatingPoint && target.isFloatingPoint, "convertStorage: \(dtype) to \(target) is not a conversion between float types")
+        guard dtype != target else { return }
+        if let done = converted[ObjectIdentifier(storage)] {
+            storage = done.new
+            dtype = target
+            return
+        }
+        let old = storage
+        let whole = Tensor(storage: old, shape: [old.elementCount], strides: [1], offset: 0, dtype: dtype)
+        let copy = whole.castStorage(to: target).storage
+        copy.version = old.version + 1
+        converted[ObjectIdentifier(old)] = (old, copy)
+        storage = copy
+        dtype = target
     }
 
     /// Replaces this tensor's contents by `values` (same shape, dtype and device) by taking a
