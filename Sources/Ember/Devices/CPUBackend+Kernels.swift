@@ -1,3 +1,4 @@
+import CPUKernels
 import CBLAS
 import Foundation
 
@@ -9,6 +10,18 @@ extension CPUBackend {
     /// runs on OpenBLAS's own threads, which share the packed panels.
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int) {
+        if a.dtype.isReducedFloat && a.dtype == b.dtype {
+            // 16-bit operands: Ember's GEMM (AVX-512 BF16 dot products where the CPU has them),
+            // Float32 accumulation, on its own threads.
+            let pa = elements(a.buffer, as: UInt16.self), pb = elements(b.buffer, as: UInt16.self), pc = floats(c)
+            let run = a.dtype == .bfloat16 ? ember_gemm_bf16 : ember_gemm_f16
+            for i in 0..<batch {
+                run(a.transposed ? 1 : 0, b.transposed ? 1 : 0, m, n, k, alpha,
+                    pa + a.offset + i * a.batchStride, a.ld, pb + b.offset + i * b.batchStride, b.ld,
+                    beta, pc + cOffset + i * m * n, n)
+            }
+            return
+        }
         guard let a = widened(a, rows: m, cols: k, batch: batch), let b = widened(b, rows: k, cols: n, batch: batch) else {
             fatalError("gemm: out of memory for a float32 copy of a narrow operand")
         }
