@@ -18,9 +18,7 @@ enum Engine {
     private static func execute(_ root: Tensor, _ gradient: Tensor, _ retainGraph: Bool, _ capture: [Tensor]?) -> [Tensor?] {
         var captured = [Tensor?](repeating: nil, count: capture?.count ?? 0)
         let pass = BackwardPass()
-        func deliver(toLeaf leaf: Tensor, _ computed: Tensor) {
-            // A leaf's gradient has the leaf's dtype (a rule may compute it wider, in Float32).
-            let grad = computed.dtype == leaf.dtype ? computed : computed.to(leaf.dtype)
+        func deliver(toLeaf leaf: Tensor, _ grad: Tensor) {
             guard let capture else { return accumulate(into: leaf, grad) }
             for (i, t) in capture.enumerated() where t === leaf {
                 captured[i] = captured[i].map { $0 + grad } ?? grad
@@ -137,7 +135,8 @@ extension Tensor {
             check(gradient.shape == shape,
                   "backward: gradient shape \(Shape.describe(gradient.shape)) does not match tensor shape \(Shape.describe(shape))")
             check(gradient.device == device, "backward: gradient on \(gradient.device), tensor on \(device)")
-            return gradient
+            // Gradients have their tensor's dtype (each edge converts the ones after this).
+            return gradient.to(dtype)
         }
         check(count == 1, "backward: gradient can be implicit only for one-element tensors, got shape \(Shape.describe(shape))")
         return Tensor.ones(shape, dtype: dtype, device: device)

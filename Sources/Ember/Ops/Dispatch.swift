@@ -12,7 +12,7 @@ extension Tensor {
     /// This tensor's values as Float32 (no autograd): itself when it is Float32, else a
     /// converted copy. What ops whose kernels read Float32 only compute on.
     var floatStorage: Tensor {
-        dtype == .float32 ? self : castStorage(to: .float32)
+        castStorage(to: .float32)
     }
 
     /// Runs a Float32-only op on narrow float input: nil when this tensor is not float16 or

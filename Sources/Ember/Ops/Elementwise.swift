@@ -219,7 +219,7 @@ extension Tensor {
             func operand(_ arg: ElementwiseArgument) -> Operand {
                 switch arg {
                 case .scalar(let s): return .scalar(s)
-                case .tensor(let t): return .view((t.dtype == compute ? t : t.castStorage(to: compute)).broadcastView(to: shape))
+                case .tensor(let t): return .view(t.castStorage(to: compute).broadcastView(to: shape))
                 }
             }
             reference.backend.binary(op, operand(a), operand(b), shape: shape, dtype: compute, destination: out.storage.buffer)
@@ -241,10 +241,12 @@ extension Tensor {
         }
     }
 
-    /// Converts the elements to `target` (no autograd), with `DType`'s conversion rules:
-    /// floats round to nearest even, floats to integers truncate toward zero (saturating),
-    /// anything to bool is `!= 0`.
+    /// The elements converted to `target` (no autograd): this tensor itself when it already has
+    /// that type, else a converted copy, with `DType`'s conversion rules: floats round to
+    /// nearest even, floats to integers truncate toward zero (saturating), anything to bool is
+    /// `!= 0`.
     func castStorage(to target: DType) -> Tensor {
+        if target == dtype { return self }
         let out = Tensor(uninitialized: shape, dtype: target, device: device, op: "cast")
         if count > 0 { backend.cast(view, to: target, destination: out.storage.buffer) }
         return out
@@ -427,11 +429,11 @@ extension Tensor {
         let type = resultType(a, b), compute = type.isFloatingPoint ? type : .float32
         let out = Tensor(uninitialized: shape, dtype: compute, device: reference.device, op: "where")
         if out.count > 0 {
-            let mask = condition.dtype == .bool ? condition : condition.castStorage(to: .bool)
+            let mask = condition.castStorage(to: .bool)
             func operand(_ arg: ElementwiseArgument) -> Operand {
                 switch arg {
                 case .scalar(let s): return .scalar(s)
-                case .tensor(let t): return .view((t.dtype == compute ? t : t.castStorage(to: compute)).broadcastView(to: shape))
+                case .tensor(let t): return .view(t.castStorage(to: compute).broadcastView(to: shape))
                 }
             }
             reference.backend.select(mask.broadcastView(to: shape), operand(a), operand(b), shape: shape, dtype: compute,

@@ -22,7 +22,7 @@ extension Tensor {
             let shape = Tensor.broadcastShape(name, self.shape, t.shape)
             check(shape == self.shape, "\(name): cannot broadcast \(Shape.describe(t.shape)) into \(Shape.describe(self.shape)) in place")
             // Reading the destination's own storage through another layout would race the write.
-            let converted = t.dtype == dtype ? t : t.castStorage(to: dtype)
+            let converted = t.castStorage(to: dtype)
             let source = converted.storage === storage && !(converted.offset == 0 && converted.strides == strides) ? converted.contiguousCopy() : converted
             operand = .view(source.broadcastView(to: shape))
         }
@@ -53,7 +53,7 @@ extension Tensor {
         Tensor.checkSameDevice("copy(from:)", self, source)
         let shape = Tensor.broadcastShape("copy(from:)", self.shape, source.shape)
         check(shape == self.shape, "copy(from:): cannot broadcast \(Shape.describe(source.shape)) into \(Shape.describe(self.shape))")
-        let converted = source.dtype == dtype ? source : source.castStorage(to: dtype)
+        let converted = source.castStorage(to: dtype)
         let values = converted.storage === storage ? converted.contiguousCopy() : converted
         if count > 0 { backend.copy(values.broadcastView(to: shape), to: storage.buffer) }
         storage.version += 1

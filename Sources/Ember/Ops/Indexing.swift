@@ -48,7 +48,7 @@ extension Tensor {
                            index: indexSource.blockView(dim: d)!, indices: rule, destination: out.storage.buffer)
         }
         // Other dtypes travel as Float32 (integers exact below 2^24) and come back typed.
-        let result = dtype == .float32 ? out : out.castStorage(to: dtype)
+        let result = out.castStorage(to: dtype)
         guard dtype.isFloatingPoint else { return result }
         let inputShape = shape
         return result.recording("GatherBackward", inputs: [self]) {
@@ -84,7 +84,7 @@ extension Tensor {
                                inner: inner, indices: rule, destination: out.storage.buffer)
         }
         let type = dtype.promoted(with: source.dtype)
-        return (type == .float32 ? out : out.castStorage(to: type)).recording("ScatterAddBackward", inputs: [self, source]) {
+        return out.castStorage(to: type).recording("ScatterAddBackward", inputs: [self, source]) {
             { g in [g, g.gather(dim: d, index: index, rule: rule)] }
         }
     }
@@ -214,7 +214,7 @@ extension Tensor {
         }
         // Mixed dtypes promote, as in PyTorch.
         let type = tensors.dropFirst().reduce(first.dtype) { $0.promoted(with: $1.dtype) }
-        let result = type == .float32 ? out : out.castStorage(to: type)
+        let result = out.castStorage(to: type)
         return result.recording("CatBackward", inputs: tensors) {
             { g in ranges.map { g.slice(dim: d, start: $0.lowerBound, end: $0.upperBound) } }
         }

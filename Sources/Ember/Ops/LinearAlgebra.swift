@@ -66,12 +66,12 @@ extension Tensor {
         if out.count > 0 && k == 0 { a.backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: .float32) }
         if out.count > 0 && k > 0 {
             func operand(_ t: Tensor) -> GemmOperand {
-                (t.dtype == compute ? t : t.castStorage(to: compute)).gemmOperand(batchShape: batchShape)
+                t.castStorage(to: compute).gemmOperand(batchShape: batchShape)
             }
             a.backend.gemm(m: m, n: n, k: k, batch: batch, alpha: 1, a: operand(a), b: operand(b), beta: 0,
                            c: out.storage.buffer, cOffset: 0)
         }
-        return compute == .float32 ? out : out.castStorage(to: compute)
+        return out.castStorage(to: compute)
     }
 
     /// Describes this tensor (rank >= 2), broadcast to `batchShape` + its matrix dims, as a GEMM

@@ -47,11 +47,13 @@ extension Tensor {
         }
         let narrow = source.dtype.isReducedFloat && !op.producesIndices
         let out = Tensor(uninitialized: outShape, dtype: op.producesIndices ? .int32 : .float32, device: device, op: name)
-        if out.count == 0 { return narrow ? out.castStorage(to: source.dtype) : out }
+        // Narrow inputs get their values back in their own type.
+        let resultType = narrow ? source.dtype : out.dtype
+        if out.count == 0 { return out.castStorage(to: resultType) }
         if size == 0 {
             check(op == .sum, "\(name): cannot reduce an empty dimension of shape \(Shape.describe(shape))")
             backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: .float32)
-            return narrow ? out.castStorage(to: source.dtype) : out
+            return out.castStorage(to: resultType)
         }
         // Adjacent reduced dims of a contiguous tensor, read in place as [outer, size, inner].
         check(adjacent, "\(name): index reductions take one dim")
@@ -60,7 +62,7 @@ extension Tensor {
         let inner = shape[(dims.last! + 1)...].reduce(1, *)
         backend.reduce(op, block.storage.buffer, offset: block.offset, outer: outer, size: size, inner: inner,
                        dtype: block.dtype, destination: out.storage.buffer)
-        return narrow ? out.castStorage(to: source.dtype) : out
+        return out.castStorage(to: resultType)
     }
 
     /// Sum of all elements (a 0-d tensor).

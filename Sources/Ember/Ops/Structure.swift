@@ -89,7 +89,7 @@ extension Tensor {
             x = x + shifted
             s *= 2
         }
-        return dtype == .float32 ? x : x.castStorage(to: .int32)
+        return x.castStorage(to: dtype == .float32 ? .float32 : .int32)
     }
 
     /// The elements in reverse order along each of `dims` (`torch.flip`; a copy).

@@ -84,7 +84,7 @@ extension Tensor {
         let written: DType = dtype.isFloatingPoint ? .float32 : .int32
         let out = Tensor(uninitialized: [n], dtype: written, device: device, op: "arange")
         if n > 0 { out.backend.arange(out.storage.buffer, count: n, start: Double(start), step: Double(step), dtype: written) }
-        return written == dtype ? out : out.castStorage(to: dtype)
+        return out.castStorage(to: dtype)
     }
 
     /// `[0, 1, ..., end - 1]` as Int32.

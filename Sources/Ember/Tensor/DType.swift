@@ -51,8 +51,8 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
         case (true, false): return self
         case (false, true): return other
         case (true, true):
-            if self == .float32 || other == .float32 { return .float32 }
-            return .float32  // float16 with bfloat16
+            // Two different float types: one is float32, or they are float16 and bfloat16.
+            return .float32
         case (false, false):
             return DType.integerRank(self) >= DType.integerRank(other) ? self : other
         }
