@@ -2,22 +2,6 @@ import CPUKernels
 import Foundation
 import Testing
 
-/// SplitMix64: reproducible test inputs without touching Ember's generators.
-private struct Mix64 {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
-}
-
 /// The two 16-bit operand formats of the GEMMs.
 private enum HalfFormat: CustomStringConvertible {
     case bf16, f16
@@ -54,10 +38,10 @@ private struct GemmCase: CustomStringConvertible {
         lda = (transA ? m : k) + 3
         ldb = (transB ? k : n) + 5
         ldc = n + 2
-        var random = Mix64(state: seed)
-        a = format.encode((0..<(transA ? k : m) * lda).map { _ in random.uniform() })
-        b = format.encode((0..<(transB ? n : k) * ldb).map { _ in random.uniform() })
-        c = (0..<m * ldc).map { _ in random.uniform() }
+        var random = TestRandom(seed: seed)
+        a = format.encode((0..<(transA ? k : m) * lda).map { _ in random.float() })
+        b = format.encode((0..<(transB ? n : k) * ldb).map { _ in random.float() })
+        c = (0..<m * ldc).map { _ in random.float() }
     }
 
     var description: String {
@@ -215,7 +199,7 @@ struct BF16GemmTests {
 
     @Test("float32 to bfloat16 of random bit patterns: the nearest bfloat16, ties to even, on every path")
     func bf16Random() {
-        var random = Mix64(state: 99)
+        var random = TestRandom(seed: 99)
         let bits = (0..<4099).map { _ in UInt32(truncatingIfNeeded: random.next()) }
         let input = bits.map { Float(bitPattern: $0) }
         for isa in isas(upTo: ember_cpu_isa()) {
@@ -258,7 +242,7 @@ struct BF16GemmTests {
     @Test("float16 conversions agree with Swift's Float16 on every half and on random floats, on every path")
     func f16Conversions() {
         let all = (0...0xFFFF).map { UInt16($0) }
-        var random = Mix64(state: 5)
+        var random = TestRandom(seed: 5)
         // Random bit patterns, and values near the half range: subnormals, the overflow edge.
         var floats: [Float] = (0..<8191).map { i -> Float in
             let bits = UInt32(truncatingIfNeeded: random.next())
