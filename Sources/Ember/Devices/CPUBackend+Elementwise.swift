@@ -338,10 +338,36 @@ extension Float: FloatStorage {
 
 /// How a stored element converts to and from Double for casts (`DType.bits(of:)`'s rules:
 /// floats round to nearest even, integers truncate toward zero and saturate, NaN to 0).
+/// An element type of casts. Float sources convert through Double (exact for them); integer
+/// and bool sources through Int64, so integer-to-integer casts wrap (two's complement, as
+/// PyTorch's) and integer-to-float casts round once.
 protocol CastElement {
     associatedtype Bits
+    /// True for the integer and bool types.
+    static var isInteger: Bool { get }
     static func toDouble(_ bits: Bits) -> Double
+    /// Rounds (float types) or truncates toward zero, saturating (integer types).
     static func fromDouble(_ x: Double) -> Bits
+    /// An integer element's value (only called when `isInteger`).
+    static func toInt64(_ bits: Bits) -> Int64
+    /// `x` wrapped into this integer type (bool: `x != 0`; float types round).
+    static func fromInt64(_ x: Int64) -> Bits
+}
+
+extension CastElement {
+    static var isInteger: Bool { false }
+    static func toInt64(_ bits: Bits) -> Int64 { saturated(toDouble(bits), Int64.self) }
+    /// Float types: one rounding, through Float32 (exact for 16-bit targets' Float input).
+    static func fromInt64(_ x: Int64) -> Bits { fromDouble(Double(Float(x))) }
+}
+
+/// The integer element types: values through Int64, wrapping.
+protocol IntegerCastElement: CastElement where Bits: FixedWidthInteger {}
+
+extension IntegerCastElement {
+    static var isInteger: Bool { true }
+    @inline(__always) static func toInt64(_ bits: Bits) -> Int64 { Int64(truncatingIfNeeded: bits) }
+    @inline(__always) static func fromInt64(_ x: Int64) -> Bits { Bits(truncatingIfNeeded: x) }
 }
 
 extension Float: CastElement {
@@ -358,20 +384,20 @@ private func saturated<T: FixedWidthInteger>(_ x: Double, _: T.Type) -> T {
     return T(x.rounded(.towardZero))
 }
 
-extension Int32: CastElement {
+extension Int32: IntegerCastElement {
     @inline(__always) static func toDouble(_ bits: Int32) -> Double { Double(bits) }
     @inline(__always) static func fromDouble(_ x: Double) -> Int32 { saturated(x, Int32.self) }
 }
 
-extension Int64: CastElement {
+extension Int64: IntegerCastElement {
     @inline(__always) static func toDouble(_ bits: Int64) -> Double { Double(bits) }
     @inline(__always) static func fromDouble(_ x: Double) -> Int64 { saturated(x, Int64.self) }
 }
 
-extension UInt8: CastElement {
+extension UInt8: IntegerCastElement {
     @inline(__always) static func toDouble(_ bits: UInt8) -> Double { Double(bits) }
-    /// Wraps modulo 256 after truncation (as PyTorch's float-to-uint8 conversion does).
-    @inline(__always) static func fromDouble(_ x: Double) -> UInt8 { UInt8(truncatingIfNeeded: saturated(x, Int32.self)) }
+    /// Wraps modulo 256 after truncation to Int64 (as PyTorch's float-to-uint8 conversion does).
+    @inline(__always) static func fromDouble(_ x: Double) -> UInt8 { UInt8(truncatingIfNeeded: saturated(x, Int64.self)) }
 }
 
 /// Function objects for the CPU loops: storage types, casts and adapters here, one type per op
@@ -400,6 +426,9 @@ enum Elementwise {
         @inline(__always) static func narrow(_ x: Float) -> UInt8 { x != 0 ? 1 : 0 }
         @inline(__always) static func toDouble(_ bits: UInt8) -> Double { bits != 0 ? 1 : 0 }
         @inline(__always) static func fromDouble(_ x: Double) -> UInt8 { x != 0 ? 1 : 0 }
+        static var isInteger: Bool { true }
+        @inline(__always) static func toInt64(_ bits: UInt8) -> Int64 { bits != 0 ? 1 : 0 }
+        @inline(__always) static func fromInt64(_ x: Int64) -> UInt8 { x != 0 ? 1 : 0 }
     }
 
     /// A unary function applied to elements stored as `S`, the result stored as `O`.
@@ -411,7 +440,9 @@ enum Elementwise {
 
     /// A cast between stored types.
     struct Convert<From: CastElement, To: CastElement>: ElementFunction {
-        @inline(__always) func apply(_ x: From.Bits) -> To.Bits { To.fromDouble(From.toDouble(x)) }
+        @inline(__always) func apply(_ x: From.Bits) -> To.Bits {
+            From.isInteger ? To.fromInt64(From.toInt64(x)) : To.fromDouble(From.toDouble(x))
+        }
     }
 
     /// A bitwise copy.
