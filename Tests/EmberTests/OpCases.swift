@@ -200,7 +200,7 @@ extension OpCase {
             scaledDotProductAttention(query: x[0], key: x[1], value: x[2], attnMask: x[3])
         },
         OpCase(name: "MultiheadAttention causal, and weights with padding", shapes: [[3, 2, 4], [5, 2, 4]]) { x in
-            let mha = Tensor.withRandomSeed(9) { MultiheadAttention(embedDim: 4, numHeads: 2) }.to(x[0].device)
+            let mha = Tensor.withRandomSeed(9) { MultiheadAttention(embedDim: 4, numHeads: 2) }.to(x[0].device).to(x[0].dtype)
             let padding = Tensor(shape: [2, 5], data: [0, 0, 1, 0, 0, 1, 0, 0, 0, 0], device: x[0].device).bool()
             let causal = mha(x[0], x[0], x[0], needWeights: false, isCausal: true).output
             let (out, weights) = mha(x[0], x[1], x[1], keyPaddingMask: padding)

@@ -15,20 +15,20 @@ struct UnaryOp: Equatable, CustomStringConvertible {
 
     var description: String { kernel.name }
 
-    static let neg = UnaryOp(kernel: .init("neg", "-x", Elementwise.Neg.self))
-    static let abs = UnaryOp(kernel: .init("abs", "fabs(x)", Elementwise.Abs.self))
-    static let sign = UnaryOp(kernel: .init("sign", "x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x)", Elementwise.Sign.self))
+    static let neg = UnaryOp(kernel: .init("neg", "-x", Elementwise.Neg.self, keepsIntegers: true))
+    static let abs = UnaryOp(kernel: .init("abs", "fabs(x)", Elementwise.Abs.self, keepsIntegers: true))
+    static let sign = UnaryOp(kernel: .init("sign", "x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x)", Elementwise.Sign.self, keepsIntegers: true))
     static let exp = UnaryOp(kernel: .init("exp", "exp(x)", Elementwise.Exp.self))
     static let log = UnaryOp(kernel: .init("log", "log(x)", Elementwise.Log.self))
     static let sqrt = UnaryOp(kernel: .init("sqrt", "sqrt(x)", Elementwise.Sqrt.self))
     static let rsqrt = UnaryOp(kernel: .init("rsqrt", "1.0f / sqrt(x)", Elementwise.Rsqrt.self))
-    static let square = UnaryOp(kernel: .init("square", "x * x", Elementwise.Square.self))
+    static let square = UnaryOp(kernel: .init("square", "x * x", Elementwise.Square.self, keepsIntegers: true))
     static let reciprocal = UnaryOp(kernel: .init("reciprocal", "1.0f / x", Elementwise.Reciprocal.self))
     static let sin = UnaryOp(kernel: .init("sin", "sin(x)", Elementwise.Sin.self))
     static let cos = UnaryOp(kernel: .init("cos", "cos(x)", Elementwise.Cos.self))
     static let tanh = UnaryOp(kernel: .init("tanh", "tanh(x)", Elementwise.Tanh.self))
     static let sigmoid = UnaryOp(kernel: .init("sigmoid", "1.0f / (1.0f + exp(-x))", Elementwise.Sigmoid.self))
-    static let relu = UnaryOp(kernel: .init("relu", "x > 0.0f ? x : 0.0f", Elementwise.Relu.self))
+    static let relu = UnaryOp(kernel: .init("relu", "x > 0.0f ? x : 0.0f", Elementwise.Relu.self, keepsIntegers: true))
     static let gelu = UnaryOp(kernel: .init("gelu", "0.5f * x * (1.0f + erf(x * 0.70710678118654752f))", Elementwise.Gelu.self))
     static let geluTanh = UnaryOp(kernel: .init("gelu_tanh", "0.5f * x * (1.0f + tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)))",
                                                 Elementwise.GeluTanh.self))
@@ -61,13 +61,13 @@ struct BinaryOp: Equatable, CustomStringConvertible {
     /// True for the comparisons, which produce masks.
     var isComparison: Bool { kernel.producesMask }
 
-    static let add = BinaryOp(kernel: .init("add", "a + b", Elementwise.Add.self))
-    static let sub = BinaryOp(kernel: .init("sub", "a - b", Elementwise.Sub.self))
-    static let mul = BinaryOp(kernel: .init("mul", "a * b", Elementwise.Mul.self))
+    static let add = BinaryOp(kernel: .init("add", "a + b", Elementwise.Add.self, keepsIntegers: true))
+    static let sub = BinaryOp(kernel: .init("sub", "a - b", Elementwise.Sub.self, keepsIntegers: true))
+    static let mul = BinaryOp(kernel: .init("mul", "a * b", Elementwise.Mul.self, keepsIntegers: true))
     static let div = BinaryOp(kernel: .init("div", "a / b", Elementwise.Div.self))
     static let pow = BinaryOp(kernel: .init("pow", "pow(a, b)", Elementwise.Pow.self))
-    static let maximum = BinaryOp(kernel: .init("maximum", "(isnan(a) || isnan(b)) ? NAN : fmax(a, b)", Elementwise.Maximum.self))
-    static let minimum = BinaryOp(kernel: .init("minimum", "(isnan(a) || isnan(b)) ? NAN : fmin(a, b)", Elementwise.Minimum.self))
+    static let maximum = BinaryOp(kernel: .init("maximum", "(isnan(a) || isnan(b)) ? NAN : fmax(a, b)", Elementwise.Maximum.self, keepsIntegers: true))
+    static let minimum = BinaryOp(kernel: .init("minimum", "(isnan(a) || isnan(b)) ? NAN : fmin(a, b)", Elementwise.Minimum.self, keepsIntegers: true))
     static let eq = BinaryOp(kernel: .init("eq", "a == b", Elementwise.Equal.self, mask: true))
     static let ne = BinaryOp(kernel: .init("ne", "a != b", Elementwise.NotEqual.self, mask: true))
     static let lt = BinaryOp(kernel: .init("lt", "a < b", Elementwise.Less.self, mask: true))
@@ -142,12 +142,16 @@ extension Elementwise {
 final class UnaryKernel: Sendable {
     let name: String
     let expression: String
+    /// True when the op maps integers to integers (neg, abs, ...): on integer input its
+    /// result keeps the input's type, as PyTorch's; other ops give Float32.
+    let keepsIntegers: Bool
     /// Runs the op's specialised CPU loop (see `CPUBackend.unaryLoop`).
     let cpu: @Sendable (CPUBackend, StridedView, DeviceBuffer, Float, Float) -> Void
 
-    init<F: UnaryFunction>(_ name: String, _ expression: String, _ function: F.Type) {
+    init<F: UnaryFunction>(_ name: String, _ expression: String, _ function: F.Type, keepsIntegers: Bool = false) {
         self.name = name
         self.expression = expression
+        self.keepsIntegers = keepsIntegers
         self.cpu = { backend, source, destination, p0, p1 in
             backend.unaryLoop(source, destination, F(p0, p1))
         }
@@ -160,13 +164,17 @@ final class BinaryKernel: Sendable {
     let name: String
     let expression: String
     let producesMask: Bool
+    /// True when the op of two integers is an integer (add, sub, mul, maximum, minimum): its
+    /// result then has the operands' promoted integer (or bool) type; other ops give Float32.
+    let keepsIntegers: Bool
     /// Runs the op's specialised CPU loop (see `CPUBackend.binaryLoop`).
     let cpu: @Sendable (CPUBackend, Operand, Operand, [Int], DType, DeviceBuffer) -> Void
 
-    init<F: BinaryFunction>(_ name: String, _ expression: String, _ function: F.Type, mask: Bool = false) {
+    init<F: BinaryFunction>(_ name: String, _ expression: String, _ function: F.Type, mask: Bool = false, keepsIntegers: Bool = false) {
         self.name = name
         self.expression = expression
         self.producesMask = mask
+        self.keepsIntegers = keepsIntegers
         self.cpu = { backend, a, b, shape, dtype, destination in
             backend.binaryLoop(a, b, shape: shape, dtype: dtype, destination, F(), mask: mask)
         }
@@ -297,7 +305,7 @@ enum ElementwiseSource {
         case .bfloat16: return "\(p)[\(i)] = float_to_bf16((float)v);"
         case .int32: return "\(p)[\(i)] = \(float ? "convert_int_sat_rtz(v)" : "(int)v");"
         case .int64: return "\(p)[\(i)] = \(float ? "convert_long_sat_rtz(v)" : "v");"
-        case .uint8: return "\(p)[\(i)] = \(float ? "(uchar)convert_int_sat_rtz(v)" : "(uchar)v");"
+        case .uint8: return "\(p)[\(i)] = \(float ? "(uchar)convert_long_sat_rtz(v)" : "(uchar)v");"
         case .bool: return "\(p)[\(i)] = v != 0 ? 1 : 0;"
         }
     }

@@ -24,13 +24,15 @@ public func scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor,
 
 extension Tensor {
     /// `scaledDotProductAttention` past autocast: float16 / bfloat16 inputs run the fused
-    /// kernels (which read Float32) on widened copies, and the output is rounded to the inputs'
-    /// promoted type.
+    /// kernels (which read Float32) on widened copies (a float mask too), and the output is
+    /// rounded to the inputs' promoted type.
     static func attention(query: Tensor, key: Tensor, value: Tensor, attnMask: Tensor?, dropoutP: Float, isCausal: Bool,
                           scale: Float?) -> Tensor {
         let type = query.dtype.promoted(with: key.dtype).promoted(with: value.dtype)
-        if type.isFloatingPoint && [query, key, value].contains(where: { $0.dtype != .float32 }) {
-            return attention(query: query.to(.float32), key: key.to(.float32), value: value.to(.float32), attnMask: attnMask,
+        if type.isFloatingPoint && ([query, key, value] + [attnMask].compactMap { $0 }).contains(where: { $0.dtype.isReducedFloat }) {
+            // A float mask widens with the inputs (differentiably: its gradient flows back in its type).
+            let mask = attnMask.map { $0.dtype.isReducedFloat ? $0.to(.float32) : $0 }
+            return attention(query: query.to(.float32), key: key.to(.float32), value: value.to(.float32), attnMask: mask,
                              dropoutP: dropoutP, isCausal: isCausal, scale: scale).to(type)
         }
         let geometry = AttentionGeometry(query: query, key: key, value: value, attnMask: attnMask, dropoutP: dropoutP, isCausal: isCausal)

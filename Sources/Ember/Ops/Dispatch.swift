@@ -15,6 +15,12 @@ extension Tensor {
         castStorage(to: .float32)
     }
 
+    /// The tensor float kernels compute on: itself when it has a float type (they read every
+    /// float storage type), else its values as Float32.
+    var arithmeticStorage: Tensor {
+        dtype.isFloatingPoint ? self : floatStorage
+    }
+
     /// Runs a Float32-only op on narrow float input: nil when this tensor is not float16 or
     /// bfloat16; else `body` of this tensor widened to Float32 (a differentiable cast), the
     /// result rounded back to this tensor's dtype. Ops whose kernels read Float32 only begin

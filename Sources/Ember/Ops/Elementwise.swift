@@ -22,13 +22,13 @@ public enum GELUApproximation: String, Sendable {
 }
 
 extension Tensor {
-    /// Runs a unary kernel into a fresh tensor of this float dtype (Float32 for integer and
-    /// bool input); no autograd.
+    /// Runs a unary kernel into a fresh tensor of this float dtype (integer and bool input
+    /// compute in Float32, and keep their integer type for ops that `keepsIntegers`); no autograd.
     func unaryForward(_ op: UnaryOp) -> Tensor {
-        let source = dtype.isFloatingPoint ? self : floatStorage
+        let source = arithmeticStorage
         let out = Tensor(uninitialized: shape, dtype: source.dtype, device: device, op: "\(op)")
         if count > 0 { backend.unary(op, source.view, destination: out.storage.buffer) }
-        return out
+        return op.kernel.keepsIntegers && !dtype.isFloatingPoint && dtype != .bool ? out.castStorage(to: dtype) : out
     }
 
     /// A unary op whose gradient is `g * derivative(x)`, the derivative written with Tensor ops.
@@ -57,7 +57,8 @@ extension Tensor {
 
     /// Elementwise negation.
     public static prefix func - (x: Tensor) -> Tensor {
-        x.unary(.neg, "NegBackward") { _ in Tensor.full([], -1, device: x.device) }
+        check(x.dtype != .bool, "neg: negation, the `-` operator, on a bool tensor is not supported; use logicalNot() (or ~) instead")
+        return x.unary(.neg, "NegBackward") { _ in Tensor.full([], -1, device: x.device) }
     }
 
     /// Elementwise absolute value.
@@ -118,8 +119,8 @@ extension Tensor {
     /// x^exponent without autograd, by the cheapest kernels for the exponent.
     private func powForward(_ exponent: Float) -> Tensor {
         switch exponent {
-        case 0: return Tensor.ones(shape, device: device)
-        case 1: return floatStorage.contiguousCopy()
+        case 0: return Tensor.ones(shape, dtype: dtype.isFloatingPoint ? dtype : .float32, device: device)
+        case 1: return arithmeticStorage.contiguousCopy()
         case 2: return unaryForward(.square)
         case 0.5: return unaryForward(.sqrt)
         case -0.5: return unaryForward(.rsqrt)
@@ -129,7 +130,7 @@ extension Tensor {
         guard exponent == exponent.rounded(), Swift.abs(exponent) <= 8 else { return unaryForward(.powScalar(exponent)) }
         // Binary exponentiation: x^n as a product of x^(2^k) over the set bits of |n|.
         var n = Int(Swift.abs(exponent))
-        var base = floatStorage, result: Tensor?
+        var base = arithmeticStorage, result: Tensor?
         while n > 0 {
             if n & 1 == 1 { result = result.map { Tensor.binaryForward(.mul, .tensor($0), .tensor(base), name: "pow") } ?? base }
             n >>= 1
@@ -213,6 +214,7 @@ extension Tensor {
         default: shape = reference.shape
         }
         let type = resultType(a, b)
+        check(!(op == .sub && type == .bool), "\(name): subtraction, the `-` operator, with two bool tensors is not supported; use the `^` or logicalXor() operator instead")
         let compute = type.isFloatingPoint ? type : .float32
         let out = Tensor(uninitialized: shape, dtype: op.isComparison ? .bool : compute, device: reference.device, op: name)
         if out.count > 0 {
@@ -224,27 +226,36 @@ extension Tensor {
             }
             reference.backend.binary(op, operand(a), operand(b), shape: shape, dtype: compute, destination: out.storage.buffer)
         }
-        let integerResult = !type.isFloatingPoint && type != .bool && [.add, .sub, .mul, .maximum, .minimum].contains(op)
-        return integerResult && !op.isComparison ? out.castStorage(to: type) : out
+        // Integer and bool results (add of bools is or, mul is and) compute in Float32.
+        return op.kernel.keepsIntegers && !type.isFloatingPoint ? out.castStorage(to: type) : out
     }
 
-    /// The type two operands promote to, as `torch.result_type`: tensors by
-    /// `DType.promoted(with:)`; a scalar keeps a float tensor's type, keeps an integer tensor's
-    /// when it is integral (a Python int), and gives Float32 otherwise and with bool tensors.
+    /// The type two operands promote to, as `torch.result_type`: dimensioned tensors by
+    /// `DType.promoted(with:)`; a 0-d tensor only when its category (bool < integer < float) is
+    /// higher than theirs; a scalar (integral values count as integers) only when its category
+    /// is higher than every tensor's, giving int64 or Float32.
     static func resultType(_ a: ElementwiseArgument, _ b: ElementwiseArgument) -> DType {
-        switch (a, b) {
-        case let (.tensor(x), .tensor(y)): return x.dtype.promoted(with: y.dtype)
-        case let (.tensor(t), .scalar(s)), let (.scalar(s), .tensor(t)):
-            if t.dtype.isFloatingPoint { return t.dtype }
-            return t.dtype != .bool && s == s.rounded() ? t.dtype : .float32
-        case (.scalar, .scalar): return .float32
+        func category(_ t: DType) -> Int { t.isFloatingPoint ? 2 : (t == .bool ? 0 : 1) }
+        let tensors = [a, b].compactMap(\.tensor)
+        let dimensioned = tensors.filter { $0.rank > 0 }.map(\.dtype), zeroDim = tensors.filter { $0.rank == 0 }.map(\.dtype)
+        var result = dimensioned.reduce(nil as DType?) { $0?.promoted(with: $1) ?? $1 }
+        if let z = zeroDim.reduce(nil as DType?, { $0?.promoted(with: $1) ?? $1 }),
+           result.map({ category(z) > category($0) }) ?? true {
+            result = result?.promoted(with: z) ?? z
         }
+        for case .scalar(let s) in [a, b] {
+            let scalarType: DType = s == s.rounded() ? .int64 : .float32
+            if result.map({ category(scalarType) > category($0) }) ?? true { result = scalarType }
+        }
+        // Two scalars: Float32 (Ember's scalars are Floats).
+        return result == .int64 && a.tensor == nil && b.tensor == nil ? .float32 : result!
     }
 
     /// The elements converted to `target` (no autograd): this tensor itself when it already has
-    /// that type, else a converted copy, with `DType`'s conversion rules: floats round to
-    /// nearest even, floats to integers truncate toward zero (saturating), anything to bool is
-    /// `!= 0`.
+    /// that type, else a converted copy, with PyTorch's conversion rules: to a float type
+    /// round to nearest even (once, from integers too), floats to integers truncate toward zero
+    /// (saturating; uint8 wraps modulo 256 after truncating to int64), integers to integers
+    /// wrap, anything to bool is `!= 0`.
     func castStorage(to target: DType) -> Tensor {
         if target == dtype { return self }
         let out = Tensor(uninitialized: shape, dtype: target, device: device, op: "cast")
@@ -400,6 +411,32 @@ extension Tensor {
     public static func > (s: Float, a: Tensor) -> Tensor { a < s }
     /// Elementwise s >= a as a `.bool` mask.
     public static func >= (s: Float, a: Tensor) -> Tensor { a <= s }
+
+    /// Elementwise logical not (`torch.logical_not`): `x == 0` as a `.bool` mask, for any dtype.
+    public func logicalNot() -> Tensor { self == 0 }
+    /// Elementwise logical and of two tensors of any dtypes (non-zero is true), as a `.bool` mask.
+    public func logicalAnd(_ other: Tensor) -> Tensor { (self != 0) * (other != 0) }
+    /// Elementwise logical or (non-zero is true), as a `.bool` mask.
+    public func logicalOr(_ other: Tensor) -> Tensor { (self != 0) + (other != 0) }
+    /// Elementwise logical exclusive or (non-zero is true), as a `.bool` mask.
+    public func logicalXor(_ other: Tensor) -> Tensor { (self != 0) != (other != 0) }
+    /// `~mask`: logical not of a bool tensor (PyTorch's `~` on masks).
+    public static prefix func ~ (x: Tensor) -> Tensor {
+        check(x.dtype == .bool, "bitwise_not: ~ is defined for bool tensors here, got \(x.dtype)")
+        return x.logicalNot()
+    }
+    /// `a & b` of bool tensors.
+    public static func & (a: Tensor, b: Tensor) -> Tensor { bitwiseOfMasks("bitwise_and", a, b) { $0.logicalAnd($1) } }
+    /// `a | b` of bool tensors.
+    public static func | (a: Tensor, b: Tensor) -> Tensor { bitwiseOfMasks("bitwise_or", a, b) { $0.logicalOr($1) } }
+    /// `a ^ b` of bool tensors.
+    public static func ^ (a: Tensor, b: Tensor) -> Tensor { bitwiseOfMasks("bitwise_xor", a, b) { $0.logicalXor($1) } }
+
+    /// A bitwise operator on two masks (integers have no bitwise kernels yet: they stop with a message).
+    private static func bitwiseOfMasks(_ name: String, _ a: Tensor, _ b: Tensor, _ op: (Tensor, Tensor) -> Tensor) -> Tensor {
+        check(a.dtype == .bool && b.dtype == .bool, "\(name): defined for bool tensors here, got \(a.dtype) and \(b.dtype)")
+        return op(a, b)
+    }
 
     /// Elementwise `condition ? a : b` with broadcasting; the gradient flows to the chosen side.
     public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {

@@ -25,7 +25,7 @@ extension Tensor {
     func reduceForward(_ op: ReduceOp, dims: [Int], keepDim: Bool, name: String) -> Tensor {
         // Float types are read in their own storage type and accumulate in Float32; narrow
         // results are rounded back to their type. Integers and bools reduce as Float32.
-        let source = dtype.isFloatingPoint ? self : floatStorage
+        let source = arithmeticStorage
         let outShape = reducedShape(dims, keepDim: keepDim)
         if dims.isEmpty {
             return op.producesIndices ? Tensor.zeros(outShape, dtype: .int32, device: device) : source.contiguousCopy()
@@ -224,7 +224,7 @@ extension Tensor {
         if let x = Autocast.fullPrecision(self) { return x.logSumExp(dims: dims, keepDim: keepDim) }
         let d = reductionDims(dims, op: "logSumExp")
         let m = Tensor.noGrad { reduceForward(.max, dims: d, keepDim: true, name: "logSumExp") }
-        let safe = Tensor.where(m.abs() == Float.infinity, Tensor.zeros([], device: device), m)
+        let safe = Tensor.where(m.abs() == Float.infinity, 0, m)
         let out = (self - safe).exp().sum(dims: d, keepDim: true).log() + safe
         return keepDim ? out : out.reshape(reducedShape(d, keepDim: false))
     }

@@ -181,6 +181,17 @@ public final class Tensor: @unchecked Sendable {
         self.init(shape: shape, values: data.map(Double.init), dtype: .int32, device: device, requiresGrad: false)
     }
 
+    /// An Int64 tensor of `shape` filled from row-major `[Int64]` data, every value exact
+    /// (labels and indices as PyTorch makes them). Disfavoured as the `[Int32]` initialiser is.
+    @_disfavoredOverload
+    public convenience init(shape: [Int], data: [Int64], device: Device = .cpu) {
+        Tensor.checkShape(shape, op: "Tensor")
+        check(data.count == Shape.count(shape),
+              "Tensor: \(data.count) values do not fill shape \(Shape.describe(shape)) (\(Shape.count(shape)) elements)")
+        self.init(uninitialized: shape, dtype: .int64, device: device, op: "Tensor")
+        data.withUnsafeBytes { backend.upload($0, to: storage.buffer) }
+    }
+
     convenience init(shape: [Int], values: [Double], dtype: DType, device: Device, requiresGrad: Bool) {
         Tensor.checkShape(shape, op: "Tensor")
         check(values.count == Shape.count(shape),

@@ -1,0 +1,222 @@
+import Foundation
+import Testing
+@testable import Ember
+
+/// float16 and bfloat16 through every op, PyTorch's type promotion, conversions between every
+/// pair of dtypes bit for bit against PyTorch, and safetensors files of every dtype.
+@Suite("Lower precision")
+struct LowPrecisionTests {
+    /// Cases whose result is Float32 by promotion: they mix in a Float32 tensor (indices
+    /// converted with `.float()`, an `arange`).
+    static let float32Results: Set<String> = ["min and max on ties with indices", "0-d max min dim with indices", "flip"]
+
+    /// Tolerances against Float32 on the same (rounded) inputs: relative to each element and
+    /// to the largest magnitude of the reference, for values and for gradients. Every op
+    /// rounds its result to the narrow type, so a case of k ops carries k roundings.
+    static func tolerance(_ dtype: DType) -> (rtol: Float, atol: Float) {
+        dtype == .bfloat16 ? (4e-2, 2e-2) : (5e-3, 3e-3)
+    }
+
+    @Test("every op case in float16 and bfloat16 matches Float32 on the same inputs, values and gradients, on every device",
+          arguments: OpCase.all)
+    func opCases(_ op: OpCase) {
+        for device in TestDevices.all {
+            for dtype in [DType.float16, .bfloat16] {
+                for problem in Self.narrowMismatches(op, dtype: dtype, device: device) {
+                    Issue.record("\(op.name) in \(dtype) on \(device): \(problem)")
+                }
+            }
+        }
+    }
+
+    /// Runs `op` with inputs in `dtype` and in Float32 (the same values: the inputs are rounded
+    /// to `dtype` first) and lists where the result, its type, the gradients or their types
+    /// differ by more than `tolerance(dtype)`.
+    static func narrowMismatches(_ op: OpCase, dtype: DType, device: Device) -> [String] {
+        let rounded = zip(op.inputs(), op.shapes).map { Tensor(shape: $1, data: $0, dtype: dtype).toArray() }
+        func run(_ type: DType) -> (out: Tensor, grads: [Tensor?], inputs: [Tensor]) {
+            let xs = zip(rounded, op.shapes).map { Tensor(shape: $1, data: $0, dtype: type, device: device, requiresGrad: true) }
+            let out = op.function(xs)
+            var random = TestRandom(seed: 77)
+            let weights = Tensor(shape: out.shape, data: random.floats(out.count, 0.5...1.5), device: device)
+            (out.float() * weights).sum().backward()
+            return (out, xs.map(\.grad), xs)
+        }
+        let reference = run(.float32), narrow = run(dtype)
+        var problems: [String] = []
+        let expectedType = float32Results.contains(op.name) ? DType.float32 : dtype
+        if narrow.out.dtype != expectedType { problems.append("result is \(narrow.out.dtype), expected \(expectedType)") }
+        let (rtol, atol) = tolerance(dtype)
+        func compare(_ actual: [Float], _ expected: [Float], scale: Float, _ what: String) {
+            let largest = expected.reduce(Float(1)) { Swift.max($0, Swift.abs($1)) }
+            if let m = mismatch(actual, expected, rtol: scale * rtol, atol: scale * atol * largest, what) { problems.append(m) }
+        }
+        compare(narrow.out.toArray(), reference.out.toArray(), scale: 1, "values")
+        for (i, (g, r)) in zip(narrow.grads, reference.grads).enumerated() {
+            switch (g, r) {
+            case let (g?, r?):
+                if g.dtype != dtype { problems.append("gradient \(i) is \(g.dtype), expected \(dtype)") }
+                compare(g.toArray(), r.toArray(), scale: 2, "gradient \(i)")
+            case (nil, nil): break
+            default: problems.append("gradient \(i) is \(g == nil ? "missing" : "present"), Float32's is not")
+            }
+        }
+        return problems
+    }
+
+    /// `torch.result_type` for each pair of dtypes, read off torch 2.13: `table[a][b]` is
+    /// (both tensors with dimensions, `b` a 0-d tensor).
+    static let promotion: [DType: [DType: (DType, DType)]] = {
+        let order: [DType] = [.float32, .float16, .bfloat16, .int32, .int64, .uint8, .bool]
+        let rows: [[(DType, DType)]] = [
+            [(.float32, .float32), (.float32, .float32), (.float32, .float32), (.float32, .float32), (.float32, .float32), (.float32, .float32), (.float32, .float32)],
+            [(.float32, .float16), (.float16, .float16), (.float32, .float16), (.float16, .float16), (.float16, .float16), (.float16, .float16), (.float16, .float16)],
+            [(.float32, .bfloat16), (.float32, .bfloat16), (.bfloat16, .bfloat16), (.bfloat16, .bfloat16), (.bfloat16, .bfloat16), (.bfloat16, .bfloat16), (.bfloat16, .bfloat16)],
+            [(.float32, .float32), (.float16, .float16), (.bfloat16, .bfloat16), (.int32, .int32), (.int64, .int32), (.int32, .int32), (.int32, .int32)],
+            [(.float32, .float32), (.float16, .float16), (.bfloat16, .bfloat16), (.int64, .int64), (.int64, .int64), (.int64, .int64), (.int64, .int64)],
+            [(.float32, .float32), (.float16, .float16), (.bfloat16, .bfloat16), (.int32, .uint8), (.int64, .uint8), (.uint8, .uint8), (.uint8, .uint8)],
+            [(.float32, .float32), (.float16, .float16), (.bfloat16, .bfloat16), (.int32, .int32), (.int64, .int64), (.uint8, .uint8), (.bool, .bool)],
+        ]
+        var table: [DType: [DType: (DType, DType)]] = [:]
+        for (a, row) in zip(order, rows) { table[a] = Dictionary(uniqueKeysWithValues: zip(order, row)) }
+        return table
+    }()
+
+    @Test("add and mul of two tensors promote as torch.result_type, 0-d operands included", arguments: DType.allCases)
+    func promotionTable(_ a: DType) {
+        let x = Tensor(shape: [2], data: [1, 0], dtype: a)
+        for b in DType.allCases {
+            let (full, zeroDim) = Self.promotion[a]![b]!
+            let y = Tensor(shape: [2], data: [1, 1], dtype: b), s = Tensor(shape: [], data: [1], dtype: b)
+            #expect((x + y).dtype == full && (x * y).dtype == full && (y + x).dtype == full, "\(a) with \(b)")
+            #expect((x + s).dtype == zeroDim && (s * x).dtype == zeroDim, "\(a) with a 0-d \(b)")
+            #expect(Tensor.where(x > 0, x, y).dtype == full, "where(\(a), \(b))")
+        }
+    }
+
+    @Test("a scalar keeps a tensor's type unless it needs a wider category; bool arithmetic is logical", arguments: TestDevices.all)
+    func scalarsAndBools(_ d: Device) {
+        let ints = Tensor(shape: [3], data: [1, 2, 3], dtype: .int32, device: d)
+        #expect((ints + 2).dtype == .int32 && (ints * 2).toIntArray() == [2, 4, 6])
+        #expect((ints + 0.5).dtype == .float32 && (ints + 0.5).toArray() == [1.5, 2.5, 3.5])
+        #expect((ints / 2).dtype == .float32 && (ints / 2).toArray() == [0.5, 1, 1.5])
+        let half = Tensor(shape: [2], data: [1, 2], dtype: .float16, device: d)
+        #expect((half * 2.5).dtype == .float16 && (half * 2.5).toArray() == [2.5, 5])
+        let bytes = Tensor(shape: [3], data: [250, 1, 3], dtype: .uint8, device: d)
+        #expect((bytes + 10).dtype == .uint8 && (bytes + 10).toIntArray() == [4, 11, 13], "uint8 arithmetic wraps")
+        let mask = Tensor([true, false, true, false], device: d), other = Tensor([true, true, false, false], device: d)
+        #expect((mask + 2).dtype == .int64 && (mask + 2).toInt64Array() == [3, 2, 3, 2])
+        #expect((mask * 1.5).dtype == .float32 && (mask * 1.5).toArray() == [1.5, 0, 1.5, 0])
+        #expect((mask + other).dtype == .bool && (mask + other).toBoolArray() == [true, true, true, false])
+        #expect((mask * other).dtype == .bool && (mask * other).toBoolArray() == [true, false, false, false])
+    }
+
+    @Test("int64 values are exact from creation through views, copies and casts", arguments: TestDevices.all)
+    func exactInt64(_ d: Device) {
+        let big: [Int64] = [1 << 40 + 1, -(1 << 53) - 1, 1 << 62 + 3, 16_777_217]
+        let x = Tensor(shape: [2, 2], data: big, device: d)
+        #expect(x.dtype == .int64 && x.toInt64Array() == big)
+        #expect(x.T.contiguous().T.toInt64Array() == big && x.flatten()[1..<3].toInt64Array() == Array(big[1..<3]))
+        #expect(x.int().toIntArray() == big.map { Int32(truncatingIfNeeded: $0) }, "int64 to int32 wraps")
+        #expect(x.float().toArray() == big.map { Float($0) }, "int64 to Float32 rounds once")
+    }
+
+    @Test("bool tensors: logical ops, ~ & | ^, and the errors PyTorch gives for - on masks", arguments: TestDevices.all)
+    func logicalOps(_ d: Device) async {
+        let a = Tensor([true, false, true, false], device: d), b = Tensor([true, true, false, false], device: d)
+        #expect((~a).toBoolArray() == [false, true, false, true] && (a & b).toBoolArray() == [true, false, false, false])
+        #expect((a | b).toBoolArray() == [true, true, true, false] && (a ^ b).toBoolArray() == [false, true, true, false])
+        let x = Tensor([0, 2, -1, 0], device: d)
+        #expect(x.logicalNot().toBoolArray() == [true, false, false, true] && x.logicalAnd(a).toBoolArray() == [false, false, true, false])
+        #expect(x.logicalOr(b).dtype == .bool && x.logicalXor(b).toBoolArray() == [true, false, true, false])
+        #expect(a.maximum(b).dtype == .bool && a.minimum(b).toBoolArray() == [true, false, false, false])
+        let ints = Tensor(shape: [2], data: [-3, 4] as [Int32], device: d)
+        #expect((-ints).dtype == .int32 && (-ints).toIntArray() == [3, -4] && ints.abs().toIntArray() == [3, 4] && ints.relu().dtype == .int32)
+        #expect(ints.exp().dtype == .float32)
+        await #expect(processExitsWith: .failure) { _ = Tensor([true]) - Tensor([false]) }
+        await #expect(processExitsWith: .failure) { _ = -Tensor([true]) }
+    }
+
+    /// PyTorch's conversions, from `Fixtures/dtypes.safetensors` (`make_dtype_fixture.py`).
+    static let fixtureURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/dtypes.safetensors")
+
+    /// The tensors of that file, as Ember reads them.
+    nonisolated(unsafe) static let fixture: StateDict = {
+        try! SafeTensors.read(from: fixtureURL)
+    }()
+
+    @Test("every conversion between two dtypes gives PyTorch's bits, on every device", arguments: TestDevices.all)
+    func conversions(_ d: Device) {
+        let pairs = Self.fixture.keys.filter { $0.contains("_to_") }.sorted()
+        #expect(pairs.count > 30, "the fixture holds PyTorch's conversions")
+        for key in pairs {
+            let parts = key.components(separatedBy: "_to_")
+            let source = Self.fixture[parts[0]]!.to(d), expected = Self.fixture[key]!
+            let converted = source.to(expected.dtype)
+            #expect(converted.dtype == expected.dtype && converted.device == d)
+            let got = converted.hostBytes(), want = expected.hostBytes(), width = expected.dtype.byteSize
+            for i in 0..<expected.count where got[i * width..<(i + 1) * width] != want[i * width..<(i + 1) * width] {
+                // NaN payloads are not part of the contract: any NaN matches any NaN.
+                if expected.dtype.isFloatingPoint, converted[i].item().isNaN, expected[i].item().isNaN { continue }
+                Issue.record("\(key) on \(d): element \(i) (\(source[i].toArray()[0])) gives \(converted[i].toArray()[0]), PyTorch \(expected[i].toArray()[0])")
+            }
+        }
+    }
+
+    /// The tensors of a safetensors file as (dtype name, shape, data bytes), read with a
+    /// parser of the format written here, independent of Ember's reader.
+    static func rawTensors(_ url: URL) throws -> [String: (dtype: String, shape: [Int], bytes: Data)] {
+        let file = try Data(contentsOf: url)
+        let headerSize = file.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        let header = try JSONSerialization.jsonObject(with: file.subdata(in: 8..<8 + Int(headerSize))) as! [String: Any]
+        var out: [String: (String, [Int], Data)] = [:]
+        for (name, entry) in header where name != "__metadata__" {
+            let e = entry as! [String: Any], offsets = e["data_offsets"] as! [Int]
+            out[name] = (e["dtype"] as! String, e["shape"] as! [Int], file.subdata(in: 8 + Int(headerSize) + offsets[0]..<8 + Int(headerSize) + offsets[1]))
+        }
+        return out
+    }
+
+    @Test("a file of every dtype written by Python's safetensors reads exactly and writes back byte for byte")
+    func safetensorsEveryDType() throws {
+        let python = try Self.rawTensors(Self.fixtureURL)
+        let names: [DType: String] = [.float32: "F32", .float16: "F16", .bfloat16: "BF16", .int32: "I32", .int64: "I64", .uint8: "U8", .bool: "BOOL"]
+        #expect(Set(python.values.map(\.dtype)) == Set(names.values))
+        for (name, tensor) in Self.fixture {
+            let raw = python[name]!
+            #expect(names[tensor.dtype] == raw.dtype && tensor.shape == raw.shape, "\(name)")
+            #expect(Data(tensor.hostBytes()) == raw.bytes, "\(name) reads its bytes unchanged")
+        }
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("ember-dtypes-\(getpid()).safetensors")
+        defer { try? FileManager.default.removeItem(at: copy) }
+        try SafeTensors.write(Self.fixture, to: copy)
+        let written = try Self.rawTensors(copy)
+        #expect(written.count == python.count)
+        for (name, raw) in python {
+            #expect(written[name]?.dtype == raw.dtype && written[name]?.shape == raw.shape && written[name]?.bytes == raw.bytes, "\(name) written back")
+        }
+        // The matrices on every device, back and forth.
+        for d in TestDevices.all {
+            for name in python.keys where name.hasPrefix("matrix_") {
+                let t = Self.fixture[name]!
+                #expect(t.to(d).T.contiguous().T.hostBytes() == t.hostBytes(), "\(name) through \(d)")
+            }
+        }
+    }
+
+    @Test("int64 indices and labels give what int32 ones do", arguments: TestDevices.all)
+    func int64Indices(_ d: Device) {
+        var random = TestRandom(seed: 3)
+        let x = Tensor(shape: [4, 5], data: random.floats(20), device: d)
+        let index32 = Tensor(shape: [4, 2], data: [0, 4, 3, 3, 1, 0, 2, 1] as [Int32], device: d), index64 = index32.long()
+        #expect(index64.dtype == .int64)
+        #expect(x.gather(dim: 1, index: index64).toArray() == x.gather(dim: 1, index: index32).toArray())
+        #expect(x.indexSelect(dim: 1, index: index64[0]).toArray() == x.indexSelect(dim: 1, index: index32[0]).toArray())
+        let source = Tensor(shape: [4, 2], data: random.floats(8), device: d)
+        #expect(x.scatterAdd(dim: 1, index: index64, source: source).toArray() == x.scatterAdd(dim: 1, index: index32, source: source).toArray())
+        let labels = Tensor(shape: [4], data: [4, 0, 2, 1] as [Int32], device: d)
+        #expect(crossEntropy(x, labels.long()).item() == crossEntropy(x, labels).item())
+        let embedding = Tensor.withRandomSeed(1) { Embedding(5, 3) }.to(d)
+        #expect(embedding(index64).toArray() == embedding(index32).toArray())
+    }
+}
