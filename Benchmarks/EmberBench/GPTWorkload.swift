@@ -9,17 +9,28 @@ extension Workloads {
     /// fresh model is timed alone (kernel compilation, allocation), then the steady state.
     func gpt(_ device: Device, filter: (String) -> Bool) {
         guard filter("GPT step") else { return }
+        let step = gptStep(device), tokens = 12 * 64
+        try? device.synchronize()
+        device.resetPeakMemory()
+        let timing = timer.time(on: device, step)
+        report("GPT step first (nanoGPT shakespeare_char CPU config)", device, (timing.first, [timing.first]), unit: "s",
+               higherIsBetter: false) { $0 }
+        report("GPT step (nanoGPT shakespeare_char CPU config)", device, timing, unit: "ms/step", higherIsBetter: false,
+               note: String(format: "%.0f tokens/s; ", Double(tokens) / timing.times.median) + memoryNote(device)) { $0 * 1e3 }
+    }
+
+    /// One training step of a fresh GPT of that configuration on `device` per call.
+    func gptStep(_ device: Device) -> () -> Void {
         Tensor.manualSeed(0)
         let config = GPTConfig(vocabSize: 65, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128, dropout: 0, bias: false)
-        let (batch, tokens) = (12, 12 * 64)
         let model = GPT(config).to(device)
         let parameters = model.parameters()
         let opt = AdamW([ParamGroup(params: parameters.filter { $0.rank >= 2 }, weightDecay: 0.1),
                          ParamGroup(params: parameters.filter { $0.rank < 2 }, weightDecay: 0)], lr: 1e-3, betas: (0.9, 0.99))
         let stream = TextDataset(tokens: Tensor.randint(0, 65, [100_000]).toIntArray(), blockSize: 64, seed: 0)
-        let batches = (0..<8).map { _ in stream.getBatch(split: .train, batchSize: batch, device: device) }
+        let batches = (0..<8).map { _ in stream.getBatch(split: .train, batchSize: 12, device: device) }
         var next = 0
-        func step() {
+        return {
             let (x, y) = batches[next % batches.count]
             next += 1
             let loss = model.loss(x, targets: y)
@@ -28,12 +39,5 @@ extension Workloads {
             clipGradNorm(parameters, maxNorm: 1)
             opt.step()
         }
-        try? device.synchronize()
-        device.resetPeakMemory()
-        let timing = timer.time(on: device, step)
-        report("GPT step first (nanoGPT shakespeare_char CPU config)", device, (timing.first, [timing.first]), unit: "s",
-               higherIsBetter: false) { $0 }
-        report("GPT step (nanoGPT shakespeare_char CPU config)", device, timing, unit: "ms/step", higherIsBetter: false,
-               note: String(format: "%.0f tokens/s; ", Double(tokens) / timing.times.median) + memoryNote(device)) { $0 * 1e3 }
     }
 }

@@ -31,6 +31,8 @@ struct StridedView {
     var dtype: DType
 
     var count: Int { Shape.count(shape) }
+    /// True when the elements are dense and in row-major order.
+    var isContiguous: Bool { strides == Shape.contiguousStrides(shape) || count <= 1 }
 }
 
 /// One input of an elementwise primitive: a strided view or a Float constant.

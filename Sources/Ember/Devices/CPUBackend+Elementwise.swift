@@ -1,3 +1,4 @@
+import CPUKernels
 import Foundation
 
 /// Elementwise primitives of the CPU backend: copies, constants, random fills, unary,
@@ -29,6 +30,40 @@ extension CPUBackend {
         }
     }
 
+    /// Elements per block of the tiled loops: three Float32 blocks stay in L1.
+    static let tile = 1024
+
+    /// `dst[i] = narrow(f(widen(a[i]), widen(b[i])))` for `n` contiguous elements of storage that
+    /// `convertsInBlocks`, a nil operand being the scalar beside it: each thread widens a block
+    /// of each operand into Float32 scratch (vectorised C), computes there and narrows it back,
+    /// one pass over memory and no per-element conversions.
+    @inline(__always)
+    private func tiled<S: FloatStorage, O: FloatStorage, F: PairFunction>(_ n: Int, _ a: UnsafePointer<S.Bits>?, _ x: Float,
+                                                                             _ b: UnsafePointer<S.Bits>?, _ y: Float,
+                                                                             _ dst: UnsafeMutablePointer<O.Bits>, _ f: F,
+                                                                             _: S.Type, _: O.Type) {
+        let shared = UncheckedSendable((a: a, b: b, dst: dst))
+        parallelFor(n) { s, e in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * CPUBackend.tile) { scratch in
+                let (a, b, dst) = shared.value
+                let ba = scratch.baseAddress!, bb = ba + CPUBackend.tile
+                var i = s
+                while i < e {
+                    let m = Swift.min(CPUBackend.tile, e - i)
+                    if let a { S.widen(a + i, into: ba, count: m) }
+                    if let b { S.widen(b + i, into: bb, count: m) }
+                    switch (a, b) {
+                    case (_?, _?): for j in 0..<m { ba[j] = f.apply(ba[j], bb[j]) }
+                    case (_?, nil): for j in 0..<m { ba[j] = f.apply(ba[j], y) }
+                    default: for j in 0..<m { ba[j] = f.apply(x, bb[j]) }
+                    }
+                    O.narrow(ba, into: dst + i, count: m)
+                    i += m
+                }
+            }
+        }
+    }
+
     /// `dst[i] = f(a[i], b[i])` over `shape`, each operand a broadcast view or a scalar, the
     /// views' elements stored as `S`, the destination's as `O`.
     @inline(__always)
@@ -40,6 +75,10 @@ extension CPUBackend {
         case let (.scalar(x), .scalar(y)):
             let v = O.narrow(f.apply(x, y))
             parallelFor(n) { s, e in for i in s..<e { dst[i] = v } }
+        case let (.view(va), .scalar(y)) where S.convertsInBlocks && va.isContiguous:
+            tiled(n, elements(va.buffer, as: S.Bits.self) + va.offset, 0, nil, y, dst, f, S.self, O.self)
+        case let (.scalar(x), .view(vb)) where S.convertsInBlocks && vb.isContiguous:
+            tiled(n, nil, x, elements(vb.buffer, as: S.Bits.self) + vb.offset, 0, dst, f, S.self, O.self)
         case let (.view(va), .scalar(y)):
             map(va, elements(va.buffer, as: S.Bits.self), dst, Elementwise.Stored<S, O, Elementwise.BoundRight<F>>(Elementwise.BoundRight(f: f, right: y)))
         case let (.scalar(x), .view(vb)):
@@ -49,6 +88,7 @@ extension CPUBackend {
             let pa = elements(va.buffer, as: S.Bits.self) + va.offset, pb = elements(vb.buffer, as: S.Bits.self) + vb.offset
             @inline(__always) func apply(_ x: S.Bits, _ y: S.Bits) -> O.Bits { O.narrow(f.apply(S.widen(x), S.widen(y))) }
             if c.shape.count == 1 && c.strides[0][0] == 1 && c.strides[1][0] == 1 {
+                if S.convertsInBlocks { return tiled(n, pa, 0, pb, 0, dst, f, S.self, O.self) }
                 parallelFor(n) { s, e in for i in s..<e { dst[i] = apply(pa[i], pb[i]) } }
                 return
             }
@@ -221,6 +261,10 @@ extension CPUBackend {
     @inline(__always)
     func unaryLoop<F: UnaryFunction>(_ source: StridedView, _ destination: DeviceBuffer, _ f: F) {
         func run<S: FloatStorage>(_: S.Type) {
+            if S.convertsInBlocks && source.isContiguous {
+                return tiled(source.count, elements(source.buffer, as: S.Bits.self) + source.offset, 0, nil, 0,
+                             elements(destination, as: S.Bits.self), Elementwise.Unary(f), S.self, S.self)
+            }
             map(source, elements(source.buffer, as: S.Bits.self), elements(destination, as: S.Bits.self), Elementwise.Stored<S, S, F>(f))
         }
         switch source.dtype {
@@ -319,8 +363,13 @@ extension PlainUnaryFunction {
 }
 
 /// A two-operand op's math on Float32.
-protocol BinaryFunction {
+protocol BinaryFunction: PairFunction {
     init()
+}
+
+/// Float32 math of two values: what the tiled loops compute (a binary op, or a unary one of
+/// its left operand).
+protocol PairFunction {
     func apply(_ a: Float, _ b: Float) -> Float
 }
 
@@ -329,6 +378,25 @@ protocol FloatStorage {
     associatedtype Bits
     static func widen(_ bits: Bits) -> Float
     static func narrow(_ x: Float) -> Bits
+    /// True when contiguous loops should convert `tile` elements at a time with `widen(_:into:count:)`
+    /// and `narrow(_:into:count:)` (vectorised C for the 16-bit types) instead of per element.
+    static var convertsInBlocks: Bool { get }
+    /// Widens `count` contiguous elements into Float32.
+    static func widen(_ source: UnsafePointer<Bits>, into destination: UnsafeMutablePointer<Float>, count: Int)
+    /// Rounds `count` contiguous Float32 values into this storage type.
+    static func narrow(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Bits>, count: Int)
+}
+
+extension FloatStorage {
+    static var convertsInBlocks: Bool { false }
+    @inline(__always)
+    static func widen(_ source: UnsafePointer<Bits>, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { destination[i] = widen(source[i]) }
+    }
+    @inline(__always)
+    static func narrow(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Bits>, count: Int) {
+        for i in 0..<count { destination[i] = narrow(source[i]) }
+    }
 }
 
 extension Float: FloatStorage {
@@ -336,8 +404,6 @@ extension Float: FloatStorage {
     @inline(__always) static func narrow(_ x: Float) -> Float { x }
 }
 
-/// How a stored element converts to and from Double for casts (`DType.bits(of:)`'s rules:
-/// floats round to nearest even, integers truncate toward zero and saturate, NaN to 0).
 /// An element type of casts. Float sources convert through Double (exact for them); integer
 /// and bool sources through Int64, so integer-to-integer casts wrap (two's complement, as
 /// PyTorch's) and integer-to-float casts round once.
@@ -410,6 +476,13 @@ enum Elementwise {
         @inline(__always) static func narrow(_ x: Float) -> UInt16 { ElementBits.floatToHalf(x) }
         @inline(__always) static func toDouble(_ bits: UInt16) -> Double { Double(widen(bits)) }
         @inline(__always) static func fromDouble(_ x: Double) -> UInt16 { narrow(Float(x)) }
+        static var convertsInBlocks: Bool { true }
+        static func widen(_ source: UnsafePointer<UInt16>, into destination: UnsafeMutablePointer<Float>, count: Int) {
+            ember_f16_to_f32(source, destination, count)
+        }
+        static func narrow(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, count: Int) {
+            ember_f32_to_f16(source, destination, count)
+        }
     }
 
     /// bfloat16 storage (bit patterns).
@@ -418,6 +491,13 @@ enum Elementwise {
         @inline(__always) static func narrow(_ x: Float) -> UInt16 { ElementBits.floatToBfloat16(x) }
         @inline(__always) static func toDouble(_ bits: UInt16) -> Double { Double(widen(bits)) }
         @inline(__always) static func fromDouble(_ x: Double) -> UInt16 { narrow(Float(x)) }
+        static var convertsInBlocks: Bool { true }
+        static func widen(_ source: UnsafePointer<UInt16>, into destination: UnsafeMutablePointer<Float>, count: Int) {
+            ember_bf16_to_f32(source, destination, count)
+        }
+        static func narrow(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<UInt16>, count: Int) {
+            ember_f32_to_bf16(source, destination, count)
+        }
     }
 
     /// Bool storage: one byte, 0 or 1 (comparison outputs are masks).
@@ -436,6 +516,13 @@ enum Elementwise {
         let f: F
         init(_ f: F) { self.f = f }
         @inline(__always) func apply(_ x: S.Bits) -> O.Bits { O.narrow(f.apply(S.widen(x))) }
+    }
+
+    /// A unary function as a binary one of its left operand (for the tiled loops).
+    struct Unary<F: UnaryFunction>: PairFunction {
+        let f: F
+        init(_ f: F) { self.f = f }
+        @inline(__always) func apply(_ x: Float, _ y: Float) -> Float { f.apply(x) }
     }
 
     /// A cast between stored types.

@@ -20,22 +20,21 @@ extension CPUBackend {
         return total
     }
 
-    /// Sum of `n` contiguous elements stored as `S`, widened sixteen at a time.
+    /// Sum of `n` contiguous elements stored as `S`, widened a `tile` at a time into Float32
+    /// scratch (vectorised C for the 16-bit types) and summed there.
     @inline(__always)
     static func contiguousSum<S: FloatStorage>(_ p: UnsafePointer<S.Bits>, _ n: Int, _: S.Type) -> Float {
         if S.self == Float.self { return contiguousSum(UnsafeRawPointer(p).assumingMemoryBound(to: Float.self), n) }
-        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-        var i = 0
-        while i + 32 <= n {
-            var v0 = SIMD16<Float>(), v1 = SIMD16<Float>()
-            for j in 0..<16 { v0[j] = S.widen(p[i + j]); v1[j] = S.widen(p[i + 16 + j]) }
-            acc0 += v0
-            acc1 += v1
-            i += 32
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: tile) { scratch in
+            var total: Float = 0, i = 0
+            while i < n {
+                let m = Swift.min(tile, n - i)
+                S.widen(p + i, into: scratch.baseAddress!, count: m)
+                total += contiguousSum(scratch.baseAddress!, m)
+                i += m
+            }
+            return total
         }
-        var total = (acc0 + acc1).sum()
-        while i < n { total += S.widen(p[i]); i += 1 }
-        return total
     }
 
     func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, dtype: DType,
