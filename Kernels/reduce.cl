@@ -8,6 +8,11 @@
 #define LS 256
 #endif
 
+#if STORAGE == 1
+#undef LOAD
+#define LOAD(p, i) half_to_float_scaled((p)[i])
+#endif
+
 // How a work-group's items share a range [start, end): on GPUs item k takes start + k,
 // start + k + LS, ... (coalesced); on CPU devices (CPU_DEVICE=1), where a work-group's items
 // run one after another, each item takes one contiguous slice (cache-friendly).

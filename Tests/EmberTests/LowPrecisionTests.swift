@@ -163,6 +163,17 @@ struct LowPrecisionTests {
         }
     }
 
+    @Test("float16 subnormals survive reductions and elementwise ops on every device", arguments: TestDevices.all)
+    func halfSubnormals(_ d: Device) {
+        let values: [Float] = [5.96e-8, 1e-6, 3e-5, -2e-5, 6e-5, -5.96e-8, 0, 2e-6]
+        let x = Tensor(shape: [8], data: values, dtype: .float16, device: d), exact = x.toArray()
+        #expect(exact[0] == 0x1p-24 && exact[2] != 0, "the inputs are half subnormals")
+        let sum = Tensor(shape: [], data: [Float(exact.map(Double.init).reduce(0, +))], dtype: .float16).item()
+        #expect(x.sum().item() == sum && sum != 0)
+        #expect(x.max().item() == exact[4] && x.min(dim: 0).values.item() == exact[3])
+        #expect((x * 1).toArray() == exact && (x + x).toArray() == exact.map { 2 * $0 } && x.abs().toArray() == exact.map(Swift.abs))
+    }
+
     /// The tensors of a safetensors file as (dtype name, shape, data bytes), read with a
     /// parser of the format written here, independent of Ember's reader.
     static func rawTensors(_ url: URL) throws -> [String: (dtype: String, shape: [Int], bytes: Data)] {

@@ -280,8 +280,7 @@ enum ElementwiseSource {
     private static func cType(_ dtype: DType) -> String {
         switch dtype {
         case .float32: "float"
-        case .float16: "half"
-        case .bfloat16: "ushort"
+        case .float16, .bfloat16: "ushort"
         case .int32: "int"
         case .int64: "long"
         case .uint8, .bool: "uchar"
@@ -290,7 +289,7 @@ enum ElementwiseSource {
 
     private static func load(_ dtype: DType, _ p: String, _ i: String) -> String {
         switch dtype {
-        case .float16: "vload_half(\(i), \(p))"
+        case .float16: "half_to_float(\(p)[\(i)])"
         case .bfloat16: "bf16_to_float(\(p)[\(i)])"
         default: "\(p)[\(i)]"
         }
@@ -301,7 +300,7 @@ enum ElementwiseSource {
         let float = from.isFloatingPoint
         switch dtype {
         case .float32: return "\(p)[\(i)] = (float)v;"
-        case .float16: return "vstore_half_rte((float)v, \(i), \(p));"
+        case .float16: return "\(p)[\(i)] = float_to_half((float)v);"
         case .bfloat16: return "\(p)[\(i)] = float_to_bf16((float)v);"
         case .int32: return "\(p)[\(i)] = \(float ? "convert_int_sat_rtz(v)" : "(int)v");"
         case .int64: return "\(p)[\(i)] = \(float ? "convert_long_sat_rtz(v)" : "v");"
