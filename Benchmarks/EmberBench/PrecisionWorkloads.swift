@@ -62,8 +62,9 @@ extension Workloads {
     /// The MLP 784, CNN and GPT training steps in Float32 and under `Tensor.autocast(.bfloat16)`
     /// (Float32 weights and optimizer), in alternation.
     private func autocastSteps(_ device: Device, filter: (String) -> Bool) {
+        func wanted(_ row: String) -> Bool { filter("\(row) bf16 autocast") || filter("\(row) float32 (beside autocast)") }
         func compare(_ row: String, _ step: () -> Void) {
-            guard filter(row) else { return }
+            guard wanted(row) else { return }
             let t = timer.timeAlternating(on: device, { Tensor.autocast(.bfloat16) { step() } }, step)
             report("\(row) bf16 autocast", device, t.a, unit: "ms/step", higherIsBetter: false,
                    note: ratioNote(t.b.times.median, t.a.times.median, "Float32's speed")) { $0 * 1e3 }
@@ -80,9 +81,8 @@ extension Workloads {
         let cnnOpt = SGD(cnn.parameters(), lr: 0.01, momentum: 0.9)
         let images = Tensor.randn([64, 1, 28, 28], device: device), labels = Tensor.randint(0, 10, [64], device: device)
         compare("CNN step (64x1x28x28)") { trainingStep(cnn, cnnOpt, images, labels) }
-        if filter("GPT step (nanoGPT shakespeare_char CPU config)") {
-            compare("GPT step (nanoGPT shakespeare_char CPU config)", gptStep(device))
-        }
+        let gpt = "GPT step (nanoGPT shakespeare_char CPU config)"
+        if wanted(gpt) { compare(gpt, gptStep(device)) }
     }
 
     /// How many times faster than `reference` seconds `measured` seconds are, as "N.NNx <what>".
