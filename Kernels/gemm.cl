@@ -5,7 +5,9 @@
 // C per work-item with float16 rows of B, gemm_block_nt a 4 x 4 block from float16 runs along
 // K of both; PoCL compiles these to 512-bit (or narrower) vector FMAs. Blocks at the right
 // and bottom edges take a bounds-checked path. A device runs these or CLBlast, whichever
-// measured faster there (OpenCLBackend.gemmChoice).
+// measured faster there (OpenCLBackend.gemmChoice). A and B are of the STORAGE type
+// (storage.cl: float16 and bfloat16 operands are widened as they are loaded, so the product
+// accumulates in float32 without float32 copies of them); C is float32.
 
 // Writes alpha * value (+ beta * old) to *out.
 #define GEMM_STORE(out, value) (*(out) = beta == 0.0f ? alpha * (value) : alpha * (value) + beta * *(out))
@@ -13,20 +15,20 @@
 // A 4 x 16 block of C from four rows of op(A): A_ROW(r, k) is element (m0 + r, k) of op(A).
 #define GEMM_BLOCK_4X16(NAME, A_BASE, A_ROW) \
 __kernel void NAME(int M, int N, int K, float alpha, float beta, \
-                   __global const float* A, int a_off, int lda, int a_batch, \
-                   __global const float* B, int b_off, int ldb, int b_batch, \
+                   __global const ELEM* A, int a_off, int lda, int a_batch, \
+                   __global const ELEM* B, int b_off, int ldb, int b_batch, \
                    __global float* C, int c_off, int ldc, int c_batch) { \
     int n0 = get_global_id(0) * 16; \
     int m0 = get_global_id(1) * 4; \
     int batch = get_global_id(2); \
     if (n0 >= N || m0 >= M) return; \
-    __global const float* a = A + a_off + (long)batch * a_batch + (A_BASE); \
-    __global const float* b = B + b_off + (long)batch * b_batch + n0; \
+    __global const ELEM* a = A + a_off + (long)batch * a_batch + (A_BASE); \
+    __global const ELEM* b = B + b_off + (long)batch * b_batch + n0; \
     __global float* c = C + c_off + (long)batch * c_batch + (long)m0 * ldc + n0; \
     if (n0 + 16 <= N && m0 + 4 <= M) { \
         float16 c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f; \
         for (int k = 0; k < K; ++k) { \
-            float16 bk = vload16(0, b + (long)k * ldb); \
+            float16 bk = LOAD16(b, (long)k * ldb); \
             c0 = fma((float16)(A_ROW(0, k)), bk, c0); \
             c1 = fma((float16)(A_ROW(1, k)), bk, c1); \
             c2 = fma((float16)(A_ROW(2, k)), bk, c2); \
@@ -49,7 +51,7 @@ __kernel void NAME(int M, int N, int K, float alpha, float beta, \
     for (int r = 0; r < rows; ++r) { \
         for (int j = 0; j < cols; ++j) { \
             float sum = 0.0f; \
-            for (int k = 0; k < K; ++k) sum = fma(A_ROW(r, k), b[(long)k * ldb + j], sum); \
+            for (int k = 0; k < K; ++k) sum = fma(A_ROW(r, k), LOAD(b, (long)k * ldb + j), sum); \
             GEMM_STORE(c + (long)r * ldc + j, sum); \
         } \
     } \
@@ -57,26 +59,26 @@ __kernel void NAME(int M, int N, int K, float alpha, float beta, \
 
 // A as stored, [M, K]: rows of A are contiguous along K.
 #define A_STORED_BASE (long)m0 * lda
-#define A_STORED(r, k) a[(long)(r) * lda + (k)]
+#define A_STORED(r, k) LOAD(a, (long)(r) * lda + (k))
 GEMM_BLOCK_4X16(gemm_block, A_STORED_BASE, A_STORED)
 
 // A stored transposed, [K, M]: the block's four rows are four adjacent floats at each k.
 #define A_TRANSPOSED_BASE m0
-#define A_TRANSPOSED(r, k) a[(long)(k) * lda + (r)]
+#define A_TRANSPOSED(r, k) LOAD(a, (long)(k) * lda + (r))
 GEMM_BLOCK_4X16(gemm_block_tn, A_TRANSPOSED_BASE, A_TRANSPOSED)
 
 // B stored transposed, [N, K]: a 4 x 4 block of C as dot products of rows of A and rows of
 // B, accumulated sixteen k at a time.
 __kernel void gemm_block_nt(int M, int N, int K, float alpha, float beta,
-                            __global const float* A, int a_off, int lda, int a_batch,
-                            __global const float* B, int b_off, int ldb, int b_batch,
+                            __global const ELEM* A, int a_off, int lda, int a_batch,
+                            __global const ELEM* B, int b_off, int ldb, int b_batch,
                             __global float* C, int c_off, int ldc, int c_batch) {
     int n0 = get_global_id(0) * 4;
     int m0 = get_global_id(1) * 4;
     int batch = get_global_id(2);
     if (n0 >= N || m0 >= M) return;
-    __global const float* a = A + a_off + (long)batch * a_batch + (long)m0 * lda;
-    __global const float* b = B + b_off + (long)batch * b_batch + (long)n0 * ldb;
+    __global const ELEM* a = A + a_off + (long)batch * a_batch + (long)m0 * lda;
+    __global const ELEM* b = B + b_off + (long)batch * b_batch + (long)n0 * ldb;
     __global float* c = C + c_off + (long)batch * c_batch + (long)m0 * ldc + n0;
     int rows = min(4, M - m0), cols = min(4, N - n0);
     if (rows == 4 && cols == 4) {
@@ -84,8 +86,8 @@ __kernel void gemm_block_nt(int M, int N, int K, float alpha, float beta,
         float16 s20 = 0.0f, s21 = 0.0f, s22 = 0.0f, s23 = 0.0f, s30 = 0.0f, s31 = 0.0f, s32 = 0.0f, s33 = 0.0f;
         int k = 0;
         for (; k + 16 <= K; k += 16) {
-            float16 a0 = vload16(0, a + k), a1 = vload16(0, a + lda + k), a2 = vload16(0, a + 2 * lda + k), a3 = vload16(0, a + 3 * lda + k);
-            float16 b0 = vload16(0, b + k), b1 = vload16(0, b + ldb + k), b2 = vload16(0, b + 2 * ldb + k), b3 = vload16(0, b + 3 * ldb + k);
+            float16 a0 = LOAD16(a, k), a1 = LOAD16(a, lda + k), a2 = LOAD16(a, 2 * lda + k), a3 = LOAD16(a, 3 * lda + k);
+            float16 b0 = LOAD16(b, k), b1 = LOAD16(b, ldb + k), b2 = LOAD16(b, 2 * ldb + k), b3 = LOAD16(b, 3 * ldb + k);
             s00 = fma(a0, b0, s00); s01 = fma(a0, b1, s01); s02 = fma(a0, b2, s02); s03 = fma(a0, b3, s03);
             s10 = fma(a1, b0, s10); s11 = fma(a1, b1, s11); s12 = fma(a1, b2, s12); s13 = fma(a1, b3, s13);
             s20 = fma(a2, b0, s20); s21 = fma(a2, b1, s21); s22 = fma(a2, b2, s22); s23 = fma(a2, b3, s23);
@@ -98,7 +100,7 @@ __kernel void gemm_block_nt(int M, int N, int K, float alpha, float beta,
                 float8 h8 = v.lo + v.hi;
                 float4 h4 = h8.lo + h8.hi;
                 float sum = (h4.x + h4.y) + (h4.z + h4.w);
-                for (int kk = k; kk < K; ++kk) sum = fma(a[(long)r * lda + kk], b[(long)j * ldb + kk], sum);
+                for (int kk = k; kk < K; ++kk) sum = fma(LOAD(a, (long)r * lda + kk), LOAD(b, (long)j * ldb + kk), sum);
                 GEMM_STORE(c + (long)r * ldc + j, sum);
             }
         }
@@ -107,7 +109,7 @@ __kernel void gemm_block_nt(int M, int N, int K, float alpha, float beta,
     for (int r = 0; r < rows; ++r) {
         for (int j = 0; j < cols; ++j) {
             float sum = 0.0f;
-            for (int k = 0; k < K; ++k) sum = fma(a[(long)r * lda + k], b[(long)j * ldb + k], sum);
+            for (int k = 0; k < K; ++k) sum = fma(LOAD(a, (long)r * lda + k), LOAD(b, (long)j * ldb + k), sum);
             GEMM_STORE(c + (long)r * ldc + j, sum);
         }
     }

@@ -45,6 +45,23 @@ inline ushort float_to_half(float f) {
     return (ushort)magnitude | sign;
 }
 
+// Sixteen halves at once, as half_to_float_scaled does one.
+inline float16 half16_to_float16(ushort16 h) {
+    uint16 x = convert_uint16(h);
+    uint16 sign = (x & 0x8000u) << 16, magnitude = (x & 0x7fffu) << 13;
+    uint16 scaled = as_uint16(as_float16(magnitude) * 0x1p112f);
+    return as_float16(select(scaled, magnitude | 0x7f800000u, magnitude >= 0x0f800000u) | sign);
+}
+
+// LOAD16(p, i): elements i ... i + 15 as a float16 vector.
+#if STORAGE == 1
+#define LOAD16(p, i) half16_to_float16(vload16(0, (p) + (i)))
+#elif STORAGE == 2
+#define LOAD16(p, i) as_float16(convert_uint16(vload16(0, (p) + (i))) << 16)
+#else
+#define LOAD16(p, i) vload16(0, (p) + (i))
+#endif
+
 #if STORAGE == 1
 #define ELEM ushort
 #define LOAD(p, i) half_to_float((p)[i])

@@ -174,6 +174,40 @@ struct LowPrecisionTests {
         #expect((x * 1).toArray() == exact && (x + x).toArray() == exact.map { 2 * $0 } && x.abs().toArray() == exact.map(Swift.abs))
     }
 
+    @Test("16-bit matmul in every operand layout equals the Float32 product of the same values, rounded once, on every device",
+          arguments: [DType.float16, .bfloat16])
+    func narrowMatmul(_ dtype: DType) {
+        var random = TestRandom(seed: 8)
+        let left = random.floats(3 * 37 * 70), right = random.floats(3 * 45 * 70)
+        for d in TestDevices.all {
+            let a = Tensor(shape: [3, 37, 70], data: left, dtype: dtype, device: d), b = Tensor(shape: [3, 45, 70], data: right, dtype: dtype, device: d)
+            let at = a.transpose(1, 2).contiguous().transpose(1, 2), bt = b.transpose(1, 2).contiguous()
+            for (name, x, y) in [("as stored", a, bt), ("right transposed", a, b.transpose(1, 2)), ("left transposed", at, bt),
+                                 ("both transposed", at, b.transpose(1, 2)), ("broadcast batch", a[0], bt)] {
+                let product = x.matmul(y)
+                let reference = x.float().matmul(y.float()).to(dtype).toArray()
+                #expect(product.dtype == dtype, "\(name) on \(d)")
+                if let m = mismatch(product.toArray(), reference, rtol: dtype == .bfloat16 ? 8e-3 : 1e-3, atol: 1e-3, "\(dtype) \(name) on \(d)") {
+                    Issue.record(Comment(rawValue: m))
+                }
+            }
+        }
+    }
+
+    @Test("a 16-bit matmul makes no Float32 copies of its operands", arguments: TestDevices.all)
+    func narrowMatmulMemory(_ d: Device) throws {
+        let a = Tensor.randn([256, 256], device: d).bfloat16(), b = Tensor.randn([256, 256], device: d).bfloat16()
+        try d.synchronize()
+        d.resetPeakMemory()
+        let before = d.stats.liveBytes
+        let product = a.matmul(b)
+        try d.synchronize()
+        // The bfloat16 result and at most its Float32 accumulator: 3 x 128 KiB, not the 4 x 128 KiB more
+        // that Float32 copies of the operands would add.
+        #expect(d.stats.peakLiveBytes - before <= 3 * 256 * 256 * 2, "peak \(d.stats.peakLiveBytes - before) bytes above the operands")
+        _ = product
+    }
+
     /// The tensors of a safetensors file as (dtype name, shape, data bytes), read with a
     /// parser of the format written here, independent of Ember's reader.
     static func rawTensors(_ url: URL) throws -> [String: (dtype: String, shape: [Int], bytes: Data)] {

@@ -198,8 +198,11 @@ extension OpenCLBackend {
 
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int) {
-        // Narrow operands are widened to Float32 copies (same layout): the product accumulates
-        // in Float32 either way.
+        // Narrow operands of one type go to Ember's kernels built for it, which widen as they
+        // load (CLBlast reads Float32 only); mixed types are widened to Float32 copies first.
+        if a.dtype == b.dtype && a.dtype.isReducedFloat {
+            return gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, c: c, cOffset: cOffset)
+        }
         guard let a = widened(a, rows: m, cols: k, batch: batch), let b = widened(b, rows: k, cols: n, batch: batch) else {
             return record(status: -4, "gemm: no memory for a float32 copy of a narrow operand")
         }
@@ -232,10 +235,11 @@ extension OpenCLBackend {
     private func rowMajor(_ operand: GemmOperand, rows: Int, cols: Int, batch: Int) -> GemmOperand? {
         guard operand.transposed else { return operand }
         let entries = operand.batchStride == 0 ? 1 : batch
-        guard let copy = try? allocate(bytes: entries * rows * cols * 4) else { return nil }
+        guard let copy = try? allocate(bytes: entries * rows * cols * operand.dtype.byteSize) else { return nil }
         self.copy(StridedView(buffer: operand.buffer, offset: operand.offset, shape: [entries, rows, cols],
-                              strides: [operand.batchStride, 1, operand.ld], dtype: .float32), to: copy)
-        return GemmOperand(buffer: copy, offset: 0, ld: cols, transposed: false, batchStride: operand.batchStride == 0 ? 0 : rows * cols)
+                              strides: [operand.batchStride, 1, operand.ld], dtype: operand.dtype), to: copy)
+        return GemmOperand(buffer: copy, offset: 0, ld: cols, transposed: false, batchStride: operand.batchStride == 0 ? 0 : rows * cols,
+                           dtype: operand.dtype)
     }
 
     /// Ember's GEMM kernels (gemm.cl): A as stored or transposed with 4 x 16 blocks of C per
@@ -248,7 +252,7 @@ extension OpenCLBackend {
         let (name, blockWidth) = b.transposed ? ("gemm_block_nt", 4) : (a.transposed ? "gemm_block_tn" : "gemm_block", 16)
         let local = 4
         let columnBlocks = (n + blockWidth - 1) / blockWidth
-        launch3D("gemm.cl", name, global: ((columnBlocks + local - 1) / local * local, (m + 3) / 4, batch), local: (local, 1, 1), [
+        launch3D(Self.typedProgram("gemm.cl", a.dtype), name, global: ((columnBlocks + local - 1) / local * local, (m + 3) / 4, batch), local: (local, 1, 1), [
             .int(m), .int(n), .int(k), .float(alpha), .float(beta),
             .buffer(a.buffer), .int(a.offset), .int(a.ld), .int(a.batchStride),
             .buffer(b.buffer), .int(b.offset), .int(b.ld), .int(b.batchStride),

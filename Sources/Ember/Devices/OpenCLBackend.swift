@@ -15,7 +15,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl", "attention.cl"]
     /// The programs whose kernels read the float storage type `storage.cl` selects: built for
     /// float32 with the others, and for float16 / bfloat16 (`file#1`, `file#2`) at first use.
-    static let storageTyped: Set<String> = ["elementwise.cl", "reduce.cl"]
+    static let storageTyped: Set<String> = ["elementwise.cl", "reduce.cl", "gemm.cl"]
 
     let index: Int
     let info: DeviceInfo
