@@ -109,6 +109,10 @@ struct LowPrecisionTests {
         #expect((mask * 1.5).dtype == .float32 && (mask * 1.5).toArray() == [1.5, 0, 1.5, 0])
         #expect((mask + other).dtype == .bool && (mask + other).toBoolArray() == [true, true, true, false])
         #expect((mask * other).dtype == .bool && (mask * other).toBoolArray() == [true, false, false, false])
+        // Reductions of integers and masks: int64 sums (counting correct predictions), max/min in their type.
+        #expect(mask.sum().dtype == .int64 && mask.sum().toInt64Array() == [2] && ints.sum(dim: 0).dtype == .int64)
+        #expect(ints.max().dtype == .int32 && ints.max().toIntArray() == [3] && mask.max().dtype == .bool)
+        #expect(ints.reshape([1, 3]).sum(dim: 1).toInt64Array() == [6] && ints.float().mean().item() == 2)
     }
 
     @Test("int64 values are exact from creation through views, copies and casts", arguments: TestDevices.all)

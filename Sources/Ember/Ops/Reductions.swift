@@ -24,11 +24,13 @@ extension Tensor {
     /// No dims (a 0-d tensor's) leaves every element alone: a copy, or index 0.
     func reduceForward(_ op: ReduceOp, dims: [Int], keepDim: Bool, name: String) -> Tensor {
         // Float types are read in their own storage type and accumulate in Float32; narrow
-        // results are rounded back to their type. Integers and bools reduce as Float32.
+        // results are rounded back to their type. Integers and bools reduce as Float32 (exact
+        // below 2^24) into PyTorch's result types: int64 sums, max and min in their own type.
         let source = arithmeticStorage
+        let resultType: DType = op.producesIndices ? .int32 : (dtype.isFloatingPoint ? dtype : (op == .sum ? .int64 : dtype))
         let outShape = reducedShape(dims, keepDim: keepDim)
         if dims.isEmpty {
-            return op.producesIndices ? Tensor.zeros(outShape, dtype: .int32, device: device) : source.contiguousCopy()
+            return op.producesIndices ? Tensor.zeros(outShape, dtype: .int32, device: device) : contiguousCopy().castStorage(to: resultType)
         }
         let size = dims.reduce(1) { $0 * shape[$1] }
         // Reduced dims apart (a bias gradient's [N, C, L] -> [C]): reduce each run of adjacent
@@ -43,12 +45,9 @@ extension Tensor {
             // Passes after the first accumulate in Float32 too.
             var partial = source.dtype.isReducedFloat ? source.floatStorage : source
             for run in runs.reversed() { partial = partial.reduceForward(op, dims: run, keepDim: true, name: name) }
-            return partial.reshape(outShape).castStorage(to: source.dtype)
+            return partial.reshape(outShape).castStorage(to: resultType)
         }
-        let narrow = source.dtype.isReducedFloat && !op.producesIndices
         let out = Tensor(uninitialized: outShape, dtype: op.producesIndices ? .int32 : .float32, device: device, op: name)
-        // Narrow inputs get their values back in their own type.
-        let resultType = narrow ? source.dtype : out.dtype
         if out.count == 0 { return out.castStorage(to: resultType) }
         if size == 0 {
             check(op == .sum, "\(name): cannot reduce an empty dimension of shape \(Shape.describe(shape))")
