@@ -107,6 +107,63 @@ public struct BackendStats: Sendable, Equatable {
     public var deviceToHost = 0
     /// Peak of `liveBytes` since start (or since `resetPeak()`).
     public var peakLiveBytes = 0
+    /// Kernels launched since start: on OpenCL every `clEnqueueNDRangeKernel` and every CLBlast
+    /// call; on the CPU every primitive call that runs a compute loop (transfers are counted
+    /// in `hostToDevice` and `deviceToHost` instead).
+    public var kernelLaunches = 0
+    /// Bytes the launched kernels read and wrote since start, counted from each primitive's
+    /// operands: every input view's elements (a broadcast operand counts once per element it
+    /// feeds), every output element, and a GEMM's operands and result once each; an
+    /// approximation of device-memory traffic that ignores caches and re-reads.
+    public var bytesMoved = 0
+}
+
+/// The bytes each primitive's kernels read and write, as `BackendStats.bytesMoved` counts them
+/// on every backend: each input view's elements (a broadcast operand once per element it
+/// feeds, a scalar operand none), each output element, an accumulated output twice.
+enum Traffic {
+    /// A view's elements.
+    static func of(_ view: StridedView) -> Int { view.count * view.dtype.byteSize }
+    /// A view operand's elements over `count` outputs; a scalar reads no memory.
+    static func of(_ operand: Operand, dtype: DType, count: Int) -> Int {
+        if case .view = operand { return count * dtype.byteSize }
+        return 0
+    }
+    /// `count` elements of `dtype`.
+    static func elements(_ count: Int, _ dtype: DType = .float32) -> Int { count * dtype.byteSize }
+    /// `binary`: both operands and the result (a mask of bytes for comparisons).
+    static func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType) -> Int {
+        let n = Shape.count(shape)
+        return of(a, dtype: dtype, count: n) + of(b, dtype: dtype, count: n) + n * (op.isComparison ? 1 : dtype.byteSize)
+    }
+    /// `select`: the mask, both operands and the result.
+    static func select(_ a: Operand, _ b: Operand, shape: [Int], dtype: DType) -> Int {
+        let n = Shape.count(shape)
+        return n + of(a, dtype: dtype, count: n) + of(b, dtype: dtype, count: n) + n * dtype.byteSize
+    }
+    /// `gemm`: each operand's matrices once (a shared one once in all), C written (and read
+    /// when `beta != 0`).
+    static func gemm(m: Int, n: Int, k: Int, batch: Int, a: GemmOperand, b: GemmOperand, beta: Float) -> Int {
+        (a.batchStride == 0 ? 1 : batch) * m * k * a.dtype.byteSize + (b.batchStride == 0 ? 1 : batch) * k * n * b.dtype.byteSize
+            + batch * m * n * 4 * (beta == 0 ? 1 : 2)
+    }
+    /// `reduce`: the block read and its `[outer, inner]` results.
+    static func reduce(outer: Int, size: Int, inner: Int, dtype: DType) -> Int {
+        elements(outer * size * inner, dtype) + elements(outer * inner)
+    }
+    /// `gather`: each index, the value it picks and the value written.
+    static func gather(_ index: StridedView) -> Int { index.count * (4 + 4 + 4) }
+    /// `scatterAdd`: each value and index read, and its destination element read and written.
+    static func scatterAdd(_ values: StridedView, _ index: StridedView) -> Int { of(values) + of(index) + 2 * elements(values.count) }
+    /// `im2col` and `col2im`: the image and its columns (Float32).
+    static func columns(_ g: Conv2dGeometry) -> Int {
+        4 * (g.batch * g.channels * g.height * g.width + g.batch * g.channels * g.kernelH * g.kernelW * g.outHeight * g.outWidth)
+    }
+    /// Pooling forward or backward: the input plane and the pooled outputs (Float32; with
+    /// `indices`, an Int32 index per output too).
+    static func pool(_ g: Conv2dGeometry, indices: Bool) -> Int {
+        4 * (g.batch * g.channels * g.height * g.width + g.batch * g.channels * g.outHeight * g.outWidth * (indices ? 2 : 1))
+    }
 }
 
 /// The device abstraction: the only layer that knows about memory and kernels.

@@ -401,6 +401,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     /// Enqueues `name` over a 3-D range; `global` must be a multiple of `local` in each dim.
+    /// Counts one launch in `stats` (the primitive counts the bytes its kernels move).
     func launch3D(_ file: String, _ name: String, global: (Int, Int, Int), local: (Int, Int, Int), _ arguments: [Argument]) {
         guard global.0 > 0 && global.1 > 0 && global.2 > 0 else { return }
         let collector = Profiler.deviceProfiling ? Profiler.current.flatMap { $0.activities.contains(.device) ? $0 : nil } : nil
@@ -462,10 +463,12 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             clEnqueueNDRangeKernel(queue, kernel, 3, nil, &globalSize, &localSize, 0, nil, collector == nil ? nil : slot)
         }
         if status != CL_SUCCESS && pendingError == nil { pendingError = .openCL(call: "clEnqueueNDRangeKernel(\(name))", code: status) }
+        pool.noteKernels(1, bytes: 0)
         if let collector, let event { collector.noteDeviceEvent(event, name: name, device: "opencl:\(index)") }
     }
 
-    /// Runs `body` holding the launch lock (for CLBlast calls on the shared queue). `body`
+    /// Runs `body` holding the launch lock (for CLBlast calls on the shared queue; each call
+    /// counts as one kernel launch, whatever CLBlast enqueues inside it). `body`
     /// gets the queue and, when the current task profiles device activity, a place for the
     /// event of its last command (nil otherwise).
     func withQueue(_ body: (inout cl_command_queue?, UnsafeMutablePointer<cl_event?>?) -> Int32, call: String) {
@@ -475,6 +478,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         var event: cl_event?
         let status = collector == nil ? body(&q, nil) : body(&q, &event)
         if status != 0 && pendingError == nil { pendingError = .openCL(call: call, code: status) }
+        pool.noteKernels(1, bytes: 0)
         if let collector, let event { collector.noteDeviceEvent(event, name: call, device: "opencl:\(index)") }
     }
 }
