@@ -89,6 +89,65 @@ struct GemmOperand {
     var dtype: DType = .float32
 }
 
+/// One optimizer update rule of `Backend.optimizerStep`, with this step's hyper-parameters
+/// folded on the host exactly as the composed updates of `Optim/Optimizer.swift` fold them
+/// (`1 - beta1`, `lr / (1 - beta1^t)`, ...), so the fused loop does the same Float32 operations.
+enum OptimizerRule {
+    /// `torch.optim.SGD`: states `[momentum_buffer]` when `momentum != 0`, none otherwise.
+    case sgd(SGDStep)
+    /// `torch.optim.Adam` and `AdamW`: states `[exp_avg, exp_avg_sq]`.
+    case adam(AdamStep)
+    /// `torch.optim.RMSprop`: states `[square_avg]`, then `grad_avg` when centered, then
+    /// `momentum_buffer` when `momentum > 0`.
+    case rmsprop(RMSpropStep)
+
+    /// SGD's scalars for one step.
+    struct SGDStep {
+        var lr: Float, weightDecay: Float, momentum: Float
+        /// `1 - dampening`, applied to the gradient only when `dampened`.
+        var keep: Float, dampened: Bool
+        var nesterov: Bool
+        /// The first step: the momentum buffer is set to the gradient instead of updated.
+        var firstStep: Bool
+    }
+
+    /// Adam's scalars for one step.
+    struct AdamStep {
+        var weightDecay: Float
+        /// Decoupled (AdamW) decay multiplies the parameter by `decayFactor = 1 - lr * weightDecay`.
+        var decoupled: Bool, decayFactor: Float
+        var beta1: Float, oneMinusBeta1: Float, beta2: Float, oneMinusBeta2: Float
+        /// `lr / (1 - beta1^t)` and `1 - beta2^t`.
+        var stepSize: Float, correction2: Float
+        var eps: Float
+    }
+
+    /// RMSprop's scalars for one step.
+    struct RMSpropStep {
+        var lr: Float, weightDecay: Float, alpha: Float, oneMinusAlpha: Float, eps: Float, momentum: Float
+        var centered: Bool
+    }
+
+    /// How many state buffers the rule reads and writes.
+    var stateCount: Int {
+        switch self {
+        case .sgd(let s): s.momentum != 0 ? 1 : 0
+        case .adam: 2
+        case .rmsprop(let r): 1 + (r.centered ? 1 : 0) + (r.momentum > 0 ? 1 : 0)
+        }
+    }
+}
+
+/// What `Backend.powerSum` accumulates over every element `x`.
+enum NormPower: Equatable {
+    /// `x * x`, summed.
+    case square
+    /// `pow(|x|, p)`, summed.
+    case power(Float)
+    /// `|x|`, the maximum (NaN when any element is NaN).
+    case maxAbs
+}
+
 /// Counters a backend keeps for tests and benchmarks.
 public struct BackendStats: Sendable, Equatable {
     /// Buffers currently owned by tensors.
@@ -267,6 +326,19 @@ protocol Backend: AnyObject, Sendable {
     func avgPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer)
     /// The adjoint of `avgPool2d`: spreads `[N, C, outH, outW]` gradients into a fresh NCHW tensor.
     func avgPool2dBackward(_ gradient: DeviceBuffer, geometry: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer)
+
+    /// One optimizer update of `count` elements, in place and in one pass: reads `gradient`
+    /// (contiguous from element `gradientOffset`), reads and overwrites `parameter` and
+    /// `states` (contiguous from element 0, distinct buffers, in `rule`'s order), all of the
+    /// float type `dtype`, computing in Float32 with the composed update's operations in its
+    /// order (bit for bit on the CPU for float32).
+    func optimizerStep(_ rule: OptimizerRule, parameter: DeviceBuffer, gradient: DeviceBuffer, gradientOffset: Int,
+                       states: [DeviceBuffer], count: Int, dtype: DType)
+    /// Writes to `destination[0]` (Float32) the sum over every element `x` of every contiguous
+    /// 1-D view of `sources` (all of the float type `dtype`) of `power`'s term, or for
+    /// `.maxAbs` their largest `|x|` (0 when there are no elements): a norm's reduction over
+    /// many tensors at once.
+    func powerSum(_ power: NormPower, _ sources: [StridedView], dtype: DType, destination: DeviceBuffer)
 
     /// `destination[o, j, i] = source[o, index[o, j, i], i]` with `source` the contiguous block
     /// `[outer, size, inner]` at `offset` and `index` an Int32 view shaped `[outer, j, inner]`.

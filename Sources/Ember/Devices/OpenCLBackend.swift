@@ -12,10 +12,10 @@ import Foundation
 /// message.
 final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Kernel source files, each built into one program when the backend is created.
-    static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl", "attention.cl"]
+    static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl", "attention.cl", "optim.cl"]
     /// The programs whose kernels read the float storage type `storage.cl` selects: built for
     /// float32 with the others, and for float16 / bfloat16 (`file#1`, `file#2`) at first use.
-    static let storageTyped: Set<String> = ["elementwise.cl", "reduce.cl"]
+    static let storageTyped: Set<String> = ["elementwise.cl", "reduce.cl", "optim.cl"]
 
     let index: Int
     let info: DeviceInfo
@@ -389,6 +389,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         case uchar(UInt8)
         case ushort(UInt16)
         case int8([Int])
+        case int16([Int])
     }
 
     /// Enqueues `name` from `file` over `count` work-items, rounded up to whole work-groups of
@@ -450,6 +451,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
                 var x = SIMD8<Int32>()
                 for (k, v) in values.enumerated() { x[k] = Int32(truncatingIfNeeded: v) }
                 status = clSetKernelArg(kernel, cl_uint(i), 32, &x)
+            case .int16(let values):
+                check(values.count <= 16, "opencl:\(index): \(name) takes at most 16 entries in a vector argument, got \(values.count)")
+                var x = SIMD16<Int32>()
+                for (k, v) in values.enumerated() { x[k] = Int32(truncatingIfNeeded: v) }
+                status = clSetKernelArg(kernel, cl_uint(i), 64, &x)
             }
             if status != CL_SUCCESS {
                 if pendingError == nil { pendingError = .openCL(call: "clSetKernelArg(\(name), \(i))", code: status) }
