@@ -76,6 +76,7 @@ struct EmberBench: ParsableCommand {
             workloads.gpt(d, filter: matches)
             workloads.dispatch(d, filter: matches)
             workloads.attention(d, filter: matches)
+            workloads.optimizerStep(d, filter: matches)
         }
         try workloads.checkpoint(filter: matches)
         try workloads.csv(filter: matches)
