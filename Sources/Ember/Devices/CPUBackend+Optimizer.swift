@@ -23,75 +23,76 @@ extension CPUBackend {
                                                 _ gradientOffset: Int, _ states: [DeviceBuffer], _ n: Int, _: S.Type) {
         let p = elements(parameter, as: S.Bits.self), g = elements(gradient, as: S.Bits.self) + gradientOffset
         let state = states.map { elements($0, as: S.Bits.self) }
+        // Each loop reads its scalars from locals, not from the captured rule: stores through
+        // the Float pointers could alias a captured value, which would keep LLVM from
+        // vectorising. Options are selects, not branches, so the loops stay straight-line.
         switch rule {
         case .sgd(let r):
-            let b = state.first
+            let b = state.first ?? p, hasMomentum = !state.isEmpty
             parallelFor(n) { s, e in
-                for i in s..<e {
-                    let x = S.widen(p[i])
-                    var d = S.widen(g[i])
-                    if r.weightDecay != 0 { d = d + x * r.weightDecay }
-                    if let b {
-                        var m: Float
-                        if r.firstStep {
-                            m = d
-                        } else {
-                            m = S.widen(b[i]) * r.momentum
-                            m = m + (r.dampened ? d * r.keep : d)
-                        }
-                        b[i] = S.narrow(m)
-                        d = r.nesterov ? d + m * r.momentum : m
+                let (lr, decay, beta, keep) = (r.lr, r.weightDecay, r.momentum, r.keep)
+                let (decays, dampened, nesterov, first) = (r.weightDecay != 0, r.dampened, r.nesterov, r.firstStep)
+                if !hasMomentum {
+                    for i in s..<e {
+                        let x = S.widen(p[i]), g0 = S.widen(g[i])
+                        let d = decays ? g0 + x * decay : g0
+                        p[i] = S.narrow(x - d * lr)
                     }
-                    p[i] = S.narrow(x - d * r.lr)
+                    return
+                }
+                for i in s..<e {
+                    let x = S.widen(p[i]), g0 = S.widen(g[i])
+                    let d = decays ? g0 + x * decay : g0
+                    let m = first ? d : S.widen(b[i]) * beta + (dampened ? d * keep : d)
+                    b[i] = S.narrow(m)
+                    let step = nesterov ? d + m * beta : m
+                    p[i] = S.narrow(x - step * lr)
                 }
             }
         case .adam(let r):
             let (m, v) = (state[0], state[1])
             parallelFor(n) { s, e in
+                let (p, g, m, v) = (p, g, m, v)
+                let (beta1, keep1, beta2, keep2) = (r.beta1, r.oneMinusBeta1, r.beta2, r.oneMinusBeta2)
+                let (decay, factor, stepSize, correction2, eps) = (r.weightDecay, r.decayFactor, r.stepSize, r.correction2, r.eps)
+                let scales = r.weightDecay != 0 && r.decoupled, adds = r.weightDecay != 0 && !r.decoupled
                 for i in s..<e {
-                    var x = S.widen(p[i])
-                    var d = S.widen(g[i])
-                    if r.weightDecay != 0 {
-                        if r.decoupled { x = x * r.decayFactor } else { d = d + x * r.weightDecay }
-                    }
-                    var mean = S.widen(m[i]) * r.beta1
-                    mean = mean + d * r.oneMinusBeta1
-                    var square = S.widen(v[i]) * r.beta2
-                    square = square + d * d * r.oneMinusBeta2
+                    let x0 = S.widen(p[i]), g0 = S.widen(g[i])
+                    let x = scales ? x0 * factor : x0
+                    let d = adds ? g0 + x0 * decay : g0
+                    let mean = S.widen(m[i]) * beta1 + d * keep1
+                    let square = S.widen(v[i]) * beta2 + d * d * keep2
                     m[i] = S.narrow(mean)
                     v[i] = S.narrow(square)
-                    let denominator = (square / r.correction2).squareRoot() + r.eps
-                    p[i] = S.narrow(x - mean * r.stepSize / denominator)
+                    let denominator = (square / correction2).squareRoot() + eps
+                    p[i] = S.narrow(x - mean * stepSize / denominator)
                 }
             }
         case .rmsprop(let r):
             let squares = state[0]
-            let averages: UnsafeMutablePointer<S.Bits>? = r.centered ? state[1] : nil
-            let buffer: UnsafeMutablePointer<S.Bits>? = r.momentum > 0 ? state[state.count - 1] : nil
+            let averages = r.centered ? state[1] : p, buffer = r.momentum > 0 ? state[state.count - 1] : p
             parallelFor(n) { s, e in
+                let (lr, decay, alpha, keep, eps, beta) = (r.lr, r.weightDecay, r.alpha, r.oneMinusAlpha, r.eps, r.momentum)
+                let (decays, centered, hasMomentum) = (r.weightDecay != 0, r.centered, r.momentum > 0)
                 for i in s..<e {
-                    let x = S.widen(p[i])
-                    var d = S.widen(g[i])
-                    if r.weightDecay != 0 { d = d + x * r.weightDecay }
-                    var square = S.widen(squares[i]) * r.alpha
-                    square = square + d * d * r.oneMinusAlpha
+                    let x = S.widen(p[i]), g0 = S.widen(g[i])
+                    let d = decays ? g0 + x * decay : g0
+                    let square = S.widen(squares[i]) * alpha + d * d * keep
                     squares[i] = S.narrow(square)
                     let average: Float
-                    if let averages {
-                        var mean = S.widen(averages[i]) * r.alpha
-                        mean = mean + d * r.oneMinusAlpha
+                    if centered {
+                        let mean = S.widen(averages[i]) * alpha + d * keep
                         averages[i] = S.narrow(mean)
-                        average = (square - mean * mean).squareRoot() + r.eps
+                        average = (square - mean * mean).squareRoot() + eps
                     } else {
-                        average = square.squareRoot() + r.eps
+                        average = square.squareRoot() + eps
                     }
-                    if let buffer {
-                        var b = S.widen(buffer[i]) * r.momentum
-                        b = b + d / average
+                    if hasMomentum {
+                        let b = S.widen(buffer[i]) * beta + d / average
                         buffer[i] = S.narrow(b)
-                        p[i] = S.narrow(x - b * r.lr)
+                        p[i] = S.narrow(x - b * lr)
                     } else {
-                        p[i] = S.narrow(x - d / average * r.lr)
+                        p[i] = S.narrow(x - d / average * lr)
                     }
                 }
             }
