@@ -1,3 +1,4 @@
+import CPUKernels
 import Foundation
 import Testing
 @testable import Ember
@@ -85,6 +86,33 @@ struct FusedOptimizerTests {
         for (k, (a, b)) in zip(fused, composed).enumerated() {
             let differing = zip(a, b).filter { $0.bitPattern != $1.bitPattern }.count
             #expect(a.count == b.count && differing == 0, "\(name): tensor \(k) differs in \(differing) of \(a.count) elements")
+        }
+    }
+
+    @Test("the C loops of float32 Adam and RMSprop give the same bits with every instruction set the CPU has")
+    func everyInstructionSet() {
+        var random = TestRandom(seed: 5)
+        let n = 1_003
+        // Parameters, gradients, first moments, a momentum buffer, second moments (>= 0).
+        let inputs = (0..<5).map { k in random.floats(n).map { k == 4 ? abs($0) : $0 } }
+        let adam = ember_adam_step(weight_decay: 0.1, decoupled: 0, decay_factor: 1, beta1: 0.9, one_minus_beta1: 0.1,
+                                   beta2: 0.999, one_minus_beta2: 0.001, step_size: 0.01, correction2: 0.002, eps: 1e-8)
+        let rmsprop = ember_rmsprop_step(lr: 0.01, weight_decay: 0.1, alpha: 0.99, one_minus_alpha: 0.01, eps: 1e-8, momentum: 0.9)
+        func run(_ isa: ember_isa) -> [[Float]] {
+            let g = inputs[1]
+            var (p, m, v) = (inputs[0], inputs[2], inputs[4])
+            var step = adam
+            ember_adam_f32_isa(isa, &p, g, &m, &v, n, &step)
+            var (q, square, average, buffer) = (inputs[0], inputs[4], inputs[2].map { $0 * 0.1 }, inputs[3])
+            var rule = rmsprop
+            ember_rmsprop_f32_isa(isa, &q, g, &square, &average, &buffer, n, &rule)
+            return [p, m, v, q, square, average, buffer]
+        }
+        let scalar = run(EMBER_ISA_SCALAR)
+        for raw in 0...ember_cpu_isa().rawValue {
+            for (k, (a, e)) in zip(run(ember_isa(rawValue: raw)), scalar).enumerated() {
+                #expect(zip(a, e).allSatisfy { $0.bitPattern == $1.bitPattern }, "instruction set \(raw), array \(k)")
+            }
         }
     }
 

@@ -1,10 +1,14 @@
+import CPUKernels
 import Foundation
 
 /// The fused optimizer update and the many-tensor norm reduction of the CPU backend. Each
 /// update is one pass over the elements, split across cores, that performs the composed
 /// update's Float32 operations (`Optim/Optimizer.swift`) in the same order: Swift never
 /// contracts `a * b + c` into a fused multiply-add, so every rounding is the same and the
-/// result is bit for bit the composed one for float32 parameters.
+/// result is bit for bit the composed one for float32 parameters. Float32 Adam and RMSprop
+/// run the same loops in C (`CPUKernels/optim.c`, AVX-512/AVX2 where present): Swift's
+/// `squareRoot()` calls libm's `sqrtf`, which keeps a Swift loop scalar (measured: an AdamW
+/// step over 1M parameters took 3.4 ms in Swift, about the eager ops' 7 ms halved).
 extension CPUBackend {
     func optimizerStep(_ rule: OptimizerRule, parameter: DeviceBuffer, gradient: DeviceBuffer, gradientOffset: Int,
                        states: [DeviceBuffer], count: Int, dtype: DType) {
@@ -48,6 +52,22 @@ extension CPUBackend {
                     let step = nesterov ? d + m * beta : m
                     p[i] = S.narrow(x - step * lr)
                 }
+            }
+        case .adam(let r) where S.self == Float.self:
+            let (m, v) = (floats(states[0]), floats(states[1])), (pf, gf) = (floats(parameter), floats(gradient) + gradientOffset)
+            var step = ember_adam_step(weight_decay: r.weightDecay, decoupled: r.decoupled ? 1 : 0, decay_factor: r.decayFactor,
+                                       beta1: r.beta1, one_minus_beta1: r.oneMinusBeta1, beta2: r.beta2, one_minus_beta2: r.oneMinusBeta2,
+                                       step_size: r.stepSize, correction2: r.correction2, eps: r.eps)
+            withUnsafePointer(to: &step) { step in
+                parallelFor(n) { s, e in ember_adam_f32(pf + s, gf + s, m + s, v + s, e - s, step) }
+            }
+        case .rmsprop(let r) where S.self == Float.self:
+            let (pf, gf, squares) = (floats(parameter), floats(gradient) + gradientOffset, floats(states[0]))
+            let averages = r.centered ? floats(states[1]) : nil, buffer = r.momentum > 0 ? floats(states[states.count - 1]) : nil
+            var step = ember_rmsprop_step(lr: r.lr, weight_decay: r.weightDecay, alpha: r.alpha, one_minus_alpha: r.oneMinusAlpha,
+                                          eps: r.eps, momentum: r.momentum)
+            withUnsafePointer(to: &step) { step in
+                parallelFor(n) { s, e in ember_rmsprop_f32(pf + s, gf + s, squares + s, averages.map { $0 + s }, buffer.map { $0 + s }, e - s, step) }
             }
         case .adam(let r):
             let (m, v) = (state[0], state[1])
