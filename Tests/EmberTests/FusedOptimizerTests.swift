@@ -129,6 +129,27 @@ struct FusedOptimizerTests {
         }
     }
 
+    @Test("the GPU variants of optim.cl (a work-item per element, interleaved norm partials) agree with the CPU")
+    func gpuKernelVariants() async {
+        await #expect(processExitsWith: .success) {
+            setenv("EMBER_OPENCL_KERNELS", "gpu", 1)
+            guard let gpu = TestDevices.openCL else { return }
+            precondition((gpu.backend as! OpenCLBackend).isCPU == false, "EMBER_OPENCL_KERNELS=gpu was not applied")
+            for (name, make) in FusedOptimizerTests.optimizers {
+                let reference = FusedOptimizerTests.trajectory(make, device: .cpu, fused: false, shapes: FusedOptimizerTests.smallShapes)
+                let actual = FusedOptimizerTests.trajectory(make, device: gpu, fused: true, shapes: FusedOptimizerTests.smallShapes)
+                precondition(actual.count == reference.count && zip(actual, reference).allSatisfy { isClose($0, $1, rtol: 1e-4, atol: 1e-6) },
+                             "\(name) differs with the GPU kernels")
+            }
+            for normType: Float in [2, 3, .infinity] {
+                let a = FusedOptimizerTests.gradients(20, device: gpu), b = FusedOptimizerTests.gradients(20, device: .cpu)
+                let fused = clipGradNorm(a, maxNorm: 0.5, normType: normType, fused: true)
+                let composed = clipGradNorm(b, maxNorm: 0.5, normType: normType, fused: false)
+                precondition(abs(fused - composed) <= 1e-4 * composed, "norm \(normType): \(fused) vs \(composed)")
+            }
+        }
+    }
+
     @Test("float16 and bfloat16 parameters: the fused update is within the type's rounding of the composed one",
           arguments: [DType.float16, .bfloat16])
     func narrowTypes(_ dtype: DType) {
