@@ -77,6 +77,7 @@ struct EmberBench: ParsableCommand {
             workloads.dispatch(d, filter: matches)
             workloads.attention(d, filter: matches)
             workloads.precision(d, filter: matches)
+            workloads.optimizerStep(d, filter: matches)
         }
         try workloads.checkpoint(filter: matches)
         try workloads.csv(filter: matches)

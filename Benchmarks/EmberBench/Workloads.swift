@@ -174,6 +174,34 @@ struct Workloads {
         }
     }
 
+    /// An AdamW step over 1M parameters (one [1024, 1024] weight), fused (one kernel per
+    /// parameter) against the composed update that `EMBER_FUSION=0` runs, taking turns
+    /// repetition by repetition; the note gives each path's kernel launches and bytes per step.
+    func optimizerStep(_ device: Device, filter: (String) -> Bool) {
+        let name = "AdamW step 1M parameters"
+        guard filter(name) else { return }
+        let weight = Tensor.randn([1024, 1024], device: device, requiresGrad: true)
+        weight.grad = Tensor.randn([1024, 1024], device: device)
+        let fused = AdamW([weight], lr: 1e-3), eager = AdamW([weight], lr: 1e-3)
+        fused.fused = true
+        eager.fused = false
+        /// Launches and megabytes of one step of `optimizer`.
+        func traffic(_ optimizer: Optimizer) -> String {
+            optimizer.step()
+            try? device.synchronize()
+            let before = device.stats
+            optimizer.step()
+            try? device.synchronize()
+            let after = device.stats
+            return String(format: "%d launches, %.0f MB per step", after.kernelLaunches - before.kernelLaunches,
+                          Double(after.bytesMoved - before.bytesMoved) / 1e6)
+        }
+        let notes = (traffic(fused), traffic(eager))
+        let timings = timer.timeAlternating(on: device, { fused.step() }, { eager.step() })
+        report("\(name) fused", device, timings.a, unit: "ms/step", higherIsBetter: false, note: notes.0) { $0 * 1e3 }
+        report("\(name) eager", device, timings.b, unit: "ms/step", higherIsBetter: false, note: notes.1) { $0 * 1e3 }
+    }
+
     /// Peak resident memory of the process and peak live device bytes since the last reset.
     func memoryNote(_ device: Device) -> String {
         String(format: "peak RSS %.0f MiB, peak live %@ %.1f MiB", peakResidentMiB(), device.description,

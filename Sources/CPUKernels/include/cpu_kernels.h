@@ -91,4 +91,36 @@ void ember_f32_to_f16_isa(ember_isa isa, const float *x, uint16_t *y, long n);
 /// See `ember_f32_to_bf16_isa`.
 void ember_f16_to_f32_isa(ember_isa isa, const uint16_t *x, float *y, long n);
 
+/// The scalars of one Adam or AdamW step (Swift's `OptimizerRule.AdamStep`): decoupled decay
+/// multiplies the parameter by `decay_factor`, L2 decay adds `weight_decay * p` to the gradient
+/// (neither when `weight_decay` is 0); `step_size` is `lr / (1 - beta1^t)`, `correction2` `1 - beta2^t`.
+typedef struct {
+    float weight_decay;
+    int decoupled;
+    float decay_factor, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, correction2, eps;
+} ember_adam_step;
+
+/// The scalars of one RMSprop step (Swift's `OptimizerRule.RMSpropStep`).
+typedef struct {
+    float lr, weight_decay, alpha, one_minus_alpha, eps, momentum;
+} ember_rmsprop_step;
+
+/// One Adam/AdamW update of `n` float32 parameters `p` and their states `m` (exp_avg) and `v`
+/// (exp_avg_sq) in place from gradients `g`, with the composed update's operations in its order
+/// (no contraction, IEEE division and square root): bit for bit the CPU backend's Swift loop.
+/// The four arrays must not overlap. AVX-512 or AVX2 code where the CPU has it.
+void ember_adam_f32(float *p, const float *g, float *m, float *v, long n, const ember_adam_step *step);
+
+/// `ember_adam_f32` with the code for `isa`, which must be at most `ember_cpu_isa()`.
+void ember_adam_f32_isa(ember_isa isa, float *p, const float *g, float *m, float *v, long n, const ember_adam_step *step);
+
+/// One RMSprop update of `n` float32 parameters, as `ember_adam_f32`: `grad_avg` (centered) and
+/// `momentum_buffer` (momentum > 0) are NULL when the step has none.
+void ember_rmsprop_f32(float *p, const float *g, float *square_avg, float *grad_avg, float *momentum_buffer, long n,
+                       const ember_rmsprop_step *step);
+
+/// `ember_rmsprop_f32` with the code for `isa`, which must be at most `ember_cpu_isa()`.
+void ember_rmsprop_f32_isa(ember_isa isa, float *p, const float *g, float *square_avg, float *grad_avg, float *momentum_buffer,
+                           long n, const ember_rmsprop_step *step);
+
 #endif

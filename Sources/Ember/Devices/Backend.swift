@@ -91,6 +91,65 @@ struct GemmOperand {
     var dtype: DType = .float32
 }
 
+/// One optimizer update rule of `Backend.optimizerStep`, with this step's hyper-parameters
+/// folded on the host exactly as the composed updates of `Optim/Optimizer.swift` fold them
+/// (`1 - beta1`, `lr / (1 - beta1^t)`, ...), so the fused loop does the same Float32 operations.
+enum OptimizerRule {
+    /// `torch.optim.SGD`: states `[momentum_buffer]` when `momentum != 0`, none otherwise.
+    case sgd(SGDStep)
+    /// `torch.optim.Adam` and `AdamW`: states `[exp_avg, exp_avg_sq]`.
+    case adam(AdamStep)
+    /// `torch.optim.RMSprop`: states `[square_avg]`, then `grad_avg` when centered, then
+    /// `momentum_buffer` when `momentum > 0`.
+    case rmsprop(RMSpropStep)
+
+    /// SGD's scalars for one step.
+    struct SGDStep {
+        var lr: Float, weightDecay: Float, momentum: Float
+        /// `1 - dampening`, applied to the gradient only when `dampened`.
+        var keep: Float, dampened: Bool
+        var nesterov: Bool
+        /// The first step: the momentum buffer is set to the gradient instead of updated.
+        var firstStep: Bool
+    }
+
+    /// Adam's scalars for one step.
+    struct AdamStep {
+        var weightDecay: Float
+        /// Decoupled (AdamW) decay multiplies the parameter by `decayFactor = 1 - lr * weightDecay`.
+        var decoupled: Bool, decayFactor: Float
+        var beta1: Float, oneMinusBeta1: Float, beta2: Float, oneMinusBeta2: Float
+        /// `lr / (1 - beta1^t)` and `1 - beta2^t`.
+        var stepSize: Float, correction2: Float
+        var eps: Float
+    }
+
+    /// RMSprop's scalars for one step.
+    struct RMSpropStep {
+        var lr: Float, weightDecay: Float, alpha: Float, oneMinusAlpha: Float, eps: Float, momentum: Float
+        var centered: Bool
+    }
+
+    /// How many state buffers the rule reads and writes.
+    var stateCount: Int {
+        switch self {
+        case .sgd(let s): s.momentum != 0 ? 1 : 0
+        case .adam: 2
+        case .rmsprop(let r): 1 + (r.centered ? 1 : 0) + (r.momentum > 0 ? 1 : 0)
+        }
+    }
+}
+
+/// What `Backend.powerSum` accumulates over every element `x`.
+enum NormPower: Equatable {
+    /// `x * x`, summed.
+    case square
+    /// `pow(|x|, p)`, summed.
+    case power(Float)
+    /// `|x|`, the maximum (NaN when any element is NaN).
+    case maxAbs
+}
+
 /// Counters a backend keeps for tests and benchmarks.
 public struct BackendStats: Sendable, Equatable {
     /// Buffers currently owned by tensors.
@@ -109,6 +168,63 @@ public struct BackendStats: Sendable, Equatable {
     public var deviceToHost = 0
     /// Peak of `liveBytes` since start (or since `resetPeak()`).
     public var peakLiveBytes = 0
+    /// Kernels launched since start: on OpenCL every `clEnqueueNDRangeKernel` and every CLBlast
+    /// call; on the CPU every primitive call that runs a compute loop (transfers are counted
+    /// in `hostToDevice` and `deviceToHost` instead).
+    public var kernelLaunches = 0
+    /// Bytes the launched kernels read and wrote since start, counted from each primitive's
+    /// operands: every input view's elements (a broadcast operand counts once per element it
+    /// feeds), every output element, and a GEMM's operands and result once each; an
+    /// approximation of device-memory traffic that ignores caches and re-reads.
+    public var bytesMoved = 0
+}
+
+/// The bytes each primitive's kernels read and write, as `BackendStats.bytesMoved` counts them
+/// on every backend: each input view's elements (a broadcast operand once per element it
+/// feeds, a scalar operand none), each output element, an accumulated output twice.
+enum Traffic {
+    /// A view's elements.
+    static func of(_ view: StridedView) -> Int { view.count * view.dtype.byteSize }
+    /// A view operand's elements over `count` outputs; a scalar reads no memory.
+    static func of(_ operand: Operand, dtype: DType, count: Int) -> Int {
+        if case .view = operand { return count * dtype.byteSize }
+        return 0
+    }
+    /// `count` elements of `dtype`.
+    static func elements(_ count: Int, _ dtype: DType = .float32) -> Int { count * dtype.byteSize }
+    /// `binary`: both operands and the result (a mask of bytes for comparisons).
+    static func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType) -> Int {
+        let n = Shape.count(shape)
+        return of(a, dtype: dtype, count: n) + of(b, dtype: dtype, count: n) + n * (op.isComparison ? 1 : dtype.byteSize)
+    }
+    /// `select`: the mask, both operands and the result.
+    static func select(_ a: Operand, _ b: Operand, shape: [Int], dtype: DType) -> Int {
+        let n = Shape.count(shape)
+        return n + of(a, dtype: dtype, count: n) + of(b, dtype: dtype, count: n) + n * dtype.byteSize
+    }
+    /// `gemm`: each operand's matrices once (a shared one once in all), C written (and read
+    /// when `beta != 0`).
+    static func gemm(m: Int, n: Int, k: Int, batch: Int, a: GemmOperand, b: GemmOperand, beta: Float) -> Int {
+        (a.batchStride == 0 ? 1 : batch) * m * k * a.dtype.byteSize + (b.batchStride == 0 ? 1 : batch) * k * n * b.dtype.byteSize
+            + batch * m * n * 4 * (beta == 0 ? 1 : 2)
+    }
+    /// `reduce`: the block read and its `[outer, inner]` results.
+    static func reduce(outer: Int, size: Int, inner: Int, dtype: DType) -> Int {
+        elements(outer * size * inner, dtype) + elements(outer * inner)
+    }
+    /// `gather`: each index, the value it picks and the value written.
+    static func gather(_ index: StridedView) -> Int { index.count * (4 + 4 + 4) }
+    /// `scatterAdd`: each value and index read, and its destination element read and written.
+    static func scatterAdd(_ values: StridedView, _ index: StridedView) -> Int { of(values) + of(index) + 2 * elements(values.count) }
+    /// `im2col` and `col2im`: the image and its columns (Float32).
+    static func columns(_ g: Conv2dGeometry) -> Int {
+        4 * (g.batch * g.channels * g.height * g.width + g.batch * g.channels * g.kernelH * g.kernelW * g.outHeight * g.outWidth)
+    }
+    /// Pooling forward or backward: the input plane and the pooled outputs (Float32; with
+    /// `indices`, an Int32 index per output too).
+    static func pool(_ g: Conv2dGeometry, indices: Bool) -> Int {
+        4 * (g.batch * g.channels * g.height * g.width + g.batch * g.channels * g.outHeight * g.outWidth * (indices ? 2 : 1))
+    }
 }
 
 /// The device abstraction: the only layer that knows about memory and kernels.
@@ -212,6 +328,19 @@ protocol Backend: AnyObject, Sendable {
     func avgPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer)
     /// The adjoint of `avgPool2d`: spreads `[N, C, outH, outW]` gradients into a fresh NCHW tensor.
     func avgPool2dBackward(_ gradient: DeviceBuffer, geometry: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer)
+
+    /// One optimizer update of `count` elements, in place and in one pass: reads `gradient`
+    /// (contiguous from element `gradientOffset`), reads and overwrites `parameter` and
+    /// `states` (contiguous from element 0, distinct buffers, in `rule`'s order), all of the
+    /// float type `dtype`, computing in Float32 with the composed update's operations in its
+    /// order (bit for bit on the CPU for float32).
+    func optimizerStep(_ rule: OptimizerRule, parameter: DeviceBuffer, gradient: DeviceBuffer, gradientOffset: Int,
+                       states: [DeviceBuffer], count: Int, dtype: DType)
+    /// Writes to `destination[0]` (Float32) the sum over every element `x` of every contiguous
+    /// 1-D view of `sources` (all of the float type `dtype`) of `power`'s term, or for
+    /// `.maxAbs` their largest `|x|` (0 when there are no elements): a norm's reduction over
+    /// many tensors at once.
+    func powerSum(_ power: NormPower, _ sources: [StridedView], dtype: DType, destination: DeviceBuffer)
 
     /// `destination[o, j, i] = source[o, index[o, j, i], i]` with `source` the contiguous block
     /// `[outer, size, inner]` at `offset` and `index` an Int32 view shaped `[outer, j, inner]`.

@@ -81,6 +81,13 @@ final class BufferPool: @unchecked Sendable {
         if upload { counters.hostToDevice += 1 } else { counters.deviceToHost += 1 }
     }
 
+    /// Counts `launches` kernel launches that read and write `bytes` bytes in all.
+    func noteKernels(_ launches: Int, bytes: Int) {
+        lock.lock(); defer { lock.unlock() }
+        counters.kernelLaunches += launches
+        counters.bytesMoved += bytes
+    }
+
     /// A snapshot of the counters.
     var stats: BackendStats {
         lock.lock(); defer { lock.unlock() }

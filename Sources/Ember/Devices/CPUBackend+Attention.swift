@@ -8,6 +8,7 @@ import Foundation
 extension CPUBackend {
     func attentionSoftmax(_ scores: DeviceBuffer, batch: Int, rows: Int, cols: Int, scale: Float, causal: Bool,
                           mask: StridedView?, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.elements(2 * batch * rows * cols) + (mask.map(Traffic.of) ?? 0))
         let src = UnsafePointer(floats(scores)), dst = floats(destination)
         let maskBase = mask.map { UnsafePointer(floats($0.buffer) + $0.offset) }
         let ms = mask?.strides ?? [0, 0, 0, 0], inner = mask?.shape[1] ?? 1
@@ -45,6 +46,7 @@ extension CPUBackend {
 
     func attentionSoftmaxBackward(_ probs: DeviceBuffer, gradient: DeviceBuffer, batch: Int, rows: Int, cols: Int,
                                   scale: Float, causal: Bool, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.elements(3 * batch * rows * cols))
         let p = UnsafePointer(floats(probs)), g = UnsafePointer(floats(gradient)), dst = floats(destination)
         parallelFor(batch * rows, grain: Swift.max(1, 8192 / Swift.max(cols, 1))) { s, e in
             for r in s..<e {

@@ -109,6 +109,7 @@ extension CPUBackend {
     // MARK: Copies and constants
 
     func copy(_ source: StridedView, to destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: 2 * Traffic.of(source))
         switch source.dtype.byteSize {
         case 1: map(source, elements(source.buffer, as: UInt8.self), elements(destination, as: UInt8.self), Elementwise.Identity<UInt8>())
         case 2: map(source, elements(source.buffer, as: UInt16.self), elements(destination, as: UInt16.self), Elementwise.Identity<UInt16>())
@@ -119,6 +120,7 @@ extension CPUBackend {
 
     func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer) {
         if source.dtype == dtype { return copy(source, to: destination) }
+        pool.noteKernels(1, bytes: Traffic.of(source) + Traffic.elements(source.count, dtype))
         switch source.dtype {
         case .float32: cast(source, from: Float.self, to: dtype, destination)
         case .float16: cast(source, from: Elementwise.Half.self, to: dtype, destination)
@@ -148,6 +150,7 @@ extension CPUBackend {
     }
 
     func fill(_ destination: DeviceBuffer, count: Int, value: Double, dtype: DType) {
+        pool.noteKernels(1, bytes: Traffic.elements(count, dtype))
         let bits = dtype.bits(of: value)
         func run<T: FixedWidthInteger>(_: T.Type) {
             let d = elements(destination, as: T.self), v = T(truncatingIfNeeded: bits)
@@ -162,6 +165,7 @@ extension CPUBackend {
     }
 
     func arange(_ destination: DeviceBuffer, count: Int, start: Double, step: Double, dtype: DType) {
+        pool.noteKernels(1, bytes: Traffic.elements(count, dtype))
         check(dtype == .float32 || dtype == .int32, "arange: the backend writes float32 or int32, not \(dtype)")
         if dtype == .float32 {
             let d = floats(destination)
@@ -219,6 +223,7 @@ extension CPUBackend {
     }
 
     func random(_ destination: DeviceBuffer, count: Int, distribution: RandomDistribution, seed: UInt64, offset: UInt64) {
+        pool.noteKernels(1, bytes: Traffic.elements(count))
         switch distribution {
         case let .uniform(low, high):
             let d = floats(destination)
@@ -253,6 +258,7 @@ extension CPUBackend {
     // MARK: Math
 
     func unary(_ op: UnaryOp, _ source: StridedView, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: 2 * Traffic.of(source))
         op.kernel.cpu(self, source, destination, op.p0, op.p1)
     }
 
@@ -275,6 +281,7 @@ extension CPUBackend {
     }
 
     func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.binary(op, a, b, shape: shape, dtype: dtype))
         op.kernel.cpu(self, a, b, shape, dtype, destination)
     }
 
@@ -298,6 +305,7 @@ extension CPUBackend {
     }
 
     func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.select(a, b, shape: shape, dtype: dtype))
         switch dtype {
         case .float16: select(condition, a, b, shape: shape, Elementwise.Half.self, destination)
         case .bfloat16: select(condition, a, b, shape: shape, Elementwise.BFloat16.self, destination)

@@ -10,6 +10,7 @@ extension CPUBackend {
     /// runs on OpenBLAS's own threads, which share the packed panels.
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int) {
+        pool.noteKernels(1, bytes: Traffic.gemm(m: m, n: n, k: k, batch: batch, a: a, b: b, beta: beta))
         if a.dtype.isReducedFloat && a.dtype == b.dtype {
             // 16-bit operands: Ember's GEMM (AVX-512 BF16 dot products where the CPU has them),
             // Float32 accumulation, on its own threads.
@@ -72,6 +73,7 @@ extension CPUBackend {
     }
 
     func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.columns(g))
         let src = floats(source) + offset, dst = floats(destination)
         let (oh, ow) = (g.outHeight, g.outWidth)
         let plane = g.height * g.width, cols = oh * ow, taps = g.kernelH * g.kernelW
@@ -98,6 +100,7 @@ extension CPUBackend {
     }
 
     func col2im(_ columns: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.columns(g))
         let src = floats(columns), dst = floats(destination)
         let plane = g.height * g.width, cols = g.outHeight * g.outWidth, taps = g.kernelH * g.kernelW
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
@@ -120,6 +123,7 @@ extension CPUBackend {
     }
 
     func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.pool(g, indices: true))
         let src = floats(source) + offset, dst = floats(destination), idx = ints(indices)
         let (oh, ow) = (g.outHeight, g.outWidth)
         let plane = g.height * g.width
@@ -188,6 +192,7 @@ extension CPUBackend {
     }
 
     func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.pool(g, indices: true))
         let grad = floats(gradient), idx = ints(indices), dst = floats(destination)
         let plane = g.height * g.width, outputs = g.outHeight * g.outWidth
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
@@ -210,6 +215,7 @@ extension CPUBackend {
     }
 
     func avgPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.pool(g, indices: false))
         let src = floats(source) + offset, dst = floats(destination)
         let (oh, ow) = (g.outHeight, g.outWidth)
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
@@ -228,6 +234,7 @@ extension CPUBackend {
     }
 
     func avgPool2dBackward(_ gradient: DeviceBuffer, geometry g: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.pool(g, indices: false))
         let grad = floats(gradient), dst = floats(destination)
         let (oh, ow) = (g.outHeight, g.outWidth)
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
@@ -247,6 +254,7 @@ extension CPUBackend {
 
     func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int,
                 index: StridedView, indices: IndexRule, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.gather(index))
         let src = floats(source) + offset, dst = floats(destination), idx = ints(index.buffer) + index.offset
         let j = index.shape[1]
         let (s0, s1, s2) = (index.strides[0], index.strides[1], index.strides[2])
@@ -267,6 +275,7 @@ extension CPUBackend {
 
     func scatterAdd(_ values: StridedView, index: StridedView, outer: Int, size: Int, inner: Int,
                     indices: IndexRule, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.scatterAdd(values, index))
         let val = floats(values.buffer) + values.offset, idx = ints(index.buffer) + index.offset, dst = floats(destination)
         let j = index.shape[1]
         let ignored = indices.ignored ?? Int.min  // no Int32 index equals Int.min

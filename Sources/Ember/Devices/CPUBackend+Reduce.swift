@@ -39,6 +39,7 @@ extension CPUBackend {
 
     func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, dtype: DType,
                 destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.reduce(outer: outer, size: size, inner: inner, dtype: dtype))
         switch dtype {
         case .float16: reduce(op, source, offset, outer, size, inner, Elementwise.Half.self, destination)
         case .bfloat16: reduce(op, source, offset, outer, size, inner, Elementwise.BFloat16.self, destination)
@@ -126,6 +127,7 @@ extension CPUBackend {
     }
 
     func softmax(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, log: Bool, destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.elements(2 * rows * cols))
         let src = UnsafePointer(floats(source) + offset)
         let dst = floats(destination)
         parallelFor(rows, grain: Swift.max(1, 8192 / Swift.max(cols, 1))) { s, e in

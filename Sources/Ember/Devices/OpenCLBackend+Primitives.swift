@@ -27,6 +27,7 @@ extension OpenCLBackend {
     }
 
     func copy(_ source: StridedView, to destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: 2 * Traffic.of(source))
         let c = layout(source.shape, [source.strides])
         launchStrided("copy_\(source.dtype.byteSize)", shape: c.shape, [
             .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
@@ -36,6 +37,7 @@ extension OpenCLBackend {
 
     func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer) {
         if source.dtype == dtype { return copy(source, to: destination) }
+        pool.noteKernels(0, bytes: Traffic.of(source) + Traffic.elements(source.count, dtype))
         let c = layout(source.shape, [source.strides])
         launchStrided("cast_\(source.dtype)_\(dtype)", shape: c.shape, [
             .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
@@ -44,6 +46,7 @@ extension OpenCLBackend {
     }
 
     func fill(_ destination: DeviceBuffer, count: Int, value: Double, dtype: DType) {
+        pool.noteKernels(0, bytes: Traffic.elements(count, dtype))
         let bits = dtype.bits(of: value)
         let pattern: Argument = switch dtype.byteSize {
         case 1: .uchar(UInt8(truncatingIfNeeded: bits))
@@ -55,6 +58,7 @@ extension OpenCLBackend {
     }
 
     func arange(_ destination: DeviceBuffer, count: Int, start: Double, step: Double, dtype: DType) {
+        pool.noteKernels(0, bytes: Traffic.elements(count, dtype))
         check(dtype == .float32 || dtype == .int32, "arange: the backend writes float32 or int32, not \(dtype)")
         if dtype == .float32 {
             launch("elementwise.cl", "arange_float", count: count, [.buffer(destination), .int(count), .float(Float(start)), .float(Float(step))])
@@ -64,6 +68,7 @@ extension OpenCLBackend {
     }
 
     func random(_ destination: DeviceBuffer, count: Int, distribution: RandomDistribution, seed: UInt64, offset: UInt64) {
+        pool.noteKernels(0, bytes: Traffic.elements(count))
         let head: [Argument] = [.buffer(destination), .int(count), .ulong(seed), .ulong(offset)]
         switch distribution {
         case let .uniform(low, high):
@@ -76,6 +81,7 @@ extension OpenCLBackend {
     }
 
     func unary(_ op: UnaryOp, _ source: StridedView, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: 2 * Traffic.of(source))
         let c = layout(source.shape, [source.strides])
         let name = "unary_\(op.kernel.name)"
         if c.contiguous {
@@ -112,6 +118,7 @@ extension OpenCLBackend {
     }
 
     func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.binary(op, a, b, shape: shape, dtype: dtype))
         let n = Shape.count(shape)
         let c = operandLayout(shape, [a.view, b.view])
         let name = "binary_\(op.kernel.name)", program = Self.elementwiseProgram(dtype)
@@ -131,6 +138,7 @@ extension OpenCLBackend {
     }
 
     func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.select(a, b, shape: shape, dtype: dtype))
         let n = Shape.count(shape)
         let c = operandLayout(shape, [condition, a.view, b.view])
         launchStrided("select_where", shape: c.shape, dtype: dtype,
@@ -142,6 +150,7 @@ extension OpenCLBackend {
 
     func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, dtype: DType,
                 destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.reduce(outer: outer, size: size, inner: inner, dtype: dtype))
         let code = Int(op.rawValue), program = Self.typedProgram("reduce.cl", dtype)
         // A work-item per output walking its row serially: for strided (inner > 1) blocks, and
         // on CPU devices for many short rows, where a work-group per row spends its time in
@@ -185,6 +194,7 @@ extension OpenCLBackend {
     }
 
     func softmax(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, log: Bool, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.elements(2 * rows * cols))
         if isCPU {
             launch("reduce.cl", "softmax_rows_serial", count: rows, local: 1, [
                 .buffer(source), .int(offset), .int(rows), .int(cols), .int(log ? 1 : 0), .buffer(destination),
@@ -198,6 +208,7 @@ extension OpenCLBackend {
 
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int) {
+        pool.noteKernels(0, bytes: Traffic.gemm(m: m, n: n, k: k, batch: batch, a: a, b: b, beta: beta))
         // Narrow operands of one type go to Ember's kernels built for it, which widen as they
         // load (CLBlast reads Float32 only); mixed types are widened to Float32 copies first.
         if a.dtype == b.dtype && a.dtype.isReducedFloat {
@@ -267,21 +278,25 @@ extension OpenCLBackend {
     }
 
     func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.columns(g))
         let count = g.batch * g.channels * g.kernelH * g.kernelW * g.outHeight
         launch("conv.cl", "im2col", count: count, [.buffer(source), .int(offset), .buffer(destination)] + geometryArguments(g))
     }
 
     func col2im(_ columns: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.columns(g))
         launch("conv.cl", "col2im", count: g.batch * g.channels * g.height,
                [.buffer(columns), .buffer(destination)] + geometryArguments(g))
     }
 
     func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.pool(g, indices: true))
         launchRuns("conv.cl", "max_pool2d", rows: g.batch * g.channels * g.outHeight, length: g.outWidth,
                    [.buffer(source), .int(offset), .buffer(destination), .buffer(indices)] + geometryArguments(g))
     }
 
     func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.pool(g, indices: true))
         // Windows that cannot overlap (stride at least the dilated extent) pick disjoint
         // pixels: zero the input gradient and write each window's gradient to its pick.
         if g.strideH >= (g.kernelH - 1) * g.dilationH + 1 && g.strideW >= (g.kernelW - 1) * g.dilationW + 1 {
@@ -295,17 +310,20 @@ extension OpenCLBackend {
     }
 
     func avgPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.pool(g, indices: false))
         launch("conv.cl", "avg_pool2d", count: g.batch * g.channels * g.outHeight * g.outWidth,
                [.buffer(source), .int(offset), .buffer(destination), .int(countPadding ? 1 : 0)] + geometryArguments(g))
     }
 
     func avgPool2dBackward(_ gradient: DeviceBuffer, geometry g: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.pool(g, indices: false))
         launch("conv.cl", "avg_pool2d_backward", count: g.batch * g.channels * g.height * g.width,
                [.buffer(gradient), .buffer(destination), .int(countPadding ? 1 : 0)] + geometryArguments(g))
     }
 
     func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int,
                 index: StridedView, indices: IndexRule, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.gather(index))
         let j = index.shape[1], n = outer * j * inner
         guard n > 0 else { return }
         launch("index.cl", "gather", count: n, [
@@ -317,6 +335,7 @@ extension OpenCLBackend {
 
     func scatterAdd(_ values: StridedView, index: StridedView, outer: Int, size: Int, inner: Int,
                     indices: IndexRule, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.scatterAdd(values, index))
         let j = index.shape[1], n = outer * j * inner
         guard n > 0 else { return }
         launch("index.cl", "scatter_add", count: n, [
@@ -340,6 +359,7 @@ extension Operand {
 extension OpenCLBackend {
     func attentionSoftmax(_ scores: DeviceBuffer, batch: Int, rows: Int, cols: Int, scale: Float, causal: Bool,
                           mask: StridedView?, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.elements(2 * batch * rows * cols) + (mask.map(Traffic.of) ?? 0))
         let total = batch * rows
         let s = mask?.strides ?? [0, 0, 0, 0]
         launch("attention.cl", "attention_softmax", count: isCPU ? total : total * reductionLocal, local: isCPU ? 1 : reductionLocal, [
@@ -351,6 +371,7 @@ extension OpenCLBackend {
 
     func attentionSoftmaxBackward(_ probs: DeviceBuffer, gradient: DeviceBuffer, batch: Int, rows: Int, cols: Int,
                                   scale: Float, causal: Bool, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.elements(3 * batch * rows * cols))
         let total = batch * rows
         launch("attention.cl", "attention_softmax_backward", count: isCPU ? total : total * reductionLocal, local: isCPU ? 1 : reductionLocal, [
             .buffer(probs), .buffer(gradient), .int(total), .int(rows), .int(cols), .float(scale), .int(causal ? 1 : 0),
@@ -383,6 +404,7 @@ extension OpenCLBackend: FlashAttentionBackend {
 
     func flashAttentionForward(query: DeviceBuffer, key: DeviceBuffer, value: DeviceBuffer, batch: Int, rows: Int, cols: Int,
                                dim: Int, scale: Float, causal: Bool, output: DeviceBuffer, lse: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.elements(2 * batch * (rows + cols) * dim + batch * rows))
         launch("attention.cl", "flash_attention_forward", count: batch * rows, local: 1, [
             .buffer(query), .buffer(key), .buffer(value), .int(batch * rows), .int(rows), .int(cols), .int(dim),
             .float(scale), .int(causal ? 1 : 0), .buffer(output), .buffer(lse),
@@ -393,6 +415,7 @@ extension OpenCLBackend: FlashAttentionBackend {
                                 gradient: DeviceBuffer, lse: DeviceBuffer, batch: Int, rows: Int, cols: Int, dim: Int,
                                 scale: Float, causal: Bool, delta: DeviceBuffer,
                                 queryGradient: DeviceBuffer, keyGradient: DeviceBuffer, valueGradient: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.elements(batch * (5 * rows + 4 * cols) * dim + 2 * batch * rows))
         launch("attention.cl", "flash_attention_backward_query", count: batch * rows, local: 1, [
             .buffer(query), .buffer(key), .buffer(value), .buffer(output), .buffer(gradient), .buffer(lse),
             .int(batch * rows), .int(rows), .int(cols), .int(dim), .float(scale), .int(causal ? 1 : 0),

@@ -12,10 +12,10 @@ import Foundation
 /// message.
 final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Kernel source files, each built into one program when the backend is created.
-    static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl", "attention.cl"]
+    static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl", "attention.cl", "optim.cl"]
     /// The programs whose kernels read the float storage type `storage.cl` selects: built for
     /// float32 with the others, and for float16 / bfloat16 (`file#1`, `file#2`) at first use.
-    static let storageTyped: Set<String> = ["elementwise.cl", "reduce.cl", "gemm.cl"]
+    static let storageTyped: Set<String> = ["elementwise.cl", "reduce.cl", "gemm.cl", "optim.cl"]
 
     let index: Int
     let info: DeviceInfo
@@ -389,6 +389,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         case uchar(UInt8)
         case ushort(UInt16)
         case int8([Int])
+        case int16([Int])
     }
 
     /// Enqueues `name` from `file` over `count` work-items, rounded up to whole work-groups of
@@ -401,6 +402,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     /// Enqueues `name` over a 3-D range; `global` must be a multiple of `local` in each dim.
+    /// Counts one launch in `stats` (the primitive counts the bytes its kernels move).
     func launch3D(_ file: String, _ name: String, global: (Int, Int, Int), local: (Int, Int, Int), _ arguments: [Argument]) {
         guard global.0 > 0 && global.1 > 0 && global.2 > 0 else { return }
         let collector = Profiler.deviceProfiling ? Profiler.current.flatMap { $0.activities.contains(.device) ? $0 : nil } : nil
@@ -449,6 +451,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
                 var x = SIMD8<Int32>()
                 for (k, v) in values.enumerated() { x[k] = Int32(truncatingIfNeeded: v) }
                 status = clSetKernelArg(kernel, cl_uint(i), 32, &x)
+            case .int16(let values):
+                check(values.count <= 16, "opencl:\(index): \(name) takes at most 16 entries in a vector argument, got \(values.count)")
+                var x = SIMD16<Int32>()
+                for (k, v) in values.enumerated() { x[k] = Int32(truncatingIfNeeded: v) }
+                status = clSetKernelArg(kernel, cl_uint(i), 64, &x)
             }
             if status != CL_SUCCESS {
                 if pendingError == nil { pendingError = .openCL(call: "clSetKernelArg(\(name), \(i))", code: status) }
@@ -462,10 +469,12 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             clEnqueueNDRangeKernel(queue, kernel, 3, nil, &globalSize, &localSize, 0, nil, collector == nil ? nil : slot)
         }
         if status != CL_SUCCESS && pendingError == nil { pendingError = .openCL(call: "clEnqueueNDRangeKernel(\(name))", code: status) }
+        pool.noteKernels(1, bytes: 0)
         if let collector, let event { collector.noteDeviceEvent(event, name: name, device: "opencl:\(index)") }
     }
 
-    /// Runs `body` holding the launch lock (for CLBlast calls on the shared queue). `body`
+    /// Runs `body` holding the launch lock (for CLBlast calls on the shared queue; each call
+    /// counts as one kernel launch, whatever CLBlast enqueues inside it). `body`
     /// gets the queue and, when the current task profiles device activity, a place for the
     /// event of its last command (nil otherwise).
     func withQueue(_ body: (inout cl_command_queue?, UnsafeMutablePointer<cl_event?>?) -> Int32, call: String) {
@@ -475,6 +484,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         var event: cl_event?
         let status = collector == nil ? body(&q, nil) : body(&q, &event)
         if status != 0 && pendingError == nil { pendingError = .openCL(call: call, code: status) }
+        pool.noteKernels(1, bytes: 0)
         if let collector, let event { collector.noteDeviceEvent(event, name: call, device: "opencl:\(index)") }
     }
 }

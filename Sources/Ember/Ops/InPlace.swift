@@ -3,7 +3,7 @@
 /// that changed), and are refused on tensors that take part in a recorded graph.
 extension Tensor {
     /// Stops unless an in-place write into this tensor is safe and possible.
-    private func checkInPlace(_ op: String) {
+    func checkInPlace(_ op: String) {
         check(!(requiresGradFlag && GradMode.enabled),
               "\(op): in-place update of a tensor that requires grad; wrap it in Tensor.noGrad { } (as optimizers do)")
         check(dtype.isFloatingPoint, "\(op): in-place ops need a floating-point tensor, got \(dtype)")

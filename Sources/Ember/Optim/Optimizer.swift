@@ -54,6 +54,13 @@ open class Optimizer {
     public private(set) var steps: [Int]
     /// Per-parameter state by name (`momentum_buffer`, `exp_avg`, ...), created on first use.
     var state: [[String: Tensor]]
+    /// Whether `step()` updates each parameter with one fused backend call (one kernel launch)
+    /// instead of the composed elementwise ops; `Fusion.enabled` (`EMBER_FUSION=0` turns it
+    /// off) unless set. Both give the same values: bit for bit for float32 on the CPU, within
+    /// Float32 rounding on OpenCL; float16 and bfloat16 parameters are rounded once per
+    /// stored value instead of once per op. A parameter whose state has another dtype than
+    /// itself (float32 state loaded for a narrow parameter) takes the composed update.
+    public var fused = Fusion.enabled
 
     /// An optimizer over `parameters` (which must be distinct float32 leaves) with learning
     /// rate `lr`, in one group. The optimizer holds the tensor objects: moving the model with
@@ -158,6 +165,14 @@ open class Optimizer {
         fatalError("\(type(of: self)) must override update(_:_:_:)")
     }
 
+    /// The state tensors `names` of parameter `index` for a fused update, zeros where missing;
+    /// nil (the composed update runs) when fusion is off or a state has another dtype than
+    /// the parameter.
+    func fusedStates(_ index: Int, _ names: [String], like p: Tensor) -> [Tensor]? {
+        guard fused, !names.contains(where: { state[index][$0].map { $0.dtype != p.dtype } ?? false }) else { return nil }
+        return names.map { name in stateTensor(index, name) { Tensor.zeros(like: p) } }
+    }
+
     /// The state tensor `name` of parameter `index`, created by `initial` on first use.
     func stateTensor(_ index: Int, _ name: String, _ initial: () -> Tensor) -> Tensor {
         if let t = state[index][name] { return t }
@@ -248,6 +263,28 @@ public final class SGD: Optimizer {
     override public var stateNames: Set<String> { ["momentum_buffer"] }
 
     override public func update(_ index: Int, _ p: Tensor, _ grad: Tensor) {
+        let buffer = state[index]["momentum_buffer"]
+        guard fused, buffer.map({ $0.dtype == p.dtype }) ?? true else { return composedUpdate(index, p, grad) }
+        var states: [Tensor] = []
+        if momentum != 0 {
+            if let buffer {
+                states = [buffer]
+            } else {
+                // The first step sets the buffer to the gradient: it is written before it is read.
+                let created = Tensor(uninitialized: p.shape, dtype: p.dtype, device: p.device, op: "momentum_buffer")
+                state[index]["momentum_buffer"] = created
+                states = [created]
+            }
+        }
+        let rule = OptimizerRule.SGDStep(lr: lr(ofParameter: index), weightDecay: weightDecay(ofParameter: index), momentum: momentum,
+                                         keep: 1 - dampening, dampened: dampening != 0, nesterov: nesterov,
+                                         firstStep: momentum != 0 && buffer == nil)
+        Tensor.optimizerStep(.sgd(rule), parameter: p, gradient: grad, states: states)
+    }
+
+    /// The update in composed tensor ops: what `EMBER_FUSION=0` runs, and the reference the
+    /// fused update is tested against.
+    func composedUpdate(_ index: Int, _ p: Tensor, _ grad: Tensor) {
         let weightDecay = weightDecay(ofParameter: index)
         var g = weightDecay != 0 ? grad + p * weightDecay : grad
         if momentum != 0 {
@@ -296,6 +333,19 @@ public class Adam: Optimizer {
     override public var stateNames: Set<String> { ["exp_avg", "exp_avg_sq"] }
 
     override public func update(_ index: Int, _ p: Tensor, _ grad: Tensor) {
+        guard let states = fusedStates(index, ["exp_avg", "exp_avg_sq"], like: p) else { return composedUpdate(index, p, grad) }
+        let lr = lr(ofParameter: index), weightDecay = weightDecay(ofParameter: index)
+        let t = Float(steps[index])
+        let rule = OptimizerRule.AdamStep(weightDecay: weightDecay, decoupled: decoupled, decayFactor: 1 - lr * weightDecay,
+                                          beta1: beta1, oneMinusBeta1: 1 - beta1, beta2: beta2, oneMinusBeta2: 1 - beta2,
+                                          stepSize: lr / (1 - Foundation.pow(beta1, t)), correction2: 1 - Foundation.pow(beta2, t),
+                                          eps: eps)
+        Tensor.optimizerStep(.adam(rule), parameter: p, gradient: grad, states: states)
+    }
+
+    /// The update in composed tensor ops: what `EMBER_FUSION=0` runs, and the reference the
+    /// fused update is tested against.
+    func composedUpdate(_ index: Int, _ p: Tensor, _ grad: Tensor) {
         let lr = lr(ofParameter: index), weightDecay = weightDecay(ofParameter: index)
         var g = grad
         if weightDecay != 0 {
@@ -358,6 +408,16 @@ public final class RMSprop: Optimizer {
     override public var stateNames: Set<String> { ["square_avg", "grad_avg", "momentum_buffer"] }
 
     override public func update(_ index: Int, _ p: Tensor, _ grad: Tensor) {
+        let names = ["square_avg"] + (centered ? ["grad_avg"] : []) + (momentum > 0 ? ["momentum_buffer"] : [])
+        guard let states = fusedStates(index, names, like: p) else { return composedUpdate(index, p, grad) }
+        let rule = OptimizerRule.RMSpropStep(lr: lr(ofParameter: index), weightDecay: weightDecay(ofParameter: index), alpha: alpha,
+                                             oneMinusAlpha: 1 - alpha, eps: eps, momentum: momentum, centered: centered)
+        Tensor.optimizerStep(.rmsprop(rule), parameter: p, gradient: grad, states: states)
+    }
+
+    /// The update in composed tensor ops: what `EMBER_FUSION=0` runs, and the reference the
+    /// fused update is tested against.
+    func composedUpdate(_ index: Int, _ p: Tensor, _ grad: Tensor) {
         let lr = lr(ofParameter: index), weightDecay = weightDecay(ofParameter: index)
         let g = weightDecay != 0 ? grad + p * weightDecay : grad
         let squareAverage = stateTensor(index, "square_avg") { Tensor.zeros(like: p) }

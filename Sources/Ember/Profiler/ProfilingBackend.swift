@@ -77,6 +77,18 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         }
     }
 
+    func optimizerStep(_ rule: OptimizerRule, parameter: DeviceBuffer, gradient: DeviceBuffer, gradientOffset: Int,
+                       states: [DeviceBuffer], count: Int, dtype: DType) {
+        op("optimizerStep", parameter, [[count]]) {
+            inner.optimizerStep(rule, parameter: parameter, gradient: gradient, gradientOffset: gradientOffset, states: states,
+                                count: count, dtype: dtype)
+        }
+    }
+
+    func powerSum(_ power: NormPower, _ sources: [StridedView], dtype: DType, destination: DeviceBuffer) {
+        op("powerSum", destination, sources.map(\.shape)) { inner.powerSum(power, sources, dtype: dtype, destination: destination) }
+    }
+
     func reduce(_ reduceOp: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner count: Int, dtype: DType,
                 destination: DeviceBuffer) {
         op("\(reduceOp)", destination, [[outer, size, count]]) {

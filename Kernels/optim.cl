@@ -1,0 +1,150 @@
+// Fused optimizer updates and the many-tensor reduction of gradient norms, over elements of
+// the STORAGE type (storage.cl, prepended; the program is built once per float storage type).
+// Every update reads the parameter, the gradient and the states once and writes the
+// parameter and the states once, computing in float with the operations of the composed
+// update in Optim/Optimizer.swift in the same order; contraction into FMA is off so each
+// operation rounds as the CPU's does. Each work-item takes a run of RUN consecutive
+// elements (64 on CPU devices: a loop the compiler vectorises; 1 on GPUs).
+
+#pragma OPENCL FP_CONTRACT OFF
+
+#ifndef LS
+#define LS 256
+#endif
+
+// For work-item t: its run [i0, i1) of the n elements.
+#define ELEMENT_RUN(n) \
+    int i0 = get_global_id(0) * RUN; \
+    if (i0 >= n) return; \
+    int i1 = min(n, i0 + RUN);
+
+// SGD; `b` (the momentum buffer) is read only when has_momentum (otherwise it is `p`, unread).
+__kernel void optim_sgd(__global ELEM* p, __global const ELEM* g, int g_off, __global ELEM* b, int n,
+                        float lr, float wd, float momentum, float keep, int dampened, int nesterov, int first,
+                        int has_momentum) {
+    ELEMENT_RUN(n)
+    for (int i = i0; i < i1; ++i) {
+        float x = LOAD(p, i), d = LOAD(g, g_off + i);
+        if (wd != 0.0f) d = d + x * wd;
+        if (has_momentum) {
+            float m;
+            if (first) {
+                m = d;
+            } else {
+                m = LOAD(b, i) * momentum;
+                m = m + (dampened ? d * keep : d);
+            }
+            STORE(b, i, m);
+            d = nesterov ? d + m * momentum : m;
+        }
+        STORE(p, i, x - d * lr);
+    }
+}
+
+// Adam and AdamW (decoupled: the parameter is multiplied by decay_factor first).
+__kernel void optim_adam(__global ELEM* p, __global const ELEM* g, int g_off, __global ELEM* m, __global ELEM* v, int n,
+                         float wd, int decoupled, float decay_factor, float beta1, float one_minus_beta1, float beta2,
+                         float one_minus_beta2, float step_size, float correction2, float eps) {
+    ELEMENT_RUN(n)
+    for (int i = i0; i < i1; ++i) {
+        float x = LOAD(p, i), d = LOAD(g, g_off + i);
+        if (wd != 0.0f) {
+            if (decoupled) x = x * decay_factor; else d = d + x * wd;
+        }
+        float mean = LOAD(m, i) * beta1;
+        mean = mean + d * one_minus_beta1;
+        float square = LOAD(v, i) * beta2;
+        square = square + d * d * one_minus_beta2;
+        STORE(m, i, mean);
+        STORE(v, i, square);
+        float denominator = sqrt(square / correction2) + eps;
+        STORE(p, i, x - mean * step_size / denominator);
+    }
+}
+
+// RMSprop; `avg` (grad_avg) is read when centered and `b` (momentum_buffer) when
+// has_momentum (otherwise each is `p`, unread).
+__kernel void optim_rmsprop(__global ELEM* p, __global const ELEM* g, int g_off, __global ELEM* sq, __global ELEM* avg,
+                            __global ELEM* b, int n, float lr, float wd, float alpha, float one_minus_alpha, float eps,
+                            float momentum, int centered, int has_momentum) {
+    ELEMENT_RUN(n)
+    for (int i = i0; i < i1; ++i) {
+        float x = LOAD(p, i), d = LOAD(g, g_off + i);
+        if (wd != 0.0f) d = d + x * wd;
+        float square = LOAD(sq, i) * alpha;
+        square = square + d * d * one_minus_alpha;
+        STORE(sq, i, square);
+        float average;
+        if (centered) {
+            float mean = LOAD(avg, i) * alpha;
+            mean = mean + d * one_minus_alpha;
+            STORE(avg, i, mean);
+            average = sqrt(square - mean * mean) + eps;
+        } else {
+            average = sqrt(square) + eps;
+        }
+        if (has_momentum) {
+            float m = LOAD(b, i) * momentum;
+            m = m + d / average;
+            STORE(b, i, m);
+            STORE(p, i, x - m * lr);
+        } else {
+            STORE(p, i, x - d / average * lr);
+        }
+    }
+}
+
+// Norm reduction modes (NormPower): 0 sum of x * x, 1 sum of pow(|x|, q), 2 max |x| (NaN wins).
+inline float norm_term(int mode, float x, float q) {
+    return mode == 0 ? x * x : mode == 1 ? pow(fabs(x), q) : fabs(x);
+}
+
+inline float norm_combine(int mode, float a, float b) {
+    return mode == 2 ? ((isnan(a) || isnan(b)) ? NAN : fmax(a, b)) : a + b;
+}
+
+inline int int16_entry(int d, int16 v) {
+    int a[16];
+    vstore16(v, 0, a);
+    return a[d];
+}
+
+// Partial results of up to 16 tensors in one launch: work-item (k, t) of the
+// [NORM_ITEMS, count] range reduces its share of tensor t (contiguous from offsets[t], counts[t]
+// elements; a contiguous slice on CPU devices, every NORM_ITEMS-th element on GPUs) into
+// partials[(slot + t) * NORM_ITEMS + k].
+#define NORM_ITEMS (4 * LS)
+__kernel void power_sum_partials(int mode, float q, int16 offsets, int16 counts,
+                                 __global const ELEM* s0, __global const ELEM* s1, __global const ELEM* s2, __global const ELEM* s3,
+                                 __global const ELEM* s4, __global const ELEM* s5, __global const ELEM* s6, __global const ELEM* s7,
+                                 __global const ELEM* s8, __global const ELEM* s9, __global const ELEM* s10, __global const ELEM* s11,
+                                 __global const ELEM* s12, __global const ELEM* s13, __global const ELEM* s14, __global const ELEM* s15,
+                                 __global float* partials, int slot) {
+    int k = get_global_id(0), t = get_global_id(1);
+    __global const ELEM* const sources[16] = {s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15};
+    __global const ELEM* src = sources[t];
+    int off = int16_entry(t, offsets), n = int16_entry(t, counts);
+#if CPU_DEVICE
+    int per = (n + NORM_ITEMS - 1) / NORM_ITEMS;
+    int first = k * per, last = min(n, first + per), step = 1;
+#else
+    int first = k, last = n, step = NORM_ITEMS;
+#endif
+    float acc = 0.0f;
+    for (int j = first; j < last; j += step) acc = norm_combine(mode, acc, norm_term(mode, LOAD(src, off + j), q));
+    partials[(slot + t) * NORM_ITEMS + k] = acc;
+}
+
+// Combines `count` partial results into dst[0] with one work-group of LS items.
+__kernel void power_sum_finish(__global const float* partials, int count, int mode, __global float* dst) {
+    __local float lv[LS];
+    int lid = get_local_id(0);
+    float acc = 0.0f;
+    for (int j = lid; j < count; j += LS) acc = norm_combine(mode, acc, partials[j]);
+    lv[lid] = acc;
+    for (int s = LS / 2; s > 0; s >>= 1) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < s) lv[lid] = norm_combine(mode, lv[lid], lv[lid + s]);
+    }
+    if (lid == 0) dst[0] = lv[0];
+}
