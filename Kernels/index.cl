@@ -14,19 +14,25 @@ inline void report_index(volatile __global int* errors, int site, int k, int siz
     }
 }
 
-__kernel void gather(__global const float* src, int off, int size, int inner, int j,
-                     __global const int* index, int index_off, int s0, int s1, int s2,
-                     __global float* dst, int n, int ignore, int ignoring, int site,
-                     volatile __global int* errors) {
-    int t = get_global_id(0);
-    if (t >= n) return;
-    int i = t % inner, jj = (t / inner) % j, o = t / (inner * j);
-    int k = index[index_off + o * s0 + jj * s1 + i * s2];
-    bool skip = ignoring && k == ignore;
-    bool valid = k >= 0 && k < size;
-    dst[t] = (valid && !skip) ? src[off + ((long)o * size + k) * inner + i] : 0.0f;
-    if (!valid && !skip) report_index(errors, site, k, size);
+// gather_<bytes>: elements of 1, 2, 4 or 8 bytes, copied bit for bit.
+#define DEFINE_GATHER(bytes, type) \
+__kernel void gather_##bytes(__global const type* src, int off, int size, int inner, int j, \
+                             __global const int* index, int index_off, int s0, int s1, int s2, \
+                             __global type* dst, int n, int ignore, int ignoring, int site, \
+                             volatile __global int* errors) { \
+    int t = get_global_id(0); \
+    if (t >= n) return; \
+    int i = t % inner, jj = (t / inner) % j, o = t / (inner * j); \
+    int k = index[index_off + o * s0 + jj * s1 + i * s2]; \
+    bool skip = ignoring && k == ignore; \
+    bool valid = k >= 0 && k < size; \
+    dst[t] = (valid && !skip) ? src[off + ((long)o * size + k) * inner + i] : (type)0; \
+    if (!valid && !skip) report_index(errors, site, k, size); \
 }
+DEFINE_GATHER(1, uchar)
+DEFINE_GATHER(2, ushort)
+DEFINE_GATHER(4, uint)
+DEFINE_GATHER(8, ulong)
 
 // Float atomic add through a compare-and-swap loop on the bits (OpenCL 1.2 has no float atomics).
 inline void atomic_add_float(volatile __global float* address, float value) {

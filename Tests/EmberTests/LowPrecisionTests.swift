@@ -115,12 +115,17 @@ struct LowPrecisionTests {
         #expect(ints.reshape([1, 3]).sum(dim: 1).toInt64Array() == [6] && ints.float().mean().item() == 2)
     }
 
-    @Test("int64 values are exact from creation through views, copies and casts", arguments: TestDevices.all)
+    @Test("int64 values are exact from creation through views, copies, gather, cat and casts", arguments: TestDevices.all)
     func exactInt64(_ d: Device) {
         let big: [Int64] = [1 << 40 + 1, -(1 << 53) - 1, 1 << 62 + 3, 16_777_217]
         let x = Tensor(shape: [2, 2], data: big, device: d)
         #expect(x.dtype == .int64 && x.toInt64Array() == big)
-        #expect(x.T.contiguous().T.toInt64Array() == big && x.flatten()[1..<3].toInt64Array() == Array(big[1..<3]))
+        #expect(x.T.contiguous().T.toInt64Array() == big && x.flatten().flip(dims: [0]).toInt64Array() == big.reversed())
+        #expect(Tensor.cat([x, x], dim: 0).toInt64Array() == big + big && Tensor.cat([x, x.T], dim: 1).toInt64Array()
+                    == [big[0], big[1], big[0], big[2], big[2], big[3], big[1], big[3]])
+        let index = Tensor(shape: [2], data: [1, 0] as [Int32], device: d)
+        #expect(x.indexSelect(dim: 0, index: index).toInt64Array() == Array(big[2...]) + Array(big[..<2]))
+        #expect(x.gather(dim: 1, index: Tensor(shape: [2, 1], data: [1, 0] as [Int32], device: d)).toInt64Array() == [big[1], big[2]])
         #expect(x.int().toIntArray() == big.map { Int32(truncatingIfNeeded: $0) }, "int64 to int32 wraps")
         #expect(x.float().toArray() == big.map { Float($0) }, "int64 to Float32 rounds once")
     }

@@ -213,7 +213,7 @@ enum Traffic {
         elements(outer * size * inner, dtype) + elements(outer * inner)
     }
     /// `gather`: each index, the value it picks and the value written.
-    static func gather(_ index: StridedView) -> Int { index.count * (4 + 4 + 4) }
+    static func gather(_ index: StridedView, _ dtype: DType) -> Int { index.count * (4 + 2 * dtype.byteSize) }
     /// `scatterAdd`: each value and index read, and its destination element read and written.
     static func scatterAdd(_ values: StridedView, _ index: StridedView) -> Int { of(values) + of(index) + 2 * elements(values.count) }
     /// `im2col` and `col2im`: the image and its columns (Float32).
@@ -267,8 +267,9 @@ protocol Backend: AnyObject, Sendable {
     /// Waits until every enqueued command has finished.
     func synchronize() throws
 
-    /// Gathers a strided view into a contiguous buffer (bitwise, any dtype).
-    func copy(_ source: StridedView, to destination: DeviceBuffer)
+    /// Gathers a strided view into contiguous elements of `destination` from element
+    /// `destinationOffset` on (bitwise, any dtype).
+    func copy(_ source: StridedView, to destination: DeviceBuffer, at destinationOffset: Int)
     /// Converts a strided view to `dtype` into a contiguous buffer, with `DType.convert`'s rules.
     func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer)
     /// Writes `count` copies of `value` (stored as `dtype`).
@@ -343,11 +344,12 @@ protocol Backend: AnyObject, Sendable {
     func powerSum(_ power: NormPower, _ sources: [StridedView], dtype: DType, destination: DeviceBuffer)
 
     /// `destination[o, j, i] = source[o, index[o, j, i], i]` with `source` the contiguous block
-    /// `[outer, size, inner]` at `offset` and `index` an Int32 view shaped `[outer, j, inner]`.
+    /// `[outer, size, inner]` of `dtype` elements at `offset` (copied bit for bit, any width) and
+    /// `index` an Int32 view shaped `[outer, j, inner]`.
     /// An index outside `0..<size` stops the program with `indices.outOfBounds` (at once on the
     /// CPU, at the next synchronisation on a queued device; a kernel never reads outside the
     /// block); the ignored index of `indices` reads 0.
-    func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int,
+    func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, dtype: DType,
                 index: StridedView, indices: IndexRule, destination: DeviceBuffer)
     /// `destination[o, index[o, j, i], i] += values[o, j, i]`, `destination` being a contiguous
     /// `[outer, size, inner]` buffer the caller initialised; duplicates accumulate. Indices are
@@ -371,6 +373,11 @@ struct IndexRule {
 }
 
 extension Backend {
+    /// Gathers a strided view into the start of a contiguous buffer (bitwise, any dtype).
+    func copy(_ source: StridedView, to destination: DeviceBuffer) {
+        copy(source, to: destination, at: 0)
+    }
+
     /// A GEMM `operand` (the `[rows, cols]` matrix of each of `batch` entries) as Float32:
     /// itself, or a converted copy of the elements it spans with the same leading dimension
     /// and batch stride (for backends whose GEMM reads Float32 only); nil when no memory is left.

@@ -108,13 +108,16 @@ extension CPUBackend {
 
     // MARK: Copies and constants
 
-    func copy(_ source: StridedView, to destination: DeviceBuffer) {
+    func copy(_ source: StridedView, to destination: DeviceBuffer, at destinationOffset: Int) {
         pool.noteKernels(1, bytes: 2 * Traffic.of(source))
+        func run<T>(_: T.Type) {
+            map(source, elements(source.buffer, as: T.self), elements(destination, as: T.self) + destinationOffset, Elementwise.Identity<T>())
+        }
         switch source.dtype.byteSize {
-        case 1: map(source, elements(source.buffer, as: UInt8.self), elements(destination, as: UInt8.self), Elementwise.Identity<UInt8>())
-        case 2: map(source, elements(source.buffer, as: UInt16.self), elements(destination, as: UInt16.self), Elementwise.Identity<UInt16>())
-        case 4: map(source, elements(source.buffer, as: UInt32.self), elements(destination, as: UInt32.self), Elementwise.Identity<UInt32>())
-        default: map(source, elements(source.buffer, as: UInt64.self), elements(destination, as: UInt64.self), Elementwise.Identity<UInt64>())
+        case 1: run(UInt8.self)
+        case 2: run(UInt16.self)
+        case 4: run(UInt32.self)
+        default: run(UInt64.self)
         }
     }
 

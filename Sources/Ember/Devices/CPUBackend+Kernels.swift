@@ -252,10 +252,22 @@ extension CPUBackend {
         }
     }
 
-    func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int,
+    func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, dtype: DType,
                 index: StridedView, indices: IndexRule, destination: DeviceBuffer) {
-        pool.noteKernels(1, bytes: Traffic.gather(index))
-        let src = floats(source) + offset, dst = floats(destination), idx = ints(index.buffer) + index.offset
+        pool.noteKernels(1, bytes: Traffic.gather(index, dtype))
+        switch dtype.byteSize {
+        case 1: gather(source, offset, outer, size, inner, UInt8.self, index, indices, destination)
+        case 2: gather(source, offset, outer, size, inner, UInt16.self, index, indices, destination)
+        case 4: gather(source, offset, outer, size, inner, UInt32.self, index, indices, destination)
+        default: gather(source, offset, outer, size, inner, UInt64.self, index, indices, destination)
+        }
+    }
+
+    /// `gather` of elements of `T`'s width, copied bit for bit (the ignored index writes 0 bits,
+    /// which are 0 in every dtype).
+    private func gather<T: FixedWidthInteger>(_ source: DeviceBuffer, _ offset: Int, _ outer: Int, _ size: Int, _ inner: Int, _: T.Type,
+                                              _ index: StridedView, _ indices: IndexRule, _ destination: DeviceBuffer) {
+        let src = elements(source, as: T.self) + offset, dst = elements(destination, as: T.self), idx = ints(index.buffer) + index.offset
         let j = index.shape[1]
         let (s0, s1, s2) = (index.strides[0], index.strides[1], index.strides[2])
         let ignored = indices.ignored ?? Int.min  // no Int32 index equals Int.min

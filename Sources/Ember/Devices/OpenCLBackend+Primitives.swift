@@ -26,11 +26,11 @@ extension OpenCLBackend {
         launchRuns(Self.elementwiseProgram(dtype), name, rows: last == 0 ? 0 : Shape.count(shape) / last, length: last, arguments)
     }
 
-    func copy(_ source: StridedView, to destination: DeviceBuffer) {
+    func copy(_ source: StridedView, to destination: DeviceBuffer, at destinationOffset: Int) {
         pool.noteKernels(0, bytes: 2 * Traffic.of(source))
         let c = layout(source.shape, [source.strides])
         launchStrided("copy_\(source.dtype.byteSize)", shape: c.shape, [
-            .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count),
+            .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(destinationOffset), .int(source.count),
             .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]),
         ])
     }
@@ -321,12 +321,12 @@ extension OpenCLBackend {
                [.buffer(gradient), .buffer(destination), .int(countPadding ? 1 : 0)] + geometryArguments(g))
     }
 
-    func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int,
+    func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, dtype: DType,
                 index: StridedView, indices: IndexRule, destination: DeviceBuffer) {
-        pool.noteKernels(0, bytes: Traffic.gather(index))
+        pool.noteKernels(0, bytes: Traffic.gather(index, dtype))
         let j = index.shape[1], n = outer * j * inner
         guard n > 0 else { return }
-        launch("index.cl", "gather", count: n, [
+        launch("index.cl", "gather_\(dtype.byteSize)", count: n, [
             .buffer(source), .int(offset), .int(size), .int(inner), .int(j),
             .buffer(index.buffer), .int(index.offset), .int(index.strides[0]), .int(index.strides[1]), .int(index.strides[2]),
             .buffer(destination), .int(n),

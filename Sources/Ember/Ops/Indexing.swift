@@ -34,21 +34,20 @@ extension Tensor {
             fatalError("gather: index shape \(Shape.describe(index.shape)) exceeds input shape \(Shape.describe(shape)) in dimension \(i)")
         }
         // Narrow the other dims to the index's sizes, then read the source as one block.
-        var narrowed = floatStorage.detach()
+        var narrowed = detach()
         for i in 0..<rank where i != d && index.shape[i] < shape[i] {
             narrowed = narrowed.slice(dim: i, start: 0, end: index.shape[i])
         }
         let source = narrowed.dense
         let indexSource = index.blockView(dim: d) == nil ? index.contiguousCopy() : index
-        let out = Tensor(uninitialized: index.shape, device: device, op: "gather")
-        if out.count > 0 {
+        // Elements of every dtype are copied bit for bit.
+        let result = Tensor(uninitialized: index.shape, dtype: dtype, device: device, op: "gather")
+        if result.count > 0 {
             let outer = shape[..<d].indices.reduce(1) { $0 * index.shape[$1] }
             let inner = ((d + 1)..<rank).reduce(1) { $0 * index.shape[$1] }
-            backend.gather(source.storage.buffer, offset: source.offset, outer: outer, size: shape[d], inner: inner,
-                           index: indexSource.blockView(dim: d)!, indices: rule, destination: out.storage.buffer)
+            backend.gather(source.storage.buffer, offset: source.offset, outer: outer, size: shape[d], inner: inner, dtype: dtype,
+                           index: indexSource.blockView(dim: d)!, indices: rule, destination: result.storage.buffer)
         }
-        // Other dtypes travel as Float32 (integers exact below 2^24) and come back typed.
-        let result = out.castStorage(to: dtype)
         guard dtype.isFloatingPoint else { return result }
         let inputShape = shape
         return result.recording("GatherBackward", inputs: [self]) {
@@ -197,39 +196,32 @@ extension Tensor {
         }
         var outShape = first.shape
         outShape[d] = tensors.reduce(0) { $0 + $1.shape[d] }
-        var out = Tensor.zeros(outShape, device: first.device).detach()
+        // Mixed dtypes promote, as in PyTorch.
+        let type = tensors.dropFirst().reduce(first.dtype) { $0.promoted(with: $1.dtype) }
+        // With `d` moved to the front, each input is one contiguous run of the output: one
+        // bitwise copy per input, then the layout is moved back (a copy unless d is 0).
+        let order = [d] + (0..<first.rank).filter { $0 != d }
+        let front = Tensor(uninitialized: order.map { outShape[$0] }, dtype: type, device: first.device, op: "cat")
+        let run = outShape[d] == 0 ? 0 : front.count / outShape[d]
         var start = 0
         var ranges: [Range<Int>] = []
         for t in tensors {
             let size = t.shape[d]
-            if size > 0 {
-                var alongDim = [Int](repeating: 1, count: t.rank)
-                alongDim[d] = size
-                let index = Tensor.arange(Float(start), Float(start + size), dtype: .int32, device: first.device)
-                    .reshape(alongDim).expand(t.shape)
-                out = noGrad { out.scatterAddInto(d, index: index, source: t.floatStorage) }
+            if size > 0 && run > 0 {
+                let source = t.castStorage(to: type)
+                let moved = StridedView(buffer: source.storage.buffer, offset: source.offset, shape: order.map { t.shape[$0] },
+                                        strides: order.map { source.strides[$0] }, dtype: type)
+                first.backend.copy(moved, to: front.storage.buffer, at: start * run)
             }
             ranges.append(start..<(start + size))
             start += size
         }
-        // Mixed dtypes promote, as in PyTorch.
-        let type = tensors.dropFirst().reduce(first.dtype) { $0.promoted(with: $1.dtype) }
-        let result = out.castStorage(to: type)
+        var inverse = order
+        for (i, o) in order.enumerated() { inverse[o] = i }
+        let result = d == 0 ? front : front.makeView(shape: outShape, strides: inverse.map { front.strides[$0] }, offset: 0).contiguousCopy()
         return result.recording("CatBackward", inputs: tensors) {
             { g in ranges.map { g.slice(dim: d, start: $0.lowerBound, end: $0.upperBound) } }
         }
-    }
-
-    /// Scatter-adds into a copy along a dim whose index may differ in size from self's
-    /// (cat's building block; no checks, no autograd).
-    private func scatterAddInto(_ d: Int, index: Tensor, source: Tensor) -> Tensor {
-        let out = contiguousCopy()
-        let values = source.blockView(dim: d) == nil ? source.contiguousCopy() : source
-        let indices = index.blockView(dim: d) == nil ? index.contiguousCopy() : index
-        backend.scatterAdd(values.blockView(dim: d)!, index: indices.blockView(dim: d)!,
-                           outer: shape[..<d].reduce(1, *), size: shape[d], inner: shape[(d + 1)...].reduce(1, *),
-                           indices: IndexRule(op: "cat"), destination: out.storage.buffer)
-        return out
     }
 
     /// Stacks equally shaped tensors along a new dim.

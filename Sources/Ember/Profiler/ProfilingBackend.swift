@@ -43,8 +43,8 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         try collector.scope("synchronize", kind: .scope, device: device) { try inner.synchronize() }
     }
 
-    func copy(_ source: StridedView, to destination: DeviceBuffer) {
-        op("copy", destination, [source.shape]) { inner.copy(source, to: destination) }
+    func copy(_ source: StridedView, to destination: DeviceBuffer, at destinationOffset: Int) {
+        op("copy", destination, [source.shape]) { inner.copy(source, to: destination, at: destinationOffset) }
     }
 
     func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer) {
@@ -142,10 +142,11 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         }
     }
 
-    func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner count: Int,
+    func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner count: Int, dtype: DType,
                 index: StridedView, indices: IndexRule, destination: DeviceBuffer) {
         op("gather", destination, [[outer, size, count], index.shape]) {
-            inner.gather(source, offset: offset, outer: outer, size: size, inner: count, index: index, indices: indices, destination: destination)
+            inner.gather(source, offset: offset, outer: outer, size: size, inner: count, dtype: dtype, index: index, indices: indices,
+                         destination: destination)
         }
     }
 
