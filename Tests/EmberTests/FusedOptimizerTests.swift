@@ -132,9 +132,7 @@ struct FusedOptimizerTests {
     @Test("the GPU variants of optim.cl (a work-item per element, interleaved norm partials) agree with the CPU")
     func gpuKernelVariants() async {
         await #expect(processExitsWith: .success) {
-            setenv("EMBER_OPENCL_KERNELS", "gpu", 1)
-            guard let gpu = TestDevices.openCL else { return }
-            precondition((gpu.backend as! OpenCLBackend).isCPU == false, "EMBER_OPENCL_KERNELS=gpu was not applied")
+            guard let gpu = gpuKernelVariantDevice() else { return }
             for (name, make) in FusedOptimizerTests.optimizers {
                 let reference = FusedOptimizerTests.trajectory(make, device: .cpu, fused: false, shapes: FusedOptimizerTests.smallShapes)
                 let actual = FusedOptimizerTests.trajectory(make, device: gpu, fused: true, shapes: FusedOptimizerTests.smallShapes)

@@ -99,9 +99,7 @@ struct IndexErrorTests {
     func gpuVariant() async {
         guard Self.hasOpenCL else { return }
         let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            setenv("EMBER_OPENCL_KERNELS", "gpu", 1)
-            let gpu = try! Device.opencl()
-            precondition((gpu.backend as! OpenCLBackend).isCPU == false, "EMBER_OPENCL_KERNELS=gpu was not applied")
+            let gpu = gpuKernelVariantDevice()!
             _ = Tensor.zeros([5], device: gpu).indexSelect(dim: 0, index: Tensor([4, 5], dtype: .int32, device: gpu)).toArray()
         }
         #expect(stderrText(result).contains("indexSelect: index 5 is out of bounds for dimension of size 5"))

@@ -242,9 +242,7 @@ struct OpCaseTests {
         // EMBER_OPENCL_KERNELS=gpu builds the kernels as for a GPU (one element per work-item,
         // interleaved reductions, a work-group per softmax row) on this machine's OpenCL device.
         await #expect(processExitsWith: .success) {
-            setenv("EMBER_OPENCL_KERNELS", "gpu", 1)
-            guard let gpu = TestDevices.openCL else { return }
-            precondition((gpu.backend as! OpenCLBackend).isCPU == false, "EMBER_OPENCL_KERNELS=gpu was not applied")
+            guard let gpu = gpuKernelVariantDevice() else { return }
             var problems: [String] = []
             for op in OpCase.all {
                 problems += parityMismatches(op.name, on: gpu, inputs: op.inputs(), shapes: op.shapes, op.function)

@@ -12,6 +12,16 @@ enum TestDevices {
     static var openCL: Device? { accelerators.first }
 }
 
+/// The first OpenCL device with its kernels built as for a GPU (`EMBER_OPENCL_KERNELS=gpu`:
+/// one element per work-item, interleaved reductions), so exit tests can run those variants on
+/// a CPU OpenCL device; nil without OpenCL. Call first in an exit test's process.
+func gpuKernelVariantDevice() -> Device? {
+    setenv("EMBER_OPENCL_KERNELS", "gpu", 1)
+    guard let gpu = TestDevices.openCL else { return nil }
+    precondition((gpu.backend as! OpenCLBackend).isCPU == false, "EMBER_OPENCL_KERNELS=gpu was not applied")
+    return gpu
+}
+
 /// A deterministic host-side random source for test inputs.
 struct TestRandom {
     private var state: UInt64

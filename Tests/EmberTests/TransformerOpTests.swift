@@ -250,9 +250,7 @@ struct FusedAttentionTests {
     @Test("the GPU variants of the attention kernels agree with the composed ops on the CPU")
     func gpuVariants() async {
         await #expect(processExitsWith: .success) {
-            setenv("EMBER_OPENCL_KERNELS", "gpu", 1)
-            guard let gpu = TestDevices.openCL else { return }
-            precondition((gpu.backend as! OpenCLBackend).isCPU == false, "EMBER_OPENCL_KERNELS=gpu was not applied")
+            guard let gpu = gpuKernelVariantDevice() else { return }
             for setup in FusedAttentionTests.setups {
                 let fused = FusedAttentionTests.run(setup, device: gpu, fused: true)
                 let composed = FusedAttentionTests.run(setup, device: .cpu, fused: false)
