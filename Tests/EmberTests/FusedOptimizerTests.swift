@@ -293,4 +293,36 @@ struct FusedOptimizerTests {
         }
         #expect(result?.exitStatus == ExitStatus.exitCode(0), "\(stderrText(result))")
     }
+
+    @Test("OpenCL compiles the fused kernels in the background: steps compose the update meanwhile and fuse it once they are built")
+    func backgroundBuilds() async {
+        await #expect(processExitsWith: .success) {
+            guard let gpu = try? Device.opencl() else { return }
+            // Narrow builds start at their first query, so this one cannot be ready yet.
+            precondition(!gpu.backend.kernelsReady(.optimizer, dtype: .bfloat16), "the bfloat16 build was ready before it was asked for")
+            let p = Tensor(shape: [4], data: [1, -2, 3, 0.5], dtype: .bfloat16, device: gpu, requiresGrad: true)
+            let reference = Tensor(shape: [4], data: [1, -2, 3, 0.5], dtype: .bfloat16, requiresGrad: true)
+            let optimizer = AdamW([p], lr: 0.1), expected = AdamW([reference], lr: 0.1)
+            expected.fused = false
+            func step() -> Int {
+                p.grad = Tensor(shape: [4], data: [0.5, 1, -1, 2], dtype: .bfloat16, device: gpu)
+                reference.grad = Tensor(shape: [4], data: [0.5, 1, -1, 2], dtype: .bfloat16)
+                let before = gpu.stats.kernelLaunches
+                optimizer.step()
+                expected.step()
+                try! gpu.synchronize()
+                return gpu.stats.kernelLaunches - before
+            }
+            precondition(step() > 1, "the first step was fused before its kernels were built")
+            var waited = 0
+            while !gpu.backend.kernelsReady(.optimizer, dtype: .bfloat16) {
+                usleep(20_000)
+                waited += 1
+                precondition(waited < 6_000, "the background build did not finish in two minutes")
+            }
+            precondition(step() == 1, "a step after the build was not one launch")
+            precondition(isClose(p.toArray(), reference.toArray(), rtol: 1e-2, atol: 1e-2), "\(p.toArray()) vs \(reference.toArray())")
+        }
+    }
+
 }

@@ -4,8 +4,13 @@ import Testing
 
 /// Devices every op is tested on: the CPU and every OpenCL device (`Device.available`).
 enum TestDevices {
-    /// Every device, the CPU first.
-    static let all: [Device] = Device.available
+    /// Every device, the CPU first, with the kernels OpenCL compiles in the background built
+    /// (tests compare the fused paths and count their launches).
+    static let all: [Device] = {
+        let devices = Device.available
+        for d in devices { (d.backend as? OpenCLBackend)?.finishBackgroundBuilds() }
+        return devices
+    }()
     /// The devices compared against the CPU in parity checks: every OpenCL device.
     static var accelerators: [Device] { Array(all.dropFirst()) }
     /// The first OpenCL device, for tests of one device's behaviour.

@@ -267,6 +267,11 @@ protocol Backend: AnyObject, Sendable {
     /// Waits until every enqueued command has finished.
     func synchronize() throws
 
+    /// Whether the kernels of `family` for `dtype` can run now. A device that compiles them in
+    /// the background (OpenCL, from device open) answers false until they are built, starting
+    /// the build; callers then take their composed path, so a cold start never waits for them.
+    func kernelsReady(_ family: KernelFamily, dtype: DType) -> Bool
+
     /// Gathers a strided view into contiguous elements of `destination` from element
     /// `destinationOffset` on (bitwise, any dtype).
     func copy(_ source: StridedView, to destination: DeviceBuffer, at destinationOffset: Int)
@@ -399,6 +404,15 @@ extension Backend {
     func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer) {
         upload(source, to: buffer, byteOffset: 0)
     }
+}
+
+/// Fused kernels with a composed equivalent above the backend, which a device may still be
+/// compiling (`Backend.kernelsReady`).
+enum KernelFamily: Hashable, Sendable {
+    /// `optimizerStep` and `powerSum` (the composed optimizer updates and norms).
+    case optimizer
+    /// The fused attention row kernels and flash attention (`composedAttention`).
+    case attention
 }
 
 /// A backend with flash-style attention kernels: each query row streams over its keys with an

@@ -119,6 +119,9 @@ final class CPUBackend: Backend, @unchecked Sendable {
 
     func synchronize() throws {}
 
+    /// The CPU's kernels are compiled with Ember: always ready.
+    func kernelsReady(_ family: KernelFamily, dtype: DType) -> Bool { true }
+
     // MARK: Parallel loops
 
     /// Runs `body(start, end)` over `0..<count`, split into chunks across cores when large.

@@ -56,6 +56,19 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     private var kernels: [String: cl_kernel] = [:]
     /// The full source of each program (what its narrow builds compile too).
     private var sources: [String: String] = [:]
+    /// The programs of the kernel families with a composed fallback, compiled on a background
+    /// thread (from device open for float32, at their first query for narrow builds) so a cold
+    /// start does not wait for them; `kernelsReady` says when they are built.
+    static let backgroundPrograms: [KernelFamily: String] = [.optimizer: "optim.cl", .attention: "attention.cl"]
+    /// The background builds started, by program name.
+    private var backgroundBuilds: Set<String> = []
+    /// Every running background build. A process that exits waits for them (an `atexit`
+    /// handler): the OpenCL library must not be torn down under a compiling thread.
+    private static let runningBuilds: DispatchGroup = {
+        let group = DispatchGroup()
+        atexit { OpenCLBackend.runningBuilds.wait() }
+        return group
+    }()
     private var pendingError: EmberError?
     /// The queue's index-error record, four Int32s `[reported, site, index, size]` that
     /// `index.cl` fills for the first out-of-range index (zero while none was seen).
@@ -117,9 +130,52 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             if Self.storageTyped.contains(file) { source = storage + source }
             if file == "elementwise.cl" { source += ElementwiseSource.generated + ElementwiseSource.casts }
             sources[file] = source
-            programs[file] = try build(name: file, source: source)
+            if !Self.backgroundPrograms.values.contains(file) { programs[file] = try build(name: file, source: source) }
         }
         gemmCacheKey = "\(info.platform) | \(info.name) | \(info.driverVersion) | gemm.cl \(GEMMChoice.digest(gemmSource))"
+        lock.lock()
+        for file in Self.backgroundPrograms.values { startBackgroundBuildLocked(file) }
+        lock.unlock()
+    }
+
+    func kernelsReady(_ family: KernelFamily, dtype: DType) -> Bool {
+        guard let base = Self.backgroundPrograms[family] else { return true }
+        let file = Self.storageTyped.contains(base) ? Self.typedProgram(base, dtype) : base
+        lock.lock(); defer { lock.unlock() }
+        if programs[file] != nil { return true }
+        startBackgroundBuildLocked(file)
+        return false
+    }
+
+    /// Builds every background program (float32) now if its background build has not finished:
+    /// for tests, which compare the fused paths and count their launches.
+    func finishBackgroundBuilds() {
+        lock.lock(); defer { lock.unlock() }
+        for file in Self.backgroundPrograms.values { _ = programLocked(file) }
+    }
+
+    /// Starts building `file` (a background program or a narrow build of one) on a background
+    /// thread unless it was started before. A launch that needs it first builds it itself (the
+    /// background result is then dropped); a failed build leaves it unbuilt, so callers keep to
+    /// their composed path, and a launch reports the build log. Call with `lock` held.
+    private func startBackgroundBuildLocked(_ file: String) {
+        guard programs[file] == nil, !backgroundBuilds.contains(file) else { return }
+        let parts = file.split(separator: "#").map(String.init)
+        guard let source = sources[parts[0]] else { return }
+        backgroundBuilds.insert(file)
+        let extra = parts.count == 2 ? " -DSTORAGE=\(parts[1])" : ""
+        Self.runningBuilds.enter()
+        // A thread of its own at the lowest priority: the work it competes with (the first
+        // steps, on the same cores on PoCL) goes first.
+        let thread = Thread { [self] in
+            defer { Self.runningBuilds.leave() }
+            // On Linux the nice value is per thread: `who` 0 is this thread.
+            setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+            guard let built = try? build(name: file, source: source, extra: extra) else { return }
+            lock.lock(); defer { lock.unlock() }
+            if programs[file] == nil { programs[file] = built } else { clReleaseProgram(built) }
+        }
+        thread.start()
     }
 
     /// The GEMM this device runs: forced by `EMBER_GEMM`, cached from an earlier run, or
@@ -193,14 +249,14 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// The elementwise program for `dtype`.
     static func elementwiseProgram(_ dtype: DType) -> String { typedProgram("elementwise.cl", dtype) }
 
-    /// The program `file`, building a narrow variant (`file#n`) at its first use. Call with
-    /// `lock` held.
+    /// The program `file`, building a narrow variant (`file#n`), or a background program whose
+    /// background build has not finished, at its first use. Call with `lock` held.
     private func programLocked(_ file: String) -> cl_program? {
         if let built = programs[file] { return built }
         let parts = file.split(separator: "#").map(String.init)
-        guard parts.count == 2, let source = sources[parts[0]] else { return nil }
+        guard let source = sources[parts[0]] else { return nil }
         do {
-            let built = try build(name: file, source: source, extra: " -DSTORAGE=\(parts[1])")
+            let built = try build(name: file, source: source, extra: parts.count == 2 ? " -DSTORAGE=\(parts[1])" : "")
             programs[file] = built
             return built
         } catch {

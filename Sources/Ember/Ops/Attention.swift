@@ -36,6 +36,11 @@ extension Tensor {
                              dropoutP: dropoutP, isCausal: isCausal, scale: scale).to(type)
         }
         let geometry = AttentionGeometry(query: query, key: key, value: value, attnMask: attnMask, dropoutP: dropoutP, isCausal: isCausal)
+        // While the device still compiles the fused kernels, the composed ops compute the same.
+        guard query.backend.kernelsReady(.attention, dtype: .float32) else {
+            return composedAttention(query: query, key: key, value: value, attnMask: attnMask, dropoutP: dropoutP,
+                                     isCausal: isCausal, scale: scale ?? geometry.defaultScale)
+        }
         return fusedAttention(query: query, key: key, value: value, attnMask: attnMask, dropoutP: dropoutP,
                               isCausal: isCausal, scale: scale ?? geometry.defaultScale)
     }

@@ -17,7 +17,8 @@ public func clipGradNorm(_ parameters: [Tensor], maxNorm: Float, normType: Float
     guard !grads.isEmpty else { return 0 }
     let total: Float = Tensor.noGrad {
         let groups = Dictionary(grouping: grads, by: \.device).values
-        if fused {
+        // While a device still compiles its fused kernels, the composed norm runs.
+        if fused && grads.allSatisfy({ $0.backend.kernelsReady(.optimizer, dtype: $0.dtype) }) {
             let power: NormPower = normType.isInfinite ? .maxAbs : normType == 2 ? .square : .power(normType)
             let perDevice = groups.map { group in
                 let parts = Dictionary(grouping: group, by: \.dtype).values.map { Tensor.powerSum(power, $0) }

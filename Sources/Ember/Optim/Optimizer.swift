@@ -59,7 +59,8 @@ open class Optimizer {
     /// off) unless set. Both give the same values: bit for bit for float32 on the CPU, within
     /// Float32 rounding on OpenCL; float16 and bfloat16 parameters are rounded once per
     /// stored value instead of once per op. A parameter whose state has another dtype than
-    /// itself (float32 state loaded for a narrow parameter) takes the composed update.
+    /// itself (float32 state loaded for a narrow parameter), or whose device is still
+    /// compiling the fused kernels, takes the composed update.
     public var fused = Fusion.enabled
 
     /// An optimizer over `parameters` (which must be distinct float32 leaves) with learning
@@ -165,11 +166,17 @@ open class Optimizer {
         fatalError("\(type(of: self)) must override update(_:_:_:)")
     }
 
+    /// Whether `p` takes the fused update now: `fused`, and its device's fused kernels are
+    /// built (the composed update runs while they compile, so a cold start does not wait).
+    func fusedReady(_ p: Tensor) -> Bool {
+        fused && p.backend.kernelsReady(.optimizer, dtype: p.dtype)
+    }
+
     /// The state tensors `names` of parameter `index` for a fused update, zeros where missing;
     /// nil (the composed update runs) when fusion is off or a state has another dtype than
     /// the parameter.
     func fusedStates(_ index: Int, _ names: [String], like p: Tensor) -> [Tensor]? {
-        guard fused, !names.contains(where: { state[index][$0].map { $0.dtype != p.dtype } ?? false }) else { return nil }
+        guard fusedReady(p), !names.contains(where: { state[index][$0].map { $0.dtype != p.dtype } ?? false }) else { return nil }
         return names.map { name in stateTensor(index, name) { Tensor.zeros(like: p) } }
     }
 
@@ -264,7 +271,7 @@ public final class SGD: Optimizer {
 
     override public func update(_ index: Int, _ p: Tensor, _ grad: Tensor) {
         let buffer = state[index]["momentum_buffer"]
-        guard fused, buffer.map({ $0.dtype == p.dtype }) ?? true else { return composedUpdate(index, p, grad) }
+        guard fusedReady(p), buffer.map({ $0.dtype == p.dtype }) ?? true else { return composedUpdate(index, p, grad) }
         var states: [Tensor] = []
         if momentum != 0 {
             if let buffer {
