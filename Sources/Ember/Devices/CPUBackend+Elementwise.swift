@@ -30,7 +30,7 @@ extension CPUBackend {
         }
     }
 
-    /// Elements per block of the tiled loops: three Float32 blocks stay in L1.
+    /// Elements per block of the tiled loops: the two Float32 blocks (8 KiB) stay in L1.
     static let tile = 1024
 
     /// `dst[i] = narrow(f(widen(a[i]), widen(b[i])))` for `n` contiguous elements of storage that
