@@ -236,19 +236,22 @@ extension Tensor {
     /// is higher than every tensor's, giving int64 or Float32.
     static func resultType(_ a: ElementwiseArgument, _ b: ElementwiseArgument) -> DType {
         func category(_ t: DType) -> Int { t.isFloatingPoint ? 2 : (t == .bool ? 0 : 1) }
-        let tensors = [a, b].compactMap(\.tensor)
-        let dimensioned = tensors.filter { $0.rank > 0 }.map(\.dtype), zeroDim = tensors.filter { $0.rank == 0 }.map(\.dtype)
-        var result = dimensioned.reduce(nil as DType?) { $0?.promoted(with: $1) ?? $1 }
-        if let z = zeroDim.reduce(nil as DType?, { $0?.promoted(with: $1) ?? $1 }),
-           result.map({ category(z) > category($0) }) ?? true {
-            result = result?.promoted(with: z) ?? z
+        func scalarType(_ s: Float) -> DType { s == s.rounded() ? .int64 : .float32 }
+        // `higher` over `lower` when its category is above lower's, else `lower`.
+        func across(_ lower: DType, _ higher: DType) -> DType {
+            category(higher) > category(lower) ? lower.promoted(with: higher) : lower
         }
-        for case .scalar(let s) in [a, b] {
-            let scalarType: DType = s == s.rounded() ? .int64 : .float32
-            if result.map({ category(scalarType) > category($0) }) ?? true { result = scalarType }
+        switch (a, b) {
+        case let (.tensor(x), .tensor(y)):
+            if (x.rank == 0) == (y.rank == 0) { return x.dtype.promoted(with: y.dtype) }
+            return x.rank == 0 ? across(y.dtype, x.dtype) : across(x.dtype, y.dtype)
+        case let (.tensor(t), .scalar(s)), let (.scalar(s), .tensor(t)):
+            let wrapped = scalarType(s)
+            return category(wrapped) > category(t.dtype) ? wrapped : t.dtype
+        case (.scalar, .scalar):
+            // Ember's scalars are Floats.
+            return .float32
         }
-        // Two scalars: Float32 (Ember's scalars are Floats).
-        return result == .int64 && a.tensor == nil && b.tensor == nil ? .float32 : result!
     }
 
     /// The elements converted to `target` (no autograd): this tensor itself when it already has
