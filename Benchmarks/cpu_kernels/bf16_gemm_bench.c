@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(threads);
     ember_gemm_set_threads(threads);
     printf("OpenBLAS %s, %d threads, bf16 path %s, %d reps, %ld ms pauses\n", openblas_get_corename(), threads,
-           ember_cpu_isa_bf16() == EMBER_ISA_AVX512_BF16 ? "AVX-512 BF16" : "float32 fallback", reps, pause);
+           ember_cpu_isa_bf16() == EMBER_ISA_AMX_BF16 ? "AMX" : ember_cpu_isa_bf16() == EMBER_ISA_AVX512_BF16 ? "AVX-512 BF16" : "float32 fallback", reps, pause);
     for (long s = 0; s < count; s++) {
         long n = argc > 4 ? atol(argv[4 + s]) : defaults[s];
         float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);

@@ -42,11 +42,14 @@ typedef long (*pack_fn)(operand x, long w0, long count, int width, long k0, long
 /// Blocking and kernel of one code path.
 typedef struct {
     int mr, nr;        // register tile
-    int pairs;         // panels hold k in interleaved bfloat16 pairs (else float32, one k per row)
-    long kc, mc, nc;   // cache blocks; kc even, mc a multiple of mr, nc of nr
+    int pairs;         // panels stay bfloat16 (else they are converted to float32, one k per row)
+    int kpad;          // packed depths are padded to a multiple of this
+    long kc, mc, nc;   // cache blocks; kc a multiple of kpad, mc of mr, nc of nr
     tile_kernel kernel;        // the one tile kernel, when `tiles` is NULL
     const tile_kernel *tiles;  // else kernels by [(columns > 16) * mr + rows - 1]
-    pack_fn pack;
+    pack_fn pack;      // packs B, and A unless `pack_a` is set
+    pack_fn pack_a;
+    void (*begin)(void), (*end)(void);  // per-thread set-up and tear-down around the kernels, if any
     to_f32_fn to_f32;  // converts packed float paths' panels
     ember_isa isa;
 } gemm_plan;
@@ -133,7 +136,9 @@ static void kernel_f32_scalar(long steps, const void *ap, const void *bp, float 
 }
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
+#include <sys/syscall.h>
 
 /// AVX2 + FMA: 6 x 16 tile (12 accumulators of 8 floats) on float32 panels.
 #define AVX2_MR 6
@@ -372,19 +377,179 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static long pack_pairs_avx5
     }
     return panel;
 }
+
+// MARK: AMX
+
+/// AMX (Sapphire Rapids and later): `tdpbf16ps` multiplies a 16 x 32 bfloat16 tile of A (rows
+/// of 32 k) by a 16 x 16 tile of B in the pair layout (16 k-pairs of 16 columns) into a 16 x 16
+/// float32 tile. The micro-kernel keeps a 32 x 32 block of C in four accumulator tiles (tmm0-3)
+/// and loads two A tiles (tmm4-5) and two B tiles (tmm6-7) per 32 k. B is packed by
+/// `pack_pairs_avx512` 32 columns wide (a B tile is then 16 rows of 64 bytes, 128 bytes apart),
+/// A by `pack_rows_amx` into 32-row panels of 1 KiB tiles; both are zero-padded to whole tiles,
+/// so edges are exact. Each thread loads the tile configuration itself (`amx_begin`, from
+/// `gemm_serial`); Linux hands out tile state only after `arch_prctl(ARCH_REQ_XCOMP_PERM)`.
+#define AMX_MR 32
+#define AMX_NR 32
+#define AMX_KC 1024
+#define AMX_MC 128
+#define AMX_NC 1024
+
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+static int amx_ok = 0;
+
+static void amx_request(void) {
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return;
+    if (!(edx & (1u << 22)) || !(edx & (1u << 24))) return;  // AMX-BF16, AMX-TILE
+    // ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA: fails where the kernel does not manage tile state.
+    amx_ok = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+
+/// Whether this CPU has AMX-BF16 and the process may use tiles (asked once per process).
+static int amx_permitted(void) {
+    pthread_once(&amx_once, amx_request);
+    return amx_ok;
+}
+
+/// The 64-byte LDTILECFG operand, palette 1: eight tiles of 16 rows x 64 bytes.
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_config;
+
+// A constant rather than a local: gcc 12 drops the zeroing of a local configuration before
+// LDTILECFG (it does not see the instruction read it), and garbage there faults.
+static const amx_config amx_tiles = {
+    .palette = 1,
+    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+};
+
+__attribute__((target("amx-tile"))) static void amx_begin(void) { _tile_loadconfig(&amx_tiles); }
+
+__attribute__((target("amx-tile"))) static void amx_end(void) { _tile_release(); }
+
+/// `pack_pairs_avx512` a panel at a time, each padded with zero k-pairs to a multiple of 16 (a
+/// whole B tile).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static long pack_pairs_amx(operand x, long w0, long count,
+                                                                               int width, long k0, long depth,
+                                                                               int pairs, uint16_t *dst) {
+    long steps = (depth + 1) / 2, padded = (steps + 15) / 16 * 16, panel = 2 * padded * width;
+    for (long q = 0; q * width < count; q++) {
+        uint16_t *out = dst + q * panel;
+        long valid = count - q * width < width ? count - q * width : width;
+        pack_pairs_avx512(x, w0 + q * width, valid, width, k0, depth, pairs, out);
+        memset(out + 2 * steps * width, 0, (size_t)(padded - steps) * (size_t)width * 4);
+    }
+    return panel;
+}
+
+/// Packs A for the AMX kernel: panels of `width` rows (a multiple of 16); for each 32 k, each
+/// row's 32 values (64 bytes) in turn, zero past `count` rows and `depth`. Reading along k a row
+/// is copied 32 values at a time; reading along w (A transposed), 16 rows x 16 k-pairs are
+/// merged into pairs as in `pack_pairs_avx512` and transposed.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static long pack_rows_amx(operand x, long w0, long count,
+                                                                              int width, long k0, long depth,
+                                                                              int pairs, uint16_t *dst) {
+    (void)pairs;
+    long chunks = (depth + 31) / 32, panel = chunks * 32 * width;
+    const uint16_t *base = x.p + w0 * x.sw + k0 * x.sk;
+    for (long q = 0; q * width < count; q++) {
+        uint16_t *out = dst + q * panel;
+        long rows = count - q * width;
+        for (long t = 0; t < chunks; t++) {
+            long live = depth - 32 * t;
+            uint16_t *tile = out + t * 32 * width;
+            if (x.sk == 1) {
+                __mmask32 load = live >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << live) - 1);
+                for (int w = 0; w < width; w++) {
+                    __m512i r = w < rows ? _mm512_maskz_loadu_epi16(load, base + (q * width + w) * x.sw + 32 * t)
+                                         : _mm512_setzero_si512();
+                    _mm512_storeu_si512((void *)(tile + 32 * w), r);
+                }
+                continue;
+            }
+            for (int g = 0; g < width; g += 16) {
+                __mmask16 load = low_lanes(rows - g);
+                const uint16_t *first = base + q * width + g + 32 * t * x.sk;
+                __m512i r[16];
+#pragma GCC unroll 16
+                for (int j = 0; j < 16; j++) {
+                    __m512i low = 2 * j < live ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(load, first + 2 * j * x.sk))
+                                               : _mm512_setzero_si512();
+                    __m512i high = 2 * j + 1 < live
+                                       ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(load, first + (2 * j + 1) * x.sk))
+                                       : _mm512_setzero_si512();
+                    r[j] = _mm512_or_si512(low, _mm512_slli_epi32(high, 16));
+                }
+                transpose16(r);
+#pragma GCC unroll 16
+                for (int i = 0; i < 16; i++) _mm512_storeu_si512((void *)(tile + 32 * (g + i)), r[i]);
+            }
+        }
+    }
+    return panel;
+}
+
+/// The 32 x 32 AMX tile: `steps` k-pairs (rounded up to whole tiles, which the packing padded),
+/// then C = alpha * acc + beta * C on the top-left rows x cols with AVX-512.
+__attribute__((target("amx-tile,amx-bf16,avx512f"))) static void kernel_amx(long steps, const void *ap, const void *bp,
+                                                                           float *c, long ldc, int rows, int cols,
+                                                                           float alpha, float beta) {
+    const uint16_t *a = ap, *b = bp;
+    long chunks = (steps + 15) / 16;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (long t = 0; t < chunks; t++, a += 32 * AMX_MR, b += 32 * AMX_NR) {
+        _tile_loadd(4, a, 64);
+        _tile_loadd(5, a + 16 * 32, 64);
+        _tile_loadd(6, b, 4 * AMX_NR);
+        _tile_loadd(7, b + 32, 4 * AMX_NR);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    float acc[AMX_MR][AMX_NR] __attribute__((aligned(64)));
+    _tile_stored(0, &acc[0][0], 4 * AMX_NR);
+    _tile_stored(1, &acc[0][16], 4 * AMX_NR);
+    _tile_stored(2, &acc[16][0], 4 * AMX_NR);
+    _tile_stored(3, &acc[16][16], 4 * AMX_NR);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 mask[2] = {low_lanes(cols), low_lanes(cols - 16)};
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < 2; v++) {
+            if (!mask[v]) continue;
+            float *out = c + i * ldc + 16 * v;
+            __m512 r = _mm512_mul_ps(_mm512_load_ps(&acc[i][16 * v]), va);
+            if (beta != 0) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask[v], out), vb, r);
+            _mm512_mask_storeu_ps(out, mask[v], r);
+        }
+}
 #endif
 
 /// The path for `isa`; float16 operands always take a float32 path.
 static gemm_plan plan_for(ember_isa isa, int half) {
-    gemm_plan p = {SCALAR_MR, SCALAR_NR, 0, 256, 128, 1024, kernel_f32_scalar, NULL, pack_block, NULL, EMBER_ISA_SCALAR};
+    gemm_plan p = {.mr = SCALAR_MR, .nr = SCALAR_NR, .kpad = 2, .kc = 256, .mc = 128, .nc = 1024,
+                   .kernel = kernel_f32_scalar, .pack = pack_block, .isa = EMBER_ISA_SCALAR};
 #if defined(__x86_64__)
-    if (isa == EMBER_ISA_AVX512_BF16 && !half) {
-        p = (gemm_plan){AVX512_MR, 16 * AVX512_NV, 1, 1024, 14 * 12, 1024, NULL, bf16_tiles, pack_pairs_avx512, NULL, isa};
+    if (isa == EMBER_ISA_AMX_BF16 && !amx_permitted()) isa = EMBER_ISA_AVX512_BF16;
+    if (isa == EMBER_ISA_AMX_BF16 && !half) {
+        p = (gemm_plan){.mr = AMX_MR, .nr = AMX_NR, .pairs = 1, .kpad = 32, .kc = AMX_KC, .mc = AMX_MC, .nc = AMX_NC,
+                        .kernel = kernel_amx, .pack = pack_pairs_amx, .pack_a = pack_rows_amx, .begin = amx_begin,
+                        .end = amx_end, .isa = isa};
+    } else if (isa >= EMBER_ISA_AVX512_BF16 && !half) {
+        p = (gemm_plan){.mr = AVX512_MR, .nr = 16 * AVX512_NV, .pairs = 1, .kpad = 2, .kc = 1024, .mc = 14 * 12,
+                        .nc = 1024, .tiles = bf16_tiles, .pack = pack_pairs_avx512, .isa = EMBER_ISA_AVX512_BF16};
     } else if (isa >= EMBER_ISA_AVX512) {
-        p = (gemm_plan){AVX512_MR, 16 * AVX512_NV, 0, 512, 14 * 6, 1024, NULL, f32_avx512_tiles, pack_block, NULL,
-                        EMBER_ISA_AVX512};
+        p = (gemm_plan){.mr = AVX512_MR, .nr = 16 * AVX512_NV, .kpad = 2, .kc = 512, .mc = 14 * 6, .nc = 1024,
+                        .tiles = f32_avx512_tiles, .pack = pack_block, .isa = EMBER_ISA_AVX512};
     } else if (isa == EMBER_ISA_AVX2) {
-        p = (gemm_plan){AVX2_MR, AVX2_NR, 0, 256, 6 * 24, 1024, kernel_f32_avx2, NULL, pack_block, NULL, EMBER_ISA_AVX2};
+        p = (gemm_plan){.mr = AVX2_MR, .nr = AVX2_NR, .kpad = 2, .kc = 256, .mc = 6 * 24, .nc = 1024,
+                        .kernel = kernel_f32_avx2, .pack = pack_block, .isa = EMBER_ISA_AVX2};
     }
 #else
     (void)isa;
@@ -414,7 +579,7 @@ static void *aligned_or_die(size_t bytes) {
 static buffers buffers_alloc(const gemm_plan *p, long m, long n, long k) {
     long rows = m < p->mc ? (m + p->mr - 1) / p->mr * p->mr : p->mc;
     long cols = n < p->nc ? (n + p->nr - 1) / p->nr * p->nr : p->nc;
-    long depth = k < p->kc ? (k + 1) / 2 * 2 : p->kc;
+    long depth = k < p->kc ? (k + p->kpad - 1) / p->kpad * p->kpad : p->kc;
     size_t a = (size_t)rows * (size_t)depth, b = (size_t)cols * (size_t)depth;
     buffers s = {aligned_or_die(a * 2), aligned_or_die(b * 2), NULL, NULL};
     if (!p->pairs) {
@@ -436,6 +601,8 @@ static void buffers_free(buffers s) {
 static void gemm_serial(const gemm_plan *p, long m, long n, long k, float alpha, operand a, operand b, float beta,
                         float *c, long ldc) {
     buffers s = buffers_alloc(p, m, n, k);
+    pack_fn packA = p->pack_a ? p->pack_a : p->pack;
+    if (p->begin) p->begin();
     for (long jc = 0; jc < n; jc += p->nc) {
         long nb = n - jc < p->nc ? n - jc : p->nc;
         for (long pc = 0; pc < k; pc += p->kc) {
@@ -451,7 +618,7 @@ static void gemm_serial(const gemm_plan *p, long m, long n, long k, float alpha,
             size_t elementBytes = p->pairs ? 2 : 4;
             for (long ic = 0; ic < m; ic += p->mc) {
                 long mb = m - ic < p->mc ? m - ic : p->mc;
-                long aPanel = p->pack(a, ic, mb, p->mr, pc, kb, p->pairs, s.a16);
+                long aPanel = packA(a, ic, mb, p->mr, pc, kb, p->pairs, s.a16);
                 const void *aPacked = s.a16;
                 if (!p->pairs) {
                     p->to_f32(p->isa, s.a16, s.a32, (mb + p->mr - 1) / p->mr * aPanel);
@@ -470,6 +637,7 @@ static void gemm_serial(const gemm_plan *p, long m, long n, long k, float alpha,
             }
         }
     }
+    if (p->end) p->end();
     buffers_free(s);
 }
 
@@ -573,7 +741,7 @@ ember_isa ember_cpu_isa_bf16(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
         && __builtin_cpu_supports("avx512bf16"))
-        return EMBER_ISA_AVX512_BF16;
+        return amx_permitted() ? EMBER_ISA_AMX_BF16 : EMBER_ISA_AVX512_BF16;
 #endif
     return ember_cpu_isa();
 }

@@ -87,11 +87,11 @@ private struct GemmCase: CustomStringConvertible {
     }
 }
 
-/// Shapes around every tile (4x8, 6x16, 14x32) and cache block (k 256-1024, rows 84-168,
-/// columns 1024), odd k, single rows and columns.
+/// Shapes around every tile (4x8, 6x16, 14x32, AMX 32x32 with 32 k) and cache block (k 256-1024,
+/// rows 84-168, columns 1024), odd k, single rows and columns.
 private let shapes: [(m: Int, n: Int, k: Int)] = [
     (1, 1, 1), (1, 1, 2), (3, 5, 7), (4, 8, 1), (6, 16, 8), (14, 32, 16), (15, 33, 17), (13, 31, 255),
-    (29, 65, 257), (2, 17, 600), (3, 20, 1031), (350, 5, 3), (3, 1100, 5), (1, 40, 33), (40, 1, 33),
+    (29, 65, 257), (32, 32, 32), (33, 47, 95), (2, 17, 600), (3, 20, 1031), (350, 5, 3), (3, 1100, 5), (1, 40, 33), (40, 1, 33),
 ]
 private let scales: [(alpha: Float, beta: Float)] = [(1, 0), (-0.5, 0.75), (2, 1), (1, -1)]
 
@@ -116,6 +116,18 @@ struct BF16GemmTests {
         let cases = allCases(.bf16)
         for isa in isas(upTo: ember_cpu_isa_bf16()) {
             for problem in cases { problem.verify(problem.run(isa: isa), "isa \(isa.rawValue)") }
+        }
+    }
+
+    @Test("the bfloat16 GEMM picks AMX where /proc/cpuinfo lists it (and AVX-512 BF16) and Linux grants tile state")
+    func amxDetected() {
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return }
+        let set = Set(flags.split(separator: " ").map(String.init))
+        if set.isSuperset(of: ["amx_tile", "amx_bf16", "avx512_bf16", "avx512bw", "avx512vl"]) {
+            #expect(ember_cpu_isa_bf16() == EMBER_ISA_AMX_BF16)
+        } else {
+            #expect(ember_cpu_isa_bf16() != EMBER_ISA_AMX_BF16)
         }
     }
 

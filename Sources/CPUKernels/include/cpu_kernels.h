@@ -4,15 +4,24 @@
 #include <stdint.h>
 
 /// Instruction sets the CPU kernels have code for, each a superset of the ones before it.
-/// `EMBER_ISA_AVX512_BF16` (AVX-512F with the BF16 dot products) only matters to the bfloat16
-/// GEMM; every other kernel treats it as `EMBER_ISA_AVX512`.
-typedef enum { EMBER_ISA_SCALAR = 0, EMBER_ISA_AVX2 = 1, EMBER_ISA_AVX512 = 2, EMBER_ISA_AVX512_BF16 = 3 } ember_isa;
+/// `EMBER_ISA_AVX512_BF16` (AVX-512F with the BF16 dot products) and `EMBER_ISA_AMX_BF16` (that
+/// and the AMX BF16 tile instructions) only matter to the bfloat16 GEMM; every other kernel
+/// treats them as `EMBER_ISA_AVX512`.
+typedef enum {
+    EMBER_ISA_SCALAR = 0,
+    EMBER_ISA_AVX2 = 1,
+    EMBER_ISA_AVX512 = 2,
+    EMBER_ISA_AVX512_BF16 = 3,
+    EMBER_ISA_AMX_BF16 = 4
+} ember_isa;
 
 /// The widest of scalar, AVX2 (with FMA) and AVX-512 that this CPU supports; never
-/// `EMBER_ISA_AVX512_BF16` (see `ember_cpu_isa_bf16`).
+/// `EMBER_ISA_AVX512_BF16` or `EMBER_ISA_AMX_BF16` (see `ember_cpu_isa_bf16`).
 ember_isa ember_cpu_isa(void);
 
-/// `EMBER_ISA_AVX512_BF16` when the CPU has the AVX-512 BF16 instructions, else `ember_cpu_isa()`:
+/// `EMBER_ISA_AMX_BF16` when the CPU has AVX-512 BF16 and AMX-BF16 and the kernel lets this
+/// process use tile state (asked once, with `arch_prctl(ARCH_REQ_XCOMP_PERM)`), else
+/// `EMBER_ISA_AVX512_BF16` when it has the AVX-512 BF16 instructions, else `ember_cpu_isa()`:
 /// the widest code `ember_gemm_bf16` can run here.
 ember_isa ember_cpu_isa_bf16(void);
 
@@ -38,8 +47,8 @@ const char *ember_blas_core_reselected_from(void);
 /// Row-major C[m x n] = alpha * op(A) * op(B) + beta * C, A and B bfloat16 (uint16_t bit patterns,
 /// the top half of a float32), C float32 with leading dimension ldc; op(X) = X or X^T per transA/transB
 /// (A is m x k when !transA with leading dimension lda, else k x m; B likewise k x n / n x k).
-/// Accumulates in float32. Uses AVX-512 BF16 dot products where the CPU has them (checked at run time;
-/// they treat subnormal inputs and partial sums as zero), else converts panels to float32 and
+/// Accumulates in float32. Uses AMX tiles, else AVX-512 BF16 dot products, where the CPU has them
+/// (checked at run time; both treat subnormal inputs and partial sums as zero), else converts panels to float32 and
 /// computes with AVX-512F, AVX2+FMA or portable code. k = 0 or alpha = 0 gives beta * C; C is not
 /// read when beta is 0. Large products run on `ember_gemm_threads()` threads.
 void ember_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha,

@@ -12,7 +12,7 @@ extension CPUBackend {
               beta: Float, c: DeviceBuffer, cOffset: Int) {
         pool.noteKernels(1, bytes: Traffic.gemm(m: m, n: n, k: k, batch: batch, a: a, b: b, beta: beta))
         if a.dtype.isReducedFloat && a.dtype == b.dtype {
-            // 16-bit operands: Ember's GEMM (AVX-512 BF16 dot products where the CPU has them),
+            // 16-bit operands: Ember's GEMM (AMX tiles or AVX-512 BF16 dot products where the CPU has them),
             // Float32 accumulation, on its own threads.
             let pa = elements(a.buffer, as: UInt16.self), pb = elements(b.buffer, as: UInt16.self), pc = floats(c)
             let run = a.dtype == .bfloat16 ? ember_gemm_bf16 : ember_gemm_f16

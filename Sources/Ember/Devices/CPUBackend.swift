@@ -45,7 +45,7 @@ final class CPUBackend: Backend, @unchecked Sendable {
             return nil
         }
         let interesting: Set<String> = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl",
-                                        "avx512_vnni", "avx512_bf16", "neon", "asimd", "sve"]
+                                        "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "neon", "asimd", "sve"]
         let flags = (field("flags") ?? field("Features") ?? "").split(separator: " ").map(String.init).filter { interesting.contains($0) }
         let blas = openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS"
         let kernels = ["scalar", "AVX2", "AVX-512"][Int(ember_cpu_isa().rawValue)]
