@@ -342,8 +342,14 @@ extension CPUBackend {
             parallelFor(n) { s, e in
                 forEachRow(shape: c.shape, strides: c.strides, offsets: [0, 0, 0], range: s..<e) { out, count, pos, inner in
                     let rc = pc + pos[0], ra = pa + pos[1], rb = pb + pos[2]
-                    let (sc, sa, sb) = (inner[0], inner[1], inner[2])
-                    for j in 0..<count { d[out + j] = rc[j * sc] != 0 ? ra[j * sa] : rb[j * sb] }
+                    // The common layouts (dense rows, a scalar or broadcast side) get loops the
+                    // compiler vectorises; the rest the strided one.
+                    switch (inner[0], inner[1], inner[2]) {
+                    case (1, 1, 1): for j in 0..<count { d[out + j] = rc[j] != 0 ? ra[j] : rb[j] }
+                    case (1, 1, 0): let y = rb[0]; for j in 0..<count { d[out + j] = rc[j] != 0 ? ra[j] : y }
+                    case (1, 0, 1): let x = ra[0]; for j in 0..<count { d[out + j] = rc[j] != 0 ? x : rb[j] }
+                    case let (sc, sa, sb): for j in 0..<count { d[out + j] = rc[j * sc] != 0 ? ra[j * sa] : rb[j * sb] }
+                    }
                 }
             }
         }
