@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A size-keyed free list of device blocks, shared by every backend.
 ///
@@ -10,6 +11,8 @@ final class BufferPool: @unchecked Sendable {
     private var free: [Int: [OpaquePointer]] = [:]
     private var counters = BackendStats()
     private let lock = NSLock()
+    /// The launch and byte counters, bumped by every primitive: atomics, not the lock.
+    private let launches = Atomic<Int>(0), bytes = Atomic<Int>(0)
     /// Pooled bytes above which freed blocks are released instead of kept.
     let retainLimit: Int
 
@@ -83,15 +86,17 @@ final class BufferPool: @unchecked Sendable {
 
     /// Counts `launches` kernel launches that read and write `bytes` bytes in all.
     func noteKernels(_ launches: Int, bytes: Int) {
-        lock.lock(); defer { lock.unlock() }
-        counters.kernelLaunches += launches
-        counters.bytesMoved += bytes
+        if launches != 0 { self.launches.add(launches, ordering: .relaxed) }
+        self.bytes.add(bytes, ordering: .relaxed)
     }
 
     /// A snapshot of the counters.
     var stats: BackendStats {
         lock.lock(); defer { lock.unlock() }
-        return counters
+        var snapshot = counters
+        snapshot.kernelLaunches = launches.load(ordering: .relaxed)
+        snapshot.bytesMoved = bytes.load(ordering: .relaxed)
+        return snapshot
     }
 
     /// Sets the peak to the current live bytes.
