@@ -68,6 +68,8 @@ struct BinaryOp: Equatable, CustomStringConvertible {
     static let pow = BinaryOp(kernel: .init("pow", "pow(a, b)", Elementwise.Pow.self))
     static let maximum = BinaryOp(kernel: .init("maximum", "(isnan(a) || isnan(b)) ? NAN : fmax(a, b)", Elementwise.Maximum.self, keepsIntegers: true))
     static let minimum = BinaryOp(kernel: .init("minimum", "(isnan(a) || isnan(b)) ? NAN : fmin(a, b)", Elementwise.Minimum.self, keepsIntegers: true))
+    /// ReLU's backward, `b > 0 ? a : 0` (the gradient `a` where the input `b` is positive).
+    static let reluGradient = BinaryOp(kernel: .init("relu_gradient", "b > 0.0f ? a : 0.0f", Elementwise.ReluGradient.self))
     static let eq = BinaryOp(kernel: .init("eq", "a == b", Elementwise.Equal.self, mask: true))
     static let ne = BinaryOp(kernel: .init("ne", "a != b", Elementwise.NotEqual.self, mask: true))
     static let lt = BinaryOp(kernel: .init("lt", "a < b", Elementwise.Less.self, mask: true))
@@ -76,7 +78,7 @@ struct BinaryOp: Equatable, CustomStringConvertible {
     static let ge = BinaryOp(kernel: .init("ge", "a >= b", Elementwise.GreaterEqual.self, mask: true))
 
     /// Every binary op.
-    static let all: [BinaryKernel] = [add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge].map(\.kernel)
+    static let all: [BinaryKernel] = [add, sub, mul, div, pow, maximum, minimum, reluGradient, eq, ne, lt, le, gt, ge].map(\.kernel)
 }
 
 /// The ops' math in Swift for the CPU loops, one function object per op (the same expression
@@ -128,6 +130,7 @@ extension Elementwise {
     struct Pow: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { Foundation.pow(a, b) } }
     struct Maximum: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a.isNaN || b.isNaN ? .nan : Swift.max(a, b) } }
     struct Minimum: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a.isNaN || b.isNaN ? .nan : Swift.min(a, b) } }
+    struct ReluGradient: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { b > 0 ? a : 0 } }
     struct Equal: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a == b ? 1 : 0 } }
     struct NotEqual: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a != b ? 1 : 0 } }
     struct Less: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a < b ? 1 : 0 } }

@@ -155,7 +155,16 @@ extension Tensor {
     public func relu() -> Tensor {
         unaryForward(.relu).recording("ReluBackward", inputs: [self]) {
             let x = SavedTensor(self, op: "ReluBackward")
-            return { g in [Tensor.where(x.value > 0, g, 0)] }
+            return { g in [Tensor.reluGradient(g, input: x.value)] }
+        }
+    }
+
+    /// `g` where `input > 0`, else 0, in one pass (no mask): ReLU's backward, itself
+    /// differentiable in `g` (the same rule) for higher-order gradients.
+    static func reluGradient(_ g: Tensor, input: Tensor) -> Tensor {
+        binaryForward(.reluGradient, .tensor(g), .tensor(input), name: "relu_backward").recording("ReluBackwardBackward", inputs: [g]) {
+            let x = SavedTensor(input, op: "ReluBackwardBackward")
+            return { gg in [reluGradient(gg, input: x.value)] }
         }
     }
 
