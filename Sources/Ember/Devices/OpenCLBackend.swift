@@ -147,11 +147,14 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         return false
     }
 
-    /// Builds every background program (float32) now if its background build has not finished:
-    /// for tests, which compare the fused paths and count their launches.
+    /// Builds every background program, in every storage type it has, now if its background
+    /// build has not finished: for tests, which compare the fused paths and count their launches.
     func finishBackgroundBuilds() {
         lock.lock(); defer { lock.unlock() }
-        for file in Self.backgroundPrograms.values { _ = programLocked(file) }
+        for file in Self.backgroundPrograms.values {
+            let types: [DType] = Self.storageTyped.contains(file) ? [.float32, .float16, .bfloat16] : [.float32]
+            for dtype in types { _ = programLocked(Self.typedProgram(file, dtype)) }
+        }
     }
 
     /// Starts building `file` (a background program or a narrow build of one) on a background
@@ -159,11 +162,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// background result is then dropped); a failed build leaves it unbuilt, so callers keep to
     /// their composed path, and a launch reports the build log. Call with `lock` held.
     private func startBackgroundBuildLocked(_ file: String) {
-        guard programs[file] == nil, !backgroundBuilds.contains(file) else { return }
-        let parts = file.split(separator: "#").map(String.init)
-        guard let source = sources[parts[0]] else { return }
+        guard programs[file] == nil, !backgroundBuilds.contains(file), sources[Self.sourceFile(of: file)] != nil else { return }
         backgroundBuilds.insert(file)
-        let extra = parts.count == 2 ? " -DSTORAGE=\(parts[1])" : ""
         Self.runningBuilds.enter()
         // A thread of its own at the lowest priority: the work it competes with (the first
         // steps, on the same cores on PoCL) goes first.
@@ -171,7 +171,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             defer { Self.runningBuilds.leave() }
             // On Linux the nice value is per thread: `who` 0 is this thread.
             setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
-            guard let built = try? build(name: file, source: source, extra: extra) else { return }
+            guard let built = try? compile(file) else { return }
             lock.lock(); defer { lock.unlock() }
             if programs[file] == nil { programs[file] = built } else { clReleaseProgram(built) }
         }
@@ -249,14 +249,26 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// The elementwise program for `dtype`.
     static func elementwiseProgram(_ dtype: DType) -> String { typedProgram("elementwise.cl", dtype) }
 
+    /// The source file a program is built from: `file` itself, or the `file` of a narrow build `file#n`.
+    private static func sourceFile(of program: String) -> String {
+        String(program.split(separator: "#")[0])
+    }
+
+    /// Builds program `file` (a narrow build `file#n` with `-DSTORAGE=n`) from its source,
+    /// which must be known. `sources` is written only while the backend opens, so any thread
+    /// may call this.
+    private func compile(_ file: String) throws -> cl_program {
+        let parts = file.split(separator: "#").map(String.init)
+        return try build(name: file, source: sources[parts[0]]!, extra: parts.count == 2 ? " -DSTORAGE=\(parts[1])" : "")
+    }
+
     /// The program `file`, building a narrow variant (`file#n`), or a background program whose
     /// background build has not finished, at its first use. Call with `lock` held.
     private func programLocked(_ file: String) -> cl_program? {
         if let built = programs[file] { return built }
-        let parts = file.split(separator: "#").map(String.init)
-        guard let source = sources[parts[0]] else { return nil }
+        guard sources[Self.sourceFile(of: file)] != nil else { return nil }
         do {
-            let built = try build(name: file, source: source, extra: parts.count == 2 ? " -DSTORAGE=\(parts[1])" : "")
+            let built = try compile(file)
             programs[file] = built
             return built
         } catch {
