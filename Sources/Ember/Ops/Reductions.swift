@@ -30,7 +30,9 @@ extension Tensor {
         let resultType: DType = op.producesIndices ? .int32 : (dtype.isFloatingPoint ? dtype : (op == .sum ? .int64 : dtype))
         let outShape = reducedShape(dims, keepDim: keepDim)
         if dims.isEmpty {
-            return op.producesIndices ? Tensor.zeros(outShape, dtype: .int32, device: device) : contiguousCopy().castStorage(to: resultType)
+            if op.producesIndices { return Tensor.zeros(outShape, dtype: .int32, device: device) }
+            // A fresh tensor either way: a converted one is already a copy.
+            return resultType == dtype ? contiguousCopy() : castStorage(to: resultType)
         }
         let size = dims.reduce(1) { $0 * shape[$1] }
         // Reduced dims apart (a bias gradient's [N, C, L] -> [C]): reduce each run of adjacent

@@ -185,17 +185,13 @@ public final class Tensor: @unchecked Sendable {
     /// (labels and indices as PyTorch makes them). Disfavoured as the `[Int32]` initialiser is.
     @_disfavoredOverload
     public convenience init(shape: [Int], data: [Int64], device: Device = .cpu) {
-        Tensor.checkShape(shape, op: "Tensor")
-        check(data.count == Shape.count(shape),
-              "Tensor: \(data.count) values do not fill shape \(Shape.describe(shape)) (\(Shape.count(shape)) elements)")
+        Tensor.checkFill(data.count, shape)
         self.init(uninitialized: shape, dtype: .int64, device: device, op: "Tensor")
         data.withUnsafeBytes { backend.upload($0, to: storage.buffer) }
     }
 
     convenience init(shape: [Int], values: [Double], dtype: DType, device: Device, requiresGrad: Bool) {
-        Tensor.checkShape(shape, op: "Tensor")
-        check(values.count == Shape.count(shape),
-              "Tensor: \(values.count) values do not fill shape \(Shape.describe(shape)) (\(Shape.count(shape)) elements)")
+        Tensor.checkFill(values.count, shape)
         self.init(uninitialized: shape, dtype: dtype, device: device, op: "Tensor")
         if dtype == .float32 {
             values.map { Float($0) }.withUnsafeBytes { backend.upload($0, to: storage.buffer) }
@@ -220,6 +216,12 @@ public final class Tensor: @unchecked Sendable {
             bytes.withUnsafeBytes { backend.upload($0, to: storage.buffer) }
         }
         if requiresGrad { self.requiresGrad = true }
+    }
+
+    /// Stops with a message when `shape` is invalid or `count` values do not fill it.
+    static func checkFill(_ count: Int, _ shape: [Int]) {
+        checkShape(shape, op: "Tensor")
+        check(count == Shape.count(shape), "Tensor: \(count) values do not fill shape \(Shape.describe(shape)) (\(Shape.count(shape)) elements)")
     }
 
     /// Bytes of host memory `fromHost` fills and copies at a time.
