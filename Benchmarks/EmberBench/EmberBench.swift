@@ -78,6 +78,7 @@ struct EmberBench: ParsableCommand {
             workloads.attention(d, filter: matches)
             workloads.precision(d, filter: matches)
             workloads.optimizerStep(d, filter: matches)
+            workloads.fusion(d, filter: matches)
         }
         try workloads.checkpoint(filter: matches)
         try workloads.csv(filter: matches)

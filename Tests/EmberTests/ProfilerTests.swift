@@ -22,7 +22,11 @@ struct ProfilerTests {
 
     @Test("records forward ops with their gradFn, backward rules with the ops they run, and memory", arguments: TestDevices.all)
     func records(_ device: Device) throws {
-        let result = Profiler.profile(activities: [.cpu, .device], recordShapes: true) { ProfilerTests.step(device) }
+        // Eagerly, each op's kernels launch inside its own range (with lazy fusion, a fused
+        // kernel belongs to the range of the op that runs the pending graph: checked below).
+        let result = Profiler.profile(activities: [.cpu, .device], recordShapes: true) {
+            Fusion.withElementwiseFusion(false) { ProfilerTests.step(device) }
+        }
         let ops = result.events.filter { $0.kind == .op }
         let mul = try #require(ops.first { $0.gradFn == "MulBackward" })
         #expect(mul.name == "mul")
@@ -50,6 +54,12 @@ struct ProfilerTests {
             #expect(mul.deviceTime > 0, "a kernel timed by the device")
             #expect(result.deviceEvents.allSatisfy { $0.duration >= 0 && $0.hostEvent != nil })
             #expect(result.events.reduce(0) { $0 + $1.deviceTime } == result.totalDeviceTime)
+            LazyFusion.buildFailuresThrow = true
+            for _ in 0..<2 { ProfilerTests.step(device) }
+            (device.backend as! OpenCLBackend).waitForFusedBuilds()
+            let fused = Profiler.profile(activities: [.cpu, .device]) { ProfilerTests.step(device) }
+            let kernel = try #require(fused.deviceEvents.first { $0.name.hasPrefix("fused_") }, "a fused kernel among the device events")
+            #expect(kernel.hostEvent != nil)
         } else {
             #expect(result.deviceEvents.isEmpty)
         }

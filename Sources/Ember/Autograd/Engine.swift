@@ -126,6 +126,7 @@ extension Tensor {
     ///   - createGraph: record the backward ops too, so gradients can be differentiated again.
     public func backward(gradient: Tensor? = nil, retainGraph: Bool = false, createGraph: Bool = false) {
         Engine.run(root: self, gradient: backwardSeed(gradient), retainGraph: retainGraph || createGraph, createGraph: createGraph)
+        backend.flush()
     }
 
     /// The gradient backward starts from: the given one (checked), or 1 for a one-element tensor.

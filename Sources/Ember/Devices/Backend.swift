@@ -10,6 +10,9 @@ final class DeviceBuffer: @unchecked Sendable {
     let capacity: Int
     /// The backend that owns the memory.
     let backend: Backend
+    /// Contents not computed yet: an OpenCL device's lazy elementwise graph, run when a kernel,
+    /// a transfer or a limit needs the buffer (guarded by that device's `LazyFusion.lock`).
+    var lazy: LazyResult?
 
     init(handle: OpaquePointer, capacity: Int, backend: Backend) {
         self.handle = handle
@@ -266,6 +269,10 @@ protocol Backend: AnyObject, Sendable {
     func download(_ buffer: DeviceBuffer, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws
     /// Waits until every enqueued command has finished.
     func synchronize() throws
+    /// Starts every computation the backend has deferred (OpenCL's pending elementwise graphs;
+    /// nothing on the CPU), without waiting for it: the end of `backward()` and of an optimizer
+    /// step call it.
+    func flush()
 
     /// Whether the kernels of `family` for `dtype` can run now. A device that compiles them in
     /// the background (OpenCL, from device open) answers false until they are built, starting

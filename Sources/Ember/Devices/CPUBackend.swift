@@ -119,6 +119,8 @@ final class CPUBackend: Backend, @unchecked Sendable {
 
     func synchronize() throws {}
 
+    func flush() {}
+
     /// The CPU's kernels are compiled with Ember: always ready.
     func kernelsReady(_ family: KernelFamily, dtype: DType) -> Bool { true }
 

@@ -85,8 +85,14 @@ public struct Device: Hashable, Sendable, CustomStringConvertible {
     /// Releases every pooled, unused block of device memory.
     public func emptyCache() { backend.emptyPool() }
 
-    /// Waits until every command enqueued on this device has finished.
+    /// Waits until every command enqueued on this device has finished (runs its pending lazy
+    /// elementwise graphs first).
     public func synchronize() throws { try backend.synchronize() }
+
+    /// Waits until the fused elementwise kernels this device is compiling in the background are
+    /// built, so the next calls of their patterns launch them (for benchmarks of the steady
+    /// state); returns at once on the CPU.
+    public func waitForKernelBuilds() { (backend as? OpenCLBackend)?.waitForFusedBuilds() }
 
     /// `cpu` or `opencl:N`.
     public var description: String {

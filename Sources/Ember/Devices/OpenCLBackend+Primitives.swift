@@ -37,6 +37,14 @@ extension OpenCLBackend {
 
     func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer) {
         if source.dtype == dtype { return copy(source, to: destination) }
+        guard source.dtype.isFloatingPoint || source.dtype == .bool, dtype.isFloatingPoint || dtype == .bool,
+              recordLazily(destination, shape: source.shape, inputs: [.view(source)], { b, v in
+                  b.add(LazyValue(operation: .cast(v[0]), dtype: dtype))
+              }) else { return eagerCast(source, to: dtype, destination: destination) }
+    }
+
+    /// `cast` as one kernel now.
+    func eagerCast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer) {
         pool.noteKernels(0, bytes: Traffic.of(source) + Traffic.elements(source.count, dtype))
         let c = layout(source.shape, [source.strides])
         launchStrided("cast_\(source.dtype)_\(dtype)", shape: c.shape, [
@@ -81,6 +89,13 @@ extension OpenCLBackend {
     }
 
     func unary(_ op: UnaryOp, _ source: StridedView, destination: DeviceBuffer) {
+        guard recordLazily(destination, shape: source.shape, inputs: [.view(source)], { b, v in
+            b.add(LazyValue(operation: .unary(op.kernel, x: v[0], p0: b.scalarSlot(op.p0), p1: b.scalarSlot(op.p1)), dtype: source.dtype))
+        }) else { return eagerUnary(op, source, destination: destination) }
+    }
+
+    /// `unary` as one kernel now.
+    func eagerUnary(_ op: UnaryOp, _ source: StridedView, destination: DeviceBuffer) {
         pool.noteKernels(0, bytes: 2 * Traffic.of(source))
         let c = layout(source.shape, [source.strides])
         let name = "unary_\(op.kernel.name)"
@@ -118,6 +133,13 @@ extension OpenCLBackend {
     }
 
     func binary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
+        guard recordLazily(destination, shape: shape, inputs: [a, b], { g, v in
+            g.add(LazyValue(operation: .binary(op.kernel, v[0], v[1]), dtype: op.isComparison ? .bool : dtype))
+        }) else { return eagerBinary(op, a, b, shape: shape, dtype: dtype, destination: destination) }
+    }
+
+    /// `binary` as one kernel now.
+    func eagerBinary(_ op: BinaryOp, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
         pool.noteKernels(0, bytes: Traffic.binary(op, a, b, shape: shape, dtype: dtype))
         let n = Shape.count(shape)
         let c = operandLayout(shape, [a.view, b.view])
@@ -138,6 +160,13 @@ extension OpenCLBackend {
     }
 
     func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
+        guard recordLazily(destination, shape: shape, inputs: [.view(condition), a, b], { g, v in
+            g.add(LazyValue(operation: .select(v[0], v[1], v[2]), dtype: dtype))
+        }) else { return eagerSelect(condition, a, b, shape: shape, dtype: dtype, destination: destination) }
+    }
+
+    /// `select` as one kernel now.
+    func eagerSelect(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
         pool.noteKernels(0, bytes: Traffic.select(a, b, shape: shape, dtype: dtype))
         let n = Shape.count(shape)
         let c = operandLayout(shape, [condition, a.view, b.view])
@@ -226,6 +255,7 @@ extension OpenCLBackend {
         if implementation == .ember {
             return gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, c: c, cOffset: cOffset)
         }
+        for buffer in [a.buffer, b.buffer, c] { settle(buffer) }
         let ta = a.transposed ? CLBlastTransposeYes : CLBlastTransposeNo
         let tb = b.transposed ? CLBlastTransposeYes : CLBlastTransposeNo
         withQueue({ queue, event in

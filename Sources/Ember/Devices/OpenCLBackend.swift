@@ -64,12 +64,14 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     private var backgroundBuilds: Set<String> = []
     /// Every running background build. A process that exits waits for them (an `atexit`
     /// handler): the OpenCL library must not be torn down under a compiling thread.
-    private static let runningBuilds: DispatchGroup = {
+    static let runningBuilds: DispatchGroup = {
         let group = DispatchGroup()
         atexit { OpenCLBackend.runningBuilds.wait() }
         return group
     }()
     private var pendingError: EmberError?
+    /// The device's lazy elementwise graphs (OpenCLBackend+Fusion.swift).
+    let fusion = LazyFusion()
     /// The queue's index-error record, four Int32s `[reported, site, index, size]` that
     /// `index.cl` fills for the first out-of-range index (zero while none was seen).
     private let indexErrors: cl_mem
@@ -123,12 +125,13 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         while reduction * 2 <= min(256, info.maxWorkGroupSize) { reduction *= 2 }
         reductionLocal = reduction
         var gemmSource = ""
-        let storage = try OpenCLRuntime.kernelSource("storage.cl")
+        let storage = try OpenCLRuntime.kernelSource("storage.cl"), strided = try OpenCLRuntime.kernelSource("strided.cl")
+        fusion.prelude = storage + strided
         for file in Self.programFiles {
             var source = try OpenCLRuntime.kernelSource(file)
             if file == "gemm.cl" { gemmSource = source }
+            if file == "elementwise.cl" { source = strided + source + ElementwiseSource.generated + ElementwiseSource.casts }
             if Self.storageTyped.contains(file) { source = storage + source }
-            if file == "elementwise.cl" { source += ElementwiseSource.generated + ElementwiseSource.casts }
             sources[file] = source
             if !Self.backgroundPrograms.values.contains(file) { programs[file] = try build(name: file, source: source) }
         }
@@ -313,6 +316,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     // MARK: Transfers and synchronisation
 
     func upload(_ source: UnsafeRawBufferPointer, to buffer: DeviceBuffer, byteOffset: Int) {
+        settle(buffer)
         pool.noteTransfer(upload: true)
         guard let base = source.baseAddress, source.count > 0 else { return }
         let (queue, collector) = queueAndCollector()
@@ -325,6 +329,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     func download(_ buffer: DeviceBuffer, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+        settle(buffer)
         pool.noteTransfer(upload: false)
         guard let base = destination.baseAddress, destination.count > 0 else { return try synchronize() }
         checkingIndices {
@@ -340,6 +345,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     func synchronize() throws {
+        flush()
         checkingIndices { record(clFinish(activeQueue()), "clFinish") }
         try throwPending()
     }
@@ -431,6 +437,18 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Remembers the first failed call, to be thrown at the next synchronisation point.
     func record(status: cl_int, _ call: String) { record(status, call) }
 
+    /// Remembers `error` (a build failure, with its log) for the next synchronisation point.
+    func record(_ error: EmberError) {
+        lock.lock(); defer { lock.unlock() }
+        if pendingError == nil { pendingError = error }
+    }
+
+    /// Makes `program` (built elsewhere: a fused kernel) launchable as program `file`.
+    func installProgram(_ program: cl_program, as file: String) {
+        lock.lock(); defer { lock.unlock() }
+        if programs[file] == nil { programs[file] = program } else { clReleaseProgram(program) }
+    }
+
     private func record(_ status: cl_int, _ call: String) {
         guard status != CL_SUCCESS else { return }
         lock.lock(); defer { lock.unlock() }
@@ -473,6 +491,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Counts one launch in `stats` (the primitive counts the bytes its kernels move).
     func launch3D(_ file: String, _ name: String, global: (Int, Int, Int), local: (Int, Int, Int), _ arguments: [Argument]) {
         guard global.0 > 0 && global.1 > 0 && global.2 > 0 else { return }
+        for case .buffer(let b) in arguments { settle(b) }
         let collector = Profiler.deviceProfiling ? Profiler.current.flatMap { $0.activities.contains(.device) ? $0 : nil } : nil
         lock.lock(); defer { lock.unlock() }
         let queue = selectQueueLocked()

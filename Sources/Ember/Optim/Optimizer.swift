@@ -156,6 +156,9 @@ open class Optimizer {
                 steps[i] += 1
                 update(i, p, grad)
             }
+            // The composed updates' lazy graphs (OpenCL) run now, not at the next read.
+            var flushed = Set<Device>()
+            for p in parameters where p.grad != nil && flushed.insert(p.device).inserted { p.backend.flush() }
         }
     }
 

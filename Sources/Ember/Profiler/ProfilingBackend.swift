@@ -41,6 +41,8 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
 
     func kernelsReady(_ family: KernelFamily, dtype: DType) -> Bool { inner.kernelsReady(family, dtype: dtype) }
 
+    func flush() { inner.flush() }
+
     func synchronize() throws {
         try collector.scope("synchronize", kind: .scope, device: device) { try inner.synchronize() }
     }
