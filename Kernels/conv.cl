@@ -4,55 +4,69 @@
 
 #define GEOMETRY int N, int C, int H, int W, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int oh, int ow
 
-// One work-item per row of cols [N, C*kh*kw, oh*ow]: (n, r, y) writes the ow columns of
-// output row y for patch entry r, decoding its indices once.
-__kernel void im2col(__global const float* src, int off, __global float* cols, GEOMETRY) {
-    int t = get_global_id(0);
-    int K = C * kh * kw;
-    if (t >= N * K * oh) return;
-    int y = t % oh, r = (t / oh) % K, n = t / (oh * K);
-    int c = r / (kh * kw), ki = (r / kw) % kh, kj = r % kw;
-    int ih = y * sh - ph + ki * dh;
-    __global float* out = cols + ((long)(n * K + r) * oh + y) * ow;
-    if (ih < 0 || ih >= H) {
-        for (int x = 0; x < ow; ++x) out[x] = 0.0f;
-        return;
-    }
-    __global const float* line = src + off + ((long)(n * C + c) * H + ih) * W;
-    int iw = kj * dw - pw;
-    for (int x = 0; x < ow; ++x, iw += sw) out[x] = (iw >= 0 && iw < W) ? line[iw] : 0.0f;
-}
-
-// One work-item per input row (n, c, ih): sums, for each pixel of the row, every column
-// entry that im2col read from it.
-__kernel void col2im(__global const float* cols, __global float* dst, GEOMETRY) {
-    int t = get_global_id(0);
-    if (t >= N * C * H) return;
-    int ih = t % H, c = (t / H) % C, n = t / (H * C);
-    int L = oh * ow, K = C * kh * kw;
-    __global float* out = dst + (long)t * W;
-    for (int iw = 0; iw < W; ++iw) out[iw] = 0.0f;
-    for (int ki = 0; ki < kh; ++ki) {
-        int yy = ih + ph - ki * dh;
-        if (yy < 0 || yy % sh != 0 || yy / sh >= oh) continue;
-        int y = yy / sh;
-        for (int kj = 0; kj < kw; ++kj) {
-            int r = (c * kh + ki) * kw + kj;
-            __global const float* row = cols + ((long)n * K + r) * L + y * ow;
-            for (int x = 0; x < ow; ++x) {
-                int iw = x * sw - pw + kj * dw;
-                if (iw >= 0 && iw < W) out[iw] += row[x];
-            }
-        }
-    }
-}
-
 // The taps i in [0, count) whose position start + i * step lies in [0, size), the ones that
 // are not padding, as (first, end).
 inline int2 inside(int count, int start, int step, int size) {
     int low = start >= 0 ? 0 : (step - 1 - start) / step;
     int high = start >= size ? 0 : min(count, (size - 1 - start) / step + 1);
     return (int2)(low, max(low, high));
+}
+
+// im2col and col2im read and write the storage type ELEM (storage.cl; this program is built
+// once per float storage type). Pooling reads and writes float: its kernels are launched from
+// the float32 build only.
+
+// One work-item per row of cols [N, C*kh*kw, oh*ow]: (n, r, y) writes the ow columns of
+// output row y for patch entry r, decoding its indices once. A copy of elements (bit for bit
+// in every storage type), zero for padding.
+__kernel void im2col(__global const ELEM* src, int off, __global ELEM* cols, GEOMETRY) {
+    int t = get_global_id(0);
+    int K = C * kh * kw;
+    if (t >= N * K * oh) return;
+    int y = t % oh, r = (t / oh) % K, n = t / (oh * K);
+    int c = r / (kh * kw), ki = (r / kw) % kh, kj = r % kw;
+    int ih = y * sh - ph + ki * dh;
+    __global ELEM* out = cols + ((long)(n * K + r) * oh + y) * ow;
+    if (ih < 0 || ih >= H) {
+        for (int x = 0; x < ow; ++x) out[x] = (ELEM)0;
+        return;
+    }
+    __global const ELEM* line = src + off + ((long)(n * C + c) * H + ih) * W;
+    int iw = kj * dw - pw;
+    for (int x = 0; x < ow; ++x, iw += sw) out[x] = (iw >= 0 && iw < W) ? line[iw] : (ELEM)0;
+}
+
+// Pixels of a col2im row summed at once in private Float32 accumulators.
+#define COL2IM_CHUNK 64
+
+// One work-item per input row (n, c, ih): sums, for each pixel of the row, every column
+// entry that im2col read from it, in Float32 (taps in scan order), a chunk of the row at a
+// time, and stores each pixel once (rounded once in a 16-bit storage type).
+__kernel void col2im(__global const ELEM* cols, int off, __global ELEM* dst, GEOMETRY) {
+    int t = get_global_id(0);
+    if (t >= N * C * H) return;
+    int ih = t % H, c = (t / H) % C, n = t / (H * C);
+    int L = oh * ow, K = C * kh * kw;
+    __global ELEM* out = dst + (long)t * W;
+    float acc[COL2IM_CHUNK];
+    for (int c0 = 0; c0 < W; c0 += COL2IM_CHUNK) {
+        int width = min(COL2IM_CHUNK, W - c0);
+        for (int i = 0; i < width; ++i) acc[i] = 0.0f;
+        for (int ki = 0; ki < kh; ++ki) {
+            int yy = ih + ph - ki * dh;
+            if (yy < 0 || yy % sh != 0 || yy / sh >= oh) continue;
+            int y = yy / sh;
+            for (int kj = 0; kj < kw; ++kj) {
+                int r = (c * kh + ki) * kw + kj;
+                __global const ELEM* row = cols + off + ((long)n * K + r) * L + y * ow;
+                // Column x lands on pixel x * sw + shift of the row, at acc[x * sw + shift - c0].
+                int start = kj * dw - pw - c0;
+                int2 xs = inside(ow, start, sw, width);
+                for (int x = xs.x; x < xs.y; ++x) acc[x * sw + start] += LOAD(row, x);
+            }
+        }
+        for (int i = 0; i < width; ++i) STORE(out, c0 + i, acc[i]);
+    }
 }
 
 // The first maximum of each window and its index in the H*W plane, one work-item per run of

@@ -224,6 +224,78 @@ struct LowPrecisionTests {
         }
     }
 
+    /// Window geometries of the column tests: padding, stride, dilation, a 1 x 1 kernel, and a
+    /// row wider than col2im's 64-pixel chunks on OpenCL.
+    static let columnCases: [(input: [Int], kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int))] = [
+        ([2, 3, 7, 6], (3, 3), (1, 1), (1, 1), (1, 1)),
+        ([1, 2, 9, 8], (3, 2), (2, 3), (2, 1), (1, 2)),
+        ([2, 4, 5, 5], (1, 1), (1, 1), (0, 0), (1, 1)),
+        ([1, 2, 4, 70], (2, 5), (1, 2), (1, 3), (2, 1)),
+    ]
+
+    @Test("16-bit im2col copies elements bit for bit and col2im rounds each pixel's Float32 sum once, on every device",
+          arguments: [DType.float16, .bfloat16])
+    func narrowColumns(_ dtype: DType) {
+        var random = TestRandom(seed: 12)
+        for (i, c) in Self.columnCases.enumerated() {
+            // A slice with an offset (batch 1 onwards), signed zeros and infinities among the values.
+            let shape = [c.input[0] + 1] + c.input.dropFirst()
+            var values = random.floats(Shape.count(shape), -3...3)
+            values[Shape.count(Array(shape.dropFirst())) + 1] = -0.0
+            values[values.count - 2] = .infinity
+            for d in TestDevices.all {
+                let x = Tensor(shape: shape, data: values, dtype: dtype, device: d)[1...]
+                let g = x.windowGeometry("test", kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation)
+                let columns = x.im2col(g)
+                #expect(columns.dtype == dtype, "case \(i) on \(d)")
+                #expect(columns.hostBytes() == x.float().im2col(g).to(dtype).hostBytes(), "im2col case \(i) in \(dtype) on \(d)")
+                // Columns with an offset too; Float32 sums in the same tap order, rounded once.
+                let k = g.channels * g.kernelH * g.kernelW, l = g.outHeight * g.outWidth
+                let cols = Tensor(shape: [g.batch + 1, k, l], data: random.floats((g.batch + 1) * k * l, -2...2), dtype: dtype, device: d)[1...]
+                let folded = cols.col2im(g)
+                #expect(folded.dtype == dtype && folded.shape == [g.batch, g.channels, g.height, g.width])
+                #expect(folded.hostBytes() == cols.float().col2im(g).to(dtype).hostBytes(), "col2im case \(i) in \(dtype) on \(d)")
+                if dtype == .bfloat16 && i == 0 {
+                    // Integer input still unfolds into Float32 columns.
+                    let ints = x.int()
+                    #expect(ints.im2col(g).dtype == .float32 && ints.im2col(g).toArray() == ints.float().im2col(g).toArray())
+                }
+            }
+        }
+    }
+
+    @Test("a bfloat16 im2col is one kernel over bfloat16 bytes and a bfloat16 conv2d makes no Float32 copy of its input or columns")
+    func narrowConvolutionMemory() async {
+        // In a process of its own: the counters and the peak count every kernel and allocation
+        // on the device, and other tests run in parallel.
+        await #expect(processExitsWith: .success) {
+            for d in TestDevices.all {
+                let x = Tensor.randn([2, 4, 17, 17], device: d).bfloat16(), w = Tensor.randn([8, 4, 2, 2], device: d).bfloat16()
+                let g = x.windowGeometry("test", kernel: (2, 2), stride: (1, 1), padding: (0, 0), dilation: (1, 1))
+                try d.synchronize()
+                let before = d.stats
+                let columns = x.im2col(g)
+                try d.synchronize()
+                let after = d.stats
+                precondition(columns.dtype == .bfloat16, "\(d): \(columns.dtype) columns")
+                precondition(after.kernelLaunches - before.kernelLaunches == 1, "\(d): \(after.kernelLaunches - before.kernelLaunches) launches")
+                precondition(after.bytesMoved - before.bytesMoved == Traffic.columns(g, .bfloat16),
+                             "\(d): \(after.bytesMoved - before.bytesMoved) bytes moved, expected \(Traffic.columns(g, .bfloat16))")
+                // The forward pass: bfloat16 columns (16 KiB), the GEMM's Float32 result (16 KiB)
+                // and the bfloat16 output (8 KiB) at most; a Float32 copy of the input (9 KiB)
+                // and of the columns (32 KiB) would come on top.
+                d.resetPeakMemory()
+                let live = d.stats.liveBytes
+                let out = x.conv2d(weight: w)
+                try d.synchronize()
+                let peak = d.stats.peakLiveBytes - live
+                precondition(out.dtype == .bfloat16 && out.shape == [2, 8, 16, 16])
+                precondition(peak <= 40 * 1024, "\(d): peak \(peak) bytes above the inputs")
+                _ = (columns, out)
+            }
+        }
+    }
+
     /// The tensors of a safetensors file as (dtype name, shape, data bytes), read with a
     /// parser of the format written here, independent of Ember's reader.
     static func rawTensors(_ url: URL) throws -> [String: (dtype: String, shape: [Int], bytes: Data)] {

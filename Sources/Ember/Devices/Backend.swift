@@ -219,9 +219,9 @@ enum Traffic {
     static func gather(_ index: StridedView, _ dtype: DType) -> Int { index.count * (4 + 2 * dtype.byteSize) }
     /// `scatterAdd`: each value and index read, and its destination element read and written.
     static func scatterAdd(_ values: StridedView, _ index: StridedView) -> Int { of(values) + of(index) + 2 * elements(values.count) }
-    /// `im2col` and `col2im`: the image and its columns (Float32).
-    static func columns(_ g: Conv2dGeometry) -> Int {
-        4 * (g.batch * g.channels * g.height * g.width + g.batch * g.channels * g.kernelH * g.kernelW * g.outHeight * g.outWidth)
+    /// `im2col` and `col2im`: the image and its columns, both of the float type `dtype`.
+    static func columns(_ g: Conv2dGeometry, _ dtype: DType) -> Int {
+        dtype.byteSize * (g.batch * g.channels * g.height * g.width + g.batch * g.channels * g.kernelH * g.kernelW * g.outHeight * g.outWidth)
     }
     /// Pooling forward or backward: the input plane and the pooled outputs (Float32; with
     /// `indices`, an Int32 index per output too).
@@ -235,9 +235,9 @@ enum Traffic {
 /// Every primitive writes a contiguous destination buffer that the caller allocated with
 /// `allocate`, overwriting it (except `scatterAdd`, which accumulates into a buffer the
 /// caller initialised). `copy`, `cast`, `fill` and `arange` take every dtype; `unary`,
-/// `binary` and `select` read and write any float dtype (computing in Float32); the other
-/// primitives read and write Float32 (`gemm` also reads narrow operands) and the tensor
-/// layer converts other dtypes before calling them. Primitives are enqueued asynchronously where the
+/// `binary`, `select`, `im2col` and `col2im` read and write any float dtype (computing in
+/// Float32), `reduce` reads any; the other primitives read and write Float32 (`gemm` also
+/// reads narrow operands) and the tensor layer converts other dtypes before calling them. Primitives are enqueued asynchronously where the
 /// device allows it; `download` and `synchronize` wait for them, and `upload` returns once
 /// its host bytes are copied (on OpenCL a blocking write, which waits for the commands
 /// before it).
@@ -325,11 +325,15 @@ protocol Backend: AnyObject, Sendable {
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int)
 
-    /// Unfolds a contiguous NCHW input into columns `[N, C*kH*kW, outH*outW]`.
-    func im2col(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, destination: DeviceBuffer)
-    /// The adjoint of `im2col`: sums the columns `[N, C*kH*kW, outH*outW]` that cover each
-    /// pixel into `destination`, a contiguous NCHW buffer it overwrites.
-    func col2im(_ columns: DeviceBuffer, geometry: Conv2dGeometry, destination: DeviceBuffer)
+    /// Unfolds a contiguous NCHW input, starting at element `offset` of `source`, into columns
+    /// `[N, C*kH*kW, outH*outW]`; input and columns are of the float type `dtype` (a copy of
+    /// elements, bit for bit, zero for padding).
+    func im2col(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, dtype: DType, destination: DeviceBuffer)
+    /// The adjoint of `im2col`: sums the columns `[N, C*kH*kW, outH*outW]` (contiguous from
+    /// element `offset`) that cover each pixel into `destination`, a contiguous NCHW buffer it
+    /// overwrites. Both are of the float type `dtype`; sums accumulate in Float32 and round
+    /// once per pixel.
+    func col2im(_ columns: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, dtype: DType, destination: DeviceBuffer)
     /// Max pooling of contiguous NCHW input: values `[N, C, outH, outW]` and, per output,
     /// the Int32 index of the chosen input inside its `H*W` plane.
     func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer)

@@ -72,9 +72,21 @@ extension CPUBackend {
         }
     }
 
-    func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
-        pool.noteKernels(1, bytes: Traffic.columns(g))
-        let src = floats(source) + offset, dst = floats(destination)
+    func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, dtype: DType, destination: DeviceBuffer) {
+        precondition(dtype.isFloatingPoint, "im2col: \(dtype) columns")
+        pool.noteKernels(1, bytes: Traffic.columns(g, dtype))
+        // A copy of elements: 16-bit types move their bit patterns (+0 for padding), exactly.
+        if dtype.byteSize == 2 {
+            im2col(elements(source, as: UInt16.self) + offset, g, elements(destination, as: UInt16.self), zero: 0)
+        } else {
+            im2col(floats(source) + offset, g, floats(destination), zero: 0)
+        }
+    }
+
+    /// Copies each tap's valid rows of every input plane into its row of the columns and
+    /// writes `zero` for padding.
+    @inline(__always)
+    private func im2col<T>(_ src: UnsafeMutablePointer<T>, _ g: Conv2dGeometry, _ dst: UnsafeMutablePointer<T>, zero: T) {
         let (oh, ow) = (g.outHeight, g.outWidth)
         let plane = g.height * g.width, cols = oh * ow, taps = g.kernelH * g.kernelW
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
@@ -82,41 +94,81 @@ extension CPUBackend {
                 let input = src + nc * plane
                 forEachTap(g) { tap, rows, xs, lineOffset in
                     let row = dst + (nc * taps + tap) * cols
-                    row.initialize(repeating: 0, count: rows.lowerBound * ow)
+                    row.initialize(repeating: zero, count: rows.lowerBound * ow)
                     for y in rows {
                         let out = row + y * ow, line = input + lineOffset(y)
-                        out.initialize(repeating: 0, count: xs.lowerBound)
+                        out.initialize(repeating: zero, count: xs.lowerBound)
                         if g.strideW == 1 {
                             (out + xs.lowerBound).initialize(from: line + xs.lowerBound, count: xs.count)
                         } else {
                             for x in xs { out[x] = line[x * g.strideW] }
                         }
-                        (out + xs.upperBound).initialize(repeating: 0, count: ow - xs.upperBound)
+                        (out + xs.upperBound).initialize(repeating: zero, count: ow - xs.upperBound)
                     }
-                    (row + rows.upperBound * ow).initialize(repeating: 0, count: (oh - rows.upperBound) * ow)
+                    (row + rows.upperBound * ow).initialize(repeating: zero, count: (oh - rows.upperBound) * ow)
                 }
             }
         }
     }
 
-    func col2im(_ columns: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
-        pool.noteKernels(1, bytes: Traffic.columns(g))
-        let src = floats(columns), dst = floats(destination)
+    func col2im(_ columns: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, dtype: DType, destination: DeviceBuffer) {
+        precondition(dtype.isFloatingPoint, "col2im: \(dtype) columns")
+        pool.noteKernels(1, bytes: Traffic.columns(g, dtype))
+        switch dtype {
+        case .float16: col2im(elements(columns, as: UInt16.self) + offset, g, elements(destination, as: UInt16.self), Elementwise.Half.self)
+        case .bfloat16: col2im(elements(columns, as: UInt16.self) + offset, g, elements(destination, as: UInt16.self), Elementwise.BFloat16.self)
+        default: col2im(floats(columns) + offset, g, floats(destination))
+        }
+    }
+
+    /// Adds the columns of plane `nc` into `output` (Float32, zeroed by the caller); `row(tap)`
+    /// gives the Float32 values of the tap's row of the columns.
+    @inline(__always)
+    private func accumulatePlane(_ g: Conv2dGeometry, into output: UnsafeMutablePointer<Float>,
+                                 _ row: (Int) -> UnsafePointer<Float>) {
+        forEachTap(g) { tap, rows, xs, lineOffset in
+            let base = row(tap)
+            for y in rows {
+                let values = base + y * g.outWidth, line = output + lineOffset(y)
+                if g.strideW == 1 {
+                    for x in xs { line[x] += values[x] }
+                } else {
+                    for x in xs { line[x * g.strideW] += values[x] }
+                }
+            }
+        }
+    }
+
+    /// Float32 col2im: sums straight into the destination planes.
+    private func col2im(_ src: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, _ dst: UnsafeMutablePointer<Float>) {
         let plane = g.height * g.width, cols = g.outHeight * g.outWidth, taps = g.kernelH * g.kernelW
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
             for nc in s..<e {
                 let output = dst + nc * plane
                 output.initialize(repeating: 0, count: plane)
-                forEachTap(g) { tap, rows, xs, lineOffset in
-                    let row = src + (nc * taps + tap) * cols
-                    for y in rows {
-                        let values = row + y * g.outWidth, line = output + lineOffset(y)
-                        if g.strideW == 1 {
-                            for x in xs { line[x] += values[x] }
-                        } else {
-                            for x in xs { line[x * g.strideW] += values[x] }
-                        }
+                accumulatePlane(g, into: output) { tap in UnsafePointer(src + (nc * taps + tap) * cols) }
+            }
+        }
+    }
+
+    /// col2im of a 16-bit storage type `S`: each thread widens one row of the columns at a time
+    /// into Float32 scratch (vectorised C), sums a plane in Float32 scratch and rounds it into the
+    /// destination once, so every pixel is rounded once however many taps cover it.
+    private func col2im<S: FloatStorage>(_ src: UnsafeMutablePointer<S.Bits>, _ g: Conv2dGeometry,
+                                         _ dst: UnsafeMutablePointer<S.Bits>, _: S.Type) {
+        let plane = g.height * g.width, cols = g.outHeight * g.outWidth, taps = g.kernelH * g.kernelW
+        let shared = UncheckedSendable((src: src, dst: dst))
+        parallelFor(g.batch * g.channels, grain: 1) { s, e in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: plane + cols) { scratch in
+                let (src, dst) = shared.value
+                let output = scratch.baseAddress!, values = output + plane
+                for nc in s..<e {
+                    output.initialize(repeating: 0, count: plane)
+                    accumulatePlane(g, into: output) { tap in
+                        S.widen(src + (nc * taps + tap) * cols, into: values, count: cols)
+                        return UnsafePointer(values)
                     }
+                    S.narrow(output, into: dst + nc * plane, count: plane)
                 }
             }
         }

@@ -307,16 +307,21 @@ extension OpenCLBackend {
          g.padH, g.padW, g.dilationH, g.dilationW, g.outHeight, g.outWidth].map { .int($0) }
     }
 
-    func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
-        pool.noteKernels(0, bytes: Traffic.columns(g))
+    /// im2col and col2im run the build of conv.cl for their storage type; pooling, Float32
+    /// only, runs the float32 build (`conv.cl`).
+    func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, dtype: DType, destination: DeviceBuffer) {
+        precondition(dtype.isFloatingPoint, "im2col: \(dtype) columns")
+        pool.noteKernels(0, bytes: Traffic.columns(g, dtype))
         let count = g.batch * g.channels * g.kernelH * g.kernelW * g.outHeight
-        launch("conv.cl", "im2col", count: count, [.buffer(source), .int(offset), .buffer(destination)] + geometryArguments(g))
+        launch(Self.typedProgram("conv.cl", dtype), "im2col", count: count,
+               [.buffer(source), .int(offset), .buffer(destination)] + geometryArguments(g))
     }
 
-    func col2im(_ columns: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
-        pool.noteKernels(0, bytes: Traffic.columns(g))
-        launch("conv.cl", "col2im", count: g.batch * g.channels * g.height,
-               [.buffer(columns), .buffer(destination)] + geometryArguments(g))
+    func col2im(_ columns: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, dtype: DType, destination: DeviceBuffer) {
+        precondition(dtype.isFloatingPoint, "col2im: \(dtype) columns")
+        pool.noteKernels(0, bytes: Traffic.columns(g, dtype))
+        launch(Self.typedProgram("conv.cl", dtype), "col2im", count: g.batch * g.channels * g.height,
+               [.buffer(columns), .int(offset), .buffer(destination)] + geometryArguments(g))
     }
 
     func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer) {

@@ -14,8 +14,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Kernel source files, each built into one program when the backend is created.
     static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl", "attention.cl", "optim.cl"]
     /// The programs whose kernels read the float storage type `storage.cl` selects: built for
-    /// float32 with the others, and for float16 / bfloat16 (`file#1`, `file#2`) at first use.
-    static let storageTyped: Set<String> = ["elementwise.cl", "reduce.cl", "gemm.cl", "optim.cl"]
+    /// float32 with the others, and for float16 / bfloat16 (`file#1`, `file#2`) at first use
+    /// (conv.cl's im2col and col2im only; its pooling kernels read float in every build).
+    static let storageTyped: Set<String> = ["elementwise.cl", "reduce.cl", "gemm.cl", "optim.cl", "conv.cl"]
 
     let index: Int
     let info: DeviceInfo

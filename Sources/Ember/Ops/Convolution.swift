@@ -17,21 +17,27 @@ extension Tensor {
         return g
     }
 
-    /// Unfolds an NCHW tensor into columns `[N, C*kH*kW, outH*outW]`.
+    /// Unfolds an NCHW tensor into columns `[N, C*kH*kW, outH*outW]` of its float type (an
+    /// integer or bool tensor's values as Float32): the kernels copy elements of every float
+    /// storage type, so a 16-bit input makes no Float32 copy.
     func im2col(_ g: Conv2dGeometry) -> Tensor {
-        if let narrow = viaFloat32({ $0.im2col(g) }) { return narrow }
-        let source = floatStorage.dense
-        let out = Tensor(uninitialized: [g.batch, g.channels * g.kernelH * g.kernelW, g.outHeight * g.outWidth], device: device, op: "im2col")
-        if out.count > 0 { backend.im2col(source.storage.buffer, offset: source.offset, geometry: g, destination: out.storage.buffer) }
+        let source = arithmeticStorage.dense
+        let out = Tensor(uninitialized: [g.batch, g.channels * g.kernelH * g.kernelW, g.outHeight * g.outWidth], dtype: source.dtype,
+                         device: device, op: "im2col")
+        if out.count > 0 {
+            backend.im2col(source.storage.buffer, offset: source.offset, geometry: g, dtype: source.dtype, destination: out.storage.buffer)
+        }
         return out.recording("Im2ColBackward", inputs: [self]) { { grad in [grad.col2im(g)] } }
     }
 
-    /// Folds columns `[N, C*kH*kW, outH*outW]` back into NCHW, summing overlaps.
+    /// Folds columns `[N, C*kH*kW, outH*outW]` back into NCHW of their float type (integer or
+    /// bool columns as Float32), summing overlaps in Float32 and rounding each pixel once.
     func col2im(_ g: Conv2dGeometry) -> Tensor {
-        if let narrow = viaFloat32({ $0.col2im(g) }) { return narrow }
-        let source = floatStorage.dense
-        let out = Tensor(uninitialized: [g.batch, g.channels, g.height, g.width], device: device, op: "col2im")
-        if out.count > 0 { backend.col2im(source.storage.buffer, geometry: g, destination: out.storage.buffer) }
+        let source = arithmeticStorage.dense
+        let out = Tensor(uninitialized: [g.batch, g.channels, g.height, g.width], dtype: source.dtype, device: device, op: "col2im")
+        if out.count > 0 {
+            backend.col2im(source.storage.buffer, offset: source.offset, geometry: g, dtype: source.dtype, destination: out.storage.buffer)
+        }
         return out.recording("Col2ImBackward", inputs: [self]) { { grad in [grad.im2col(g)] } }
     }
 

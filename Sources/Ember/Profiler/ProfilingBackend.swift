@@ -114,12 +114,16 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
 
     private static func input(_ g: Conv2dGeometry) -> [Int] { [g.batch, g.channels, g.height, g.width] }
 
-    func im2col(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, destination: DeviceBuffer) {
-        op("im2col", destination, [Self.input(geometry)]) { inner.im2col(source, offset: offset, geometry: geometry, destination: destination) }
+    func im2col(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, dtype: DType, destination: DeviceBuffer) {
+        op("im2col", destination, [Self.input(geometry)]) {
+            inner.im2col(source, offset: offset, geometry: geometry, dtype: dtype, destination: destination)
+        }
     }
 
-    func col2im(_ columns: DeviceBuffer, geometry: Conv2dGeometry, destination: DeviceBuffer) {
-        op("col2im", destination, [Self.input(geometry)]) { inner.col2im(columns, geometry: geometry, destination: destination) }
+    func col2im(_ columns: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, dtype: DType, destination: DeviceBuffer) {
+        op("col2im", destination, [Self.input(geometry)]) {
+            inner.col2im(columns, offset: offset, geometry: geometry, dtype: dtype, destination: destination)
+        }
     }
 
     func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer) {
