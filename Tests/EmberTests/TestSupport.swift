@@ -7,9 +7,11 @@ enum TestDevices {
     /// Every device, the CPU first, with the kernels OpenCL compiles in the background built
     /// (tests compare the fused paths and count their launches).
     static let all: [Device] = {
-        // The suite meets hundreds of fused patterns once each on a cold PoCL cache: building
-        // them many to a program costs a third of one program each.
-        LazyFusion.maxBatch = 16
+        // The suite meets hundreds of fused patterns a few times each: building them all would
+        // take minutes, so only the tests of fused kernels queue theirs (`queuesBuilds`), and
+        // build them many to a program (a third of the cost of a program each).
+        LazyFusion.queuesRepeatedPatterns = false
+        LazyFusion.maxBatch = 32
         let devices = Device.available
         for d in devices { (d.backend as? OpenCLBackend)?.finishBackgroundBuilds() }
         return devices

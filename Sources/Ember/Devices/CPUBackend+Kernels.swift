@@ -73,7 +73,7 @@ extension CPUBackend {
     }
 
     func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, dtype: DType, destination: DeviceBuffer) {
-        precondition(dtype.isFloatingPoint, "im2col: \(dtype) columns")
+        check(dtype.isFloatingPoint, "im2col: \(dtype) columns")
         pool.noteKernels(1, bytes: Traffic.columns(g, dtype))
         // A copy of elements: 16-bit types move their bit patterns (+0 for padding), exactly.
         if dtype.byteSize == 2 {
@@ -112,7 +112,7 @@ extension CPUBackend {
     }
 
     func col2im(_ columns: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, dtype: DType, destination: DeviceBuffer) {
-        precondition(dtype.isFloatingPoint, "col2im: \(dtype) columns")
+        check(dtype.isFloatingPoint, "col2im: \(dtype) columns")
         pool.noteKernels(1, bytes: Traffic.columns(g, dtype))
         switch dtype {
         case .float16: col2im(elements(columns, as: UInt16.self) + offset, g, elements(destination, as: UInt16.self), Elementwise.Half.self)

@@ -89,9 +89,9 @@ public struct Device: Hashable, Sendable, CustomStringConvertible {
     /// elementwise graphs first).
     public func synchronize() throws { try backend.synchronize() }
 
-    /// Waits until the fused elementwise kernels this device is compiling in the background are
-    /// built, so the next calls of their patterns launch them (for benchmarks of the steady
-    /// state); returns at once on the CPU.
+    /// Builds now the fused elementwise kernels this device has queued (which it otherwise
+    /// builds one program per host wait), so the next calls of their patterns launch them (for
+    /// benchmarks of the steady state); returns at once on the CPU.
     public func waitForKernelBuilds() { (backend as? OpenCLBackend)?.waitForFusedBuilds() }
 
     /// `cpu` or `opencl:N`.

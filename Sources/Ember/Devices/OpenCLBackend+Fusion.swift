@@ -7,7 +7,8 @@ import Foundation
 final class LazyFusion: @unchecked Sendable {
     /// Largest graph recorded: values, leaves, scalars, and buffers written at once.
     static let maxValues = 64, maxLeaves = 12, maxScalars = 24, maxOutputs = 4
-    /// Most kernels the background builder compiles into one program.
+    /// Most fused kernels built into one program (1: a program per pattern, which disk caches
+    /// keep across processes).
     nonisolated(unsafe) static var maxBatch = 1
 
     let lock = NSRecursiveLock()
@@ -22,13 +23,12 @@ final class LazyFusion: @unchecked Sendable {
     var running = false
     /// What is known of each kernel source (`LazyKernelPlan.source`).
     var kernels: [String: KernelState] = [:]
-    /// Fused programs built so far (names `fused_<n>`).
-    var built = 0
-    /// Sources waiting for the background builder, and whether it runs.
+    /// Sources waiting to be built (at the next host waits, `buildQueuedKernels`).
     var queued: [(source: String, name: String, parameters: [LazyKernelPlan.Parameter])] = []
-    var building = false
-    /// Entered for every queued build, left when it is done (`waitForFusedBuilds`).
-    let builds = DispatchGroup()
+    /// The queue and buffer of the launch that follows each build (made at the first build).
+    /// (The buffer is outside the pool: it is not the program's memory.)
+    var warmUpQueue: cl_command_queue?
+    var scratch: cl_mem?
     /// `storage.cl` and `strided.cl`: what a fused kernel's source is appended to.
     var prelude = ""
     /// Where `EMBER_FUSION_DUMP` asks for the generated sources to be written.
@@ -36,24 +36,17 @@ final class LazyFusion: @unchecked Sendable {
     /// Whether a fused kernel that fails to build stops with its build log (the tests set it)
     /// instead of leaving its pattern to the eager kernels.
     nonisolated(unsafe) static var buildFailuresThrow = false
-    /// Set when the process exits: builders stop after the build they are in.
-    nonisolated(unsafe) static var exiting = false
-    /// Registers an exit handler that stops the builders and waits for their current builds.
-    /// The builder registers one before each build: exit handlers run in reverse order of
-    /// registration, and LLVM (inside the OpenCL library) registers destructors of its statics
-    /// at their first use, during compilations, so only a handler registered after them runs
-    /// while the compiler they serve is still intact.
-    static func registerExitHandler() {
-        atexit {
-            LazyFusion.exiting = true
-            OpenCLBackend.runningBuilds.wait()
-        }
-    }
+    /// Whether a pattern seen for the second time is queued for building, unless the current
+    /// task says otherwise (`queuesBuilds`). The test suite turns it off: it meets hundreds of
+    /// patterns a few times each, and builds those of the tests that check fused kernels.
+    nonisolated(unsafe) static var queuesRepeatedPatterns = true
+    /// The current task's override of `queuesRepeatedPatterns`.
+    @TaskLocal static var queuesBuilds: Bool?
 
     enum KernelState {
-        /// Run once, eagerly; built when it runs again.
+        /// Run once, eagerly; queued for building when it runs again.
         case seen
-        /// Queued or building; runs eagerly meanwhile.
+        /// Queued; runs eagerly until it is built.
         case building
         /// Built: launch `kernel` from program `program`.
         case ready(program: String, kernel: String)
@@ -196,7 +189,7 @@ extension OpenCLBackend {
     }
 
     /// The state of a plan's kernel, noting this run: a source seen for the second time is
-    /// queued for the background builder.
+    /// queued for building.
     private func kernelStateLocked(_ plan: LazyKernelPlan) -> LazyFusion.KernelState {
         let source = plan.source
         switch fusion.kernels[source] {
@@ -204,23 +197,27 @@ extension OpenCLBackend {
             fusion.kernels[source] = .seen
             return .seen
         case .seen:
+            guard LazyFusion.queuesBuilds ?? LazyFusion.queuesRepeatedPatterns else { return .seen }
             fusion.kernels[source] = .building
-            fusion.built += 1
-            let name = "fused_\(fusion.built)"
+            let name = Self.fusedKernelName(source)
             if let directory = LazyFusion.dumpDirectory {
                 try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 try? (fusion.prelude + fusedSource(source, name)).write(toFile: directory + "/\(name).cl", atomically: true, encoding: .utf8)
             }
             fusion.queued.append((source, name, plan.parameters))
-            fusion.builds.enter()
-            if !fusion.building {
-                fusion.building = true
-                startFusedBuilder()
-            }
             return .building
         case let state?:
             return state
         }
+    }
+
+    /// `fused_` and a hash of the source (FNV-1a): the same name for a pattern in every process,
+    /// so the program text, and the disk caches keyed by it, do not depend on the order in
+    /// which patterns were met.
+    static func fusedKernelName(_ source: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in source.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return "fused_" + String(hash, radix: 16)
     }
 
     private func fusedSource(_ source: String, _ name: String) -> String {
@@ -316,52 +313,47 @@ extension OpenCLBackend {
 
     // MARK: Building fused kernels
 
-    /// Starts the thread that builds the queued fused kernels one program each (so PoCL's and
-    /// the drivers' on-disk caches, keyed by source, serve later runs), at the lowest priority,
-    /// and runs each once on a private queue over no elements, so that the compilation PoCL does
-    /// at a kernel's first launch happens there too.
-    private func startFusedBuilder() {
-        Self.runningBuilds.enter()
-        let thread = Thread { [self] in
-            defer { Self.runningBuilds.leave() }
-            setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
-            var status: cl_int = 0
-            let queue = clCreateCommandQueue(context, device, 0, &status)
-            let scratch = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), 64, nil, &status)
-            defer {
-                if let queue { clReleaseCommandQueue(queue) }
-                if let scratch { clReleaseMemObject(scratch) }
-            }
-            while true {
-                fusion.lock.lock()
-                guard !fusion.queued.isEmpty, !LazyFusion.exiting else {
-                    fusion.building = false
-                    fusion.lock.unlock()
-                    return
-                }
-                LazyFusion.registerExitHandler()
-                let batch = Array(fusion.queued.prefix(LazyFusion.maxBatch))
-                fusion.queued.removeFirst(batch.count)
-                let prelude = fusion.prelude
-                fusion.lock.unlock()
-                let file = batch[0].name
-                var states: [LazyFusion.KernelState]
-                do {
-                    let program = try build(name: file, source: prelude + batch.map { fusedSource($0.source, $0.name) }.joined())
-                    if let queue, let scratch { for entry in batch { warmUp(program, entry.name, entry.parameters, queue: queue, scratch: scratch) } }
-                    installProgram(program, as: file)
-                    states = batch.map { .ready(program: file, kernel: $0.name) }
-                } catch {
-                    if LazyFusion.buildFailuresThrow { record(error as? EmberError ?? .openCL(call: "clBuildProgram(\(file))", code: -11)) }
-                    states = batch.map { _ in .failed }
-                }
-                fusion.lock.lock()
-                for (entry, state) in zip(batch, states) { fusion.kernels[entry.source] = state }
-                fusion.lock.unlock()
-                for _ in batch { fusion.builds.leave() }
-            }
+    /// Builds the oldest queued fused kernels (up to `LazyFusion.maxBatch` in one program) and
+    /// runs each once over no elements on a queue of its own, since PoCL compiles a kernel's
+    /// work-group function at its first launch; returns false when nothing was queued. Called
+    /// where the host waits for the device (`download`, `synchronize`), before the wait, so the
+    /// compilation overlaps the device's work; one program per pattern (the default) lets
+    /// PoCL's and the drivers' on-disk caches, keyed by source, serve later processes.
+    ///
+    /// The builds run on the waiting thread rather than a thread of their own: a process that
+    /// exits while LLVM compiles on another thread crashes, as exit handlers tear down the
+    /// compiler's statics under it, and no handler can be ordered before all of those.
+    @discardableResult
+    func buildQueuedKernels() -> Bool {
+        fusion.lock.lock()
+        guard !fusion.queued.isEmpty else {
+            fusion.lock.unlock()
+            return false
         }
-        thread.start()
+        let batch = Array(fusion.queued.prefix(LazyFusion.maxBatch))
+        fusion.queued.removeFirst(batch.count)
+        if fusion.warmUpQueue == nil {
+            var status: cl_int = 0
+            fusion.warmUpQueue = clCreateCommandQueue(context, device, 0, &status)
+            fusion.scratch = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), 64, nil, &status)
+        }
+        let queue = fusion.warmUpQueue, scratch = fusion.scratch
+        fusion.lock.unlock()
+        let file = batch[0].name
+        let states: [LazyFusion.KernelState]
+        do {
+            let program = try build(name: file, source: fusion.prelude + batch.map { fusedSource($0.source, $0.name) }.joined())
+            if let queue, let scratch { for entry in batch { warmUp(program, entry.name, entry.parameters, queue: queue, scratch: scratch) } }
+            installProgram(program, as: file)
+            states = batch.map { .ready(program: file, kernel: $0.name) }
+        } catch {
+            if LazyFusion.buildFailuresThrow { record(error as? EmberError ?? .openCL(call: "clBuildProgram(\(file))", code: -11)) }
+            states = batch.map { _ in .failed }
+        }
+        fusion.lock.lock()
+        for (entry, state) in zip(batch, states) { fusion.kernels[entry.source] = state }
+        fusion.lock.unlock()
+        return true
     }
 
     /// Launches kernel `name` of `program` once over no elements on `queue` (n = 0, rank 1,
@@ -393,8 +385,8 @@ extension OpenCLBackend {
         if clEnqueueNDRangeKernel(queue, kernel, 3, nil, &global, &local, 0, nil, nil) == CL_SUCCESS { clFinish(queue) }
     }
 
-    /// Waits until every fused kernel queued for building is built (for tests).
+    /// Builds every queued fused kernel now (for tests and benchmarks).
     func waitForFusedBuilds() {
-        fusion.builds.wait()
+        while buildQueuedKernels() {}
     }
 }

@@ -310,7 +310,7 @@ extension OpenCLBackend {
     /// im2col and col2im run the build of conv.cl for their storage type; pooling, Float32
     /// only, runs the float32 build (`conv.cl`).
     func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, dtype: DType, destination: DeviceBuffer) {
-        precondition(dtype.isFloatingPoint, "im2col: \(dtype) columns")
+        check(dtype.isFloatingPoint, "im2col: \(dtype) columns")
         pool.noteKernels(0, bytes: Traffic.columns(g, dtype))
         let count = g.batch * g.channels * g.kernelH * g.kernelW * g.outHeight
         launch(Self.typedProgram("conv.cl", dtype), "im2col", count: count,
@@ -318,7 +318,7 @@ extension OpenCLBackend {
     }
 
     func col2im(_ columns: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, dtype: DType, destination: DeviceBuffer) {
-        precondition(dtype.isFloatingPoint, "col2im: \(dtype) columns")
+        check(dtype.isFloatingPoint, "col2im: \(dtype) columns")
         pool.noteKernels(0, bytes: Traffic.columns(g, dtype))
         launch(Self.typedProgram("conv.cl", dtype), "col2im", count: g.batch * g.channels * g.height,
                [.buffer(columns), .int(offset), .buffer(destination)] + geometryArguments(g))

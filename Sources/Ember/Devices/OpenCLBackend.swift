@@ -331,6 +331,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     func download(_ buffer: DeviceBuffer, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
         settle(buffer)
+        buildQueuedKernels()
         pool.noteTransfer(upload: false)
         guard let base = destination.baseAddress, destination.count > 0 else { return try synchronize() }
         checkingIndices {
@@ -347,6 +348,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     func synchronize() throws {
         flush()
+        buildQueuedKernels()
         checkingIndices { record(clFinish(activeQueue()), "clFinish") }
         try throwPending()
     }
