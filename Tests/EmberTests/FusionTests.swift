@@ -181,6 +181,31 @@ struct FusionTests {
         #expect(result?.exitStatus == ExitStatus.exitCode(0), "\(stderrText(result))")
     }
 
+    @Test("CPU OpenCL devices record lazily only when asked; GPU-type devices by default")
+    func deviceDefault() async {
+        let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            // Not TestDevices, which turns the lazy graphs on for PoCL.
+            guard let gpu = Device.available.first(where: { $0.kind == .opencl }) else { return }
+            let backend = gpu.backend as! OpenCLBackend
+            let x = Tensor.ones([8]).to(gpu)
+            func pending(_ body: () -> Tensor) -> Bool { body().storage.buffer.lazy != nil }
+            precondition(backend.isCPU, "the suite's OpenCL device is PoCL")
+            precondition(!pending { x * 2 }, "PoCL recorded lazily without EMBER_FUSION=1")
+            precondition(Fusion.withElementwiseFusion(true) { pending { x * 2 } }, "withElementwiseFusion(true) did not record")
+            Fusion.elementwiseOnCPUDevices = true
+            precondition(pending { x * 2 }, "EMBER_FUSION=1 did not record on PoCL")
+            precondition(!Fusion.withElementwiseFusion(false) { pending { x * 2 } }, "withElementwiseFusion(false) recorded")
+        }
+        #expect(result?.exitStatus == ExitStatus.exitCode(0), "\(stderrText(result))")
+        let gpuType = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            guard let gpu = gpuKernelVariantDevice() else { return }
+            Fusion.elementwiseOnCPUDevices = false
+            let x = Tensor.ones([8]).to(gpu)
+            precondition((x * 2).storage.buffer.lazy != nil, "a GPU-type device did not record lazily by default")
+        }
+        #expect(gpuType?.exitStatus == ExitStatus.exitCode(0), "\(stderrText(gpuType))")
+    }
+
     @Test("a saved tensor modified in place after a fused op still stops backward")
     func versionCounters() async {
         let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {

@@ -11,6 +11,8 @@ enum TestDevices {
         // take minutes, so only the tests of fused kernels queue theirs (`queuesBuilds`), and
         // build them many to a program (a third of the cost of a program each).
         LazyFusion.queuesRepeatedPatterns = false
+        // Lazy graphs on PoCL too (off there by default), so every test runs through them.
+        Fusion.elementwiseOnCPUDevices = true
         LazyFusion.maxBatch = 32
         let devices = Device.available
         for d in devices { (d.backend as? OpenCLBackend)?.finishBackgroundBuilds() }

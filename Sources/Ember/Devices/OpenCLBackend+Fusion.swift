@@ -56,12 +56,20 @@ final class LazyFusion: @unchecked Sendable {
 }
 
 extension Fusion {
-    /// Whether elementwise ops of the current task are recorded lazily on OpenCL devices.
-    @TaskLocal static var elementwise = Fusion.enabled
+    /// Whether elementwise ops of the current task are recorded lazily, when a scope says so
+    /// (`withElementwiseFusion`); nil leaves it to the device (`OpenCLBackend.recordsLazily`).
+    @TaskLocal static var elementwise: Bool?
+    /// Whether OpenCL devices of the CPU type (PoCL) record elementwise ops lazily without a
+    /// scope saying so: only with `EMBER_FUSION=1` (the test suite sets it). They share the
+    /// host's cores and caches, so launches are cheap and fusion saved no time in `ember-bench`
+    /// there, while building the fused kernels costs compilations.
+    nonisolated(unsafe) static var elementwiseOnCPUDevices = ProcessInfo.processInfo.environment["EMBER_FUSION"] == "1"
 
-    /// Runs `body` with lazy elementwise fusion on OpenCL devices turned on or off (on unless
-    /// `EMBER_FUSION=0`). Off, every elementwise op launches its own kernel when it is called,
-    /// as before fusion; results are equal either way.
+    /// Runs `body` with lazy elementwise fusion on OpenCL devices turned on or off. Without a
+    /// scope it is on for GPUs and other OpenCL devices that are not the host's CPU, and off on
+    /// CPU devices such as PoCL unless `EMBER_FUSION=1`; `EMBER_FUSION=0` turns it off
+    /// everywhere. Off, every elementwise op launches its own kernel when it is called; results
+    /// are equal either way.
     public static func withElementwiseFusion<T>(_ enabled: Bool, _ body: () throws -> T) rethrows -> T {
         try $elementwise.withValue(enabled, operation: body)
     }
@@ -69,6 +77,11 @@ extension Fusion {
 
 extension OpenCLBackend {
     // MARK: Recording
+
+    /// Whether the current task's elementwise ops on this device are recorded lazily.
+    var recordsLazily: Bool {
+        Fusion.elementwise ?? (Fusion.enabled && (!isCPU || Fusion.elementwiseOnCPUDevices))
+    }
 
     /// Whether an elementwise op of `dtype` values can be part of a lazy graph.
     private static func fusible(_ dtype: DType) -> Bool { dtype.isFloatingPoint || dtype == .bool }
@@ -80,7 +93,7 @@ extension OpenCLBackend {
     /// destination in another layout than the one it writes.
     func recordLazily(_ destination: DeviceBuffer, shape: [Int], inputs: [Operand],
                       _ make: (inout LazyGraphBuilder, [Int]) -> Int) -> Bool {
-        guard Fusion.elementwise, Shape.count(shape) < Int(Int32.max) else { return false }
+        guard recordsLazily, Shape.count(shape) < Int(Int32.max) else { return false }
         for case .view(let v) in inputs where !Self.fusible(v.dtype) { return false }
         fusion.lock.lock(); defer { fusion.lock.unlock() }
         guard !fusion.running else { return false }
