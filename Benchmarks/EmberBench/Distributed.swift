@@ -21,12 +21,8 @@ enum DistributedBench {
         let say: (String) -> Void = { line in if group.isMain { print(line); fflush(nil) } }
         say("ember-bench --distributed: \(group.worldSize) ranks, device \(device) (\(device.info.name)), \(steps) timed steps per mode, medians of rank 0")
         let workloads = [
-            Workload(name: "MLP 784-512-512-10, batch 128/rank", make: { Sequential(Linear(784, 512), ReLU(), Linear(512, 512), ReLU(), Linear(512, 10)) }, input: [128, 784]),
-            Workload(name: "CNN 28x28 (digits CNN), batch 64/rank", make: {
-                Sequential(Conv2d(1, 16, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
-                           Conv2d(16, 32, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
-                           Flatten(), Linear(32 * 7 * 7, 10))
-            }, input: [64, 1, 28, 28]),
+            Workload(name: "MLP 784-512-512-10, batch 128/rank", make: BenchModels.mlp784, input: [128, 784]),
+            Workload(name: "CNN 28x28 (digits CNN), batch 64/rank", make: BenchModels.digitsCNN, input: [64, 1, 28, 28]),
         ]
         for workload in workloads {
             Tensor.manualSeed(0)

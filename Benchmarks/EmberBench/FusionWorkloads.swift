@@ -46,16 +46,14 @@ extension Workloads {
         }
         do {
             Tensor.manualSeed(0)
-            let model = Sequential(Linear(784, 512), ReLU(), Linear(512, 512), ReLU(), Linear(512, 10)).to(device)
+            let model = BenchModels.mlp784().to(device)
             let opt = SGD(model.parameters(), lr: 0.01, momentum: 0.9)
             let input = Tensor.randn([128, 784], device: device), labels = Tensor.randint(0, 10, [128], device: device)
             pair("MLP 784-512-512-10 step") { trainingStep(model, opt, input, labels) }
         }
         do {
             Tensor.manualSeed(0)
-            let model = Sequential(Conv2d(1, 16, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
-                                   Conv2d(16, 32, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
-                                   Flatten(), Linear(32 * 7 * 7, 10)).to(device)
+            let model = BenchModels.digitsCNN().to(device)
             let opt = SGD(model.parameters(), lr: 0.01, momentum: 0.9)
             let input = Tensor.randn([64, 1, 28, 28], device: device), labels = Tensor.randint(0, 10, [64], device: device)
             pair("CNN step (64x1x28x28)") { trainingStep(model, opt, input, labels) }

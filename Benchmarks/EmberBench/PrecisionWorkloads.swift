@@ -42,7 +42,7 @@ extension Workloads {
             // The MLP 784 forward (with its graph) of a Float32 model and of the same model in bfloat16.
             func peak(_ dtype: DType) -> Int {
                 Tensor.manualSeed(0)
-                let model = Sequential(Linear(784, 512), ReLU(), Linear(512, 512), ReLU(), Linear(512, 10)).to(device).to(dtype)
+                let model = BenchModels.mlp784().to(device).to(dtype)
                 let x = Tensor.randn([128, 784], device: device).to(dtype)
                 try? device.synchronize()
                 device.resetPeakMemory()
@@ -71,13 +71,11 @@ extension Workloads {
             report("\(row) float32 (beside autocast)", device, t.b, unit: "ms/step", higherIsBetter: false) { $0 * 1e3 }
         }
         Tensor.manualSeed(0)
-        let mlp = Sequential(Linear(784, 512), ReLU(), Linear(512, 512), ReLU(), Linear(512, 10)).to(device)
+        let mlp = BenchModels.mlp784().to(device)
         let mlpOpt = SGD(mlp.parameters(), lr: 0.01, momentum: 0.9)
         let x = Tensor.randn([128, 784], device: device), y = Tensor.randint(0, 10, [128], device: device)
         compare("MLP 784-512-512-10 step") { trainingStep(mlp, mlpOpt, x, y) }
-        let cnn = Sequential(Conv2d(1, 16, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
-                             Conv2d(16, 32, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
-                             Flatten(), Linear(32 * 7 * 7, 10)).to(device)
+        let cnn = BenchModels.digitsCNN().to(device)
         let cnnOpt = SGD(cnn.parameters(), lr: 0.01, momentum: 0.9)
         let images = Tensor.randn([64, 1, 28, 28], device: device), labels = Tensor.randint(0, 10, [64], device: device)
         compare("CNN step (64x1x28x28)") { trainingStep(cnn, cnnOpt, images, labels) }

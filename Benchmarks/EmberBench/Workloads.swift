@@ -2,6 +2,18 @@ import Ember
 import Foundation
 
 /// The workloads of `ember-bench`, shaped like the peers' (../shared/peers/bench_peers.py).
+/// The models several workloads train.
+enum BenchModels {
+    /// The MLP of the "MLP 784-512-512-10" rows.
+    static func mlp784() -> Sequential { Sequential(Linear(784, 512), ReLU(), Linear(512, 512), ReLU(), Linear(512, 10)) }
+    /// The CNN of the "CNN step (64x1x28x28)" rows: two conv-ReLU-pool stages and a linear layer.
+    static func digitsCNN() -> Sequential {
+        Sequential(Conv2d(1, 16, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
+                   Conv2d(16, 32, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
+                   Flatten(), Linear(32 * 7 * 7, 10))
+    }
+}
+
 struct Workloads {
     let timer: Timer
     let quick: Bool
@@ -131,7 +143,7 @@ struct Workloads {
             // The first step of a fresh model in this process: every kernel it needs is compiled
             // here (from an empty cache with --cold-cache).
             Tensor.manualSeed(0)
-            let model = Sequential(Linear(784, 512), ReLU(), Linear(512, 512), ReLU(), Linear(512, 10)).to(device)
+            let model = BenchModels.mlp784().to(device)
             let opt = SGD(model.parameters(), lr: 0.01, momentum: 0.9)
             let x = Tensor.randn([128, 784], device: device), y = Tensor.randint(0, 10, [128], device: device)
             try? device.synchronize()  // the data and the initial weights are ready before the clock starts
@@ -154,7 +166,7 @@ struct Workloads {
         }
         if filter("MLP 784-512-512-10") {
             Tensor.manualSeed(0)
-            let model = Sequential(Linear(784, 512), ReLU(), Linear(512, 512), ReLU(), Linear(512, 10)).to(device)
+            let model = BenchModels.mlp784().to(device)
             let opt = SGD(model.parameters(), lr: 0.01, momentum: 0.9)
             let x = Tensor.randn([128, 784], device: device), y = Tensor.randint(0, 10, [128], device: device)
             device.resetPeakMemory()
@@ -163,9 +175,7 @@ struct Workloads {
         }
         if filter("CNN") {
             Tensor.manualSeed(0)
-            let model = Sequential(Conv2d(1, 16, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
-                                   Conv2d(16, 32, kernelSize: 3, padding: 1), ReLU(), MaxPool2d(2),
-                                   Flatten(), Linear(32 * 7 * 7, 10)).to(device)
+            let model = BenchModels.digitsCNN().to(device)
             let opt = SGD(model.parameters(), lr: 0.01, momentum: 0.9)
             let x = Tensor.randn([64, 1, 28, 28], device: device), y = Tensor.randint(0, 10, [64], device: device)
             device.resetPeakMemory()
