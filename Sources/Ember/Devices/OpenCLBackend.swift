@@ -331,9 +331,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     func download(_ buffer: DeviceBuffer, byteOffset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
         settle(buffer)
-        buildQueuedKernels()
         pool.noteTransfer(upload: false)
         guard let base = destination.baseAddress, destination.count > 0 else { return try synchronize() }
+        buildQueuedKernels()
         checkingIndices {
             let (queue, collector) = queueAndCollector()
             var event: cl_event?
