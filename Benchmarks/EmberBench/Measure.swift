@@ -21,7 +21,10 @@ struct BenchResult: Codable {
 
 /// The profile of the last timed workload (`ember-bench --profile`), printed with its row.
 final class ProfileSlot {
+    /// How many ops the printed table lists.
+    let rows: Int
     var last: ProfileResult?
+    init(rows: Int) { self.rows = rows }
 }
 
 /// Times closures: the first call alone, two warm-up calls, then `repetitions` timed calls,
