@@ -125,6 +125,17 @@ extension Tensor {
         return makeView(shape: newShape, strides: newStrides, offset: offset + lo * strides[d])
             .recording("SliceBackward", inputs: [self]) {
                 { g in
+                    if step == 1 {
+                        // The gradient between zeros: one bitwise copy per piece (`cat`).
+                        func zeros(_ n: Int) -> Tensor? {
+                            guard n > 0 else { return nil }
+                            var s = inputShape
+                            s[d] = n
+                            return Tensor.zeros(s, dtype: g.dtype, device: g.device)
+                        }
+                        let pieces = [zeros(lo), g, zeros(inputShape[d] - hi)].compactMap { $0 }
+                        return [pieces.count == 1 ? g : Tensor.cat(pieces, dim: d)]
+                    }
                     var alongDim = [Int](repeating: 1, count: inputShape.count)
                     alongDim[d] = outShape[d]
                     let index = Tensor.arange(Float(lo), Float(hi), step: Float(step), dtype: .int32, device: g.device)

@@ -17,6 +17,15 @@ extension Tensor {
             return unsqueeze(0).matrixProduct(other).squeeze(-2)
         case (_, 1):
             return matrixProduct(other.unsqueeze(1)).squeeze(-1)
+        case (3..., 2):
+            // A batch times one matrix (a Linear layer on [B, T, C]) is one product of
+            // [B·T, C] rows, as PyTorch folds it: one large GEMM, and the matrix's gradient is
+            // one GEMM over every row instead of a batch of products summed.
+            let k = shape[rank - 1]
+            check(k == other.shape[0],
+                  "matmul: \(Shape.describe(shape)) x \(Shape.describe(other.shape)): inner dimensions \(k) and \(other.shape[0]) differ")
+            let rows = shape.dropLast().reduce(1, *)
+            return reshape([rows, k]).matrixProduct(other).reshape(Array(shape.dropLast()) + [other.shape[1]])
         default:
             return matrixProduct(other)
         }
