@@ -70,6 +70,16 @@ struct BinaryOp: Equatable, CustomStringConvertible {
     static let minimum = BinaryOp(kernel: .init("minimum", "(isnan(a) || isnan(b)) ? NAN : fmin(a, b)", Elementwise.Minimum.self, keepsIntegers: true))
     /// ReLU's backward, `b > 0 ? a : 0` (the gradient `a` where the input `b` is positive).
     static let reluGradient = BinaryOp(kernel: .init("relu_gradient", "b > 0.0f ? a : 0.0f", Elementwise.ReluGradient.self))
+    /// The exact GELU's backward, `a·(Φ(b) + b·φ(b))`: the gradient `a` times GELU's derivative
+    /// at the input `b` (Φ, φ the standard normal CDF and density).
+    static let geluGradient = BinaryOp(kernel: .init("gelu_gradient",
+        "a * (0.5f * (1.0f + erf(b * 0.70710678118654752f)) + 0.39894228040143268f * b * exp(-0.5f * b * b))",
+        Elementwise.GeluGradient.self))
+    /// The tanh-form GELU's backward: with s = sigmoid(2u), u = √(2/π)·(b + 0.044715·b³), the
+    /// GELU is b·s and its derivative s + b·s·(1 - s)·2u'.
+    static let geluTanhGradient = BinaryOp(kernel: .init("gelu_tanh_gradient",
+        "a * (1.0f / (1.0f + exp(-1.5957691216057308f * (b + 0.044715f * b * b * b))) * (1.0f + b * (1.0f - 1.0f / (1.0f + exp(-1.5957691216057308f * (b + 0.044715f * b * b * b)))) * 1.5957691216057308f * (1.0f + 0.134145f * b * b)))",
+        Elementwise.GeluTanhGradient.self))
     static let eq = BinaryOp(kernel: .init("eq", "a == b", Elementwise.Equal.self, mask: true))
     static let ne = BinaryOp(kernel: .init("ne", "a != b", Elementwise.NotEqual.self, mask: true))
     static let lt = BinaryOp(kernel: .init("lt", "a < b", Elementwise.Less.self, mask: true))
@@ -78,7 +88,7 @@ struct BinaryOp: Equatable, CustomStringConvertible {
     static let ge = BinaryOp(kernel: .init("ge", "a >= b", Elementwise.GreaterEqual.self, mask: true))
 
     /// Every binary op.
-    static let all: [BinaryKernel] = [add, sub, mul, div, pow, maximum, minimum, reluGradient, eq, ne, lt, le, gt, ge].map(\.kernel)
+    static let all: [BinaryKernel] = [add, sub, mul, div, pow, maximum, minimum, reluGradient, geluGradient, geluTanhGradient, eq, ne, lt, le, gt, ge].map(\.kernel)
 }
 
 /// The ops' math in Swift for the CPU loops, one function object per op (the same expression
@@ -96,17 +106,17 @@ extension Elementwise {
     struct Sin: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.sin(x) } }
     struct Cos: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.cos(x) } }
     struct Tanh: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.tanh(x) } }
-    struct Sigmoid: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / (1 + Foundation.exp(-x)) } }
+    struct Sigmoid: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { 1 / (1 + VectorMath.exp(-x)) } }
     struct Relu: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? x : 0 } }
-    struct Gelu: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { 0.5 * x * (1 + Foundation.erf(x * 0.707_106_781_186_547_5)) } }
+    struct Gelu: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { 0.5 * x * (1 + VectorMath.erf(x * 0.707_106_781_186_547_5)) } }
     /// GELU's tanh form as x·sigmoid(2u), u = √(2/π)·(x + 0.044715·x³), which equals
-    /// 0.5·x·(1 + tanh(u)): libm's `exp` costs a third of its `tanh` here (measured).
+    /// 0.5·x·(1 + tanh(u)) and needs only an exp.
     struct GeluTanh: PlainUnaryFunction {
         @inline(__always) func apply(_ x: Float) -> Float {
-            x / (1 + Foundation.exp(-1.595_769_121_605_731 * (x + 0.044_715 * x * x * x)))
+            x / (1 + VectorMath.exp(-1.595_769_121_605_731 * (x + 0.044_715 * x * x * x)))
         }
     }
-    struct Erf: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.erf(x) } }
+    struct Erf: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { VectorMath.erf(x) } }
     struct LeakyRelu: UnaryFunction {
         let slope: Float
         init(_ p0: Float, _ p1: Float) { slope = p0 }
@@ -131,6 +141,17 @@ extension Elementwise {
     struct Maximum: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a.isNaN || b.isNaN ? .nan : Swift.max(a, b) } }
     struct Minimum: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a.isNaN || b.isNaN ? .nan : Swift.min(a, b) } }
     struct ReluGradient: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { b > 0 ? a : 0 } }
+    struct GeluGradient: BinaryFunction {
+        @inline(__always) func apply(_ a: Float, _ b: Float) -> Float {
+            a * (0.5 * (1 + VectorMath.erf(b * 0.707_106_781_186_547_5)) + 0.398_942_280_401_432_7 * b * VectorMath.exp(-0.5 * b * b))
+        }
+    }
+    struct GeluTanhGradient: BinaryFunction {
+        @inline(__always) func apply(_ a: Float, _ b: Float) -> Float {
+            let s = 1 / (1 + VectorMath.exp(-1.595_769_121_605_731 * (b + 0.044_715 * b * b * b)))
+            return a * (s * (1 + b * (1 - s) * 1.595_769_121_605_731 * (1 + 0.134_145 * b * b)))
+        }
+    }
     struct Equal: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a == b ? 1 : 0 } }
     struct NotEqual: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a != b ? 1 : 0 } }
     struct Less: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a < b ? 1 : 0 } }

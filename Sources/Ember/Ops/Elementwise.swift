@@ -175,22 +175,41 @@ extension Tensor {
 
     /// Elementwise GELU, as `torch.nn.functional.gelu`: the exact form x·Φ(x) with Φ the
     /// standard normal CDF (`.none`, the default), or its tanh approximation
-    /// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (`.tanh`). Each has its exact derivative.
+    /// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (`.tanh`). Its backward is one pass
+    /// (`geluGradient`) and has exact derivatives of every order.
     public func gelu(approximate: GELUApproximation = .none) -> Tensor {
+        unaryForward(approximate == .none ? .gelu : .geluTanh).recording("GeluBackward", inputs: [self]) {
+            let x = SavedTensor(self, op: "GeluBackward")
+            return { g in [Tensor.geluGradient(g, input: x.value, approximate: approximate)] }
+        }
+    }
+
+    /// `g · gelu'(input)` in one pass: GELU's backward. Differentiable in both operands for
+    /// higher-order gradients: in `g` by the same rule, in `input` through `geluSecondDerivative`.
+    static func geluGradient(_ g: Tensor, input: Tensor, approximate: GELUApproximation) -> Tensor {
+        binaryForward(approximate == .none ? .geluGradient : .geluTanhGradient, .tensor(g), .tensor(input), name: "gelu_backward")
+            .recording("GeluBackwardBackward", inputs: [g, input]) {
+                let (gradient, x) = (SavedTensor(g, op: "GeluBackwardBackward"), SavedTensor(input, op: "GeluBackwardBackward"))
+                return { gg in
+                    [geluGradient(gg, input: x.value, approximate: approximate),
+                     gg * gradient.value * geluSecondDerivative(x.value, approximate: approximate)]
+                }
+            }
+    }
+
+    /// GELU's second derivative, composed of differentiable ops: φ(x)·(2 - x²) for the exact
+    /// form; for the tanh form, with s = sigmoid(2u), σ' = s·(1 - s), u' = k·(1 + 3c·x²),
+    /// 4u'σ' + 4x·u'²·σ'·(1 - 2s) + 2x·σ'·u'' (u'' = 6kc·x).
+    static func geluSecondDerivative(_ x: Tensor, approximate: GELUApproximation) -> Tensor {
         switch approximate {
         case .none:
-            return unary(.gelu, "GeluBackward") { x in
-                let cdf = 0.5 * (1 + (x * Float(1 / 2.0.squareRoot())).erf())
-                let pdf = Float(1 / (2 * Double.pi).squareRoot()) * (-0.5 * x * x).exp()
-                return cdf + x * pdf
-            }
+            return Float(1 / (2 * Double.pi).squareRoot()) * (-0.5 * x * x).exp() * (2 - x * x)
         case .tanh:
             let k = Float((2 / Double.pi).squareRoot()), c: Float = 0.044715
-            return unary(.geluTanh, "GeluBackward") { x in
-                let x2 = x.square()
-                let t = (k * x * (1 + c * x2)).tanh()
-                return 0.5 * (1 + t) + 0.5 * x * (1 - t.square()) * (k * (1 + 3 * c * x2))
-            }
+            let s = (2 * k * (x + c * x * x * x)).sigmoid()
+            let ds = s * (1 - s)
+            let du = k * (1 + 3 * c * x * x)
+            return 4 * du * ds + 4 * x * du * du * ds * (1 - 2 * s) + 2 * x * ds * (6 * k * c * x)
         }
     }
 

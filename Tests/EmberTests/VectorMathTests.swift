@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+@testable import Ember
+
+/// The vectorisable exp and erf of the CPU loops against Double results.
+@Suite("VectorMath: exp and erf within their stated ulp bounds")
+struct VectorMathTests {
+    /// The largest error of `f` over `inputs`, in units of the last place of the correctly
+    /// rounded result.
+    private func worstUlps(_ inputs: [Float], _ f: (Float) -> Float, _ reference: (Double) -> Double) -> (ulps: Double, at: Float) {
+        var worst = (ulps: 0.0, at: Float(0))
+        for x in inputs {
+            let exact = reference(Double(x))
+            let ulp = Double(Float(exact).magnitude.ulp)
+            let error = Swift.abs(Double(f(x)) - exact) / ulp
+            if error > worst.ulps { worst = (error, x) }
+        }
+        return worst
+    }
+
+    @Test("erf is within 2.5 ulp from 1e-30 to 6 and odd, with its limits")
+    func erf() {
+        let dense = stride(from: Float(-6), through: 6, by: 1.0 / 4096).map { $0 }
+        let small = (0...300).map { Float(Foundation.pow(10, -30 + Double($0) / 10)) }
+        let worst = worstUlps(dense + small + small.map { -$0 }, VectorMath.erf, Foundation.erf)
+        #expect(worst.ulps <= 2.5, "erf(\(worst.at)) is \(worst.ulps) ulp off")
+        #expect(VectorMath.erf(.infinity) == 1 && VectorMath.erf(-.infinity) == -1 && VectorMath.erf(1e30) == 1)
+        #expect(VectorMath.erf(-0.0).sign == .minus && VectorMath.erf(0) == 0)
+        #expect(VectorMath.erf(.nan).isNaN)
+    }
+
+    @Test("exp is within 1.5 ulp on [-87, 88], 0 below and infinite above")
+    func exp() {
+        let inputs = stride(from: Float(-87), through: 88, by: 1.0 / 512).map { $0 } + (0...200).map { Float($0 - 100) * 1e-4 }
+        let worst = worstUlps(inputs, VectorMath.exp, Foundation.exp)
+        #expect(worst.ulps <= 1.5, "exp(\(worst.at)) is \(worst.ulps) ulp off")
+        #expect(VectorMath.exp(-100) == 0 && VectorMath.exp(100) == .infinity && VectorMath.exp(0) == 1)
+        #expect(VectorMath.exp(-.infinity) == 0 && VectorMath.exp(.infinity) == .infinity && VectorMath.exp(.nan).isNaN)
+    }
+
+    @Test("the CPU's gelu, its gradient and erf match Double references")
+    func geluOnTheCPU() {
+        let values = stride(from: Float(-8), through: 8, by: 1.0 / 64).map { $0 }
+        let x = Tensor(values, device: .cpu, requiresGrad: true)
+        let y = x.gelu()
+        y.sum().backward()
+        let exact = values.map { v -> (Double, Double) in
+            let u = Double(v)
+            let cdf = 0.5 * (1 + Foundation.erf(u / 2.0.squareRoot())), pdf = Foundation.exp(-0.5 * u * u) / (2 * Double.pi).squareRoot()
+            return (u * cdf, cdf + u * pdf)
+        }
+        // 1 + erf(x/√2) cancels for negative x (as in PyTorch's formula): 2 ulp of 1 times |x|/2.
+        expectClose(y.toArray(), exact.map { Float($0.0) }, rtol: 1e-6, atol: 5e-7)
+        expectClose(x.grad!.toArray(), exact.map { Float($0.1) }, rtol: 1e-6, atol: 5e-7)
+        expectClose(x.detach().erf().toArray(), values.map { Float(Foundation.erf(Double($0))) }, rtol: 3e-7, atol: 0)
+    }
+}
