@@ -170,6 +170,29 @@ struct AutogradTests {
         expectClose(z.grad!.toArray(), [48])
     }
 
+    @Test("second derivatives of both GELUs and of layerNorm match finite differences", arguments: devices)
+    func fusedBackwardsDifferentiate(_ d: Device) {
+        var random = TestRandom(seed: 8)
+        // |df/dx|^2 at x differentiates each one-pass backward (gelu_backward, layerNormBackward);
+        // the gradient is taken at x + 0 so that it also flows back to the checked input x.
+        func penalty(_ f: (Tensor) -> Tensor, _ x: Tensor) -> Tensor {
+            let zero = Tensor.zeros(x.shape, device: d, requiresGrad: true)
+            let g = Tensor.grad(of: f(x + zero), wrt: [zero], createGraph: true)[0]!
+            return (g * g).sum()
+        }
+        for approximate in [GELUApproximation.none, .tanh] {
+            gradCheck("gelu \(approximate) second derivative", device: d, inputs: [random.floats(6, -2...2)], shapes: [[6]]) {
+                penalty({ ($0.gelu(approximate: approximate) * Tensor.arange(1, 7, device: d)).sum() }, $0[0])
+            }
+        }
+        let scale = random.floats(8)
+        gradCheck("layerNorm second derivative", device: d, inputs: [random.floats(8), random.floats(4, 0.5...1.5), random.floats(4)],
+                  shapes: [[2, 4], [4], [4]]) { t in
+            penalty({ (layerNorm($0, normalizedShape: [4], weight: t[1], bias: t[2]) * Tensor(shape: [2, 4], data: scale, device: d)).sum() }, t[0])
+                + penalty({ (layerNorm(t[0], normalizedShape: [4], weight: $0) * Tensor(shape: [2, 4], data: scale, device: d)).square().sum() }, t[1])
+        }
+    }
+
     @Test("gradient-norm penalty of a small MLP matches finite differences", arguments: devices)
     func gradientPenalty(_ d: Device) {
         var random = TestRandom(seed: 3)

@@ -107,12 +107,21 @@ extension OpCase {
         OpCase(name: "softmax dim 0", shapes: [[3, 4]]) { $0[0].softmax(dim: 0) },
         OpCase(name: "logSoftmax", shapes: [[2, 5]]) { $0[0].logSoftmax(dim: -1) },
         OpCase(name: "sum of transposed", shapes: [[3, 4]]) { $0[0].T.sum(dim: 1) },
+        OpCase(name: "layerNorm weight and bias", shapes: [[3, 5], [5], [5]]) {
+            layerNorm($0[0], normalizedShape: [5], weight: $0[1], bias: $0[2]).exp()
+        },
+        OpCase(name: "layerNorm over two dims of a transposed input", shapes: [[3, 4, 2]]) {
+            layerNorm($0[0].transpose(0, 2), normalizedShape: [4, 3]).square()
+        },
+        OpCase(name: "layerNorm weight only", shapes: [[2, 2, 3], [3]]) { layerNorm($0[0], normalizedShape: [3], weight: $0[1]).exp() },
     ]
 
     static let linearAlgebra: [OpCase] = [
         OpCase(name: "matmul 2-D", shapes: [[3, 4], [4, 2]]) { $0[0].matmul($0[1]) },
         OpCase(name: "matmul transposed operands", shapes: [[4, 3], [2, 4]]) { $0[0].T.matmul($0[1].T) },
         OpCase(name: "matmul batched broadcast", shapes: [[2, 1, 3, 4], [3, 4, 2]]) { $0[0].matmul($0[1]) },
+        OpCase(name: "matmul batch times a transposed matrix", shapes: [[2, 3, 4], [5, 4]]) { $0[0].matmul($0[1].T) },
+        OpCase(name: "matmul permuted batch times a matrix", shapes: [[3, 2, 4], [4, 2]]) { $0[0].transpose(0, 1).matmul($0[1]) },
         OpCase(name: "matmul vector-matrix", shapes: [[4], [4, 3]]) { $0[0].matmul($0[1]) },
         OpCase(name: "matmul matrix-vector", shapes: [[3, 4], [4]]) { $0[0].matmul($0[1]) },
         OpCase(name: "matmul dot", shapes: [[5], [5]]) { $0[0].matmul($0[1]) },
@@ -174,6 +183,10 @@ extension OpCase {
         OpCase(name: "tril triu batched", shapes: [[2, 3, 4]]) { $0[0].tril(diagonal: -1) + $0[0].triu(diagonal: 1).exp() + $0[0].tril(diagonal: 5) },
         OpCase(name: "maskedFill broadcast", shapes: [[2, 3]]) { x in
             x[0].maskedFill(Tensor(shape: [3], data: [1, 0, 1], device: x[0].device).bool(), -2).exp()
+        },
+        OpCase(name: "split of the last dim, every piece used", shapes: [[2, 3, 6]]) { x in
+            let p = x[0].split(2, dim: 2)
+            return p[0] * p[1].exp() + p[2].square()
         },
         OpCase(name: "split and chunk views", shapes: [[2, 5]]) { x in
             let p = x[0].split(2, dim: 1), c = x[0].chunk(2, dim: 0)
@@ -253,6 +266,7 @@ struct OpCaseTests {
             let values = random.floats(130 * 3 * 700)
             problems += parityMismatches("long and short rows", on: gpu, inputs: [values], shapes: [[390, 700]], rtol: 1e-4, atol: 1e-3) { x in
                 x[0].T.softmax(dim: 0).sum(dim: 1) + x[0].max(dim: 1).values.sum() + x[0].reshape([-1]).sum() + x[0].argmax(dim: 1).float().sum()
+                    + (layerNorm(x[0], normalizedShape: [700]) * x[0]).sum()
             }
             precondition(problems.isEmpty, problems.prefix(5).joined(separator: "\n"))
         }

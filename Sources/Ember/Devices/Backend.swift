@@ -307,6 +307,19 @@ protocol Backend: AnyObject, Sendable {
                 destination: DeviceBuffer)
     /// Softmax (or log-softmax) of each row of the contiguous `[rows, cols]` block.
     func softmax(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, log: Bool, destination: DeviceBuffer)
+    /// Layer normalisation of each row of the contiguous Float32 `[rows, cols]` block at element
+    /// `offset` of `source`: `destination = x̂·weight + bias` with x̂ = (x - mean)·rstd, the weight
+    /// and bias (`[cols]`) each optional; writes every row's `mean` and rstd = 1/√(biased
+    /// variance + eps) (`[rows]`) for the backward.
+    func layerNorm(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, weight: DeviceBuffer?, bias: DeviceBuffer?, eps: Float,
+                   destination: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer)
+    /// `layerNorm`'s backward from the contiguous output gradient `gradient` (`[rows, cols]`),
+    /// the input and the saved `mean` and `rstd`: per row, with ĝ = gradient·weight,
+    /// `inputGradient = rstd·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂))`; when given, `weightGradient` gets
+    /// Σ over rows of gradient·x̂ and `biasGradient` Σ over rows of gradient (`[cols]`).
+    func layerNormBackward(_ gradient: DeviceBuffer, source: DeviceBuffer, offset: Int, rows: Int, cols: Int, mean: DeviceBuffer,
+                           rstd: DeviceBuffer, weight: DeviceBuffer?, inputGradient: DeviceBuffer, weightGradient: DeviceBuffer?,
+                           biasGradient: DeviceBuffer?)
 
     /// Attention weights from raw scores: for each row `i` of the `batch` contiguous `[rows, cols]`
     /// blocks of `scores`, the softmax over keys `j` (only `j <= i` when `causal`) of

@@ -37,6 +37,21 @@ extension CPUBackend {
         }
     }
 
+    /// Σ a[i]·b[i] over `n` contiguous floats with sixteen-lane partial sums.
+    @inline(__always)
+    static func contiguousDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD16<Float>()
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        var i = 0
+        while i + 16 <= n {
+            acc += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += 16
+        }
+        var total = acc.sum()
+        while i < n { total += a[i] * b[i]; i += 1 }
+        return total
+    }
+
     func reduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, dtype: DType,
                 destination: DeviceBuffer) {
         pool.noteKernels(1, bytes: Traffic.reduce(outer: outer, size: size, inner: inner, dtype: dtype))
@@ -122,6 +137,87 @@ extension CPUBackend {
                     at = k
                 }
                 d[index] = Int32(at)
+            }
+        }
+    }
+
+    func layerNorm(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, weight: DeviceBuffer?, bias: DeviceBuffer?, eps: Float,
+                   destination: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.elements(2 * rows * cols + 2 * rows))
+        let x = UnsafePointer(floats(source) + offset), y = floats(destination), means = floats(mean), rstds = floats(rstd)
+        let w = weight.map { UnsafePointer(floats($0)) }, b = bias.map { UnsafePointer(floats($0)) }
+        let n = Float(cols)
+        parallelFor(rows, grain: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(cols, 1))) { s, e in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: cols) { scratch in
+                let centered = scratch.baseAddress!
+                for row in s..<e {
+                    let xr = x + row * cols, yr = y + row * cols
+                    // Two passes (mean, then the centred squares), as PyTorch's, for accuracy.
+                    let mu = CPUBackend.contiguousSum(xr, cols) / n
+                    for k in 0..<cols { centered[k] = xr[k] - mu }
+                    let r = 1 / (CPUBackend.contiguousDot(centered, centered, cols) / n + eps).squareRoot()
+                    means[row] = mu
+                    rstds[row] = r
+                    switch (w, b) {
+                    case let (w?, b?): for k in 0..<cols { yr[k] = centered[k] * r * w[k] + b[k] }
+                    case let (w?, nil): for k in 0..<cols { yr[k] = centered[k] * r * w[k] }
+                    case let (nil, b?): for k in 0..<cols { yr[k] = centered[k] * r + b[k] }
+                    case (nil, nil): for k in 0..<cols { yr[k] = centered[k] * r }
+                    }
+                }
+            }
+        }
+    }
+
+    func layerNormBackward(_ gradient: DeviceBuffer, source: DeviceBuffer, offset: Int, rows: Int, cols: Int, mean: DeviceBuffer,
+                           rstd: DeviceBuffer, weight: DeviceBuffer?, inputGradient: DeviceBuffer, weightGradient: DeviceBuffer?,
+                           biasGradient: DeviceBuffer?) {
+        pool.noteKernels(1, bytes: Traffic.elements(3 * rows * cols + 2 * rows))
+        let g = UnsafePointer(floats(gradient)), x = UnsafePointer(floats(source) + offset), dx = floats(inputGradient)
+        let means = UnsafePointer(floats(mean)), rstds = UnsafePointer(floats(rstd)), w = weight.map { UnsafePointer(floats($0)) }
+        let n = Float(cols)
+        let grain = Swift.max(1, CPUBackend.parallelThreshold / Swift.max(cols, 1))
+        parallelFor(rows, grain: grain) { s, e in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * cols) { scratch in
+                let xhat = scratch.baseAddress!, gw = xhat + cols
+                for row in s..<e {
+                    let gr = g + row * cols, xr = x + row * cols, dr = dx + row * cols
+                    let mu = means[row], r = rstds[row]
+                    for k in 0..<cols { xhat[k] = (xr[k] - mu) * r }
+                    if let w { for k in 0..<cols { gw[k] = gr[k] * w[k] } } else { for k in 0..<cols { gw[k] = gr[k] } }
+                    let meanG = CPUBackend.contiguousSum(gw, cols) / n, meanGX = CPUBackend.contiguousDot(gw, xhat, cols) / n
+                    for k in 0..<cols { dr[k] = r * (gw[k] - meanG - xhat[k] * meanGX) }
+                }
+            }
+        }
+        guard weightGradient != nil || biasGradient != nil else { return }
+        // The parameter gradients sum over rows: each chunk of rows into its own partial row,
+        // then the partials in order (the same chunks on every run).
+        let chunks = Swift.max(1, Swift.min(threads * 4, (rows + grain - 1) / grain))
+        let per = (rows + chunks - 1) / chunks
+        var partials = [Float](repeating: 0, count: 2 * chunks * cols)
+        partials.withUnsafeMutableBufferPointer { buffer in
+            let shared = UncheckedSendable((partials: buffer.baseAddress!, g: g, x: x, means: means, rstds: rstds))
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let (partials, g, x, means, rstds) = shared.value
+                let dw = partials + c * 2 * cols, db = dw + cols
+                for row in (c * per)..<Swift.min(rows, (c + 1) * per) {
+                    let gr = g + row * cols, xr = x + row * cols
+                    let mu = means[row], r = rstds[row]
+                    for k in 0..<cols {
+                        dw[k] += gr[k] * ((xr[k] - mu) * r)
+                        db[k] += gr[k]
+                    }
+                }
+            }
+            for (target, part) in [(weightGradient, 0), (biasGradient, 1)] {
+                guard let target else { continue }
+                let out = floats(target)
+                for k in 0..<cols { out[k] = 0 }
+                for c in 0..<chunks {
+                    let row = buffer.baseAddress! + (2 * c + part) * cols
+                    for k in 0..<cols { out[k] += row[k] }
+                }
             }
         }
     }

@@ -235,6 +235,33 @@ extension OpenCLBackend {
         ])
     }
 
+    func layerNorm(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, weight: DeviceBuffer?, bias: DeviceBuffer?, eps: Float,
+                   destination: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.elements(2 * rows * cols + 2 * rows))
+        let affine = (weight == nil ? 0 : 1) | (bias == nil ? 0 : 2)
+        launch("reduce.cl", "layer_norm_rows", count: isCPU ? rows : rows * reductionLocal, local: isCPU ? 1 : reductionLocal, [
+            .buffer(source), .int(offset), .int(rows), .int(cols), .float(eps), .buffer(weight ?? source), .buffer(bias ?? source),
+            .int(affine), .buffer(destination), .buffer(mean), .buffer(rstd),
+        ])
+    }
+
+    func layerNormBackward(_ gradient: DeviceBuffer, source: DeviceBuffer, offset: Int, rows: Int, cols: Int, mean: DeviceBuffer,
+                           rstd: DeviceBuffer, weight: DeviceBuffer?, inputGradient: DeviceBuffer, weightGradient: DeviceBuffer?,
+                           biasGradient: DeviceBuffer?) {
+        pool.noteKernels(0, bytes: Traffic.elements(3 * rows * cols + 2 * rows))
+        launch("reduce.cl", "layer_norm_backward_rows", count: isCPU ? rows : rows * reductionLocal, local: isCPU ? 1 : reductionLocal, [
+            .buffer(gradient), .buffer(source), .int(offset), .int(rows), .int(cols), .buffer(mean), .buffer(rstd),
+            .buffer(weight ?? gradient), .int(weight == nil ? 0 : 1), .buffer(inputGradient),
+        ])
+        let wanted = (weightGradient == nil ? 0 : 1) | (biasGradient == nil ? 0 : 2)
+        guard wanted != 0 else { return }
+        pool.noteKernels(0, bytes: Traffic.elements(2 * rows * cols + 2 * rows))
+        launch("reduce.cl", "layer_norm_parameter_gradients", count: cols, local: nil, [
+            .buffer(gradient), .buffer(source), .int(offset), .int(rows), .int(cols), .buffer(mean), .buffer(rstd), .int(wanted),
+            .buffer(weightGradient ?? inputGradient), .buffer(biasGradient ?? inputGradient),
+        ])
+    }
+
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int) {
         pool.noteKernels(0, bytes: Traffic.gemm(m: m, n: n, k: k, batch: batch, a: a, b: b, beta: beta))

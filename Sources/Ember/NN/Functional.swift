@@ -40,12 +40,64 @@ public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil
                   "layerNorm: \(name) of shape \(Shape.describe(p.shape)) does not match normalizedShape \(Shape.describe(normalizedShape))")
         }
     }
-    let dims = Array((x.rank - normalizedShape.count)..<x.rank)
-    let centered = x - x.mean(dims: dims, keepDim: true)
-    var y = centered * ((centered * centered).mean(dims: dims, keepDim: true) + eps).rsqrt()
-    if let weight { y = y * weight }
-    if let bias { y = y + bias }
-    return y
+    // Narrow inputs normalise in Float32 and round back, as the statistics need.
+    if [x, weight, bias].contains(where: { $0?.dtype.isReducedFloat == true }) {
+        let wide = layerNorm(x.to(.float32), normalizedShape: normalizedShape, weight: weight?.to(.float32), bias: bias?.to(.float32), eps: eps)
+        return wide.to(x.dtype.isFloatingPoint ? x.dtype : .float32)
+    }
+    return Tensor.layerNormRows(x, normalizedShape: normalizedShape, weight: weight, bias: bias, eps: eps)
+}
+
+extension Tensor {
+    /// `layerNorm` of Float32 (or integer) input: one backend pass over rows of the normalised
+    /// size forward, and one (plus one for the parameters) backward. Under a created graph the
+    /// backward is composed of differentiable ops, so higher derivatives are exact.
+    static func layerNormRows(_ x: Tensor, normalizedShape: [Int], weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+        for p in [weight, bias].compactMap({ $0 }) { checkSameDevice("layerNorm", x, p) }
+        let cols = Shape.count(normalizedShape), rows = cols == 0 ? 0 : x.count / cols
+        let source = x.floatStorage.dense
+        let (w, b) = (weight?.floatStorage.dense, bias?.floatStorage.dense)
+        let out = Tensor(uninitialized: x.shape, device: x.device, op: "layerNorm")
+        let mean = Tensor(uninitialized: [rows], device: x.device, op: "layerNorm")
+        let rstd = Tensor(uninitialized: [rows], device: x.device, op: "layerNorm")
+        if out.count > 0 {
+            x.backend.layerNorm(source.storage.buffer, offset: source.offset, rows: rows, cols: cols, weight: w?.storage.buffer,
+                                bias: b?.storage.buffer, eps: eps, destination: out.storage.buffer, mean: mean.storage.buffer,
+                                rstd: rstd.storage.buffer)
+        }
+        let inputs: [Tensor] = [x] + [weight, bias].compactMap { $0 }
+        return out.recording("NativeLayerNormBackward", inputs: inputs) {
+            let saved = (x: SavedTensor(x, op: "NativeLayerNormBackward"), weight: weight.map { SavedTensor($0, op: "NativeLayerNormBackward") })
+            return { g in
+                let (x, weight) = (saved.x.value, saved.weight?.value)
+                let dims = Array((x.rank - normalizedShape.count)..<x.rank)
+                if GradMode.enabled {
+                    // The same gradients as Tensor ops of x, g and the weight.
+                    let centered = x - x.mean(dims: dims, keepDim: true)
+                    let r = ((centered * centered).mean(dims: dims, keepDim: true) + eps).rsqrt()
+                    let xhat = centered * r
+                    let gw = weight.map { g * $0 } ?? g
+                    let dx = r * (gw - gw.mean(dims: dims, keepDim: true) - xhat * (gw * xhat).mean(dims: dims, keepDim: true))
+                    let parameters: [Tensor] = (weight == nil ? [] : [(g * xhat).sumTo(normalizedShape)]) + (bias == nil ? [] : [g.sumTo(normalizedShape)])
+                    return [dx] + parameters
+                }
+                let gradient = g.floatStorage.dense, input = x.floatStorage.dense
+                let dx = Tensor(uninitialized: x.shape, device: x.device, op: "layerNormBackward")
+                let dw = weight.map { _ in Tensor(uninitialized: normalizedShape, device: x.device, op: "layerNormBackward") }
+                let db = bias.map { _ in Tensor(uninitialized: normalizedShape, device: x.device, op: "layerNormBackward") }
+                if dx.count > 0 {
+                    x.backend.layerNormBackward(gradient.storage.buffer, source: input.storage.buffer, offset: input.offset, rows: rows, cols: cols,
+                                                mean: mean.storage.buffer, rstd: rstd.storage.buffer,
+                                                weight: weight?.floatStorage.dense.storage.buffer, inputGradient: dx.storage.buffer,
+                                                weightGradient: dw?.storage.buffer, biasGradient: db?.storage.buffer)
+                } else {
+                    for t in [dw, db].compactMap({ $0 }) { x.backend.fill(t.storage.buffer, count: t.count, value: 0, dtype: .float32) }
+                }
+                let parameters: [Tensor] = [dw, db].compactMap { $0 }
+                return [dx] + parameters
+            }
+        }
+    }
 }
 
 /// Batch normalisation over the channel dim (dim 1) of `[N, C, ...]` input

@@ -106,6 +106,23 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         }
     }
 
+    func layerNorm(_ source: DeviceBuffer, offset: Int, rows: Int, cols: Int, weight: DeviceBuffer?, bias: DeviceBuffer?, eps: Float,
+                   destination: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer) {
+        op("layerNorm", destination, [[rows, cols]]) {
+            inner.layerNorm(source, offset: offset, rows: rows, cols: cols, weight: weight, bias: bias, eps: eps,
+                            destination: destination, mean: mean, rstd: rstd)
+        }
+    }
+
+    func layerNormBackward(_ gradient: DeviceBuffer, source: DeviceBuffer, offset: Int, rows: Int, cols: Int, mean: DeviceBuffer,
+                           rstd: DeviceBuffer, weight: DeviceBuffer?, inputGradient: DeviceBuffer, weightGradient: DeviceBuffer?,
+                           biasGradient: DeviceBuffer?) {
+        op("layerNormBackward", inputGradient, [[rows, cols]]) {
+            inner.layerNormBackward(gradient, source: source, offset: offset, rows: rows, cols: cols, mean: mean, rstd: rstd,
+                                    weight: weight, inputGradient: inputGradient, weightGradient: weightGradient, biasGradient: biasGradient)
+        }
+    }
+
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand, beta: Float, c: DeviceBuffer, cOffset: Int) {
         op("gemm", c, [[batch, m, k], [batch, k, n]]) {
             inner.gemm(m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, c: c, cOffset: cOffset)
