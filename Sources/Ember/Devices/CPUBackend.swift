@@ -13,7 +13,7 @@ final class CPUBackend: Backend, @unchecked Sendable {
     let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// Elements below which a loop runs on the calling thread.
     static let parallelThreshold = 1 << 16
-    /// Multiply-adds from which a single GEMM runs on OpenBLAS's threads.
+    /// Multiply-adds from which a single GEMM is split across cores.
     static let threadedGEMMWork = 1 << 21
 
     private init() {}
@@ -150,38 +150,45 @@ final class CPUBackend: Backend, @unchecked Sendable {
     /// The innermost dimension is handed to `inner(outIndex, count, offsets, innerStrides)`.
     func forEachRow(shape: [Int], strides: [[Int]], offsets: [Int], range: Range<Int>,
                     _ inner: (Int, Int, UnsafeMutableBufferPointer<Int>, [Int]) -> Void) {
-        let rank = shape.count
+        let rank = shape.count, operands = strides.count
         let last = shape[rank - 1]
         let innerStrides = strides.map { $0[rank - 1] }
-        var position = offsets
-        position.withUnsafeMutableBufferPointer { pos in
-            // Rows are the outer index space; each row has `last` elements.
-            var row = range.lowerBound / last
-            var column = range.lowerBound % last
-            var index = [Int](repeating: 0, count: rank)
-            var r = row
-            for d in stride(from: rank - 2, through: 0, by: -1) {
-                index[d] = r % shape[d]
-                r /= shape[d]
-            }
-            var out = range.lowerBound
-            while out < range.upperBound {
-                for k in 0..<pos.count {
-                    var o = offsets[k] + column * innerStrides[k]
-                    for d in 0..<(rank - 1) { o += index[d] * strides[k][d] }
-                    pos[k] = o
-                }
-                let n = Swift.min(last - column, range.upperBound - out)
-                inner(out, n, pos, innerStrides)
-                out += n
-                column = 0
-                row += 1
-                var d = rank - 2
-                while d >= 0 {
-                    index[d] += 1
-                    if index[d] < shape[d] { break }
-                    index[d] = 0
-                    d -= 1
+        // Each operand's offset of the current row is kept up to date as the row index
+        // advances (one add per operand and row, a subtraction when a dimension wraps), from
+        // strides flattened operand by operand, instead of recomputed over every dimension.
+        var flat = [Int](repeating: 0, count: operands * rank)
+        for k in 0..<operands { for d in 0..<rank { flat[k * rank + d] = strides[k][d] } }
+        var position = offsets, rowStart = offsets
+        var index = [Int](repeating: 0, count: rank)
+        flat.withUnsafeBufferPointer { st in
+            position.withUnsafeMutableBufferPointer { pos in
+                rowStart.withUnsafeMutableBufferPointer { base in
+                    index.withUnsafeMutableBufferPointer { idx in
+                        var column = range.lowerBound % last
+                        var r = range.lowerBound / last
+                        for d in stride(from: rank - 2, through: 0, by: -1) {
+                            idx[d] = r % shape[d]
+                            r /= shape[d]
+                            for k in 0..<operands { base[k] += idx[d] * st[k * rank + d] }
+                        }
+                        var out = range.lowerBound
+                        while out < range.upperBound {
+                            for k in 0..<operands { pos[k] = base[k] + column * innerStrides[k] }
+                            let n = Swift.min(last - column, range.upperBound - out)
+                            inner(out, n, pos, innerStrides)
+                            out += n
+                            column = 0
+                            var d = rank - 2
+                            while d >= 0 {
+                                idx[d] += 1
+                                for k in 0..<operands { base[k] += st[k * rank + d] }
+                                if idx[d] < shape[d] { break }
+                                for k in 0..<operands { base[k] -= shape[d] * st[k * rank + d] }
+                                idx[d] = 0
+                                d -= 1
+                            }
+                        }
+                    }
                 }
             }
         }
