@@ -4,10 +4,9 @@ import Foundation
 
 /// GEMM (OpenBLAS), convolution and pooling building blocks, gather and scatter-add on the CPU.
 extension CPUBackend {
-    /// GEMM through OpenBLAS. A batch of at least one product per core runs on Ember's
-    /// threads, one single-threaded OpenBLAS call per entry (no hand-offs between the two
-    /// thread pools on small per-sample products, as in convolution); a large single product
-    /// runs on OpenBLAS's own threads, which share the packed panels.
+    /// GEMM through single-threaded OpenBLAS calls on Ember's threads: a batch of at least one
+    /// product per core one entry per call, a large single product one block of rows (or of
+    /// columns) per core, each block packing its own panels.
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int) {
         pool.noteKernels(1, bytes: Traffic.gemm(m: m, n: n, k: k, batch: batch, a: a, b: b, beta: beta))
@@ -27,23 +26,37 @@ extension CPUBackend {
             fatalError("gemm: out of memory for a float32 copy of a narrow operand")
         }
         let pa = floats(a.buffer), pb = floats(b.buffer), pc = floats(c)
-        func call(_ i: Int) {
+        /// Rows `rows` and columns `cols` of the product of batch entry `i`.
+        func call(_ i: Int, rows: Range<Int>, cols: Range<Int>) {
+            let aStart = a.offset + i * a.batchStride + rows.lowerBound * (a.transposed ? 1 : a.ld)
+            let bStart = b.offset + i * b.batchStride + cols.lowerBound * (b.transposed ? b.ld : 1)
             cblas_sgemm(CblasRowMajor, a.transposed ? CblasTrans : CblasNoTrans, b.transposed ? CblasTrans : CblasNoTrans,
-                        Int32(m), Int32(n), Int32(k), alpha,
-                        pa + a.offset + i * a.batchStride, Int32(a.ld),
-                        pb + b.offset + i * b.batchStride, Int32(b.ld),
-                        beta, pc + cOffset + i * m * n, Int32(n))
+                        Int32(rows.count), Int32(cols.count), Int32(k), alpha, pa + aStart, Int32(a.ld), pb + bStart, Int32(b.ld),
+                        beta, pc + cOffset + i * m * n + rows.lowerBound * n + cols.lowerBound, Int32(n))
         }
+        // OpenBLAS always runs single-threaded: its idle threads spin (sched_yield) after each
+        // threaded call, taking the cores from Ember's loops (15% of a GPT step's samples were
+        // in the scheduler). Ember's threads share the work instead: batch entries, or blocks
+        // of rows (of columns when the rows are few) of one large product.
+        CPUBackend.setBLASThreads(1)
         if batch >= threads && threads > 1 && batch * m * n * k >= CPUBackend.parallelThreshold {
-            CPUBackend.setBLASThreads(1)
             parallelFor(batch, grain: 1) { s, e in
-                for i in s..<e { call(i) }
+                for i in s..<e { call(i, rows: 0..<m, cols: 0..<n) }
+            }
+        } else if threads > 1 && m * n * k >= CPUBackend.threadedGEMMWork && Swift.max(m, n) >= 2 * threads {
+            // Blocks of whole 16-row (or column) panels, one per core.
+            let splitRows = m >= n, size = splitRows ? m : n
+            let per = (size / threads + 15) / 16 * 16
+            for i in 0..<batch {
+                parallelFor((size + per - 1) / per, grain: 1) { s, e in
+                    for block in s..<e {
+                        let part = (block * per)..<Swift.min(size, (block + 1) * per)
+                        call(i, rows: splitRows ? part : 0..<m, cols: splitRows ? 0..<n : part)
+                    }
+                }
             }
         } else {
-            // OpenBLAS's idle threads spin (sched_yield) after each threaded call, taking
-            // cores from Ember's loops; only products large enough to pay for that use them.
-            CPUBackend.setBLASThreads(m * n * k >= CPUBackend.threadedGEMMWork ? threads : 1)
-            for i in 0..<batch { call(i) }
+            for i in 0..<batch { call(i, rows: 0..<m, cols: 0..<n) }
         }
     }
 
