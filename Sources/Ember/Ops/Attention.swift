@@ -151,7 +151,9 @@ extension Tensor {
            forceFlash || flash.prefersFlashAttention(batch: Shape.count(batchShape), rows: queries, cols: keys, dim: dim) {
             return flashAttention(query: query, key: key, value: value, isCausal: isCausal, scale: scale, backend: flash)
         }
-        let q = query.detach(), k = key.detach(), v = value.detach()
+        // Dense copies of views (heads split from one projection) made once serve the
+        // forward's two GEMMs and the backward's three.
+        let q = query.detach().dense, k = key.detach().dense, v = value.detach().dense
         let scores = matmulForward(q, k.transpose(-2, -1))
         let shape = scores.shape, n = shape.count
         let rows = shape[n - 2], cols = shape[n - 1], batch = Shape.count(Array(shape.dropLast(2)))
@@ -171,13 +173,14 @@ extension Tensor {
             let sv = SavedTensor(value, op: "ScaledDotProductAttentionBackward")
             let shapes = (q: query.shape, k: key.shape, v: value.shape, mask: attnMask?.shape ?? [])
             return { g in
-                let q = sq.value, k = sk.value, v = sv.value
+                // Reading the saved inputs checks that none was modified in place since.
+                let (query, key, value) = (sq.value, sk.value, sv.value)
                 if GradMode.enabled {
-                    return differentiableGradients(g, query: q, key: k, value: v, attnMask: attnMask, drop: drop, isCausal: isCausal,
+                    return differentiableGradients(g, query: query, key: key, value: value, attnMask: attnMask, drop: drop, isCausal: isCausal,
                                                    scale: scale, maskGradient: gradMask != nil)
                 }
                 let gd = g.dense
-                var dp = matmulForward(gd, v.detach().transpose(-2, -1)).sumTo(shape)
+                var dp = matmulForward(gd, v.transpose(-2, -1)).sumTo(shape)
                 if let drop { dp = dp * drop }
                 let dpd = dp.dense
                 let ds = Tensor(uninitialized: shape, device: g.device, op: "ScaledDotProductAttentionBackward")
@@ -185,8 +188,8 @@ extension Tensor {
                     g.backend.attentionSoftmaxBackward(weights.storage.buffer, gradient: dpd.storage.buffer, batch: batch, rows: rows,
                                                        cols: cols, scale: scale, causal: isCausal, destination: ds.storage.buffer)
                 }
-                let dq = matmulForward(ds, k.detach()).sumTo(shapes.q)
-                let dk = matmulForward(ds.transpose(-2, -1), q.detach()).sumTo(shapes.k)
+                let dq = matmulForward(ds, k).sumTo(shapes.q)
+                let dk = matmulForward(ds.transpose(-2, -1), q).sumTo(shapes.k)
                 let dv = matmulForward(dropped.transpose(-2, -1), gd).sumTo(shapes.v)
                 guard gradMask != nil else { return [dq, dk, dv] }
                 let raw = Tensor(uninitialized: shape, device: g.device, op: "ScaledDotProductAttentionBackward")
