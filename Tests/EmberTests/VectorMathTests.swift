@@ -1,3 +1,4 @@
+import CPUKernels
 import Foundation
 import Testing
 @testable import Ember
@@ -53,5 +54,34 @@ struct VectorMathTests {
         expectClose(y.toArray(), exact.map { Float($0.0) }, rtol: 1e-6, atol: 5e-7)
         expectClose(x.grad!.toArray(), exact.map { Float($0.1) }, rtol: 1e-6, atol: 5e-7)
         expectClose(x.detach().erf().toArray(), values.map { Float(Foundation.erf(Double($0))) }, rtol: 3e-7, atol: 0)
+    }
+
+    @Test("ember_gelu and ember_gelu_gradient agree with Double references and with the Swift loops, in every instruction set the CPU has")
+    func geluKernels() {
+        let values = stride(from: Float(-9), through: 9, by: 1.0 / 128).map { $0 } + [.nan, 0, -0.0]
+        let gradients = values.indices.map { Float($0 % 7) - 3 }
+        let exact = values.map { v -> (Double, Double) in
+            let u = Double(v)
+            let cdf = 0.5 * (1 + Foundation.erf(u / 2.0.squareRoot())), pdf = Foundation.exp(-0.5 * u * u) / (2 * Double.pi).squareRoot()
+            return (u * cdf, cdf + u * pdf)
+        }
+        // The strided path: the Swift loops over VectorMath (a stride-2 view of twice the values).
+        let spread = Tensor(values.flatMap { [$0, 0] }).reshape([values.count, 2]).select(dim: 1, index: 0)
+        let spreadGradient = Tensor(gradients.flatMap { [$0, 0] }).reshape([values.count, 2]).select(dim: 1, index: 0)
+        let swiftValues = spread.gelu().toArray()
+        let swiftGradients = Tensor.geluGradient(spreadGradient, input: spread, approximate: .none).toArray()
+        for isa in 0...Int(ember_cpu_isa().rawValue) {
+            var y = [Float](repeating: 0, count: values.count), dy = y
+            ember_gelu_isa(ember_isa(rawValue: UInt32(isa)), values, &y, values.count)
+            ember_gelu_gradient_isa(ember_isa(rawValue: UInt32(isa)), gradients, values, &dy, values.count)
+            for i in values.indices where values[i].isNaN {
+                #expect(y[i].isNaN && dy[i].isNaN, "isa \(isa): NaN in, \(y[i]) and \(dy[i]) out")
+            }
+            let finite = values.indices.filter { !values[$0].isNaN }
+            expectClose(finite.map { y[$0] }, finite.map { Float(exact[$0].0) }, rtol: 1e-6, atol: 5e-7, "gelu, isa \(isa)")
+            expectClose(finite.map { dy[$0] }, finite.map { gradients[$0] * Float(exact[$0].1) }, rtol: 1e-6, atol: 2e-6, "gradient, isa \(isa)")
+            expectClose(finite.map { y[$0] }, finite.map { swiftValues[$0] }, rtol: 1e-6, atol: 5e-7, "gelu against Swift, isa \(isa)")
+            expectClose(finite.map { dy[$0] }, finite.map { swiftGradients[$0] }, rtol: 1e-6, atol: 2e-6, "gradient against Swift, isa \(isa)")
+        }
     }
 }

@@ -35,6 +35,19 @@ void ember_softmax_rows(const float *x, float *y, long rows, long cols, int log)
 /// (tests run every path the machine supports).
 void ember_softmax_rows_isa(ember_isa isa, const float *x, float *y, long rows, long cols, int log);
 
+/// The exact GELU, y = x·Φ(x) = 0.5·x·(1 + erf(x/√2)), of `n` contiguous floats, with the erf
+/// of `VectorMath` (2.3 ulp); AVX-512 or AVX2+FMA code where the CPU has it, portable C otherwise.
+void ember_gelu(const float *x, float *y, long n);
+
+/// GELU's backward, y = g·(Φ(x) + x·φ(x)), of `n` contiguous floats (see `ember_gelu`).
+void ember_gelu_gradient(const float *g, const float *x, float *y, long n);
+
+/// `ember_gelu` with the code for `isa`, at most `ember_cpu_isa()` (tests run every path).
+void ember_gelu_isa(ember_isa isa, const float *x, float *y, long n);
+
+/// `ember_gelu_gradient` with the code for `isa`, at most `ember_cpu_isa()`.
+void ember_gelu_gradient_isa(ember_isa isa, const float *g, const float *x, float *y, long n);
+
 /// The name of the kernel set OpenBLAS runs (`SkylakeX`, `Haswell`, ...), or NULL when the
 /// BLAS is not OpenBLAS.
 const char *ember_blas_core(void);

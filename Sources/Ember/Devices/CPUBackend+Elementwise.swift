@@ -268,7 +268,11 @@ extension CPUBackend {
     /// The loop of one unary op (`UnaryKernel.cpu`), specialised on its function object and on
     /// the float storage type of the source (the destination's too).
     @inline(__always)
-    func unaryLoop<F: UnaryFunction>(_ source: StridedView, _ destination: DeviceBuffer, _ f: F) {
+    func unaryLoop<F: UnaryFunction>(_ source: StridedView, _ destination: DeviceBuffer, _ f: F, dense: DenseUnaryKernel?) {
+        if let dense, source.dtype == .float32, source.isContiguous {
+            let x = UnsafePointer(floats(source.buffer) + source.offset), y = floats(destination)
+            return parallelFor(source.count) { s, e in dense(x + s, y + s, e - s) }
+        }
         func run<S: FloatStorage>(_: S.Type) {
             if S.convertsInBlocks && source.isContiguous {
                 return tiled(source.count, elements(source.buffer, as: S.Bits.self) + source.offset, 0, nil, 0,
@@ -292,7 +296,12 @@ extension CPUBackend {
     /// operands' float storage type and whether it writes a mask.
     @inline(__always)
     func binaryLoop<F: BinaryFunction>(_ a: Operand, _ b: Operand, shape: [Int], dtype: DType, _ destination: DeviceBuffer,
-                                       _ f: F, mask: Bool) {
+                                       _ f: F, mask: Bool, dense: DenseBinaryKernel?) {
+        if let dense, dtype == .float32, !mask, case .view(let va) = a, case .view(let vb) = b,
+           va.dtype == .float32, vb.dtype == .float32, va.shape == shape, vb.shape == shape, va.isContiguous, vb.isContiguous {
+            let pa = UnsafePointer(floats(va.buffer) + va.offset), pb = UnsafePointer(floats(vb.buffer) + vb.offset), y = floats(destination)
+            return parallelFor(Shape.count(shape)) { s, e in dense(pa + s, pb + s, y + s, e - s) }
+        }
         func run<S: FloatStorage>(_: S.Type) {
             if mask {
                 zip2(a, b, shape: shape, elements(destination, as: UInt8.self), f, S.self, Elementwise.Mask.self)

@@ -1,3 +1,4 @@
+import CPUKernels
 import Foundation
 
 /// The elementwise ops, each defined once: its kernel name, its scalar expression in OpenCL C
@@ -29,7 +30,8 @@ struct UnaryOp: Equatable, CustomStringConvertible {
     static let tanh = UnaryOp(kernel: .init("tanh", "tanh(x)", Elementwise.Tanh.self))
     static let sigmoid = UnaryOp(kernel: .init("sigmoid", "1.0f / (1.0f + exp(-x))", Elementwise.Sigmoid.self))
     static let relu = UnaryOp(kernel: .init("relu", "x > 0.0f ? x : 0.0f", Elementwise.Relu.self, keepsIntegers: true))
-    static let gelu = UnaryOp(kernel: .init("gelu", "0.5f * x * (1.0f + erf(x * 0.70710678118654752f))", Elementwise.Gelu.self))
+    static let gelu = UnaryOp(kernel: .init("gelu", "0.5f * x * (1.0f + erf(x * 0.70710678118654752f))", Elementwise.Gelu.self,
+                                            dense: ember_gelu))
     static let geluTanh = UnaryOp(kernel: .init("gelu_tanh", "0.5f * x * (1.0f + tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)))",
                                                 Elementwise.GeluTanh.self))
     static let erf = UnaryOp(kernel: .init("erf", "erf(x)", Elementwise.Erf.self))
@@ -74,7 +76,7 @@ struct BinaryOp: Equatable, CustomStringConvertible {
     /// at the input `b` (Φ, φ the standard normal CDF and density).
     static let geluGradient = BinaryOp(kernel: .init("gelu_gradient",
         "a * (0.5f * (1.0f + erf(b * 0.70710678118654752f)) + 0.39894228040143268f * b * exp(-0.5f * b * b))",
-        Elementwise.GeluGradient.self))
+        Elementwise.GeluGradient.self, dense: ember_gelu_gradient))
     /// The tanh-form GELU's backward: with s = sigmoid(2u), u = √(2/π)·(b + 0.044715·b³), the
     /// GELU is b·s and its derivative s + b·s·(1 - s)·2u'.
     static let geluTanhGradient = BinaryOp(kernel: .init("gelu_tanh_gradient",
@@ -161,6 +163,11 @@ extension Elementwise {
 
 }
 
+/// A C kernel of a unary op over `n` contiguous floats: `(x, y, n)`.
+typealias DenseUnaryKernel = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void
+/// A C kernel of a binary op over `n` contiguous floats of each operand: `(a, b, y, n)`.
+typealias DenseBinaryKernel = @convention(c) (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void
+
 /// A unary op's definition: its kernel name, OpenCL expression of `x` (and parameters `p0`,
 /// `p1`), and the CPU loops specialised on its function object `F`.
 final class UnaryKernel: Sendable {
@@ -172,12 +179,16 @@ final class UnaryKernel: Sendable {
     /// Runs the op's specialised CPU loop (see `CPUBackend.unaryLoop`).
     let cpu: @Sendable (CPUBackend, StridedView, DeviceBuffer, Float, Float) -> Void
 
-    init<F: UnaryFunction>(_ name: String, _ expression: String, _ function: F.Type, keepsIntegers: Bool = false) {
+    /// `dense`, when given, is a C kernel (`CPUKernels`, AVX-512/AVX2 code picked at run time)
+    /// computing the same function over a contiguous Float32 run, which the CPU loops call in
+    /// place of `function` for contiguous Float32 operands.
+    init<F: UnaryFunction>(_ name: String, _ expression: String, _ function: F.Type, keepsIntegers: Bool = false,
+                           dense: DenseUnaryKernel? = nil) {
         self.name = name
         self.expression = expression
         self.keepsIntegers = keepsIntegers
         self.cpu = { backend, source, destination, p0, p1 in
-            backend.unaryLoop(source, destination, F(p0, p1))
+            backend.unaryLoop(source, destination, F(p0, p1), dense: dense)
         }
     }
 }
@@ -194,13 +205,15 @@ final class BinaryKernel: Sendable {
     /// Runs the op's specialised CPU loop (see `CPUBackend.binaryLoop`).
     let cpu: @Sendable (CPUBackend, Operand, Operand, [Int], DType, DeviceBuffer) -> Void
 
-    init<F: BinaryFunction>(_ name: String, _ expression: String, _ function: F.Type, mask: Bool = false, keepsIntegers: Bool = false) {
+    /// `dense` as `UnaryKernel`'s: a C kernel for two contiguous Float32 operands of the result's shape.
+    init<F: BinaryFunction>(_ name: String, _ expression: String, _ function: F.Type, mask: Bool = false, keepsIntegers: Bool = false,
+                            dense: DenseBinaryKernel? = nil) {
         self.name = name
         self.expression = expression
         self.producesMask = mask
         self.keepsIntegers = keepsIntegers
         self.cpu = { backend, a, b, shape, dtype, destination in
-            backend.binaryLoop(a, b, shape: shape, dtype: dtype, destination, F(), mask: mask)
+            backend.binaryLoop(a, b, shape: shape, dtype: dtype, destination, F(), mask: mask, dense: dense)
         }
     }
 }
