@@ -4,9 +4,10 @@ import Foundation
 
 /// GEMM (OpenBLAS), convolution and pooling building blocks, gather and scatter-add on the CPU.
 extension CPUBackend {
-    /// GEMM through single-threaded OpenBLAS calls on Ember's threads: a batch of at least one
-    /// product per core one entry per call, a large single product one block of rows (or of
-    /// columns) per core, each block packing its own panels.
+    /// GEMM through OpenBLAS. A batch of at least one product per core runs on Ember's
+    /// threads, one single-threaded OpenBLAS call per entry; a large product of many rows one
+    /// block of rows per core, each packing its own panels; another large product on
+    /// OpenBLAS's own threads, which share the packed panels.
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int) {
         pool.noteKernels(1, bytes: Traffic.gemm(m: m, n: n, k: k, batch: batch, a: a, b: b, beta: beta))
@@ -34,28 +35,28 @@ extension CPUBackend {
                         Int32(rows.count), Int32(cols.count), Int32(k), alpha, pa + aStart, Int32(a.ld), pb + bStart, Int32(b.ld),
                         beta, pc + cOffset + i * m * n + rows.lowerBound * n + cols.lowerBound, Int32(n))
         }
-        // OpenBLAS always runs single-threaded: its idle threads spin (sched_yield) after each
-        // threaded call, taking the cores from Ember's loops (15% of a GPT step's samples were
-        // in the scheduler). Ember's threads share the work instead: batch entries, or blocks
-        // of rows (of columns when the rows are few) of one large product.
-        CPUBackend.setBLASThreads(1)
-        if batch >= threads && threads > 1 && batch * m * n * k >= CPUBackend.parallelThreshold {
+        // OpenBLAS's idle threads spin (sched_yield) after each threaded call, taking the cores
+        // from Ember's loops (in a GPT step 15% of the samples were in the scheduler), so
+        // Ember's threads share the work where that costs the GEMM nothing: batch entries, or
+        // blocks of 16-row panels of a product with many rows (measured from C on 2 cores: as
+        // fast as OpenBLAS's threads at 768 rows, 10-25% slower at 128, where OpenBLAS's
+        // threads share the packed panels and run the large products of fewer rows).
+        let work = m * n * k
+        if batch >= threads && threads > 1 && batch * work >= CPUBackend.parallelThreshold {
+            CPUBackend.setBLASThreads(1)
             parallelFor(batch, grain: 1) { s, e in
                 for i in s..<e { call(i, rows: 0..<m, cols: 0..<n) }
             }
-        } else if threads > 1 && m * n * k >= CPUBackend.threadedGEMMWork && Swift.max(m, n) >= 2 * threads {
-            // Blocks of whole 16-row (or column) panels, one per core.
-            let splitRows = m >= n, size = splitRows ? m : n
-            let per = (size / threads + 15) / 16 * 16
+        } else if threads > 1 && work >= CPUBackend.threadedGEMMWork && m >= CPUBackend.splitGEMMRows {
+            CPUBackend.setBLASThreads(1)
+            let per = (m / threads + 15) / 16 * 16
             for i in 0..<batch {
-                parallelFor((size + per - 1) / per, grain: 1) { s, e in
-                    for block in s..<e {
-                        let part = (block * per)..<Swift.min(size, (block + 1) * per)
-                        call(i, rows: splitRows ? part : 0..<m, cols: splitRows ? 0..<n : part)
-                    }
+                parallelFor((m + per - 1) / per, grain: 1) { s, e in
+                    for block in s..<e { call(i, rows: (block * per)..<Swift.min(m, (block + 1) * per), cols: 0..<n) }
                 }
             }
         } else {
+            CPUBackend.setBLASThreads(work >= CPUBackend.threadedGEMMWork ? threads : 1)
             for i in 0..<batch { call(i, rows: 0..<m, cols: 0..<n) }
         }
     }

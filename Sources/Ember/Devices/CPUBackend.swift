@@ -13,8 +13,10 @@ final class CPUBackend: Backend, @unchecked Sendable {
     let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// Elements below which a loop runs on the calling thread.
     static let parallelThreshold = 1 << 16
-    /// Multiply-adds from which a single GEMM is split across cores.
+    /// Multiply-adds from which a single GEMM runs on several cores.
     static let threadedGEMMWork = 1 << 21
+    /// Rows from which such a GEMM is split into blocks of rows on Ember's threads.
+    static let splitGEMMRows = 256
 
     private init() {}
 
