@@ -81,14 +81,16 @@ extension Tensor {
                     let parameters: [Tensor] = (weight == nil ? [] : [(g * xhat).sumTo(normalizedShape)]) + (bias == nil ? [] : [g.sumTo(normalizedShape)])
                     return [dx] + parameters
                 }
-                let gradient = g.floatStorage.dense, input = x.floatStorage.dense
+                // The forward's dense Float32 input and weight (copies only when x or the weight
+                // was not), read after the saved tensors' version checks above.
+                let gradient = g.floatStorage.dense, input = source
                 let dx = Tensor(uninitialized: x.shape, device: x.device, op: "layerNormBackward")
                 let dw = weight.map { _ in Tensor(uninitialized: normalizedShape, device: x.device, op: "layerNormBackward") }
                 let db = bias.map { _ in Tensor(uninitialized: normalizedShape, device: x.device, op: "layerNormBackward") }
                 if dx.count > 0 {
                     x.backend.layerNormBackward(gradient.storage.buffer, source: input.storage.buffer, offset: input.offset, rows: rows, cols: cols,
                                                 mean: mean.storage.buffer, rstd: rstd.storage.buffer,
-                                                weight: weight?.floatStorage.dense.storage.buffer, inputGradient: dx.storage.buffer,
+                                                weight: w?.storage.buffer, inputGradient: dx.storage.buffer,
                                                 weightGradient: dw?.storage.buffer, biasGradient: db?.storage.buffer)
                 } else {
                     for t in [dw, db].compactMap({ $0 }) { x.backend.fill(t.storage.buffer, count: t.count, value: 0, dtype: .float32) }
