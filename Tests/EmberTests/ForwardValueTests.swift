@@ -14,7 +14,7 @@ struct ForwardValueTests {
         #expect(Tensor.full([2], 7.5, device: d).toArray() == [7.5, 7.5])
         #expect(Tensor.arange(0, 5, device: d).toArray() == [0, 1, 2, 3, 4])
         #expect(Tensor.arange(1, 2, step: 0.25, device: d).toArray() == [1, 1.25, 1.5, 1.75])
-        #expect(Tensor.arange(4, device: d).dtype == .int32)
+        #expect(Tensor.arange(4, device: d).dtype == .int64)
         #expect(Tensor.arange(4, device: d).toIntArray() == [0, 1, 2, 3])
         #expect(Tensor.linspace(0, 1, count: 5, device: d).toArray() == [0, 0.25, 0.5, 0.75, 1])
         #expect(Tensor.eye(2, 3, device: d).toArray() == [1, 0, 0, 0, 1, 0])
@@ -39,8 +39,8 @@ struct ForwardValueTests {
         let variance = n.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(n.count)
         #expect(Swift.abs(mean) < 0.03 && Swift.abs(variance - 1) < 0.05)
         let r = Tensor.randint(3, 7, [1000], device: d)
-        #expect(r.dtype == .int32)
-        #expect(Set(r.toIntArray()) == [3, 4, 5, 6])
+        #expect(r.dtype == .int64)
+        #expect(Set(r.toInt64Array()) == [3, 4, 5, 6])
     }
 
     @Test("manualSeed restarts the global stream")

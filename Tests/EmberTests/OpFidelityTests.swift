@@ -131,11 +131,11 @@ struct OpFidelityTests {
         expectClose(c.grad!.toArray(), [0, 0, 0, -0.5, 0, 0.5])
     }
 
-    @Test("max(dim:) and min(dim:) return values and Int32 indices, first on ties", arguments: devices)
+    @Test("max(dim:) and min(dim:) return values and Int64 indices, first on ties", arguments: devices)
     func maxMinIndices(_ d: Device) {
         let x = Tensor([[1, 3, 3], [2, 2, 0]], device: d, requiresGrad: true)
         let (values, indices) = x.max(dim: 1)
-        #expect(values.toArray() == [3, 2] && indices.toIntArray() == [1, 0] && indices.dtype == .int32)
+        #expect(values.toArray() == [3, 2] && indices.toIntArray() == [1, 0] && indices.dtype == .int64)
         let m = x.min(dim: 1, keepDim: true)
         #expect(m.values.shape == [2, 1] && m.indices.shape == [2, 1])
         #expect(m.values.toArray() == [1, 0] && m.indices.toIntArray() == [0, 2])
@@ -147,6 +147,33 @@ struct OpFidelityTests {
         #expect(z.values.shape == [] && z.indices.shape == [] && z.indices.toIntArray() == [0])
         #expect(x.max().item() == 3 && x.min().item() == 0)
         #expect(x.maximum(Tensor(2.5, device: d)).toArray() == [2.5, 3, 3, 2.5, 2.5, 2.5])
+    }
+
+    @Test("every op that returns indices returns Int64, as PyTorch's", arguments: devices)
+    func indexOutputsAreInt64(_ d: Device) {
+        let x = Tensor([[0.5, -1, 2], [3, 3, -4]], device: d)
+        // torch.argmax(x, 1) = [2, 0]; argmin(x) over the flattened tensor = 5.
+        let outputs: [(String, Tensor, [Int64])] = [
+            ("argmax", x.argmax(dim: 1), [2, 0]),
+            ("argmin", x.argmin(), [5]),
+            ("argmax(keepDim)", x.argmax(dim: 0, keepDim: true), [1, 1, 0]),
+            ("max(dim:)", x.max(dim: 0).indices, [1, 1, 0]),
+            ("min(dim:)", x.min(dim: 1).indices, [1, 2]),
+            ("sort", x.sort(dim: 1).indices, [1, 0, 2, 2, 0, 1]),
+            ("argsort", x.argsort(dim: 0, descending: true), [1, 1, 0, 0, 0, 1]),
+            ("topk", x.topk(2, dim: 1).indices, [2, 0, 0, 1]),
+            ("sort 0-d", Tensor(1.0, device: d).sort().indices, [0]),
+            ("multinomial", Tensor.multinomial(Tensor([0, 0, 1], device: d), numSamples: 1), [2]),
+            ("arange", Tensor.arange(3, device: d), [0, 1, 2]),
+        ]
+        for (name, t, expected) in outputs {
+            #expect(t.dtype == .int64, "\(name) gave \(t.dtype)")
+            #expect(t.toInt64Array() == expected, "\(name)")
+        }
+        let r = Tensor.withRandomSeed(3) { Tensor.randint(-2, 5, [64], device: d) }
+        #expect(r.dtype == .int64 && r.toInt64Array().allSatisfy { (-2..<5).contains($0) })
+        // An index output indexes directly, as in PyTorch: x.gather(1, x.argsort(1)) sorts each row.
+        #expect(x.gather(dim: 1, index: x.argsort(dim: 1)).toArray() == [-1, 0.5, 2, -4, 3, 3])
     }
 
     @Test("max over an empty dim stops with a message naming the op and shape")

@@ -52,7 +52,7 @@ struct ReleaseBuildTests {
         ("index-out-of-range", "index 5 is out of bounds for dimension 0 with size 3"),
         ("reshape", "reshape: shape [4, 2] is invalid for input of shape [2, 3] (6 elements)"),
         ("softmax-dim", "softmax: dimension 2 out of range for a tensor of rank 2"),
-        ("float-labels", "crossEntropy: float32 target of shape [2] for input of shape [2, 3]: class indices must be int32, class probabilities must have the input's shape"),
+        ("float-labels", "crossEntropy: float32 target of shape [2] for input of shape [2, 3]: class indices must be int64 or int32, class probabilities must have the input's shape"),
         ("float-indices", "indexSelect: index must be an integer (int64 or int32) tensor, got float32"),
         ("ragged", "Tensor: ragged nested array: dimension 1 has lengths 2 and 1"),
         ("int-requires-grad", "requiresGrad: only floating-point tensors can require gradients, not int32"),

@@ -127,7 +127,7 @@ private func classIndexLoss(_ op: String, _ logProbs: Tensor, _ target: Tensor, 
 private func classProbabilityLoss(_ logProbs: Tensor, _ target: Tensor, classDim: Int, weight: Tensor?,
                                   ignoreIndex: Int, reduction: Reduction, labelSmoothing: Float) -> Tensor {
     check(target.shape == logProbs.shape,
-          "crossEntropy: \(target.dtype) target of shape \(Shape.describe(target.shape)) for input of shape \(Shape.describe(logProbs.shape)): class indices must be int32, class probabilities must have the input's shape")
+          "crossEntropy: \(target.dtype) target of shape \(Shape.describe(target.shape)) for input of shape \(Shape.describe(logProbs.shape)): class indices must be int64 or int32, class probabilities must have the input's shape")
     check(ignoreIndex < 0, "crossEntropy: ignoreIndex is not supported for class-probability targets, got \(ignoreIndex)")
     Tensor.checkSameDevice("crossEntropy", logProbs, target)
     let classes = Float(logProbs.shape[classDim])

@@ -25,12 +25,13 @@ extension Tensor {
     func reduceForward(_ op: ReduceOp, dims: [Int], keepDim: Bool, name: String) -> Tensor {
         // Float types are read in their own storage type and accumulate in Float32; narrow
         // results are rounded back to their type. Integers and bools reduce as Float32 (exact
-        // below 2^24) into PyTorch's result types: int64 sums, max and min in their own type.
+        // below 2^24) into PyTorch's result types: int64 sums, max and min in their own type,
+        // int64 indices (the backends write Int32 positions, widened here).
         let source = arithmeticStorage
-        let resultType: DType = op.producesIndices ? .int32 : (dtype.isFloatingPoint ? dtype : (op == .sum ? .int64 : dtype))
+        let resultType: DType = op.producesIndices ? .int64 : (dtype.isFloatingPoint ? dtype : (op == .sum ? .int64 : dtype))
         let outShape = reducedShape(dims, keepDim: keepDim)
         if dims.isEmpty {
-            if op.producesIndices { return Tensor.zeros(outShape, dtype: .int32, device: device) }
+            if op.producesIndices { return Tensor.zeros(outShape, dtype: .int64, device: device) }
             // A fresh tensor either way: a converted one is already a copy.
             return resultType == dtype ? contiguousCopy() : castStorage(to: resultType)
         }
@@ -149,13 +150,13 @@ extension Tensor {
         std(dims: [dim], keepDim: keepDim, correction: unbiased ? 1 : 0)
     }
 
-    /// Index of the largest element along `dim` (first on ties), as Int32; over all elements
-    /// (flattened) when `dim` is nil.
+    /// Index of the largest element along `dim` (first on ties), as Int64 (PyTorch's index
+    /// type); over all elements (flattened) when `dim` is nil.
     public func argmax(dim: Int? = nil, keepDim: Bool = false) -> Tensor {
         argReduce(.argmax, dim: dim, keepDim: keepDim, name: "argmax")
     }
 
-    /// Index of the smallest element along `dim` (first on ties), as Int32.
+    /// Index of the smallest element along `dim` (first on ties), as Int64.
     public func argmin(dim: Int? = nil, keepDim: Bool = false) -> Tensor {
         argReduce(.argmin, dim: dim, keepDim: keepDim, name: "argmin")
     }
@@ -180,13 +181,13 @@ extension Tensor {
         reshape([-1]).extremeValues(.min, .argmin, dims: [0], keepDim: false, name: "min", node: "MinBackward", index: nil)
     }
 
-    /// Largest values along `dim` and their Int32 positions (the first on ties), as
+    /// Largest values along `dim` and their Int64 positions (the first on ties), as
     /// `torch.max(x, dim)`; the gradient flows only to the selected element.
     public func max(dim: Int, keepDim: Bool = false) -> (values: Tensor, indices: Tensor) {
         extreme(.max, .argmax, dim: dim, keepDim: keepDim, name: "max", node: "MaxBackward")
     }
 
-    /// Smallest values along `dim` and their Int32 positions (the first on ties), as
+    /// Smallest values along `dim` and their Int64 positions (the first on ties), as
     /// `torch.min(x, dim)`; the gradient flows only to the selected element.
     public func min(dim: Int, keepDim: Bool = false) -> (values: Tensor, indices: Tensor) {
         extreme(.min, .argmin, dim: dim, keepDim: keepDim, name: "min", node: "MinBackward")

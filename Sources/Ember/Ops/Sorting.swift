@@ -3,13 +3,13 @@
 /// are then gathered on the tensor's device, so their gradient is a scatter of the indices.
 extension Tensor {
     /// The permutation that sorts each row of this tensor along `d` (stable; NaN sorts as
-    /// larger than every number, as in PyTorch), as an Int32 tensor shaped like this one.
+    /// larger than every number, as in PyTorch), as an Int64 tensor shaped like this one.
     private func sortIndices(dim d: Int, descending: Bool) -> Tensor {
         let last = rank - 1
         let moved = d == last ? self : transpose(d, last)
         let n = shape[d]
         let values = moved.detach().float().toArray()
-        var order = [Int32](repeating: 0, count: values.count)
+        var order = [Int64](repeating: 0, count: values.count)
         if n > 0 {
             let rows = values.count / n
             var idx = [Int](repeating: 0, count: n)
@@ -27,7 +27,7 @@ extension Tensor {
                     return a < b
                 }
                 idx.sort(by: before)
-                for i in 0..<n { order[base + i] = Int32(idx[i]) }
+                for i in 0..<n { order[base + i] = Int64(idx[i]) }
             }
         }
         let index = Tensor(shape: moved.shape, data: order, device: device)
@@ -38,7 +38,7 @@ extension Tensor {
     /// its index in the input (`torch.sort(stable=True)`). The values' gradient flows back
     /// to the positions they came from.
     public func sort(dim: Int = -1, descending: Bool = false) -> (values: Tensor, indices: Tensor) {
-        if rank == 0 { return (clone(), Tensor.zeros([], dtype: .int32, device: device)) }
+        if rank == 0 { return (clone(), Tensor.zeros([], dtype: .int64, device: device)) }
         let d = Tensor.normalizeDim(dim, rank: rank, op: "sort")
         let indices = sortIndices(dim: d, descending: descending)
         return (gather(dim: d, index: indices), indices)
@@ -65,7 +65,7 @@ extension Tensor {
     /// non-negative weights that need not sum to 1), drawn with or without `replacement`
     /// (`torch.multinomial`). The draws use the seeded generator (`Tensor.manualSeed`,
     /// `withRandomSeed`): one uniform per sample, identical on every device, so a seed gives
-    /// the same samples everywhere. Returns Int32 `[numSamples]` or `[N, numSamples]`.
+    /// the same samples everywhere. Returns Int64 `[numSamples]` or `[N, numSamples]`.
     public static func multinomial(_ probs: Tensor, numSamples: Int, replacement: Bool = false) -> Tensor {
         check(probs.rank == 1 || probs.rank == 2, "multinomial: prob_dist must be 1 or 2 dim, got shape \(Shape.describe(probs.shape))")
         let categories = probs.shape[probs.rank - 1]
@@ -80,7 +80,7 @@ extension Tensor {
             fatalError("multinomial: probability tensor of shape \(Shape.describe(probs.shape)) contains either `inf`, `nan` or element < 0")
         }
         let uniforms = Tensor.rand([rows, numSamples], device: probs.device).toArray()
-        var out = [Int32](repeating: 0, count: rows * numSamples)
+        var out = [Int64](repeating: 0, count: rows * numSamples)
         for r in 0..<rows {
             var w = weights[(r * categories)..<((r + 1) * categories)].map(Double.init)
             var total = w.reduce(0, +)
@@ -95,15 +95,15 @@ extension Tensor {
                     if acc > target { break }
                 }
                 if pick < 0 { pick = 0 }
-                out[r * numSamples + s] = Int32(pick)
+                out[r * numSamples + s] = Int64(pick)
                 if !replacement {
                     total -= w[pick]
                     w[pick] = 0
                     if total <= 0 && s + 1 < numSamples {
                         // Fewer positive weights than samples: the rest are the unpicked categories in index order.
                         let chosen = Set(out[(r * numSamples)...(r * numSamples + s)])
-                        var rest = (0..<categories).filter { !chosen.contains(Int32($0)) }.makeIterator()
-                        for t in (s + 1)..<numSamples { out[r * numSamples + t] = Int32(rest.next()!) }
+                        var rest = (0..<categories).filter { !chosen.contains(Int64($0)) }.makeIterator()
+                        for t in (s + 1)..<numSamples { out[r * numSamples + t] = Int64(rest.next()!) }
                         break
                     }
                 }

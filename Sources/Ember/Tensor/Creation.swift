@@ -87,9 +87,9 @@ extension Tensor {
         return out.castStorage(to: dtype)
     }
 
-    /// `[0, 1, ..., end - 1]` as Int32.
+    /// `[0, 1, ..., end - 1]` as Int64, as `torch.arange(end)` with an integer `end`.
     public static func arange(_ end: Int, device: Device = .cpu) -> Tensor {
-        arange(0, Float(end), dtype: .int32, device: device)
+        arange(0, Float(end), dtype: .int64, device: device)
     }
 
     /// `count` evenly spaced values from `start` to `end` inclusive.
@@ -120,11 +120,12 @@ extension Tensor {
         random(shape, .normal(mean: mean, std: std), dtype: .float32, device: device, requiresGrad: requiresGrad, op: "randn")
     }
 
-    /// Int32 samples uniform in `low..<high`.
+    /// Int64 samples uniform in `low..<high` (PyTorch's default type), drawn as Int32.
     public static func randint(_ low: Int, _ high: Int, _ shape: [Int], device: Device = .cpu) -> Tensor {
         check(low < high, "randint: low (\(low)) must be less than high (\(high))")
         check(low >= Int(Int32.min) && high <= Int(Int32.max), "randint: bounds \(low)..<\(high) exceed int32")
         return random(shape, .integer(low: Int32(low), high: Int32(high)), dtype: .int32, device: device, requiresGrad: false, op: "randint")
+            .castStorage(to: .int64)
     }
 
     static func random(_ shape: [Int], _ distribution: RandomDistribution, dtype: DType, device: Device, requiresGrad: Bool, op: String) -> Tensor {
