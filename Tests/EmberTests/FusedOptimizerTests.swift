@@ -197,6 +197,44 @@ struct FusedOptimizerTests {
         }
     }
 
+    @Test("a 16-bit parameter's state loads in the parameter's dtype and resumes bit for bit", arguments: [DType.bfloat16, .float16])
+    func narrowStateDictRoundTrip(_ dtype: DType) throws {
+        for (name, make) in Self.optimizers {
+            // The same four steps twice: uninterrupted, and with the state saved after two
+            // steps, written to a file and loaded into a new optimizer.
+            func run(resuming: Bool) throws -> [[Float]] {
+                var random = TestRandom(seed: 17)
+                let params = Self.smallShapes.map { shape in
+                    let p = Tensor(shape: shape, data: random.floats(Shape.count(shape))).to(dtype)
+                    p.requiresGrad = true
+                    return p
+                }
+                var optimizer = make([ParamGroup(params: params)])
+                var out: [[Float]] = []
+                for step in 0..<4 {
+                    if resuming && step == 2 {
+                        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ember-optim-\(dtype)-\(name).safetensors")
+                        defer { try? FileManager.default.removeItem(at: url) }
+                        try SafeTensors.write(optimizer.stateDict(), to: url)
+                        optimizer = make([ParamGroup(params: params)])
+                        try optimizer.loadStateDict(SafeTensors.read(from: url))
+                        for (key, t) in optimizer.stateDict() where !key.hasPrefix("param_groups") && !key.hasSuffix(".step") {
+                            #expect(t.dtype == dtype, "\(name): \(key) loaded as \(t.dtype)")
+                        }
+                    }
+                    for p in params { p.grad = Tensor(shape: p.shape, data: Self.gradient(p.count, &random)).to(dtype) }
+                    optimizer.step()
+                    out += params.map { $0.toArray() }
+                }
+                return out
+            }
+            let (uninterrupted, resumed) = (try run(resuming: false), try run(resuming: true))
+            for (k, (a, b)) in zip(resumed, uninterrupted).enumerated() {
+                #expect(zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(name) \(dtype): tensor \(k) after resuming")
+            }
+        }
+    }
+
     /// Parameters with gradients of `count` sizes (the first above the CPU's parallel
     /// threshold), the second holding `special` values.
     static func gradients(_ count: Int, device: Device, special: [Float] = []) -> [Tensor] {

@@ -204,7 +204,8 @@ open class Optimizer {
         return StateDict(out)
     }
 
-    /// Restores state saved by `stateDict()`; tensors are copied to each parameter's device.
+    /// Restores state saved by `stateDict()`; tensors are copied to each parameter's device
+    /// and dtype (as PyTorch's `load_state_dict`: a bfloat16 parameter's moments are bfloat16).
     /// A group whose rate the dict lacks keeps its rate (a single-group file sets group 0).
     /// Throws, changing nothing, when a key is unknown or a tensor has the wrong shape.
     public func loadStateDict(_ dict: StateDict) throws {
@@ -234,7 +235,7 @@ open class Optimizer {
             } else if tensor.shape != parameters[i].shape {
                 shapes.append("\(key): expected \(Shape.describe(parameters[i].shape)), got \(Shape.describe(tensor.shape))")
             } else {
-                newState[i][parts[2]] = tensor.float().to(parameters[i].device).detach().contiguousCopy()
+                newState[i][parts[2]] = tensor.to(parameters[i].device, dtype: parameters[i].dtype).detach().contiguousCopy()
             }
         }
         if !unexpected.isEmpty || !shapes.isEmpty {
