@@ -130,6 +130,51 @@ struct LowPrecisionTests {
         #expect(x.float().toArray() == big.map { Float($0) }, "int64 to Float32 rounds once")
     }
 
+    @Test("integer arithmetic, comparisons and reductions are exact past 2^24 and wrap as PyTorch's", arguments: TestDevices.all)
+    func exactIntegerArithmetic(_ d: Device) {
+        // Neighbours above 2^24 that Float32 cannot tell apart, 2^53 + 1, and values whose
+        // products and sums overflow Int64 (PyTorch's integer ops wrap, as &+ and &* do).
+        let a: [Int64] = [16_777_217, 1 << 53 + 1, -(1 << 40) - 3, 1 << 62, Int64.max, 7]
+        let b: [Int64] = [16_777_216, 3, 1 << 31, 4, 1, -7]
+        let x = Tensor(shape: [6], data: a, device: d), y = Tensor(shape: [6], data: b, device: d)
+        func each(_ f: (Int64, Int64) -> Int64) -> [Int64] { zip(a, b).map(f) }
+        #expect((x + y).dtype == .int64 && (x + y).toInt64Array() == each { $0 &+ $1 })
+        #expect((x - y).toInt64Array() == each { $0 &- $1 } && (x * y).toInt64Array() == each { $0 &* $1 })
+        #expect(x.maximum(y).toInt64Array() == each { Swift.max($0, $1) } && x.minimum(y).toInt64Array() == each { Swift.min($0, $1) })
+        #expect((-x).toInt64Array() == a.map { 0 &- $0 } && x.abs().toInt64Array() == a.map { $0 < 0 ? 0 &- $0 : $0 })
+        #expect(x.sign().toInt64Array() == [1, 1, -1, 1, 1, 1] && (-x).relu().toInt64Array() == [0, 0, (1 << 40) + 3, 0, 0, 0])
+        #expect(x.square().toInt64Array() == a.map { $0 &* $0 } && x.pow(2).toInt64Array() == a.map { $0 &* $0 })
+        #expect((x == y).toBoolArray() == [false, false, false, false, false, false])
+        #expect((x > y).toBoolArray() == [true, true, false, true, true, true] && (x <= y).toBoolArray() == [false, false, true, false, false, false])
+        #expect((x != x + 1).toBoolArray().allSatisfy { $0 } && (x >= x).toBoolArray().allSatisfy { $0 })
+        // Integral constants stay exact; broadcasting reads each operand as the result's shape.
+        #expect((x + 1).toInt64Array() == a.map { $0 &+ 1 } && (x * -2).toInt64Array() == a.map { $0 &* -2 })
+        let column = Tensor(shape: [2, 1], data: [1 << 40, -1] as [Int64], device: d)
+        #expect((column + x).shape == [2, 6] && (column + x).toInt64Array() == a.map { $0 &+ (1 << 40) } + a.map { $0 &- 1 })
+        #expect((x.reshape([2, 3]).T == x.reshape([2, 3]).T).toBoolArray().allSatisfy { $0 }, "a transposed view")
+        // Mixed integer types promote, then wrap in the result's type.
+        let i32 = Tensor(shape: [2], data: [Int32.max, -5] as [Int32], device: d)
+        #expect((i32 + 1).dtype == .int32 && (i32 + 1).toIntArray() == [Int32.min, -4])
+        #expect((i32 * Tensor(shape: [2], data: [3, 1 << 33] as [Int64], device: d)).toInt64Array() == [Int64(Int32.max) * 3, -5 << 33])
+        let bytes = Tensor([250, 3] as [UInt8], device: d)
+        #expect((bytes + 10).dtype == .uint8 && (bytes + 10).toInt64Array() == [4, 13] && (bytes - 4).toInt64Array() == [246, 255])
+        // Reductions: Int64 sums, maxima, minima and indices of the exact values.
+        let m = Tensor(shape: [2, 3], data: [1 << 40, 1, 1 << 40, 16_777_216, 16_777_217, -3] as [Int64], device: d)
+        let total: Int64 = (1 << 41) + 1 + 33_554_433 - 3
+        #expect(m.sum().dtype == .int64 && m.sum().toInt64Array() == [total])
+        let rowSums: [Int64] = [(1 << 41) + 1, 33_554_430], columnSums: [Int64] = [(1 << 40) + 16_777_216, 16_777_218, (1 << 40) - 3]
+        #expect(m.sum(dim: 1).toInt64Array() == rowSums && m.sum(dim: 0).toInt64Array() == columnSums)
+        #expect(m.max(dim: 1).values.toInt64Array() == [1 << 40, 16_777_217] && m.max(dim: 1).indices.toInt64Array() == [0, 1])
+        #expect(m.argmax().toInt64Array() == [0] && m.argmin(dim: 0).toInt64Array() == [1, 0, 1] && m.min().toInt64Array() == [-3])
+        let cube = Tensor(shape: [2, 2, 2], data: (0..<8).map { Int64($0) << 30 } as [Int64], device: d)
+        let apart: [Int64] = [10 << 30, 18 << 30]
+        #expect(cube.sum(dims: [0, 2]).toInt64Array() == apart, "dims apart")
+        #expect((i32.max().dtype, i32.sum().dtype) == (.int32, .int64) && i32.sum().toInt64Array() == [Int64(Int32.max) - 5])
+        #expect(Tensor([true, false, true], device: d).sum().toInt64Array() == [2] && Tensor([true, false], device: d).max().toBoolArray() == [true])
+        let empty = Tensor(shape: [0, 2], data: [] as [Int64], device: d)
+        #expect(empty.sum(dim: 0).toInt64Array() == [0, 0] && empty.sum(dim: 1).shape == [0])
+    }
+
     @Test("bool tensors: logical ops, ~ & | ^, and the errors PyTorch gives for - on masks", arguments: TestDevices.all)
     func logicalOps(_ d: Device) async {
         let a = Tensor([true, false, true, false], device: d), b = Tensor([true, true, false, false], device: d)

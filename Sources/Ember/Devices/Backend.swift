@@ -44,6 +44,13 @@ enum Operand {
     case scalar(Float)
 }
 
+/// One input of an integer elementwise primitive: a dense run of Int64 elements starting at
+/// element `offset` of a buffer, or an Int64 constant.
+enum IntegerOperand {
+    case dense(DeviceBuffer, offset: Int)
+    case scalar(Int64)
+}
+
 /// Reductions along one axis of a contiguous `[outer, size, inner]` block.
 enum ReduceOp: Int32 {
     case sum = 0, max, min, argmax, argmin
@@ -200,6 +207,11 @@ enum Traffic {
         let n = Shape.count(shape)
         return of(a, dtype: dtype, count: n) + of(b, dtype: dtype, count: n) + n * (op.isComparison ? 1 : dtype.byteSize)
     }
+    /// `integerBinary`: each dense operand's Int64 elements and the result (a mask for comparisons).
+    static func integerBinary(_ op: BinaryKernel, _ a: IntegerOperand, _ b: IntegerOperand, count: Int) -> Int {
+        func read(_ x: IntegerOperand) -> Int { if case .dense = x { return count * 8 } else { return 0 } }
+        return read(a) + read(b) + count * (op.producesMask ? 1 : 8)
+    }
     /// `select`: the mask, both operands and the result.
     static func select(_ a: Operand, _ b: Operand, shape: [Int], dtype: DType) -> Int {
         let n = Shape.count(shape)
@@ -300,6 +312,18 @@ protocol Backend: AnyObject, Sendable {
     /// `.bool` condition, operands and destination of the float type `dtype`.
     func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer)
 
+    /// `destination[i] = op(source[offset + i])` for `count` Int64 elements, by the op's exact
+    /// integer form (`UnaryKernel.integer`, wrapping on overflow), into Int64 elements.
+    func integerUnary(_ op: UnaryKernel, _ source: DeviceBuffer, offset: Int, count: Int, destination: DeviceBuffer)
+    /// `destination[i] = op(a[i], b[i])` for `count` elements of two Int64 operands (dense runs
+    /// of the result's shape, or constants), by the op's exact integer form: Int64 elements, or
+    /// a `.bool` mask for the comparisons.
+    func integerBinary(_ op: BinaryKernel, _ a: IntegerOperand, _ b: IntegerOperand, count: Int, destination: DeviceBuffer)
+    /// Reduces axis 1 of the contiguous block `[outer, size, inner]` of Int64 elements starting
+    /// at element `offset` of `source` exactly, writing `[outer, inner]` Int64 values (sums
+    /// wrap on overflow; indices for the arg-reductions, the first on ties). `size` is at least 1.
+    func integerReduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int,
+                       destination: DeviceBuffer)
     /// Reduces axis 1 of the contiguous block `[outer, size, inner]` of float elements of
     /// `dtype` starting at element `offset` of `source`, writing `[outer, inner]` Float32
     /// values (Int32 indices for the arg-reductions). `size` is at least 1.

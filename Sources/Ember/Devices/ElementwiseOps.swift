@@ -16,20 +16,21 @@ struct UnaryOp: Equatable, CustomStringConvertible {
 
     var description: String { kernel.name }
 
-    static let neg = UnaryOp(kernel: .init("neg", "-x", Elementwise.Neg.self, keepsIntegers: true))
-    static let abs = UnaryOp(kernel: .init("abs", "fabs(x)", Elementwise.Abs.self, keepsIntegers: true))
-    static let sign = UnaryOp(kernel: .init("sign", "x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x)", Elementwise.Sign.self, keepsIntegers: true))
+    static let neg = UnaryOp(kernel: .init("neg", "-x", Elementwise.Neg.self, integer: .init("(long)(0UL - (ulong)x)") { 0 &- $0 }))
+    static let abs = UnaryOp(kernel: .init("abs", "fabs(x)", Elementwise.Abs.self, integer: .init("x < 0 ? (long)(0UL - (ulong)x) : x") { $0 < 0 ? 0 &- $0 : $0 }))
+    static let sign = UnaryOp(kernel: .init("sign", "x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x)", Elementwise.Sign.self,
+                                            integer: .init("x > 0 ? 1L : (x < 0 ? -1L : 0L)") { $0.signum() }))
     static let exp = UnaryOp(kernel: .init("exp", "exp(x)", Elementwise.Exp.self))
     static let log = UnaryOp(kernel: .init("log", "log(x)", Elementwise.Log.self))
     static let sqrt = UnaryOp(kernel: .init("sqrt", "sqrt(x)", Elementwise.Sqrt.self))
     static let rsqrt = UnaryOp(kernel: .init("rsqrt", "1.0f / sqrt(x)", Elementwise.Rsqrt.self))
-    static let square = UnaryOp(kernel: .init("square", "x * x", Elementwise.Square.self, keepsIntegers: true))
+    static let square = UnaryOp(kernel: .init("square", "x * x", Elementwise.Square.self, integer: .init("(long)((ulong)x * (ulong)x)") { $0 &* $0 }))
     static let reciprocal = UnaryOp(kernel: .init("reciprocal", "1.0f / x", Elementwise.Reciprocal.self))
     static let sin = UnaryOp(kernel: .init("sin", "sin(x)", Elementwise.Sin.self))
     static let cos = UnaryOp(kernel: .init("cos", "cos(x)", Elementwise.Cos.self))
     static let tanh = UnaryOp(kernel: .init("tanh", "tanh(x)", Elementwise.Tanh.self))
     static let sigmoid = UnaryOp(kernel: .init("sigmoid", "1.0f / (1.0f + exp(-x))", Elementwise.Sigmoid.self))
-    static let relu = UnaryOp(kernel: .init("relu", "x > 0.0f ? x : 0.0f", Elementwise.Relu.self, keepsIntegers: true))
+    static let relu = UnaryOp(kernel: .init("relu", "x > 0.0f ? x : 0.0f", Elementwise.Relu.self, integer: .init("x > 0 ? x : 0L") { Swift.max($0, 0) }))
     static let gelu = UnaryOp(kernel: .init("gelu", "0.5f * x * (1.0f + erf(x * 0.70710678118654752f))", Elementwise.Gelu.self,
                                             dense: ember_gelu))
     static let geluTanh = UnaryOp(kernel: .init("gelu_tanh", "0.5f * x * (1.0f + tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)))",
@@ -63,13 +64,15 @@ struct BinaryOp: Equatable, CustomStringConvertible {
     /// True for the comparisons, which produce masks.
     var isComparison: Bool { kernel.producesMask }
 
-    static let add = BinaryOp(kernel: .init("add", "a + b", Elementwise.Add.self, keepsIntegers: true))
-    static let sub = BinaryOp(kernel: .init("sub", "a - b", Elementwise.Sub.self, keepsIntegers: true))
-    static let mul = BinaryOp(kernel: .init("mul", "a * b", Elementwise.Mul.self, keepsIntegers: true))
+    static let add = BinaryOp(kernel: .init("add", "a + b", Elementwise.Add.self, integer: .init("(long)((ulong)a + (ulong)b)") { $0 &+ $1 }))
+    static let sub = BinaryOp(kernel: .init("sub", "a - b", Elementwise.Sub.self, integer: .init("(long)((ulong)a - (ulong)b)") { $0 &- $1 }))
+    static let mul = BinaryOp(kernel: .init("mul", "a * b", Elementwise.Mul.self, integer: .init("(long)((ulong)a * (ulong)b)") { $0 &* $1 }))
     static let div = BinaryOp(kernel: .init("div", "a / b", Elementwise.Div.self))
     static let pow = BinaryOp(kernel: .init("pow", "pow(a, b)", Elementwise.Pow.self))
-    static let maximum = BinaryOp(kernel: .init("maximum", "(isnan(a) || isnan(b)) ? NAN : fmax(a, b)", Elementwise.Maximum.self, keepsIntegers: true))
-    static let minimum = BinaryOp(kernel: .init("minimum", "(isnan(a) || isnan(b)) ? NAN : fmin(a, b)", Elementwise.Minimum.self, keepsIntegers: true))
+    static let maximum = BinaryOp(kernel: .init("maximum", "(isnan(a) || isnan(b)) ? NAN : fmax(a, b)", Elementwise.Maximum.self,
+                                                 integer: .init("max(a, b)") { Swift.max($0, $1) }))
+    static let minimum = BinaryOp(kernel: .init("minimum", "(isnan(a) || isnan(b)) ? NAN : fmin(a, b)", Elementwise.Minimum.self,
+                                                 integer: .init("min(a, b)") { Swift.min($0, $1) }))
     /// ReLU's backward, `b > 0 ? a : 0` (the gradient `a` where the input `b` is positive).
     static let reluGradient = BinaryOp(kernel: .init("relu_gradient", "b > 0.0f ? a : 0.0f", Elementwise.ReluGradient.self))
     /// The exact GELU's backward, `a·(Φ(b) + b·φ(b))`: the gradient `a` times GELU's derivative
@@ -82,12 +85,12 @@ struct BinaryOp: Equatable, CustomStringConvertible {
     static let geluTanhGradient = BinaryOp(kernel: .init("gelu_tanh_gradient",
         "a * (1.0f / (1.0f + exp(-1.5957691216057308f * (b + 0.044715f * b * b * b))) * (1.0f + b * (1.0f - 1.0f / (1.0f + exp(-1.5957691216057308f * (b + 0.044715f * b * b * b)))) * 1.5957691216057308f * (1.0f + 0.134145f * b * b)))",
         Elementwise.GeluTanhGradient.self))
-    static let eq = BinaryOp(kernel: .init("eq", "a == b", Elementwise.Equal.self, mask: true))
-    static let ne = BinaryOp(kernel: .init("ne", "a != b", Elementwise.NotEqual.self, mask: true))
-    static let lt = BinaryOp(kernel: .init("lt", "a < b", Elementwise.Less.self, mask: true))
-    static let le = BinaryOp(kernel: .init("le", "a <= b", Elementwise.LessEqual.self, mask: true))
-    static let gt = BinaryOp(kernel: .init("gt", "a > b", Elementwise.Greater.self, mask: true))
-    static let ge = BinaryOp(kernel: .init("ge", "a >= b", Elementwise.GreaterEqual.self, mask: true))
+    static let eq = BinaryOp(kernel: .init("eq", "a == b", Elementwise.Equal.self, mask: true, integer: .init("a == b") { $0 == $1 ? 1 : 0 }))
+    static let ne = BinaryOp(kernel: .init("ne", "a != b", Elementwise.NotEqual.self, mask: true, integer: .init("a != b") { $0 != $1 ? 1 : 0 }))
+    static let lt = BinaryOp(kernel: .init("lt", "a < b", Elementwise.Less.self, mask: true, integer: .init("a < b") { $0 < $1 ? 1 : 0 }))
+    static let le = BinaryOp(kernel: .init("le", "a <= b", Elementwise.LessEqual.self, mask: true, integer: .init("a <= b") { $0 <= $1 ? 1 : 0 }))
+    static let gt = BinaryOp(kernel: .init("gt", "a > b", Elementwise.Greater.self, mask: true, integer: .init("a > b") { $0 > $1 ? 1 : 0 }))
+    static let ge = BinaryOp(kernel: .init("ge", "a >= b", Elementwise.GreaterEqual.self, mask: true, integer: .init("a >= b") { $0 >= $1 ? 1 : 0 }))
 
     /// Every binary op.
     static let all: [BinaryKernel] = [add, sub, mul, div, pow, maximum, minimum, reluGradient, geluGradient, geluTanhGradient, eq, ne, lt, le, gt, ge].map(\.kernel)
@@ -163,6 +166,19 @@ extension Elementwise {
 
 }
 
+/// An op's exact integer form: its OpenCL C expression over `long` operands (`x`, or `a` and
+/// `b`) and the same function in Swift, both wrapping on overflow as PyTorch's integer
+/// arithmetic does (the OpenCL text computes in `ulong` where C's signed overflow is undefined).
+struct IntegerForm<Function>: @unchecked Sendable {
+    let expression: String
+    let apply: Function
+
+    init(_ expression: String, _ apply: Function) {
+        self.expression = expression
+        self.apply = apply
+    }
+}
+
 /// A C kernel of a unary op over `n` contiguous floats: `(x, y, n)`.
 typealias DenseUnaryKernel = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void
 /// A C kernel of a binary op over `n` contiguous floats of each operand: `(a, b, y, n)`.
@@ -173,20 +189,24 @@ typealias DenseBinaryKernel = @convention(c) (UnsafePointer<Float>?, UnsafePoint
 final class UnaryKernel: Sendable {
     let name: String
     let expression: String
-    /// True when the op maps integers to integers (neg, abs, ...): on integer input its
-    /// result keeps the input's type, as PyTorch's; other ops give Float32.
-    let keepsIntegers: Bool
+    /// The op's exact integer form, when it maps integers to integers (neg, abs, ...): on
+    /// integer input it computes in Int64 and the result keeps the input's type, as PyTorch's;
+    /// other ops compute in Float32 and give Float32.
+    let integer: IntegerForm<(Int64) -> Int64>?
     /// Runs the op's specialised CPU loop (see `CPUBackend.unaryLoop`).
     let cpu: @Sendable (CPUBackend, StridedView, DeviceBuffer, Float, Float) -> Void
+
+    /// True when integer input keeps its integer type.
+    var keepsIntegers: Bool { integer != nil }
 
     /// `dense`, when given, is a C kernel (`CPUKernels`, AVX-512/AVX2 code picked at run time)
     /// computing the same function over a contiguous Float32 run, which the CPU loops call in
     /// place of `function` for contiguous Float32 operands.
-    init<F: UnaryFunction>(_ name: String, _ expression: String, _ function: F.Type, keepsIntegers: Bool = false,
+    init<F: UnaryFunction>(_ name: String, _ expression: String, _ function: F.Type, integer: IntegerForm<(Int64) -> Int64>? = nil,
                            dense: DenseUnaryKernel? = nil) {
         self.name = name
         self.expression = expression
-        self.keepsIntegers = keepsIntegers
+        self.integer = integer
         self.cpu = { backend, source, destination, p0, p1 in
             backend.unaryLoop(source, destination, F(p0, p1), dense: dense)
         }
@@ -199,23 +219,83 @@ final class BinaryKernel: Sendable {
     let name: String
     let expression: String
     let producesMask: Bool
-    /// True when the op of two integers is an integer (add, sub, mul, maximum, minimum): its
-    /// result then has the operands' promoted integer (or bool) type; other ops give Float32.
-    let keepsIntegers: Bool
+    /// The op's exact integer form (add, sub, mul, maximum, minimum and the comparisons, whose
+    /// integer form is 1 or 0): two integer operands compute in Int64; other ops compute in
+    /// Float32.
+    let integer: IntegerForm<(Int64, Int64) -> Int64>?
     /// Runs the op's specialised CPU loop (see `CPUBackend.binaryLoop`).
     let cpu: @Sendable (CPUBackend, Operand, Operand, [Int], DType, DeviceBuffer) -> Void
 
+    /// True when the op of two integers is an integer (add, sub, mul, maximum, minimum): its
+    /// result then has the operands' promoted integer (or bool) type; other ops give Float32
+    /// (or a mask).
+    var keepsIntegers: Bool { integer != nil && !producesMask }
+
     /// `dense` as `UnaryKernel`'s: a C kernel for two contiguous Float32 operands of the result's shape.
-    init<F: BinaryFunction>(_ name: String, _ expression: String, _ function: F.Type, mask: Bool = false, keepsIntegers: Bool = false,
-                            dense: DenseBinaryKernel? = nil) {
+    init<F: BinaryFunction>(_ name: String, _ expression: String, _ function: F.Type, mask: Bool = false,
+                            integer: IntegerForm<(Int64, Int64) -> Int64>? = nil, dense: DenseBinaryKernel? = nil) {
         self.name = name
         self.expression = expression
         self.producesMask = mask
-        self.keepsIntegers = keepsIntegers
+        self.integer = integer
         self.cpu = { backend, a, b, shape, dtype, destination in
             backend.binaryLoop(a, b, shape: shape, dtype: dtype, destination, F(), mask: mask, dense: dense)
         }
     }
+}
+
+/// The OpenCL program `integer.cl` of the ops' exact integer forms, generated from their
+/// definitions: one kernel per op over dense `long` runs (a constant operand comes as a value
+/// with step 0), and the integer reductions. Built at its first use.
+enum IntegerSource {
+    static let generated: String = {
+        var out = ""
+        for op in UnaryOp.all {
+            guard let form = op.integer else { continue }
+            out += """
+            __kernel void integer_\(op.name)(__global const long* src, int off, __global long* dst, int n) {
+                int i = get_global_id(0);
+                if (i >= n) return;
+                long x = src[off + i];
+                dst[i] = \(form.expression);
+            }
+
+            """
+        }
+        for op in BinaryOp.all {
+            guard let form = op.integer else { continue }
+            let (type, value) = op.producesMask ? ("uchar", "(\(form.expression)) ? 1 : 0") : ("long", form.expression)
+            out += """
+            __kernel void integer_\(op.name)(__global const long* x, int x_off, int x_step, long x_value,
+                                           __global const long* y, int y_off, int y_step, long y_value, __global \(type)* dst, int n) {
+                int i = get_global_id(0);
+                if (i >= n) return;
+                long a = x_step ? x[x_off + i] : x_value, b = y_step ? y[y_off + i] : y_value;
+                dst[i] = \(value);
+            }
+
+            """
+        }
+        // `op` is ReduceOp's raw value: 0 sum, 1 max, 2 min, 3 argmax, 4 argmin.
+        out += """
+        __kernel void integer_reduce(__global const long* src, int off, int outer, int size, int inner, int op, __global long* dst) {
+            int index = get_global_id(0);
+            if (index >= outer * inner) return;
+            int o = index / inner, i = index % inner;
+            __global const long* base = src + off + (long)o * size * inner + i;
+            long best = base[0];
+            int at = 0;
+            for (int k = 1; k < size; ++k) {
+                long x = base[(long)k * inner];
+                if (op == 0) best = (long)((ulong)best + (ulong)x);
+                else if ((op == 1 || op == 3) ? x > best : x < best) { best = x; at = k; }
+            }
+            dst[index] = op >= 3 ? (long)at : best;
+        }
+
+        """
+        return out
+    }()
 }
 
 /// The OpenCL source of the elementwise ops, generated from their definitions and appended

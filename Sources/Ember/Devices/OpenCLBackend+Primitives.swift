@@ -383,6 +383,31 @@ extension OpenCLBackend {
                [.buffer(gradient), .buffer(destination), .int(countPadding ? 1 : 0)] + geometryArguments(g))
     }
 
+    func integerUnary(_ op: UnaryKernel, _ source: DeviceBuffer, offset: Int, count: Int, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.elements(2 * count, .int64))
+        launch("integer.cl", "integer_\(op.name)", count: count, [.buffer(source), .int(offset), .buffer(destination), .int(count)])
+    }
+
+    func integerBinary(_ op: BinaryKernel, _ a: IntegerOperand, _ b: IntegerOperand, count: Int, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.integerBinary(op, a, b, count: count))
+        // A constant is passed by value, with the destination as a buffer the kernel never reads.
+        func operand(_ x: IntegerOperand) -> [Argument] {
+            switch x {
+            case .dense(let buffer, let offset): return [.buffer(buffer), .int(offset), .int(1), .ulong(0)]
+            case .scalar(let value): return [.buffer(destination), .int(0), .int(0), .ulong(UInt64(bitPattern: value))]
+            }
+        }
+        launch("integer.cl", "integer_\(op.name)", count: count, operand(a) + operand(b) + [.buffer(destination), .int(count)])
+    }
+
+    func integerReduce(_ op: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int,
+                       destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.elements(outer * (size + 1) * inner, .int64))
+        launch("integer.cl", "integer_reduce", count: outer * inner, [
+            .buffer(source), .int(offset), .int(outer), .int(size), .int(inner), .int(Int(op.rawValue)), .buffer(destination),
+        ])
+    }
+
     func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, dtype: DType,
                 index: StridedView, indices: IndexRule, destination: DeviceBuffer) {
         pool.noteKernels(0, bytes: Traffic.gather(index, dtype))

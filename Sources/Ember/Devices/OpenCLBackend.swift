@@ -136,6 +136,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             sources[file] = source
             if !Self.backgroundPrograms.values.contains(file) { programs[file] = try build(name: file, source: source) }
         }
+        sources["integer.cl"] = IntegerSource.generated
         gemmCacheKey = "\(info.platform) | \(info.name) | \(info.driverVersion) | gemm.cl \(GEMMChoice.digest(gemmSource))"
         lock.lock()
         for file in Self.backgroundPrograms.values { startBackgroundBuildLocked(file) }

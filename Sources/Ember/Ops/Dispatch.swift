@@ -21,6 +21,16 @@ extension Tensor {
         dtype.isFloatingPoint ? self : floatStorage
     }
 
+    /// This tensor's values as dense Int64 elements of the broadcast `shape` (no autograd):
+    /// what the ops' exact integer forms compute on.
+    func int64Elements(_ shape: [Int]) -> Tensor {
+        let x = castStorage(to: .int64)
+        if x.shape == shape { return x.dense }
+        let out = Tensor(uninitialized: shape, dtype: .int64, device: device, op: "expand")
+        if out.count > 0 { backend.copy(x.broadcastView(to: shape), to: out.storage.buffer) }
+        return out
+    }
+
     /// Runs a Float32-only op on narrow float input: nil when this tensor is not float16 or
     /// bfloat16; else `body` of this tensor widened to Float32 (a differentiable cast), the
     /// result rounded back to this tensor's dtype. Ops whose kernels read Float32 only begin

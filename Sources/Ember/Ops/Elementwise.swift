@@ -22,9 +22,16 @@ public enum GELUApproximation: String, Sendable {
 }
 
 extension Tensor {
-    /// Runs a unary kernel into a fresh tensor of this float dtype (integer and bool input
-    /// compute in Float32, and keep their integer type for ops that `keepsIntegers`); no autograd.
+    /// Runs a unary kernel into a fresh tensor of this float dtype (integer input of an op with
+    /// an integer form computes exactly in Int64 and keeps its type; other integer and bool
+    /// input computes in Float32); no autograd.
     func unaryForward(_ op: UnaryOp) -> Tensor {
+        if dtype.isInteger, op.kernel.integer != nil {
+            let source = int64Elements(shape)
+            let out = Tensor(uninitialized: shape, dtype: .int64, device: device, op: "\(op)")
+            if count > 0 { backend.integerUnary(op.kernel, source.storage.buffer, offset: source.offset, count: count, destination: out.storage.buffer) }
+            return out.castStorage(to: dtype)
+        }
         let source = arithmeticStorage
         let out = Tensor(uninitialized: shape, dtype: source.dtype, device: device, op: "\(op)")
         if count > 0 { backend.unary(op, source.view, destination: out.storage.buffer) }
@@ -243,6 +250,9 @@ extension Tensor {
         }
         let type = resultType(a, b)
         check(!(op == .sub && type == .bool), "\(name): subtraction, the `-` operator, with two bool tensors is not supported; use the `^` or logicalXor() operator instead")
+        if type.isInteger, op.kernel.integer != nil, let exact = integerForward(op.kernel, a, b, shape: shape, device: reference.device, name: name) {
+            return exact.castStorage(to: op.isComparison ? .bool : type)
+        }
         let compute = type.isFloatingPoint ? type : .float32
         let out = Tensor(uninitialized: shape, dtype: op.isComparison ? .bool : compute, device: reference.device, op: name)
         if out.count > 0 {
@@ -256,6 +266,28 @@ extension Tensor {
         }
         // Integer and bool results (add of bools is or, mul is and) compute in Float32.
         return op.kernel.keepsIntegers && !type.isFloatingPoint ? out.castStorage(to: type) : out
+    }
+
+    /// `op`'s exact integer form over the operands as Int64 (`binaryForward` of integer
+    /// operands): Int64 elements, or a mask for the comparisons; nil when a constant is
+    /// outside the Int64 range (the Float32 kernels take it).
+    private static func integerForward(_ op: BinaryKernel, _ a: ElementwiseArgument, _ b: ElementwiseArgument, shape: [Int],
+                                       device: Device, name: String) -> Tensor? {
+        var kept: [Tensor] = []
+        func operand(_ arg: ElementwiseArgument) -> IntegerOperand? {
+            switch arg {
+            case .scalar(let s): return Int64(exactly: s).map { .scalar($0) }
+            case .tensor(let t):
+                let x = t.int64Elements(shape)
+                kept.append(x)
+                return .dense(x.storage.buffer, offset: x.offset)
+            }
+        }
+        guard let x = operand(a), let y = operand(b) else { return nil }
+        let out = Tensor(uninitialized: shape, dtype: op.producesMask ? .bool : .int64, device: device, op: name)
+        if out.count > 0 { out.backend.integerBinary(op, x, y, count: out.count, destination: out.storage.buffer) }
+        withExtendedLifetime(kept) {}
+        return out
     }
 
     /// The type two operands promote to, as `torch.result_type`: dimensioned tensors by

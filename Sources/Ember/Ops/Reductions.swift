@@ -24,10 +24,11 @@ extension Tensor {
     /// No dims (a 0-d tensor's) leaves every element alone: a copy, or index 0.
     func reduceForward(_ op: ReduceOp, dims: [Int], keepDim: Bool, name: String) -> Tensor {
         // Float types are read in their own storage type and accumulate in Float32; narrow
-        // results are rounded back to their type. Integers and bools reduce as Float32 (exact
-        // below 2^24) into PyTorch's result types: int64 sums, max and min in their own type,
-        // int64 indices (the backends write Int32 positions, widened here).
-        let source = arithmeticStorage
+        // results are rounded back to their type. Integers and bools reduce exactly in Int64
+        // into PyTorch's result types: int64 sums, max and min in their own type. Indices are
+        // int64 (the float reductions write Int32 positions, widened here).
+        let exact = !dtype.isFloatingPoint
+        let source = exact ? castStorage(to: .int64) : self
         let resultType: DType = op.producesIndices ? .int64 : (dtype.isFloatingPoint ? dtype : (op == .sum ? .int64 : dtype))
         let outShape = reducedShape(dims, keepDim: keepDim)
         if dims.isEmpty {
@@ -45,16 +46,17 @@ extension Tensor {
             for d in dims {
                 if let last = runs.last?.last, last + 1 == d { runs[runs.count - 1].append(d) } else { runs.append([d]) }
             }
-            // Passes after the first accumulate in Float32 too.
+            // Passes after the first accumulate in Float32 (or Int64) too.
             var partial = source.dtype.isReducedFloat ? source.floatStorage : source
             for run in runs.reversed() { partial = partial.reduceForward(op, dims: run, keepDim: true, name: name) }
             return partial.reshape(outShape).castStorage(to: resultType)
         }
-        let out = Tensor(uninitialized: outShape, dtype: op.producesIndices ? .int32 : .float32, device: device, op: name)
+        let written: DType = exact ? .int64 : (op.producesIndices ? .int32 : .float32)
+        let out = Tensor(uninitialized: outShape, dtype: written, device: device, op: name)
         if out.count == 0 { return out.castStorage(to: resultType) }
         if size == 0 {
             check(op == .sum, "\(name): cannot reduce an empty dimension of shape \(Shape.describe(shape))")
-            backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: .float32)
+            backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: written)
             return out.castStorage(to: resultType)
         }
         // Adjacent reduced dims of a contiguous tensor, read in place as [outer, size, inner].
@@ -62,8 +64,13 @@ extension Tensor {
         let block = source.dense
         let outer = shape[..<dims.first!].reduce(1, *)
         let inner = shape[(dims.last! + 1)...].reduce(1, *)
-        backend.reduce(op, block.storage.buffer, offset: block.offset, outer: outer, size: size, inner: inner,
-                       dtype: block.dtype, destination: out.storage.buffer)
+        if exact {
+            backend.integerReduce(op, block.storage.buffer, offset: block.offset, outer: outer, size: size, inner: inner,
+                                  destination: out.storage.buffer)
+        } else {
+            backend.reduce(op, block.storage.buffer, offset: block.offset, outer: outer, size: size, inner: inner,
+                           dtype: block.dtype, destination: out.storage.buffer)
+        }
         return out.castStorage(to: resultType)
     }
 

@@ -93,6 +93,21 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         op("powerSum", destination, sources.map(\.shape)) { inner.powerSum(power, sources, dtype: dtype, destination: destination) }
     }
 
+    func integerUnary(_ unaryOp: UnaryKernel, _ source: DeviceBuffer, offset: Int, count: Int, destination: DeviceBuffer) {
+        op(unaryOp.name, destination, [[count]]) { inner.integerUnary(unaryOp, source, offset: offset, count: count, destination: destination) }
+    }
+
+    func integerBinary(_ binaryOp: BinaryKernel, _ a: IntegerOperand, _ b: IntegerOperand, count: Int, destination: DeviceBuffer) {
+        op(binaryOp.name, destination, [[count]]) { inner.integerBinary(binaryOp, a, b, count: count, destination: destination) }
+    }
+
+    func integerReduce(_ reduceOp: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner count: Int,
+                       destination: DeviceBuffer) {
+        op("\(reduceOp)", destination, [[outer, size, count]]) {
+            inner.integerReduce(reduceOp, source, offset: offset, outer: outer, size: size, inner: count, destination: destination)
+        }
+    }
+
     func reduce(_ reduceOp: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner count: Int, dtype: DType,
                 destination: DeviceBuffer) {
         op("\(reduceOp)", destination, [[outer, size, count]]) {

@@ -39,6 +39,9 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// True for the integer types (not bool): int32, int64 and uint8.
+    var isInteger: Bool { self == .int32 || self == .int64 || self == .uint8 }
+
     /// True for `float16` and `bfloat16`, stored narrow and computed in Float32.
     var isReducedFloat: Bool { self == .float16 || self == .bfloat16 }
 
