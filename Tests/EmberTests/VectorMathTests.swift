@@ -3,7 +3,7 @@ import Foundation
 import Testing
 @testable import Ember
 
-/// The vectorisable exp and erf of the CPU loops against Double results.
+/// The vectorisable exp and erf of the CPU loops (and of OpenCL's math.cl) against Double results.
 @Suite("VectorMath: exp and erf within their stated ulp bounds")
 struct VectorMathTests {
     /// The largest error of `f` over `inputs`, in units of the last place of the correctly
@@ -30,6 +30,23 @@ struct VectorMathTests {
         #expect(VectorMath.erf(.nan).isNaN)
     }
 
+    @Test("every device's erf op is within 2.5 ulp from 1e-30 to 6 (OpenCL's math.cl has the same polynomial)", arguments: TestDevices.all)
+    func erfOnDevices(_ d: Device) {
+        let dense = stride(from: Float(-6), through: 6, by: 1.0 / 1024).map { $0 }
+        let small = (0...300).map { Float(Foundation.pow(10, -30 + Double($0) / 10)) }
+        let inputs = dense + small + small.map { -$0 } + [.infinity, -.infinity, 1e30, -0.0, .nan]
+        let values = Tensor(inputs, device: d).erf().toArray()
+        let n = inputs.count - 5
+        var worst = (ulps: 0.0, at: Float(0))
+        for (x, y) in zip(inputs[..<n], values[..<n]) {
+            let exact = Foundation.erf(Double(x))
+            let error = Swift.abs(Double(y) - exact) / Double(Float(exact).magnitude.ulp)
+            if error > worst.ulps { worst = (error, x) }
+        }
+        #expect(worst.ulps <= 2.5, "erf(\(worst.at)) is \(worst.ulps) ulp off on \(d)")
+        #expect(Array(values[n..<(n + 3)]) == [1, -1, 1] && values[n + 3].bitPattern == (-0.0 as Float).bitPattern && values[n + 4].isNaN)
+    }
+
     @Test("exp is within 1.5 ulp on [-87, 88], 0 below and infinite above")
     func exp() {
         let inputs = stride(from: Float(-87), through: 88, by: 1.0 / 512).map { $0 } + (0...200).map { Float($0 - 100) * 1e-4 }
@@ -39,10 +56,10 @@ struct VectorMathTests {
         #expect(VectorMath.exp(-.infinity) == 0 && VectorMath.exp(.infinity) == .infinity && VectorMath.exp(.nan).isNaN)
     }
 
-    @Test("the CPU's gelu, its gradient and erf match Double references")
-    func geluOnTheCPU() {
+    @Test("every device's gelu, its gradient and erf match Double references", arguments: TestDevices.all)
+    func geluOnDevices(_ d: Device) {
         let values = stride(from: Float(-8), through: 8, by: 1.0 / 64).map { $0 }
-        let x = Tensor(values, device: .cpu, requiresGrad: true)
+        let x = Tensor(values, device: d, requiresGrad: true)
         let y = x.gelu()
         y.sum().backward()
         let exact = values.map { v -> (Double, Double) in

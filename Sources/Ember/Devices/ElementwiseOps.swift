@@ -31,11 +31,11 @@ struct UnaryOp: Equatable, CustomStringConvertible {
     static let tanh = UnaryOp(kernel: .init("tanh", "tanh(x)", Elementwise.Tanh.self))
     static let sigmoid = UnaryOp(kernel: .init("sigmoid", "1.0f / (1.0f + exp(-x))", Elementwise.Sigmoid.self))
     static let relu = UnaryOp(kernel: .init("relu", "x > 0.0f ? x : 0.0f", Elementwise.Relu.self, integer: .init("x > 0 ? x : 0L") { Swift.max($0, 0) }))
-    static let gelu = UnaryOp(kernel: .init("gelu", "0.5f * x * (1.0f + erf(x * 0.70710678118654752f))", Elementwise.Gelu.self,
+    static let gelu = UnaryOp(kernel: .init("gelu", "0.5f * x * (1.0f + ember_erf(x * 0.70710678118654752f))", Elementwise.Gelu.self,
                                             dense: ember_gelu))
     static let geluTanh = UnaryOp(kernel: .init("gelu_tanh", "0.5f * x * (1.0f + tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)))",
                                                 Elementwise.GeluTanh.self))
-    static let erf = UnaryOp(kernel: .init("erf", "erf(x)", Elementwise.Erf.self))
+    static let erf = UnaryOp(kernel: .init("erf", "ember_erf(x)", Elementwise.Erf.self))
     private static let leakyReluKernel = UnaryKernel("leaky_relu", "x > 0.0f ? x : p0 * x", Elementwise.LeakyRelu.self)
     private static let clampKernel = UnaryKernel("clamp", "fmin(fmax(x, p0), p1)", Elementwise.Clamp.self)
     private static let powScalarKernel = UnaryKernel("pow_scalar", "pow(x, p0)", Elementwise.PowScalar.self)
@@ -78,7 +78,7 @@ struct BinaryOp: Equatable, CustomStringConvertible {
     /// The exact GELU's backward, `a·(Φ(b) + b·φ(b))`: the gradient `a` times GELU's derivative
     /// at the input `b` (Φ, φ the standard normal CDF and density).
     static let geluGradient = BinaryOp(kernel: .init("gelu_gradient",
-        "a * (0.5f * (1.0f + erf(b * 0.70710678118654752f)) + 0.39894228040143268f * b * exp(-0.5f * b * b))",
+        "a * (0.5f * (1.0f + ember_erf(b * 0.70710678118654752f)) + 0.39894228040143268f * b * ember_exp(-0.5f * b * b))",
         Elementwise.GeluGradient.self, dense: ember_gelu_gradient))
     /// The tanh-form GELU's backward: with s = sigmoid(2u), u = √(2/π)·(b + 0.044715·b³), the
     /// GELU is b·s and its derivative s + b·s·(1 - s)·2u'.

@@ -29,7 +29,7 @@ final class LazyFusion: @unchecked Sendable {
     /// (The buffer is outside the pool: it is not the program's memory.)
     var warmUpQueue: cl_command_queue?
     var scratch: cl_mem?
-    /// `storage.cl` and `strided.cl`: what a fused kernel's source is appended to.
+    /// `storage.cl`, `strided.cl` and `math.cl`: what a fused kernel's source is appended to.
     var prelude = ""
     /// Where `EMBER_FUSION_DUMP` asks for the generated sources to be written.
     static let dumpDirectory = ProcessInfo.processInfo.environment["EMBER_FUSION_DUMP"].flatMap { $0.isEmpty ? nil : $0 }

@@ -127,11 +127,12 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         reductionLocal = reduction
         var gemmSource = ""
         let storage = try OpenCLRuntime.kernelSource("storage.cl"), strided = try OpenCLRuntime.kernelSource("strided.cl")
-        fusion.prelude = storage + strided
+        let math = try OpenCLRuntime.kernelSource("math.cl")
+        fusion.prelude = storage + strided + math
         for file in Self.programFiles {
             var source = try OpenCLRuntime.kernelSource(file)
             if file == "gemm.cl" { gemmSource = source }
-            if file == "elementwise.cl" { source = strided + source + ElementwiseSource.generated + ElementwiseSource.casts }
+            if file == "elementwise.cl" { source = strided + math + source + ElementwiseSource.generated + ElementwiseSource.casts }
             if Self.storageTyped.contains(file) { source = storage + source }
             sources[file] = source
             if !Self.backgroundPrograms.values.contains(file) { programs[file] = try build(name: file, source: source) }
