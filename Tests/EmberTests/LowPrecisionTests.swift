@@ -173,6 +173,21 @@ struct LowPrecisionTests {
         #expect(Tensor([true, false, true], device: d).sum().toInt64Array() == [2] && Tensor([true, false], device: d).max().toBoolArray() == [true])
         let empty = Tensor(shape: [0, 2], data: [] as [Int64], device: d)
         #expect(empty.sum(dim: 0).toInt64Array() == [0, 0] && empty.sum(dim: 1).shape == [0])
+        // Selections, clamps and running sums keep the values and PyTorch's types.
+        let mask = Tensor([true, false, true, false, true, false], device: d)
+        let picked = Tensor.where(mask, x, y)
+        #expect(picked.dtype == .int64 && picked.toInt64Array() == zip(a, b).enumerated().map { $0.offset % 2 == 0 ? $0.element.0 : $0.element.1 })
+        #expect(Tensor.where(mask, x, 0).toInt64Array() == a.enumerated().map { $0.offset % 2 == 0 ? $0.element : 0 })
+        #expect(Tensor.where(Tensor([false, true], device: d), i32, Tensor(shape: [1], data: [Int32.min] as [Int32], device: d)).toIntArray() == [Int32.min, -5])
+        #expect(x.reshape([2, 3]).tril().toInt64Array() == [a[0], 0, 0, a[3], a[4], 0])
+        let clamped = x.clamp(min: -16_777_216, max: 1_099_511_627_776)
+        #expect(clamped.dtype == .int64 && clamped.toInt64Array() == a.map { Swift.min(Swift.max($0, -16_777_216), 1 << 40) })
+        #expect(i32.clamp(min: 0).dtype == .int32 && i32.clamp(min: 0).toIntArray() == [Int32.max, 0] && i32.clamp(max: 0.5).dtype == .float32)
+        let running = Tensor(shape: [2, 3], data: [16_777_216, 1, 1, 1 << 40, -1, 2] as [Int64], device: d)
+        let sums: [Int64] = [16_777_216, 16_777_217, 16_777_218, 1 << 40, (1 << 40) - 1, (1 << 40) + 1]
+        #expect(running.cumsum(dim: 1).dtype == .int64 && running.cumsum(dim: 1).toInt64Array() == sums)
+        #expect(i32.cumsum(dim: 0).dtype == .int64 && i32.cumsum(dim: 0).toInt64Array() == [Int64(Int32.max), Int64(Int32.max) - 5])
+        #expect(mask.cumsum(dim: 0).toInt64Array() == [1, 1, 2, 2, 3, 3])
     }
 
     @Test("bool tensors: logical ops, ~ & | ^, and the errors PyTorch gives for - on masks", arguments: TestDevices.all)

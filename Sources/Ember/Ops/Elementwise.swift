@@ -225,9 +225,16 @@ extension Tensor {
         unary(.leakyRelu(slope: slope), "LeakyReluBackward") { x in (x > 0).float() * (1 - slope) + slope }
     }
 
-    /// Elementwise clamp into `[min, max]`; the gradient flows where min <= x <= max.
+    /// Elementwise clamp into `[min, max]`; the gradient flows where min <= x <= max. An
+    /// integer tensor with integral (or infinite) bounds keeps its type and is clamped exactly.
     public func clamp(min lower: Float = -.infinity, max upper: Float = .infinity) -> Tensor {
         check(!(lower > upper), "clamp: min (\(lower)) must not exceed max (\(upper))")
+        if dtype.isInteger, [lower, upper].allSatisfy({ $0.isInfinite || $0 == $0.rounded() }) {
+            var x = self
+            if lower.isFinite { x = Tensor.binaryForward(.maximum, .tensor(x), .scalar(lower), name: "clamp") }
+            if upper.isFinite { x = Tensor.binaryForward(.minimum, .tensor(x), .scalar(upper), name: "clamp") }
+            return x === self ? clone() : x
+        }
         return unary(.clamp(min: lower, max: upper), "ClampBackward") { x in (x >= lower).float() * (x <= upper).float() }
     }
 }
@@ -527,6 +534,12 @@ extension Tensor {
             shape = broadcastShape("where", shape, tb.shape)
         }
         let type = resultType(a, b), compute = type.isFloatingPoint ? type : .float32
+        if type.isInteger {
+            // Exactly, as b + (a - b)·mask in the integer forms (wrapping, so any values).
+            let mask = ElementwiseArgument.tensor(condition.castStorage(to: .bool))
+            let difference = binaryForward(.sub, a, b, name: "where")
+            return binaryForward(.add, .tensor(binaryForward(.mul, .tensor(difference), mask, name: "where")), b, name: "where")
+        }
         let out = Tensor(uninitialized: shape, dtype: compute, device: reference.device, op: "where")
         if out.count > 0 {
             let mask = condition.castStorage(to: .bool)

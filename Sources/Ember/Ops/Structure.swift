@@ -70,26 +70,28 @@ extension Tensor {
         return split((size + n - 1) / n, dim: d)
     }
 
-    /// Running sums along `dim` (`torch.cumsum`); Int32 and bool inputs give Int32. Float32
+    /// Running sums along `dim` (`torch.cumsum`); integer and bool inputs give exact Int64 sums. Float32
     /// under `Tensor.autocast`.
     public func cumsum(dim: Int) -> Tensor {
         if let x = Autocast.fullPrecision(self) { return x.cumsum(dim: dim) }
         let d = Tensor.normalizeDim(dim, rank: rank, op: "cumsum")
         if let narrow = viaFloat32({ $0.cumsum(dim: d) }) { return narrow }
-        if rank == 0 || count == 0 { return dtype == .float32 ? self * 1 : floatStorage.castStorage(to: .int32) }
+        // Integers and bools sum exactly into int64, as PyTorch's.
+        let type: DType = dtype.isFloatingPoint ? .float32 : .int64
+        if rank == 0 || count == 0 { return dtype == .float32 ? self * 1 : castStorage(to: type).contiguousCopy() }
         // Hillis–Steele scan: after the step with shift s, each element holds the sum of the
         // 2s elements ending at it.
-        var x = floatStorage
+        var x = castStorage(to: type)
         let n = shape[d]
         var s = 1
         while s < n {
             var padShape = x.shape
             padShape[d] = s
-            let shifted = Tensor.cat([Tensor.zeros(padShape, device: device), x.slice(dim: d, start: 0, end: n - s)], dim: d)
+            let shifted = Tensor.cat([Tensor.zeros(padShape, dtype: type, device: device), x.slice(dim: d, start: 0, end: n - s)], dim: d)
             x = x + shifted
             s *= 2
         }
-        return x.castStorage(to: dtype == .float32 ? .float32 : .int32)
+        return x
     }
 
     /// The elements in reverse order along each of `dims` (`torch.flip`; a copy).
