@@ -43,3 +43,19 @@ inline T __attribute__((overloadable)) ember_erf(T x) { \
 
 EMBER_MATH(float, as_float, as_uint)
 EMBER_MATH(float8, as_float8, as_uint8)
+
+// Python's (and PyTorch's) remainder, with the divisor's sign, and floor division of floats,
+// as torch.remainder and torch.floor_divide compute them.
+inline float ember_remainder(float a, float b) {
+    float m = fmod(a, b);
+    return (m != 0.0f && ((b < 0.0f) != (m < 0.0f))) ? m + b : m;
+}
+inline float ember_floor_divide(float a, float b) {
+    if (b == 0.0f) return a / b;
+    float m = fmod(a, b);
+    float d = (a - m) / b;
+    if (m != 0.0f && ((b < 0.0f) != (m < 0.0f))) d -= 1.0f;
+    if (d == 0.0f) return copysign(0.0f, a / b);
+    float f = floor(d);
+    return d - f > 0.5f ? f + 1.0f : f;
+}

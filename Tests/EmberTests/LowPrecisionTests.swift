@@ -188,6 +188,24 @@ struct LowPrecisionTests {
         #expect(running.cumsum(dim: 1).dtype == .int64 && running.cumsum(dim: 1).toInt64Array() == sums)
         #expect(i32.cumsum(dim: 0).dtype == .int64 && i32.cumsum(dim: 0).toInt64Array() == [Int64(Int32.max), Int64(Int32.max) - 5])
         #expect(mask.cumsum(dim: 0).toInt64Array() == [1, 1, 2, 2, 3, 3])
+        // Python's % and // (torch.remainder, torch.floor_divide): the divisor's sign.
+        let p = Tensor(shape: [5], data: [-7, 7, -7, 7, Int64.min] as [Int64], device: d)
+        let q = Tensor(shape: [5], data: [3, 3, -3, -3, -1] as [Int64], device: d)
+        #expect((p % q).dtype == .int64 && (p % q).toInt64Array() == [2, 1, -1, -2, 0])
+        #expect(p.floorDivide(q).toInt64Array() == [-3, 2, 2, -3, Int64.min] && (x % 1000).toInt64Array() == a.map { (($0 % 1000) + 1000) % 1000 })
+        #expect((i32 % 10).dtype == .int32 && (i32 % 10).toIntArray() == [7, 5] && i32.floorDivide(10).toIntArray() == [214_748_364, -1])
+    }
+
+    @Test("float remainder and floor division follow PyTorch's, signs, zeros and infinities included", arguments: TestDevices.all)
+    func floatRemainder(_ d: Device) {
+        // torch.remainder(tensor([-3., 5.5, 7, -0.5]), tensor([2., -2, 0, 4])) = [1, -0.5, nan, 3.5];
+        // torch.floor_divide of the same = [-2, -3, inf, -1]; 0.5 // -2 = -1 and 0.5 // 2 = 0.
+        let a = Tensor([-3, 5.5, 7, -0.5], device: d), b = Tensor([2, -2, 0, 4], device: d)
+        let r = (a % b).toArray(), f = a.floorDivide(b).toArray()
+        #expect(r[0] == 1 && r[1] == -0.5 && r[2].isNaN && r[3] == 3.5)
+        #expect(f == [-2, -3, .infinity, -1])
+        #expect(Tensor([0.5, 0.5, -0.25], device: d).floorDivide(Tensor([-2, 2, 8], device: d)).toArray().map(\.sign) == [.minus, .plus, .minus])
+        #expect((Tensor([-1.25, 7.5], device: d) % 2.5).toArray() == [1.25, 0] && Tensor([-1.25, 7.5], device: d).floorDivide(2.5).toArray() == [-1, 3])
     }
 
     @Test("bool tensors: logical ops, ~ & | ^, and the errors PyTorch gives for - on masks", arguments: TestDevices.all)

@@ -75,6 +75,10 @@ extension OpCase {
         OpCase(name: "div broadcast", shapes: [[2, 3], [3]], domain: 0.5...2) { $0[0] / $0[1] },
         OpCase(name: "pow tensor", shapes: [[2, 3], [2, 3]], domain: 0.5...2) { $0[0].pow($0[1]) },
         OpCase(name: "maximum", shapes: [[2, 3], [2, 3]], domain: -5...5) { $0[0].maximum($0[1]) },
+        // Divisors in [2, 4] and dividends in [-1, 1]: the only jump is at a dividend of 0.
+        OpCase(name: "remainder and floorDivide broadcast", shapes: [[2, 3], [3]], avoid: [0]) {
+            $0[0] % ($0[1] + 3) + $0[0].floorDivide($0[1] + 3) * 2 + ($0[0] * 0.5) % 2
+        },
         OpCase(name: "minimum broadcast", shapes: [[2, 3], [3]], domain: -5...5) { $0[0].minimum($0[1]) },
         OpCase(name: "scalar ops", shapes: [[2, 3]], domain: 0.5...2) { x in (x[0] + 2) * 3 - 1 + 2 / x[0] - (1 - x[0]) / 4 },
         OpCase(name: "mul of permuted", shapes: [[2, 3, 4], [4, 3, 2]]) { $0[0] * $0[1].permute([2, 1, 0]) },

@@ -69,6 +69,20 @@ struct BinaryOp: Equatable, CustomStringConvertible {
     static let mul = BinaryOp(kernel: .init("mul", "a * b", Elementwise.Mul.self, integer: .init("(long)((ulong)a * (ulong)b)") { $0 &* $1 }))
     static let div = BinaryOp(kernel: .init("div", "a / b", Elementwise.Div.self))
     static let pow = BinaryOp(kernel: .init("pow", "pow(a, b)", Elementwise.Pow.self))
+    /// a - b·floor(a / b), with the divisor's sign (Python's `%`); integers by 0 give 0.
+    static let remainder = BinaryOp(kernel: .init("remainder", "ember_remainder(a, b)", Elementwise.Remainder.self, integer: .init(
+        "(b == 0 || b == -1) ? 0L : ((a % b != 0 && ((a % b < 0) != (b < 0))) ? a % b + b : a % b)") { a, b in
+            guard b != 0 else { return 0 }
+            let r = a.remainderReportingOverflow(dividingBy: b).partialValue
+            return r != 0 && (r < 0) != (b < 0) ? r &+ b : r
+        }))
+    /// floor(a / b) (Python's `//`); integers by 0 give 0.
+    static let floorDivide = BinaryOp(kernel: .init("floor_divide", "ember_floor_divide(a, b)", Elementwise.FloorDivide.self, integer: .init(
+        "b == 0 ? 0L : (b == -1 ? (long)(0UL - (ulong)a) : (a / b - ((a % b != 0 && ((a < 0) != (b < 0))) ? 1L : 0L)))") { a, b in
+            guard b != 0 else { return 0 }
+            let q = a.dividedReportingOverflow(by: b).partialValue, r = a.remainderReportingOverflow(dividingBy: b).partialValue
+            return r != 0 && (a < 0) != (b < 0) ? q &- 1 : q
+        }))
     static let maximum = BinaryOp(kernel: .init("maximum", "(isnan(a) || isnan(b)) ? NAN : fmax(a, b)", Elementwise.Maximum.self,
                                                  integer: .init("max(a, b)") { Swift.max($0, $1) }))
     static let minimum = BinaryOp(kernel: .init("minimum", "(isnan(a) || isnan(b)) ? NAN : fmin(a, b)", Elementwise.Minimum.self,
@@ -93,7 +107,7 @@ struct BinaryOp: Equatable, CustomStringConvertible {
     static let ge = BinaryOp(kernel: .init("ge", "a >= b", Elementwise.GreaterEqual.self, mask: true, integer: .init("a >= b") { $0 >= $1 ? 1 : 0 }))
 
     /// Every binary op.
-    static let all: [BinaryKernel] = [add, sub, mul, div, pow, maximum, minimum, reluGradient, geluGradient, geluTanhGradient, eq, ne, lt, le, gt, ge].map(\.kernel)
+    static let all: [BinaryKernel] = [add, sub, mul, div, pow, remainder, floorDivide, maximum, minimum, reluGradient, geluGradient, geluTanhGradient, eq, ne, lt, le, gt, ge].map(\.kernel)
 }
 
 /// The ops' math in Swift for the CPU loops, one function object per op (the same expression
@@ -143,6 +157,23 @@ extension Elementwise {
     struct Mul: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a * b } }
     struct Div: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a / b } }
     struct Pow: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { Foundation.pow(a, b) } }
+    struct Remainder: BinaryFunction {
+        @inline(__always) func apply(_ a: Float, _ b: Float) -> Float {
+            let m = Foundation.fmod(a, b)
+            return m != 0 && (b < 0) != (m < 0) ? m + b : m
+        }
+    }
+    struct FloorDivide: BinaryFunction {
+        @inline(__always) func apply(_ a: Float, _ b: Float) -> Float {
+            if b == 0 { return a / b }
+            let m = Foundation.fmod(a, b)
+            var d = (a - m) / b
+            if m != 0 && (b < 0) != (m < 0) { d -= 1 }
+            if d == 0 { return Float(signOf: a / b, magnitudeOf: 0) }
+            let f = d.rounded(.down)
+            return d - f > 0.5 ? f + 1 : f
+        }
+    }
     struct Maximum: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a.isNaN || b.isNaN ? .nan : Swift.max(a, b) } }
     struct Minimum: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { a.isNaN || b.isNaN ? .nan : Swift.min(a, b) } }
     struct ReluGradient: BinaryFunction { @inline(__always) func apply(_ a: Float, _ b: Float) -> Float { b > 0 ? a : 0 } }

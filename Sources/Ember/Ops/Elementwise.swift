@@ -373,6 +373,33 @@ extension Tensor {
         binary(.div, a, b, "DivBackward") { g, a, b in (g / b, -g * a / (b * b)) }
     }
 
+    /// Elementwise remainder of a / b with the sign of the divisor, as `torch.remainder` and
+    /// Python's `%`: a - b·floor(a / b). Gradients: g for `a`, -g·floor(a / b) for `b`.
+    /// Integer operands compute exactly (a zero divisor gives 0, where PyTorch raises).
+    public func remainder(_ other: Tensor) -> Tensor {
+        Tensor.binary(.remainder, self, other, "RemainderBackward") { g, a, b in (g, -g * a.floorDivide(b)) }
+    }
+
+    /// Elementwise floor(a / b), as `torch.floor_divide` and Python's `//` (a zero integer
+    /// divisor gives 0, where PyTorch raises). Piecewise constant: its gradients are zero.
+    public func floorDivide(_ other: Tensor) -> Tensor {
+        Tensor.binary(.floorDivide, self, other, "FloorDivideBackward") { g, _, _ in (g * 0, g * 0) }
+    }
+
+    /// `a.remainder(b)`, as Python's and PyTorch's `%`.
+    public static func % (a: Tensor, b: Tensor) -> Tensor { a.remainder(b) }
+
+    /// Remainder of a tensor by a scalar (`x % 10`); the gradient is g.
+    public static func % (a: Tensor, s: Float) -> Tensor {
+        binaryForward(.remainder, .tensor(a), .scalar(s), name: "remainder").recording("RemainderBackward", inputs: [a]) { { g in [g] } }
+    }
+
+    /// Floor division of a tensor by a scalar; zero gradient.
+    public func floorDivide(_ s: Float) -> Tensor {
+        Tensor.binaryForward(.floorDivide, .tensor(self), .scalar(s), name: "floor_divide")
+            .recording("FloorDivideBackward", inputs: [self]) { { g in [g * 0] } }
+    }
+
     /// Elementwise power a^b with broadcasting.
     /// As PyTorch, the base's gradient is 0 where the exponent is 0, and the exponent's is 0
     /// where the base is 0 and the exponent >= 0 (instead of 0·inf = NaN).
