@@ -3,9 +3,10 @@ import Foundation
 
 /// The elementwise ops, each defined once: its kernel name, its scalar expression in OpenCL C
 /// (from which `ElementwiseSource` generates every dtype and layout variant of its kernels)
-/// and the CPU function object its loops are specialised on (`Elementwise`). The math is in
-/// Float32 for every storage type. Adding an op: one `static let` here, its public function and
-/// backward rule in `Ops/`, and its tests.
+/// and the CPU function object its loops are specialised on (`Elementwise`), and, for ops that
+/// map integers to integers, its exact `IntegerForm`. The float math is in Float32 for every
+/// storage type (helpers such as `ember_erf` are in `Kernels/math.cl`). Adding an op: one
+/// `static let` here, its public function and backward rule in `Ops/`, and its tests.
 struct UnaryOp: Equatable, CustomStringConvertible {
     /// The definition shared by every instance of the op.
     let kernel: UnaryKernel

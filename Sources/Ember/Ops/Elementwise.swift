@@ -280,20 +280,17 @@ extension Tensor {
     /// outside the Int64 range (the Float32 kernels take it).
     private static func integerForward(_ op: BinaryKernel, _ a: ElementwiseArgument, _ b: ElementwiseArgument, shape: [Int],
                                        device: Device, name: String) -> Tensor? {
-        var kept: [Tensor] = []
         func operand(_ arg: ElementwiseArgument) -> IntegerOperand? {
             switch arg {
             case .scalar(let s): return Int64(exactly: s).map { .scalar($0) }
             case .tensor(let t):
                 let x = t.int64Elements(shape)
-                kept.append(x)
                 return .dense(x.storage.buffer, offset: x.offset)
             }
         }
         guard let x = operand(a), let y = operand(b) else { return nil }
         let out = Tensor(uninitialized: shape, dtype: op.producesMask ? .bool : .int64, device: device, op: name)
         if out.count > 0 { out.backend.integerBinary(op, x, y, count: out.count, destination: out.storage.buffer) }
-        withExtendedLifetime(kept) {}
         return out
     }
 
@@ -383,7 +380,7 @@ extension Tensor {
     /// Elementwise floor(a / b), as `torch.floor_divide` and Python's `//` (a zero integer
     /// divisor gives 0, where PyTorch raises). Piecewise constant: its gradients are zero.
     public func floorDivide(_ other: Tensor) -> Tensor {
-        Tensor.binary(.floorDivide, self, other, "FloorDivideBackward") { g, _, _ in (g * 0, g * 0) }
+        Tensor.binary(.floorDivide, self, other, "FloorDivideBackward") { g, _, _ in (Tensor.zeros(like: g), Tensor.zeros(like: g)) }
     }
 
     /// `a.remainder(b)`, as Python's and PyTorch's `%`.
@@ -397,7 +394,7 @@ extension Tensor {
     /// Floor division of a tensor by a scalar; zero gradient.
     public func floorDivide(_ s: Float) -> Tensor {
         Tensor.binaryForward(.floorDivide, .tensor(self), .scalar(s), name: "floor_divide")
-            .recording("FloorDivideBackward", inputs: [self]) { { g in [g * 0] } }
+            .recording("FloorDivideBackward", inputs: [self]) { { g in [Tensor.zeros(like: g)] } }
     }
 
     /// Elementwise power a^b with broadcasting.

@@ -70,15 +70,15 @@ extension Tensor {
         return split((size + n - 1) / n, dim: d)
     }
 
-    /// Running sums along `dim` (`torch.cumsum`); integer and bool inputs give exact Int64 sums. Float32
-    /// under `Tensor.autocast`.
+    /// Running sums along `dim` (`torch.cumsum`); integer and bool inputs give exact Int64
+    /// sums. Float32 under `Tensor.autocast`.
     public func cumsum(dim: Int) -> Tensor {
         if let x = Autocast.fullPrecision(self) { return x.cumsum(dim: dim) }
         let d = Tensor.normalizeDim(dim, rank: rank, op: "cumsum")
         if let narrow = viaFloat32({ $0.cumsum(dim: d) }) { return narrow }
         // Integers and bools sum exactly into int64, as PyTorch's.
         let type: DType = dtype.isFloatingPoint ? .float32 : .int64
-        if rank == 0 || count == 0 { return dtype == .float32 ? self * 1 : castStorage(to: type).contiguousCopy() }
+        if rank == 0 || count == 0 { return dtype == .float32 ? self * 1 : (dtype == type ? contiguousCopy() : castStorage(to: type)) }
         // Hillis–Steele scan: after the step with shift s, each element holds the sum of the
         // 2s elements ending at it.
         var x = castStorage(to: type)
