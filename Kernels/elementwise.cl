@@ -8,13 +8,20 @@
 // The dtype-independent kernels are in the float32 build only.
 #if STORAGE == 0
 // copy_<bytes>: a strided gather of elements of 1, 2, 4 or 8 bytes (bit for bit) into dst
-// from element dst_off on.
+// from element dst_off on; copy_into_<bytes> writes them into a strided view of dst.
 #define DEFINE_COPY(bytes, type) \
 __kernel void copy_##bytes(__global const type* src, int src_off, __global type* dst, int dst_off, int n, int rank, int8 shape, \
                            int8 stride) { \
     STRIDED_RUN(n, rank, shape) \
     int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride); \
     for (int k = 0; k < len; ++k) dst[dst_off + i0 + k] = src[at + k * step]; \
+} \
+__kernel void copy_into_##bytes(__global const type* src, int src_off, __global type* dst, int dst_off, int n, int rank, \
+                                int8 shape, int8 stride, int8 dst_stride) { \
+    STRIDED_RUN(n, rank, shape) \
+    int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride); \
+    int to = dst_off + view_offset(row, j0, rank, shape, dst_stride), dst_step = int8_entry(rank - 1, dst_stride); \
+    for (int k = 0; k < len; ++k) dst[to + k * dst_step] = src[at + k * step]; \
 } \
 __kernel void fill_##bytes(__global type* dst, int n, type bits) { \
     int i = get_global_id(0); \

@@ -294,6 +294,9 @@ protocol Backend: AnyObject, Sendable {
     /// Gathers a strided view into contiguous elements of `destination` from element
     /// `destinationOffset` on (bitwise, any dtype).
     func copy(_ source: StridedView, to destination: DeviceBuffer, at destinationOffset: Int)
+    /// Copies `source` bit for bit into the strided view `destination` of the same shape and
+    /// element size (a region of a larger tensor: `cat` writes each input into its place).
+    func copy(_ source: StridedView, into destination: StridedView)
     /// Converts a strided view to `dtype` into a contiguous buffer, with `DType.convert`'s rules.
     func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer)
     /// Writes `count` copies of `value` (stored as `dtype`).

@@ -121,6 +121,31 @@ extension CPUBackend {
         }
     }
 
+    func copy(_ source: StridedView, into destination: StridedView) {
+        pool.noteKernels(1, bytes: 2 * Traffic.of(source))
+        let c = Shape.collapse(source.shape, [source.strides, destination.strides])
+        func run<T>(_: T.Type) {
+            let src = UnsafePointer(elements(source.buffer, as: T.self) + source.offset)
+            let dst = elements(destination.buffer, as: T.self) + destination.offset
+            parallelFor(source.count) { s, e in
+                forEachRow(shape: c.shape, strides: c.strides, offsets: [0, 0], range: s..<e) { _, count, pos, inner in
+                    let p = src + pos[0], q = dst + pos[1], a = inner[0], b = inner[1]
+                    if a == 1 && b == 1 {
+                        q.update(from: p, count: count)
+                    } else {
+                        for j in 0..<count { q[j * b] = p[j * a] }
+                    }
+                }
+            }
+        }
+        switch source.dtype.byteSize {
+        case 1: run(UInt8.self)
+        case 2: run(UInt16.self)
+        case 4: run(UInt32.self)
+        default: run(UInt64.self)
+        }
+    }
+
     func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer) {
         if source.dtype == dtype { return copy(source, to: destination) }
         pool.noteKernels(1, bytes: Traffic.of(source) + Traffic.elements(source.count, dtype))

@@ -35,6 +35,15 @@ extension OpenCLBackend {
         ])
     }
 
+    func copy(_ source: StridedView, into destination: StridedView) {
+        pool.noteKernels(0, bytes: 2 * Traffic.of(source))
+        let c = layout(source.shape, [source.strides, destination.strides])
+        launchStrided("copy_into_\(source.dtype.byteSize)", shape: c.shape, [
+            .buffer(source.buffer), .int(source.offset), .buffer(destination.buffer), .int(destination.offset), .int(source.count),
+            .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]), .int8(c.strides[1]),
+        ])
+    }
+
     func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer) {
         if source.dtype == dtype { return copy(source, to: destination) }
         guard source.dtype.isFloatingPoint || source.dtype == .bool, dtype.isFloatingPoint || dtype == .bool,

@@ -209,28 +209,23 @@ extension Tensor {
         outShape[d] = tensors.reduce(0) { $0 + $1.shape[d] }
         // Mixed dtypes promote, as in PyTorch.
         let type = tensors.dropFirst().reduce(first.dtype) { $0.promoted(with: $1.dtype) }
-        // With `d` moved to the front, each input is one contiguous run of the output: one
-        // bitwise copy per input, then the layout is moved back (a copy unless d is 0).
-        let order = [d] + (0..<first.rank).filter { $0 != d }
-        let front = Tensor(uninitialized: order.map { outShape[$0] }, dtype: type, device: first.device, op: "cat")
-        let run = outShape[d] == 0 ? 0 : front.count / outShape[d]
+        // Each input is copied once, bit for bit, into its region of the output (a strided
+        // view of it, one kernel per input).
+        let out = Tensor(uninitialized: outShape, dtype: type, device: first.device, op: "cat")
         var start = 0
         var ranges: [Range<Int>] = []
         for t in tensors {
             let size = t.shape[d]
-            if size > 0 && run > 0 {
+            if size > 0 && t.count > 0 {
                 let source = t.castStorage(to: type)
-                let moved = StridedView(buffer: source.storage.buffer, offset: source.offset, shape: order.map { t.shape[$0] },
-                                        strides: order.map { source.strides[$0] }, dtype: type)
-                first.backend.copy(moved, to: front.storage.buffer, at: start * run)
+                let region = StridedView(buffer: out.storage.buffer, offset: start * out.strides[d], shape: t.shape,
+                                         strides: out.strides, dtype: type)
+                first.backend.copy(source.view, into: region)
             }
             ranges.append(start..<(start + size))
             start += size
         }
-        var inverse = order
-        for (i, o) in order.enumerated() { inverse[o] = i }
-        let result = d == 0 ? front : front.makeView(shape: outShape, strides: inverse.map { front.strides[$0] }, offset: 0).contiguousCopy()
-        return result.recording("CatBackward", inputs: tensors) {
+        return out.recording("CatBackward", inputs: tensors) {
             { g in ranges.map { g.slice(dim: d, start: $0.lowerBound, end: $0.upperBound) } }
         }
     }

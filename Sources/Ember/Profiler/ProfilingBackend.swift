@@ -108,6 +108,10 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         }
     }
 
+    func copy(_ source: StridedView, into destination: StridedView) {
+        op("copy", destination.buffer, [source.shape]) { inner.copy(source, into: destination) }
+    }
+
     func reduce(_ reduceOp: ReduceOp, _ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner count: Int, dtype: DType,
                 destination: DeviceBuffer) {
         op("\(reduceOp)", destination, [[outer, size, count]]) {
