@@ -14,10 +14,6 @@ typedef int32_t vi4 __attribute__((vector_size(16)));
 #define VI vi4
 #define LANES 4
 #include "gelu_lanes.h"
-#undef NAME
-#undef VF
-#undef VI
-#undef LANES
 
 #if defined(__x86_64__)
 typedef float vf8 __attribute__((vector_size(32)));
@@ -28,10 +24,6 @@ typedef int32_t vi8 __attribute__((vector_size(32)));
 #define VI vi8
 #define LANES 8
 #include "gelu_lanes.h"
-#undef NAME
-#undef VF
-#undef VI
-#undef LANES
 #pragma clang attribute pop
 
 typedef float vf16 __attribute__((vector_size(64)));
@@ -42,10 +34,6 @@ typedef int32_t vi16 __attribute__((vector_size(64)));
 #define VI vi16
 #define LANES 16
 #include "gelu_lanes.h"
-#undef NAME
-#undef VF
-#undef VI
-#undef LANES
 #pragma clang attribute pop
 #endif
 

@@ -1,6 +1,7 @@
 // The lanes of gelu.c, included once per instruction set with NAME(), VF, VI and LANES
 // defined (and, for the wide ones, a `#pragma clang attribute` giving every function here the
 // target): the one algorithm of ember_gelu and ember_gelu_gradient at every vector width.
+// It undefines those four parameters at its end, ready for the next width.
 
 static inline __attribute__((always_inline)) VF NAME(splat)(float v) { return (VF){} + v; }
 static inline __attribute__((always_inline)) VF NAME(select_lanes)(VI mask, VF a, VF b) { return (VF)(((VI)a & mask) | ((VI)b & ~mask)); }
@@ -60,3 +61,8 @@ static void NAME(gelu_gradient)(const float *g, const float *x, float *y, long n
         memcpy(y + i, &r, (size_t)m * 4);
     }
 }
+
+#undef NAME
+#undef VF
+#undef VI
+#undef LANES
