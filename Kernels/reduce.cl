@@ -236,57 +236,25 @@ __kernel void softmax_rows_serial(__global const float* src, int off, int rows, 
 // xhat = (x - mean)*rstd (affine bit 1: a weight, bit 2: a bias) and each row's mean and
 // rstd = 1/sqrt(biased variance + eps); the backward writes dx = rstd*(gw - mean(gw) - xhat*mean(gw*xhat))
 // with gw = g*w, and layer_norm_parameter_gradients the column sums of g*xhat and g.
+
+// A work-group per row, written once for both kinds of device. On CPU devices the group is one
+// item (no barriers, as softmax_rows_serial): its lane, row and scratch are compile-time
+// constants there (PoCL ran the forward about 10% slower with get_local_id, get_group_id and
+// a __local array, measured). Elsewhere LS items share the row's columns and row_sum adds
+// their values.
 #if CPU_DEVICE
-
-// CPU devices: one work-item per row, no barriers (as softmax_rows_serial).
-__kernel void layer_norm_rows(__global const float* src, int off, int rows, int cols, float eps, __global const float* weight,
-                              __global const float* bias, int affine, __global float* dst, __global float* mean, __global float* rstd) {
-    int row = get_global_id(0);
-    if (row >= rows) return;
-    __global const float* x = src + off + (long)row * cols;
-    __global float* y = dst + (long)row * cols;
-    float s = 0.0f;
-    for (int k = 0; k < cols; ++k) s += x[k];
-    float mu = s / cols;
-    float q = 0.0f;
-    for (int k = 0; k < cols; ++k) { float c = x[k] - mu; q += c * c; }
-    float r = 1.0f / sqrt(q / cols + eps);
-    mean[row] = mu;
-    rstd[row] = r;
-    for (int k = 0; k < cols; ++k) {
-        float v = (x[k] - mu) * r;
-        if (affine & 1) v *= weight[k];
-        if (affine & 2) v += bias[k];
-        y[k] = v;
-    }
-}
-
-__kernel void layer_norm_backward_rows(__global const float* grad, __global const float* src, int off, int rows, int cols,
-                                       __global const float* mean, __global const float* rstd, __global const float* weight,
-                                       int has_weight, __global float* dx) {
-    int row = get_global_id(0);
-    if (row >= rows) return;
-    __global const float* g = grad + (long)row * cols;
-    __global const float* x = src + off + (long)row * cols;
-    __global float* d = dx + (long)row * cols;
-    float mu = mean[row], r = rstd[row];
-    float sg = 0.0f, sgx = 0.0f;
-    for (int k = 0; k < cols; ++k) {
-        float gw = has_weight ? g[k] * weight[k] : g[k];
-        sg += gw;
-        sgx += gw * ((x[k] - mu) * r);
-    }
-    float mg = sg / cols, mgx = sgx / cols;
-    for (int k = 0; k < cols; ++k) {
-        float gw = has_weight ? g[k] * weight[k] : g[k];
-        d[k] = r * (gw - mg - (x[k] - mu) * r * mgx);
-    }
-}
-
+#define ROW_LANES 1
+#define ROW_LANE 0
+#define ROW_INDEX get_global_id(0)
+#define ROW_SCRATCH __local float* lv = 0;
+inline float row_sum(__local float* lv, int lid, float v) { return v; }
 #else
-
-// A work-group per row; the sum of the group's values, seen by every item.
-inline float row_group_sum(__local float* lv, int lid, float v) {
+#define ROW_LANES LS
+#define ROW_LANE get_local_id(0)
+#define ROW_INDEX get_group_id(0)
+#define ROW_SCRATCH __local float lv[LS];
+// The sum of the group's values, seen by every item.
+inline float row_sum(__local float* lv, int lid, float v) {
     lv[lid] = v;
     for (int s = LS / 2; s > 0; s >>= 1) {
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -297,24 +265,25 @@ inline float row_group_sum(__local float* lv, int lid, float v) {
     barrier(CLK_LOCAL_MEM_FENCE);
     return out;
 }
+#endif
 
 __kernel void layer_norm_rows(__global const float* src, int off, int rows, int cols, float eps, __global const float* weight,
                               __global const float* bias, int affine, __global float* dst, __global float* mean, __global float* rstd) {
-    __local float lv[LS];
-    int row = get_group_id(0), lid = get_local_id(0);
+    ROW_SCRATCH
+    int row = ROW_INDEX, lid = ROW_LANE;
     __global const float* x = src + off + (long)row * cols;
     __global float* y = dst + (long)row * cols;
     float s = 0.0f;
-    for (int k = lid; k < cols; k += LS) s += x[k];
-    float mu = row_group_sum(lv, lid, s) / cols;
+    for (int k = lid; k < cols; k += ROW_LANES) s += x[k];
+    float mu = row_sum(lv, lid, s) / cols;
     float q = 0.0f;
-    for (int k = lid; k < cols; k += LS) { float c = x[k] - mu; q += c * c; }
-    float r = 1.0f / sqrt(row_group_sum(lv, lid, q) / cols + eps);
+    for (int k = lid; k < cols; k += ROW_LANES) { float c = x[k] - mu; q += c * c; }
+    float r = 1.0f / sqrt(row_sum(lv, lid, q) / cols + eps);
     if (lid == 0) {
         mean[row] = mu;
         rstd[row] = r;
     }
-    for (int k = lid; k < cols; k += LS) {
+    for (int k = lid; k < cols; k += ROW_LANES) {
         float v = (x[k] - mu) * r;
         if (affine & 1) v *= weight[k];
         if (affine & 2) v += bias[k];
@@ -325,26 +294,24 @@ __kernel void layer_norm_rows(__global const float* src, int off, int rows, int 
 __kernel void layer_norm_backward_rows(__global const float* grad, __global const float* src, int off, int rows, int cols,
                                        __global const float* mean, __global const float* rstd, __global const float* weight,
                                        int has_weight, __global float* dx) {
-    __local float lv[LS];
-    int row = get_group_id(0), lid = get_local_id(0);
+    ROW_SCRATCH
+    int row = ROW_INDEX, lid = ROW_LANE;
     __global const float* g = grad + (long)row * cols;
     __global const float* x = src + off + (long)row * cols;
     __global float* d = dx + (long)row * cols;
     float mu = mean[row], r = rstd[row];
     float sg = 0.0f, sgx = 0.0f;
-    for (int k = lid; k < cols; k += LS) {
+    for (int k = lid; k < cols; k += ROW_LANES) {
         float gw = has_weight ? g[k] * weight[k] : g[k];
         sg += gw;
         sgx += gw * ((x[k] - mu) * r);
     }
-    float mg = row_group_sum(lv, lid, sg) / cols, mgx = row_group_sum(lv, lid, sgx) / cols;
-    for (int k = lid; k < cols; k += LS) {
+    float mg = row_sum(lv, lid, sg) / cols, mgx = row_sum(lv, lid, sgx) / cols;
+    for (int k = lid; k < cols; k += ROW_LANES) {
         float gw = has_weight ? g[k] * weight[k] : g[k];
         d[k] = r * (gw - mg - (x[k] - mu) * r * mgx);
     }
 }
-
-#endif
 
 // One work-item per column: dw = sum over rows of g*xhat (wanted bit 1), db = sum over rows of g (bit 2).
 __kernel void layer_norm_parameter_gradients(__global const float* grad, __global const float* src, int off, int rows, int cols,
