@@ -109,16 +109,8 @@ extension CPUBackend {
     // MARK: Copies and constants
 
     func copy(_ source: StridedView, to destination: DeviceBuffer, at destinationOffset: Int) {
-        pool.noteKernels(1, bytes: 2 * Traffic.of(source))
-        func run<T>(_: T.Type) {
-            map(source, elements(source.buffer, as: T.self), elements(destination, as: T.self) + destinationOffset, Elementwise.Identity<T>())
-        }
-        switch source.dtype.byteSize {
-        case 1: run(UInt8.self)
-        case 2: run(UInt16.self)
-        case 4: run(UInt32.self)
-        default: run(UInt64.self)
-        }
+        copy(source, into: StridedView(buffer: destination, offset: destinationOffset, shape: source.shape,
+                                       strides: Shape.contiguousStrides(source.shape), dtype: source.dtype))
     }
 
     func copy(_ source: StridedView, into destination: StridedView) {
@@ -581,11 +573,6 @@ enum Elementwise {
         @inline(__always) func apply(_ x: From.Bits) -> To.Bits {
             From.isInteger ? To.fromInt64(From.toInt64(x)) : To.fromDouble(From.toDouble(x))
         }
-    }
-
-    /// A bitwise copy.
-    struct Identity<T>: ElementFunction {
-        @inline(__always) func apply(_ x: T) -> T { x }
     }
 
     struct BoundRight<F: BinaryFunction>: UnaryFunction {
