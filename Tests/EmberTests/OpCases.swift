@@ -196,6 +196,10 @@ extension OpCase {
             let p = x[0].split(2, dim: 1), c = x[0].chunk(2, dim: 0)
             return Tensor.cat([p[2] * 3, p[0].exp()], dim: 1) + c[1].square().reshape([5]).slice(dim: 0, start: 2)
         },
+        OpCase(name: "split with sizes, a piece used twice and an empty piece", shapes: [[3, 4, 2]]) { x in
+            let p = x[0].split([1, 0, 2, 1], dim: 1), c = x[0].chunk(3, dim: 0)
+            return p[0].exp() * p[3] + p[2].sum(dim: 1, keepDim: true) * p[0] + c[2].square().reshape([1, 4, 2])
+        },
         OpCase(name: "cumsum", shapes: [[2, 5, 3]]) { $0[0].cumsum(dim: 1).square() + $0[0].cumsum(dim: -1) },
         OpCase(name: "flip", shapes: [[2, 3, 4]]) { $0[0].flip(dims: [0, 2]) * Tensor.arange(0, 4, device: $0[0].device) },
         OpCase(name: "sort and topk values", shapes: [[3, 5]], domain: -5...5) { x in

@@ -49,6 +49,43 @@ struct TransformerOpTests {
         #expect(Tensor.zeros([0, 2], device: device).chunk(3).map(\.shape) == [[0, 2], [0, 2], [0, 2]])
     }
 
+    @Test("split's pieces are the outputs of one node, whose backward concatenates their gradients", arguments: devices)
+    func splitBackwardNode(_ device: Device) {
+        let x = Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6], device: device, requiresGrad: true)
+        let p = x.split(1, dim: 1)
+        #expect(p.map(\.gradFnName) == ["SplitBackward", "SplitBackward", "SplitBackward"])
+        #expect(x.split([2, 0, 1], dim: 1).map(\.gradFnName) == Array(repeating: "SplitWithSizesBackward", count: 3))
+        p[1].retainGrad()
+        p[2].retainGrad()
+        // Piece 0 is used twice, piece 1 not at all.
+        let y = (p[0] * 2 + p[2] * p[2] + p[0]).sum()
+        y.backward(retainGraph: true)
+        #expect(x.grad?.toArray() == [3, 0, 6, 3, 0, 12])
+        #expect(p[2].grad?.toArray() == [6, 12])
+        #expect(p[1].grad == nil)
+        #expect(p[0].grad == nil)
+        // The gradients of a piece and of the input, returned instead of accumulated.
+        let g = Tensor.grad(of: y, wrt: [p[2], x, p[0]])
+        #expect(g[0]?.toArray() == [6, 12])
+        #expect(g[1]?.toArray() == [3, 0, 6, 3, 0, 12])
+        #expect(g[2]?.toArray() == [3, 3])
+        #expect(x.grad?.toArray() == [3, 0, 6, 3, 0, 12])
+        // A second order through the join: d/dx sum(d(sum(p0^3))/dx) = 6 x on column 0.
+        let first = Tensor.grad(of: x.split([1, 2], dim: 1)[0].pow(3).sum(), wrt: [x], createGraph: true)[0]!
+        #expect(first.toArray() == [3, 0, 0, 48, 0, 0])
+        x.zeroGrad()
+        first.sum().backward()
+        #expect(x.grad?.toArray() == [6, 0, 0, 24, 0, 0])
+        // The node and its pieces are freed with the last reference to a piece (no cycle).
+        weak var piece: Tensor?
+        do {
+            let pieces = x.split(2, dim: 1)
+            piece = pieces[1]
+            _ = pieces[0].sum()
+        }
+        #expect(piece == nil)
+    }
+
     @Test("cumsum and flip", arguments: devices)
     func cumsumAndFlip(_ device: Device) {
         let x = Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6], device: device)

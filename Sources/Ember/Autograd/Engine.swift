@@ -1,6 +1,6 @@
 /// Runs the backward pass: walks the graph from a root in reverse topological order,
-/// calls each node's rule once with the sum of the gradients that reached it, and
-/// accumulates into the leaves' `.grad`.
+/// calls each node's rule once with the sum of the gradients that reached it (joined, for a
+/// node with several outputs), and accumulates into the leaves' `.grad`.
 enum Engine {
     /// Backpropagates `gradient` from `root`. Without `capture`, gradients accumulate into the
     /// leaves' `.grad`; with it, the gradients of exactly those tensors are returned (in order)
@@ -52,19 +52,23 @@ enum Engine {
                 if reached.contains(key) { pass.runHooks(of: leaf) }
             }
         }
-        var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(rootNode): gradient]
+        // The gradients reaching each node so far, one per output of the node.
+        var pending: [ObjectIdentifier: [Tensor?]] = [ObjectIdentifier(rootNode): Self.slots(rootNode, root.outputIndex, gradient)]
         for node in order {
-            guard let grad = pending.removeValue(forKey: ObjectIdentifier(node)) else { settle(node); continue }
-            if let capture {
-                for (i, t) in capture.enumerated() where t.gradFn === node { captured[i] = grad }
-            } else if let output = node.retainedOutput, output.retainsGrad {
-                output.grad = output.grad.map { $0 + grad } ?? grad.contiguous()
+            guard let grads = pending.removeValue(forKey: ObjectIdentifier(node)) else { settle(node); continue }
+            for (index, grad) in grads.enumerated() {
+                guard let grad else { continue }
+                if let capture {
+                    for (i, t) in capture.enumerated() where t.gradFn === node && t.outputIndex == index { captured[i] = grad }
+                } else if let output = node.retainedOutput(index) {
+                    output.grad = output.grad.map { $0 + grad } ?? grad.contiguous()
+                }
             }
             guard let rule = node.rule else {
                 fatalError("backward: trying to backward through \(node.name) a second time; its saved tensors were freed after the first backward (call backward(retainGraph: true) the first time)")
             }
             if !retainGraph { node.rule = nil }
-            let inputGrads = Profiler.backward(node.name) { rule(grad) }
+            let inputGrads = Profiler.backward(node.name) { rule(node.join.map { $0(grads) } ?? grads[0]!) }
             check(inputGrads.count == node.edges.count, "\(node.name): rule returned \(inputGrads.count) gradients for \(node.edges.count) inputs")
             for (edge, computed) in zip(node.edges, inputGrads) {
                 guard var inputGrad = computed else { continue }
@@ -77,15 +81,28 @@ enum Engine {
                 case .leaf(let leaf):
                     deliver(toLeaf: leaf, inputGrad)
                     if !unsettled.isEmpty { reached.insert(ObjectIdentifier(leaf)) }
-                case .node(let next):
+                case .node(let next, let output):
                     let key = ObjectIdentifier(next)
-                    pending[key] = pending[key].map { $0 + inputGrad } ?? inputGrad
+                    if let sum = pending[key]?[output] {
+                        pending[key]![output] = sum + inputGrad
+                    } else if pending[key] != nil {
+                        pending[key]![output] = inputGrad
+                    } else {
+                        pending[key] = Self.slots(next, output, inputGrad)
+                    }
                 }
             }
             settle(node)
         }
         pass.finish()
         return captured
+    }
+
+    /// The gradients of `node`'s outputs when only output `index` has one, `gradient`.
+    private static func slots(_ node: Node, _ index: Int, _ gradient: Tensor) -> [Tensor?] {
+        var slots = [Tensor?](repeating: nil, count: node.outputs)
+        slots[index] = gradient
+        return slots
     }
 
     /// Adds `gradient` to a leaf's `.grad` (out of place, so a created graph stays valid).
@@ -106,7 +123,7 @@ enum Engine {
         while let (node, next) = stack.popLast() {
             if next < node.edges.count {
                 stack.append((node, next + 1))
-                if case .node(let child) = node.edges[next], visited.insert(ObjectIdentifier(child)).inserted {
+                if case .node(let child, _) = node.edges[next], visited.insert(ObjectIdentifier(child)).inserted {
                     stack.append((child, 0))
                 }
             } else {

@@ -4,15 +4,15 @@ enum Edge {
     case none
     /// A leaf that accumulates into `.grad`.
     case leaf(Tensor)
-    /// The node that produced a non-leaf input.
-    case node(Node)
+    /// The node that produced a non-leaf input, and which of its outputs that input is.
+    case node(Node, output: Int)
 
     /// The dtype of the input this edge leads to (nil for `.none`).
     var tensorType: DType? {
         switch self {
         case .none: nil
         case .leaf(let tensor): tensor.dtype
-        case .node(let node): node.outputType
+        case .node(let node, _): node.outputType
         }
     }
 }
@@ -20,6 +20,10 @@ enum Edge {
 /// One recorded op in the autograd graph: its name, where its input gradients go, and
 /// the rule that maps the output's gradient to the inputs' gradients (written with
 /// Tensor ops, so it runs on the tensor's device and can itself be differentiated).
+///
+/// An op with several outputs (`split`) records one node for all of them: the engine
+/// collects one gradient per output and `join` makes them the one gradient the rule takes,
+/// as PyTorch's multi-output nodes do.
 final class Node {
     /// PyTorch-style name, e.g. `MulBackward`.
     let name: String
@@ -27,17 +31,38 @@ final class Node {
     let edges: [Edge]
     /// The backward rule; released after it runs unless the graph is retained.
     var rule: ((Tensor) -> [Tensor?])?
-    /// The output tensor, held weakly, when it asked to retain its gradient.
-    weak var retainedOutput: Tensor?
-    /// The output's dtype: the engine converts gradients flowing into this node to it.
+    /// How many outputs the op has (1 unless `join` is set).
+    let outputs: Int
+    /// The outputs' gradients (nil where none reached an output) as the one tensor `rule` takes.
+    let join: (([Tensor?]) -> Tensor)?
+    /// The outputs, held weakly, that asked to retain their gradient, by output index.
+    private var retained: [Int: WeakTensor] = [:]
+    /// The outputs' dtype: the engine converts gradients flowing into this node to it.
     let outputType: DType
 
-    init(name: String, edges: [Edge], outputType: DType, rule: @escaping (Tensor) -> [Tensor?]) {
+    init(name: String, edges: [Edge], outputType: DType, outputs: Int = 1, join: (([Tensor?]) -> Tensor)? = nil,
+         rule: @escaping (Tensor) -> [Tensor?]) {
         self.name = name
         self.edges = edges
         self.outputType = outputType
+        self.outputs = outputs
+        self.join = join
         self.rule = rule
     }
+
+    /// Keeps `output`'s gradient after backward.
+    func retain(_ output: Tensor) { retained[output.outputIndex] = WeakTensor(tensor: output) }
+
+    /// The output `index`, when it asked to retain its gradient and is still alive.
+    func retainedOutput(_ index: Int) -> Tensor? {
+        guard !retained.isEmpty, let output = retained[index]?.tensor, output.retainsGrad else { return nil }
+        return output
+    }
+}
+
+/// A tensor held weakly.
+struct WeakTensor {
+    weak var tensor: Tensor?
 }
 
 /// A tensor saved for backward, with the storage version it had when saved: reading it
@@ -71,7 +96,7 @@ extension Tensor {
     public func retainGrad() {
         check(requiresGradFlag, "retainGrad(): tensor does not require grad")
         retainsGrad = true
-        gradFn?.retainedOutput = self
+        gradFn?.retain(self)
     }
 
     /// Clears the accumulated gradient.
@@ -106,16 +131,38 @@ extension Tensor {
         return false
     }
 
-    private func attach(_ name: String, inputs: [Tensor], rule: @escaping (Tensor) -> [Tensor?]) -> Tensor {
-        let edges: [Edge] = inputs.map { input in
+    /// Records `outputs`, freshly made from `inputs` by one op, as that op's outputs when
+    /// grad mode is on and an input requires grad: one node, whose backward `join`s the
+    /// outputs' gradients (nil where none flowed) into the one tensor `rule` maps to the
+    /// inputs' gradients.
+    static func recording(_ name: String, outputs: [Tensor], inputs: [Tensor], join: @escaping ([Tensor?]) -> Tensor,
+                          rule: @escaping (Tensor) -> [Tensor?]) -> [Tensor] {
+        guard needsGraph(inputs) else { return outputs }
+        let node = Node(name: name, edges: edges(to: inputs), outputType: outputs[0].dtype, outputs: outputs.count, join: join, rule: rule)
+        for (index, output) in outputs.enumerated() { output.attach(node, output: index, inputs: inputs) }
+        return outputs
+    }
+
+    /// Where gradients for `inputs` go.
+    private static func edges(to inputs: [Tensor]) -> [Edge] {
+        inputs.map { input in
             guard input.requiresGradFlag else { return .none }
-            if let node = input.gradFn { return .node(node) }
+            if let node = input.gradFn { return .node(node, output: input.outputIndex) }
             return .leaf(input)
         }
-        gradFn = Node(name: name, edges: edges, outputType: dtype, rule: rule)
-        requiresGradFlag = true
-        if let collector = Profiler.current { collector.noteRecorded(self, gradFn: name, inputs: inputs) }
-        if AnomalyMode.enabled { AnomalyMode.check(self, op: name, phase: "forward") }
+    }
+
+    private func attach(_ name: String, inputs: [Tensor], rule: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+        attach(Node(name: name, edges: Tensor.edges(to: inputs), outputType: dtype, rule: rule), output: 0, inputs: inputs)
         return self
+    }
+
+    /// Makes this tensor output `output` of `node`.
+    private func attach(_ node: Node, output: Int, inputs: [Tensor]) {
+        gradFn = node
+        outputIndex = output
+        requiresGradFlag = true
+        if let collector = Profiler.current { collector.noteRecorded(self, gradFn: node.name, inputs: inputs) }
+        if AnomalyMode.enabled { AnomalyMode.check(self, op: node.name, phase: "forward") }
     }
 }

@@ -42,7 +42,7 @@ extension Tensor {
         check(size >= 0, "split: split_size must be non-negative, got \(size)")
         check(size > 0 || n == 0, "split: split_size can only be 0 if dimension size is 0, but got dimension size of \(n)")
         if n == 0 { return [self.slice(dim: d, start: 0, end: 0)] }
-        return stride(from: 0, to: n, by: size).map { slice(dim: d, start: $0, end: Swift.min($0 + size, n)) }
+        return pieces(stride(from: 0, to: n, by: size).map { $0..<Swift.min($0 + size, n) }, dim: d, op: "SplitBackward")
     }
 
     /// Views of consecutive pieces with the given sizes along `dim` (`torch.split` with a
@@ -53,10 +53,31 @@ extension Tensor {
         check(sizes.allSatisfy { $0 >= 0 } && sizes.reduce(0, +) == shape[d],
               "split: split sizes \(sizes) expect to sum exactly to \(shape[d]) (input tensor's size at dimension \(d)), but got sum \(sizes.reduce(0, +))")
         var start = 0
-        return sizes.map { s in
+        return pieces(sizes.map { s in
             defer { start += s }
-            return slice(dim: d, start: start, end: start + s)
+            return start..<start + s
+        }, dim: d, op: "SplitWithSizesBackward")
+    }
+
+    /// Views of the consecutive `ranges` along `d`, which tile it, recorded as the outputs of
+    /// one node `op` (as PyTorch's): its backward concatenates the pieces' gradients, with
+    /// zeros for pieces no gradient reached, in one copy.
+    private func pieces(_ ranges: [Range<Int>], dim d: Int, op: String) -> [Tensor] {
+        let views = ranges.map { range in
+            var pieceShape = shape
+            pieceShape[d] = range.count
+            return makeView(shape: pieceShape, strides: strides, offset: offset + range.lowerBound * strides[d])
         }
+        // The join keeps the pieces' shapes, not the pieces: they hold the node that holds it.
+        let inputShape = shape, shapes = views.map(\.shape)
+        return Tensor.recording(op, outputs: views, inputs: [self], join: { grads in
+            let given = grads.first { $0 != nil }!!
+            let parts = zip(grads, shapes).compactMap { grad, shape in
+                Shape.count(shape) == 0 ? nil : grad ?? Tensor.zeros(shape, dtype: given.dtype, device: given.device)
+            }
+            if parts.isEmpty { return Tensor.zeros(inputShape, dtype: given.dtype, device: given.device) }
+            return parts.count == 1 ? parts[0] : Tensor.cat(parts, dim: d)
+        }, rule: { [$0] })
     }
 
     /// At most `n` views along `dim` of `ceil(size / n)` elements each (`torch.chunk`); the last

@@ -27,6 +27,8 @@ public final class Tensor: @unchecked Sendable {
     var requiresGradFlag: Bool
     /// The node that produced this tensor (nil for leaves and for tensors made without grad).
     var gradFn: Node?
+    /// Which output of `gradFn` this tensor is (0 unless the op has several).
+    var outputIndex = 0
     /// Whether a non-leaf tensor keeps its `.grad` after backward (see `retainGrad()`).
     var retainsGrad = false
     /// The accumulated gradient (leaves, and non-leaves that called `retainGrad()`).
