@@ -1,9 +1,10 @@
 // Ember's GEMM: C[b] = alpha * op(A[b]) x op(B[b]) + beta * C[b], row-major. Three kernels
 // cover the operand layouts without copies: gemm_block (A and B as stored), gemm_block_tn
-// (A stored transposed, [K, M]) and gemm_block_nt (B stored transposed, [N, K]); with both
-// transposed the host copies B first. gemm_block and gemm_block_tn compute a 4 x 16 block of
-// C per work-item with float16 rows of B, gemm_block_nt a 4 x 4 block from float16 runs along
-// K of both; PoCL compiles these to 512-bit (or narrower) vector FMAs. Blocks at the right
+// (A stored transposed, [K, M]) and gemm_block_nt (B stored transposed, [N, K]), which the host
+// runs only on devices with 16-wide float vectors (OpenCLBackend.readsTransposedB); elsewhere,
+// and with both transposed, it copies B row-major first. gemm_block and gemm_block_tn compute
+// a 4 x 16 block of C per work-item with float16 rows of B, gemm_block_nt a 4 x 4 block from
+// float16 runs along K of both; PoCL compiles these to 512-bit (or narrower) vector FMAs. Blocks at the right
 // and bottom edges take a bounds-checked path. A device runs these or CLBlast, whichever
 // measured faster there (OpenCLBackend.gemmChoice). A and B are of the STORAGE type
 // (storage.cl: float16 and bfloat16 operands are widened as they are loaded, so the product

@@ -63,6 +63,25 @@ struct ParityTests {
                      rtol: 1e-3, atol: 1e-3, gradients: true) { x in x[0].T.matmul(x[1]) }
     }
 
+    @Test("a product with B stored transposed matches the CPU through gemm_block_nt and through a row-major copy of B")
+    func transposedRightOperandPaths() throws {
+        var random = TestRandom(seed: 29)
+        let a = Tensor(shape: [3, 37, 70], data: random.floats(3 * 37 * 70)), b = Tensor(shape: [3, 45, 70], data: random.floats(3 * 45 * 70))
+        let expected = a.matmul(b.transpose(1, 2)).toArray()
+        for gpu in TestDevices.accelerators {
+            let backend = try #require(gpu.backend as? OpenCLBackend)
+            let ga = a.to(gpu), gb = b.to(gpu)
+            for readingTransposedB in [true, false] {
+                let c = Tensor.zeros([3, 37, 45], device: gpu)
+                backend.gemmBlocks(m: 37, n: 45, k: 70, batch: 3, alpha: 1,
+                                   a: GemmOperand(buffer: ga.storage.buffer, offset: 0, ld: 70, transposed: false, batchStride: 37 * 70),
+                                   b: GemmOperand(buffer: gb.storage.buffer, offset: 0, ld: 70, transposed: true, batchStride: 45 * 70),
+                                   beta: 0, c: c.storage.buffer, cOffset: 0, readingTransposedB: readingTransposedB)
+                expectClose(c.toArray(), expected, rtol: 1e-4, atol: 1e-4, "gemm on \(gpu), readingTransposedB \(readingTransposedB)")
+            }
+        }
+    }
+
     @Test("random streams are identical on both devices")
     func randomParity() {
         guard let gpu = TestDevices.openCL else { return }

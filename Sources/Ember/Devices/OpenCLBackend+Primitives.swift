@@ -320,11 +320,12 @@ extension OpenCLBackend {
     }
 
     /// Ember's GEMM kernels (gemm.cl): A as stored or transposed with 4 x 16 blocks of C per
-    /// work-item, B transposed with 4 x 4 blocks; with both transposed, B is copied first.
+    /// work-item, B transposed with 4 x 4 blocks where `readingTransposedB` (default
+    /// `readsTransposedB`); otherwise, and with both transposed, B is copied row-major first.
     /// On PoCL they beat CLBlast's untuned defaults several times over.
-    private func gemmBlocks(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
-                            beta: Float, c: DeviceBuffer, cOffset: Int) {
-        let b = a.transposed ? rowMajor(b, rows: k, cols: n, batch: batch) : b
+    func gemmBlocks(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
+                    beta: Float, c: DeviceBuffer, cOffset: Int, readingTransposedB: Bool? = nil) {
+        let b = a.transposed || !(readingTransposedB ?? readsTransposedB) ? rowMajor(b, rows: k, cols: n, batch: batch) : b
         guard let b else { return record(status: -4, "gemm: no memory for a row-major copy") }
         let (name, blockWidth) = b.transposed ? ("gemm_block_nt", 4) : (a.transposed ? "gemm_block_tn" : "gemm_block", 16)
         let local = 4

@@ -41,6 +41,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Whether the device is a CPU (PoCL) and gets the CPU variants of the kernels: each
     /// work-item takes a contiguous slice or run.
     let isCPU: Bool
+    /// Whether a product with B stored transposed runs `gemm_block_nt` rather than copying B
+    /// row-major for `gemm_block`: on devices with 16-wide native float vectors (AVX-512), where
+    /// its sixteen `float16` sums fit the registers. With 8-wide vectors (AVX2) they spill and
+    /// the copy and `gemm_block` took 0.4-0.6x its time; GPUs have no such vectors.
+    let readsTransposedB: Bool
     /// The GEMM cache entry's key: platform, device, driver and `gemm.cl` digest.
     private(set) var gemmCacheKey = ""
     /// Guards `chosenGEMM`, so concurrent first GEMMs measure once.
@@ -122,6 +127,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         // tests can run those paths on a CPU OpenCL device (PoCL) too.
         let gpuKernels = ProcessInfo.processInfo.environment["EMBER_OPENCL_KERNELS"]?.lowercased() == "gpu"
         isCPU = !gpuKernels && OpenCLRuntime.deviceValue(device, CL_DEVICE_TYPE, as: cl_device_type.self) & cl_device_type(CL_DEVICE_TYPE_CPU) != 0
+        readsTransposedB = OpenCLRuntime.deviceValue(device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, as: cl_uint.self) >= 16
         var reduction = 1
         while reduction * 2 <= min(256, info.maxWorkGroupSize) { reduction *= 2 }
         reductionLocal = reduction
