@@ -45,6 +45,10 @@ struct LossValueTests {
         let y1 = Tensor([1, 0, 1], dtype: .int32, device: d)
         expectClose(crossEntropy(x, y1, weight: w, ignoreIndex: 1, reduction: .none).toArray(), [0, 0.36758548, 0])
         expectClose([crossEntropy(x, y1, weight: w, ignoreIndex: 1).item()], [0.73517096])
+        // Without weights the mean divides by the count of kept targets (one here).
+        expectClose([crossEntropy(x, y1, ignoreIndex: 1).item()], [0.73517096])
+        expectClose(crossEntropy(x, y1, ignoreIndex: 1, reduction: .none, labelSmoothing: 0.2).toArray(), [0, 0.90017104, 0])
+        expectClose([crossEntropy(x, y1, ignoreIndex: 1, labelSmoothing: 0.2).item()], [0.90017104])
     }
 
     @Test("crossEntropy's gradient with weight, ignoreIndex and smoothing matches PyTorch", arguments: devices)

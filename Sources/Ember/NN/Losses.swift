@@ -65,15 +65,21 @@ private func classWeight(_ op: String, _ weight: Tensor, _ input: Tensor, classD
     return weight.reshape(shape)
 }
 
-/// The targets that are not `ignoreIndex`: a Float 0/1 `mask` shaped like `target` (nil when
-/// every target is kept) and their `count` when it is known on the host. CPU targets are
-/// counted on the host, so the common case (nothing ignored) costs no kernel; on other
-/// devices the count is `mask.sum()` (the labels' cast, the comparison and the sum: three
-/// small kernels, and no wait).
-private func keptTargets(_ target: Tensor, ignoreIndex: Int) -> (mask: Tensor?, count: Int?) {
-    guard target.device == .cpu else { return ((target != Float(ignoreIndex)).float(), nil) }
+/// The targets of `classes` classes that are not `ignoreIndex`: a Float 0/1 `mask` shaped
+/// like `target` (nil when every target is kept) and their `count` when it is known on the
+/// host. CPU targets are counted on the host, so the common case (nothing ignored) costs no
+/// kernel; on other devices the count is `mask.sum()`, and the mask is ones gathered at the
+/// targets under the rule that reads 0 at `ignoreIndex`: the kernels the loss's own gather
+/// and fills run (where a comparison and a cast made a first step on an empty PoCL cache
+/// compile two more kernels and the integer program, 0.8 s), and no wait.
+private func keptTargets(_ op: String, _ target: Tensor, classes: Int, ignoreIndex: Int) -> (mask: Tensor?, count: Int?) {
+    func mask() -> Tensor {
+        Tensor.ones([classes], device: target.device).gather(dim: 0, index: target.reshape([-1]), rule: IndexRule(op: op, ignored: ignoreIndex))
+            .reshape(target.shape)
+    }
+    guard target.device == .cpu else { return (mask(), nil) }
     let kept = target.toIntArray().reduce(0) { $0 + (Int($1) == ignoreIndex ? 0 : 1) }
-    return (kept == target.count ? nil : (target != Float(ignoreIndex)).float(), kept)
+    return (kept == target.count ? nil : mask(), kept)
 }
 
 /// `weight[y] * logProbs[y]` at each target position (shaped like `target`), 0 where the
@@ -96,14 +102,14 @@ private func pickedLogProbs(_ op: String, _ logProbs: Tensor, _ target: Tensor, 
 ///
 /// The terms are summed with the opposite sign and the reduction negates once (in the
 /// mean's scale), which spares a kernel forward and backward; without weights the mean's
-/// count is the host's on the CPU and `keptTargets`' three small kernels elsewhere.
+/// count is the host's on the CPU and `keptTargets`' gather and sum elsewhere.
 private func classIndexLoss(_ op: String, _ logProbs: Tensor, _ target: Tensor, classDim: Int, weight: Tensor?,
                             ignoreIndex: Int, reduction: Reduction, labelSmoothing: Float) -> Tensor {
     checkLabels(op, logProbs, target, classDim: classDim)
     let classWeights = weight.map { classWeight(op, $0, logProbs, classDim: classDim) }
     var (terms, weights) = pickedLogProbs(op, logProbs, target, classDim: classDim, weight: weight, ignoreIndex: ignoreIndex)
     let needsKept = weights == nil && reduction == .mean || labelSmoothing > 0
-    let kept = needsKept ? keptTargets(target, ignoreIndex: ignoreIndex) : (mask: nil, count: nil)
+    let kept = needsKept ? keptTargets(op, target, classes: logProbs.shape[classDim], ignoreIndex: ignoreIndex) : (mask: nil, count: nil)
     if labelSmoothing > 0 {
         let classes = Float(logProbs.shape[classDim])
         var smooth = (classWeights.map { logProbs * $0 } ?? logProbs).sum(dim: classDim)
