@@ -233,7 +233,9 @@ public final class GPT: Module {
               "GPT: expected integer tokens [B, T], got \(idx.dtype) \(Shape.describe(idx.shape))")
         let t = idx.shape[1]
         check(t >= 1 && t <= config.blockSize, "GPT: cannot forward a sequence of length \(t), block size is only \(config.blockSize)")
-        let positions = Tensor.arange(t, device: idx.device)
+        // Positions in the tokens' integer type: Int32 tokens then need no Int64 arange, nor
+        // the embedding its cast back to Int32 indices (two kernels each step).
+        let positions = Tensor.arange(0, Float(t), dtype: idx.dtype, device: idx.device)
         var x = drop(wte(idx) + wpe(positions))
         for case let block as GPTBlock in blocks { x = block(x) }
         return lnF(x)
