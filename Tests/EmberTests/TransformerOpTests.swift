@@ -55,6 +55,7 @@ struct TransformerOpTests {
         let p = x.split(1, dim: 1)
         #expect(p.map(\.gradFnName) == ["SplitBackward", "SplitBackward", "SplitBackward"])
         #expect(x.split([2, 0, 1], dim: 1).map(\.gradFnName) == Array(repeating: "SplitWithSizesBackward", count: 3))
+        #expect(Tensor.zeros([0], device: device, requiresGrad: true).split([]).isEmpty)
         p[1].retainGrad()
         p[2].retainGrad()
         // Piece 0 is used twice, piece 1 not at all.

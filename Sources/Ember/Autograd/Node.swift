@@ -137,8 +137,8 @@ extension Tensor {
     /// inputs' gradients.
     static func recording(_ name: String, outputs: [Tensor], inputs: [Tensor], join: @escaping ([Tensor?]) -> Tensor,
                           rule: @escaping (Tensor) -> [Tensor?]) -> [Tensor] {
-        guard needsGraph(inputs) else { return outputs }
-        let node = Node(name: name, edges: edges(to: inputs), outputType: outputs[0].dtype, outputs: outputs.count, join: join, rule: rule)
+        guard needsGraph(inputs), let first = outputs.first else { return outputs }
+        let node = Node(name: name, edges: edges(to: inputs), outputType: first.dtype, outputs: outputs.count, join: join, rule: rule)
         for (index, output) in outputs.enumerated() { output.attach(node, output: index, inputs: inputs) }
         return outputs
     }
