@@ -52,8 +52,15 @@ enum Engine {
                 if reached.contains(key) { pass.runHooks(of: leaf) }
             }
         }
-        // The gradients reaching each node so far, one per output of the node.
-        var pending: [ObjectIdentifier: [Tensor?]] = [ObjectIdentifier(rootNode): Self.slots(rootNode, root.outputIndex, gradient)]
+        // The gradients reaching each node so far, one sum per output of the node.
+        var pending: [ObjectIdentifier: [Tensor?]] = [:]
+        func send(_ grad: Tensor, to node: Node, output: Int) {
+            let key = ObjectIdentifier(node)
+            var sums = pending.removeValue(forKey: key) ?? [Tensor?](repeating: nil, count: node.outputs)
+            sums[output] = sums[output].map { $0 + grad } ?? grad
+            pending[key] = sums
+        }
+        send(gradient, to: rootNode, output: root.outputIndex)
         for node in order {
             guard let grads = pending.removeValue(forKey: ObjectIdentifier(node)) else { settle(node); continue }
             for (index, grad) in grads.enumerated() {
@@ -82,27 +89,13 @@ enum Engine {
                     deliver(toLeaf: leaf, inputGrad)
                     if !unsettled.isEmpty { reached.insert(ObjectIdentifier(leaf)) }
                 case .node(let next, let output):
-                    let key = ObjectIdentifier(next)
-                    if let sum = pending[key]?[output] {
-                        pending[key]![output] = sum + inputGrad
-                    } else if pending[key] != nil {
-                        pending[key]![output] = inputGrad
-                    } else {
-                        pending[key] = Self.slots(next, output, inputGrad)
-                    }
+                    send(inputGrad, to: next, output: output)
                 }
             }
             settle(node)
         }
         pass.finish()
         return captured
-    }
-
-    /// The gradients of `node`'s outputs when only output `index` has one, `gradient`.
-    private static func slots(_ node: Node, _ index: Int, _ gradient: Tensor) -> [Tensor?] {
-        var slots = [Tensor?](repeating: nil, count: node.outputs)
-        slots[index] = gradient
-        return slots
     }
 
     /// Adds `gradient` to a leaf's `.grad` (out of place, so a created graph stays valid).

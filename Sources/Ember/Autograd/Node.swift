@@ -55,7 +55,7 @@ final class Node {
 
     /// The output `index`, when it asked to retain its gradient and is still alive.
     func retainedOutput(_ index: Int) -> Tensor? {
-        guard !retained.isEmpty, let output = retained[index]?.tensor, output.retainsGrad else { return nil }
+        guard let output = retained[index]?.tensor, output.retainsGrad else { return nil }
         return output
     }
 }

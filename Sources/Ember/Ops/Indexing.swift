@@ -127,14 +127,12 @@ extension Tensor {
                 { g in
                     if step == 1 {
                         // The gradient between zeros: one bitwise copy per piece (`cat`).
-                        func zeros(_ n: Int) -> Tensor? {
-                            guard n > 0 else { return nil }
+                        let shapes = [lo, hi - lo, inputShape[d] - hi].map { n in
                             var s = inputShape
                             s[d] = n
-                            return Tensor.zeros(s, dtype: g.dtype, device: g.device)
+                            return s
                         }
-                        let pieces = [zeros(lo), g, zeros(inputShape[d] - hi)].compactMap { $0 }
-                        return [pieces.count == 1 ? g : Tensor.cat(pieces, dim: d)]
+                        return [Tensor.tiledGradient([nil, g, nil], shapes: shapes, dim: d)]
                     }
                     var alongDim = [Int](repeating: 1, count: inputShape.count)
                     alongDim[d] = outShape[d]

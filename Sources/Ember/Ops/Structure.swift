@@ -69,15 +69,21 @@ extension Tensor {
             return makeView(shape: pieceShape, strides: strides, offset: offset + range.lowerBound * strides[d])
         }
         // The join keeps the pieces' shapes, not the pieces: they hold the node that holds it.
-        let inputShape = shape, shapes = views.map(\.shape)
-        return Tensor.recording(op, outputs: views, inputs: [self], join: { grads in
-            let given = grads.first { $0 != nil }!!
-            let parts = zip(grads, shapes).compactMap { grad, shape in
-                Shape.count(shape) == 0 ? nil : grad ?? Tensor.zeros(shape, dtype: given.dtype, device: given.device)
-            }
-            if parts.isEmpty { return Tensor.zeros(inputShape, dtype: given.dtype, device: given.device) }
-            return parts.count == 1 ? parts[0] : Tensor.cat(parts, dim: d)
-        }, rule: { [$0] })
+        let shapes = views.map(\.shape)
+        return Tensor.recording(op, outputs: views, inputs: [self], join: { Tensor.tiledGradient($0, shapes: shapes, dim: d) },
+                                rule: { [$0] })
+    }
+
+    /// The gradient of a tensor whose consecutive pieces along `d` have `shapes` and
+    /// gradients `grads` (nil where none flowed: zeros), as one `cat`; at least one is given.
+    /// The backward of `split`'s pieces and of a slice.
+    static func tiledGradient(_ grads: [Tensor?], shapes: [[Int]], dim d: Int) -> Tensor {
+        let given = grads.first { $0 != nil }!!
+        let parts = zip(grads, shapes).compactMap { grad, shape in
+            Shape.count(shape) == 0 ? nil : grad ?? Tensor.zeros(shape, dtype: given.dtype, device: given.device)
+        }
+        guard !parts.isEmpty else { return given }
+        return parts.count == 1 ? parts[0] : Tensor.cat(parts, dim: d)
     }
 
     /// At most `n` views along `dim` of `ceil(size / n)` elements each (`torch.chunk`); the last
