@@ -4,11 +4,11 @@
 // runs only on devices with 16-wide float vectors (OpenCLBackend.readsTransposedB); elsewhere,
 // and with both transposed, it copies B row-major first. gemm_block and gemm_block_tn compute
 // a 4 x 16 block of C per work-item with float16 rows of B, gemm_block_nt a 4 x 4 block from
-// float16 runs along K of both; PoCL compiles these to 512-bit (or narrower) vector FMAs. Blocks at the right
-// and bottom edges take a bounds-checked path. A device runs these or CLBlast, whichever
-// measured faster there (OpenCLBackend.gemmChoice). A and B are of the STORAGE type
-// (storage.cl: float16 and bfloat16 operands are widened as they are loaded, so the product
-// accumulates in float32 without float32 copies of them); C is float32.
+// float16 runs along K of both; PoCL compiles these to 512-bit (or narrower) vector FMAs.
+// Blocks at the right and bottom edges take a bounds-checked path. A device runs these or
+// CLBlast, whichever measured faster there (OpenCLBackend.gemmChoice). A and B are of the
+// STORAGE type (storage.cl: float16 and bfloat16 operands are widened as they are loaded, so
+// the product accumulates in float32 without float32 copies of them); C is float32.
 
 // Writes alpha * value (+ beta * old) to *out.
 #define GEMM_STORE(out, value) (*(out) = beta == 0.0f ? alpha * (value) : alpha * (value) + beta * *(out))
