@@ -342,10 +342,11 @@ enum ElementwiseSource {
         for op in UnaryOp.all {
             out += """
             __kernel void unary_\(op.name)(__global const ELEM* src, int src_off, __global ELEM* dst, int n, float p0, float p1) {
-                int i = get_global_id(0);
-                if (i >= n) return;
-                float x = LOAD(src, src_off + i);
-                STORE(dst, i, \(op.expression));
+                DENSE_RUN(n)
+                for (int i = i0; i < end; ++i) {
+                    float x = LOAD(src, src_off + i);
+                    STORE(dst, i, \(op.expression));
+                }
             }
             __kernel void unary_\(op.name)_strided(__global const ELEM* src, int src_off, __global ELEM* dst, int n,
                                                  int rank, int8 shape, int8 stride, float p0, float p1) {
@@ -366,22 +367,25 @@ enum ElementwiseSource {
             func st(_ index: String) -> String { store.replacingOccurrences(of: "%@", with: index) }
             out += """
             __kernel void binary_\(op.name)_tt(__global const ELEM* x, int x_off, __global const ELEM* y, int y_off, __global \(out_t)* dst, int n) {
-                int i = get_global_id(0);
-                if (i >= n) return;
-                float a = LOAD(x, x_off + i), b = LOAD(y, y_off + i);
-                \(st("i"))
+                DENSE_RUN(n)
+                for (int i = i0; i < end; ++i) {
+                    float a = LOAD(x, x_off + i), b = LOAD(y, y_off + i);
+                    \(st("i"))
+                }
             }
             __kernel void binary_\(op.name)_ts(__global const ELEM* x, int x_off, float b, __global \(out_t)* dst, int n) {
-                int i = get_global_id(0);
-                if (i >= n) return;
-                float a = LOAD(x, x_off + i);
-                \(st("i"))
+                DENSE_RUN(n)
+                for (int i = i0; i < end; ++i) {
+                    float a = LOAD(x, x_off + i);
+                    \(st("i"))
+                }
             }
             __kernel void binary_\(op.name)_st(float a, __global const ELEM* y, int y_off, __global \(out_t)* dst, int n) {
-                int i = get_global_id(0);
-                if (i >= n) return;
-                float b = LOAD(y, y_off + i);
-                \(st("i"))
+                DENSE_RUN(n)
+                for (int i = i0; i < end; ++i) {
+                    float b = LOAD(y, y_off + i);
+                    \(st("i"))
+                }
             }
             __kernel void binary_\(op.name)_strided(__global const ELEM* x, int x_off, int8 x_stride, float x_scalar, int x_is_scalar,
                                                   __global const ELEM* y, int y_off, int8 y_stride, float y_scalar, int y_is_scalar,

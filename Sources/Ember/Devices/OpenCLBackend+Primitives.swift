@@ -20,6 +20,12 @@ extension OpenCLBackend {
         launch(file, name, count: rows * ((length + stridedRun - 1) / stridedRun), arguments)
     }
 
+    /// A dense elementwise kernel over `count` elements, one work-item per run of `stridedRun`
+    /// (elementwise.cl's DENSE_RUN), from the elementwise program `file`.
+    private func launchDense(_ file: String, _ name: String, count: Int, _ arguments: [Argument]) {
+        launch(file, name, count: (count + stridedRun - 1) / stridedRun, arguments)
+    }
+
     /// A strided elementwise kernel over a collapsed shape, from the elementwise program of `dtype`.
     private func launchStrided(_ name: String, shape: [Int], dtype: DType = .float32, _ arguments: [Argument]) {
         let last = shape[shape.count - 1]
@@ -109,7 +115,7 @@ extension OpenCLBackend {
         let c = layout(source.shape, [source.strides])
         let name = "unary_\(op.kernel.name)"
         if c.contiguous {
-            launch(Self.elementwiseProgram(source.dtype), name, count: source.count, [
+            launchDense(Self.elementwiseProgram(source.dtype), name, count: source.count, [
                 .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(source.count), .float(op.p0), .float(op.p1),
             ])
         } else {
@@ -155,11 +161,11 @@ extension OpenCLBackend {
         let name = "binary_\(op.kernel.name)", program = Self.elementwiseProgram(dtype)
         switch (a, b, c.contiguous) {
         case let (.view(x), .view(y), true):
-            launch(program, name + "_tt", count: n, [.buffer(x.buffer), .int(x.offset), .buffer(y.buffer), .int(y.offset), .buffer(destination), .int(n)])
+            launchDense(program, name + "_tt", count: n, [.buffer(x.buffer), .int(x.offset), .buffer(y.buffer), .int(y.offset), .buffer(destination), .int(n)])
         case let (.view(x), .scalar(v), true):
-            launch(program, name + "_ts", count: n, [.buffer(x.buffer), .int(x.offset), .float(v), .buffer(destination), .int(n)])
+            launchDense(program, name + "_ts", count: n, [.buffer(x.buffer), .int(x.offset), .float(v), .buffer(destination), .int(n)])
         case let (.scalar(v), .view(y), true):
-            launch(program, name + "_st", count: n, [.float(v), .buffer(y.buffer), .int(y.offset), .buffer(destination), .int(n)])
+            launchDense(program, name + "_st", count: n, [.float(v), .buffer(y.buffer), .int(y.offset), .buffer(destination), .int(n)])
         default:
             launchStrided(name + "_strided", shape: c.shape, dtype: dtype,
                    operandArguments(a, strides: c.strides[0], fallback: destination)
