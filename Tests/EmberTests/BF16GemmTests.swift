@@ -95,8 +95,6 @@ private let shapes: [(m: Int, n: Int, k: Int)] = [
 ]
 private let scales: [(alpha: Float, beta: Float)] = [(1, 0), (-0.5, 0.75), (2, 1), (1, -1)]
 
-private func isas(upTo best: ember_isa) -> [ember_isa] { (0...best.rawValue).map { ember_isa(rawValue: $0) } }
-
 private func allCases(_ format: HalfFormat) -> [GemmCase] {
     var cases: [GemmCase] = []
     for (index, shape) in shapes.enumerated() {

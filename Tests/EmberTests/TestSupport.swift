@@ -1,3 +1,4 @@
+import CPUKernels
 import Foundation
 import Testing
 @testable import Ember
@@ -33,6 +34,9 @@ func gpuKernelVariantDevice() -> Device? {
     precondition((gpu.backend as! OpenCLBackend).isCPU == false, "EMBER_OPENCL_KERNELS=gpu was not applied")
     return gpu
 }
+
+/// Every instruction set of the C kernels up to `best` (tests run each path the CPU has).
+func isas(upTo best: ember_isa) -> [ember_isa] { (0...best.rawValue).map { ember_isa(rawValue: $0) } }
 
 /// A deterministic host-side random source for test inputs.
 struct TestRandom {

@@ -113,6 +113,41 @@ void ember_f32_to_f16_isa(ember_isa isa, const float *x, uint16_t *y, long n);
 /// See `ember_f32_to_bf16_isa`.
 void ember_f16_to_f32_isa(ember_isa isa, const uint16_t *x, float *y, long n);
 
+/// The storage format of the 16-bit kernels: IEEE half or bfloat16 (uint16_t bit patterns).
+typedef enum { EMBER_FLOAT16 = 0, EMBER_BFLOAT16 = 1 } ember_half_format;
+
+/// The binary ops of `ember_half_binary`, with the float32 math of Swift's function objects
+/// (`Elementwise.Add`, ...): add, sub, mul, div, maximum and minimum (NaN when either side is
+/// NaN), and ReLU's gradient (`b > 0 ? a : 0`).
+typedef enum {
+    EMBER_HALF_ADD, EMBER_HALF_SUB, EMBER_HALF_MUL, EMBER_HALF_DIV, EMBER_HALF_MAXIMUM, EMBER_HALF_MINIMUM,
+    EMBER_HALF_RELU_GRADIENT, EMBER_HALF_BINARY_OP_COUNT
+} ember_half_binary_op;
+
+/// The unary ops of `ember_half_unary`: neg, abs, relu (`x > 0 ? x : 0`) and square.
+typedef enum { EMBER_HALF_NEG, EMBER_HALF_ABS, EMBER_HALF_RELU, EMBER_HALF_SQUARE, EMBER_HALF_UNARY_OP_COUNT } ember_half_unary_op;
+
+/// y[i] = op(a[i], b[i]) over `n` contiguous elements of `format`, computed in float32 and
+/// rounded to nearest even: the bits of widening, computing and narrowing each element. A NULL
+/// `a` (or `b`) stands for the scalar `sa` (`sb`) at every element. One pass over memory; AVX2
+/// with F16C where the CPU has it (checked at run time), portable code otherwise.
+void ember_half_binary(ember_half_binary_op op, ember_half_format format, const uint16_t *a, float sa, const uint16_t *b,
+                       float sb, uint16_t *y, long n);
+
+/// y[i] = op(x[i]) over `n` contiguous elements of `format` (see `ember_half_binary`).
+void ember_half_unary(ember_half_unary_op op, ember_half_format format, const uint16_t *x, uint16_t *y, long n);
+
+/// The float32 sum of `n` contiguous elements of `format`, over 32 partial sums.
+float ember_half_sum(ember_half_format format, const uint16_t *x, long n);
+
+/// `ember_half_binary` with the code for `isa`, at most `ember_cpu_isa()` (tests run every path).
+void ember_half_binary_isa(ember_isa isa, ember_half_binary_op op, ember_half_format format, const uint16_t *a, float sa,
+                           const uint16_t *b, float sb, uint16_t *y, long n);
+/// `ember_half_unary` with the code for `isa`, at most `ember_cpu_isa()`.
+void ember_half_unary_isa(ember_isa isa, ember_half_unary_op op, ember_half_format format, const uint16_t *x, uint16_t *y, long n);
+/// `ember_half_sum` with the code for `isa`, at most `ember_cpu_isa()`.
+float ember_half_sum_isa(ember_isa isa, ember_half_format format, const uint16_t *x, long n);
+
 /// The scalars of one Adam or AdamW step (Swift's `OptimizerRule.AdamStep`): decoupled decay
 /// multiplies the parameter by `decay_factor`, L2 decay adds `weight_decay * p` to the gradient
 /// (neither when `weight_decay` is 0); `step_size` is `lr / (1 - beta1^t)`, `correction2` `1 - beta2^t`.

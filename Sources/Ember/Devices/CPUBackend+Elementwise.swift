@@ -285,12 +285,17 @@ extension CPUBackend {
     /// The loop of one unary op (`UnaryKernel.cpu`), specialised on its function object and on
     /// the float storage type of the source (the destination's too).
     @inline(__always)
-    func unaryLoop<F: UnaryFunction>(_ source: StridedView, _ destination: DeviceBuffer, _ f: F, dense: DenseUnaryKernel?) {
+    func unaryLoop<F: UnaryFunction>(_ source: StridedView, _ destination: DeviceBuffer, _ f: F, dense: DenseUnaryKernel?,
+                                     half: ember_half_unary_op?) {
         if let dense, source.dtype == .float32, source.isContiguous {
             let x = UnsafePointer(floats(source.buffer) + source.offset), y = floats(destination)
             return parallelFor(source.count) { s, e in dense(x + s, y + s, e - s) }
         }
         func run<S: FloatStorage>(_: S.Type) {
+            if let half, let format = S.halfFormat, source.isContiguous {
+                let x = UnsafePointer(elements(source.buffer, as: UInt16.self) + source.offset), y = elements(destination, as: UInt16.self)
+                return parallelFor(source.count) { s, e in ember_half_unary(half, format, x + s, y + s, e - s) }
+            }
             if S.convertsInBlocks && source.isContiguous {
                 return tiled(source.count, elements(source.buffer, as: S.Bits.self) + source.offset, 0, nil, 0,
                              elements(destination, as: S.Bits.self), Elementwise.Unary(f), S.self, S.self)
@@ -313,13 +318,19 @@ extension CPUBackend {
     /// operands' float storage type and whether it writes a mask.
     @inline(__always)
     func binaryLoop<F: BinaryFunction>(_ a: Operand, _ b: Operand, shape: [Int], dtype: DType, _ destination: DeviceBuffer,
-                                       _ f: F, mask: Bool, dense: DenseBinaryKernel?) {
+                                       _ f: F, mask: Bool, dense: DenseBinaryKernel?, half: ember_half_binary_op?) {
         if let dense, dtype == .float32, !mask, case .view(let va) = a, case .view(let vb) = b,
            va.dtype == .float32, vb.dtype == .float32, va.shape == shape, vb.shape == shape, va.isContiguous, vb.isContiguous {
             let pa = UnsafePointer(floats(va.buffer) + va.offset), pb = UnsafePointer(floats(vb.buffer) + vb.offset), y = floats(destination)
             return parallelFor(Shape.count(shape)) { s, e in dense(pa + s, pb + s, y + s, e - s) }
         }
         func run<S: FloatStorage>(_: S.Type) {
+            if let half, let format = S.halfFormat, !mask, let (pa, sa, pb, sb) = halfOperands(a, b, shape: shape) {
+                let y = elements(destination, as: UInt16.self)
+                return parallelFor(Shape.count(shape)) { s, e in
+                    ember_half_binary(half, format, pa.map { $0 + s }, sa, pb.map { $0 + s }, sb, y + s, e - s)
+                }
+            }
             if mask {
                 zip2(a, b, shape: shape, elements(destination, as: UInt8.self), f, S.self, Elementwise.Mask.self)
             } else {
@@ -331,6 +342,22 @@ extension CPUBackend {
         case .bfloat16: run(Elementwise.BFloat16.self)
         default: run(Float.self)
         }
+    }
+
+    /// The operands of `ember_half_binary` (a pointer, or nil and the scalar), when each is a
+    /// contiguous 16-bit view of the result's shape or a scalar, not both scalars.
+    private func halfOperands(_ a: Operand, _ b: Operand, shape: [Int])
+        -> (UnsafePointer<UInt16>?, Float, UnsafePointer<UInt16>?, Float)? {
+        func side(_ operand: Operand) -> (UnsafePointer<UInt16>?, Float)? {
+            switch operand {
+            case .scalar(let x): return (nil, x)
+            case .view(let v) where v.shape == shape && v.isContiguous:
+                return (UnsafePointer(elements(v.buffer, as: UInt16.self) + v.offset), 0)
+            case .view: return nil
+            }
+        }
+        guard let (pa, sa) = side(a), let (pb, sb) = side(b), pa != nil || pb != nil else { return nil }
+        return (pa, sa, pb, sb)
     }
 
     func select(_ condition: StridedView, _ a: Operand, _ b: Operand, shape: [Int], dtype: DType, destination: DeviceBuffer) {
@@ -424,6 +451,9 @@ protocol FloatStorage {
     /// True when contiguous loops should convert `tile` elements at a time with `widen(_:into:count:)`
     /// and `narrow(_:into:count:)` (vectorised C for the 16-bit types) instead of per element.
     static var convertsInBlocks: Bool { get }
+    /// The format of the C 16-bit kernels (`ember_half_binary`, ...) for this storage, nil for
+    /// the others.
+    static var halfFormat: ember_half_format? { get }
     /// Widens `count` contiguous elements into Float32.
     static func widen(_ source: UnsafePointer<Bits>, into destination: UnsafeMutablePointer<Float>, count: Int)
     /// Rounds `count` contiguous Float32 values into this storage type.
@@ -432,6 +462,7 @@ protocol FloatStorage {
 
 extension FloatStorage {
     static var convertsInBlocks: Bool { false }
+    static var halfFormat: ember_half_format? { nil }
     @inline(__always)
     static func widen(_ source: UnsafePointer<Bits>, into destination: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count { destination[i] = widen(source[i]) }
@@ -520,6 +551,7 @@ enum Elementwise {
         @inline(__always) static func toDouble(_ bits: UInt16) -> Double { Double(widen(bits)) }
         @inline(__always) static func fromDouble(_ x: Double) -> UInt16 { narrow(Float(x)) }
         static var convertsInBlocks: Bool { true }
+        static var halfFormat: ember_half_format? { EMBER_FLOAT16 }
         static func widen(_ source: UnsafePointer<UInt16>, into destination: UnsafeMutablePointer<Float>, count: Int) {
             ember_f16_to_f32(source, destination, count)
         }
@@ -535,6 +567,7 @@ enum Elementwise {
         @inline(__always) static func toDouble(_ bits: UInt16) -> Double { Double(widen(bits)) }
         @inline(__always) static func fromDouble(_ x: Double) -> UInt16 { narrow(Float(x)) }
         static var convertsInBlocks: Bool { true }
+        static var halfFormat: ember_half_format? { EMBER_BFLOAT16 }
         static func widen(_ source: UnsafePointer<UInt16>, into destination: UnsafeMutablePointer<Float>, count: Int) {
             ember_bf16_to_f32(source, destination, count)
         }

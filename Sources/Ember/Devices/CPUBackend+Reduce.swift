@@ -20,21 +20,13 @@ extension CPUBackend {
         return total
     }
 
-    /// Sum of `n` contiguous elements stored as `S`, widened a `tile` at a time into Float32
-    /// scratch (vectorised C for the 16-bit types) and summed there.
+    /// Sum of `n` contiguous elements stored as `S` (Float32 or a 16-bit type, whose sum is one
+    /// pass of C, `ember_half_sum`).
     @inline(__always)
     static func contiguousSum<S: FloatStorage>(_ p: UnsafePointer<S.Bits>, _ n: Int, _: S.Type) -> Float {
-        if S.self == Float.self { return contiguousSum(UnsafeRawPointer(p).assumingMemoryBound(to: Float.self), n) }
-        return withUnsafeTemporaryAllocation(of: Float.self, capacity: tile) { scratch in
-            var total: Float = 0, i = 0
-            while i < n {
-                let m = Swift.min(tile, n - i)
-                S.widen(p + i, into: scratch.baseAddress!, count: m)
-                total += contiguousSum(scratch.baseAddress!, m)
-                i += m
-            }
-            return total
-        }
+        let raw = UnsafeRawPointer(p)
+        if let format = S.halfFormat { return ember_half_sum(format, raw.assumingMemoryBound(to: UInt16.self), n) }
+        return contiguousSum(raw.assumingMemoryBound(to: Float.self), n)
     }
 
     /// Σ a[i]·b[i] over `n` contiguous floats with sixteen-lane partial sums.

@@ -17,21 +17,25 @@ struct UnaryOp: Equatable, CustomStringConvertible {
 
     var description: String { kernel.name }
 
-    static let neg = UnaryOp(kernel: .init("neg", "-x", Elementwise.Neg.self, integer: .init("(long)(0UL - (ulong)x)") { 0 &- $0 }))
-    static let abs = UnaryOp(kernel: .init("abs", "fabs(x)", Elementwise.Abs.self, integer: .init("x < 0 ? (long)(0UL - (ulong)x) : x") { $0 < 0 ? 0 &- $0 : $0 }))
+    static let neg = UnaryOp(kernel: .init("neg", "-x", Elementwise.Neg.self, integer: .init("(long)(0UL - (ulong)x)") { 0 &- $0 },
+                                           half: EMBER_HALF_NEG))
+    static let abs = UnaryOp(kernel: .init("abs", "fabs(x)", Elementwise.Abs.self, integer: .init("x < 0 ? (long)(0UL - (ulong)x) : x") { $0 < 0 ? 0 &- $0 : $0 },
+                                           half: EMBER_HALF_ABS))
     static let sign = UnaryOp(kernel: .init("sign", "x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x)", Elementwise.Sign.self,
                                             integer: .init("x > 0 ? 1L : (x < 0 ? -1L : 0L)") { $0.signum() }))
     static let exp = UnaryOp(kernel: .init("exp", "exp(x)", Elementwise.Exp.self))
     static let log = UnaryOp(kernel: .init("log", "log(x)", Elementwise.Log.self))
     static let sqrt = UnaryOp(kernel: .init("sqrt", "sqrt(x)", Elementwise.Sqrt.self))
     static let rsqrt = UnaryOp(kernel: .init("rsqrt", "1.0f / sqrt(x)", Elementwise.Rsqrt.self))
-    static let square = UnaryOp(kernel: .init("square", "x * x", Elementwise.Square.self, integer: .init("(long)((ulong)x * (ulong)x)") { $0 &* $0 }))
+    static let square = UnaryOp(kernel: .init("square", "x * x", Elementwise.Square.self, integer: .init("(long)((ulong)x * (ulong)x)") { $0 &* $0 },
+                                              half: EMBER_HALF_SQUARE))
     static let reciprocal = UnaryOp(kernel: .init("reciprocal", "1.0f / x", Elementwise.Reciprocal.self))
     static let sin = UnaryOp(kernel: .init("sin", "sin(x)", Elementwise.Sin.self))
     static let cos = UnaryOp(kernel: .init("cos", "cos(x)", Elementwise.Cos.self))
     static let tanh = UnaryOp(kernel: .init("tanh", "tanh(x)", Elementwise.Tanh.self))
     static let sigmoid = UnaryOp(kernel: .init("sigmoid", "1.0f / (1.0f + exp(-x))", Elementwise.Sigmoid.self))
-    static let relu = UnaryOp(kernel: .init("relu", "x > 0.0f ? x : 0.0f", Elementwise.Relu.self, integer: .init("x > 0 ? x : 0L") { Swift.max($0, 0) }))
+    static let relu = UnaryOp(kernel: .init("relu", "x > 0.0f ? x : 0.0f", Elementwise.Relu.self, integer: .init("x > 0 ? x : 0L") { Swift.max($0, 0) },
+                                            half: EMBER_HALF_RELU))
     static let gelu = UnaryOp(kernel: .init("gelu", "0.5f * x * (1.0f + ember_erf(x * 0.70710678118654752f))", Elementwise.Gelu.self,
                                             dense: ember_gelu))
     static let geluTanh = UnaryOp(kernel: .init("gelu_tanh", "0.5f * x * (1.0f + tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)))",
@@ -65,10 +69,13 @@ struct BinaryOp: Equatable, CustomStringConvertible {
     /// True for the comparisons, which produce masks.
     var isComparison: Bool { kernel.producesMask }
 
-    static let add = BinaryOp(kernel: .init("add", "a + b", Elementwise.Add.self, integer: .init("(long)((ulong)a + (ulong)b)") { $0 &+ $1 }))
-    static let sub = BinaryOp(kernel: .init("sub", "a - b", Elementwise.Sub.self, integer: .init("(long)((ulong)a - (ulong)b)") { $0 &- $1 }))
-    static let mul = BinaryOp(kernel: .init("mul", "a * b", Elementwise.Mul.self, integer: .init("(long)((ulong)a * (ulong)b)") { $0 &* $1 }))
-    static let div = BinaryOp(kernel: .init("div", "a / b", Elementwise.Div.self))
+    static let add = BinaryOp(kernel: .init("add", "a + b", Elementwise.Add.self, integer: .init("(long)((ulong)a + (ulong)b)") { $0 &+ $1 },
+                                          half: EMBER_HALF_ADD))
+    static let sub = BinaryOp(kernel: .init("sub", "a - b", Elementwise.Sub.self, integer: .init("(long)((ulong)a - (ulong)b)") { $0 &- $1 },
+                                          half: EMBER_HALF_SUB))
+    static let mul = BinaryOp(kernel: .init("mul", "a * b", Elementwise.Mul.self, integer: .init("(long)((ulong)a * (ulong)b)") { $0 &* $1 },
+                                          half: EMBER_HALF_MUL))
+    static let div = BinaryOp(kernel: .init("div", "a / b", Elementwise.Div.self, half: EMBER_HALF_DIV))
     static let pow = BinaryOp(kernel: .init("pow", "pow(a, b)", Elementwise.Pow.self))
     /// a - b·floor(a / b), with the divisor's sign (Python's `%`); integers by 0 give 0.
     static let remainder = BinaryOp(kernel: .init("remainder", "ember_remainder(a, b)", Elementwise.Remainder.self, integer: .init(
@@ -85,11 +92,12 @@ struct BinaryOp: Equatable, CustomStringConvertible {
             return r != 0 && (a < 0) != (b < 0) ? q &- 1 : q
         }))
     static let maximum = BinaryOp(kernel: .init("maximum", "(isnan(a) || isnan(b)) ? NAN : fmax(a, b)", Elementwise.Maximum.self,
-                                                 integer: .init("max(a, b)") { Swift.max($0, $1) }))
+                                                 integer: .init("max(a, b)") { Swift.max($0, $1) }, half: EMBER_HALF_MAXIMUM))
     static let minimum = BinaryOp(kernel: .init("minimum", "(isnan(a) || isnan(b)) ? NAN : fmin(a, b)", Elementwise.Minimum.self,
-                                                 integer: .init("min(a, b)") { Swift.min($0, $1) }))
+                                                 integer: .init("min(a, b)") { Swift.min($0, $1) }, half: EMBER_HALF_MINIMUM))
     /// ReLU's backward, `b > 0 ? a : 0` (the gradient `a` where the input `b` is positive).
-    static let reluGradient = BinaryOp(kernel: .init("relu_gradient", "b > 0.0f ? a : 0.0f", Elementwise.ReluGradient.self))
+    static let reluGradient = BinaryOp(kernel: .init("relu_gradient", "b > 0.0f ? a : 0.0f", Elementwise.ReluGradient.self,
+                                                     half: EMBER_HALF_RELU_GRADIENT))
     /// The exact GELU's backward, `a·(Φ(b) + b·φ(b))`: the gradient `a` times GELU's derivative
     /// at the input `b` (Φ, φ the standard normal CDF and density).
     static let geluGradient = BinaryOp(kernel: .init("gelu_gradient",
@@ -233,14 +241,16 @@ final class UnaryKernel: Sendable {
 
     /// `dense`, when given, is a C kernel (`CPUKernels`, AVX-512/AVX2 code picked at run time)
     /// computing the same function over a contiguous Float32 run, which the CPU loops call in
-    /// place of `function` for contiguous Float32 operands.
+    /// place of `function` for contiguous Float32 operands; `half` names the op in the C
+    /// kernels over contiguous float16/bfloat16 runs (`ember_half_unary`, one pass computing
+    /// the same bits as widening, `function` and narrowing), which they call for those.
     init<F: UnaryFunction>(_ name: String, _ expression: String, _ function: F.Type, integer: IntegerForm<(Int64) -> Int64>? = nil,
-                           dense: DenseUnaryKernel? = nil) {
+                           dense: DenseUnaryKernel? = nil, half: ember_half_unary_op? = nil) {
         self.name = name
         self.expression = expression
         self.integer = integer
         self.cpu = { backend, source, destination, p0, p1 in
-            backend.unaryLoop(source, destination, F(p0, p1), dense: dense)
+            backend.unaryLoop(source, destination, F(p0, p1), dense: dense, half: half)
         }
     }
 }
@@ -263,15 +273,18 @@ final class BinaryKernel: Sendable {
     /// (or a mask).
     var keepsIntegers: Bool { integer != nil && !producesMask }
 
-    /// `dense` as `UnaryKernel`'s: a C kernel for two contiguous Float32 operands of the result's shape.
+    /// `dense` as `UnaryKernel`'s: a C kernel for two contiguous Float32 operands of the result's
+    /// shape; `half` as `UnaryKernel`'s (`ember_half_binary`), for contiguous float16/bfloat16
+    /// operands of the result's shape or a scalar beside one.
     init<F: BinaryFunction>(_ name: String, _ expression: String, _ function: F.Type, mask: Bool = false,
-                            integer: IntegerForm<(Int64, Int64) -> Int64>? = nil, dense: DenseBinaryKernel? = nil) {
+                            integer: IntegerForm<(Int64, Int64) -> Int64>? = nil, dense: DenseBinaryKernel? = nil,
+                            half: ember_half_binary_op? = nil) {
         self.name = name
         self.expression = expression
         self.producesMask = mask
         self.integer = integer
         self.cpu = { backend, a, b, shape, dtype, destination in
-            backend.binaryLoop(a, b, shape: shape, dtype: dtype, destination, F(), mask: mask, dense: dense)
+            backend.binaryLoop(a, b, shape: shape, dtype: dtype, destination, F(), mask: mask, dense: dense, half: half)
         }
     }
 }
