@@ -41,7 +41,10 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
 
     func kernelsReady(_ family: KernelFamily, dtype: DType) -> Bool { inner.kernelsReady(family, dtype: dtype) }
 
-    func flush() { inner.flush() }
+    /// The pending fused graphs (end of `backward()`, of an optimizer step) run in a `flush`
+    /// range, so their kernels' device time lands in a row of `keyAverages`, not in the
+    /// profile's own range, which has none.
+    func flush() { collector.scope("flush", kind: .scope, device: device) { inner.flush() } }
 
     func synchronize() throws {
         try collector.scope("synchronize", kind: .scope, device: device) { try inner.synchronize() }
