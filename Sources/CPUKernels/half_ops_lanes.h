@@ -37,19 +37,19 @@ static inline __attribute__((always_inline)) VF NAME(relu)(VF x) { return NAME(s
 static inline __attribute__((always_inline)) VF NAME(square)(VF x) { return x * x; }
 
 // y = op(a, b) over n elements of one format; a NULL operand is its scalar, splatted.
-#define HALF_BINARY_LOOP(op, format, LOAD, STORE)                                                                  \
+#define HALF_BINARY_LOOP(op, format, LOAD, STORE)                                                                    \
     static void NAME(op##_##format)(const uint16_t *a, float sa, const uint16_t *b, float sb, uint16_t *y, long n) { \
         long i = 0;                                                                                                  \
-        VF va = NAME(splat)(sa), vb = NAME(splat)(sb);                                                                       \
+        VF va = NAME(splat)(sa), vb = NAME(splat)(sb);                                                               \
         if (a && b) {                                                                                                \
-            for (; i + LANES <= n; i += LANES) STORE(NAME(op)(LOAD(a + i), LOAD(b + i)), y + i);                             \
+            for (; i + LANES <= n; i += LANES) STORE(NAME(op)(LOAD(a + i), LOAD(b + i)), y + i);                     \
         } else if (a) {                                                                                              \
-            for (; i + LANES <= n; i += LANES) STORE(NAME(op)(LOAD(a + i), vb), y + i);                                      \
+            for (; i + LANES <= n; i += LANES) STORE(NAME(op)(LOAD(a + i), vb), y + i);                              \
         } else {                                                                                                     \
-            for (; i + LANES <= n; i += LANES) STORE(NAME(op)(va, LOAD(b + i)), y + i);                                      \
+            for (; i + LANES <= n; i += LANES) STORE(NAME(op)(va, LOAD(b + i)), y + i);                              \
         }                                                                                                            \
         if (i == n) return;                                                                                          \
-        uint16_t ta[LANES] = {0}, tb[LANES] = {0}, ty[LANES];                                                                    \
+        uint16_t ta[LANES] = {0}, tb[LANES] = {0}, ty[LANES];                                                        \
         if (a) { memcpy(ta, a + i, (size_t)(n - i) * 2); va = LOAD(ta); }                                            \
         if (b) { memcpy(tb, b + i, (size_t)(n - i) * 2); vb = LOAD(tb); }                                            \
         STORE(NAME(op)(va, vb), ty);                                                                                 \
@@ -57,52 +57,52 @@ static inline __attribute__((always_inline)) VF NAME(square)(VF x) { return x * 
     }
 
 // y = op(x) over n elements of one format.
-#define HALF_UNARY_LOOP(op, format, LOAD, STORE)                                        \
-    static void NAME(op##_##format)(const uint16_t *x, uint16_t *y, long n) {          \
-        long i = 0;                                                                     \
-        for (; i + LANES <= n; i += LANES) STORE(NAME(op)(LOAD(x + i)), y + i);                 \
-        if (i == n) return;                                                             \
-        uint16_t tx[LANES] = {0}, ty[LANES];                                                    \
-        memcpy(tx, x + i, (size_t)(n - i) * 2);                                         \
-        STORE(NAME(op)(LOAD(tx)), ty);                                                  \
-        memcpy(y + i, ty, (size_t)(n - i) * 2);                                         \
+#define HALF_UNARY_LOOP(op, format, LOAD, STORE)                                \
+    static void NAME(op##_##format)(const uint16_t *x, uint16_t *y, long n) {   \
+        long i = 0;                                                             \
+        for (; i + LANES <= n; i += LANES) STORE(NAME(op)(LOAD(x + i)), y + i); \
+        if (i == n) return;                                                     \
+        uint16_t tx[LANES] = {0}, ty[LANES];                                    \
+        memcpy(tx, x + i, (size_t)(n - i) * 2);                                 \
+        STORE(NAME(op)(LOAD(tx)), ty);                                          \
+        memcpy(y + i, ty, (size_t)(n - i) * 2);                                 \
     }
 
 // The sum of n elements of one format in float32, over four vectors of partial sums.
-#define HALF_SUM_LOOP(format, LOAD)                                                     \
-    static float NAME(sum_##format)(const uint16_t *x, long n) {                       \
-        VF s0 = {}, s1 = {}, s2 = {}, s3 = {};                                         \
-        long i = 0;                                                                     \
-        for (; i + 4 * LANES <= n; i += 4 * LANES) {                                    \
-            s0 += LOAD(x + i);                                                          \
-            s1 += LOAD(x + i + LANES);                                                  \
-            s2 += LOAD(x + i + 2 * LANES);                                              \
-            s3 += LOAD(x + i + 3 * LANES);                                              \
-        }                                                                               \
-        for (; i + LANES <= n; i += LANES) s0 += LOAD(x + i);                                   \
-        if (i < n) {                                                                    \
-            uint16_t tx[LANES] = {0};                                                       \
-            memcpy(tx, x + i, (size_t)(n - i) * 2);                                     \
-            s1 += LOAD(tx);                                                             \
-        }                                                                               \
-        VF s = (s0 + s1) + (s2 + s3);                                                   \
-        float total = 0;                                                                \
-        for (int k = 0; k < LANES; k++) total += s[k];                                  \
-        return total;                                                                   \
+#define HALF_SUM_LOOP(format, LOAD)                              \
+    static float NAME(sum_##format)(const uint16_t *x, long n) { \
+        VF s0 = {}, s1 = {}, s2 = {}, s3 = {};                   \
+        long i = 0;                                              \
+        for (; i + 4 * LANES <= n; i += 4 * LANES) {             \
+            s0 += LOAD(x + i);                                   \
+            s1 += LOAD(x + i + LANES);                           \
+            s2 += LOAD(x + i + 2 * LANES);                       \
+            s3 += LOAD(x + i + 3 * LANES);                       \
+        }                                                        \
+        for (; i + LANES <= n; i += LANES) s0 += LOAD(x + i);    \
+        if (i < n) {                                             \
+            uint16_t tx[LANES] = {0};                            \
+            memcpy(tx, x + i, (size_t)(n - i) * 2);              \
+            s1 += LOAD(tx);                                      \
+        }                                                        \
+        VF s = (s0 + s1) + (s2 + s3);                            \
+        float total = 0;                                         \
+        for (int k = 0; k < LANES; k++) total += s[k];           \
+        return total;                                            \
     }
 
-#define HALF_FORMATS(format, LOAD, STORE)                            \
-    HALF_BINARY_LOOP(add, format, LOAD, STORE)                       \
-    HALF_BINARY_LOOP(sub, format, LOAD, STORE)                       \
-    HALF_BINARY_LOOP(mul, format, LOAD, STORE)                       \
-    HALF_BINARY_LOOP(div, format, LOAD, STORE)                       \
-    HALF_BINARY_LOOP(maximum, format, LOAD, STORE)                   \
-    HALF_BINARY_LOOP(minimum, format, LOAD, STORE)                   \
-    HALF_BINARY_LOOP(relu_gradient, format, LOAD, STORE)             \
-    HALF_UNARY_LOOP(neg, format, LOAD, STORE)                        \
-    HALF_UNARY_LOOP(abs, format, LOAD, STORE)                        \
-    HALF_UNARY_LOOP(relu, format, LOAD, STORE)                       \
-    HALF_UNARY_LOOP(square, format, LOAD, STORE)                     \
+#define HALF_FORMATS(format, LOAD, STORE)                \
+    HALF_BINARY_LOOP(add, format, LOAD, STORE)           \
+    HALF_BINARY_LOOP(sub, format, LOAD, STORE)           \
+    HALF_BINARY_LOOP(mul, format, LOAD, STORE)           \
+    HALF_BINARY_LOOP(div, format, LOAD, STORE)           \
+    HALF_BINARY_LOOP(maximum, format, LOAD, STORE)       \
+    HALF_BINARY_LOOP(minimum, format, LOAD, STORE)       \
+    HALF_BINARY_LOOP(relu_gradient, format, LOAD, STORE) \
+    HALF_UNARY_LOOP(neg, format, LOAD, STORE)            \
+    HALF_UNARY_LOOP(abs, format, LOAD, STORE)            \
+    HALF_UNARY_LOOP(relu, format, LOAD, STORE)           \
+    HALF_UNARY_LOOP(square, format, LOAD, STORE)         \
     HALF_SUM_LOOP(format, LOAD)
 
 HALF_FORMATS(f16, LOAD_F16, STORE_F16)
