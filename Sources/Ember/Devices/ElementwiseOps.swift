@@ -355,12 +355,7 @@ enum ElementwiseSource {
         for op in UnaryOp.all {
             out += """
             __kernel void unary_\(op.name)(__global const ELEM* src, int src_off, __global ELEM* dst, int n, float p0, float p1) {
-                DENSE_RUN(n)
-                for (int i = i0; i < end; ++i) {
-                    float x = LOAD(src, src_off + i);
-                    STORE(dst, i, \(op.expression));
-                }
-            }
+            \(denseRun([("x", "src", "src_off")], op.expression, mask: false))}
             __kernel void unary_\(op.name)_strided(__global const ELEM* src, int src_off, __global ELEM* dst, int n,
                                                  int rank, int8 shape, int8 stride, float p0, float p1) {
                 STRIDED_RUN(n, rank, shape)
@@ -374,32 +369,18 @@ enum ElementwiseSource {
             """
         }
         for op in BinaryOp.all {
-            let out_t = op.producesMask ? "uchar" : "ELEM"
-            let value = op.producesMask ? "(\(op.expression)) ? 1 : 0" : op.expression
-            let store = op.producesMask ? "dst[%@] = \(value);" : "STORE(dst, %@, \(value));"
+            let mask = op.producesMask
+            let out_t = mask ? "uchar" : "ELEM"
+            let value = mask ? "(\(op.expression)) ? 1 : 0" : op.expression
+            let store = mask ? "dst[%@] = \(value);" : "STORE(dst, %@, \(value));"
             func st(_ index: String) -> String { store.replacingOccurrences(of: "%@", with: index) }
             out += """
             __kernel void binary_\(op.name)_tt(__global const ELEM* x, int x_off, __global const ELEM* y, int y_off, __global \(out_t)* dst, int n) {
-                DENSE_RUN(n)
-                for (int i = i0; i < end; ++i) {
-                    float a = LOAD(x, x_off + i), b = LOAD(y, y_off + i);
-                    \(st("i"))
-                }
-            }
+            \(denseRun([("a", "x", "x_off"), ("b", "y", "y_off")], value, mask: mask))}
             __kernel void binary_\(op.name)_ts(__global const ELEM* x, int x_off, float b, __global \(out_t)* dst, int n) {
-                DENSE_RUN(n)
-                for (int i = i0; i < end; ++i) {
-                    float a = LOAD(x, x_off + i);
-                    \(st("i"))
-                }
-            }
+            \(denseRun([("a", "x", "x_off")], value, mask: mask))}
             __kernel void binary_\(op.name)_st(float a, __global const ELEM* y, int y_off, __global \(out_t)* dst, int n) {
-                DENSE_RUN(n)
-                for (int i = i0; i < end; ++i) {
-                    float b = LOAD(y, y_off + i);
-                    \(st("i"))
-                }
-            }
+            \(denseRun([("b", "y", "y_off")], value, mask: mask))}
             __kernel void binary_\(op.name)_strided(__global const ELEM* x, int x_off, int8 x_stride, float x_scalar, int x_is_scalar,
                                                   __global const ELEM* y, int y_off, int8 y_stride, float y_scalar, int y_is_scalar,
                                                   __global \(out_t)* dst, int n, int rank, int8 shape) {
@@ -417,6 +398,30 @@ enum ElementwiseSource {
         }
         return out
     }()
+
+    /// The body of a dense kernel over its work-item's run (`DENSE_RUN`): each input `name`
+    /// read from element `offset + i` of `pointer`, `value` written to element `i` of `dst`
+    /// (a byte when `mask`). In float16 builds with full runs (`HALF_RUNS`, CPU devices) the
+    /// float16 operands go through `half_run_in`/`half_run_out`, the form PoCL vectorises.
+    private static func denseRun(_ inputs: [(name: String, pointer: String, offset: String)], _ value: String, mask: Bool) -> String {
+        let loads = inputs.map { "float \($0.name) = LOAD(\($0.pointer), \($0.offset) + i);" }.joined(separator: " ")
+        let widen = inputs.map { "float \($0.name)_run[RUN]; half_run_in(\($0.name)_run, \($0.pointer) + \($0.offset) + i0);" }
+        let staged = inputs.map { "float \($0.name) = \($0.name)_run[k];" }.joined(separator: " ")
+        return """
+            DENSE_RUN(n)
+        #if STORAGE == 1 && HALF_RUNS
+            if (end - i0 == RUN) {
+                \(widen.joined(separator: "\n        "))
+                \(mask ? "" : "float out_run[RUN];")
+                for (int k = 0; k < RUN; ++k) { \(staged) \(mask ? "dst[i0 + k] = \(value);" : "out_run[k] = \(value);") }
+                \(mask ? "" : "half_run_out(dst + i0, out_run);")
+                return;
+            }
+        #endif
+            for (int i = i0; i < end; ++i) { \(loads) \(mask ? "dst[i] = \(value);" : "STORE(dst, i, \(value));") }
+
+        """
+    }
 
     /// The cast kernels `cast_<from>_<to>` for every pair of distinct dtypes: each reads its
     /// source as float (float types) or long (the others) and converts with `DType.convert`'s

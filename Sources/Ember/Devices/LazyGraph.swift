@@ -221,7 +221,8 @@ struct LazyKernelPlan {
         for i in stride(from: graph.values.count - 1, through: 0, by: -1) where live[i] {
             for operand in graph.values[i].operation.operands { live[operand] = true }
         }
-        needed = live.indices.filter { live[$0] }
+        let needed = live.indices.filter { live[$0] }
+        self.needed = needed
         var leafSlot: [Int: Int] = [:], scalarSlot: [Int: Int] = [:]
         var leaves: [Int] = [], scalars: [Int] = []
         func scalarName(_ s: Int) -> String {
@@ -231,36 +232,50 @@ struct LazyKernelPlan {
             return "s\(scalars.count - 1)"
         }
         let contiguous = Shape.contiguousStrides(graph.shape)
-        strided = needed.contains { i in
+        let strided = needed.contains { i in
             if case .leaf(let l) = graph.values[i].operation { return graph.leaves[l].strides != contiguous && graph.count > 1 }
             return false
         }
-        var body = ""
-        for i in needed {
-            let value = graph.values[i]
-            let t = "t\(i)"
-            switch value.operation {
-            case .leaf(let l):
-                let slot = leafSlot[l] ?? { leaves.append(l); leafSlot[l] = leaves.count - 1; return leaves.count - 1 }()
-                let at = strided ? "a\(slot) + k * d\(slot)" : "o\(slot) + i"
-                body += "        float \(t) = \(Self.load(value.dtype, "l\(slot)[\(at)]"));\n"
-            case .scalar(let s):
-                body += "        float \(t) = \(scalarName(s));\n"
-            case let .unary(k, x, p0, p1):
-                body += "        float \(t); { float x = t\(x); float p0 = \(scalarName(p0)), p1 = \(scalarName(p1)); \(t) = \(k.expression); }\n"
-            case let .binary(k, a, b):
-                let expression = k.producesMask ? "(\(k.expression)) ? 1.0f : 0.0f" : k.expression
-                body += "        float \(t); { float a = t\(a), b = t\(b); \(t) = \(expression); }\n"
-            case let .select(c, a, b):
-                body += "        float \(t) = t\(c) != 0.0f ? t\(a) : t\(b);\n"
-            case .cast(let a):
-                body += value.dtype == .bool ? "        float \(t) = t\(a) != 0.0f ? 1.0f : 0.0f;\n" : "        float \(t) = t\(a);\n"
+        // A value is rounded to its dtype where another value reads it; a leaf already is, and
+        // an output only read by its store is rounded by the store.
+        let read = Set(needed.flatMap { graph.values[$0].operation.operands })
+        // Full runs of a dense kernel read float16 leaves and write float16 outputs through
+        // private arrays (storage.cl's half_run_in/half_run_out) where `staged`.
+        func statements(staged: Bool) -> String {
+            var body = ""
+            for i in needed {
+                let value = graph.values[i]
+                let t = "t\(i)"
+                switch value.operation {
+                case .leaf(let l):
+                    let slot = leafSlot[l] ?? { leaves.append(l); leafSlot[l] = leaves.count - 1; return leaves.count - 1 }()
+                    let at = strided ? "a\(slot) + k * d\(slot)" : "o\(slot) + i"
+                    let load = staged && value.dtype == .float16 ? "v\(slot)[k]" : Self.load(value.dtype, "l\(slot)[\(at)]")
+                    body += "        float \(t) = \(load);\n"
+                case .scalar(let s):
+                    body += "        float \(t) = \(scalarName(s));\n"
+                case let .unary(k, x, p0, p1):
+                    body += "        float \(t); { float x = t\(x); float p0 = \(scalarName(p0)), p1 = \(scalarName(p1)); \(t) = \(k.expression); }\n"
+                case let .binary(k, a, b):
+                    let expression = k.producesMask ? "(\(k.expression)) ? 1.0f : 0.0f" : k.expression
+                    body += "        float \(t); { float a = t\(a), b = t\(b); \(t) = \(expression); }\n"
+                case let .select(c, a, b):
+                    body += "        float \(t) = t\(c) != 0.0f ? t\(a) : t\(b);\n"
+                case .cast(let a):
+                    body += value.dtype == .bool ? "        float \(t) = t\(a) != 0.0f ? 1.0f : 0.0f;\n" : "        float \(t) = t\(a);\n"
+                }
+                if case .leaf = value.operation {} else if read.contains(i), let round = Self.rounding(value.dtype, t) {
+                    body += "        \(t) = \(round);\n"
+                }
             }
-            if let round = Self.rounding(value.dtype, t) { body += "        \(t) = \(round);\n" }
+            for (slot, o) in outputs.enumerated() {
+                let dtype = graph.values[o.value].dtype
+                body += staged && dtype == .float16 ? "        w\(slot)[k] = t\(o.value);\n" : "        \(Self.store(dtype, "t\(o.value)", "r\(slot)[i]"));\n"
+            }
+            return body
         }
-        for (slot, o) in outputs.enumerated() {
-            body += "        \(Self.store(graph.values[o.value].dtype, "t\(o.value)", "r\(slot)[i]"));\n"
-        }
+        let body = statements(staged: false)
+        self.strided = strided
         self.leaves = leaves
         self.scalars = scalars
         self.outputs = outputs
@@ -286,10 +301,21 @@ struct LazyKernelPlan {
                 source += "    int a\(slot) = o\(slot) + view_offset(row, j0, rank, shape, st\(slot)), d\(slot) = int8_entry(rank - 1, st\(slot));\n"
             }
             source += "    for (int k = 0; k < len; ++k) {\n        int i = i0 + k;\n"
-        } else {
-            source += "    int i = get_global_id(0);\n    if (i >= n) return;\n    {\n"
+            self.source = source + body + "    }\n}\n"
+            return
         }
-        self.source = source + body + "    }\n}\n"
+        source += "    DENSE_RUN(n)\n"
+        let halfLeaves = leaves.indices.filter { graph.leaves[leaves[$0]].dtype == .float16 }
+        let halfOutputs = outputs.indices.filter { graph.values[outputs[$0].value].dtype == .float16 }
+        if !halfLeaves.isEmpty || !halfOutputs.isEmpty {
+            source += "#if HALF_RUNS\n    if (end - i0 == RUN) {\n"
+            for slot in halfLeaves { source += "    float v\(slot)[RUN]; half_run_in(v\(slot), l\(slot) + o\(slot) + i0);\n" }
+            for slot in halfOutputs { source += "    float w\(slot)[RUN];\n" }
+            source += "    for (int k = 0; k < RUN; ++k) {\n        int i = i0 + k;\n" + statements(staged: true) + "    }\n"
+            for slot in halfOutputs { source += "    half_run_out(r\(slot) + i0, w\(slot));\n" }
+            source += "    return;\n    }\n#endif\n"
+        }
+        self.source = source + "    for (int i = i0; i < end; ++i) {\n" + body + "    }\n}\n"
     }
 
     /// The OpenCL C element type of a buffer of `dtype` (float types and bool only).

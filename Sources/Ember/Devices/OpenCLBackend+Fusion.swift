@@ -261,7 +261,7 @@ extension OpenCLBackend {
             let last = c.shape[c.shape.count - 1]
             launch(program, name, count: n / last * ((last + stridedRun - 1) / stridedRun), arguments)
         } else {
-            launch(program, name, count: n, arguments)
+            launchDense(program, name, count: n, arguments)
         }
         return true
     }

@@ -12,7 +12,7 @@ extension OpenCLBackend {
     }
 
     /// Enqueues a kernel over `rows` rows of `length` elements with one work-item per run of
-    /// `stridedRun` elements of a row (elementwise.cl's STRIDED_RUN), in work-groups of the
+    /// `stridedRun` elements of a row (strided.cl's STRIDED_RUN), in work-groups of the
     /// fixed elementwise size.
     private func launchRuns(_ file: String, _ name: String, rows: Int, length: Int, _ arguments: [Argument]) {
         guard rows > 0 && length > 0 else { return }
@@ -21,8 +21,8 @@ extension OpenCLBackend {
     }
 
     /// A dense elementwise kernel over `count` elements, one work-item per run of `stridedRun`
-    /// (elementwise.cl's DENSE_RUN), from the elementwise program `file`.
-    private func launchDense(_ file: String, _ name: String, count: Int, _ arguments: [Argument]) {
+    /// (strided.cl's DENSE_RUN), from the program `file`.
+    func launchDense(_ file: String, _ name: String, count: Int, _ arguments: [Argument]) {
         launch(file, name, count: (count + stridedRun - 1) / stridedRun, arguments)
     }
 
@@ -206,34 +206,31 @@ extension OpenCLBackend {
             return
         }
         let ls = reductionLocal
-        // Few long rows: split each row into chunks reduced by separate work-groups.
+        // Few long rows: split each row into chunks reduced by separate work-groups (on CPU
+        // devices, sums take a work-item per chunk: sum_slices).
+        let slices = isCPU && op == .sum
         let wanted = max(1, (info.computeUnits * 8 + outer - 1) / outer)
-        let chunks = min(wanted, max(1, size / (ls * 16)), 1024)
-        if chunks == 1 {
-            launch(program, "reduce_rows", count: outer * ls, local: ls, [
-                .buffer(source), .int(offset), .int(size), .int(1), .int(code),
-                .buffer(destination), .buffer(destination), .buffer(destination), .int(1),
-            ])
-            return
+        let chunks = min(wanted, max(1, size / (slices ? 4096 : ls * 16)), 1024)
+        func firstPass(chunks: Int, values: DeviceBuffer, indices: DeviceBuffer) {
+            let final: Argument = .int(chunks == 1 ? 1 : 0)
+            if slices {
+                launch(program, "sum_slices", count: outer * chunks, local: 1, [
+                    .buffer(source), .int(offset), .int(size), .int(chunks), .buffer(values), .buffer(destination), final,
+                ])
+            } else {
+                launch(program, "reduce_rows", count: outer * chunks * ls, local: ls, [
+                    .buffer(source), .int(offset), .int(size), .int(chunks), .int(code),
+                    .buffer(values), .buffer(indices), .buffer(destination), final,
+                ])
+            }
         }
+        if chunks == 1 { return firstPass(chunks: 1, values: destination, indices: destination) }
         guard let values = try? allocate(bytes: outer * chunks * 4), let indices = try? allocate(bytes: outer * chunks * 4) else {
-            return reduceUnchunked(program, code, source, offset, outer, size, destination)
+            return firstPass(chunks: 1, values: destination, indices: destination)
         }
-        launch(program, "reduce_rows", count: outer * chunks * ls, local: ls, [
-            .buffer(source), .int(offset), .int(size), .int(chunks), .int(code),
-            .buffer(values), .buffer(indices), .buffer(destination), .int(0),
-        ])
+        firstPass(chunks: chunks, values: values, indices: indices)
         launch("reduce.cl", "reduce_partials", count: outer * ls, local: ls, [
             .buffer(values), .buffer(indices), .int(chunks), .int(code), .buffer(destination),
-        ])
-    }
-
-    /// Row reduction with one work-group per row (when no scratch memory is left for chunks).
-    private func reduceUnchunked(_ program: String, _ code: Int, _ source: DeviceBuffer, _ offset: Int, _ outer: Int, _ size: Int,
-                                 _ destination: DeviceBuffer) {
-        launch(program, "reduce_rows", count: outer * reductionLocal, local: reductionLocal, [
-            .buffer(source), .int(offset), .int(size), .int(1), .int(code),
-            .buffer(destination), .buffer(destination), .buffer(destination), .int(1),
         ])
     }
 
