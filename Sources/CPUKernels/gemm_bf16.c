@@ -673,44 +673,62 @@ static void *run_job(void *arg) {
     return NULL;
 }
 
-/// Splits C into up to `threads` row (or column) ranges and runs one per thread, the last on the
-/// caller. The ranges are whole units: one row (16 columns) where the plan has a tile for every
-/// row count (one or two vectors), else its full tile, so no thread computes padding that a
-/// single thread would not.
-static void gemm_parallel(const gemm_plan *p, long m, long n, long k, float alpha, operand a, operand b, float beta,
-                          float *c, long ldc) {
-    int threads = ember_gemm_threads();
+/// How C is split between threads: `parts` ranges of rows (or of columns), each whole units of
+/// `unit` rows (columns): one row (16 columns) where the plan has a tile for every row count (one
+/// or two vectors), else its full tile, so no part computes padding that one thread would not.
+typedef struct {
+    int byRows;
+    long unit, units, extent, parts;
+} gemm_split;
+
+/// The split of an m x n x k product over at most `threads` threads (one part when it is too
+/// small to share).
+static gemm_split split_for(const gemm_plan *p, int threads, long m, long n, long k) {
     if (threads > 64) threads = 64;
     long rowTiles = (m + p->mr - 1) / p->mr, colTiles = (n + p->nr - 1) / p->nr;
-    int byRows = rowTiles >= 4L * threads || rowTiles >= colTiles;
-    long unit = byRows ? (p->tiles ? 1 : p->mr) : (p->tiles ? 16 : p->nr), extent = byRows ? m : n;
-    long units = (extent + unit - 1) / unit;
-    if (threads > (byRows ? rowTiles : colTiles)) threads = (int)(byRows ? rowTiles : colTiles);
-    if (threads <= 1 || m * n * k < THREAD_MIN_WORK) {
+    gemm_split s;
+    s.byRows = rowTiles >= 4L * threads || rowTiles >= colTiles;
+    s.unit = s.byRows ? (p->tiles ? 1 : p->mr) : (p->tiles ? 16 : p->nr);
+    s.extent = s.byRows ? m : n;
+    s.units = (s.extent + s.unit - 1) / s.unit;
+    s.parts = threads < (s.byRows ? rowTiles : colTiles) ? threads : (s.byRows ? rowTiles : colTiles);
+    if (s.parts < 1 || m * n * k < THREAD_MIN_WORK) s.parts = 1;
+    return s;
+}
+
+/// The job of part `t` of split `s` of the product.
+static gemm_job part_job(const gemm_plan *p, gemm_split s, long t, long m, long n, long k, float alpha, operand a,
+                         operand b, float beta, float *c, long ldc) {
+    long first = s.units * t / s.parts * s.unit, last = s.units * (t + 1) / s.parts * s.unit;
+    if (last > s.extent) last = s.extent;
+    gemm_job j = {p, m, n, k, alpha, beta, a, b, c, ldc};
+    if (s.byRows) {
+        j.m = last - first;
+        j.a.p += first * a.sw;
+        j.c += first * ldc;
+    } else {
+        j.n = last - first;
+        j.b.p += first * b.sw;
+        j.c += first;
+    }
+    return j;
+}
+
+/// Runs the parts of the product's split over `ember_gemm_threads()` threads, the last on the caller.
+static void gemm_parallel(const gemm_plan *p, long m, long n, long k, float alpha, operand a, operand b, float beta,
+                          float *c, long ldc) {
+    gemm_split s = split_for(p, ember_gemm_threads(), m, n, k);
+    if (s.parts == 1) {
         gemm_serial(p, m, n, k, alpha, a, b, beta, c, ldc);
         return;
     }
     gemm_job jobs[64];
     pthread_t ids[64];
     int started[64] = {0};
-    for (int t = 0; t < threads; t++) {
-        long first = units * t / threads * unit, last = units * (t + 1) / threads * unit;
-        if (last > extent) last = extent;
-        gemm_job j = {p, m, n, k, alpha, beta, a, b, c, ldc};
-        if (byRows) {
-            j.m = last - first;
-            j.a.p += first * a.sw;
-            j.c += first * ldc;
-        } else {
-            j.n = last - first;
-            j.b.p += first * b.sw;
-            j.c += first;
-        }
-        jobs[t] = j;
-    }
-    for (int t = 0; t + 1 < threads; t++) started[t] = pthread_create(&ids[t], NULL, run_job, &jobs[t]) == 0;
-    run_job(&jobs[threads - 1]);
-    for (int t = 0; t + 1 < threads; t++) {
+    for (long t = 0; t < s.parts; t++) jobs[t] = part_job(p, s, t, m, n, k, alpha, a, b, beta, c, ldc);
+    for (long t = 0; t + 1 < s.parts; t++) started[t] = pthread_create(&ids[t], NULL, run_job, &jobs[t]) == 0;
+    run_job(&jobs[s.parts - 1]);
+    for (long t = 0; t + 1 < s.parts; t++) {
         if (started[t]) pthread_join(ids[t], NULL);
         else run_job(&jobs[t]);
     }
@@ -723,17 +741,42 @@ static void scale_c(long m, long n, float beta, float *c, long ldc) {
         for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
 }
 
-static void gemm16(ember_isa isa, int half, int transA, int transB, long m, long n, long k, float alpha,
-                   const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, float *c, long ldc) {
+/// Runs the product on the threads of `ember_gemm_threads()`, or only part `part` of `parts`
+/// of it on the calling thread when `parts` is positive.
+static void gemm16(ember_isa isa, int half, long part, long parts, int transA, int transB, long m, long n, long k,
+                   float alpha, const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, float *c,
+                   long ldc) {
     if (m <= 0 || n <= 0) return;
-    if (k <= 0 || alpha == 0) {
-        scale_c(m, n, beta, c, ldc);
-        return;
-    }
     gemm_plan p = plan_for(isa, half);
     operand oa = transA ? (operand){a, 1, lda} : (operand){a, lda, 1};
     operand ob = transB ? (operand){b, ldb, 1} : (operand){b, 1, ldb};
-    gemm_parallel(&p, m, n, k, alpha, oa, ob, beta, c, ldc);
+    if (parts > 0) {
+        gemm_split s = split_for(&p, (int)parts, m, n, k);
+        if (part >= s.parts) return;
+        gemm_job j = part_job(&p, s, part, m, n, k, alpha, oa, ob, beta, c, ldc);
+        m = j.m, n = j.n, oa = j.a, ob = j.b, c = j.c;
+        if (m <= 0 || n <= 0) return;
+    }
+    if (k <= 0 || alpha == 0) scale_c(m, n, beta, c, ldc);
+    else if (parts > 0) gemm_serial(&p, m, n, k, alpha, oa, ob, beta, c, ldc);
+    else gemm_parallel(&p, m, n, k, alpha, oa, ob, beta, c, ldc);
+}
+
+static ember_isa isa_of(ember_half_format format) {
+    return format == EMBER_BFLOAT16 ? ember_cpu_isa_bf16() : ember_cpu_isa();
+}
+
+long ember_gemm16_parts(ember_half_format format, int threads, long m, long n, long k) {
+    if (m <= 0 || n <= 0 || k <= 0) return 1;
+    gemm_plan p = plan_for(isa_of(format), format == EMBER_FLOAT16);
+    return split_for(&p, threads, m, n, k).parts;
+}
+
+void ember_gemm16_part(ember_half_format format, long part, long parts, int transA, int transB, long m, long n, long k,
+                       float alpha, const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, float *c,
+                       long ldc) {
+    gemm16(isa_of(format), format == EMBER_FLOAT16, part, parts > 0 ? parts : 1, transA, transB, m, n, k, alpha, a, lda,
+           b, ldb, beta, c, ldc);
 }
 
 ember_isa ember_cpu_isa_bf16(void) {
@@ -748,20 +791,20 @@ ember_isa ember_cpu_isa_bf16(void) {
 
 void ember_gemm_bf16_isa(ember_isa isa, int transA, int transB, long m, long n, long k, float alpha, const uint16_t *a,
                          long lda, const uint16_t *b, long ldb, float beta, float *c, long ldc) {
-    gemm16(isa, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm16(isa, 0, 0, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void ember_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const uint16_t *a, long lda,
                      const uint16_t *b, long ldb, float beta, float *c, long ldc) {
-    gemm16(ember_cpu_isa_bf16(), 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm16(ember_cpu_isa_bf16(), 0, 0, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void ember_gemm_f16_isa(ember_isa isa, int transA, int transB, long m, long n, long k, float alpha, const uint16_t *a,
                         long lda, const uint16_t *b, long ldb, float beta, float *c, long ldc) {
-    gemm16(isa, 1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm16(isa, 1, 0, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void ember_gemm_f16(int transA, int transB, long m, long n, long k, float alpha, const uint16_t *a, long lda,
                     const uint16_t *b, long ldb, float beta, float *c, long ldc) {
-    gemm16(ember_cpu_isa(), 1, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm16(ember_cpu_isa(), 1, 0, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

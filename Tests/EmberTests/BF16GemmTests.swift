@@ -185,6 +185,33 @@ struct BF16GemmTests {
         #expect(ember_gemm_threads() == Int32(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
+    @Test("the parts of a product, run one at a time in any order, give the whole product's bits")
+    func parts() {
+        // Split by rows, by columns, and too small to split (one part).
+        let problems = [
+            GemmCase(.bf16, transA: false, transB: false, m: 190, n: 170, k: 150, alpha: 1, beta: 0.5, seed: 21),
+            GemmCase(.bf16, transA: true, transB: true, m: 20, n: 1000, k: 250, alpha: -1, beta: 0, seed: 22),
+            GemmCase(.f16, transA: false, transB: true, m: 190, n: 170, k: 150, alpha: 1, beta: 1, seed: 23),
+            GemmCase(.bf16, transA: false, transB: true, m: 9, n: 7, k: 5, alpha: 2, beta: 1, seed: 24),
+        ]
+        for problem in problems {
+            let format = problem.format == .bf16 ? EMBER_BFLOAT16 : EMBER_FLOAT16
+            let whole = problem.run(isa: problem.format == .bf16 ? ember_cpu_isa_bf16() : ember_cpu_isa())
+            for threads in [1, 2, 3] {
+                let parts = ember_gemm16_parts(format, Int32(threads), problem.m, problem.n, problem.k)
+                #expect(parts >= 1 && parts <= threads, "\(problem): \(parts) parts for \(threads) threads")
+                if problem.m * problem.n * problem.k > 1 << 22 && threads > 1 { #expect(parts == threads, "\(problem)") }
+                var out = problem.c
+                for part in (0..<parts).reversed() {
+                    ember_gemm16_part(format, part, parts, problem.transA ? 1 : 0, problem.transB ? 1 : 0, problem.m, problem.n,
+                                      problem.k, problem.alpha, problem.a, problem.lda, problem.b, problem.ldb, problem.beta,
+                                      &out, problem.ldc)
+                }
+                #expect(out.map(\.bitPattern) == whole.map(\.bitPattern), "\(problem), \(parts) parts")
+            }
+        }
+    }
+
     @Test("float32 to bfloat16 rounds to nearest even and keeps NaN, infinities and subnormals")
     func bf16Rounding() {
         let table: [(UInt32, UInt16)] = [

@@ -116,6 +116,18 @@ void ember_f16_to_f32_isa(ember_isa isa, const uint16_t *x, float *y, long n);
 /// The storage format of the 16-bit kernels: IEEE half or bfloat16 (uint16_t bit patterns).
 typedef enum { EMBER_FLOAT16 = 0, EMBER_BFLOAT16 = 1 } ember_half_format;
 
+/// How many parts `ember_gemm16_part` splits an m x n x k product of `format` operands into for
+/// `threads` threads: 1 when the product is too small to share.
+long ember_gemm16_parts(ember_half_format format, int threads, long m, long n, long k);
+
+/// Part `part` (from 0) of `parts` of the product `ember_gemm_bf16` (EMBER_BFLOAT16) or
+/// `ember_gemm_f16` (EMBER_FLOAT16) computes, on the calling thread. The parts of one product
+/// (`parts` from `ember_gemm16_parts`) are disjoint blocks of rows or of columns of C, so threads
+/// can run them side by side; part 0 of 1 is the whole product.
+void ember_gemm16_part(ember_half_format format, long part, long parts, int transA, int transB, long m, long n, long k,
+                       float alpha, const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, float *c,
+                       long ldc);
+
 /// The binary ops of `ember_half_binary`, with the float32 math of Swift's function objects
 /// (`Elementwise.Add`, ...): add, sub, mul, div, maximum and minimum (NaN when either side is
 /// NaN), and ReLU's gradient (`b > 0 ? a : 0`).

@@ -13,13 +13,24 @@ extension CPUBackend {
         pool.noteKernels(1, bytes: Traffic.gemm(m: m, n: n, k: k, batch: batch, a: a, b: b, beta: beta))
         if a.dtype.isReducedFloat && a.dtype == b.dtype {
             // 16-bit operands: Ember's GEMM (AMX tiles or AVX-512 BF16 dot products where the CPU has them),
-            // Float32 accumulation, on its own threads.
-            let pa = elements(a.buffer, as: UInt16.self), pb = elements(b.buffer, as: UInt16.self), pc = floats(c)
-            let run = a.dtype == .bfloat16 ? ember_gemm_bf16 : ember_gemm_f16
-            for i in 0..<batch {
-                run(a.transposed ? 1 : 0, b.transposed ? 1 : 0, m, n, k, alpha,
-                    pa + a.offset + i * a.batchStride, a.ld, pb + b.offset + i * b.batchStride, b.ld,
-                    beta, pc + cOffset + i * m * n, n)
+            // Float32 accumulation, on Ember's threads: batch entries side by side, or the parts
+            // (blocks of rows or columns) of one product.
+            let shared = UncheckedSendable((a: elements(a.buffer, as: UInt16.self), b: elements(b.buffer, as: UInt16.self), c: floats(c)))
+            let format = a.dtype == .bfloat16 ? EMBER_BFLOAT16 : EMBER_FLOAT16
+            let parts = batch >= threads ? 1 : ember_gemm16_parts(format, Int32(threads), m, n, k)
+            func run(_ jobs: Range<Int>) {
+                let (pa, pb, pc) = shared.value
+                for job in jobs {
+                    let i = job / parts
+                    ember_gemm16_part(format, job % parts, parts, a.transposed ? 1 : 0, b.transposed ? 1 : 0, m, n, k, alpha,
+                                      pa + a.offset + i * a.batchStride, a.ld, pb + b.offset + i * b.batchStride, b.ld,
+                                      beta, pc + cOffset + i * m * n, n)
+                }
+            }
+            if parts > 1 || (batch > 1 && batch * m * n * k >= CPUBackend.threadedGEMMWork) {
+                parallelFor(batch * parts, grain: 1) { s, e in run(s..<e) }
+            } else {
+                run(0..<batch)
             }
             return
         }
