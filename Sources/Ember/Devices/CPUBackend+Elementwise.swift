@@ -36,12 +36,13 @@ extension CPUBackend {
     /// `dst[i] = narrow(f(widen(a[i]), widen(b[i])))` for `n` contiguous elements of storage that
     /// `convertsInBlocks`, a nil operand being the scalar beside it: each thread widens a block
     /// of each operand into Float32 scratch (vectorised C), computes there and narrows it back,
-    /// one pass over memory and no per-element conversions.
+    /// one pass over memory and no per-element conversions. An op's Float32 C kernel (`dense`),
+    /// when it has one, computes each block in place of `f`.
     @inline(__always)
     private func tiled<S: FloatStorage, O: FloatStorage, F: PairFunction>(_ n: Int, _ a: UnsafePointer<S.Bits>?, _ x: Float,
                                                                              _ b: UnsafePointer<S.Bits>?, _ y: Float,
                                                                              _ dst: UnsafeMutablePointer<O.Bits>, _ f: F,
-                                                                             _: S.Type, _: O.Type) {
+                                                                             _: S.Type, _: O.Type, dense: DenseKernel? = nil) {
         let shared = UncheckedSendable((a: a, b: b, dst: dst))
         parallelFor(n) { s, e in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * CPUBackend.tile) { scratch in
@@ -52,9 +53,11 @@ extension CPUBackend {
                     let m = Swift.min(CPUBackend.tile, e - i)
                     if let a { S.widen(a + i, into: ba, count: m) }
                     if let b { S.widen(b + i, into: bb, count: m) }
-                    switch (a, b) {
-                    case (_?, _?): for j in 0..<m { ba[j] = f.apply(ba[j], bb[j]) }
-                    case (_?, nil): for j in 0..<m { ba[j] = f.apply(ba[j], y) }
+                    switch (a, b, dense) {
+                    case (_?, _?, .binary(let kernel)?): kernel(ba, bb, ba, m)
+                    case (_?, nil, .unary(let kernel)?): kernel(ba, ba, m)
+                    case (_?, _?, _): for j in 0..<m { ba[j] = f.apply(ba[j], bb[j]) }
+                    case (_?, nil, _): for j in 0..<m { ba[j] = f.apply(ba[j], y) }
                     default: for j in 0..<m { ba[j] = f.apply(x, bb[j]) }
                     }
                     O.narrow(ba, into: dst + i, count: m)
@@ -69,7 +72,7 @@ extension CPUBackend {
     @inline(__always)
     private func zip2<S: FloatStorage, O: FloatStorage, F: BinaryFunction>(_ a: Operand, _ b: Operand, shape: [Int],
                                                                             _ dst: UnsafeMutablePointer<O.Bits>, _ f: F,
-                                                                            _: S.Type, _: O.Type) {
+                                                                            _: S.Type, _: O.Type, dense: DenseBinaryKernel? = nil) {
         let n = Shape.count(shape)
         switch (a, b) {
         case let (.scalar(x), .scalar(y)):
@@ -88,7 +91,7 @@ extension CPUBackend {
             let pa = elements(va.buffer, as: S.Bits.self) + va.offset, pb = elements(vb.buffer, as: S.Bits.self) + vb.offset
             @inline(__always) func apply(_ x: S.Bits, _ y: S.Bits) -> O.Bits { O.narrow(f.apply(S.widen(x), S.widen(y))) }
             if c.shape.count == 1 && c.strides[0][0] == 1 && c.strides[1][0] == 1 {
-                if S.convertsInBlocks { return tiled(n, pa, 0, pb, 0, dst, f, S.self, O.self) }
+                if S.convertsInBlocks { return tiled(n, pa, 0, pb, 0, dst, f, S.self, O.self, dense: dense.map(DenseKernel.binary)) }
                 parallelFor(n) { s, e in for i in s..<e { dst[i] = apply(pa[i], pb[i]) } }
                 return
             }
@@ -141,6 +144,20 @@ extension CPUBackend {
     func cast(_ source: StridedView, to dtype: DType, destination: DeviceBuffer) {
         if source.dtype == dtype { return copy(source, to: destination) }
         pool.noteKernels(1, bytes: Traffic.of(source) + Traffic.elements(source.count, dtype))
+        if source.isContiguous, source.dtype.isFloatingPoint, dtype.isFloatingPoint {
+            func run<From: FloatStorage>(_: From.Type) {
+                switch dtype {
+                case .float16: convert(source, From.self, Elementwise.Half.self, destination)
+                case .bfloat16: convert(source, From.self, Elementwise.BFloat16.self, destination)
+                default: convert(source, From.self, Float.self, destination)
+                }
+            }
+            switch source.dtype {
+            case .float16: return run(Elementwise.Half.self)
+            case .bfloat16: return run(Elementwise.BFloat16.self)
+            default: return run(Float.self)
+            }
+        }
         switch source.dtype {
         case .float32: cast(source, from: Float.self, to: dtype, destination)
         case .float16: cast(source, from: Elementwise.Half.self, to: dtype, destination)
@@ -149,6 +166,27 @@ extension CPUBackend {
         case .int64: cast(source, from: Int64.self, to: dtype, destination)
         case .uint8: cast(source, from: UInt8.self, to: dtype, destination)
         case .bool: cast(source, from: Elementwise.Mask.self, to: dtype, destination)
+        }
+    }
+
+    /// A cast of contiguous elements between float types, a block at a time: widened into
+    /// Float32 scratch and rounded into `To` (vectorised C for the 16-bit types), which gives
+    /// the bits of the per-element path below (widening is exact, rounding is to nearest even).
+    private func convert<From: FloatStorage, To: FloatStorage>(_ source: StridedView, _: From.Type, _: To.Type,
+                                                                _ destination: DeviceBuffer) {
+        let shared = UncheckedSendable((src: UnsafePointer(elements(source.buffer, as: From.Bits.self) + source.offset),
+                                        dst: elements(destination, as: To.Bits.self)))
+        parallelFor(source.count) { s, e in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: CPUBackend.tile) { scratch in
+                let (src, dst) = shared.value, block = scratch.baseAddress!
+                var i = s
+                while i < e {
+                    let m = Swift.min(CPUBackend.tile, e - i)
+                    From.widen(src + i, into: block, count: m)
+                    To.narrow(block, into: dst + i, count: m)
+                    i += m
+                }
+            }
         }
     }
 
@@ -298,7 +336,8 @@ extension CPUBackend {
             }
             if S.convertsInBlocks && source.isContiguous {
                 return tiled(source.count, elements(source.buffer, as: S.Bits.self) + source.offset, 0, nil, 0,
-                             elements(destination, as: S.Bits.self), Elementwise.Unary(f), S.self, S.self)
+                             elements(destination, as: S.Bits.self), Elementwise.Unary(f), S.self, S.self,
+                             dense: dense.map(DenseKernel.unary))
             }
             map(source, elements(source.buffer, as: S.Bits.self), elements(destination, as: S.Bits.self), Elementwise.Stored<S, S, F>(f))
         }
@@ -334,7 +373,7 @@ extension CPUBackend {
             if mask {
                 zip2(a, b, shape: shape, elements(destination, as: UInt8.self), f, S.self, Elementwise.Mask.self)
             } else {
-                zip2(a, b, shape: shape, elements(destination, as: S.Bits.self), f, S.self, S.self)
+                zip2(a, b, shape: shape, elements(destination, as: S.Bits.self), f, S.self, S.self, dense: dense)
             }
         }
         switch dtype {

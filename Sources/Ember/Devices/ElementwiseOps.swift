@@ -224,6 +224,12 @@ typealias DenseUnaryKernel = @convention(c) (UnsafePointer<Float>?, UnsafeMutabl
 /// A C kernel of a binary op over `n` contiguous floats of each operand: `(a, b, y, n)`.
 typealias DenseBinaryKernel = @convention(c) (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void
 
+/// An op's Float32 C kernel, which the CPU's 16-bit loops also run on their widened blocks.
+enum DenseKernel {
+    case unary(DenseUnaryKernel)
+    case binary(DenseBinaryKernel)
+}
+
 /// A unary op's definition: its kernel name, OpenCL expression of `x` (and parameters `p0`,
 /// `p1`), and the CPU loops specialised on its function object `F`.
 final class UnaryKernel: Sendable {
@@ -241,7 +247,8 @@ final class UnaryKernel: Sendable {
 
     /// `dense`, when given, is a C kernel (`CPUKernels`, AVX-512/AVX2 code picked at run time)
     /// computing the same function over a contiguous Float32 run, which the CPU loops call in
-    /// place of `function` for contiguous Float32 operands; `half` names the op in the C
+    /// place of `function` for contiguous Float32 operands and on the Float32 blocks they widen
+    /// contiguous float16/bfloat16 operands into; `half` names the op in the C
     /// kernels over contiguous float16/bfloat16 runs (`ember_half_unary`, one pass computing
     /// the same bits as widening, `function` and narrowing), which they call for those.
     init<F: UnaryFunction>(_ name: String, _ expression: String, _ function: F.Type, integer: IntegerForm<(Int64) -> Int64>? = nil,
