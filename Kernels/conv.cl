@@ -12,9 +12,9 @@ inline int2 inside(int count, int start, int step, int size) {
     return (int2)(low, max(low, high));
 }
 
-// im2col and col2im read and write the storage type ELEM (storage.cl; this program is built
-// once per float storage type). Pooling reads and writes float: its kernels are launched from
-// the float32 build only.
+// im2col, col2im and max pooling read and write the storage type ELEM (storage.cl; this
+// program is built once per float storage type). Average pooling reads and writes float: its
+// kernels are launched from the float32 build only.
 
 // One work-item per row of cols [N, C*kh*kw, oh*ow]: (n, r, y) writes the ow columns of
 // output row y for patch entry r, decoding its indices once. A copy of elements (bit for bit
@@ -72,12 +72,12 @@ __kernel void col2im(__global const ELEM* cols, int off, __global ELEM* dst, GEO
 // The first maximum of each window and its index in the H*W plane, one work-item per run of
 // RUN outputs of an output row (row = nc * oh + y). The first tap in scan order wins ties
 // and the first NaN wins over numbers, with selects, not branches.
-__kernel void max_pool2d(__global const float* src, int off, __global float* dst, __global int* indices, GEOMETRY) {
+__kernel void max_pool2d(__global const ELEM* src, int off, __global ELEM* dst, __global int* indices, GEOMETRY) {
     int runs = (ow + RUN - 1) / RUN, t = get_global_id(0);
     if (t >= N * C * oh * runs) return;
     int row = t / runs, x0 = t % runs * RUN;
     int y = row % oh, nc = row / oh;
-    __global const float* plane = src + off + (long)nc * H * W;
+    __global const ELEM* plane = src + off + (long)nc * H * W;
     int top = y * sh - ph;
     int2 kis = inside(kh, top, dh, H);
     for (int x = x0; x < min(ow, x0 + RUN); ++x) {
@@ -87,19 +87,19 @@ __kernel void max_pool2d(__global const float* src, int off, __global float* dst
         int at = 0;
         if (kis.x < kis.y && kjs.x < kjs.y) {
             at = (top + kis.x * dh) * W + left + kjs.x * dw;
-            best = plane[at];
+            best = LOAD(plane, at);
             for (int ki = kis.x; ki < kis.y; ++ki) {
                 int line = (top + ki * dh) * W + left;
                 for (int kj = kjs.x; kj < kjs.y; ++kj) {
                     int i = line + kj * dw;
-                    float v = plane[i];
+                    float v = LOAD(plane, i);
                     bool take = v > best || (isnan(v) && !isnan(best));
                     best = take ? v : best;
                     at = take ? i : at;
                 }
             }
         }
-        dst[(long)row * ow + x] = best;
+        STORE(dst, (long)row * ow + x, best);
         indices[(long)row * ow + x] = at;
     }
 }
@@ -114,14 +114,15 @@ inline int2 covering(int i, int pad, int k, int dil, int stride, int outs) {
 
 // One work-item per output, for windows that cannot overlap: its gradient goes to the pixel
 // its window picked (the destination is zeroed first; no two windows share a pixel).
-__kernel void max_pool2d_backward_disjoint(__global const float* grad, __global const int* indices, __global float* dst, GEOMETRY) {
+__kernel void max_pool2d_backward_disjoint(__global const ELEM* grad, __global const int* indices, __global ELEM* dst, GEOMETRY) {
     int t = get_global_id(0);
     if (t >= N * C * oh * ow) return;
     dst[(long)(t / (oh * ow)) * H * W + indices[t]] = grad[t];
 }
 
-// One work-item per input pixel: sums the gradients of the windows whose maximum it was.
-__kernel void max_pool2d_backward(__global const float* grad, __global const int* indices, __global float* dst, GEOMETRY) {
+// One work-item per input pixel: sums the gradients of the windows whose maximum it was, in
+// output order, in float, rounded once.
+__kernel void max_pool2d_backward(__global const ELEM* grad, __global const int* indices, __global ELEM* dst, GEOMETRY) {
     int t = get_global_id(0);
     if (t >= N * C * H * W) return;
     int iw = t % W, ih = (t / W) % H, nc = t / (W * H);
@@ -131,10 +132,10 @@ __kernel void max_pool2d_backward(__global const float* grad, __global const int
     for (int y = ys.x; y <= ys.y; ++y) {
         for (int x = xs.x; x <= xs.y; ++x) {
             long o = ((long)nc * oh + y) * ow + x;
-            if (indices[o] == here) sum += grad[o];
+            if (indices[o] == here) sum += LOAD(grad, o);
         }
     }
-    dst[t] = sum;
+    STORE(dst, t, sum);
 }
 
 inline float avg_divisor(int y, int x, int H, int W, int kh, int kw, int sh, int sw, int ph, int pw, int count_padding) {
@@ -148,7 +149,7 @@ __kernel void avg_pool2d(__global const float* src, int off, __global float* dst
     int t = get_global_id(0);
     if (t >= N * C * oh * ow) return;
     int x = t % ow, y = (t / ow) % oh, nc = t / (ow * oh);
-    __global const float* plane = src + off + (long)nc * H * W;
+    __global const ELEM* plane = src + off + (long)nc * H * W;
     int h0 = y * sh - ph, w0 = x * sw - pw;
     float sum = 0.0f;
     for (int ih = max(h0, 0); ih < min(h0 + kh, H); ++ih)

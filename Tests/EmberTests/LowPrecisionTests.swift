@@ -342,6 +342,39 @@ struct LowPrecisionTests {
         }
     }
 
+    @Test("16-bit max pooling picks the Float32 maxima bit for bit and its backward rounds each pixel's Float32 sum once, on every device",
+          arguments: [DType.float16, .bfloat16])
+    func narrowMaxPool(_ dtype: DType) {
+        var random = TestRandom(seed: 13)
+        // Overlapping windows (summed gradients), disjoint ones, and a long dilated row (SIMD lanes).
+        let cases: [(input: [Int], kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int))] = [
+            ([2, 3, 7, 6], (3, 3), (1, 1), (1, 1), (1, 1)),
+            ([2, 4, 8, 8], (2, 2), (2, 2), (0, 0), (1, 1)),
+            ([1, 2, 5, 70], (2, 4), (1, 2), (1, 2), (2, 1)),
+        ]
+        for (i, c) in cases.enumerated() {
+            // A slice with an offset; ties, a NaN, signed zeros and an infinity among the values.
+            let shape = [c.input[0] + 1] + c.input.dropFirst()
+            var values = random.floats(Shape.count(shape), -3...3).map { ($0 * 4).rounded() / 4 }
+            let plane = Shape.count(Array(shape.dropFirst()))
+            (values[plane + 1], values[plane + 2], values[plane + 9], values[values.count - 2]) = (-0.0, .nan, 0.0, .infinity)
+            let grads = random.floats(Shape.count(c.input), -2...2)
+            for d in TestDevices.all {
+                let x = Tensor(shape: shape, data: values, dtype: dtype, device: d, requiresGrad: true)
+                let wide = Tensor(shape: shape, data: x.float().toArray(), device: d, requiresGrad: true)
+                let out = x[1...].maxPool2d(kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation)
+                let reference = wide[1...].maxPool2d(kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation)
+                #expect(out.dtype == dtype, "case \(i) on \(d)")
+                #expect(out.hostBytes() == reference.to(dtype).hostBytes(), "maxPool2d case \(i) in \(dtype) on \(d)")
+                let g = Tensor(shape: out.shape, data: Array(grads.prefix(out.count)), dtype: dtype, device: d)
+                (out * g).float().sum().backward()
+                (reference * g.float()).sum().backward()
+                #expect(x.grad?.dtype == dtype, "case \(i) on \(d)")
+                #expect(x.grad?.hostBytes() == wide.grad?.to(dtype).hostBytes(), "maxPool2d backward case \(i) in \(dtype) on \(d)")
+            }
+        }
+    }
+
     @Test("a bfloat16 im2col is one kernel over bfloat16 bytes and a bfloat16 conv2d makes no Float32 copy of its input or columns")
     func narrowConvolutionMemory() async {
         // In a process of its own: the counters and the peak count every kernel and allocation

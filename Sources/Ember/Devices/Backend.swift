@@ -235,10 +235,11 @@ enum Traffic {
     static func columns(_ g: Conv2dGeometry, _ dtype: DType) -> Int {
         dtype.byteSize * (g.batch * g.channels * g.height * g.width + g.batch * g.channels * g.kernelH * g.kernelW * g.outHeight * g.outWidth)
     }
-    /// Pooling forward or backward: the input plane and the pooled outputs (Float32; with
+    /// Pooling forward or backward: the input plane and the pooled outputs (of `dtype`; with
     /// `indices`, an Int32 index per output too).
-    static func pool(_ g: Conv2dGeometry, indices: Bool) -> Int {
-        4 * (g.batch * g.channels * g.height * g.width + g.batch * g.channels * g.outHeight * g.outWidth * (indices ? 2 : 1))
+    static func pool(_ g: Conv2dGeometry, indices: Bool, _ dtype: DType = .float32) -> Int {
+        let outputs = g.batch * g.channels * g.outHeight * g.outWidth
+        return dtype.byteSize * (g.batch * g.channels * g.height * g.width + outputs) + (indices ? 4 * outputs : 0)
     }
 }
 
@@ -247,8 +248,8 @@ enum Traffic {
 /// Every primitive writes a contiguous destination buffer that the caller allocated with
 /// `allocate`, overwriting it (except `scatterAdd`, which accumulates into a buffer the
 /// caller initialised). `copy`, `cast`, `fill` and `arange` take every dtype; `unary`,
-/// `binary`, `select`, `im2col` and `col2im` read and write any float dtype (computing in
-/// Float32), `reduce` reads any; the other primitives read and write Float32 (`gemm` also
+/// `binary`, `select`, `im2col`, `col2im` and max pooling read and write any float dtype
+/// (computing in Float32), `reduce` reads any; the other primitives read and write Float32 (`gemm` also
 /// reads narrow operands) and the tensor layer converts other dtypes before calling them. Primitives are enqueued asynchronously where the
 /// device allows it; `download` and `synchronize` wait for them, and `upload` returns once
 /// its host bytes are copied (on OpenCL a blocking write, which waits for the commands
@@ -374,13 +375,16 @@ protocol Backend: AnyObject, Sendable {
     /// overwrites. Both are of the float type `dtype`; sums accumulate in Float32 and round
     /// once per pixel.
     func col2im(_ columns: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, dtype: DType, destination: DeviceBuffer)
-    /// Max pooling of contiguous NCHW input: values `[N, C, outH, outW]` and, per output,
-    /// the Int32 index of the chosen input inside its `H*W` plane.
-    func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer)
-    /// The backward of `maxPool2d`: each output's gradient `[N, C, outH, outW]` goes to the input
-    /// position its index names, summed into a fresh NCHW tensor (no atomics: each input
-    /// position gathers from the windows that cover it).
-    func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry: Conv2dGeometry, destination: DeviceBuffer)
+    /// Max pooling of contiguous NCHW input of a float `dtype`: values `[N, C, outH, outW]` in
+    /// that dtype and, per output, the Int32 index of the chosen input inside its `H*W` plane.
+    func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, dtype: DType, destination: DeviceBuffer,
+                   indices: DeviceBuffer)
+    /// The backward of `maxPool2d`: each output's gradient `[N, C, outH, outW]` (of a float
+    /// `dtype`) goes to the input position its index names, summed in Float32 and rounded once
+    /// into a fresh NCHW tensor of that dtype (no atomics: each input position gathers from the
+    /// windows that cover it, in output order).
+    func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry: Conv2dGeometry, dtype: DType,
+                           destination: DeviceBuffer)
     /// Average pooling of contiguous NCHW input (padding counted in the divisor when `countPadding`).
     func avgPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer)
     /// The adjoint of `avgPool2d`: spreads `[N, C, outH, outW]` gradients into a fresh NCHW tensor.

@@ -199,84 +199,128 @@ extension CPUBackend {
         }
     }
 
-    func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer) {
-        pool.noteKernels(1, bytes: Traffic.pool(g, indices: true))
-        let src = floats(source) + offset, dst = floats(destination), idx = ints(indices)
-        let (oh, ow) = (g.outHeight, g.outWidth)
-        let plane = g.height * g.width
-        // Outputs whose window lies inside the row, which four at a time take SIMD lanes.
-        let full = inside(count: ow, start: -g.padW, stride: g.strideW, size: g.width - (g.kernelW - 1) * g.dilationW)
-        let lanes = SIMD4<Int32>(0, 1, 2, 3) &* Int32(g.strideW)
+    func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, dtype: DType, destination: DeviceBuffer,
+                   indices: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.pool(g, indices: true, dtype))
+        switch dtype {
+        case .float16: maxPool2d(source, offset, g, Elementwise.Half.self, destination, indices)
+        case .bfloat16: maxPool2d(source, offset, g, Elementwise.BFloat16.self, destination, indices)
+        default: maxPool2d(source, offset, g, Float.self, destination, indices)
+        }
+    }
+
+    /// Max pooling of planes stored as `S`. A 16-bit plane is widened into Float32 scratch and
+    /// its outputs rounded back, which is exact: each output is one of the plane's values.
+    private func maxPool2d<S: FloatStorage>(_ source: DeviceBuffer, _ offset: Int, _ g: Conv2dGeometry, _: S.Type,
+                                            _ destination: DeviceBuffer, _ indices: DeviceBuffer) {
+        let src = elements(source, as: S.Bits.self) + offset, dst = elements(destination, as: S.Bits.self), idx = ints(indices)
+        let plane = g.height * g.width, outputs = g.outHeight * g.outWidth
+        let narrow = S.self != Float.self
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
-            for nc in s..<e {
-                let input = src + nc * plane
-                let output = dst + nc * oh * ow, outputIndex = idx + nc * oh * ow
-                for y in 0..<oh {
-                    let top = y * g.strideH - g.padH
-                    let kis = inside(count: g.kernelH, start: top, stride: g.dilationH, size: g.height)
-                    // The first tap in scan order wins ties; the first NaN wins over numbers.
-                    // Selections are lane masks, not branches: on data after a ReLU the
-                    // comparison is a coin toss that a branch predictor loses.
-                    func single(_ x: Int) {
-                        let left = x * g.strideW - g.padW
-                        let kjs = inside(count: g.kernelW, start: left, stride: g.dilationW, size: g.width)
-                        var at = 0, best = -Float.infinity
-                        if !kis.isEmpty && !kjs.isEmpty {
-                            at = (top + kis.lowerBound * g.dilationH) * g.width + left + kjs.lowerBound * g.dilationW
-                            best = input[at]
-                            for ki in kis {
-                                let line = (top + ki * g.dilationH) * g.width + left
-                                for kj in kjs {
-                                    let i = line + kj * g.dilationW, v = input[i]
-                                    if v > best || (v != v && best == best) { (best, at) = (v, i) }
-                                }
-                            }
-                        }
-                        output[y * ow + x] = best
-                        outputIndex[y * ow + x] = Int32(at)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: narrow ? plane + outputs : 0) { scratch in
+                for nc in s..<e {
+                    let input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+                    if narrow {
+                        S.widen(src + nc * plane, into: scratch.baseAddress!, count: plane)
+                        (input, output) = (UnsafePointer(scratch.baseAddress!), scratch.baseAddress! + plane)
+                    } else {
+                        input = UnsafePointer(UnsafeMutableRawPointer(src + nc * plane).assumingMemoryBound(to: Float.self))
+                        output = UnsafeMutableRawPointer(dst + nc * outputs).assumingMemoryBound(to: Float.self)
                     }
-                    var x = 0
-                    while x < full.lowerBound { single(x); x += 1 }
-                    while x < full.upperBound && full.count >= 4 && !kis.isEmpty {
-                        // The last group of four is moved back to end at the row's edge; the
-                        // outputs it covers twice get the same values twice.
-                        x = Swift.min(x, full.upperBound - 4)
-                        var best = SIMD4<Float>(repeating: 0), at = SIMD4<Int32>(repeating: 0), first = true
-                        for ki in kis {
-                            for kj in 0..<g.kernelW {
-                                let base = (top + ki * g.dilationH) * g.width + x * g.strideW - g.padW + kj * g.dilationW
-                                let v = SIMD4<Float>(input[base], input[base + g.strideW], input[base + 2 * g.strideW], input[base + 3 * g.strideW])
-                                let i = SIMD4<Int32>(repeating: Int32(base)) &+ lanes
-                                if first {
-                                    (best, at, first) = (v, i, false)
-                                    continue
-                                }
-                                let take = (v .> best) .| ((v .!= v) .& (best .== best))
-                                best.replace(with: v, where: take)
-                                at.replace(with: i, where: take)
-                            }
-                        }
-                        for lane in 0..<4 {
-                            output[y * ow + x + lane] = best[lane]
-                            outputIndex[y * ow + x + lane] = at[lane]
-                        }
-                        x += 4
-                    }
-                    while x < ow { single(x); x += 1 }
+                    maxPoolPlane(input, output, idx + nc * outputs, g)
+                    if narrow { S.narrow(output, into: dst + nc * outputs, count: outputs) }
                 }
             }
         }
     }
 
-    func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
-        pool.noteKernels(1, bytes: Traffic.pool(g, indices: true))
-        let grad = floats(gradient), idx = ints(indices), dst = floats(destination)
+    /// The first maximum of each window of one Float32 plane, and its index in the plane.
+    private func maxPoolPlane(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                              _ outputIndex: UnsafeMutablePointer<Int32>, _ g: Conv2dGeometry) {
+        let (oh, ow) = (g.outHeight, g.outWidth)
+        // Outputs whose window lies inside the row, which four at a time take SIMD lanes.
+        let full = inside(count: ow, start: -g.padW, stride: g.strideW, size: g.width - (g.kernelW - 1) * g.dilationW)
+        let lanes = SIMD4<Int32>(0, 1, 2, 3) &* Int32(g.strideW)
+        for y in 0..<oh {
+            let top = y * g.strideH - g.padH
+            let kis = inside(count: g.kernelH, start: top, stride: g.dilationH, size: g.height)
+            // The first tap in scan order wins ties; the first NaN wins over numbers.
+            // Selections are lane masks, not branches: on data after a ReLU the
+            // comparison is a coin toss that a branch predictor loses.
+            func single(_ x: Int) {
+                let left = x * g.strideW - g.padW
+                let kjs = inside(count: g.kernelW, start: left, stride: g.dilationW, size: g.width)
+                var at = 0, best = -Float.infinity
+                if !kis.isEmpty && !kjs.isEmpty {
+                    at = (top + kis.lowerBound * g.dilationH) * g.width + left + kjs.lowerBound * g.dilationW
+                    best = input[at]
+                    for ki in kis {
+                        let line = (top + ki * g.dilationH) * g.width + left
+                        for kj in kjs {
+                            let i = line + kj * g.dilationW, v = input[i]
+                            if v > best || (v != v && best == best) { (best, at) = (v, i) }
+                        }
+                    }
+                }
+                output[y * ow + x] = best
+                outputIndex[y * ow + x] = Int32(at)
+            }
+            var x = 0
+            while x < full.lowerBound { single(x); x += 1 }
+            while x < full.upperBound && full.count >= 4 && !kis.isEmpty {
+                // The last group of four is moved back to end at the row's edge; the
+                // outputs it covers twice get the same values twice.
+                x = Swift.min(x, full.upperBound - 4)
+                var best = SIMD4<Float>(repeating: 0), at = SIMD4<Int32>(repeating: 0), first = true
+                for ki in kis {
+                    for kj in 0..<g.kernelW {
+                        let base = (top + ki * g.dilationH) * g.width + x * g.strideW - g.padW + kj * g.dilationW
+                        let v = SIMD4<Float>(input[base], input[base + g.strideW], input[base + 2 * g.strideW], input[base + 3 * g.strideW])
+                        let i = SIMD4<Int32>(repeating: Int32(base)) &+ lanes
+                        if first {
+                            (best, at, first) = (v, i, false)
+                            continue
+                        }
+                        let take = (v .> best) .| ((v .!= v) .& (best .== best))
+                        best.replace(with: v, where: take)
+                        at.replace(with: i, where: take)
+                    }
+                }
+                for lane in 0..<4 {
+                    output[y * ow + x + lane] = best[lane]
+                    outputIndex[y * ow + x + lane] = at[lane]
+                }
+                x += 4
+            }
+            while x < ow { single(x); x += 1 }
+        }
+    }
+
+    func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry g: Conv2dGeometry, dtype: DType,
+                           destination: DeviceBuffer) {
+        pool.noteKernels(1, bytes: Traffic.pool(g, indices: true, dtype))
+        switch dtype {
+        case .float16: maxPool2dBackward(gradient, indices, g, Elementwise.Half.self, destination)
+        case .bfloat16: maxPool2dBackward(gradient, indices, g, Elementwise.BFloat16.self, destination)
+        default: maxPool2dBackward(gradient, indices, g, Float.self, destination)
+        }
+    }
+
+    /// `maxPool2dBackward` of gradients stored as `S`: each plane's sums in Float32 (scratch
+    /// for a 16-bit plane, rounded once), in output order.
+    private func maxPool2dBackward<S: FloatStorage>(_ gradient: DeviceBuffer, _ indices: DeviceBuffer, _ g: Conv2dGeometry,
+                                                    _: S.Type, _ destination: DeviceBuffer) {
+        let grad = elements(gradient, as: S.Bits.self), idx = ints(indices), dst = elements(destination, as: S.Bits.self)
         let plane = g.height * g.width, outputs = g.outHeight * g.outWidth
+        let narrow = S.self != Float.self
         parallelFor(g.batch * g.channels, grain: 1) { s, e in
-            for nc in s..<e {
-                let output = dst + nc * plane
-                output.initialize(repeating: 0, count: plane)
-                for o in 0..<outputs { output[Int(idx[nc * outputs + o])] += grad[nc * outputs + o] }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: narrow ? plane : 0) { scratch in
+                for nc in s..<e {
+                    let output = narrow ? scratch.baseAddress! : UnsafeMutableRawPointer(dst + nc * plane).assumingMemoryBound(to: Float.self)
+                    output.initialize(repeating: 0, count: plane)
+                    for o in 0..<outputs { output[Int(idx[nc * outputs + o])] += S.widen(grad[nc * outputs + o]) }
+                    if narrow { S.narrow(output, into: dst + nc * plane, count: plane) }
+                }
             }
         }
     }

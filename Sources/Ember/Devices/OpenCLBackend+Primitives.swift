@@ -347,8 +347,8 @@ extension OpenCLBackend {
          g.padH, g.padW, g.dilationH, g.dilationW, g.outHeight, g.outWidth].map { .int($0) }
     }
 
-    /// im2col and col2im run the build of conv.cl for their storage type; pooling, Float32
-    /// only, runs the float32 build (`conv.cl`).
+    /// im2col, col2im and max pooling run the build of conv.cl for their storage type; average
+    /// pooling, Float32 only, runs the float32 build (`conv.cl`).
     func im2col(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, dtype: DType, destination: DeviceBuffer) {
         check(dtype.isFloatingPoint, "im2col: \(dtype) columns")
         pool.noteKernels(0, bytes: Traffic.columns(g, dtype))
@@ -364,23 +364,28 @@ extension OpenCLBackend {
                [.buffer(columns), .int(offset), .buffer(destination)] + geometryArguments(g))
     }
 
-    func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer) {
-        pool.noteKernels(0, bytes: Traffic.pool(g, indices: true))
-        launchRuns("conv.cl", "max_pool2d", rows: g.batch * g.channels * g.outHeight, length: g.outWidth,
+    func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry g: Conv2dGeometry, dtype: DType, destination: DeviceBuffer,
+                   indices: DeviceBuffer) {
+        check(dtype.isFloatingPoint, "maxPool2d: \(dtype) input")
+        pool.noteKernels(0, bytes: Traffic.pool(g, indices: true, dtype))
+        launchRuns(Self.typedProgram("conv.cl", dtype), "max_pool2d", rows: g.batch * g.channels * g.outHeight, length: g.outWidth,
                    [.buffer(source), .int(offset), .buffer(destination), .buffer(indices)] + geometryArguments(g))
     }
 
-    func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry g: Conv2dGeometry, destination: DeviceBuffer) {
-        pool.noteKernels(0, bytes: Traffic.pool(g, indices: true))
+    func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry g: Conv2dGeometry, dtype: DType,
+                           destination: DeviceBuffer) {
+        check(dtype.isFloatingPoint, "maxPool2dBackward: \(dtype) gradient")
+        pool.noteKernels(0, bytes: Traffic.pool(g, indices: true, dtype))
+        let program = Self.typedProgram("conv.cl", dtype)
         // Windows that cannot overlap (stride at least the dilated extent) pick disjoint
         // pixels: zero the input gradient and write each window's gradient to its pick.
         if g.strideH >= (g.kernelH - 1) * g.dilationH + 1 && g.strideW >= (g.kernelW - 1) * g.dilationW + 1 {
-            fill(destination, count: g.batch * g.channels * g.height * g.width, value: 0, dtype: .float32)
-            launch("conv.cl", "max_pool2d_backward_disjoint", count: g.batch * g.channels * g.outHeight * g.outWidth,
+            fill(destination, count: g.batch * g.channels * g.height * g.width, value: 0, dtype: dtype)
+            launch(program, "max_pool2d_backward_disjoint", count: g.batch * g.channels * g.outHeight * g.outWidth,
                    [.buffer(gradient), .buffer(indices), .buffer(destination)] + geometryArguments(g))
             return
         }
-        launch("conv.cl", "max_pool2d_backward", count: g.batch * g.channels * g.height * g.width,
+        launch(program, "max_pool2d_backward", count: g.batch * g.channels * g.height * g.width,
                [.buffer(gradient), .buffer(indices), .buffer(destination)] + geometryArguments(g))
     }
 

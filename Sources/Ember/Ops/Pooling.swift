@@ -11,13 +11,12 @@ extension Tensor {
     public func maxPool2d(kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1)) -> Tensor {
         let g = windowGeometry("maxPool2d", kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation)
         Tensor.checkPoolPadding("maxPool2d", kernel: kernel, padding: padding)
-        if let narrow = viaFloat32({ $0.maxPool2d(kernel: kernel, stride: stride, padding: padding, dilation: dilation) }) { return narrow }
-        let source = floatStorage.dense
+        let source = arithmeticStorage.dense
         let outShape = [g.batch, g.channels, g.outHeight, g.outWidth]
-        let out = Tensor(uninitialized: outShape, device: device, op: "maxPool2d")
+        let out = Tensor(uninitialized: outShape, dtype: source.dtype, device: device, op: "maxPool2d")
         let indices = Tensor(uninitialized: outShape, dtype: .int32, device: device, op: "maxPool2d")
         if out.count > 0 {
-            backend.maxPool2d(source.storage.buffer, offset: source.offset, geometry: g,
+            backend.maxPool2d(source.storage.buffer, offset: source.offset, geometry: g, dtype: source.dtype,
                               destination: out.storage.buffer, indices: indices.storage.buffer)
         }
         return out.recording("MaxPool2DBackward", inputs: [self]) {
@@ -28,10 +27,12 @@ extension Tensor {
     /// The backward of max pooling: gradients `[N, C, outH, outW]` moved to the positions in
     /// `indices`. Differentiable: its own adjoint reads the gradient back at those positions.
     private func maxPoolAdjoint(_ g: Conv2dGeometry, _ indices: Tensor) -> Tensor {
-        let source = dense
-        let out = Tensor(uninitialized: [g.batch, g.channels, g.height, g.width], device: device, op: "maxPool2dBackward")
+        let source = arithmeticStorage.dense
+        let out = Tensor(uninitialized: [g.batch, g.channels, g.height, g.width], dtype: source.dtype, device: device,
+                         op: "maxPool2dBackward")
         if out.count > 0 {
-            backend.maxPool2dBackward(source.storage.buffer, indices: indices.storage.buffer, geometry: g, destination: out.storage.buffer)
+            backend.maxPool2dBackward(source.storage.buffer, indices: indices.storage.buffer, geometry: g, dtype: source.dtype,
+                                      destination: out.storage.buffer)
         }
         return out.recording("MaxPool2DBackwardBackward", inputs: [self]) {
             { grad in

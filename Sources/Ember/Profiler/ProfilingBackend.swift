@@ -165,15 +165,17 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         }
     }
 
-    func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, destination: DeviceBuffer, indices: DeviceBuffer) {
+    func maxPool2d(_ source: DeviceBuffer, offset: Int, geometry: Conv2dGeometry, dtype: DType, destination: DeviceBuffer,
+                   indices: DeviceBuffer) {
         op("maxPool2d", destination, [Self.input(geometry)]) {
-            inner.maxPool2d(source, offset: offset, geometry: geometry, destination: destination, indices: indices)
+            inner.maxPool2d(source, offset: offset, geometry: geometry, dtype: dtype, destination: destination, indices: indices)
         }
     }
 
-    func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry: Conv2dGeometry, destination: DeviceBuffer) {
+    func maxPool2dBackward(_ gradient: DeviceBuffer, indices: DeviceBuffer, geometry: Conv2dGeometry, dtype: DType,
+                           destination: DeviceBuffer) {
         op("maxPool2dBackward", destination, [Self.input(geometry)]) {
-            inner.maxPool2dBackward(gradient, indices: indices, geometry: geometry, destination: destination)
+            inner.maxPool2dBackward(gradient, indices: indices, geometry: geometry, dtype: dtype, destination: destination)
         }
     }
 
