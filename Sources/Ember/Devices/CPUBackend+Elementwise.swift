@@ -169,13 +169,24 @@ extension CPUBackend {
         }
     }
 
-    /// A cast of contiguous elements between float types, a block at a time: widened into
-    /// Float32 scratch and rounded into `To` (vectorised C for the 16-bit types), which gives
-    /// the bits of the per-element path below (widening is exact, rounding is to nearest even).
+    /// A cast of contiguous elements between float types with the vectorised C conversions of
+    /// the 16-bit types, which give the bits of the per-element path below (widening is exact,
+    /// rounding is to nearest even): straight from or into Float32, else a block at a time
+    /// through Float32 scratch.
     private func convert<From: FloatStorage, To: FloatStorage>(_ source: StridedView, _: From.Type, _: To.Type,
                                                                 _ destination: DeviceBuffer) {
         let shared = UncheckedSendable((src: UnsafePointer(elements(source.buffer, as: From.Bits.self) + source.offset),
                                         dst: elements(destination, as: To.Bits.self)))
+        if From.self == Float.self || To.self == Float.self {
+            return parallelFor(source.count) { s, e in
+                let (src, dst) = shared.value
+                if From.self == Float.self {
+                    To.narrow(UnsafeRawPointer(src + s).assumingMemoryBound(to: Float.self), into: dst + s, count: e - s)
+                } else {
+                    From.widen(src + s, into: UnsafeMutableRawPointer(dst + s).assumingMemoryBound(to: Float.self), count: e - s)
+                }
+            }
+        }
         parallelFor(source.count) { s, e in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: CPUBackend.tile) { scratch in
                 let (src, dst) = shared.value, block = scratch.baseAddress!
@@ -364,11 +375,14 @@ extension CPUBackend {
             return parallelFor(Shape.count(shape)) { s, e in dense(pa + s, pb + s, y + s, e - s) }
         }
         func run<S: FloatStorage>(_: S.Type) {
-            if let half, let format = S.halfFormat, !mask, let (pa, sa, pb, sb) = halfOperands(a, b, shape: shape) {
+            if let half, let format = S.halfFormat, !mask {
                 let y = elements(destination, as: UInt16.self)
-                return parallelFor(Shape.count(shape)) { s, e in
-                    ember_half_binary(half, format, pa.map { $0 + s }, sa, pb.map { $0 + s }, sb, y + s, e - s)
+                if let (pa, sa, pb, sb) = halfOperands(a, b, shape: shape) {
+                    return parallelFor(Shape.count(shape)) { s, e in
+                        ember_half_binary(half, format, pa.map { $0 + s }, sa, pb.map { $0 + s }, sb, y + s, e - s)
+                    }
                 }
+                if halfRows(half, format, a, b, shape: shape, y, S.self) { return }
             }
             if mask {
                 zip2(a, b, shape: shape, elements(destination, as: UInt8.self), f, S.self, Elementwise.Mask.self)
@@ -381,6 +395,34 @@ extension CPUBackend {
         case .bfloat16: run(Elementwise.BFloat16.self)
         default: run(Float.self)
         }
+    }
+
+    /// `ember_half_binary` one output row at a time over two broadcast 16-bit views whose rows
+    /// are each dense or one repeated element (a bias beside each row of channels, a row beside
+    /// a matrix), the repeated side passed as a scalar; false (nothing done) for other layouts
+    /// and for rows too short to pay for a call.
+    private func halfRows<S: FloatStorage>(_ op: ember_half_binary_op, _ format: ember_half_format, _ a: Operand, _ b: Operand,
+                                           shape: [Int], _ y: UnsafeMutablePointer<UInt16>, _: S.Type) -> Bool {
+        guard case .view(let va) = a, case .view(let vb) = b else { return false }
+        let c = Shape.collapse(shape, [va.strides, vb.strides])
+        guard let last = c.shape.last, last >= 16 else { return false }
+        let inner = c.strides.map { $0[$0.count - 1] }
+        guard inner.allSatisfy({ $0 == 0 || $0 == 1 }), inner.contains(1) else { return false }
+        let pa = elements(va.buffer, as: S.Bits.self) + va.offset, pb = elements(vb.buffer, as: S.Bits.self) + vb.offset
+        let shared = UncheckedSendable((a: pa, b: pb))
+        parallelFor(Shape.count(shape)) { s, e in
+            let (pa, pb) = shared.value
+            forEachRow(shape: c.shape, strides: c.strides, offsets: [0, 0], range: s..<e) { out, count, pos, inner in
+                let ra = pa + pos[0], rb = pb + pos[1]
+                /// A row's pointer, or nil and its repeated element widened.
+                func side(_ row: UnsafeMutablePointer<S.Bits>, _ stride: Int) -> (UnsafePointer<UInt16>?, Float) {
+                    stride == 0 ? (nil, S.widen(row[0])) : (UnsafeRawPointer(row).assumingMemoryBound(to: UInt16.self), 0)
+                }
+                let (xa, sa) = side(ra, inner[0]), (xb, sb) = side(rb, inner[1])
+                ember_half_binary(op, format, xa, sa, xb, sb, y + out, count)
+            }
+        }
+        return true
     }
 
     /// The operands of `ember_half_binary` (a pointer, or nil and the scalar), when each is a
