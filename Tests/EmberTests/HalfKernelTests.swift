@@ -135,4 +135,32 @@ struct HalfKernelTests {
             }
         }
     }
+    @Test("tensor ops over broadcast 16-bit rows (a bias per channel, a row beside a matrix) give the bits of widen-compute-narrow")
+    func broadcastRows() {
+        // Shapes of the two operands; the first is large enough that the CPU's threads split it mid-row.
+        let layouts: [([Int], [Int])] = [([64, 16, 100], [16, 1]), ([16, 1], [64, 16, 100]), ([6, 40], [40]), ([40], [6, 40])]
+        let ops: [(String, (Tensor, Tensor) -> Tensor, (Float, Float) -> Float)] = [
+            ("add", { $0 + $1 }, Elementwise.Add().apply), ("mul", { $0 * $1 }, Elementwise.Mul().apply),
+            ("div", { $0 / $1 }, Elementwise.Div().apply),
+        ]
+        for (format, name) in Self.formats {
+            let dtype: DType = format == EMBER_FLOAT16 ? .float16 : .bfloat16
+            for (sa, sb) in layouts {
+                let wa = Self.widen(format, Self.patterns(Shape.count(sa), seed: 5)), wb = Self.widen(format, Self.patterns(Shape.count(sb), seed: 6))
+                let a = Tensor(shape: sa, data: wa, dtype: dtype, device: .cpu), b = Tensor(shape: sb, data: wb, dtype: dtype, device: .cpu)
+                let shape = Shape.broadcast(sa, sb)!
+                let xa = Self.widen(format, a.expand(shape).contiguous().hostBytes().pairs)
+                let xb = Self.widen(format, b.expand(shape).contiguous().hostBytes().pairs)
+                for (opName, op, f) in ops {
+                    let got = op(a, b).hostBytes().pairs
+                    Self.expectSame(got, Self.narrow(format, zip(xa, xb).map(f)), format, "\(name) \(opName) \(sa) with \(sb)")
+                }
+            }
+        }
+    }
+}
+
+private extension Array where Element == UInt8 {
+    /// Little-endian 16-bit words.
+    var pairs: [UInt16] { stride(from: 0, to: count, by: 2).map { UInt16(self[$0]) | UInt16(self[$0 + 1]) << 8 } }
 }
