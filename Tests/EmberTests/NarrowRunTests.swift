@@ -3,7 +3,7 @@ import Foundation
 import Testing
 @testable import Ember
 
-/// The OpenCL elementwise kernels' float16 full runs (`half_run_in`/`half_run_out` on CPU
+/// The OpenCL elementwise kernels' float16 full runs (`half_chunk_in`/`half_chunk_out` on CPU
 /// devices), eager and fused, and the sums of every float storage type (`sum_slices` on CPU
 /// devices), at lengths with full runs, tails and both, against the CPU device. The op cases
 /// elsewhere are shorter than one run of 64 elements, so only these reach the full-run paths.

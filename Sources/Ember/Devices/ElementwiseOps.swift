@@ -409,19 +409,24 @@ enum ElementwiseSource {
     /// The body of a dense kernel over its work-item's run (`DENSE_RUN`): each input `name`
     /// read from element `offset + i` of `pointer`, `value` written to element `i` of `dst`
     /// (a byte when `mask`). In float16 builds with full runs (`HALF_RUNS`, CPU devices) the
-    /// float16 operands go through `half_run_in`/`half_run_out`, the form PoCL vectorises.
+    /// float16 operands go a chunk of eight at a time through `half_chunk_in`/`half_chunk_out`,
+    /// the form PoCL vectorises.
     private static func denseRun(_ inputs: [(name: String, pointer: String, offset: String)], _ value: String, mask: Bool) -> String {
         let loads = inputs.map { "float \($0.name) = LOAD(\($0.pointer), \($0.offset) + i);" }.joined(separator: " ")
-        let widen = inputs.map { "float \($0.name)_run[RUN]; half_run_in(\($0.name)_run, \($0.pointer) + \($0.offset) + i0);" }
-        let staged = inputs.map { "float \($0.name) = \($0.name)_run[k];" }.joined(separator: " ")
+        let widen = inputs.map {
+            "float8 \($0.name)_8 = half_chunk_in(\($0.pointer) + \($0.offset) + c); const float* \($0.name)_k = (const float*)&\($0.name)_8;"
+        }
+        let lanes = inputs.map { "float \($0.name) = \($0.name)_k[k];" }.joined(separator: " ")
         return """
             DENSE_RUN(n)
         #if STORAGE == 1 && HALF_RUNS
             if (end - i0 == RUN) {
-                \(widen.joined(separator: "\n        "))
-                \(mask ? "" : "float out_run[RUN];")
-                for (int k = 0; k < RUN; ++k) { \(staged) \(mask ? "dst[i0 + k] = \(value);" : "out_run[k] = \(value);") }
-                \(mask ? "" : "half_run_out(dst + i0, out_run);")
+                for (int c = i0; c < end; c += 8) {
+                    \(widen.joined(separator: "\n            "))
+                    \(mask ? "" : "float8 out_8; float* out_k = (float*)&out_8;")
+                    for (int k = 0; k < 8; ++k) { \(lanes) \(mask ? "dst[c + k] = \(value);" : "out_k[k] = \(value);") }
+                    \(mask ? "" : "half_chunk_out(dst + c, out_8);")
+                }
                 return;
             }
         #endif

@@ -239,8 +239,8 @@ struct LazyKernelPlan {
         // A value is rounded to its dtype where another value reads it; a leaf already is, and
         // an output only read by its store is rounded by the store.
         let read = Set(needed.flatMap { graph.values[$0].operation.operands })
-        // Full runs of a dense kernel read float16 leaves and write float16 outputs through
-        // private arrays (storage.cl's half_run_in/half_run_out) where `staged`.
+        // Full runs of a dense kernel read float16 leaves and write float16 outputs a chunk of
+        // eight at a time (storage.cl's half_chunk_in/half_chunk_out) where `staged`.
         func statements(staged: Bool) -> String {
             var body = ""
             for i in needed {
@@ -308,12 +308,14 @@ struct LazyKernelPlan {
         let halfLeaves = leaves.indices.filter { graph.leaves[leaves[$0]].dtype == .float16 }
         let halfOutputs = outputs.indices.filter { graph.values[outputs[$0].value].dtype == .float16 }
         if !halfLeaves.isEmpty || !halfOutputs.isEmpty {
-            source += "#if HALF_RUNS\n    if (end - i0 == RUN) {\n"
-            for slot in halfLeaves { source += "    float v\(slot)[RUN]; half_run_in(v\(slot), l\(slot) + o\(slot) + i0);\n" }
-            for slot in halfOutputs { source += "    float w\(slot)[RUN];\n" }
-            source += "    for (int k = 0; k < RUN; ++k) {\n        int i = i0 + k;\n" + statements(staged: true) + "    }\n"
-            for slot in halfOutputs { source += "    half_run_out(r\(slot) + i0, w\(slot));\n" }
-            source += "    return;\n    }\n#endif\n"
+            source += "#if HALF_RUNS\n    if (end - i0 == RUN) {\n    for (int c = i0; c < end; c += 8) {\n"
+            for slot in halfLeaves {
+                source += "    float8 v\(slot)_8 = half_chunk_in(l\(slot) + o\(slot) + c); const float* v\(slot) = (const float*)&v\(slot)_8;\n"
+            }
+            for slot in halfOutputs { source += "    float8 w\(slot)_8; float* w\(slot) = (float*)&w\(slot)_8;\n" }
+            source += "    for (int k = 0; k < 8; ++k) {\n        int i = c + k;\n" + statements(staged: true) + "    }\n"
+            for slot in halfOutputs { source += "    half_chunk_out(r\(slot) + c, w\(slot)_8);\n" }
+            source += "    }\n    return;\n    }\n#endif\n"
         }
         self.source = source + "    for (int i = i0; i < end; ++i) {\n" + body + "    }\n}\n"
     }
