@@ -8,24 +8,25 @@
 // Blocks at the right and bottom edges take a bounds-checked path. A device runs these or
 // CLBlast, whichever measured faster there (OpenCLBackend.gemmChoice). A and B are of the
 // STORAGE type (storage.cl: float16 and bfloat16 operands are widened as they are loaded, so
-// the product accumulates in float32 without float32 copies of them); C is float32.
+// the product accumulates in float32 without float32 copies of them), and so is C: each
+// element is the float32 sum rounded once.
 
-// Writes alpha * value (+ beta * old) to *out.
-#define GEMM_STORE(out, value) (*(out) = beta == 0.0f ? alpha * (value) : alpha * (value) + beta * *(out))
+// Writes alpha * value (+ beta * old) to element i of p.
+#define GEMM_STORE(p, i, value) STORE(p, i, beta == 0.0f ? alpha * (value) : alpha * (value) + beta * LOAD(p, i))
 
 // A 4 x 16 block of C from four rows of op(A): A_ROW(r, k) is element (m0 + r, k) of op(A).
 #define GEMM_BLOCK_4X16(NAME, A_BASE, A_ROW) \
 __kernel void NAME(int M, int N, int K, float alpha, float beta, \
                    __global const ELEM* A, int a_off, int lda, int a_batch, \
                    __global const ELEM* B, int b_off, int ldb, int b_batch, \
-                   __global float* C, int c_off, int ldc, int c_batch) { \
+                   __global ELEM* C, int c_off, int ldc, int c_batch) { \
     int n0 = get_global_id(0) * 16; \
     int m0 = get_global_id(1) * 4; \
     int batch = get_global_id(2); \
     if (n0 >= N || m0 >= M) return; \
     __global const ELEM* a = A + a_off + (long)batch * a_batch + (A_BASE); \
     __global const ELEM* b = B + b_off + (long)batch * b_batch + n0; \
-    __global float* c = C + c_off + (long)batch * c_batch + (long)m0 * ldc + n0; \
+    __global ELEM* c = C + c_off + (long)batch * c_batch + (long)m0 * ldc + n0; \
     if (n0 + 16 <= N && m0 + 4 <= M) { \
         float16 c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f; \
         for (int k = 0; k < K; ++k) { \
@@ -36,15 +37,15 @@ __kernel void NAME(int M, int N, int K, float alpha, float beta, \
             c3 = fma((float16)(A_ROW(3, k)), bk, c3); \
         } \
         if (beta == 0.0f) { \
-            vstore16(alpha * c0, 0, c); \
-            vstore16(alpha * c1, 0, c + ldc); \
-            vstore16(alpha * c2, 0, c + 2 * ldc); \
-            vstore16(alpha * c3, 0, c + 3 * ldc); \
+            STORE16(c, 0, alpha * c0); \
+            STORE16(c, ldc, alpha * c1); \
+            STORE16(c, 2 * ldc, alpha * c2); \
+            STORE16(c, 3 * ldc, alpha * c3); \
         } else { \
-            vstore16(alpha * c0 + beta * vload16(0, c), 0, c); \
-            vstore16(alpha * c1 + beta * vload16(0, c + ldc), 0, c + ldc); \
-            vstore16(alpha * c2 + beta * vload16(0, c + 2 * ldc), 0, c + 2 * ldc); \
-            vstore16(alpha * c3 + beta * vload16(0, c + 3 * ldc), 0, c + 3 * ldc); \
+            STORE16(c, 0, alpha * c0 + beta * LOAD16(c, 0)); \
+            STORE16(c, ldc, alpha * c1 + beta * LOAD16(c, ldc)); \
+            STORE16(c, 2 * ldc, alpha * c2 + beta * LOAD16(c, 2 * ldc)); \
+            STORE16(c, 3 * ldc, alpha * c3 + beta * LOAD16(c, 3 * ldc)); \
         } \
         return; \
     } \
@@ -53,7 +54,7 @@ __kernel void NAME(int M, int N, int K, float alpha, float beta, \
         for (int j = 0; j < cols; ++j) { \
             float sum = 0.0f; \
             for (int k = 0; k < K; ++k) sum = fma(A_ROW(r, k), LOAD(b, (long)k * ldb + j), sum); \
-            GEMM_STORE(c + (long)r * ldc + j, sum); \
+            GEMM_STORE(c, (long)r * ldc + j, sum); \
         } \
     } \
 }
@@ -73,14 +74,14 @@ GEMM_BLOCK_4X16(gemm_block_tn, A_TRANSPOSED_BASE, A_TRANSPOSED)
 __kernel void gemm_block_nt(int M, int N, int K, float alpha, float beta,
                             __global const ELEM* A, int a_off, int lda, int a_batch,
                             __global const ELEM* B, int b_off, int ldb, int b_batch,
-                            __global float* C, int c_off, int ldc, int c_batch) {
+                            __global ELEM* C, int c_off, int ldc, int c_batch) {
     int n0 = get_global_id(0) * 4;
     int m0 = get_global_id(1) * 4;
     int batch = get_global_id(2);
     if (n0 >= N || m0 >= M) return;
     __global const ELEM* a = A + a_off + (long)batch * a_batch + (long)m0 * lda;
     __global const ELEM* b = B + b_off + (long)batch * b_batch + (long)n0 * ldb;
-    __global float* c = C + c_off + (long)batch * c_batch + (long)m0 * ldc + n0;
+    __global ELEM* c = C + c_off + (long)batch * c_batch + (long)m0 * ldc + n0;
     int rows = min(4, M - m0), cols = min(4, N - n0);
     if (rows == 4 && cols == 4) {
         float16 s00 = 0.0f, s01 = 0.0f, s02 = 0.0f, s03 = 0.0f, s10 = 0.0f, s11 = 0.0f, s12 = 0.0f, s13 = 0.0f;
@@ -102,7 +103,7 @@ __kernel void gemm_block_nt(int M, int N, int K, float alpha, float beta,
                 float4 h4 = h8.lo + h8.hi;
                 float sum = (h4.x + h4.y) + (h4.z + h4.w);
                 for (int kk = k; kk < K; ++kk) sum = fma(LOAD(a, (long)r * lda + kk), LOAD(b, (long)j * ldb + kk), sum);
-                GEMM_STORE(c + (long)r * ldc + j, sum);
+                GEMM_STORE(c, (long)r * ldc + j, sum);
             }
         }
         return;
@@ -111,7 +112,7 @@ __kernel void gemm_block_nt(int M, int N, int K, float alpha, float beta,
         for (int j = 0; j < cols; ++j) {
             float sum = 0.0f;
             for (int k = 0; k < K; ++k) sum = fma(LOAD(a, (long)r * lda + k), LOAD(b, (long)j * ldb + k), sum);
-            GEMM_STORE(c + (long)r * ldc + j, sum);
+            GEMM_STORE(c, (long)r * ldc + j, sum);
         }
     }
 }

@@ -663,13 +663,40 @@ typedef struct {
     long m, n, k;
     float alpha, beta;
     operand a, b;
-    float *c;
+    float *c;          // C of float32, or NULL and
+    uint16_t *c16;     // C of 16-bit elements: IEEE half when `half`, else bfloat16
+    int half;
     long ldc;
 } gemm_job;
 
+static void scale_c(long m, long n, float beta, float *c, long ldc) {
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
+}
+
+/// `gemm_serial` into C of 16-bit elements: each block of up to nc columns is accumulated over
+/// all of k in a float32 panel (C widened into it first when beta is not 0) and rounded into
+/// C once, so C gets the bits of the float32 product rounded.
+static void gemm_serial_narrow(const gemm_plan *p, long m, long n, long k, float alpha, operand a, operand b, float beta,
+                               uint16_t *c, long ldc, int half) {
+    long width = n < p->nc ? n : p->nc;
+    float *panel = aligned_or_die((size_t)m * (size_t)width * 4);
+    for (long jc = 0; jc < n; jc += width) {
+        long nb = n - jc < width ? n - jc : width;
+        operand block = b;
+        block.p += jc * b.sw;
+        for (long i = 0; i < m && beta != 0; i++) (half ? ember_f16_to_f32 : ember_bf16_to_f32)(c + i * ldc + jc, panel + i * nb, nb);
+        if (k <= 0 || alpha == 0) scale_c(m, nb, beta, panel, nb);
+        else gemm_serial(p, m, nb, k, alpha, a, block, beta, panel, nb);
+        for (long i = 0; i < m; i++) (half ? ember_f32_to_f16 : ember_f32_to_bf16)(panel + i * nb, c + i * ldc + jc, nb);
+    }
+    free(panel);
+}
+
 static void *run_job(void *arg) {
     gemm_job *j = arg;
-    gemm_serial(j->plan, j->m, j->n, j->k, j->alpha, j->a, j->b, j->beta, j->c, j->ldc);
+    if (j->c16) gemm_serial_narrow(j->plan, j->m, j->n, j->k, j->alpha, j->a, j->b, j->beta, j->c16, j->ldc, j->half);
+    else gemm_serial(j->plan, j->m, j->n, j->k, j->alpha, j->a, j->b, j->beta, j->c, j->ldc);
     return NULL;
 }
 
@@ -696,36 +723,35 @@ static gemm_split split_for(const gemm_plan *p, int threads, long m, long n, lon
     return s;
 }
 
-/// The job of part `t` of split `s` of the product.
-static gemm_job part_job(const gemm_plan *p, gemm_split s, long t, long m, long n, long k, float alpha, operand a,
-                         operand b, float beta, float *c, long ldc) {
+/// The job of part `t` of split `s` of the product `whole`.
+static gemm_job part_job(gemm_split s, long t, gemm_job whole) {
     long first = s.units * t / s.parts * s.unit, last = s.units * (t + 1) / s.parts * s.unit;
     if (last > s.extent) last = s.extent;
-    gemm_job j = {p, m, n, k, alpha, beta, a, b, c, ldc};
+    gemm_job j = whole;
+    long shift = s.byRows ? first * whole.ldc : first;
     if (s.byRows) {
         j.m = last - first;
-        j.a.p += first * a.sw;
-        j.c += first * ldc;
+        j.a.p += first * whole.a.sw;
     } else {
         j.n = last - first;
-        j.b.p += first * b.sw;
-        j.c += first;
+        j.b.p += first * whole.b.sw;
     }
+    if (j.c) j.c += shift;
+    else j.c16 += shift;
     return j;
 }
 
 /// Runs the parts of the product's split over `ember_gemm_threads()` threads, the last on the caller.
-static void gemm_parallel(const gemm_plan *p, long m, long n, long k, float alpha, operand a, operand b, float beta,
-                          float *c, long ldc) {
-    gemm_split s = split_for(p, ember_gemm_threads(), m, n, k);
+static void gemm_parallel(gemm_job whole) {
+    gemm_split s = split_for(whole.plan, ember_gemm_threads(), whole.m, whole.n, whole.k);
     if (s.parts == 1) {
-        gemm_serial(p, m, n, k, alpha, a, b, beta, c, ldc);
+        run_job(&whole);
         return;
     }
     gemm_job jobs[64];
     pthread_t ids[64];
     int started[64] = {0};
-    for (long t = 0; t < s.parts; t++) jobs[t] = part_job(p, s, t, m, n, k, alpha, a, b, beta, c, ldc);
+    for (long t = 0; t < s.parts; t++) jobs[t] = part_job(s, t, whole);
     for (long t = 0; t + 1 < s.parts; t++) started[t] = pthread_create(&ids[t], NULL, run_job, &jobs[t]) == 0;
     run_job(&jobs[s.parts - 1]);
     for (long t = 0; t + 1 < s.parts; t++) {
@@ -736,30 +762,26 @@ static void gemm_parallel(const gemm_plan *p, long m, long n, long k, float alph
 
 // MARK: Entry points
 
-static void scale_c(long m, long n, float beta, float *c, long ldc) {
-    for (long i = 0; i < m; i++)
-        for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j];
-}
-
-/// Runs the product on the threads of `ember_gemm_threads()`, or only part `part` of `parts`
-/// of it on the calling thread when `parts` is positive.
+/// Runs the product, into float32 `c` or 16-bit `c16` of the operands' format, on the
+/// threads of `ember_gemm_threads()`, or only part `part` of `parts` of it on the calling
+/// thread when `parts` is positive.
 static void gemm16(ember_isa isa, int half, long part, long parts, int transA, int transB, long m, long n, long k,
                    float alpha, const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, float *c,
-                   long ldc) {
+                   uint16_t *c16, long ldc) {
     if (m <= 0 || n <= 0) return;
     gemm_plan p = plan_for(isa, half);
     operand oa = transA ? (operand){a, 1, lda} : (operand){a, lda, 1};
     operand ob = transB ? (operand){b, ldb, 1} : (operand){b, 1, ldb};
+    gemm_job j = {&p, m, n, k, alpha, beta, oa, ob, c16 ? NULL : c, c16, half, ldc};
     if (parts > 0) {
         gemm_split s = split_for(&p, (int)parts, m, n, k);
         if (part >= s.parts) return;
-        gemm_job j = part_job(&p, s, part, m, n, k, alpha, oa, ob, beta, c, ldc);
-        m = j.m, n = j.n, oa = j.a, ob = j.b, c = j.c;
-        if (m <= 0 || n <= 0) return;
+        j = part_job(s, part, j);
+        if (j.m <= 0 || j.n <= 0) return;
     }
-    if (k <= 0 || alpha == 0) scale_c(m, n, beta, c, ldc);
-    else if (parts > 0) gemm_serial(&p, m, n, k, alpha, oa, ob, beta, c, ldc);
-    else gemm_parallel(&p, m, n, k, alpha, oa, ob, beta, c, ldc);
+    if (!j.c16 && (k <= 0 || alpha == 0)) scale_c(j.m, j.n, beta, j.c, ldc);
+    else if (parts > 0) run_job(&j);
+    else gemm_parallel(j);
 }
 
 static ember_isa isa_of(ember_half_format format) {
@@ -773,10 +795,10 @@ long ember_gemm16_parts(ember_half_format format, int threads, long m, long n, l
 }
 
 void ember_gemm16_part(ember_half_format format, long part, long parts, int transA, int transB, long m, long n, long k,
-                       float alpha, const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, float *c,
-                       long ldc) {
+                       float alpha, const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, void *c,
+                       int narrowC, long ldc) {
     gemm16(isa_of(format), format == EMBER_FLOAT16, part, parts > 0 ? parts : 1, transA, transB, m, n, k, alpha, a, lda,
-           b, ldb, beta, c, ldc);
+           b, ldb, beta, narrowC ? NULL : c, narrowC ? c : NULL, ldc);
 }
 
 ember_isa ember_cpu_isa_bf16(void) {
@@ -791,20 +813,20 @@ ember_isa ember_cpu_isa_bf16(void) {
 
 void ember_gemm_bf16_isa(ember_isa isa, int transA, int transB, long m, long n, long k, float alpha, const uint16_t *a,
                          long lda, const uint16_t *b, long ldb, float beta, float *c, long ldc) {
-    gemm16(isa, 0, 0, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm16(isa, 0, 0, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, NULL, ldc);
 }
 
 void ember_gemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const uint16_t *a, long lda,
                      const uint16_t *b, long ldb, float beta, float *c, long ldc) {
-    gemm16(ember_cpu_isa_bf16(), 0, 0, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm16(ember_cpu_isa_bf16(), 0, 0, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, NULL, ldc);
 }
 
 void ember_gemm_f16_isa(ember_isa isa, int transA, int transB, long m, long n, long k, float alpha, const uint16_t *a,
                         long lda, const uint16_t *b, long ldb, float beta, float *c, long ldc) {
-    gemm16(isa, 1, 0, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm16(isa, 1, 0, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, NULL, ldc);
 }
 
 void ember_gemm_f16(int transA, int transB, long m, long n, long k, float alpha, const uint16_t *a, long lda,
                     const uint16_t *b, long ldb, float beta, float *c, long ldc) {
-    gemm16(ember_cpu_isa(), 1, 0, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm16(ember_cpu_isa(), 1, 0, 0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, NULL, ldc);
 }

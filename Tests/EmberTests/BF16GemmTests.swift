@@ -185,7 +185,7 @@ struct BF16GemmTests {
         #expect(ember_gemm_threads() == Int32(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
-    @Test("the parts of a product, run one at a time in any order, give the whole product's bits")
+    @Test("the parts of a product, run one at a time in any order, give the whole product's bits, in float32 or 16-bit C")
     func parts() {
         // Split by rows, by columns, and too small to split (one part).
         let problems = [
@@ -196,7 +196,11 @@ struct BF16GemmTests {
         ]
         for problem in problems {
             let format = problem.format == .bf16 ? EMBER_BFLOAT16 : EMBER_FLOAT16
-            let whole = problem.run(isa: problem.format == .bf16 ? ember_cpu_isa_bf16() : ember_cpu_isa())
+            let best = problem.format == .bf16 ? ember_cpu_isa_bf16() : ember_cpu_isa()
+            let whole = problem.run(isa: best)
+            // A 16-bit C gets the float32 product from its widened values, rounded once.
+            let narrowC = problem.format.encode(problem.c)
+            let narrowWhole = problem.format.encode(problem.run(isa: best, initial: problem.format.decode(narrowC)))
             for threads in [1, 2, 3] {
                 let parts = ember_gemm16_parts(format, Int32(threads), problem.m, problem.n, problem.k)
                 #expect(parts >= 1 && parts <= threads, "\(problem): \(parts) parts for \(threads) threads")
@@ -205,9 +209,16 @@ struct BF16GemmTests {
                 for part in (0..<parts).reversed() {
                     ember_gemm16_part(format, part, parts, problem.transA ? 1 : 0, problem.transB ? 1 : 0, problem.m, problem.n,
                                       problem.k, problem.alpha, problem.a, problem.lda, problem.b, problem.ldb, problem.beta,
-                                      &out, problem.ldc)
+                                      &out, 0, problem.ldc)
                 }
                 #expect(out.map(\.bitPattern) == whole.map(\.bitPattern), "\(problem), \(parts) parts")
+                var narrow = narrowC
+                for part in 0..<parts {
+                    ember_gemm16_part(format, part, parts, problem.transA ? 1 : 0, problem.transB ? 1 : 0, problem.m, problem.n,
+                                      problem.k, problem.alpha, problem.a, problem.lda, problem.b, problem.ldb, problem.beta,
+                                      &narrow, 1, problem.ldc)
+                }
+                #expect(narrow == narrowWhole, "\(problem), \(parts) parts into 16-bit C")
             }
         }
     }

@@ -281,7 +281,7 @@ struct LowPrecisionTests {
         }
     }
 
-    @Test("a 16-bit matmul makes no Float32 copies of its operands")
+    @Test("a 16-bit matmul makes no Float32 copies of its operands or of its result, in one kernel")
     func narrowMatmulMemory() async {
         // In a process of its own: the peak counts every allocation on the device, and other
         // tests allocate on it in parallel.
@@ -290,14 +290,15 @@ struct LowPrecisionTests {
                 let a = Tensor.randn([256, 256], device: d).bfloat16(), b = Tensor.randn([256, 256], device: d).bfloat16()
                 try d.synchronize()
                 d.resetPeakMemory()
-                let before = d.stats.liveBytes
+                let before = d.stats.liveBytes, launches = d.stats.kernelLaunches
                 let product = a.matmul(b)
                 try d.synchronize()
-                // The bfloat16 result and at most its Float32 accumulator: 3 x 128 KiB, not the
-                // 4 x 128 KiB more that Float32 copies of the operands would add.
+                // The bfloat16 result only (128 KiB): no Float32 accumulator (256 KiB more)
+                // and no Float32 copies of the operands.
                 let peak = d.stats.peakLiveBytes - before
-                precondition(peak <= 3 * 256 * 256 * 2, "\(d): peak \(peak) bytes above the operands")
-                _ = product
+                precondition(product.dtype == .bfloat16, "\(d): a \(product.dtype) product")
+                precondition(peak <= 256 * 256 * 2, "\(d): peak \(peak) bytes above the operands")
+                precondition(d.stats.kernelLaunches - launches == 1, "\(d): \(d.stats.kernelLaunches - launches) launches")
             }
         }
     }

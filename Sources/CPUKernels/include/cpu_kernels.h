@@ -123,10 +123,12 @@ long ember_gemm16_parts(ember_half_format format, int threads, long m, long n, l
 /// Part `part` (from 0) of `parts` of the product `ember_gemm_bf16` (EMBER_BFLOAT16) or
 /// `ember_gemm_f16` (EMBER_FLOAT16) computes, on the calling thread. The parts of one product
 /// (`parts` from `ember_gemm16_parts`) are disjoint blocks of rows or of columns of C, so threads
-/// can run them side by side; part 0 of 1 is the whole product.
+/// can run them side by side; part 0 of 1 is the whole product. C is float32, or with `narrowC`
+/// 16-bit elements of `format`: the float32 product rounded once to nearest even (C widened
+/// first when beta is not 0).
 void ember_gemm16_part(ember_half_format format, long part, long parts, int transA, int transB, long m, long n, long k,
-                       float alpha, const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, float *c,
-                       long ldc);
+                       float alpha, const uint16_t *a, long lda, const uint16_t *b, long ldb, float beta, void *c,
+                       int narrowC, long ldc);
 
 /// The binary ops of `ember_half_binary`, with the float32 math of Swift's function objects
 /// (`Elementwise.Add`, ...): add, sub, mul, div, maximum and minimum (NaN when either side is

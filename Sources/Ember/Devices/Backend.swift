@@ -99,6 +99,11 @@ struct GemmOperand {
     var transposed: Bool
     var batchStride: Int
     var dtype: DType = .float32
+
+    /// The dtype of C in `Backend.gemm` of this operand by `other`.
+    func productType(_ other: GemmOperand) -> DType {
+        dtype == other.dtype && dtype.isReducedFloat ? dtype : .float32
+    }
 }
 
 /// One optimizer update rule of `Backend.optimizerStep`, with this step's hyper-parameters
@@ -221,7 +226,7 @@ enum Traffic {
     /// when `beta != 0`).
     static func gemm(m: Int, n: Int, k: Int, batch: Int, a: GemmOperand, b: GemmOperand, beta: Float) -> Int {
         (a.batchStride == 0 ? 1 : batch) * m * k * a.dtype.byteSize + (b.batchStride == 0 ? 1 : batch) * k * n * b.dtype.byteSize
-            + batch * m * n * 4 * (beta == 0 ? 1 : 2)
+            + batch * m * n * a.productType(b).byteSize * (beta == 0 ? 1 : 2)
     }
     /// `reduce`: the block read and its `[outer, inner]` results.
     static func reduce(outer: Int, size: Int, inner: Int, dtype: DType) -> Int {
@@ -362,7 +367,10 @@ protocol Backend: AnyObject, Sendable {
                                   scale: Float, causal: Bool, destination: DeviceBuffer)
 
     /// Row-major `C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b]` for b in 0..<batch,
-    /// with C of shape `[m, n]` and leading dimension `n` at `cOffset + b * m * n`.
+    /// with C of shape `[m, n]` and leading dimension `n` at element `cOffset + b * m * n`.
+    /// C has the operands' dtype when they share a 16-bit one (the Float32 accumulation
+    /// rounded once, no Float32 copy of C), else Float32 (16-bit operands of different types
+    /// are widened first).
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
               beta: Float, c: DeviceBuffer, cOffset: Int)
 

@@ -13,9 +13,10 @@ extension CPUBackend {
         pool.noteKernels(1, bytes: Traffic.gemm(m: m, n: n, k: k, batch: batch, a: a, b: b, beta: beta))
         if a.dtype.isReducedFloat && a.dtype == b.dtype {
             // 16-bit operands: Ember's GEMM (AMX tiles or AVX-512 BF16 dot products where the CPU has them),
-            // Float32 accumulation, on Ember's threads: batch entries side by side, or the parts
-            // (blocks of rows or columns) of one product.
-            let shared = UncheckedSendable((a: elements(a.buffer, as: UInt16.self), b: elements(b.buffer, as: UInt16.self), c: floats(c)))
+            // Float32 accumulation rounded once into the 16-bit C, on Ember's threads: batch
+            // entries side by side, or the parts (blocks of rows or columns) of one product.
+            let shared = UncheckedSendable((a: elements(a.buffer, as: UInt16.self), b: elements(b.buffer, as: UInt16.self),
+                                            c: elements(c, as: UInt16.self)))
             let format = a.dtype == .bfloat16 ? EMBER_BFLOAT16 : EMBER_FLOAT16
             let parts = batch >= threads ? 1 : ember_gemm16_parts(format, Int32(threads), m, n, k)
             func run(_ jobs: Range<Int>) {
@@ -24,7 +25,7 @@ extension CPUBackend {
                     let i = job / parts
                     ember_gemm16_part(format, job % parts, parts, a.transposed ? 1 : 0, b.transposed ? 1 : 0, m, n, k, alpha,
                                       pa + a.offset + i * a.batchStride, a.ld, pb + b.offset + i * b.batchStride, b.ld,
-                                      beta, pc + cOffset + i * m * n, n)
+                                      beta, pc + cOffset + i * m * n, 1, n)
                 }
             }
             if parts > 1 || (batch > 1 && batch * m * n * k >= CPUBackend.threadedGEMMWork) {

@@ -59,7 +59,7 @@ extension Tensor {
 
     /// GEMM of two tensors of rank >= 2 (no autograd). Operands promote to one type; float16
     /// and bfloat16 products are computed from the narrow operands with Float32 accumulation
-    /// and rounded to that type; integer operands multiply as Float32.
+    /// and rounded to that type by the GEMM; integer operands multiply as Float32.
     static func matmulForward(_ a: Tensor, _ b: Tensor) -> Tensor {
         let m = a.shape[a.rank - 2], k = a.shape[a.rank - 1]
         let k2 = b.shape[b.rank - 2], n = b.shape[b.rank - 1]
@@ -71,8 +71,8 @@ extension Tensor {
         let batch = Shape.count(batchShape)
         let type = a.dtype.promoted(with: b.dtype)
         let compute = type.isReducedFloat ? type : .float32
-        let out = Tensor(uninitialized: batchShape + [m, n], device: a.device, op: "matmul")
-        if out.count > 0 && k == 0 { a.backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: .float32) }
+        let out = Tensor(uninitialized: batchShape + [m, n], dtype: compute, device: a.device, op: "matmul")
+        if out.count > 0 && k == 0 { a.backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: compute) }
         if out.count > 0 && k > 0 {
             func operand(_ t: Tensor) -> GemmOperand {
                 t.castStorage(to: compute).gemmOperand(batchShape: batchShape)
@@ -80,7 +80,7 @@ extension Tensor {
             a.backend.gemm(m: m, n: n, k: k, batch: batch, alpha: 1, a: operand(a), b: operand(b), beta: 0,
                            c: out.storage.buffer, cOffset: 0)
         }
-        return out.castStorage(to: compute)
+        return out
     }
 
     /// Describes this tensor (rank >= 2), broadcast to `batchShape` + its matrix dims, as a GEMM
