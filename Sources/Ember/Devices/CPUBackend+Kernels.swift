@@ -51,8 +51,8 @@ extension CPUBackend {
         // from Ember's loops (in a GPT step 15% of the samples were in the scheduler), so
         // Ember's threads share the work where that costs the GEMM nothing: batch entries, or
         // blocks of 16-row panels of a product with many rows (measured from C on 2 cores: as
-        // fast as OpenBLAS's threads at 768 rows, 10-25% slower at 128, where OpenBLAS's
-        // threads share the packed panels and run the large products of fewer rows).
+        // fast as OpenBLAS's threads at 768 rows, 10-25% slower at 128 and nearly 2x at 256,
+        // where OpenBLAS's threads share the packed panels and run the large products of fewer rows).
         let work = m * n * k
         if batch >= threads && threads > 1 && batch * work >= CPUBackend.parallelThreshold {
             CPUBackend.setBLASThreads(1)

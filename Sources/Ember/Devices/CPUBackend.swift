@@ -16,7 +16,7 @@ final class CPUBackend: Backend, @unchecked Sendable {
     /// Multiply-adds from which a single GEMM runs on several cores.
     static let threadedGEMMWork = 1 << 21
     /// Rows from which such a GEMM is split into blocks of rows on Ember's threads.
-    static let splitGEMMRows = 256
+    static let splitGEMMRows = 512
 
     private init() {}
 
