@@ -188,6 +188,29 @@ struct ForwardValueTests {
         #expect(Tensor.zeros([2, 0], device: d).matmul(Tensor.zeros([0, 3], device: d)).toArray() == [0, 0, 0, 0, 0, 0])
     }
 
+    @Test("large products, split across threads by rows, batch entries or OpenBLAS's threads, match Double sums", arguments: devices)
+    func largeMatmul(_ d: Device) {
+        var random = TestRandom(seed: 31)
+        // Rows above and below the CPU's row-block threshold, a transposed operand, and a batch.
+        for (m, n, k, batch, transposed) in [(600, 70, 64, 1, false), (300, 90, 80, 1, true), (40, 50, 600, 4, false)] {
+            let av = random.floats(batch * m * k, -1...1), bv = random.floats(k * n, -1...1)
+            let a = Tensor(shape: [batch, m, k], data: av, device: d)
+            let b = transposed ? Tensor(shape: [n, k], data: bv, device: d).T : Tensor(shape: [k, n], data: bv, device: d)
+            let got = a.matmul(b).toArray()
+            var worst = 0.0
+            for e in 0..<batch {
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var sum = 0.0
+                        for p in 0..<k { sum += Double(av[(e * m + i) * k + p]) * Double(transposed ? bv[j * k + p] : bv[p * n + j]) }
+                        worst = Swift.max(worst, Swift.abs(Double(got[(e * m + i) * n + j]) - sum))
+                    }
+                }
+            }
+            #expect(worst <= 1e-4, "\(batch) x \(m)x\(n)x\(k) on \(d): off by \(worst)")
+        }
+    }
+
     @Test("conv2d and pooling", arguments: devices)
     func convolutionAndPooling(_ d: Device) {
         let x = Tensor.arange(1, 17, device: d).reshape([1, 1, 4, 4])
