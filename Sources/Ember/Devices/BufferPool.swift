@@ -34,8 +34,8 @@ final class BufferPool: @unchecked Sendable {
     /// A pooled block of `capacity` bytes, or nil when the caller must allocate one.
     func take(capacity: Int) -> OpaquePointer? {
         lock.lock(); defer { lock.unlock() }
-        guard var list = free[capacity], let handle = list.popLast() else { return nil }
-        free[capacity] = list
+        // Popped in place: a copy of the list out of the dictionary would copy its storage.
+        guard let handle = free[capacity]?.popLast() else { return nil }
         counters.pooledBuffers -= 1
         counters.pooledBytes -= capacity
         noteLive(capacity)
