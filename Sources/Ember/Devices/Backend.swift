@@ -35,7 +35,7 @@ struct StridedView {
 
     var count: Int { Shape.count(shape) }
     /// True when the elements are dense and in row-major order.
-    var isContiguous: Bool { strides == Shape.contiguousStrides(shape) || count <= 1 }
+    var isContiguous: Bool { Shape.isContiguous(shape, strides) || count <= 1 }
 }
 
 /// One input of an elementwise primitive: a strided view or a Float constant.

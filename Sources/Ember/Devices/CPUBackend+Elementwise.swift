@@ -12,12 +12,12 @@ extension CPUBackend {
     @inline(__always)
     private func map<F: ElementFunction>(_ source: StridedView, _ src: UnsafeMutablePointer<F.Input>, _ dst: UnsafeMutablePointer<F.Output>, _ f: F) {
         let n = source.count
-        let c = Shape.collapse(source.shape, [source.strides])
         let base = src + source.offset
-        if c.shape.count == 1 && c.strides[0][0] == 1 {
+        if source.isContiguous {
             parallelFor(n) { s, e in for i in s..<e { dst[i] = f.apply(base[i]) } }
             return
         }
+        let c = Shape.collapse(source.shape, [source.strides])
         parallelFor(n) { s, e in
             forEachRow(shape: c.shape, strides: c.strides, offsets: [0], range: s..<e) { out, count, pos, inner in
                 let p = base + pos[0], st = inner[0]
@@ -87,14 +87,14 @@ extension CPUBackend {
         case let (.scalar(x), .view(vb)):
             map(vb, elements(vb.buffer, as: S.Bits.self), dst, Elementwise.Stored<S, O, Elementwise.BoundLeft<F>>(Elementwise.BoundLeft(f: f, left: x)))
         case let (.view(va), .view(vb)):
-            let c = Shape.collapse(shape, [va.strides, vb.strides])
             let pa = elements(va.buffer, as: S.Bits.self) + va.offset, pb = elements(vb.buffer, as: S.Bits.self) + vb.offset
             @inline(__always) func apply(_ x: S.Bits, _ y: S.Bits) -> O.Bits { O.narrow(f.apply(S.widen(x), S.widen(y))) }
-            if c.shape.count == 1 && c.strides[0][0] == 1 && c.strides[1][0] == 1 {
+            if va.isContiguous && vb.isContiguous {
                 if S.convertsInBlocks { return tiled(n, pa, 0, pb, 0, dst, f, S.self, O.self, dense: dense.map(DenseKernel.binary)) }
                 parallelFor(n) { s, e in for i in s..<e { dst[i] = apply(pa[i], pb[i]) } }
                 return
             }
+            let c = Shape.collapse(shape, [va.strides, vb.strides])
             parallelFor(n) { s, e in
                 forEachRow(shape: c.shape, strides: c.strides, offsets: [0, 0], range: s..<e) { out, count, pos, inner in
                     let ra = pa + pos[0], rb = pb + pos[1]
