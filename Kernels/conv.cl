@@ -149,7 +149,7 @@ __kernel void avg_pool2d(__global const float* src, int off, __global float* dst
     int t = get_global_id(0);
     if (t >= N * C * oh * ow) return;
     int x = t % ow, y = (t / ow) % oh, nc = t / (ow * oh);
-    __global const ELEM* plane = src + off + (long)nc * H * W;
+    __global const float* plane = src + off + (long)nc * H * W;
     int h0 = y * sh - ph, w0 = x * sw - pw;
     float sum = 0.0f;
     for (int ih = max(h0, 0); ih < min(h0 + kh, H); ++ih)
