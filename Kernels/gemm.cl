@@ -1,73 +1,65 @@
-// Ember's GEMM: C[b] = alpha * op(A[b]) x op(B[b]) + beta * C[b], row-major. Three kernels
-// cover the operand layouts without copies: gemm_block (A and B as stored), gemm_block_tn
-// (A stored transposed, [K, M]) and gemm_block_nt (B stored transposed, [N, K]), which the host
-// runs only on devices with 16-wide float vectors (OpenCLBackend.readsTransposedB); elsewhere,
-// and with both transposed, it copies B row-major first. gemm_block and gemm_block_tn compute
-// a 4 x 16 block of C per work-item with float16 rows of B, gemm_block_nt a 4 x 4 block from
-// float16 runs along K of both; PoCL compiles these to 512-bit (or narrower) vector FMAs.
-// Blocks at the right and bottom edges take a bounds-checked path. A device runs these or
-// CLBlast, whichever measured faster there (OpenCLBackend.gemmChoice). A and B are of the
-// STORAGE type (storage.cl: float16 and bfloat16 operands are widened as they are loaded, so
-// the product accumulates in float32 without float32 copies of them), and so is C: each
-// element is the float32 sum rounded once.
+// Ember's GEMM: C[b] = alpha * op(A[b]) x op(B[b]) + beta * C[b], row-major. Two kernels
+// cover the operand layouts. gemm_block serves A as stored ([M, K]) and A stored transposed
+// ([K, M]): element (r, k) of op(A) is A[r * a_rs + k * a_ks], strides the host passes (lda
+// and 1, or 1 and lda); it computes a 4 x 16 block of C per work-item from float16 rows of a
+// row-major B, reading A one scalar at a time, so A's strides cost nothing. gemm_block_nt
+// (B stored transposed, [N, K]) computes a 4 x 4 block from float16 runs along K of both; the
+// host runs it only on devices with 16-wide float vectors (OpenCLBackend.readsTransposedB) and
+// with A as stored; otherwise it copies B row-major for gemm_block. PoCL compiles these to
+// 512-bit (or narrower) vector FMAs. Blocks at the right and bottom edges take a bounds-checked
+// path. A device runs these or CLBlast, whichever measured faster there
+// (OpenCLBackend.gemmChoice). A and B are of the STORAGE type (storage.cl: float16 and bfloat16
+// operands are widened as they are loaded, so the product accumulates in float32 without
+// float32 copies of them), and so is C: each element is the float32 sum rounded once.
 
 // Writes alpha * value (+ beta * old) to element i of p.
 #define GEMM_STORE(p, i, value) STORE(p, i, beta == 0.0f ? alpha * (value) : alpha * (value) + beta * LOAD(p, i))
 
-// A 4 x 16 block of C from four rows of op(A): A_ROW(r, k) is element (m0 + r, k) of op(A).
-#define GEMM_BLOCK_4X16(NAME, A_BASE, A_ROW) \
-__kernel void NAME(int M, int N, int K, float alpha, float beta, \
-                   __global const ELEM* A, int a_off, int lda, int a_batch, \
-                   __global const ELEM* B, int b_off, int ldb, int b_batch, \
-                   __global ELEM* C, int c_off, int ldc, int c_batch) { \
-    int n0 = get_global_id(0) * 16; \
-    int m0 = get_global_id(1) * 4; \
-    int batch = get_global_id(2); \
-    if (n0 >= N || m0 >= M) return; \
-    __global const ELEM* a = A + a_off + (long)batch * a_batch + (A_BASE); \
-    __global const ELEM* b = B + b_off + (long)batch * b_batch + n0; \
-    __global ELEM* c = C + c_off + (long)batch * c_batch + (long)m0 * ldc + n0; \
-    if (n0 + 16 <= N && m0 + 4 <= M) { \
-        float16 c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f; \
-        for (int k = 0; k < K; ++k) { \
-            float16 bk = LOAD16(b, (long)k * ldb); \
-            c0 = fma((float16)(A_ROW(0, k)), bk, c0); \
-            c1 = fma((float16)(A_ROW(1, k)), bk, c1); \
-            c2 = fma((float16)(A_ROW(2, k)), bk, c2); \
-            c3 = fma((float16)(A_ROW(3, k)), bk, c3); \
-        } \
-        if (beta == 0.0f) { \
-            STORE16(c, 0, alpha * c0); \
-            STORE16(c, ldc, alpha * c1); \
-            STORE16(c, 2 * ldc, alpha * c2); \
-            STORE16(c, 3 * ldc, alpha * c3); \
-        } else { \
-            STORE16(c, 0, alpha * c0 + beta * LOAD16(c, 0)); \
-            STORE16(c, ldc, alpha * c1 + beta * LOAD16(c, ldc)); \
-            STORE16(c, 2 * ldc, alpha * c2 + beta * LOAD16(c, 2 * ldc)); \
-            STORE16(c, 3 * ldc, alpha * c3 + beta * LOAD16(c, 3 * ldc)); \
-        } \
-        return; \
-    } \
-    int rows = min(4, M - m0), cols = min(16, N - n0); \
-    for (int r = 0; r < rows; ++r) { \
-        for (int j = 0; j < cols; ++j) { \
-            float sum = 0.0f; \
-            for (int k = 0; k < K; ++k) sum = fma(A_ROW(r, k), LOAD(b, (long)k * ldb + j), sum); \
-            GEMM_STORE(c, (long)r * ldc + j, sum); \
-        } \
-    } \
+// Element (m0 + r, k) of op(A).
+#define A_AT(r, k) LOAD(a, (long)(r) * a_rs + (long)(k) * a_ks)
+
+__kernel void gemm_block(int M, int N, int K, float alpha, float beta,
+                         __global const ELEM* A, int a_off, int a_rs, int a_ks, int a_batch,
+                         __global const ELEM* B, int b_off, int ldb, int b_batch,
+                         __global ELEM* C, int c_off, int ldc, int c_batch) {
+    int n0 = get_global_id(0) * 16;
+    int m0 = get_global_id(1) * 4;
+    int batch = get_global_id(2);
+    if (n0 >= N || m0 >= M) return;
+    __global const ELEM* a = A + a_off + (long)batch * a_batch + (long)m0 * a_rs;
+    __global const ELEM* b = B + b_off + (long)batch * b_batch + n0;
+    __global ELEM* c = C + c_off + (long)batch * c_batch + (long)m0 * ldc + n0;
+    if (n0 + 16 <= N && m0 + 4 <= M) {
+        float16 c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
+        for (int k = 0; k < K; ++k) {
+            float16 bk = LOAD16(b, (long)k * ldb);
+            c0 = fma((float16)(A_AT(0, k)), bk, c0);
+            c1 = fma((float16)(A_AT(1, k)), bk, c1);
+            c2 = fma((float16)(A_AT(2, k)), bk, c2);
+            c3 = fma((float16)(A_AT(3, k)), bk, c3);
+        }
+        if (beta == 0.0f) {
+            STORE16(c, 0, alpha * c0);
+            STORE16(c, ldc, alpha * c1);
+            STORE16(c, 2 * ldc, alpha * c2);
+            STORE16(c, 3 * ldc, alpha * c3);
+        } else {
+            STORE16(c, 0, alpha * c0 + beta * LOAD16(c, 0));
+            STORE16(c, ldc, alpha * c1 + beta * LOAD16(c, ldc));
+            STORE16(c, 2 * ldc, alpha * c2 + beta * LOAD16(c, 2 * ldc));
+            STORE16(c, 3 * ldc, alpha * c3 + beta * LOAD16(c, 3 * ldc));
+        }
+        return;
+    }
+    int rows = min(4, M - m0), cols = min(16, N - n0);
+    for (int r = 0; r < rows; ++r) {
+        for (int j = 0; j < cols; ++j) {
+            float sum = 0.0f;
+            for (int k = 0; k < K; ++k) sum = fma(A_AT(r, k), LOAD(b, (long)k * ldb + j), sum);
+            GEMM_STORE(c, (long)r * ldc + j, sum);
+        }
+    }
 }
-
-// A as stored, [M, K]: rows of A are contiguous along K.
-#define A_STORED_BASE (long)m0 * lda
-#define A_STORED(r, k) LOAD(a, (long)(r) * lda + (k))
-GEMM_BLOCK_4X16(gemm_block, A_STORED_BASE, A_STORED)
-
-// A stored transposed, [K, M]: the block's four rows are four adjacent floats at each k.
-#define A_TRANSPOSED_BASE m0
-#define A_TRANSPOSED(r, k) LOAD(a, (long)(k) * lda + (r))
-GEMM_BLOCK_4X16(gemm_block_tn, A_TRANSPOSED_BASE, A_TRANSPOSED)
 
 // B stored transposed, [N, K]: a 4 x 4 block of C as dot products of rows of A and rows of
 // B, accumulated sixteen k at a time.

@@ -63,21 +63,28 @@ struct ParityTests {
                      rtol: 1e-3, atol: 1e-3, gradients: true) { x in x[0].T.matmul(x[1]) }
     }
 
-    @Test("a product with B stored transposed matches the CPU through gemm_block_nt and through a row-major copy of B")
-    func transposedRightOperandPaths() throws {
+    @Test("Ember's GEMM kernels match the CPU with A and B each as stored or transposed (B through gemm_block_nt and through a row-major copy), batched, with edge blocks")
+    func gemmKernelLayouts() throws {
         var random = TestRandom(seed: 29)
-        let a = Tensor(shape: [3, 37, 70], data: random.floats(3 * 37 * 70)), b = Tensor(shape: [3, 45, 70], data: random.floats(3 * 45 * 70))
-        let expected = a.matmul(b.transpose(1, 2)).toArray()
+        let (batch, m, n, k) = (3, 37, 45, 70)
+        let a = Tensor(shape: [batch, m, k], data: random.floats(batch * m * k)), b = Tensor(shape: [batch, k, n], data: random.floats(batch * k * n))
+        let c0 = Tensor(shape: [batch, m, n], data: random.floats(batch * m * n))
+        let expected = (a.matmul(b) * 0.5 + c0 * 2).toArray()
         for gpu in TestDevices.accelerators {
             let backend = try #require(gpu.backend as? OpenCLBackend)
-            let ga = a.to(gpu), gb = b.to(gpu)
-            for readingTransposedB in [true, false] {
-                let c = Tensor.zeros([3, 37, 45], device: gpu)
-                backend.gemmBlocks(m: 37, n: 45, k: 70, batch: 3, alpha: 1,
-                                   a: GemmOperand(buffer: ga.storage.buffer, offset: 0, ld: 70, transposed: false, batchStride: 37 * 70),
-                                   b: GemmOperand(buffer: gb.storage.buffer, offset: 0, ld: 70, transposed: true, batchStride: 45 * 70),
-                                   beta: 0, c: c.storage.buffer, cOffset: 0, readingTransposedB: readingTransposedB)
-                expectClose(c.toArray(), expected, rtol: 1e-4, atol: 1e-4, "gemm on \(gpu), readingTransposedB \(readingTransposedB)")
+            // (A transposed, B transposed, gemm_block_nt reads B as stored where it can).
+            let layouts = [(false, false, false), (true, false, false), (false, true, true), (false, true, false), (true, true, true)]
+            for (aTransposed, bTransposed, readingTransposedB) in layouts {
+                // A transposed is stored [batch, k, m]; B transposed is stored [batch, n, k].
+                let ga = (aTransposed ? a.transpose(1, 2).contiguous() : a).to(gpu)
+                let gb = (bTransposed ? b.transpose(1, 2).contiguous() : b).to(gpu)
+                let c = c0.to(gpu)
+                backend.gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: 0.5,
+                                   a: GemmOperand(buffer: ga.storage.buffer, offset: 0, ld: aTransposed ? m : k, transposed: aTransposed, batchStride: m * k),
+                                   b: GemmOperand(buffer: gb.storage.buffer, offset: 0, ld: bTransposed ? k : n, transposed: bTransposed, batchStride: k * n),
+                                   beta: 2, c: c.storage.buffer, cOffset: 0, readingTransposedB: readingTransposedB)
+                expectClose(c.toArray(), expected, rtol: 1e-4, atol: 1e-4,
+                            "gemm on \(gpu), A transposed \(aTransposed), B transposed \(bTransposed), readingTransposedB \(readingTransposedB)")
             }
         }
     }

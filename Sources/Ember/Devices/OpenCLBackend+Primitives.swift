@@ -322,20 +322,23 @@ extension OpenCLBackend {
                            dtype: operand.dtype)
     }
 
-    /// Ember's GEMM kernels (gemm.cl): A as stored or transposed with 4 x 16 blocks of C per
-    /// work-item, B transposed with 4 x 4 blocks where `readingTransposedB` (default
-    /// `readsTransposedB`); otherwise, and with both transposed, B is copied row-major first.
+    /// Ember's GEMM kernels (gemm.cl): `gemm_block` for A as stored or transposed (its element
+    /// strides are arguments) with 4 x 16 blocks of C per work-item from rows of B, and
+    /// `gemm_block_nt` for B stored transposed with 4 x 4 blocks where `readingTransposedB`
+    /// (default `readsTransposedB`) and A is as stored; otherwise B is copied row-major first.
     /// On PoCL they beat CLBlast's untuned defaults several times over.
     func gemmBlocks(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
                     beta: Float, c: DeviceBuffer, cOffset: Int, readingTransposedB: Bool? = nil) {
         let b = a.transposed || !(readingTransposedB ?? readsTransposedB) ? rowMajor(b, rows: k, cols: n, batch: batch) : b
         guard let b else { return record(status: -4, "gemm: no memory for a row-major copy") }
-        let (name, blockWidth) = b.transposed ? ("gemm_block_nt", 4) : (a.transposed ? "gemm_block_tn" : "gemm_block", 16)
         let local = 4
+        let aArguments: [Argument] = b.transposed
+            ? [.buffer(a.buffer), .int(a.offset), .int(a.ld), .int(a.batchStride)]
+            : [.buffer(a.buffer), .int(a.offset), .int(a.transposed ? 1 : a.ld), .int(a.transposed ? a.ld : 1), .int(a.batchStride)]
+        let (name, blockWidth) = b.transposed ? ("gemm_block_nt", 4) : ("gemm_block", 16)
         let columnBlocks = (n + blockWidth - 1) / blockWidth
-        launch3D(Self.typedProgram("gemm.cl", a.dtype), name, global: ((columnBlocks + local - 1) / local * local, (m + 3) / 4, batch), local: (local, 1, 1), [
-            .int(m), .int(n), .int(k), .float(alpha), .float(beta),
-            .buffer(a.buffer), .int(a.offset), .int(a.ld), .int(a.batchStride),
+        launch3D(Self.typedProgram("gemm.cl", a.dtype), name, global: ((columnBlocks + local - 1) / local * local, (m + 3) / 4, batch),
+                 local: (local, 1, 1), [.int(m), .int(n), .int(k), .float(alpha), .float(beta)] + aArguments + [
             .buffer(b.buffer), .int(b.offset), .int(b.ld), .int(b.batchStride),
             .buffer(c), .int(cOffset), .int(n), .int(m * n),
         ])
