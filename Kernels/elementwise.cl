@@ -1,4 +1,4 @@
-// Elementwise kernels: copies, constants and select; ElementwiseSource
+// Elementwise kernels: copies, ranges and select; ElementwiseSource
 // (Devices/ElementwiseOps.swift) generates the op kernels from the ops' definitions and
 // appends them to this file, with the casts between dtypes.
 // The program is built once per float storage type (storage.cl, prepended); every kernel
@@ -7,26 +7,15 @@
 
 // The dtype-independent kernels are in the float32 build only.
 #if STORAGE == 0
-// copy_<bytes>: a strided gather of elements of 1, 2, 4 or 8 bytes (bit for bit) into dst
-// from element dst_off on; copy_into_<bytes> writes them into a strided view of dst.
+// copy_into_<bytes>: elements of 1, 2, 4 or 8 bytes copied bit for bit from a strided view of
+// src into a strided view of dst (a dense destination has contiguous strides).
 #define DEFINE_COPY(bytes, type) \
-__kernel void copy_##bytes(__global const type* src, int src_off, __global type* dst, int dst_off, int n, int rank, int8 shape, \
-                           int8 stride) { \
-    STRIDED_RUN(n, rank, shape) \
-    int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride); \
-    for (int k = 0; k < len; ++k) dst[dst_off + i0 + k] = src[at + k * step]; \
-} \
 __kernel void copy_into_##bytes(__global const type* src, int src_off, __global type* dst, int dst_off, int n, int rank, \
                                 int8 shape, int8 stride, int8 dst_stride) { \
     STRIDED_RUN(n, rank, shape) \
     int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride); \
     int to = dst_off + view_offset(row, j0, rank, shape, dst_stride), dst_step = int8_entry(rank - 1, dst_stride); \
     for (int k = 0; k < len; ++k) dst[to + k * dst_step] = src[at + k * step]; \
-} \
-__kernel void fill_##bytes(__global type* dst, int n, type bits) { \
-    int i = get_global_id(0); \
-    if (i >= n) return; \
-    dst[i] = bits; \
 }
 DEFINE_COPY(1, uchar)
 DEFINE_COPY(2, ushort)

@@ -14,20 +14,22 @@ inline void report_index(volatile __global int* errors, int site, int k, int siz
     }
 }
 
-// gather_<bytes>: elements of 1, 2, 4 or 8 bytes, copied bit for bit.
+// gather_<bytes>: elements of 1, 2, 4 or 8 bytes, copied bit for bit. Each work-item takes a
+// run of RUN consecutive outputs (strided.cl's DENSE_RUN, prepended), as scatter_add does.
 #define DEFINE_GATHER(bytes, type) \
 __kernel void gather_##bytes(__global const type* src, int off, int size, int inner, int j, \
                              __global const int* index, int index_off, int s0, int s1, int s2, \
                              __global type* dst, int n, int ignore, int ignoring, int site, \
                              volatile __global int* errors) { \
-    int t = get_global_id(0); \
-    if (t >= n) return; \
-    int i = t % inner, jj = (t / inner) % j, o = t / (inner * j); \
-    int k = index[index_off + o * s0 + jj * s1 + i * s2]; \
-    bool skip = ignoring && k == ignore; \
-    bool valid = k >= 0 && k < size; \
-    dst[t] = (valid && !skip) ? src[off + ((long)o * size + k) * inner + i] : (type)0; \
-    if (!valid && !skip) report_index(errors, site, k, size); \
+    DENSE_RUN(n) \
+    for (int t = i0; t < end; ++t) { \
+        int i = t % inner, jj = (t / inner) % j, o = t / (inner * j); \
+        int k = index[index_off + o * s0 + jj * s1 + i * s2]; \
+        bool skip = ignoring && k == ignore; \
+        bool valid = k >= 0 && k < size; \
+        dst[t] = (valid && !skip) ? src[off + ((long)o * size + k) * inner + i] : (type)0; \
+        if (!valid && !skip) report_index(errors, site, k, size); \
+    } \
 }
 DEFINE_GATHER(1, uchar)
 DEFINE_GATHER(2, ushort)
@@ -50,14 +52,15 @@ __kernel void scatter_add(__global const float* values, int values_off, int v0, 
                           __global const int* index, int index_off, int s0, int s1, int s2,
                           int size, int inner, int j, __global float* dst, int n,
                           int ignore, int ignoring, int site, volatile __global int* errors) {
-    int t = get_global_id(0);
-    if (t >= n) return;
-    int i = t % inner, jj = (t / inner) % j, o = t / (inner * j);
-    int k = index[index_off + o * s0 + jj * s1 + i * s2];
-    if (ignoring && k == ignore) return;
-    if (k < 0 || k >= size) {
-        report_index(errors, site, k, size);
-        return;
+    DENSE_RUN(n)
+    for (int t = i0; t < end; ++t) {
+        int i = t % inner, jj = (t / inner) % j, o = t / (inner * j);
+        int k = index[index_off + o * s0 + jj * s1 + i * s2];
+        if (ignoring && k == ignore) continue;
+        if (k < 0 || k >= size) {
+            report_index(errors, site, k, size);
+            continue;
+        }
+        atomic_add_float(dst + ((long)o * size + k) * inner + i, values[values_off + o * v0 + jj * v1 + i * v2]);
     }
-    atomic_add_float(dst + ((long)o * size + k) * inner + i, values[values_off + o * v0 + jj * v1 + i * v2]);
 }

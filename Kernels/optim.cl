@@ -4,7 +4,8 @@
 // parameter and the states once, computing in float with the operations of the composed
 // update in Optim/Optimizer.swift in the same order; contraction into FMA is off so each
 // operation rounds as the CPU's does. Each work-item takes a run of RUN consecutive
-// elements (64 on CPU devices: a loop the compiler vectorises; 1 on GPUs).
+// elements (strided.cl's DENSE_RUN, prepended: 64 on CPU devices, a loop the compiler
+// vectorises; 1 on GPUs).
 
 #pragma OPENCL FP_CONTRACT OFF
 
@@ -12,18 +13,12 @@
 #define LS 256
 #endif
 
-// For work-item t: its run [i0, i1) of the n elements.
-#define ELEMENT_RUN(n) \
-    int i0 = get_global_id(0) * RUN; \
-    if (i0 >= n) return; \
-    int i1 = min(n, i0 + RUN);
-
 // SGD; `b` (the momentum buffer) is read only when has_momentum (otherwise it is `p`, unread).
 __kernel void optim_sgd(__global ELEM* p, __global const ELEM* g, int g_off, __global ELEM* b, int n,
                         float lr, float wd, float momentum, float keep, int dampened, int nesterov, int first,
                         int has_momentum) {
-    ELEMENT_RUN(n)
-    for (int i = i0; i < i1; ++i) {
+    DENSE_RUN(n)
+    for (int i = i0; i < end; ++i) {
         float x = LOAD(p, i), d = LOAD(g, g_off + i);
         if (wd != 0.0f) d = d + x * wd;
         if (has_momentum) {
@@ -45,8 +40,8 @@ __kernel void optim_sgd(__global ELEM* p, __global const ELEM* g, int g_off, __g
 __kernel void optim_adam(__global ELEM* p, __global const ELEM* g, int g_off, __global ELEM* m, __global ELEM* v, int n,
                          float wd, int decoupled, float decay_factor, float beta1, float one_minus_beta1, float beta2,
                          float one_minus_beta2, float step_size, float correction2, float eps) {
-    ELEMENT_RUN(n)
-    for (int i = i0; i < i1; ++i) {
+    DENSE_RUN(n)
+    for (int i = i0; i < end; ++i) {
         float x = LOAD(p, i), d = LOAD(g, g_off + i);
         if (wd != 0.0f) {
             if (decoupled) x = x * decay_factor; else d = d + x * wd;
@@ -67,8 +62,8 @@ __kernel void optim_adam(__global ELEM* p, __global const ELEM* g, int g_off, __
 __kernel void optim_rmsprop(__global ELEM* p, __global const ELEM* g, int g_off, __global ELEM* sq, __global ELEM* avg,
                             __global ELEM* b, int n, float lr, float wd, float alpha, float one_minus_alpha, float eps,
                             float momentum, int centered, int has_momentum) {
-    ELEMENT_RUN(n)
-    for (int i = i0; i < i1; ++i) {
+    DENSE_RUN(n)
+    for (int i = i0; i < end; ++i) {
         float x = LOAD(p, i), d = LOAD(g, g_off + i);
         if (wd != 0.0f) d = d + x * wd;
         float square = LOAD(sq, i) * alpha;

@@ -388,6 +388,19 @@ struct ForwardValueTests {
         #expect(x.storage.version == version + 6)
     }
 
+    @Test("full writes every element's bytes in every dtype", arguments: devices)
+    func fullEveryDType(_ d: Device) {
+        // Values whose bytes differ, so a pattern of the wrong width or byte order shows.
+        let cases: [(DType, Float)] = [(.float32, -2.5), (.float16, 1.5), (.bfloat16, -3), (.int32, -7), (.uint8, 200), (.bool, 1)]
+        for (dtype, value) in cases {
+            let t = Tensor.full([7, 143], value, dtype: dtype, device: d)
+            #expect(t.dtype == dtype)
+            #expect(t.toArray() == [Float](repeating: value, count: 1001), "full \(dtype) on \(d)")
+        }
+        let wide = Tensor.full([1001], 8_589_934_592, dtype: .int64, device: d)
+        #expect(wide.toInt64Array() == [Int64](repeating: 8_589_934_592, count: 1001), "full int64 on \(d)")
+    }
+
     @Test("to(device) round-trips values and dtype")
     func transfers() {
         for d in TestDevices.all {

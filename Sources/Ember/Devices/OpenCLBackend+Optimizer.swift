@@ -13,24 +13,23 @@ extension OpenCLBackend {
         check(states.count == rule.stateCount, "optimizerStep: the rule takes \(rule.stateCount) state buffers, got \(states.count)")
         pool.noteKernels(0, bytes: count * dtype.byteSize * (3 + 2 * states.count))
         let program = Self.typedProgram("optim.cl", dtype)
-        let items = (count + stridedRun - 1) / stridedRun
         let head: [Argument] = [.buffer(parameter), .buffer(gradient), .int(gradientOffset)]
         func flag(_ value: Bool) -> Argument { .int(value ? 1 : 0) }
         switch rule {
         case .sgd(let r):
-            launch(program, "optim_sgd", count: items, head + [
+            launchDense(program, "optim_sgd", count: count, head + [
                 .buffer(states.first ?? parameter), .int(count), .float(r.lr), .float(r.weightDecay), .float(r.momentum),
                 .float(r.keep), flag(r.dampened), flag(r.nesterov), flag(r.firstStep), flag(!states.isEmpty),
             ])
         case .adam(let r):
-            launch(program, "optim_adam", count: items, head + [
+            launchDense(program, "optim_adam", count: count, head + [
                 .buffer(states[0]), .buffer(states[1]), .int(count), .float(r.weightDecay), flag(r.decoupled),
                 .float(r.decayFactor), .float(r.beta1), .float(r.oneMinusBeta1), .float(r.beta2), .float(r.oneMinusBeta2),
                 .float(r.stepSize), .float(r.correction2), .float(r.eps),
             ])
         case .rmsprop(let r):
             let average = r.centered ? states[1] : parameter, buffer = r.momentum > 0 ? states[states.count - 1] : parameter
-            launch(program, "optim_rmsprop", count: items, head + [
+            launchDense(program, "optim_rmsprop", count: count, head + [
                 .buffer(states[0]), .buffer(average), .buffer(buffer), .int(count), .float(r.lr), .float(r.weightDecay),
                 .float(r.alpha), .float(r.oneMinusAlpha), .float(r.eps), .float(r.momentum), flag(r.centered), flag(r.momentum > 0),
             ])

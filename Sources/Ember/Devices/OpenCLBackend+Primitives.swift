@@ -33,14 +33,12 @@ extension OpenCLBackend {
     }
 
     func copy(_ source: StridedView, to destination: DeviceBuffer, at destinationOffset: Int) {
-        pool.noteKernels(0, bytes: 2 * Traffic.of(source))
-        let c = layout(source.shape, [source.strides])
-        launchStrided("copy_\(source.dtype.byteSize)", shape: c.shape, [
-            .buffer(source.buffer), .int(source.offset), .buffer(destination), .int(destinationOffset), .int(source.count),
-            .int(c.shape.count), .int8(c.shape), .int8(c.strides[0]),
-        ])
+        copy(source, into: StridedView(buffer: destination, offset: destinationOffset, shape: source.shape,
+                                       strides: Shape.contiguousStrides(source.shape), dtype: source.dtype))
     }
 
+    /// One kernel, `copy_into_<bytes>`, serves every copy (a dense destination is a view with
+    /// contiguous strides), so a process compiles one copy kernel per element size.
     func copy(_ source: StridedView, into destination: StridedView) {
         pool.noteKernels(0, bytes: 2 * Traffic.of(source))
         let c = layout(source.shape, [source.strides, destination.strides])
@@ -68,16 +66,19 @@ extension OpenCLBackend {
         ])
     }
 
+    /// A constant through `clEnqueueFillBuffer`, which drivers implement without a kernel of
+    /// Ember's to compile.
     func fill(_ destination: DeviceBuffer, count: Int, value: Double, dtype: DType) {
+        guard count > 0 else { return }
         pool.noteKernels(0, bytes: Traffic.elements(count, dtype))
-        let bits = dtype.bits(of: value)
-        let pattern: Argument = switch dtype.byteSize {
-        case 1: .uchar(UInt8(truncatingIfNeeded: bits))
-        case 2: .ushort(UInt16(truncatingIfNeeded: bits))
-        case 4: .int(Int(Int32(bitPattern: UInt32(truncatingIfNeeded: bits))))
-        default: .ulong(bits)
-        }
-        launch("elementwise.cl", "fill_\(dtype.byteSize)", count: count, [.buffer(destination), .int(count), pattern])
+        settle(destination)
+        // The pattern is the value's dtype.byteSize low-order bytes (every OpenCL host is little-endian).
+        var bits = dtype.bits(of: value)
+        withQueue({ queue, event in
+            withUnsafeBytes(of: &bits) { pattern in
+                clEnqueueFillBuffer(queue, destination.handle, pattern.baseAddress, dtype.byteSize, 0, count * dtype.byteSize, 0, nil, event)
+            }
+        }, call: "clEnqueueFillBuffer")
     }
 
     func arange(_ destination: DeviceBuffer, count: Int, start: Double, step: Double, dtype: DType) {
@@ -434,7 +435,7 @@ extension OpenCLBackend {
         pool.noteKernels(0, bytes: Traffic.gather(index, dtype))
         let j = index.shape[1], n = outer * j * inner
         guard n > 0 else { return }
-        launch("index.cl", "gather_\(dtype.byteSize)", count: n, [
+        launchDense("index.cl", "gather_\(dtype.byteSize)", count: n, [
             .buffer(source), .int(offset), .int(size), .int(inner), .int(j),
             .buffer(index.buffer), .int(index.offset), .int(index.strides[0]), .int(index.strides[1]), .int(index.strides[2]),
             .buffer(destination), .int(n),
@@ -446,7 +447,7 @@ extension OpenCLBackend {
         pool.noteKernels(0, bytes: Traffic.scatterAdd(values, index))
         let j = index.shape[1], n = outer * j * inner
         guard n > 0 else { return }
-        launch("index.cl", "scatter_add", count: n, [
+        launchDense("index.cl", "scatter_add", count: n, [
             .buffer(values.buffer), .int(values.offset), .int(values.strides[0]), .int(values.strides[1]), .int(values.strides[2]),
             .buffer(index.buffer), .int(index.offset), .int(index.strides[0]), .int(index.strides[1]), .int(index.strides[2]),
             .int(size), .int(inner), .int(j), .buffer(destination), .int(n),

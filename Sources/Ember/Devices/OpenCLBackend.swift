@@ -15,8 +15,10 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl", "attention.cl", "optim.cl"]
     /// The programs whose kernels read the float storage type `storage.cl` selects: built for
     /// float32 with the others, and for float16 / bfloat16 (`file#1`, `file#2`) at first use
-    /// (conv.cl's im2col and col2im only; its pooling kernels read float in every build).
+    /// (conv.cl's average pooling reads float in every build).
     static let storageTyped: Set<String> = ["elementwise.cl", "reduce.cl", "gemm.cl", "optim.cl", "conv.cl"]
+    /// The programs whose kernels loop over runs of RUN elements (`Kernels/strided.cl`, prepended).
+    static let runPrograms: Set<String> = ["elementwise.cl", "optim.cl", "index.cl"]
 
     let index: Int
     let info: DeviceInfo
@@ -138,7 +140,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         for file in Self.programFiles {
             var source = try OpenCLRuntime.kernelSource(file)
             if file == "gemm.cl" { gemmSource = source }
-            if file == "elementwise.cl" { source = strided + math + source + ElementwiseSource.generated + ElementwiseSource.casts }
+            if file == "elementwise.cl" { source = math + source + ElementwiseSource.generated + ElementwiseSource.casts }
+            if Self.runPrograms.contains(file) { source = strided + source }
             if Self.storageTyped.contains(file) { source = storage + source }
             sources[file] = source
             if !Self.backgroundPrograms.values.contains(file) { programs[file] = try build(name: file, source: source) }
