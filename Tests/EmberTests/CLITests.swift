@@ -1,3 +1,4 @@
+import Ember
 import Foundation
 import Testing
 
@@ -34,6 +35,28 @@ struct CLITests {
         let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         return (process.terminationStatus, text)
+    }
+
+    @Test("a process bound to one core (as mpirun binds a rank) has a CPU device of one compute unit")
+    func cpuCoresFollowAffinity() throws {
+        let binary = try #require(CLITests.binary)
+        let taskset = URL(fileURLWithPath: "/usr/bin/taskset")
+        try #require(FileManager.default.isExecutableFile(atPath: taskset.path), "util-linux's taskset is missing")
+        func cpuComputeUnits(_ executable: URL, _ arguments: [String]) throws -> String? {
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = arguments
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = Pipe()
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            // The first device listed is the CPU.
+            return text.split(separator: "\n").first { $0.contains("compute units:") }.map { $0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces) }
+        }
+        #expect(try cpuComputeUnits(taskset, ["-c", "0", binary.path, "devices"]) == "1")
+        #expect(try cpuComputeUnits(binary, ["devices"]) == String(Device.cpu.info.computeUnits))
     }
 
     @Test("bad flags and device names give a one-line error and a non-zero status", arguments: [

@@ -19,6 +19,10 @@ typedef enum {
 /// `EMBER_ISA_AVX512_BF16` or `EMBER_ISA_AMX_BF16` (see `ember_cpu_isa_bf16`).
 ember_isa ember_cpu_isa(void);
 
+/// The number of cores in this process's CPU affinity mask (what `taskset`, `mpirun`'s
+/// binding or a container's cpuset leaves it), or 0 where the system cannot say.
+int ember_usable_cpus(void);
+
 /// `EMBER_ISA_AMX_BF16` when the CPU has AVX-512 BF16 and AMX-BF16 and the kernel lets this
 /// process use tile state (asked once, with `arch_prctl(ARCH_REQ_XCOMP_PERM)`), else
 /// `EMBER_ISA_AVX512_BF16` when it has the AVX-512 BF16 instructions, else `ember_cpu_isa()`:

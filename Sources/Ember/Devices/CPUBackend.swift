@@ -9,8 +9,16 @@ final class CPUBackend: Backend, @unchecked Sendable {
     static let shared = CPUBackend()
 
     let pool = BufferPool(retainLimit: 2 << 30)
-    /// Cores used for large loops.
-    let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Cores used for large loops and threaded GEMMs: those the process may run on. Under
+    /// `mpirun` each rank is bound to its own cores, and two threads on one core made every
+    /// parallel loop wait for the other thread's time slice (`ProcessInfo`'s processor
+    /// counts ignore the affinity mask).
+    let threads = CPUBackend.usableCores
+    /// The cores this process may run on (its affinity mask), at least 1.
+    static let usableCores: Int = {
+        let usable = Int(ember_usable_cpus())
+        return max(1, usable > 0 ? usable : ProcessInfo.processInfo.activeProcessorCount)
+    }()
     /// Elements below which a loop runs on the calling thread.
     static let parallelThreshold = 1 << 16
     /// Multiply-adds from which a single GEMM runs on several cores.
@@ -53,7 +61,7 @@ final class CPUBackend: Backend, @unchecked Sendable {
         let kernels = ["scalar", "AVX2", "AVX-512"][Int(ember_cpu_isa().rawValue)]
         return DeviceInfo(name: field("model name") ?? "CPU", vendor: field("vendor_id") ?? "unknown",
                           driverVersion: "Ember CPU backend (\(kernels) kernels), \(blas)", platform: "host",
-                          computeUnits: ProcessInfo.processInfo.activeProcessorCount,
+                          computeUnits: usableCores,
                           globalMemoryBytes: Int(ProcessInfo.processInfo.physicalMemory), maxWorkGroupSize: 1,
                           extensions: flags)
     }()

@@ -120,7 +120,7 @@ public struct DeviceInfo: Sendable, Equatable {
     public var driverVersion: String
     /// Platform name (`Portable Computing Language`; `host` for the CPU device).
     public var platform: String
-    /// Parallel compute units (cores for a CPU).
+    /// Parallel compute units (for the CPU device, the cores this process may run on).
     public var computeUnits: Int
     /// Global memory in bytes.
     public var globalMemoryBytes: Int
