@@ -96,8 +96,10 @@ public struct SyncStatistics: Sendable {
     public var buckets = 0
     /// Seconds the communication thread spent in all-reduce calls.
     public var communicationSeconds = 0.0
-    /// Seconds the backward pass waited for communication after its last node ran:
-    /// communication not hidden behind backward.
+    /// Seconds the backward pass waited for communication after its last node ran. Where the
+    /// communication thread shares a core with backward (a rank bound to one core), the time
+    /// the all-reduce took that core from backward is not in it: compare step times with and
+    /// without communication for what was not hidden.
     public var unhiddenSeconds = 0.0
 
     /// All zero (a pass that communicated nothing).
@@ -217,7 +219,11 @@ final class Reducer {
         while nextLaunch < buckets.count && buckets[nextLaunch].ready == buckets[nextLaunch].members.count {
             let bucket = buckets[nextLaunch]
             let elements = bucket.count + (findUnused ? bucket.members.count : 0)
-            communicator.submit(RawBuffer(pointer: bucket.buffer.baseAddress!, count: elements))
+            // The last bucket fills when backward has produced every gradient: nothing is
+            // left to overlap, and a blocking all-reduce is several times faster than a
+            // polled one (2.55 MiB: 0.6 against 2.7 ms on this machine's shared memory).
+            communicator.submit(RawBuffer(pointer: bucket.buffer.baseAddress!, count: elements),
+                                overlapping: nextLaunch + 1 < buckets.count)
             lastStats.bytes += bucket.count * floatBytes
             lastStats.buckets += 1
             nextLaunch += 1
@@ -284,10 +290,12 @@ final class Communicator: @unchecked Sendable {
     private let group: ProcessGroup
     private let condition = NSCondition()
     // Guarded by `condition`.
-    private var queue: [RawBuffer] = []
+    private var queue: [(buffer: RawBuffer, overlapping: Bool)] = []
     private var submitted = 0
     private var completed = 0
     private var busySeconds = 0.0
+    /// Whether a thread waits in `waitForAll`.
+    private var awaited = false
 
     init(group: ProcessGroup) {
         self.group = group
@@ -296,10 +304,11 @@ final class Communicator: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues `buffer` for an in-place sum all-reduce.
-    func submit(_ buffer: RawBuffer) {
+    /// Queues `buffer` for an in-place sum all-reduce: polled, leaving the core to backward,
+    /// if `overlapping`, else blocking.
+    func submit(_ buffer: RawBuffer, overlapping: Bool) {
         condition.lock()
-        queue.append(buffer)
+        queue.append((buffer, overlapping))
         submitted += 1
         condition.signal()
         condition.unlock()
@@ -309,7 +318,9 @@ final class Communicator: @unchecked Sendable {
     /// since the last wait.
     func waitForAll() -> Double {
         condition.lock()
+        awaited = true
         while completed < submitted { condition.wait() }
+        awaited = false
         let seconds = busySeconds
         busySeconds = 0
         condition.unlock()
@@ -323,7 +334,11 @@ final class Communicator: @unchecked Sendable {
             let job = queue.removeFirst()
             condition.unlock()
             let start = Date()
-            group.allReduceSum(job.pointer, count: job.count)
+            group.allReduceSum(job.buffer.pointer, count: job.buffer.count, awaited: !job.overlapping ? nil : { [self] in
+                condition.lock()
+                defer { condition.unlock() }
+                return awaited
+            })
             let seconds = Date().timeIntervalSince(start)
             condition.lock()
             completed += 1

@@ -206,13 +206,21 @@ public final class ProcessGroup: @unchecked Sendable {
     }
 
     /// All-reduces `count` Float32 values at `pointer` in place with a sum (used by
-    /// `DistributedDataParallel`'s communication thread on its bucket buffers). It starts a
-    /// non-blocking all-reduce and polls it, sleeping in between (2 to 50 us):
-    /// a blocking MPI call spins on a core while the other ranks are still in backward,
-    /// which takes that core from this process's own backward. The lock is released
-    /// between polls, so other collectives are not held up.
-    func allReduceSum(_ pointer: UnsafeMutableRawPointer, count: Int) {
+    /// `DistributedDataParallel`'s communication thread on its bucket buffers).
+    ///
+    /// With `awaited` nil (backward has produced every gradient) it is one blocking
+    /// `MPI_Allreduce`. Otherwise it starts a non-blocking all-reduce and polls it: while
+    /// `awaited()` is false (backward still runs on this rank) it sleeps between polls (2 to
+    /// 50 us), because a blocking MPI call spins on a core while the other ranks are still in
+    /// backward, which takes that core from this process's own backward; once a thread waits
+    /// for the result it polls without sleeping, as Open MPI advances a non-blocking
+    /// collective only inside a poll. The lock is released between polls, so other
+    /// collectives are not held up.
+    func allReduceSum(_ pointer: UnsafeMutableRawPointer, count: Int, awaited: (() -> Bool)?) {
         guard usesMPI && worldSize > 1 && count > 0 else { return }
+        guard let awaited else {
+            return call("allReduce") { MPI_Allreduce(ember_mpi_in_place(), pointer, Int32(count), ember_mpi_float(), ember_mpi_sum(), ember_mpi_comm_world()) }
+        }
         var request: MPI_Request?
         call("allReduce") { MPI_Iallreduce(ember_mpi_in_place(), pointer, Int32(count), ember_mpi_float(), ember_mpi_sum(), ember_mpi_comm_world(), &request) }
         var done: Int32 = 0
@@ -220,8 +228,7 @@ public final class ProcessGroup: @unchecked Sendable {
         while true {
             call("allReduce") { MPI_Test(&request, &done, ember_mpi_status_ignore()) }
             if done != 0 { return }
-            // Waiting for another rank: back off to at most 50 us between polls, so a rank
-            // bound to one core gives nearly all of it to its backward.
+            if awaited() { continue }
             usleep(pause)
             pause = Swift.min(pause * 2, 50)
         }
