@@ -11,8 +11,43 @@ import Foundation
 enum DistributedBench {
     struct Workload {
         let name: String
-        let make: () -> Sequential
-        let input: [Int]
+        /// A model on the device and one training step of it (forward, backward, optimizer).
+        let make: (Device) -> (model: Module, step: () -> Void)
+    }
+
+    /// A classifier of `input`-shaped batches over 10 classes, trained with SGD.
+    static func classifier(_ make: @escaping () -> Sequential, input: [Int]) -> (Device) -> (model: Module, step: () -> Void) {
+        { device in
+            let model = make().to(device)
+            let opt = SGD(model.parameters(), lr: 0.01, momentum: 0.9)
+            let x = Tensor.randn(input, device: device)
+            let y = Tensor.randint(0, 10, [input[0]], device: device)
+            return (model, {
+                let loss = crossEntropy(model(x), y)
+                opt.zeroGrad()
+                loss.backward()
+                opt.step()
+                _ = loss.item()
+            })
+        }
+    }
+
+    /// `ember-bench`'s GPT step (nanoGPT's shakespeare_char CPU configuration, AdamW, the
+    /// gradient norm clipped to 1) on one batch of 12 x 64 random tokens per rank.
+    static func gpt(_ device: Device) -> (model: Module, step: () -> Void) {
+        let model = GPT(GPTConfig(vocabSize: 65, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128, dropout: 0, bias: false)).to(device)
+        let parameters = model.parameters()
+        let opt = AdamW([ParamGroup(params: parameters.filter { $0.rank >= 2 }, weightDecay: 0.1),
+                         ParamGroup(params: parameters.filter { $0.rank < 2 }, weightDecay: 0)], lr: 1e-3, betas: (0.9, 0.99))
+        let x = Tensor.randint(0, 65, [12, 64], device: device), y = Tensor.randint(0, 65, [12, 64], device: device)
+        return (model, {
+            let loss = model.loss(x, targets: y)
+            opt.zeroGrad()
+            loss.backward()
+            clipGradNorm(parameters, maxNorm: 1)
+            opt.step()
+            _ = loss.item()
+        })
     }
 
     static let rounds = 4
@@ -22,33 +57,26 @@ enum DistributedBench {
         let say: (String) -> Void = { line in if group.isMain { print(line); fflush(nil) } }
         say("ember-bench --distributed: \(group.worldSize) ranks, device \(device) (\(device.info.name)), \(steps) timed steps per mode, medians of rank 0")
         let workloads = [
-            Workload(name: "MLP 784-512-512-10, batch 128/rank", make: BenchModels.mlp784, input: [128, 784]),
-            Workload(name: "CNN 28x28 (digits CNN), batch 64/rank", make: BenchModels.digitsCNN, input: [64, 1, 28, 28]),
+            Workload(name: "MLP 784-512-512-10, batch 128/rank", make: classifier(BenchModels.mlp784, input: [128, 784])),
+            Workload(name: "CNN 28x28 (digits CNN), batch 64/rank", make: classifier(BenchModels.digitsCNN, input: [64, 1, 28, 28])),
+            Workload(name: "GPT (nanoGPT shakespeare_char CPU config), batch 12x64/rank", make: gpt),
         ]
         for workload in workloads {
             Tensor.manualSeed(0)
-            let model = workload.make().to(device)
-            let opt = SGD(model.parameters(), lr: 0.01, momentum: 0.9)
-            let x = Tensor.randn(workload.input, device: device)
-            let y = Tensor.randint(0, 10, [workload.input[0]], device: device)
-            let step = { (forward: (Tensor) -> Tensor) in
-                let loss = crossEntropy(forward(x), y)
-                opt.zeroGrad()
-                loss.backward()
-                opt.step()
-                _ = loss.item()
-            }
+            let (model, step) = workload.make(device)
+            // The wrappers only register gradient hooks (their forward is the model's), so the
+            // same step serves all three modes.
             // Rounds of the three modes in turn, so that a change in the machine's load between
             // modes does not pass for a difference between them. One wrapper at a time (a
             // wrapper's hooks go when it does).
             var local = Samples(), overlapped = Samples(), after = Samples()
             for _ in 0..<rounds {
-                local.add(time(group, steps / rounds) { step { model($0) }; return SyncStatistics() })
+                local.add(time(group, steps / rounds) { step(); return SyncStatistics() })
                 withExtendedLifetime(DistributedDataParallel(model, group: group)) { ddp in
-                    overlapped.add(time(group, steps / rounds) { step { ddp($0) }; return ddp.lastSync })
+                    overlapped.add(time(group, steps / rounds) { step(); return ddp.lastSync })
                 }
                 withExtendedLifetime(DistributedDataParallel(model, group: group, bucketCapMB: 1e6, firstBucketMB: 1e6)) { ddp in
-                    after.add(time(group, steps / rounds) { step { ddp($0) }; return ddp.lastSync })
+                    after.add(time(group, steps / rounds) { step(); return ddp.lastSync })
                 }
             }
             let bytes = overlapped.last.bytes
