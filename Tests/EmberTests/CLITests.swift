@@ -18,45 +18,41 @@ struct CLITests {
         return nil
     }
 
-    /// Runs `ember` with `arguments`; returns the exit status and standard error.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stderr: String) {
+    /// Runs `ember` with `arguments` (through `launcher`, such as `taskset -c 0`, if given);
+    /// returns the exit status, standard output and standard error.
+    static func run(_ arguments: [String], environment: [String: String] = [:],
+                    launcher: [String] = []) throws -> (status: Int32, stdout: String, stderr: String) {
         guard let binary else {
             Issue.record("the ember binary was not built beside the tests")
-            return (0, "")
+            return (0, "", "")
         }
         let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
+        process.executableURL = launcher.first.map { URL(fileURLWithPath: $0) } ?? binary
+        process.arguments = launcher.dropFirst() + (launcher.isEmpty ? [] : [binary.path]) + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let errors = Pipe()
+        let output = Pipe(), errors = Pipe()
         process.standardError = errors
-        process.standardOutput = Pipe()
+        process.standardOutput = output
         try process.run()
+        // Standard output is read on another thread, so neither pipe fills while the other is read.
+        let printed = ReadBuffer(), reading = DispatchGroup()
+        DispatchQueue.global().async(group: reading) { printed.data = output.fileHandleForReading.readDataToEndOfFile() }
         let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        reading.wait()
         process.waitUntilExit()
-        return (process.terminationStatus, text)
+        return (process.terminationStatus, String(decoding: printed.data, as: UTF8.self), text)
     }
 
     @Test("a process bound to one core (as mpirun binds a rank) has a CPU device of one compute unit")
     func cpuCoresFollowAffinity() throws {
-        let binary = try #require(CLITests.binary)
-        let taskset = URL(fileURLWithPath: "/usr/bin/taskset")
-        try #require(FileManager.default.isExecutableFile(atPath: taskset.path), "util-linux's taskset is missing")
-        func cpuComputeUnits(_ executable: URL, _ arguments: [String]) throws -> String? {
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = arguments
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = Pipe()
-            try process.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            // The first device listed is the CPU.
-            return text.split(separator: "\n").first { $0.contains("compute units:") }.map { $0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces) }
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset"), "util-linux's taskset is missing")
+        // The first device `ember devices` lists is the CPU.
+        func cpuComputeUnits(_ launcher: [String]) throws -> String? {
+            try CLITests.run(["devices"], launcher: launcher).stdout.split(separator: "\n")
+                .first { $0.contains("compute units:") }.map { $0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces) }
         }
-        #expect(try cpuComputeUnits(taskset, ["-c", "0", binary.path, "devices"]) == "1")
-        #expect(try cpuComputeUnits(binary, ["devices"]) == String(Device.cpu.info.computeUnits))
+        #expect(try cpuComputeUnits(["/usr/bin/taskset", "-c", "0"]) == "1")
+        #expect(try cpuComputeUnits([]) == String(Device.cpu.info.computeUnits))
     }
 
     @Test("bad flags and device names give a one-line error and a non-zero status", arguments: [
@@ -70,7 +66,7 @@ struct CLITests {
         (["train", "--precision", "fp8"], "The value 'fp8' is invalid for '--precision <precision>'. Please provide one of 'fp32', 'bf16' or 'fp16'."),
     ])
     func badInput(_ arguments: [String], _ message: String) throws {
-        let (status, stderr) = try CLITests.run(arguments)
+        let (status, _, stderr) = try CLITests.run(arguments)
         #expect(status != 0)
         #expect(stderr.contains(message), "\(stderr)")
         #expect(!stderr.contains("Fatal error") && !stderr.contains("Backtrace") && !stderr.contains("crashed"))
@@ -105,9 +101,14 @@ struct CLITests {
 
     @Test("a bad EMBER_DEVICE is a usage error, not a crash")
     func badEnvironment() throws {
-        let (status, stderr) = try CLITests.run(["devices"], environment: ["EMBER_DEVICE": "quantum"])
+        let (status, _, stderr) = try CLITests.run(["devices"], environment: ["EMBER_DEVICE": "quantum"])
         #expect(status != 0)
         #expect(stderr.contains("EMBER_DEVICE quantum: invalid device 'quantum'"), "\(stderr)")
         #expect(!stderr.contains("Fatal error"))
     }
+}
+
+/// Bytes one thread reads for another, which takes them after waiting for it.
+private final class ReadBuffer: @unchecked Sendable {
+    var data = Data()
 }
