@@ -32,22 +32,12 @@ enum DistributedBench {
         }
     }
 
-    /// `ember-bench`'s GPT step (nanoGPT's shakespeare_char CPU configuration, AdamW, the
-    /// gradient norm clipped to 1) on one batch of 12 x 64 random tokens per rank.
+    /// `ember-bench`'s GPT step (`BenchModels.gptTraining`) on one batch of 12 x 64 random
+    /// tokens per rank.
     static func gpt(_ device: Device) -> (model: Module, step: () -> Void) {
-        let model = GPT(GPTConfig(vocabSize: 65, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128, dropout: 0, bias: false)).to(device)
-        let parameters = model.parameters()
-        let opt = AdamW([ParamGroup(params: parameters.filter { $0.rank >= 2 }, weightDecay: 0.1),
-                         ParamGroup(params: parameters.filter { $0.rank < 2 }, weightDecay: 0)], lr: 1e-3, betas: (0.9, 0.99))
+        let (model, train) = BenchModels.gptTraining(device)
         let x = Tensor.randint(0, 65, [12, 64], device: device), y = Tensor.randint(0, 65, [12, 64], device: device)
-        return (model, {
-            let loss = model.loss(x, targets: y)
-            opt.zeroGrad()
-            loss.backward()
-            clipGradNorm(parameters, maxNorm: 1)
-            opt.step()
-            _ = loss.item()
-        })
+        return (model, { _ = train(x, y).item() })
     }
 
     static let rounds = 4
