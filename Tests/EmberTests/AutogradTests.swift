@@ -49,6 +49,54 @@ struct AutogradTests {
         #expect(x.grad?.toArray() == [24, 48])
     }
 
+    @Test("a leaf's first gradient is kept without a copy only when nothing else holds it", arguments: devices)
+    func gradientOwnership(_ d: Device) throws {
+        // Fresh and unshared (a product's gradient, handed back as a transposed view through
+        // the view's backward): `.grad` is that tensor, so backward launches what
+        // `Tensor.grad(of:wrt:)`, which copies nothing, launches.
+        let w = Tensor.randn([4, 3], device: d, requiresGrad: true)
+        let x = Tensor.randn([2, 3], device: d)
+        func launches(_ body: () -> Void) throws -> Int {
+            try d.synchronize()
+            let before = d.stats.kernelLaunches
+            body()
+            try d.synchronize()
+            return d.stats.kernelLaunches - before
+        }
+        var captured: [Tensor?] = []
+        _ = try launches { captured = Tensor.grad(of: x.matmul(w.T).sum(), wrt: [w]) }  // builds what a first use builds
+        let returned = try launches { captured = Tensor.grad(of: x.matmul(w.T).sum(), wrt: [w]) }
+        let accumulated = try launches { x.matmul(w.T).sum().backward() }
+        #expect(accumulated == returned)
+        #expect(w.grad?.toArray() == captured[0]?.toArray())
+
+        // One gradient handed to two leaves: each leaf gets its own memory.
+        let a = Tensor([1, 2], device: d, requiresGrad: true), b = Tensor([3, 4], device: d, requiresGrad: true)
+        ((a + b) * Tensor([2, 3], device: d)).sum().backward()
+        a.grad! *= 10
+        #expect(a.grad?.toArray() == [20, 30] && b.grad?.toArray() == [2, 3])
+
+        // The caller's gradient passed through an identity rule, and a retained output's
+        // gradient: neither is shared with the leaf's `.grad`.
+        let p = Tensor([1, 2], device: d, requiresGrad: true)
+        let g = Tensor([5, 6], device: d)
+        p.clone().backward(gradient: g)
+        g *= 0
+        #expect(p.grad?.toArray() == [5, 6])
+        let q = Tensor([1, 2], device: d, requiresGrad: true)
+        let r = q.clone()
+        r.retainGrad()
+        r.clone().backward(gradient: Tensor([7, 8], device: d))
+        r.grad! *= 0
+        #expect(q.grad?.toArray() == [7, 8])
+        // A leaf that is its own root gets a copy of the caller's gradient.
+        let s = Tensor([1, 2], device: d, requiresGrad: true)
+        let h = Tensor([1, 1], device: d)
+        s.backward(gradient: h)
+        h *= 3
+        #expect(s.grad?.toArray() == [1, 1])
+    }
+
     @Test("retainGraph allows a second backward", arguments: devices)
     func retainGraph(_ d: Device) {
         let x = Tensor([3], device: d, requiresGrad: true)

@@ -18,14 +18,15 @@ enum Engine {
     private static func execute(_ root: Tensor, _ gradient: Tensor, _ retainGraph: Bool, _ capture: [Tensor]?) -> [Tensor?] {
         var captured = [Tensor?](repeating: nil, count: capture?.count ?? 0)
         let pass = BackwardPass()
-        func deliver(toLeaf leaf: Tensor, _ grad: Tensor) {
-            guard let capture else { return accumulate(into: leaf, grad) }
+        func deliver(toLeaf leaf: Tensor, _ grad: inout Tensor) {
+            guard let capture else { return accumulate(into: leaf, &grad) }
             for (i, t) in capture.enumerated() where t === leaf {
                 captured[i] = captured[i].map { $0 + grad } ?? grad
             }
         }
         guard let rootNode = root.gradFn else {
-            deliver(toLeaf: root, gradient)
+            var gradient = gradient
+            deliver(toLeaf: root, &gradient)
             if capture == nil { pass.runHooks(of: root) }
             pass.finish()
             return captured
@@ -62,7 +63,7 @@ enum Engine {
         }
         send(gradient, to: rootNode, output: root.outputIndex)
         for node in order {
-            guard let grads = pending.removeValue(forKey: ObjectIdentifier(node)) else { settle(node); continue }
+            guard var grads = pending.removeValue(forKey: ObjectIdentifier(node)) else { settle(node); continue }
             for (index, grad) in grads.enumerated() {
                 guard let grad else { continue }
                 if let capture {
@@ -75,10 +76,14 @@ enum Engine {
                 fatalError("backward: trying to backward through \(node.name) a second time; its saved tensors were freed after the first backward (call backward(retainGraph: true) the first time)")
             }
             if !retainGraph { node.rule = nil }
-            let inputGrads = Profiler.backward(node.name) { rule(node.join.map { $0(grads) } ?? grads[0]!) }
+            var inputGrads = Profiler.backward(node.name) { rule(node.join.map { $0(grads) } ?? grads[0]!) }
             check(inputGrads.count == node.edges.count, "\(node.name): rule returned \(inputGrads.count) gradients for \(node.edges.count) inputs")
-            for (edge, computed) in zip(node.edges, inputGrads) {
-                guard var inputGrad = computed else { continue }
+            // Each gradient is moved out of the lists that held it, so that one nothing else
+            // refers to can become a leaf's `.grad` without a copy.
+            grads = []
+            for (i, edge) in node.edges.enumerated() {
+                guard var inputGrad = inputGrads[i] else { continue }
+                inputGrads[i] = nil
                 // A gradient has its input's dtype, as in PyTorch (a rule's Float32 mask would
                 // otherwise widen a bfloat16 gradient).
                 if let type = edge.tensorType, inputGrad.dtype != type { inputGrad = inputGrad.to(type) }
@@ -86,7 +91,7 @@ enum Engine {
                 switch edge {
                 case .none: break
                 case .leaf(let leaf):
-                    deliver(toLeaf: leaf, inputGrad)
+                    deliver(toLeaf: leaf, &inputGrad)
                     if !unsettled.isEmpty { reached.insert(ObjectIdentifier(leaf)) }
                 case .node(let next, let output):
                     send(inputGrad, to: next, output: output)
@@ -99,12 +104,24 @@ enum Engine {
     }
 
     /// Adds `gradient` to a leaf's `.grad` (out of place, so a created graph stays valid).
-    private static func accumulate(into leaf: Tensor, _ gradient: Tensor) {
+    /// A first gradient becomes `.grad` itself when nothing else can see it or its memory (no
+    /// other reference to the tensor or its storage, dense over the whole storage, no graph
+    /// being created), as PyTorch's AccumulateGrad steals it; any other is copied, since a rule
+    /// may hand one gradient to several inputs and optimizers and clipGradNorm update `.grad`
+    /// in place.
+    private static func accumulate(into leaf: Tensor, _ gradient: inout Tensor) {
         check(gradient.shape == leaf.shape,
               "backward: gradient of shape \(Shape.describe(gradient.shape)) for a tensor of shape \(Shape.describe(leaf.shape))")
-        // A fresh tensor: a rule may hand the same gradient to several inputs, and optimizers
-        // and clipGradNorm update `.grad` in place.
-        leaf.grad = leaf.grad.map { $0 + gradient } ?? (GradMode.enabled ? gradient.clone() : gradient.contiguousCopy())
+        if let grad = leaf.grad {
+            leaf.grad = grad + gradient
+        } else if GradMode.enabled {
+            leaf.grad = gradient.clone()
+        } else if isKnownUniquelyReferenced(&gradient) && isKnownUniquelyReferenced(&gradient.storage)
+                    && gradient.isContiguous && gradient.offset == 0 && gradient.count == gradient.storage.elementCount {
+            leaf.grad = gradient
+        } else {
+            leaf.grad = gradient.contiguousCopy()
+        }
     }
 
     /// Nodes reachable from `root`, each after every node that feeds gradient into it.
