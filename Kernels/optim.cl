@@ -3,8 +3,8 @@
 // Every update reads the parameter, the gradient and the states once and writes the
 // parameter and the states once, computing in float with the operations of the composed
 // update in Optim/Optimizer.swift in the same order; contraction into FMA is off so each
-// operation rounds as the CPU's does. Each work-item takes a run of RUN consecutive
-// elements (strided.cl's DENSE_RUN, prepended: 64 on CPU devices, a loop the compiler
+// operation rounds as the CPU's does. Each work-item of an update takes a run of RUN
+// consecutive elements (strided.cl's, prepended: 64 on CPU devices, a loop the compiler
 // vectorises; 1 on GPUs).
 
 #pragma OPENCL FP_CONTRACT OFF
@@ -13,13 +13,33 @@
 #define LS 256
 #endif
 
+// Each launch updates up to 8 tensors (OpenCL 1.2 passes every buffer as its own argument):
+// work-items starts[t] .. starts[t + 1] - 1 take tensor t's runs of RUN elements (its counts[t]
+// elements, its gradient from g_offs[t]); a slot past the last tensor has its start at the
+// number of work-items and repeats the last tensor's buffers, unread.
+#define OPTIM_TENSORS 8
+#define BUFFERS(Q, x) __global Q ELEM* x##0, __global Q ELEM* x##1, __global Q ELEM* x##2, __global Q ELEM* x##3, \
+                      __global Q ELEM* x##4, __global Q ELEM* x##5, __global Q ELEM* x##6, __global Q ELEM* x##7
+// Declares `x`, tensor t's buffer among arguments x0 .. x7.
+#define PICK(Q, x) __global Q ELEM* x; { \
+        __global Q ELEM* const all_[OPTIM_TENSORS] = {x##0, x##1, x##2, x##3, x##4, x##5, x##6, x##7}; x = all_[t]; }
+
+#define TENSOR_RUN(starts, counts) \
+    int item_ = get_global_id(0), t = 0; \
+    while (t + 1 < OPTIM_TENSORS && item_ >= int8_entry(t + 1, starts)) ++t; \
+    int n = int8_entry(t, counts), i0 = (item_ - int8_entry(t, starts)) * RUN; \
+    if (i0 >= n) return; \
+    int end = min(i0 + RUN, n);
+
 // SGD; `b` (the momentum buffer) is read only when has_momentum (otherwise it is `p`, unread).
-__kernel void optim_sgd(__global ELEM* p, __global const ELEM* g, int g_off, __global ELEM* b, int n,
+__kernel void optim_sgd(int8 starts, int8 counts, int8 g_offs, BUFFERS(, p), BUFFERS(const, g), BUFFERS(, b),
                         float lr, float wd, float momentum, float keep, int dampened, int nesterov, int first,
                         int has_momentum) {
-    DENSE_RUN(n)
+    TENSOR_RUN(starts, counts)
+    PICK(, p) PICK(const, g) PICK(, b)
+    g += int8_entry(t, g_offs);
     for (int i = i0; i < end; ++i) {
-        float x = LOAD(p, i), d = LOAD(g, g_off + i);
+        float x = LOAD(p, i), d = LOAD(g, i);
         if (wd != 0.0f) d = d + x * wd;
         if (has_momentum) {
             float m;
@@ -37,12 +57,14 @@ __kernel void optim_sgd(__global ELEM* p, __global const ELEM* g, int g_off, __g
 }
 
 // Adam and AdamW (decoupled: the parameter is multiplied by decay_factor first).
-__kernel void optim_adam(__global ELEM* p, __global const ELEM* g, int g_off, __global ELEM* m, __global ELEM* v, int n,
-                         float wd, int decoupled, float decay_factor, float beta1, float one_minus_beta1, float beta2,
-                         float one_minus_beta2, float step_size, float correction2, float eps) {
-    DENSE_RUN(n)
+__kernel void optim_adam(int8 starts, int8 counts, int8 g_offs, BUFFERS(, p), BUFFERS(const, g), BUFFERS(, m),
+                         BUFFERS(, v), float wd, int decoupled, float decay_factor, float beta1, float one_minus_beta1,
+                         float beta2, float one_minus_beta2, float step_size, float correction2, float eps) {
+    TENSOR_RUN(starts, counts)
+    PICK(, p) PICK(const, g) PICK(, m) PICK(, v)
+    g += int8_entry(t, g_offs);
     for (int i = i0; i < end; ++i) {
-        float x = LOAD(p, i), d = LOAD(g, g_off + i);
+        float x = LOAD(p, i), d = LOAD(g, i);
         if (wd != 0.0f) {
             if (decoupled) x = x * decay_factor; else d = d + x * wd;
         }
@@ -59,12 +81,14 @@ __kernel void optim_adam(__global ELEM* p, __global const ELEM* g, int g_off, __
 
 // RMSprop; `avg` (grad_avg) is read when centered and `b` (momentum_buffer) when
 // has_momentum (otherwise each is `p`, unread).
-__kernel void optim_rmsprop(__global ELEM* p, __global const ELEM* g, int g_off, __global ELEM* sq, __global ELEM* avg,
-                            __global ELEM* b, int n, float lr, float wd, float alpha, float one_minus_alpha, float eps,
-                            float momentum, int centered, int has_momentum) {
-    DENSE_RUN(n)
+__kernel void optim_rmsprop(int8 starts, int8 counts, int8 g_offs, BUFFERS(, p), BUFFERS(const, g), BUFFERS(, sq),
+                            BUFFERS(, avg), BUFFERS(, b), float lr, float wd, float alpha, float one_minus_alpha,
+                            float eps, float momentum, int centered, int has_momentum) {
+    TENSOR_RUN(starts, counts)
+    PICK(, p) PICK(const, g) PICK(, sq) PICK(, avg) PICK(, b)
+    g += int8_entry(t, g_offs);
     for (int i = i0; i < end; ++i) {
-        float x = LOAD(p, i), d = LOAD(g, g_off + i);
+        float x = LOAD(p, i), d = LOAD(g, i);
         if (wd != 0.0f) d = d + x * wd;
         float square = LOAD(sq, i) * alpha;
         square = square + d * d * one_minus_alpha;
@@ -79,10 +103,10 @@ __kernel void optim_rmsprop(__global ELEM* p, __global const ELEM* g, int g_off,
             average = sqrt(square) + eps;
         }
         if (has_momentum) {
-            float m = LOAD(b, i) * momentum;
-            m = m + d / average;
-            STORE(b, i, m);
-            STORE(p, i, x - m * lr);
+            float mo = LOAD(b, i) * momentum;
+            mo = mo + d / average;
+            STORE(b, i, mo);
+            STORE(p, i, x - mo * lr);
         } else {
             STORE(p, i, x - d / average * lr);
         }

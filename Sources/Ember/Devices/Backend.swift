@@ -106,10 +106,19 @@ struct GemmOperand {
     }
 }
 
+/// One tensor's buffers in `Backend.optimizerStep`: it reads `gradient` (contiguous from
+/// element `gradientOffset`) and reads and overwrites `parameter` and `states` (contiguous from
+/// element 0, distinct buffers, in the rule's order), `count` elements each.
+struct OptimizerUpdate {
+    var parameter: DeviceBuffer, gradient: DeviceBuffer, gradientOffset: Int
+    var states: [DeviceBuffer]
+    var count: Int
+}
+
 /// One optimizer update rule of `Backend.optimizerStep`, with this step's hyper-parameters
 /// folded on the host exactly as the composed updates of `Optim/Optimizer.swift` fold them
 /// (`1 - beta1`, `lr / (1 - beta1^t)`, ...), so the fused loop does the same Float32 operations.
-enum OptimizerRule {
+enum OptimizerRule: Equatable {
     /// `torch.optim.SGD`: states `[momentum_buffer]` when `momentum != 0`, none otherwise.
     case sgd(SGDStep)
     /// `torch.optim.Adam` and `AdamW`: states `[exp_avg, exp_avg_sq]`.
@@ -119,7 +128,7 @@ enum OptimizerRule {
     case rmsprop(RMSpropStep)
 
     /// SGD's scalars for one step.
-    struct SGDStep {
+    struct SGDStep: Equatable {
         var lr: Float, weightDecay: Float, momentum: Float
         /// `1 - dampening`, applied to the gradient only when `dampened`.
         var keep: Float, dampened: Bool
@@ -129,7 +138,7 @@ enum OptimizerRule {
     }
 
     /// Adam's scalars for one step.
-    struct AdamStep {
+    struct AdamStep: Equatable {
         var weightDecay: Float
         /// Decoupled (AdamW) decay multiplies the parameter by `decayFactor = 1 - lr * weightDecay`.
         var decoupled: Bool, decayFactor: Float
@@ -140,7 +149,7 @@ enum OptimizerRule {
     }
 
     /// RMSprop's scalars for one step.
-    struct RMSpropStep {
+    struct RMSpropStep: Equatable {
         var lr: Float, weightDecay: Float, alpha: Float, oneMinusAlpha: Float, eps: Float, momentum: Float
         var centered: Bool
     }
@@ -398,13 +407,11 @@ protocol Backend: AnyObject, Sendable {
     /// The adjoint of `avgPool2d`: spreads `[N, C, outH, outW]` gradients into a fresh NCHW tensor.
     func avgPool2dBackward(_ gradient: DeviceBuffer, geometry: Conv2dGeometry, countPadding: Bool, destination: DeviceBuffer)
 
-    /// One optimizer update of `count` elements, in place and in one pass: reads `gradient`
-    /// (contiguous from element `gradientOffset`), reads and overwrites `parameter` and
-    /// `states` (contiguous from element 0, distinct buffers, in `rule`'s order), all of the
-    /// float type `dtype`, computing in Float32 with the composed update's operations in its
-    /// order (bit for bit on the CPU for float32).
-    func optimizerStep(_ rule: OptimizerRule, parameter: DeviceBuffer, gradient: DeviceBuffer, gradientOffset: Int,
-                       states: [DeviceBuffer], count: Int, dtype: DType)
+    /// The optimizer update `rule` of every tensor in `updates` (elements of the float type
+    /// `dtype`), each in place and in one pass, several tensors per kernel where the device
+    /// can: computes in Float32 with the composed update's operations in its order (bit for
+    /// bit on the CPU for float32).
+    func optimizerStep(_ rule: OptimizerRule, _ updates: [OptimizerUpdate], dtype: DType)
     /// Writes to `destination[0]` (Float32) the sum over every element `x` of every contiguous
     /// 1-D view of `sources` (all of the float type `dtype`) of `power`'s term, or for
     /// `.maxAbs` their largest `|x|` (0 when there are no elements): a norm's reduction over

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The fused optimizer update and the many-tensor norm reduction on OpenCL (`Kernels/optim.cl`,
+/// The fused optimizer updates and the many-tensor norm reduction on OpenCL (`Kernels/optim.cl`,
 /// built once per float storage type).
 extension OpenCLBackend {
     /// Work-items per tensor of `power_sum_partials` (`NORM_ITEMS` in optim.cl).
@@ -8,31 +8,51 @@ extension OpenCLBackend {
     /// Tensors one `power_sum_partials` launch reduces (its 16 buffer arguments).
     static let normSourcesPerLaunch = 16
 
-    func optimizerStep(_ rule: OptimizerRule, parameter: DeviceBuffer, gradient: DeviceBuffer, gradientOffset: Int,
-                       states: [DeviceBuffer], count: Int, dtype: DType) {
-        check(states.count == rule.stateCount, "optimizerStep: the rule takes \(rule.stateCount) state buffers, got \(states.count)")
-        pool.noteKernels(0, bytes: count * dtype.byteSize * (3 + 2 * states.count))
+    /// Tensors one optimizer launch updates (`OPTIM_TENSORS` in optim.cl).
+    static let optimizerTensorsPerLaunch = 8
+
+    /// One launch per 8 tensors: each tensor's runs of `stridedRun` elements are work-items,
+    /// tensor after tensor.
+    func optimizerStep(_ rule: OptimizerRule, _ updates: [OptimizerUpdate], dtype: DType) {
         let program = Self.typedProgram("optim.cl", dtype)
-        let head: [Argument] = [.buffer(parameter), .buffer(gradient), .int(gradientOffset)]
         func flag(_ value: Bool) -> Argument { .int(value ? 1 : 0) }
-        switch rule {
-        case .sgd(let r):
-            launchDense(program, "optim_sgd", count: count, head + [
-                .buffer(states.first ?? parameter), .int(count), .float(r.lr), .float(r.weightDecay), .float(r.momentum),
-                .float(r.keep), flag(r.dampened), flag(r.nesterov), flag(r.firstStep), flag(!states.isEmpty),
-            ])
-        case .adam(let r):
-            launchDense(program, "optim_adam", count: count, head + [
-                .buffer(states[0]), .buffer(states[1]), .int(count), .float(r.weightDecay), flag(r.decoupled),
-                .float(r.decayFactor), .float(r.beta1), .float(r.oneMinusBeta1), .float(r.beta2), .float(r.oneMinusBeta2),
-                .float(r.stepSize), .float(r.correction2), .float(r.eps),
-            ])
-        case .rmsprop(let r):
-            let average = r.centered ? states[1] : parameter, buffer = r.momentum > 0 ? states[states.count - 1] : parameter
-            launchDense(program, "optim_rmsprop", count: count, head + [
-                .buffer(states[0]), .buffer(average), .buffer(buffer), .int(count), .float(r.lr), .float(r.weightDecay),
-                .float(r.alpha), .float(r.oneMinusAlpha), .float(r.eps), .float(r.momentum), flag(r.centered), flag(r.momentum > 0),
-            ])
+        for first in stride(from: 0, to: updates.count, by: Self.optimizerTensorsPerLaunch) {
+            let batch = Array(updates[first..<min(updates.count, first + Self.optimizerTensorsPerLaunch)])
+            var starts: [Int] = [], items = 0
+            for u in batch {
+                check(u.states.count == rule.stateCount, "optimizerStep: the rule takes \(rule.stateCount) state buffers, got \(u.states.count)")
+                pool.noteKernels(0, bytes: u.count * dtype.byteSize * (3 + 2 * u.states.count))
+                starts.append(items)
+                items += (u.count + stridedRun - 1) / stridedRun
+            }
+            let slots = 0..<Self.optimizerTensorsPerLaunch
+            starts += Array(repeating: items, count: slots.count - batch.count)
+            let counts = slots.map { $0 < batch.count ? batch[$0].count : 0 }
+            let offsets = slots.map { $0 < batch.count ? batch[$0].gradientOffset : 0 }
+            /// Every slot's buffer `pick` (the last tensor's in the unused slots).
+            func buffers(_ pick: (OptimizerUpdate) -> DeviceBuffer) -> [Argument] {
+                slots.map { .buffer(pick(batch[min($0, batch.count - 1)])) }
+            }
+            let head: [Argument] = [.int8(starts), .int8(counts), .int8(offsets)] + buffers(\.parameter) + buffers(\.gradient)
+            switch rule {
+            case .sgd(let r):
+                launch(program, "optim_sgd", count: items, head + buffers { $0.states.first ?? $0.parameter } + [
+                    .float(r.lr), .float(r.weightDecay), .float(r.momentum), .float(r.keep), flag(r.dampened), flag(r.nesterov),
+                    flag(r.firstStep), flag(rule.stateCount > 0),
+                ])
+            case .adam(let r):
+                launch(program, "optim_adam", count: items, head + buffers { $0.states[0] } + buffers { $0.states[1] } + [
+                    .float(r.weightDecay), flag(r.decoupled), .float(r.decayFactor), .float(r.beta1), .float(r.oneMinusBeta1),
+                    .float(r.beta2), .float(r.oneMinusBeta2), .float(r.stepSize), .float(r.correction2), .float(r.eps),
+                ])
+            case .rmsprop(let r):
+                let average = { (u: OptimizerUpdate) in r.centered ? u.states[1] : u.parameter }
+                let buffer = { (u: OptimizerUpdate) in r.momentum > 0 ? u.states[u.states.count - 1] : u.parameter }
+                launch(program, "optim_rmsprop", count: items, head + buffers { $0.states[0] } + buffers(average) + buffers(buffer) + [
+                    .float(r.lr), .float(r.weightDecay), .float(r.alpha), .float(r.oneMinusAlpha), .float(r.eps), .float(r.momentum),
+                    flag(r.centered), flag(r.momentum > 0),
+                ])
+            }
         }
     }
 

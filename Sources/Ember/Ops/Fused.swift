@@ -12,32 +12,58 @@ public enum Fusion {
     public static let enabled = ProcessInfo.processInfo.environment["EMBER_FUSION"] != "0"
 }
 
-extension Tensor {
-    /// Applies one `rule` update to `parameter` and its `states` in place, in one backend call,
-    /// reading `gradient` (converted to the parameter's dtype and made contiguous first when it
-    /// is not already). Parameter and states must own their storage contiguously, have the
-    /// parameter's shape, dtype and device, and be distinct; the caller runs under `noGrad`.
-    static func optimizerStep(_ rule: OptimizerRule, parameter: Tensor, gradient: Tensor, states: [Tensor]) {
+/// The fused optimizer updates of one `Optimizer.step()`: each is checked as it is added, and
+/// all run when the step has visited every parameter, consecutive updates of one rule, device
+/// and dtype in one backend call (on OpenCL one kernel launch per eight tensors). Between an
+/// update's `add` and `run` nothing reads or writes its tensors: the step's other work is
+/// composed updates of other parameters.
+final class OptimizerUpdates {
+    /// Runs of updates, each for one backend call.
+    private var runs: [(rule: OptimizerRule, device: Device, backend: Backend, dtype: DType, updates: [OptimizerUpdate])] = []
+    /// The tensors whose buffers the runs name (converted gradients included), kept until they run.
+    private var held: [Tensor] = []
+
+    /// Adds one `rule` update of `parameter` and its `states`, in place, reading `gradient`
+    /// (converted to the parameter's dtype and made contiguous first when it is not already).
+    /// Parameter and states must own their storage contiguously, have the parameter's shape,
+    /// dtype and device, and be distinct; the caller runs under `noGrad`. Their versions are
+    /// bumped now.
+    func add(_ rule: OptimizerRule, parameter: Tensor, gradient: Tensor, states: [Tensor]) {
         parameter.checkInPlace("optimizerStep")
         check(states.count == rule.stateCount, "optimizerStep: the rule takes \(rule.stateCount) state tensors, got \(states.count)")
         check(gradient.shape == parameter.shape, "optimizerStep: gradient \(Shape.describe(gradient.shape)) does not match parameter \(Shape.describe(parameter.shape))")
-        checkSameDevice("optimizerStep", parameter, gradient)
+        Tensor.checkSameDevice("optimizerStep", parameter, gradient)
         for state in states {
             state.checkInPlace("optimizerStep")
-            checkSameDevice("optimizerStep", parameter, state)
+            Tensor.checkSameDevice("optimizerStep", parameter, state)
             check(state.shape == parameter.shape && state.dtype == parameter.dtype && state.storage !== parameter.storage,
                   "optimizerStep: a state tensor \(Shape.describe(state.shape)) \(state.dtype) must be a separate tensor shaped and typed as the parameter \(Shape.describe(parameter.shape)) \(parameter.dtype)")
         }
         let converted = gradient.castStorage(to: parameter.dtype)
         let g = converted.isContiguous ? converted : converted.contiguousCopy()
         if parameter.count > 0 {
-            parameter.backend.optimizerStep(rule, parameter: parameter.storage.buffer, gradient: g.storage.buffer, gradientOffset: g.offset,
-                                            states: states.map(\.storage.buffer), count: parameter.count, dtype: parameter.dtype)
+            let update = OptimizerUpdate(parameter: parameter.storage.buffer, gradient: g.storage.buffer, gradientOffset: g.offset,
+                                         states: states.map(\.storage.buffer), count: parameter.count)
+            if let last = runs.last, last.rule == rule && last.device == parameter.device && last.dtype == parameter.dtype {
+                runs[runs.count - 1].updates.append(update)
+            } else {
+                runs.append((rule, parameter.device, parameter.backend, parameter.dtype, [update]))
+            }
+            held += [parameter, g] + states
         }
         parameter.storage.version += 1
         for state in states { state.storage.version += 1 }
     }
 
+    /// Runs every update added since the last run.
+    func run() {
+        for r in runs { r.backend.optimizerStep(r.rule, r.updates, dtype: r.dtype) }
+        runs = []
+        held = []
+    }
+}
+
+extension Tensor {
     /// `power`'s reduction over every element of `tensors` (all on one device and of one float
     /// dtype), as a 0-d float32 tensor on that device, from one backend call.
     static func powerSum(_ power: NormPower, _ tensors: [Tensor]) -> Tensor {

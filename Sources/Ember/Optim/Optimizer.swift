@@ -62,6 +62,9 @@ open class Optimizer {
     /// itself (float32 state loaded for a narrow parameter), or whose device is still
     /// compiling the fused kernels, takes the composed update.
     public var fused = Fusion.enabled
+    /// The fused updates of the running `step()`, launched together once it has visited every
+    /// parameter.
+    let fusedUpdates = OptimizerUpdates()
 
     /// An optimizer over `parameters` (which must be distinct float32 leaves) with learning
     /// rate `lr`, in one group. The optimizer holds the tensor objects: moving the model with
@@ -156,6 +159,7 @@ open class Optimizer {
                 steps[i] += 1
                 update(i, p, grad)
             }
+            fusedUpdates.run()
             // The composed updates' lazy graphs (OpenCL) run now, not at the next read.
             var flushed = Set<Device>()
             for p in parameters where p.grad != nil && flushed.insert(p.device).inserted { p.backend.flush() }
@@ -290,7 +294,7 @@ public final class SGD: Optimizer {
         let rule = OptimizerRule.SGDStep(lr: lr(ofParameter: index), weightDecay: weightDecay(ofParameter: index), momentum: momentum,
                                          keep: 1 - dampening, dampened: dampening != 0, nesterov: nesterov,
                                          firstStep: momentum != 0 && buffer == nil)
-        Tensor.optimizerStep(.sgd(rule), parameter: p, gradient: grad, states: states)
+        fusedUpdates.add(.sgd(rule), parameter: p, gradient: grad, states: states)
     }
 
     /// The update in composed tensor ops: what `EMBER_FUSION=0` runs, and the reference the
@@ -351,7 +355,7 @@ public class Adam: Optimizer {
                                           beta1: beta1, oneMinusBeta1: 1 - beta1, beta2: beta2, oneMinusBeta2: 1 - beta2,
                                           stepSize: lr / (1 - Foundation.pow(beta1, t)), correction2: 1 - Foundation.pow(beta2, t),
                                           eps: eps)
-        Tensor.optimizerStep(.adam(rule), parameter: p, gradient: grad, states: states)
+        fusedUpdates.add(.adam(rule), parameter: p, gradient: grad, states: states)
     }
 
     /// The update in composed tensor ops: what `EMBER_FUSION=0` runs, and the reference the
@@ -423,7 +427,7 @@ public final class RMSprop: Optimizer {
         guard let states = fusedStates(index, names, like: p) else { return composedUpdate(index, p, grad) }
         let rule = OptimizerRule.RMSpropStep(lr: lr(ofParameter: index), weightDecay: weightDecay(ofParameter: index), alpha: alpha,
                                              oneMinusAlpha: 1 - alpha, eps: eps, momentum: momentum, centered: centered)
-        Tensor.optimizerStep(.rmsprop(rule), parameter: p, gradient: grad, states: states)
+        fusedUpdates.add(.rmsprop(rule), parameter: p, gradient: grad, states: states)
     }
 
     /// The update in composed tensor ops: what `EMBER_FUSION=0` runs, and the reference the

@@ -84,11 +84,9 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         }
     }
 
-    func optimizerStep(_ rule: OptimizerRule, parameter: DeviceBuffer, gradient: DeviceBuffer, gradientOffset: Int,
-                       states: [DeviceBuffer], count: Int, dtype: DType) {
-        op("optimizerStep", parameter, [[count]]) {
-            inner.optimizerStep(rule, parameter: parameter, gradient: gradient, gradientOffset: gradientOffset, states: states,
-                                count: count, dtype: dtype)
+    func optimizerStep(_ rule: OptimizerRule, _ updates: [OptimizerUpdate], dtype: DType) {
+        op("optimizerStep", updates[0].parameter, updates.map { [$0.count] }) {
+            inner.optimizerStep(rule, updates, dtype: dtype)
         }
     }
 
