@@ -1,30 +1,36 @@
-// Gather and scatter-add along axis 1 of [outer, size, inner] blocks. Index views are Int32
-// with strides (s0, s1, s2) over [outer, j, inner]. An index equal to `ignore` (when
+// Gather and scatter-add along axis 1 of [outer, size, inner] blocks. Index views are Int32,
+// or Int64 when `wide`, with strides (s0, s1, s2) over [outer, j, inner]. An index equal to `ignore` (when
 // `ignoring`, a loss's ignore_index) reads 0 or adds nothing. Any other index outside
 // 0..<size reads 0 or adds nothing too, and is reported in `errors`, the queue's record
-// [reported, site, index, size]: the first work-item to claim it writes the op's site code,
+// [reported, site, index's low 32 bits, size, index's high 32 bits]: the first work-item to claim it writes the op's site code,
 // the index and the bound, which the host reads at its next synchronisation and stops with
 // the CPU's message.
 
-inline void report_index(volatile __global int* errors, int site, int k, int size) {
+inline void report_index(volatile __global int* errors, int site, long k, int size) {
     if (atomic_cmpxchg(errors, 0, 1) == 0) {
         errors[1] = site;
-        errors[2] = k;
+        errors[2] = (int)k;
         errors[3] = size;
+        errors[4] = (int)(k >> 32);
     }
+}
+
+// Entry `at` of an Int32 index view, or of an Int64 one when `wide`.
+inline long index_at(__global const int* index, int wide, int at) {
+    return wide ? ((__global const long*)index)[at] : (long)index[at];
 }
 
 // gather_<bytes>: elements of 1, 2, 4 or 8 bytes, copied bit for bit. Each work-item takes a
 // run of RUN consecutive outputs (strided.cl's DENSE_RUN, prepended), as scatter_add does.
 #define DEFINE_GATHER(bytes, type) \
 __kernel void gather_##bytes(__global const type* src, int off, int size, int inner, int j, \
-                             __global const int* index, int index_off, int s0, int s1, int s2, \
+                             __global const int* index, int wide, int index_off, int s0, int s1, int s2, \
                              __global type* dst, int n, int ignore, int ignoring, int site, \
                              volatile __global int* errors) { \
     DENSE_RUN(n) \
     for (int t = i0; t < end; ++t) { \
         int i = t % inner, jj = (t / inner) % j, o = t / (inner * j); \
-        int k = index[index_off + o * s0 + jj * s1 + i * s2]; \
+        long k = index_at(index, wide, index_off + o * s0 + jj * s1 + i * s2); \
         bool skip = ignoring && k == ignore; \
         bool valid = k >= 0 && k < size; \
         dst[t] = (valid && !skip) ? src[off + ((long)o * size + k) * inner + i] : (type)0; \
@@ -49,13 +55,13 @@ inline void atomic_add_float(volatile __global float* address, float value) {
 }
 
 __kernel void scatter_add(__global const float* values, int values_off, int v0, int v1, int v2,
-                          __global const int* index, int index_off, int s0, int s1, int s2,
+                          __global const int* index, int wide, int index_off, int s0, int s1, int s2,
                           int size, int inner, int j, __global float* dst, int n,
                           int ignore, int ignoring, int site, volatile __global int* errors) {
     DENSE_RUN(n)
     for (int t = i0; t < end; ++t) {
         int i = t % inner, jj = (t / inner) % j, o = t / (inner * j);
-        int k = index[index_off + o * s0 + jj * s1 + i * s2];
+        long k = index_at(index, wide, index_off + o * s0 + jj * s1 + i * s2);
         if (ignoring && k == ignore) continue;
         if (k < 0 || k >= size) {
             report_index(errors, site, k, size);

@@ -20,6 +20,23 @@ struct IndexErrorTests {
         #expect(stderrText(result).contains("gather: index 3 is out of bounds for dimension of size 3"))
     }
 
+    @Test("an int64 index past Int32's range is read whole and reported as it is, on both devices")
+    func int64Index() async {
+        // 2^32 + 1: its low 32 bits, 1, would be a valid index.
+        let cpu = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let index = Tensor([1], dtype: .int64) + Tensor([4_294_967_296], dtype: .int64)
+            _ = Tensor.zeros([2, 3]).gather(dim: 1, index: index.reshape([1, 1])).toArray()
+        }
+        #expect(stderrText(cpu).contains("gather: index 4294967297 is out of bounds for dimension of size 3"))
+        guard Self.hasOpenCL else { return }
+        let gpu = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let gpu = try! Device.opencl()
+            let index = Tensor([1], dtype: .int64, device: gpu) + Tensor([4_294_967_296], dtype: .int64, device: gpu)
+            _ = Tensor.zeros([2, 3], device: gpu).gather(dim: 1, index: index.reshape([1, 1])).toArray()
+        }
+        #expect(stderrText(gpu).contains("gather: index 4294967297 is out of bounds for dimension of size 3"))
+    }
+
     @Test("gather with a negative index (PyTorch rejects those too)")
     func gatherNegative() async {
         guard Self.hasOpenCL else { return }

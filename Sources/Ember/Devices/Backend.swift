@@ -242,7 +242,7 @@ enum Traffic {
         elements(outer * size * inner, dtype) + elements(outer * inner)
     }
     /// `gather`: each index, the value it picks and the value written.
-    static func gather(_ index: StridedView, _ dtype: DType) -> Int { index.count * (4 + 2 * dtype.byteSize) }
+    static func gather(_ index: StridedView, _ dtype: DType) -> Int { of(index) + 2 * index.count * dtype.byteSize }
     /// `scatterAdd`: each value and index read, and its destination element read and written.
     static func scatterAdd(_ values: StridedView, _ index: StridedView) -> Int { of(values) + of(index) + 2 * elements(values.count) }
     /// `im2col` and `col2im`: the image and its columns, both of the float type `dtype`.
@@ -420,7 +420,7 @@ protocol Backend: AnyObject, Sendable {
 
     /// `destination[o, j, i] = source[o, index[o, j, i], i]` with `source` the contiguous block
     /// `[outer, size, inner]` of `dtype` elements at `offset` (copied bit for bit, any width) and
-    /// `index` an Int32 view shaped `[outer, j, inner]`.
+    /// `index` an Int32 or Int64 view shaped `[outer, j, inner]`.
     /// An index outside `0..<size` stops the program with `indices.outOfBounds` (at once on the
     /// CPU, at the next synchronisation on a queued device; a kernel never reads outside the
     /// block); the ignored index of `indices` reads 0.

@@ -377,22 +377,28 @@ extension CPUBackend {
     func gather(_ source: DeviceBuffer, offset: Int, outer: Int, size: Int, inner: Int, dtype: DType,
                 index: StridedView, indices: IndexRule, destination: DeviceBuffer) {
         pool.noteKernels(1, bytes: Traffic.gather(index, dtype))
-        switch dtype.byteSize {
-        case 1: gather(source, offset, outer, size, inner, UInt8.self, index, indices, destination)
-        case 2: gather(source, offset, outer, size, inner, UInt16.self, index, indices, destination)
-        case 4: gather(source, offset, outer, size, inner, UInt32.self, index, indices, destination)
-        default: gather(source, offset, outer, size, inner, UInt64.self, index, indices, destination)
+        func run<I: FixedWidthInteger>(_: I.Type) {
+            switch dtype.byteSize {
+            case 1: gather(source, offset, outer, size, inner, UInt8.self, index, I.self, indices, destination)
+            case 2: gather(source, offset, outer, size, inner, UInt16.self, index, I.self, indices, destination)
+            case 4: gather(source, offset, outer, size, inner, UInt32.self, index, I.self, indices, destination)
+            default: gather(source, offset, outer, size, inner, UInt64.self, index, I.self, indices, destination)
+            }
         }
+        if index.dtype == .int64 { run(Int64.self) } else { run(Int32.self) }
     }
 
     /// `gather` of elements of `T`'s width, copied bit for bit (the ignored index writes 0 bits,
-    /// which are 0 in every dtype).
-    private func gather<T: FixedWidthInteger>(_ source: DeviceBuffer, _ offset: Int, _ outer: Int, _ size: Int, _ inner: Int, _: T.Type,
-                                              _ index: StridedView, _ indices: IndexRule, _ destination: DeviceBuffer) {
-        let src = elements(source, as: T.self) + offset, dst = elements(destination, as: T.self), idx = ints(index.buffer) + index.offset
+    /// which are 0 in every dtype), with indices of type `I`.
+    private func gather<T: FixedWidthInteger, I: FixedWidthInteger>(
+        _ source: DeviceBuffer, _ offset: Int, _ outer: Int, _ size: Int, _ inner: Int, _: T.Type,
+        _ index: StridedView, _: I.Type, _ indices: IndexRule, _ destination: DeviceBuffer
+    ) {
+        let src = elements(source, as: T.self) + offset, dst = elements(destination, as: T.self)
+        let idx = elements(index.buffer, as: I.self) + index.offset
         let j = index.shape[1]
         let (s0, s1, s2) = (index.strides[0], index.strides[1], index.strides[2])
-        let ignored = indices.ignored ?? Int.min  // no Int32 index equals Int.min
+        let ignored = indices.ignored ?? Int.min  // no index a kernel is given equals Int.min
         parallelFor(outer * j * inner) { s, e in
             for t in s..<e {
                 let o = t / (j * inner), r = t % (j * inner), jj = r / inner, i = r % inner
@@ -410,9 +416,19 @@ extension CPUBackend {
     func scatterAdd(_ values: StridedView, index: StridedView, outer: Int, size: Int, inner: Int,
                     indices: IndexRule, destination: DeviceBuffer) {
         pool.noteKernels(1, bytes: Traffic.scatterAdd(values, index))
-        let val = floats(values.buffer) + values.offset, idx = ints(index.buffer) + index.offset, dst = floats(destination)
+        if index.dtype == .int64 {
+            scatterAdd(values, index, Int64.self, outer, size, inner, indices, destination)
+        } else {
+            scatterAdd(values, index, Int32.self, outer, size, inner, indices, destination)
+        }
+    }
+
+    /// `scatterAdd` with indices of type `I`.
+    private func scatterAdd<I: FixedWidthInteger>(_ values: StridedView, _ index: StridedView, _: I.Type, _ outer: Int, _ size: Int,
+                                                  _ inner: Int, _ indices: IndexRule, _ destination: DeviceBuffer) {
+        let val = floats(values.buffer) + values.offset, idx = elements(index.buffer, as: I.self) + index.offset, dst = floats(destination)
         let j = index.shape[1]
-        let ignored = indices.ignored ?? Int.min  // no Int32 index equals Int.min
+        let ignored = indices.ignored ?? Int.min  // no index a kernel is given equals Int.min
         // Different `o` write disjoint rows, so the outer dimension can run in parallel.
         parallelFor(outer, grain: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(j * inner, 1))) { s, e in
             for o in s..<e {

@@ -437,8 +437,8 @@ extension OpenCLBackend {
         guard n > 0 else { return }
         launchDense("index.cl", "gather_\(dtype.byteSize)", count: n, [
             .buffer(source), .int(offset), .int(size), .int(inner), .int(j),
-            .buffer(index.buffer), .int(index.offset), .int(index.strides[0]), .int(index.strides[1]), .int(index.strides[2]),
-            .buffer(destination), .int(n),
+            .buffer(index.buffer), .int(index.dtype == .int64 ? 1 : 0), .int(index.offset),
+            .int(index.strides[0]), .int(index.strides[1]), .int(index.strides[2]), .buffer(destination), .int(n),
         ] + indexCheckArguments(indices))
     }
 
@@ -449,8 +449,9 @@ extension OpenCLBackend {
         guard n > 0 else { return }
         launchDense("index.cl", "scatter_add", count: n, [
             .buffer(values.buffer), .int(values.offset), .int(values.strides[0]), .int(values.strides[1]), .int(values.strides[2]),
-            .buffer(index.buffer), .int(index.offset), .int(index.strides[0]), .int(index.strides[1]), .int(index.strides[2]),
-            .int(size), .int(inner), .int(j), .buffer(destination), .int(n),
+            .buffer(index.buffer), .int(index.dtype == .int64 ? 1 : 0), .int(index.offset),
+            .int(index.strides[0]), .int(index.strides[1]), .int(index.strides[2]), .int(size), .int(inner), .int(j),
+            .buffer(destination), .int(n),
         ] + indexCheckArguments(indices))
     }
 }

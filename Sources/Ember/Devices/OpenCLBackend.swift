@@ -80,7 +80,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     private var pendingError: EmberError?
     /// The device's lazy elementwise graphs (OpenCLBackend+Fusion.swift).
     let fusion = LazyFusion()
-    /// The queue's index-error record, four Int32s `[reported, site, index, size]` that
+    /// The queue's index-error record, five Int32s `[reported, site, index (low), size, index (high)]` that
     /// `index.cl` fills for the first out-of-range index (zero while none was seen).
     private let indexErrors: cl_mem
     /// Whether an index kernel was enqueued since the record was last read.
@@ -114,8 +114,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         }
         self.queue = queue
         self.plainQueue = queue
-        var zeros = [Int32](repeating: 0, count: 4)
-        guard let record = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR), 16, &zeros, &status),
+        var zeros = [Int32](repeating: 0, count: 5)
+        guard let record = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR), 20, &zeros, &status),
               status == CL_SUCCESS else {
             clReleaseCommandQueue(queue)
             clReleaseContext(context)
@@ -370,14 +370,14 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// its own. Stops the program with the CPU's message when a kernel reported an index out
     /// of range.
     private func checkingIndices(_ wait: () -> Void) {
-        var report = [Int32](repeating: 0, count: 4)
+        var report = [Int32](repeating: 0, count: 5)
         let reading = report.withUnsafeMutableBytes { bytes in
             lock.lock()
             let reading = indexKernelsPending
             indexKernelsPending = false
             lock.unlock()
             if reading {
-                record(clEnqueueReadBuffer(activeQueue(), indexErrors, cl_bool(CL_FALSE), 0, 16, bytes.baseAddress, 0, nil, nil),
+                record(clEnqueueReadBuffer(activeQueue(), indexErrors, cl_bool(CL_FALSE), 0, 20, bytes.baseAddress, 0, nil, nil),
                        "clEnqueueReadBuffer(index errors)")
             }
             wait()
@@ -388,7 +388,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         let site = Int(report[1]) - 1
         let op = indexSites.indices.contains(site) ? indexSites[site] : "index"
         lock.unlock()
-        failCheck(IndexRule(op: op).outOfBounds(Int(report[2]), size: Int(report[3])))
+        let index = Int(report[4]) << 32 | Int(UInt32(bitPattern: report[2]))
+        failCheck(IndexRule(op: op).outOfBounds(index, size: Int(report[3])))
     }
 
     /// The trailing kernel arguments with which an index kernel checks its indices under

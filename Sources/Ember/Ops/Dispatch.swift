@@ -40,13 +40,12 @@ extension Tensor {
         return body(to(.float32)).to(dtype)
     }
 
-    /// This integer tensor as the Int32 indices the index kernels read (int64 and uint8 are
-    /// converted; an int64 index past the Int32 range saturates, so it is reported out of
-    /// range); stops with a message naming `op` for float and bool tensors.
+    /// This integer tensor as the indices the index kernels read: int32 and int64 as they are,
+    /// uint8 converted to int32; stops with a message naming `op` for float and bool tensors.
     func indices(for op: String) -> Tensor {
         switch dtype {
-        case .int32: return self
-        case .int64, .uint8: return castStorage(to: .int32)
+        case .int32, .int64: return self
+        case .uint8: return castStorage(to: .int32)
         default: fatalError("\(op): index must be an integer (int64 or int32) tensor, got \(dtype)")
         }
     }
