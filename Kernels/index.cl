@@ -1,24 +1,8 @@
 // Gather and scatter-add along axis 1 of [outer, size, inner] blocks. Index views are Int32,
-// or Int64 when `wide`, with strides (s0, s1, s2) over [outer, j, inner]. An index equal to `ignore` (when
-// `ignoring`, a loss's ignore_index) reads 0 or adds nothing. Any other index outside
-// 0..<size reads 0 or adds nothing too, and is reported in `errors`, the queue's record
-// [reported, site, index's low 32 bits, size, index's high 32 bits]: the first work-item to claim it writes the op's site code,
-// the index and the bound, which the host reads at its next synchronisation and stops with
-// the CPU's message.
-
-inline void report_index(volatile __global int* errors, int site, long k, int size) {
-    if (atomic_cmpxchg(errors, 0, 1) == 0) {
-        errors[1] = site;
-        errors[2] = (int)k;
-        errors[3] = size;
-        errors[4] = (int)(k >> 32);
-    }
-}
-
-// Entry `at` of an Int32 index view, or of an Int64 one when `wide`.
-inline long index_at(__global const int* index, int wide, int at) {
-    return wide ? ((__global const long*)index)[at] : (long)index[at];
-}
+// or Int64 when `wide`, with strides (s0, s1, s2) over [outer, j, inner]. An index equal to
+// `ignore` (when `ignoring`, a loss's ignore_index) reads 0 or adds nothing. Any other index
+// outside 0..<size reads 0 or adds nothing too, and is reported (index_check.cl's
+// report_index, prepended), so the host stops with the CPU's message.
 
 // gather_<bytes>: elements of 1, 2, 4 or 8 bytes, copied bit for bit. Each work-item takes a
 // run of RUN consecutive outputs (strided.cl's DENSE_RUN, prepended), as scatter_add does.

@@ -456,6 +456,43 @@ extension OpenCLBackend {
     }
 }
 
+/// The fused cross-entropy rows (`Kernels/loss.cl`): a row per work-item on CPU devices, a
+/// work-group per row on GPUs.
+extension OpenCLBackend {
+    func crossEntropy(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
+                      indices: IndexRule, terms: DeviceBuffer, kept: DeviceBuffer) {
+        pool.noteKernels(0, bytes: Traffic.of(logits) + Traffic.of(target) + Traffic.elements(2 * logits.shape[0]))
+        launchRows("cross_entropy_rows", logits, target, weight, smoothing,
+                   [.buffer(terms), .buffer(kept)] + indexCheckArguments(indices))
+    }
+
+    func crossEntropyBackward(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
+                              indices: IndexRule, gradient: StridedView, destination: DeviceBuffer) {
+        pool.noteKernels(0, bytes: 2 * Traffic.of(logits) + Traffic.of(target) + Traffic.of(gradient))
+        launchRows("cross_entropy_backward_rows", logits, target, weight, smoothing, [
+            .buffer(gradient.buffer), .int(gradient.offset), .int(gradient.strides[0]), .buffer(destination),
+            .int(indices.ignored ?? 0), .int(indices.ignored == nil ? 0 : 1),
+        ])
+    }
+
+    /// One of loss.cl's row kernels over `logits`' rows, with the arguments they share first.
+    private func launchRows(_ name: String, _ logits: StridedView, _ target: StridedView, _ weight: DeviceBuffer?,
+                            _ smoothing: Float, _ rest: [Argument]) {
+        let rows = logits.shape[0]
+        guard rows > 0 else { return }
+        let arguments: [Argument] = [
+            .buffer(logits.buffer), .int(logits.offset), .int(logits.strides[0]), .int(rows), .int(logits.shape[1]),
+            .buffer(target.buffer), .int(target.dtype == .int64 ? 1 : 0), .int(target.offset), .int(target.strides[0]),
+            .buffer(weight ?? logits.buffer), .int(weight == nil ? 0 : 1), .float(smoothing),
+        ] + rest
+        if isCPU {
+            launch("loss.cl", name, count: rows, arguments)
+        } else {
+            launch("loss.cl", name, count: rows * reductionLocal, local: reductionLocal, arguments)
+        }
+    }
+}
+
 extension Operand {
     /// The view of a view operand, nil for a scalar.
     var view: StridedView? {

@@ -12,13 +12,16 @@ import Foundation
 /// message.
 final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Kernel source files, each built into one program when the backend is created.
-    static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl", "attention.cl", "optim.cl"]
+    static let programFiles = ["elementwise.cl", "reduce.cl", "random.cl", "conv.cl", "index.cl", "gemm.cl", "attention.cl", "optim.cl",
+                               "loss.cl"]
     /// The programs whose kernels read the float storage type `storage.cl` selects: built for
     /// float32 with the others, and for float16 / bfloat16 (`file#1`, `file#2`) at first use
     /// (conv.cl's average pooling reads float in every build).
     static let storageTyped: Set<String> = ["elementwise.cl", "reduce.cl", "gemm.cl", "optim.cl", "conv.cl"]
     /// The programs whose kernels loop over runs of RUN elements (`Kernels/strided.cl`, prepended).
     static let runPrograms: Set<String> = ["elementwise.cl", "optim.cl", "index.cl"]
+    /// The programs that read and check indices (`Kernels/index_check.cl`, prepended).
+    static let indexPrograms: Set<String> = ["index.cl", "loss.cl"]
 
     let index: Int
     let info: DeviceInfo
@@ -67,7 +70,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// The programs of the kernel families with a composed fallback, compiled on a background
     /// thread (from device open for float32, at their first query for narrow builds) so a cold
     /// start does not wait for them; `kernelsReady` says when they are built.
-    static let backgroundPrograms: [KernelFamily: String] = [.optimizer: "optim.cl", .attention: "attention.cl"]
+    static let backgroundPrograms: [KernelFamily: String] = [.optimizer: "optim.cl", .attention: "attention.cl", .loss: "loss.cl"]
     /// The background builds started, by program name.
     private var backgroundBuilds: Set<String> = []
     /// Every running background build. A process that exits waits for them (an `atexit`
@@ -135,12 +138,13 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         reductionLocal = reduction
         var gemmSource = ""
         let storage = try OpenCLRuntime.kernelSource("storage.cl"), strided = try OpenCLRuntime.kernelSource("strided.cl")
-        let math = try OpenCLRuntime.kernelSource("math.cl")
+        let math = try OpenCLRuntime.kernelSource("math.cl"), indexCheck = try OpenCLRuntime.kernelSource("index_check.cl")
         fusion.prelude = storage + strided + math
         for file in Self.programFiles {
             var source = try OpenCLRuntime.kernelSource(file)
             if file == "gemm.cl" { gemmSource = source }
             if file == "elementwise.cl" { source = math + source + ElementwiseSource.generated + ElementwiseSource.casts }
+            if Self.indexPrograms.contains(file) { source = indexCheck + source }
             if Self.runPrograms.contains(file) { source = strided + source }
             if Self.storageTyped.contains(file) { source = storage + source }
             sources[file] = source

@@ -154,17 +154,48 @@ private func classProbabilityLoss(_ logProbs: Tensor, _ target: Tensor, classDim
 /// ignored the mean is NaN, as PyTorch. `labelSmoothing` mixes in the uniform distribution:
 /// `(1 - ε)·nll + ε/C·Σ_c w[c]·(-log p[c])` per target. An index outside `0..<C` other
 /// than `ignoreIndex` stops the program, as in `gather`.
+///
+/// Float32 `[N, C]` scores with class-index targets take one fused kernel forward (each row's
+/// log-sum-exp, pick and smoothing sum) and one backward (the row's softmax minus the
+/// targets); `EMBER_FUSION=0`, other layouts, a `weight` that requires grad and a device
+/// still compiling the kernels take the composed log-softmax, gather and sums.
 public func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = nil, ignoreIndex: Int = -100,
                          reduction: Reduction = .mean, labelSmoothing: Float = 0) -> Tensor {
+    crossEntropy(input, target, weight: weight, ignoreIndex: ignoreIndex, reduction: reduction, labelSmoothing: labelSmoothing,
+                 fused: Fusion.enabled)
+}
+
+/// `crossEntropy`, through the fused row kernels where they apply when `fused` (the composed
+/// ops otherwise: the reference the tests compare the fused path with).
+func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor?, ignoreIndex: Int, reduction: Reduction,
+                  labelSmoothing: Float, fused: Bool) -> Tensor {
     if case let (input, target, weight)? = Autocast.fullPrecision(input, target, weight) {
-        return crossEntropy(input, target, weight: weight, ignoreIndex: ignoreIndex, reduction: reduction, labelSmoothing: labelSmoothing)
+        return crossEntropy(input, target, weight: weight, ignoreIndex: ignoreIndex, reduction: reduction, labelSmoothing: labelSmoothing,
+                            fused: fused)
     }
     check(labelSmoothing >= 0 && labelSmoothing <= 1, "crossEntropy: labelSmoothing must be in [0, 1], got \(labelSmoothing)")
     let dim = classDim("crossEntropy", input)
     check(target.dtype != .bool, "crossEntropy: target must be int64 or int32 class indices or float class probabilities, got bool")
     if dim == 0 {
         return unbatched("crossEntropy", input, target, reduction) {
-            crossEntropy($0, $1, weight: weight, ignoreIndex: ignoreIndex, reduction: $2, labelSmoothing: labelSmoothing)
+            crossEntropy($0, $1, weight: weight, ignoreIndex: ignoreIndex, reduction: $2, labelSmoothing: labelSmoothing, fused: fused)
+        }
+    }
+    // A weight that requires grad takes the composed ops, which differentiate it too.
+    if fused && input.rank == 2 && input.dtype == .float32 && !target.dtype.isFloatingPoint && (weight?.dtype ?? .float32) == .float32
+        && weight?.requiresGrad != true && input.backend.kernelsReady(.loss, dtype: .float32) {
+        checkLabels("crossEntropy", input, target, classDim: 1)
+        Tensor.checkSameDevice("crossEntropy", input, target)
+        if let weight {
+            Tensor.checkSameDevice("crossEntropy", input, weight)
+            _ = classWeight("crossEntropy", weight, input, classDim: 1)
+        }
+        let (terms, kept) = Tensor.crossEntropyTerms(input, target, weight: weight, rule: IndexRule(op: "crossEntropy", ignored: ignoreIndex),
+                                                     smoothing: labelSmoothing)
+        switch reduction {
+        case .none: return terms
+        case .sum: return terms.sum()
+        case .mean: return terms.sum() / kept.sum()
         }
     }
     let logProbs = input.logSoftmax(dim: dim)
@@ -174,6 +205,58 @@ public func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor? = ni
     }
     return classIndexLoss("crossEntropy", logProbs, target, classDim: dim, weight: weight, ignoreIndex: ignoreIndex,
                           reduction: reduction, labelSmoothing: labelSmoothing)
+}
+
+extension Tensor {
+    /// The fused cross-entropy of each row of `logits` (`[N, C]` float32) against `target`
+    /// (`[N]` class indices): the loss `terms` (weighted and smoothed, 0 where the target is
+    /// `rule.ignored`) and each row's `kept` weight (`weight[y]`, or 1; 0 where ignored), the
+    /// mean's denominator. Records CrossEntropyBackward on `terms`, whose rule runs the fused
+    /// backward kernel, or under a created graph the same gradient from differentiable ops.
+    static func crossEntropyTerms(_ logits: Tensor, _ target: Tensor, weight: Tensor?, rule: IndexRule,
+                                  smoothing: Float) -> (terms: Tensor, kept: Tensor) {
+        let rows = logits.shape[0], classes = logits.shape[1]
+        let x = logits.strides[1] == 1 || classes == 1 ? logits.detach() : logits.detach().contiguousCopy()
+        let labels = target.indices(for: rule.op)
+        let w = weight.map { $0.isContiguous && $0.offset == 0 ? $0.detach() : $0.detach().contiguousCopy() }
+        let terms = Tensor(uninitialized: [rows], device: logits.device, op: "crossEntropy")
+        let kept = Tensor(uninitialized: [rows], device: logits.device, op: "crossEntropy")
+        if rows > 0 {
+            logits.backend.crossEntropy(x.view, target: labels.view, weight: w?.storage.buffer, smoothing: smoothing, indices: rule,
+                                        terms: terms.storage.buffer, kept: kept.storage.buffer)
+        }
+        let recorded = terms.recording("CrossEntropyBackward", inputs: [logits]) {
+            let saved = SavedTensor(logits, op: "CrossEntropyBackward")
+            return { g in
+                let input = saved.value  // checks that the logits were not modified in place
+                if GradMode.enabled {
+                    return [differentiableCrossEntropyGradient(g, input, labels, weight: w, kept: kept, rule: rule, smoothing: smoothing)]
+                }
+                let dx = Tensor(uninitialized: [rows, classes], device: g.device, op: "CrossEntropyBackward")
+                if rows > 0 {
+                    g.backend.crossEntropyBackward(x.view, target: labels.view, weight: w?.storage.buffer, smoothing: smoothing,
+                                                   indices: rule, gradient: g.view, destination: dx.storage.buffer)
+                }
+                return [dx]
+            }
+        }
+        return (recorded, kept)
+    }
+
+    /// The fused backward's gradient from differentiable ops (for a created graph):
+    /// `g * (softmax(x) * a - t)` with `a = (1 - ε) * w[y] + ε / C * Σ_c w[c]` per kept row and
+    /// `t = (1 - ε) * w[y]` at the target plus `ε / C * w[c]`, both 0 in ignored rows.
+    private static func differentiableCrossEntropyGradient(_ g: Tensor, _ logits: Tensor, _ labels: Tensor, weight: Tensor?,
+                                                           kept: Tensor, rule: IndexRule, smoothing: Float) -> Tensor {
+        let classes = logits.shape[1], share = smoothing / Float(classes)
+        let keptRows = rule.ignored.map { (labels != Float($0)).float() } ?? Tensor.ones(like: kept)
+        let total = weight?.sum() ?? Tensor(Float(classes), device: logits.device)
+        let a = kept * (1 - smoothing) + keptRows * total * share
+        let picked = Tensor.zeros(logits.shape, device: logits.device)
+            .scatterAdd(dim: 1, index: labels.unsqueeze(1), source: (kept * (1 - smoothing)).unsqueeze(1), rule: rule)
+        let spread = keptRows.unsqueeze(1) * (weight.map { $0.reshape([1, classes]) } ?? Tensor.ones([1, classes], device: logits.device)) * share
+        return g.unsqueeze(1) * (logits.softmax(dim: 1) * a.unsqueeze(1) - picked - spread)
+    }
 }
 
 /// Negative log-likelihood of Int32 class-index `target` under log-probabilities `input`

@@ -204,6 +204,21 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         }
     }
 
+    func crossEntropy(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
+                      indices: IndexRule, terms: DeviceBuffer, kept: DeviceBuffer) {
+        op("crossEntropy", terms, [logits.shape, target.shape]) {
+            inner.crossEntropy(logits, target: target, weight: weight, smoothing: smoothing, indices: indices, terms: terms, kept: kept)
+        }
+    }
+
+    func crossEntropyBackward(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
+                              indices: IndexRule, gradient: StridedView, destination: DeviceBuffer) {
+        op("crossEntropyBackward", destination, [logits.shape, target.shape]) {
+            inner.crossEntropyBackward(logits, target: target, weight: weight, smoothing: smoothing, indices: indices,
+                                       gradient: gradient, destination: destination)
+        }
+    }
+
     func attentionSoftmax(_ scores: DeviceBuffer, batch: Int, rows: Int, cols: Int, scale: Float, causal: Bool,
                           mask: StridedView?, destination: DeviceBuffer) {
         op("attentionSoftmax", destination, [[batch, rows, cols]] + (mask.map { [$0.shape] } ?? [])) {

@@ -1,0 +1,127 @@
+// Cross-entropy of rows of logits against class indices (Losses.swift's fused crossEntropy),
+// float32, with index_check.cl prepended. Row i of the logits (from `off`, rows `row_stride`
+// apart, classes adjacent) is scored against target[t_off + i * t_stride] (Int32, or Int64 when `wide`); `weight` is read
+// only when `weighted`. CPU devices take a row per work-item; GPUs a work-group of LS
+// work-items per row, each taking every LS-th class, combined in local memory.
+
+#ifndef LS
+#define LS 256
+#endif
+
+#if CPU_DEVICE
+#define ROW get_global_id(0)
+#define FIRST 0
+#define STEP 1
+#define LOCAL_SCRATCH
+#define ROW_MAX(v) (v)
+#define ROW_SUM(v) (v)
+#else
+#define ROW get_group_id(0)
+#define FIRST ((int)get_local_id(0))
+#define STEP LS
+#define LOCAL_SCRATCH __local float scratch[LS];
+#define ROW_MAX(v) group_combine(scratch, v, 1)
+#define ROW_SUM(v) group_combine(scratch, v, 0)
+
+// The maximum (max_op) or the sum of one value per work-item of the group, in every work-item.
+inline float group_combine(__local float* scratch, float v, int max_op) {
+    int lid = get_local_id(0);
+    scratch[lid] = v;
+    for (int s = LS / 2; s > 0; s >>= 1) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < s) scratch[lid] = max_op ? fmax(scratch[lid], scratch[lid + s]) : scratch[lid] + scratch[lid + s];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float r = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+#endif
+
+// log(sum(exp(r[c]))) over the row, shifted by its maximum (by 0 when that is not finite, as
+// the softmax kernels do).
+#define ROW_LOG_SUM_EXP(r, classes, lse) \
+    float m_ = -INFINITY; \
+    for (int c = FIRST; c < classes; c += STEP) m_ = fmax(m_, r[c]); \
+    m_ = ROW_MAX(m_); \
+    float shift_ = isfinite(m_) ? m_ : 0.0f, s_ = 0.0f; \
+    for (int c = FIRST; c < classes; c += STEP) s_ += exp(r[c] - shift_); \
+    float lse = shift_ + log(ROW_SUM(s_));
+
+// The row of work-item (CPU devices) or work-group (GPUs) `i`, and whether its target `y` is
+// ignored or outside the classes (`skip`: the row's loops then run over no classes, so every
+// work-item of a group reaches the same barriers).
+#if CPU_DEVICE
+#define ROW_TARGET \
+    int i = ROW; \
+    if (i >= rows) return; \
+    long y = index_at(target, wide, t_off + i * t_stride); \
+    bool ignored = ignoring && y == ignore, skip = ignored || y < 0 || y >= classes; \
+    int span = skip ? 0 : classes;
+#else
+#define ROW_TARGET \
+    int i = ROW; \
+    long y = index_at(target, wide, t_off + i * t_stride); \
+    bool ignored = ignoring && y == ignore, skip = ignored || y < 0 || y >= classes; \
+    int span = skip ? 0 : classes;
+#endif
+
+// terms[i] = (1 - smoothing) * w[y] * (lse - x[y]) + smoothing / classes * sum_c w[c] * (lse - x[c])
+// and kept[i] = w[y]; both 0 for an ignored or out-of-range target (the latter reported).
+__kernel void cross_entropy_rows(__global const float* x, int off, int row_stride, int rows, int classes,
+                                 __global const int* target, int wide, int t_off, int t_stride,
+                                 __global const float* weight, int weighted, float smoothing,
+                                 __global float* terms, __global float* kept,
+                                 int ignore, int ignoring, int site, volatile __global int* errors) {
+    LOCAL_SCRATCH
+    ROW_TARGET
+    __global const float* r = x + off + (long)i * row_stride;
+    ROW_LOG_SUM_EXP(r, span, lse)
+    float smooth = 0.0f;
+    if (smoothing != 0.0f) {
+        for (int c = FIRST; c < span; c += STEP) smooth += (r[c] - lse) * (weighted ? weight[c] : 1.0f);
+        smooth = ROW_SUM(smooth);
+    }
+    if (FIRST != 0) return;
+    if (skip) {
+        if (!ignored) report_index(errors, site, y, classes);
+        terms[i] = 0.0f;
+        kept[i] = 0.0f;
+    } else {
+        float wy = weighted ? weight[y] : 1.0f;
+        terms[i] = -((r[y] - lse) * wy * (1.0f - smoothing) + smooth * (smoothing / classes));
+        kept[i] = wy;
+    }
+}
+
+// The logits' gradient of terms, times g[g_off + i * g_stride] per row:
+// g * (p[c] * ((1 - smoothing) * w[y] + smoothing / classes * sum_c w[c]) - smoothing / classes * w[c]
+// - (c == y) * (1 - smoothing) * w[y]) with p the row's softmax; 0 for ignored or out-of-range targets.
+__kernel void cross_entropy_backward_rows(__global const float* x, int off, int row_stride, int rows, int classes,
+                                          __global const int* target, int wide, int t_off, int t_stride,
+                                          __global const float* weight, int weighted, float smoothing,
+                                          __global const float* g, int g_off, int g_stride, __global float* dx,
+                                          int ignore, int ignoring) {
+    LOCAL_SCRATCH
+    ROW_TARGET
+    __global const float* r = x + off + (long)i * row_stride;
+    __global float* d = dx + (long)i * classes;
+    ROW_LOG_SUM_EXP(r, span, lse)
+    float total = classes;
+    if (weighted) {
+        total = 0.0f;
+        for (int c = FIRST; c < classes; c += STEP) total += weight[c];
+        total = ROW_SUM(total);
+    }
+    if (skip) {
+        for (int c = FIRST; c < classes; c += STEP) d[c] = 0.0f;
+        return;
+    }
+    float wy = weighted ? weight[y] : 1.0f, share = smoothing / classes, gi = g[g_off + i * g_stride];
+    float a = (1.0f - smoothing) * wy + share * total;
+    for (int c = FIRST; c < classes; c += STEP) {
+        float v = exp(r[c] - lse) * a - share * (weighted ? weight[c] : 1.0f);
+        if (c == y) v -= (1.0f - smoothing) * wy;
+        d[c] = gi * v;
+    }
+}
