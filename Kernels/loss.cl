@@ -66,13 +66,13 @@ inline float group_combine(__local float* scratch, float v, int max_op) {
     int span = skip ? 0 : classes;
 #endif
 
-// terms[i] = (1 - smoothing) * w[y] * (lse - x[y]) + smoothing / classes * sum_c w[c] * (lse - x[c])
-// and kept[i] = w[y]; both 0 for an ignored or out-of-range target (the latter reported).
+// out[i] = (1 - smoothing) * w[y] * (lse - x[y]) + smoothing / classes * sum_c w[c] * (lse - x[c])
+// (the row's term) and out[rows + i] = w[y] (its kept weight); both 0 for an ignored or
+// out-of-range target (the latter reported).
 __kernel void cross_entropy_rows(__global const float* x, int off, int row_stride, int rows, int classes,
                                  __global const int* target, int wide, int t_off, int t_stride,
                                  __global const float* weight, int weighted, float smoothing,
-                                 __global float* terms, __global float* kept,
-                                 int ignore, int ignoring, int site, volatile __global int* errors) {
+                                 __global float* out, int ignore, int ignoring, int site, volatile __global int* errors) {
     LOCAL_SCRATCH
     ROW_TARGET
     __global const float* r = x + off + (long)i * row_stride;
@@ -85,22 +85,24 @@ __kernel void cross_entropy_rows(__global const float* x, int off, int row_strid
     if (FIRST != 0) return;
     if (skip) {
         if (!ignored) report_index(errors, site, y, classes);
-        terms[i] = 0.0f;
-        kept[i] = 0.0f;
+        out[i] = 0.0f;
+        out[rows + i] = 0.0f;
     } else {
         float wy = weighted ? weight[y] : 1.0f;
-        terms[i] = -((r[y] - lse) * wy * (1.0f - smoothing) + smooth * (smoothing / classes));
-        kept[i] = wy;
+        out[i] = -((r[y] - lse) * wy * (1.0f - smoothing) + smooth * (smoothing / classes));
+        out[rows + i] = wy;
     }
 }
 
-// The logits' gradient of terms, times g[g_off + i * g_stride] per row:
+// The logits' gradient of the terms, times g[g_off + i * g_stride] per row (divided by
+// divisor[div_off] when `divided`: a mean's weight sum):
 // g * (p[c] * ((1 - smoothing) * w[y] + smoothing / classes * sum_c w[c]) - smoothing / classes * w[c]
 // - (c == y) * (1 - smoothing) * w[y]) with p the row's softmax; 0 for ignored or out-of-range targets.
 __kernel void cross_entropy_backward_rows(__global const float* x, int off, int row_stride, int rows, int classes,
                                           __global const int* target, int wide, int t_off, int t_stride,
                                           __global const float* weight, int weighted, float smoothing,
-                                          __global const float* g, int g_off, int g_stride, __global float* dx,
+                                          __global const float* g, int g_off, int g_stride,
+                                          __global const float* divisor, int div_off, int divided, __global float* dx,
                                           int ignore, int ignoring) {
     LOCAL_SCRATCH
     ROW_TARGET
@@ -118,6 +120,7 @@ __kernel void cross_entropy_backward_rows(__global const float* x, int off, int 
         return;
     }
     float wy = weighted ? weight[y] : 1.0f, share = smoothing / classes, gi = g[g_off + i * g_stride];
+    if (divided) gi = gi / divisor[div_off];
     float a = (1.0f - smoothing) * wy + share * total;
     for (int c = FIRST; c < classes; c += STEP) {
         float v = exp(r[c] - lse) * a - share * (weighted ? weight[c] : 1.0f);

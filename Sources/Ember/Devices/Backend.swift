@@ -364,18 +364,20 @@ protocol Backend: AnyObject, Sendable {
                            biasGradient: DeviceBuffer?)
 
     /// Cross-entropy of each row `i` of `logits` (a Float32 `[rows, classes]` view whose rows are
-    /// dense) against class `y = target[i]` (a 1-D Int32 or Int64 view): writes
-    /// `terms[i] = (1 - smoothing) * w[y] * (lse - x[y]) + smoothing / classes * Σ_c w[c] * (lse - x[c])`
-    /// (`lse` the row's log-sum-exp) and `kept[i] = w[y]`, both 0 where `y` is `indices.ignored`;
-    /// `w` is `weight` (Float32 `[classes]`) or 1. A target outside `0..<classes` stops as in `gather`.
+    /// dense) against class `y = target[i]` (a 1-D Int32 or Int64 view): writes the row's term
+    /// `destination[i] = (1 - smoothing) * w[y] * (lse - x[y]) + smoothing / classes * Σ_c w[c] * (lse - x[c])`
+    /// (`lse` the row's log-sum-exp) and its kept weight `destination[rows + i] = w[y]`, both 0 where
+    /// `y` is `indices.ignored`; `w` is `weight` (Float32 `[classes]`) or 1. A target outside
+    /// `0..<classes` stops as in `gather`.
     func crossEntropy(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
-                      indices: IndexRule, terms: DeviceBuffer, kept: DeviceBuffer)
-    /// The gradient of `crossEntropy`'s `terms` with respect to `logits`, row `i` scaled by
-    /// `gradient[i]` (a 1-D Float32 view): `g * (p[c] * ((1 - smoothing) * w[y] + smoothing / classes * Σ_c w[c])
-    /// - smoothing / classes * w[c] - (c == y) * (1 - smoothing) * w[y])` with `p` the row's softmax, 0 in rows
-    /// whose target is ignored, into the contiguous `[rows, classes]` `destination`.
+                      indices: IndexRule, destination: DeviceBuffer)
+    /// The gradient of `crossEntropy`'s terms with respect to `logits`, row `i` scaled by
+    /// `gradient[i]` (a 1-D Float32 view) over `divisor[0]` when given (a one-element view): `g *
+    /// (p[c] * ((1 - smoothing) * w[y] + smoothing / classes * Σ_c w[c]) - smoothing / classes * w[c]
+    /// - (c == y) * (1 - smoothing) * w[y])` with `p` the row's softmax, 0 in rows whose target is
+    /// ignored, into the contiguous `[rows, classes]` `destination`.
     func crossEntropyBackward(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
-                              indices: IndexRule, gradient: StridedView, destination: DeviceBuffer)
+                              indices: IndexRule, gradient: StridedView, divisor: StridedView?, destination: DeviceBuffer)
 
     /// Attention weights from raw scores: for each row `i` of the `batch` contiguous `[rows, cols]`
     /// blocks of `scores`, the softmax over keys `j` (only `j <= i` when `causal`) of

@@ -6,11 +6,11 @@ import Foundation
 /// and the smoothing sum, as the composed log-softmax, gather and sum compute them.
 extension CPUBackend {
     func crossEntropy(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
-                      indices: IndexRule, terms: DeviceBuffer, kept: DeviceBuffer) {
+                      indices: IndexRule, destination: DeviceBuffer) {
         let rows = logits.shape[0], classes = logits.shape[1]
         pool.noteKernels(1, bytes: Traffic.of(logits) + Traffic.of(target) + Traffic.elements(2 * rows))
         let x = UnsafePointer(floats(logits.buffer) + logits.offset), rowStride = logits.strides[0]
-        let w = weight.map { UnsafePointer(floats($0)) }, out = floats(terms), keptOut = floats(kept)
+        let w = weight.map { UnsafePointer(floats($0)) }, out = floats(destination), keptOut = out + rows
         let label = labels(target)
         let ignored = indices.ignored ?? Int.min
         parallelFor(rows, grain: Swift.max(1, 8192 / Swift.max(classes, 1))) { s, e in
@@ -37,12 +37,13 @@ extension CPUBackend {
     }
 
     func crossEntropyBackward(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
-                              indices: IndexRule, gradient: StridedView, destination: DeviceBuffer) {
+                              indices: IndexRule, gradient: StridedView, divisor: StridedView?, destination: DeviceBuffer) {
         let rows = logits.shape[0], classes = logits.shape[1]
         pool.noteKernels(1, bytes: 2 * Traffic.of(logits) + Traffic.of(target) + Traffic.of(gradient))
         let x = UnsafePointer(floats(logits.buffer) + logits.offset), rowStride = logits.strides[0]
         let w = weight.map { UnsafePointer(floats($0)) }, dst = floats(destination)
         let g = UnsafePointer(floats(gradient.buffer) + gradient.offset), gs = gradient.strides[0]
+        let scale = divisor.map { floats($0.buffer)[$0.offset] }
         let label = labels(target)
         let ignored = indices.ignored ?? Int.min
         let share = smoothing / Float(classes)
@@ -56,7 +57,7 @@ extension CPUBackend {
                     continue
                 }
                 ember_softmax_rows(x + i * rowStride, d, 1, classes, 0)
-                let wy = w.map { $0[y] } ?? 1, gi = g[i * gs]
+                let wy = w.map { $0[y] } ?? 1, gi = scale.map { g[i * gs] / $0 } ?? g[i * gs]
                 let a = (1 - smoothing) * wy + share * total
                 if let w {
                     for c in 0..<classes { d[c] = gi * (d[c] * a - share * w[c]) }

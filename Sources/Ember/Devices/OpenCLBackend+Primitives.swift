@@ -460,18 +460,18 @@ extension OpenCLBackend {
 /// work-group per row on GPUs.
 extension OpenCLBackend {
     func crossEntropy(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
-                      indices: IndexRule, terms: DeviceBuffer, kept: DeviceBuffer) {
+                      indices: IndexRule, destination: DeviceBuffer) {
         pool.noteKernels(0, bytes: Traffic.of(logits) + Traffic.of(target) + Traffic.elements(2 * logits.shape[0]))
-        launchRows("cross_entropy_rows", logits, target, weight, smoothing,
-                   [.buffer(terms), .buffer(kept)] + indexCheckArguments(indices))
+        launchRows("cross_entropy_rows", logits, target, weight, smoothing, [.buffer(destination)] + indexCheckArguments(indices))
     }
 
     func crossEntropyBackward(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
-                              indices: IndexRule, gradient: StridedView, destination: DeviceBuffer) {
+                              indices: IndexRule, gradient: StridedView, divisor: StridedView?, destination: DeviceBuffer) {
         pool.noteKernels(0, bytes: 2 * Traffic.of(logits) + Traffic.of(target) + Traffic.of(gradient))
         launchRows("cross_entropy_backward_rows", logits, target, weight, smoothing, [
-            .buffer(gradient.buffer), .int(gradient.offset), .int(gradient.strides[0]), .buffer(destination),
-            .int(indices.ignored ?? 0), .int(indices.ignored == nil ? 0 : 1),
+            .buffer(gradient.buffer), .int(gradient.offset), .int(gradient.strides[0]),
+            .buffer(divisor?.buffer ?? gradient.buffer), .int(divisor?.offset ?? 0), .int(divisor == nil ? 0 : 1),
+            .buffer(destination), .int(indices.ignored ?? 0), .int(indices.ignored == nil ? 0 : 1),
         ])
     }
 

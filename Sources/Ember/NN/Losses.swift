@@ -190,13 +190,8 @@ func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor?, ignoreInde
             Tensor.checkSameDevice("crossEntropy", input, weight)
             _ = classWeight("crossEntropy", weight, input, classDim: 1)
         }
-        let (terms, kept) = Tensor.crossEntropyTerms(input, target, weight: weight, rule: IndexRule(op: "crossEntropy", ignored: ignoreIndex),
-                                                     smoothing: labelSmoothing)
-        switch reduction {
-        case .none: return terms
-        case .sum: return terms.sum()
-        case .mean: return terms.sum() / kept.sum()
-        }
+        return Tensor.fusedCrossEntropy(input, target, weight: weight, rule: IndexRule(op: "crossEntropy", ignored: ignoreIndex),
+                                        smoothing: labelSmoothing, reduction: reduction)
     }
     let logProbs = input.logSoftmax(dim: dim)
     if target.dtype.isFloatingPoint {
@@ -209,38 +204,51 @@ func crossEntropy(_ input: Tensor, _ target: Tensor, weight: Tensor?, ignoreInde
 
 extension Tensor {
     /// The fused cross-entropy of each row of `logits` (`[N, C]` float32) against `target`
-    /// (`[N]` class indices): the loss `terms` (weighted and smoothed, 0 where the target is
-    /// `rule.ignored`) and each row's `kept` weight (`weight[y]`, or 1; 0 where ignored), the
-    /// mean's denominator. Records CrossEntropyBackward on `terms`, whose rule runs the fused
-    /// backward kernel, or under a created graph the same gradient from differentiable ops.
-    static func crossEntropyTerms(_ logits: Tensor, _ target: Tensor, weight: Tensor?, rule: IndexRule,
-                                  smoothing: Float) -> (terms: Tensor, kept: Tensor) {
+    /// (`[N]` class indices), reduced: the rows' terms (weighted and smoothed, 0 where the
+    /// target is `rule.ignored`) as they are, summed, or summed over the sum of the rows' kept
+    /// weights (`weight[y]` or 1, 0 where ignored), both sums from one reduction. Records
+    /// CrossEntropyBackward, whose rule runs the fused backward kernel (dividing by the weight
+    /// sum itself for the mean), or under a created graph the same gradient from differentiable ops.
+    static func fusedCrossEntropy(_ logits: Tensor, _ target: Tensor, weight: Tensor?, rule: IndexRule, smoothing: Float,
+                                  reduction: Reduction) -> Tensor {
         let rows = logits.shape[0], classes = logits.shape[1]
         let x = logits.strides[1] == 1 || classes == 1 ? logits.detach() : logits.detach().contiguousCopy()
         let labels = target.indices(for: rule.op)
         let w = weight.map { $0.isContiguous && $0.offset == 0 ? $0.detach() : $0.detach().contiguousCopy() }
-        let terms = Tensor(uninitialized: [rows], device: logits.device, op: "crossEntropy")
-        let kept = Tensor(uninitialized: [rows], device: logits.device, op: "crossEntropy")
+        // Row 0: the terms; row 1: the kept weights.
+        let rowsAndWeights = Tensor(uninitialized: [2, rows], device: logits.device, op: "crossEntropy")
         if rows > 0 {
             logits.backend.crossEntropy(x.view, target: labels.view, weight: w?.storage.buffer, smoothing: smoothing, indices: rule,
-                                        terms: terms.storage.buffer, kept: kept.storage.buffer)
+                                        destination: rowsAndWeights.storage.buffer)
         }
-        let recorded = terms.recording("CrossEntropyBackward", inputs: [logits]) {
+        let sums = reduction == .mean ? noGrad { rowsAndWeights.sum(dim: 1) } : nil
+        let loss: Tensor = noGrad {
+            switch reduction {
+            case .none: rowsAndWeights[0]
+            case .sum: rowsAndWeights[0].sum()
+            case .mean: sums![0] / sums![1]
+            }
+        }
+        return loss.recording("CrossEntropyBackward", inputs: [logits]) {
             let saved = SavedTensor(logits, op: "CrossEntropyBackward")
             return { g in
                 let input = saved.value  // checks that the logits were not modified in place
+                let perRow = reduction == .none ? g : g.expand([rows])
+                let divisor = sums.map { $0[1] }
                 if GradMode.enabled {
-                    return [differentiableCrossEntropyGradient(g, input, labels, weight: w, kept: kept, rule: rule, smoothing: smoothing)]
+                    let scaled = divisor.map { perRow / $0 } ?? perRow
+                    return [differentiableCrossEntropyGradient(scaled, input, labels, weight: w, kept: rowsAndWeights[1], rule: rule,
+                                                               smoothing: smoothing)]
                 }
                 let dx = Tensor(uninitialized: [rows, classes], device: g.device, op: "CrossEntropyBackward")
                 if rows > 0 {
                     g.backend.crossEntropyBackward(x.view, target: labels.view, weight: w?.storage.buffer, smoothing: smoothing,
-                                                   indices: rule, gradient: g.view, destination: dx.storage.buffer)
+                                                   indices: rule, gradient: perRow.view, divisor: divisor?.view,
+                                                   destination: dx.storage.buffer)
                 }
                 return [dx]
             }
         }
-        return (recorded, kept)
     }
 
     /// The fused backward's gradient from differentiable ops (for a created graph):

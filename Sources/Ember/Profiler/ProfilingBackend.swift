@@ -205,17 +205,17 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
     }
 
     func crossEntropy(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
-                      indices: IndexRule, terms: DeviceBuffer, kept: DeviceBuffer) {
-        op("crossEntropy", terms, [logits.shape, target.shape]) {
-            inner.crossEntropy(logits, target: target, weight: weight, smoothing: smoothing, indices: indices, terms: terms, kept: kept)
+                      indices: IndexRule, destination: DeviceBuffer) {
+        op("crossEntropy", destination, [logits.shape, target.shape]) {
+            inner.crossEntropy(logits, target: target, weight: weight, smoothing: smoothing, indices: indices, destination: destination)
         }
     }
 
     func crossEntropyBackward(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
-                              indices: IndexRule, gradient: StridedView, destination: DeviceBuffer) {
+                              indices: IndexRule, gradient: StridedView, divisor: StridedView?, destination: DeviceBuffer) {
         op("crossEntropyBackward", destination, [logits.shape, target.shape]) {
             inner.crossEntropyBackward(logits, target: target, weight: weight, smoothing: smoothing, indices: indices,
-                                       gradient: gradient, destination: destination)
+                                       gradient: gradient, divisor: divisor, destination: destination)
         }
     }
 
