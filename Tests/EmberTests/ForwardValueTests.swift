@@ -232,6 +232,19 @@ struct ForwardValueTests {
         #expect(dilated.toArray() == dilatedSums)
     }
 
+    @Test("max pooling's backward over windows that tile the plane writes every input pixel", arguments: devices)
+    func maxPoolTilingBackward(_ d: Device) {
+        // A freed buffer of NaNs in the size class the input gradient takes next: the backward
+        // must overwrite every pixel of it, as the tiling windows write their zeros themselves.
+        do { _ = Tensor.full([1, 2, 4, 6], .nan, device: d) + 0 }
+        let x = Tensor.arange(0, 48, device: d).reshape([1, 2, 4, 6]).requiresGrad(true)
+        x.maxPool2d(kernel: (2, 3)).backward(gradient: Tensor([1, 2, 3, 4, 5, 6, 7, 8], device: d).reshape([1, 2, 2, 2]))
+        // Each window's maximum is its bottom-right pixel.
+        var expected = [Float](repeating: 0, count: 48)
+        for (k, pixel) in [8, 11, 20, 23, 32, 35, 44, 47].enumerated() { expected[pixel] = Float(k + 1) }
+        #expect(x.grad?.toArray() == expected)
+    }
+
     /// Direct loops over an NCHW array: max-pool values and the flat input index each
     /// window picks (first in scan order on ties), and a cross-correlation.
     static func referenceMaxPool(_ x: [Float], _ shape: [Int], kernel: Int, stride: Int, padding: Int, dilation: Int) -> (values: [Float], picks: [Int]) {

@@ -138,6 +138,7 @@ extension OpCase {
             $0[0].conv2d(weight: $0[1], stride: (2, 1), padding: (1, 0), dilation: (1, 2), groups: 3)
         },
         OpCase(name: "maxPool2d", shapes: [[2, 2, 5, 5]], domain: -5...5) { $0[0].maxPool2d(kernel: 2) },
+        OpCase(name: "maxPool2d tiling rectangular", shapes: [[2, 2, 4, 6]], domain: -5...5) { $0[0].maxPool2d(kernel: (2, 3)) },
         OpCase(name: "maxPool2d rectangular", shapes: [[1, 2, 4, 7]], domain: -5...5) {
             $0[0].maxPool2d(kernel: (2, 3), stride: (1, 2), padding: (0, 1))
         },
