@@ -214,19 +214,6 @@ __kernel void flash_attention_backward_key(__global const float* q, __global con
 
 #else
 
-// The work-group's sum (or maximum) of v; every item gets it.
-inline float group_reduce(__local float* lv, int lid, float v, int take_max) {
-    lv[lid] = v;
-    for (int s = LS / 2; s > 0; s >>= 1) {
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (lid < s) lv[lid] = take_max ? fmax(lv[lid], lv[lid + s]) : lv[lid] + lv[lid + s];
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    float out = lv[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return out;
-}
-
 __kernel void attention_softmax(__global const float* src, int total_rows, int rows, int cols, float scale, int causal,
                                 int has_mask, __global const float* mask, int moff, int inner,
                                 int s0, int s1, int s2, int s3, __global float* dst) {

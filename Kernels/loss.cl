@@ -1,5 +1,5 @@
 // Cross-entropy of rows of logits against class indices (Losses.swift's fused crossEntropy),
-// float32, with index_check.cl prepended. Row i of the logits (from `off`, rows `row_stride`
+// float32, with index_check.cl and group_reduce.cl prepended. Row i of the logits (from `off`, rows `row_stride`
 // apart, classes adjacent) is scored against target[t_off + i * t_stride] (Int32, or Int64 when `wide`); `weight` is read
 // only when `weighted`. CPU devices take a row per work-item; GPUs a work-group of LS
 // work-items per row, each taking every LS-th class, combined in local memory.
@@ -20,22 +20,8 @@
 #define FIRST ((int)get_local_id(0))
 #define STEP LS
 #define LOCAL_SCRATCH __local float scratch[LS];
-#define ROW_MAX(v) group_combine(scratch, v, 1)
-#define ROW_SUM(v) group_combine(scratch, v, 0)
-
-// The maximum (max_op) or the sum of one value per work-item of the group, in every work-item.
-inline float group_combine(__local float* scratch, float v, int max_op) {
-    int lid = get_local_id(0);
-    scratch[lid] = v;
-    for (int s = LS / 2; s > 0; s >>= 1) {
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (lid < s) scratch[lid] = max_op ? fmax(scratch[lid], scratch[lid + s]) : scratch[lid] + scratch[lid + s];
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    float r = scratch[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return r;
-}
+#define ROW_MAX(v) group_reduce(scratch, get_local_id(0), v, 1)
+#define ROW_SUM(v) group_reduce(scratch, get_local_id(0), v, 0)
 #endif
 
 // log(sum(exp(r[c]))) over the row, shifted by its maximum (by 0 when that is not finite, as

@@ -22,6 +22,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     static let runPrograms: Set<String> = ["elementwise.cl", "optim.cl", "index.cl"]
     /// The programs that read and check indices (`Kernels/index_check.cl`, prepended).
     static let indexPrograms: Set<String> = ["index.cl", "loss.cl"]
+    /// The programs with GPU row kernels that combine a work-group's values (`Kernels/group_reduce.cl`, prepended).
+    static let rowPrograms: Set<String> = ["attention.cl", "loss.cl"]
 
     let index: Int
     let info: DeviceInfo
@@ -139,12 +141,14 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         var gemmSource = ""
         let storage = try OpenCLRuntime.kernelSource("storage.cl"), strided = try OpenCLRuntime.kernelSource("strided.cl")
         let math = try OpenCLRuntime.kernelSource("math.cl"), indexCheck = try OpenCLRuntime.kernelSource("index_check.cl")
+        let groupReduce = try OpenCLRuntime.kernelSource("group_reduce.cl")
         fusion.prelude = storage + strided + math
         for file in Self.programFiles {
             var source = try OpenCLRuntime.kernelSource(file)
             if file == "gemm.cl" { gemmSource = source }
             if file == "elementwise.cl" { source = math + source + ElementwiseSource.generated + ElementwiseSource.casts }
             if Self.indexPrograms.contains(file) { source = indexCheck + source }
+            if Self.rowPrograms.contains(file) { source = groupReduce + source }
             if Self.runPrograms.contains(file) { source = strided + source }
             if Self.storageTyped.contains(file) { source = storage + source }
             sources[file] = source
