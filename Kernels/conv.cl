@@ -113,23 +113,11 @@ inline int2 covering(int i, int pad, int k, int dil, int stride, int outs) {
 }
 
 // One work-item per output, for windows that cannot overlap: its gradient goes to the pixel
-// its window picked (no two windows share a pixel). When the windows tile the plane (`tiles`:
-// each pixel lies in exactly one) the work-item also writes 0 to its window's other pixels;
-// otherwise the destination is zeroed first.
-__kernel void max_pool2d_backward_disjoint(__global const ELEM* grad, __global const int* indices, __global ELEM* dst, GEOMETRY,
-                                           int tiles) {
+// its window picked (the destination is zeroed first; no two windows share a pixel).
+__kernel void max_pool2d_backward_disjoint(__global const ELEM* grad, __global const int* indices, __global ELEM* dst, GEOMETRY) {
     int t = get_global_id(0);
     if (t >= N * C * oh * ow) return;
-    __global ELEM* plane = dst + (long)(t / (oh * ow)) * H * W;
-    int pick = indices[t];
-    if (tiles) {
-        int y0 = (t / ow) % oh * sh, x0 = t % ow * sw;
-        for (int y = y0; y < y0 + kh; ++y) {
-            for (int x = x0; x < x0 + kw; ++x) plane[y * W + x] = y * W + x == pick ? grad[t] : (ELEM)0;
-        }
-    } else {
-        plane[pick] = grad[t];
-    }
+    dst[(long)(t / (oh * ow)) * H * W + indices[t]] = grad[t];
 }
 
 // One work-item per input pixel: sums the gradients of the windows whose maximum it was, in

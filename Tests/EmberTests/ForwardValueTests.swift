@@ -235,7 +235,7 @@ struct ForwardValueTests {
     @Test("max pooling's backward over windows that tile the plane writes every input pixel", arguments: devices)
     func maxPoolTilingBackward(_ d: Device) {
         // A freed buffer of NaNs in the size class the input gradient takes next: the backward
-        // must overwrite every pixel of it, as the tiling windows write their zeros themselves.
+        // must overwrite every pixel of it, the ones no window picked included.
         do { _ = Tensor.full([1, 2, 4, 6], .nan, device: d) + 0 }
         let x = Tensor.arange(0, 48, device: d).reshape([1, 2, 4, 6]).requiresGrad(true)
         x.maxPool2d(kernel: (2, 3)).backward(gradient: Tensor([1, 2, 3, 4, 5, 6, 7, 8], device: d).reshape([1, 2, 2, 2]))

@@ -382,15 +382,11 @@ extension OpenCLBackend {
         pool.noteKernels(0, bytes: Traffic.pool(g, indices: true, dtype))
         let program = Self.typedProgram("conv.cl", dtype)
         // Windows that cannot overlap (stride at least the dilated extent) pick disjoint
-        // pixels: write each window's gradient to its pick, and zeros to the rest of its window
-        // when the windows tile the plane (stride = kernel, no dilation or padding, no pixels
-        // left over), else into an input gradient zeroed first.
+        // pixels: zero the input gradient and write each window's gradient to its pick.
         if g.strideH >= (g.kernelH - 1) * g.dilationH + 1 && g.strideW >= (g.kernelW - 1) * g.dilationW + 1 {
-            let tiles = g.strideH == g.kernelH && g.strideW == g.kernelW && g.dilationH == 1 && g.dilationW == 1
-                && g.padH == 0 && g.padW == 0 && g.height == g.outHeight * g.strideH && g.width == g.outWidth * g.strideW
-            if !tiles { fill(destination, count: g.batch * g.channels * g.height * g.width, value: 0, dtype: dtype) }
+            fill(destination, count: g.batch * g.channels * g.height * g.width, value: 0, dtype: dtype)
             launch(program, "max_pool2d_backward_disjoint", count: g.batch * g.channels * g.outHeight * g.outWidth,
-                   [.buffer(gradient), .buffer(indices), .buffer(destination)] + geometryArguments(g) + [.int(tiles ? 1 : 0)])
+                   [.buffer(gradient), .buffer(indices), .buffer(destination)] + geometryArguments(g))
             return
         }
         launch(program, "max_pool2d_backward", count: g.batch * g.channels * g.height * g.width,
