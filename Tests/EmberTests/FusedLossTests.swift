@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Ember
 
-/// The fused cross-entropy rows (`Tensor.crossEntropyTerms`) against the composed log-softmax,
+/// The fused cross-entropy rows (`Tensor.fusedCrossEntropy`) against the composed log-softmax,
 /// gather and sums they replace (`crossEntropy(..., fused: false)`, what `EMBER_FUSION=0`
 /// runs): values and gradients for every option, on each device, in both OpenCL kernel
 /// variants, through a created graph, and the launches they save.
