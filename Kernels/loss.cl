@@ -1,8 +1,9 @@
 // Cross-entropy of rows of logits against class indices (Losses.swift's fused crossEntropy),
-// float32, with index_check.cl and group_reduce.cl prepended. Row i of the logits (from `off`, rows `row_stride`
-// apart, classes adjacent) is scored against target[t_off + i * t_stride] (Int32, or Int64 when `wide`); `weight` is read
-// only when `weighted`. CPU devices take a row per work-item; GPUs a work-group of LS
-// work-items per row, each taking every LS-th class, combined in local memory.
+// float32, with index_check.cl and group_reduce.cl prepended. Row i of the logits (from `off`,
+// rows `row_stride` apart, classes adjacent) is scored against target[t_off + i * t_stride]
+// (Int32, or Int64 when `wide`); `weight` is read only when `weighted`. CPU devices take a row
+// per work-item; GPUs a work-group of LS work-items per row, each taking every LS-th class,
+// combined in local memory.
 
 #ifndef LS
 #define LS 256
@@ -36,21 +37,18 @@
 
 // The row of work-item (CPU devices) or work-group (GPUs) `i`, and whether its target `y` is
 // ignored or outside the classes (`skip`: the row's loops then run over no classes, so every
-// work-item of a group reaches the same barriers).
+// work-item of a group reaches the same barriers). A GPU launch has a group per row exactly.
 #if CPU_DEVICE
-#define ROW_TARGET \
-    int i = ROW; \
-    if (i >= rows) return; \
-    long y = index_at(target, wide, t_off + i * t_stride); \
-    bool ignored = ignoring && y == ignore, skip = ignored || y < 0 || y >= classes; \
-    int span = skip ? 0 : classes;
+#define PAST_LAST_ROW(i) if (i >= rows) return;
 #else
+#define PAST_LAST_ROW(i)
+#endif
 #define ROW_TARGET \
     int i = ROW; \
+    PAST_LAST_ROW(i) \
     long y = index_at(target, wide, t_off + i * t_stride); \
     bool ignored = ignoring && y == ignore, skip = ignored || y < 0 || y >= classes; \
     int span = skip ? 0 : classes;
-#endif
 
 // out[i] = (1 - smoothing) * w[y] * (lse - x[y]) + smoothing / classes * sum_c w[c] * (lse - x[c])
 // (the row's term) and out[rows + i] = w[y] (its kept weight); both 0 for an ignored or

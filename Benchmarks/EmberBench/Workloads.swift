@@ -207,6 +207,7 @@ struct Workloads {
         let fused = AdamW([weight], lr: 1e-3), eager = AdamW([weight], lr: 1e-3)
         fused.fused = true
         eager.fused = false
+        device.waitForKernelBuilds()  // OpenCL builds the fused update in the background
         /// Launches and megabytes of one step of `optimizer`.
         func traffic(_ optimizer: Optimizer) -> String {
             optimizer.step()

@@ -89,10 +89,15 @@ public struct Device: Hashable, Sendable, CustomStringConvertible {
     /// elementwise graphs first).
     public func synchronize() throws { try backend.synchronize() }
 
-    /// Builds now the fused elementwise kernels this device has queued (which it otherwise
-    /// builds one program per host wait), so the next calls of their patterns launch them (for
-    /// benchmarks of the steady state); returns at once on the CPU.
-    public func waitForKernelBuilds() { (backend as? OpenCLBackend)?.waitForFusedBuilds() }
+    /// Builds now the fused kernels this device is still compiling in the background (the
+    /// optimizers', attention's and cross-entropy's, float32) and the fused elementwise kernels
+    /// it has queued (which it otherwise builds one program per host wait), so the next calls
+    /// launch them (for benchmarks of the steady state); returns at once on the CPU.
+    public func waitForKernelBuilds() {
+        guard let openCL = backend as? OpenCLBackend else { return }
+        openCL.finishBackgroundBuilds(float32Only: true)
+        openCL.waitForFusedBuilds()
+    }
 
     /// `cpu` or `opencl:N`.
     public var description: String {

@@ -170,12 +170,13 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         return false
     }
 
-    /// Builds every background program, in every storage type it has, now if its background
-    /// build has not finished: for tests, which compare the fused paths and count their launches.
-    func finishBackgroundBuilds() {
+    /// Builds every background program now if its background build has not finished: in every
+    /// storage type it has (for tests, which compare the fused paths and count their launches),
+    /// or only its float32 build when `float32Only`.
+    func finishBackgroundBuilds(float32Only: Bool = false) {
         lock.lock(); defer { lock.unlock() }
         for file in Self.backgroundPrograms.values {
-            let types: [DType] = Self.storageTyped.contains(file) ? [.float32, .float16, .bfloat16] : [.float32]
+            let types: [DType] = Self.storageTyped.contains(file) && !float32Only ? [.float32, .float16, .bfloat16] : [.float32]
             for dtype in types { _ = programLocked(Self.typedProgram(file, dtype)) }
         }
     }
