@@ -249,6 +249,19 @@ enum Traffic {
     static func columns(_ g: Conv2dGeometry, _ dtype: DType) -> Int {
         dtype.byteSize * (g.batch * g.channels * g.height * g.width + g.batch * g.channels * g.kernelH * g.kernelW * g.outHeight * g.outWidth)
     }
+    /// `optimizerStep` of one tensor: the parameter, gradient and states read, the parameter
+    /// and states written.
+    static func optimizerStep(_ update: OptimizerUpdate, _ dtype: DType) -> Int {
+        elements(update.count * (3 + 2 * update.states.count), dtype)
+    }
+    /// `crossEntropy`: the scores and targets read, each row's term and kept weight written.
+    static func crossEntropy(_ logits: StridedView, _ target: StridedView) -> Int {
+        of(logits) + of(target) + elements(2 * logits.shape[0])
+    }
+    /// `crossEntropyBackward`: the scores, targets and row gradients read, the scores' gradient written.
+    static func crossEntropyBackward(_ logits: StridedView, _ target: StridedView, _ gradient: StridedView) -> Int {
+        2 * of(logits) + of(target) + of(gradient)
+    }
     /// Pooling forward or backward: the input plane and the pooled outputs (of `dtype`; with
     /// `indices`, an Int32 index per output too).
     static func pool(_ g: Conv2dGeometry, indices: Bool, _ dtype: DType = .float32) -> Int {

@@ -8,7 +8,7 @@ extension CPUBackend {
     func crossEntropy(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
                       indices: IndexRule, destination: DeviceBuffer) {
         let rows = logits.shape[0], classes = logits.shape[1]
-        pool.noteKernels(1, bytes: Traffic.of(logits) + Traffic.of(target) + Traffic.elements(2 * rows))
+        pool.noteKernels(1, bytes: Traffic.crossEntropy(logits, target))
         let x = UnsafePointer(floats(logits.buffer) + logits.offset), rowStride = logits.strides[0]
         let w = weight.map { UnsafePointer(floats($0)) }, out = floats(destination), keptOut = out + rows
         let label = labels(target)
@@ -39,7 +39,7 @@ extension CPUBackend {
     func crossEntropyBackward(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
                               indices: IndexRule, gradient: StridedView, divisor: StridedView?, destination: DeviceBuffer) {
         let rows = logits.shape[0], classes = logits.shape[1]
-        pool.noteKernels(1, bytes: 2 * Traffic.of(logits) + Traffic.of(target) + Traffic.of(gradient))
+        pool.noteKernels(1, bytes: Traffic.crossEntropyBackward(logits, target, gradient))
         let x = UnsafePointer(floats(logits.buffer) + logits.offset), rowStride = logits.strides[0]
         let w = weight.map { UnsafePointer(floats($0)) }, dst = floats(destination)
         let g = UnsafePointer(floats(gradient.buffer) + gradient.offset), gs = gradient.strides[0]

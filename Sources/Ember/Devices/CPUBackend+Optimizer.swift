@@ -14,7 +14,7 @@ extension CPUBackend {
     func optimizerStep(_ rule: OptimizerRule, _ updates: [OptimizerUpdate], dtype: DType) {
         for u in updates {
             check(u.states.count == rule.stateCount, "optimizerStep: the rule takes \(rule.stateCount) state buffers, got \(u.states.count)")
-            pool.noteKernels(1, bytes: u.count * dtype.byteSize * (3 + 2 * u.states.count))
+            pool.noteKernels(1, bytes: Traffic.optimizerStep(u, dtype))
             switch dtype {
             case .float16: optimizerStep(rule, u.parameter, u.gradient, u.gradientOffset, u.states, u.count, Elementwise.Half.self)
             case .bfloat16: optimizerStep(rule, u.parameter, u.gradient, u.gradientOffset, u.states, u.count, Elementwise.BFloat16.self)

@@ -21,7 +21,7 @@ extension OpenCLBackend {
             var starts: [Int] = [], items = 0
             for u in batch {
                 check(u.states.count == rule.stateCount, "optimizerStep: the rule takes \(rule.stateCount) state buffers, got \(u.states.count)")
-                pool.noteKernels(0, bytes: u.count * dtype.byteSize * (3 + 2 * u.states.count))
+                pool.noteKernels(0, bytes: Traffic.optimizerStep(u, dtype))
                 starts.append(items)
                 items += (u.count + stridedRun - 1) / stridedRun
             }

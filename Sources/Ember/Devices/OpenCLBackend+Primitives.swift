@@ -461,13 +461,13 @@ extension OpenCLBackend {
 extension OpenCLBackend {
     func crossEntropy(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
                       indices: IndexRule, destination: DeviceBuffer) {
-        pool.noteKernels(0, bytes: Traffic.of(logits) + Traffic.of(target) + Traffic.elements(2 * logits.shape[0]))
+        pool.noteKernels(0, bytes: Traffic.crossEntropy(logits, target))
         launchRows("cross_entropy_rows", logits, target, weight, smoothing, [.buffer(destination)] + indexCheckArguments(indices))
     }
 
     func crossEntropyBackward(_ logits: StridedView, target: StridedView, weight: DeviceBuffer?, smoothing: Float,
                               indices: IndexRule, gradient: StridedView, divisor: StridedView?, destination: DeviceBuffer) {
-        pool.noteKernels(0, bytes: 2 * Traffic.of(logits) + Traffic.of(target) + Traffic.of(gradient))
+        pool.noteKernels(0, bytes: Traffic.crossEntropyBackward(logits, target, gradient))
         launchRows("cross_entropy_backward_rows", logits, target, weight, smoothing, [
             .buffer(gradient.buffer), .int(gradient.offset), .int(gradient.strides[0]),
             .buffer(divisor?.buffer ?? gradient.buffer), .int(divisor?.offset ?? 0), .int(divisor == nil ? 0 : 1),
