@@ -1,7 +1,8 @@
-// Float32 optimizer updates with a square root (Adam/AdamW, RMSprop) for the CPU backend.
-// In Swift, Float.squareRoot() calls libm's sqrtf, which may set errno, so LLVM keeps the
-// loop scalar; here the loops use __builtin_elementwise_sqrt (the IEEE square root, no errno)
-// and are compiled for AVX-512 and AVX2 as well as the baseline, picked at run time. Each
+// Float32 optimizer updates (SGD, Adam/AdamW, RMSprop) for the CPU backend. In Swift,
+// Float.squareRoot() calls libm's sqrtf, which may set errno, so LLVM keeps the loop scalar,
+// and SGD's loop stayed scalar too (its parameter and buffer pointers may alias); here the
+// pointers are restrict, the loops use __builtin_elementwise_sqrt (the IEEE square root, no
+// errno), and they are compiled for AVX-512 and AVX2 as well as the baseline, picked at run time. Each
 // element takes the composed update's operations in its order (Optim/Optimizer.swift, the
 // Swift loop of CPUBackend+Optimizer.swift): with contraction off, no FMA, and IEEE division
 // and square root, every rounding is the same, so each version is bit for bit the others.
@@ -56,7 +57,29 @@ static inline __attribute__((always_inline)) void rmsprop_f32(float *restrict p,
     }
 }
 
+static inline __attribute__((always_inline)) void sgd_f32(float *restrict p, const float *restrict g, float *restrict buf, long n,
+                                                           const ember_sgd_step *s) {
+    const float lr = s->lr, decay = s->weight_decay, beta = s->momentum, keep = s->dampening_keep;
+    const int decays = decay != 0, dampened = s->dampened, nesterov = s->nesterov, first = s->first_step;
+    for (long i = 0; i < n; i++) {
+        float x = p[i], g0 = g[i];
+        float d = decays ? g0 + x * decay : g0;
+        if (buf) {
+            float m = first ? d : buf[i] * beta + (dampened ? d * keep : d);
+            buf[i] = m;
+            float step = nesterov ? d + m * beta : m;
+            p[i] = x - step * lr;
+        } else {
+            p[i] = x - d * lr;
+        }
+    }
+}
+
 #define OPTIM_VERSION(SUFFIX, TARGET)                                                                                      \
+    TARGET static void sgd_f32_##SUFFIX(float *p, const float *g, float *buf, long n, const ember_sgd_step *s) {       \
+        if (buf) sgd_f32(p, g, buf, n, s);                                                                              \
+        else sgd_f32(p, g, 0, n, s);                                                                                    \
+    }                                                                                                                   \
     TARGET static void adam_f32_##SUFFIX(float *p, const float *g, float *m, float *v, long n, const ember_adam_step *s) { \
         adam_f32(p, g, m, v, n, s);                                                                                     \
     }                                                                                                                   \
@@ -73,6 +96,15 @@ OPTIM_VERSION(scalar, )
 OPTIM_VERSION(avx2, __attribute__((target("avx2"))))
 OPTIM_VERSION(avx512, __attribute__((target("avx512f"))))
 #endif
+
+void ember_sgd_f32_isa(ember_isa isa, float *p, const float *g, float *momentum_buffer, long n, const ember_sgd_step *step) {
+#if defined(__x86_64__)
+    if (isa >= EMBER_ISA_AVX512) return sgd_f32_avx512(p, g, momentum_buffer, n, step);
+    if (isa == EMBER_ISA_AVX2) return sgd_f32_avx2(p, g, momentum_buffer, n, step);
+#endif
+    (void)isa;
+    sgd_f32_scalar(p, g, momentum_buffer, n, step);
+}
 
 void ember_adam_f32_isa(ember_isa isa, float *p, const float *g, float *m, float *v, long n, const ember_adam_step *step) {
 #if defined(__x86_64__)
@@ -91,6 +123,10 @@ void ember_rmsprop_f32_isa(ember_isa isa, float *p, const float *g, float *squar
 #endif
     (void)isa;
     rmsprop_f32_scalar(p, g, square_avg, grad_avg, momentum_buffer, n, step);
+}
+
+void ember_sgd_f32(float *p, const float *g, float *momentum_buffer, long n, const ember_sgd_step *step) {
+    ember_sgd_f32_isa(ember_cpu_isa(), p, g, momentum_buffer, n, step);
 }
 
 void ember_adam_f32(float *p, const float *g, float *m, float *v, long n, const ember_adam_step *step) {

@@ -89,7 +89,7 @@ struct FusedOptimizerTests {
         }
     }
 
-    @Test("the C loops of float32 Adam and RMSprop give the same bits with every instruction set the CPU has")
+    @Test("the C loops of float32 SGD, Adam and RMSprop give the same bits with every instruction set the CPU has")
     func everyInstructionSet() {
         var random = TestRandom(seed: 5)
         let n = 1_003
@@ -106,7 +106,13 @@ struct FusedOptimizerTests {
             var (q, square, average, buffer) = (inputs[0], inputs[4], inputs[2].map { $0 * 0.1 }, inputs[3])
             var rule = rmsprop
             ember_rmsprop_f32_isa(isa, &q, g, &square, &average, &buffer, n, &rule)
-            return [p, m, v, q, square, average, buffer]
+            // SGD with every option on (momentum after the first step, dampening, Nesterov,
+            // weight decay), and without momentum.
+            var (r, momentum, plain) = (inputs[0], inputs[3], inputs[0])
+            var sgd = ember_sgd_step(lr: 0.01, weight_decay: 0.1, momentum: 0.9, dampening_keep: 0.7, dampened: 1, nesterov: 1, first_step: 0)
+            ember_sgd_f32_isa(isa, &r, g, &momentum, n, &sgd)
+            ember_sgd_f32_isa(isa, &plain, g, nil, n, &sgd)
+            return [p, m, v, q, square, average, buffer, r, momentum, plain]
         }
         let scalar = run(EMBER_ISA_SCALAR)
         for raw in 0...ember_cpu_isa().rawValue {

@@ -166,6 +166,13 @@ void ember_half_unary_isa(ember_isa isa, ember_half_unary_op op, ember_half_form
 /// `ember_half_sum` with the code for `isa`, at most `ember_cpu_isa()`.
 float ember_half_sum_isa(ember_isa isa, ember_half_format format, const uint16_t *x, long n);
 
+/// The scalars of one SGD step (Swift's `OptimizerRule.SGDStep`): `dampening_keep` is
+/// `1 - dampening`, used when `dampened`; on the first step the buffer takes the gradient.
+typedef struct {
+    float lr, weight_decay, momentum, dampening_keep;
+    int dampened, nesterov, first_step;
+} ember_sgd_step;
+
 /// The scalars of one Adam or AdamW step (Swift's `OptimizerRule.AdamStep`): decoupled decay
 /// multiplies the parameter by `decay_factor`, L2 decay adds `weight_decay * p` to the gradient
 /// (neither when `weight_decay` is 0); `step_size` is `lr / (1 - beta1^t)`, `correction2` `1 - beta2^t`.
@@ -179,6 +186,13 @@ typedef struct {
 typedef struct {
     float lr, weight_decay, alpha, one_minus_alpha, eps, momentum;
 } ember_rmsprop_step;
+
+/// One SGD update of `n` float32 parameters `p` in place from gradients `g`, with the composed
+/// update's operations in its order; `momentum_buffer` is NULL when the step has no momentum.
+void ember_sgd_f32(float *p, const float *g, float *momentum_buffer, long n, const ember_sgd_step *step);
+
+/// `ember_sgd_f32` with the code for `isa`, which must be at most `ember_cpu_isa()`.
+void ember_sgd_f32_isa(ember_isa isa, float *p, const float *g, float *momentum_buffer, long n, const ember_sgd_step *step);
 
 /// One Adam/AdamW update of `n` float32 parameters `p` and their states `m` (exp_avg) and `v`
 /// (exp_avg_sq) in place from gradients `g`, with the composed update's operations in its order
