@@ -84,9 +84,9 @@ extension CPUBackend {
         }
         let d = floats(destination)
         switch op {
-        case .sum: accumulate(src, outer, size, inner, d, S.self, combine: { $0 + $1 })
-        case .max: accumulate(src, outer, size, inner, d, S.self, combine: { a, x in a.isNaN || x.isNaN ? .nan : Swift.max(a, x) })
-        case .min: accumulate(src, outer, size, inner, d, S.self, combine: { a, x in a.isNaN || x.isNaN ? .nan : Swift.min(a, x) })
+        case .sum: accumulate(src, outer, size, inner, d, S.self, Elementwise.Add())
+        case .max: accumulate(src, outer, size, inner, d, S.self, Elementwise.Maximum())
+        case .min: accumulate(src, outer, size, inner, d, S.self, Elementwise.Minimum())
         case .argmax: argReduce(src, outer, size, inner, ints(destination), S.self, better: { x, best in x > best || (x.isNaN && !best.isNaN) })
         case .argmin: argReduce(src, outer, size, inner, ints(destination), S.self, better: { x, best in x < best || (x.isNaN && !best.isNaN) })
         }
@@ -94,9 +94,11 @@ extension CPUBackend {
 
     /// `dst[o, i] = combine(... combine(src[o, 0, i], src[o, 1, i]) ..., src[o, size-1, i])` over
     /// the widened elements, walking rows of length `inner` so the inner loop is contiguous.
+    /// `combine` is a type, not a closure, so that each loop is specialised and vectorised (a
+    /// closure stayed a call per element: a [128, 512] column sum took 70 µs).
     @inline(__always)
-    private func accumulate<S: FloatStorage>(_ src: UnsafePointer<S.Bits>, _ outer: Int, _ size: Int, _ inner: Int,
-                                             _ d: UnsafeMutablePointer<Float>, _: S.Type, combine: (Float, Float) -> Float) {
+    private func accumulate<S: FloatStorage, F: BinaryFunction>(_ src: UnsafePointer<S.Bits>, _ outer: Int, _ size: Int, _ inner: Int,
+                                                                _ d: UnsafeMutablePointer<Float>, _: S.Type, _ combine: F) {
         let work = outer * inner
         parallelFor(work, grain: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(size, 1))) { s, e in
             var index = s
@@ -108,7 +110,7 @@ extension CPUBackend {
                 for i in i0..<i1 { out[i] = S.widen(base[i]) }
                 for k in 1..<Swift.max(size, 1) {
                     let row = base + k * inner
-                    for i in i0..<i1 { out[i] = combine(out[i], S.widen(row[i])) }
+                    for i in i0..<i1 { out[i] = combine.apply(out[i], S.widen(row[i])) }
                 }
                 index += i1 - i0
             }
