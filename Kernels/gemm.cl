@@ -11,9 +11,21 @@
 // (OpenCLBackend.gemmChoice). A and B are of the STORAGE type (storage.cl: float16 and bfloat16
 // operands are widened as they are loaded, so the product accumulates in float32 without
 // float32 copies of them), and so is C: each element is the float32 sum rounded once.
+// A bias (PyTorch's addmm; the host passes it only with beta == 0) is added before that
+// rounding: element (r, j) of C gains bias[bias_off + r * bias_rs + j * bias_cs], a vector
+// along C's rows (bias_rs = 1) or its columns (bias_cs = 1); both strides are 0 without one.
 
-// Writes alpha * value (+ beta * old) to element i of p.
-#define GEMM_STORE(p, i, value) STORE(p, i, beta == 0.0f ? alpha * (value) : alpha * (value) + beta * LOAD(p, i))
+// Writes alpha * value (+ beta * old, + the bias of row r, column j) to element i of p.
+#define GEMM_STORE(p, i, r, j, value) \
+    STORE(p, i, (beta == 0.0f ? alpha * (value) : alpha * (value) + beta * LOAD(p, i)) + BIAS_AT(r, j))
+
+// The bias of element (m0 + r, n0 + j) of C, 0 without a bias.
+#define BIAS_AT(r, j) (bias_rs == 0 && bias_cs == 0 ? 0.0f : LOAD(bias, bias_off + (long)(m0 + (r)) * bias_rs + (long)(n0 + (j)) * bias_cs))
+
+// The bias of row m0 + r, columns n0 .. n0 + 15 of C.
+#define BIAS16(r) (bias_cs != 0 ? LOAD16(bias, bias_off + n0) : (float16)(BIAS_AT(r, 0)))
+
+#define BIAS_ARGUMENTS __global const ELEM* bias, int bias_off, int bias_rs, int bias_cs
 
 // Element (m0 + r, k) of op(A).
 #define A_AT(r, k) LOAD(a, (long)(r) * a_rs + (long)(k) * a_ks)
@@ -21,7 +33,7 @@
 __kernel void gemm_block(int M, int N, int K, float alpha, float beta,
                          __global const ELEM* A, int a_off, int a_rs, int a_ks, int a_batch,
                          __global const ELEM* B, int b_off, int ldb, int b_batch,
-                         __global ELEM* C, int c_off, int ldc, int c_batch) {
+                         __global ELEM* C, int c_off, int ldc, int c_batch, BIAS_ARGUMENTS) {
     int n0 = get_global_id(0) * 16;
     int m0 = get_global_id(1) * 4;
     int batch = get_global_id(2);
@@ -38,7 +50,12 @@ __kernel void gemm_block(int M, int N, int K, float alpha, float beta,
             c2 = fma((float16)(A_AT(2, k)), bk, c2);
             c3 = fma((float16)(A_AT(3, k)), bk, c3);
         }
-        if (beta == 0.0f) {
+        if (bias_rs != 0 || bias_cs != 0) {
+            STORE16(c, 0, alpha * c0 + BIAS16(0));
+            STORE16(c, ldc, alpha * c1 + BIAS16(1));
+            STORE16(c, 2 * ldc, alpha * c2 + BIAS16(2));
+            STORE16(c, 3 * ldc, alpha * c3 + BIAS16(3));
+        } else if (beta == 0.0f) {
             STORE16(c, 0, alpha * c0);
             STORE16(c, ldc, alpha * c1);
             STORE16(c, 2 * ldc, alpha * c2);
@@ -56,7 +73,7 @@ __kernel void gemm_block(int M, int N, int K, float alpha, float beta,
         for (int j = 0; j < cols; ++j) {
             float sum = 0.0f;
             for (int k = 0; k < K; ++k) sum = fma(A_AT(r, k), LOAD(b, (long)k * ldb + j), sum);
-            GEMM_STORE(c, (long)r * ldc + j, sum);
+            GEMM_STORE(c, (long)r * ldc + j, r, j, sum);
         }
     }
 }
@@ -66,7 +83,7 @@ __kernel void gemm_block(int M, int N, int K, float alpha, float beta,
 __kernel void gemm_block_nt(int M, int N, int K, float alpha, float beta,
                             __global const ELEM* A, int a_off, int lda, int a_batch,
                             __global const ELEM* B, int b_off, int ldb, int b_batch,
-                            __global ELEM* C, int c_off, int ldc, int c_batch) {
+                            __global ELEM* C, int c_off, int ldc, int c_batch, BIAS_ARGUMENTS) {
     int n0 = get_global_id(0) * 4;
     int m0 = get_global_id(1) * 4;
     int batch = get_global_id(2);
@@ -95,7 +112,7 @@ __kernel void gemm_block_nt(int M, int N, int K, float alpha, float beta,
                 float4 h4 = h8.lo + h8.hi;
                 float sum = (h4.x + h4.y) + (h4.z + h4.w);
                 for (int kk = k; kk < K; ++kk) sum = fma(LOAD(a, (long)r * lda + kk), LOAD(b, (long)j * ldb + kk), sum);
-                GEMM_STORE(c, (long)r * ldc + j, sum);
+                GEMM_STORE(c, (long)r * ldc + j, r, j, sum);
             }
         }
         return;
@@ -104,7 +121,7 @@ __kernel void gemm_block_nt(int M, int N, int K, float alpha, float beta,
         for (int j = 0; j < cols; ++j) {
             float sum = 0.0f;
             for (int k = 0; k < K; ++k) sum = fma(LOAD(a, (long)r * lda + k), LOAD(b, (long)j * ldb + k), sum);
-            GEMM_STORE(c, (long)r * ldc + j, sum);
+            GEMM_STORE(c, (long)r * ldc + j, r, j, sum);
         }
     }
 }

@@ -130,6 +130,13 @@ extension OpCase {
         OpCase(name: "matmul matrix-vector", shapes: [[3, 4], [4]]) { $0[0].matmul($0[1]) },
         OpCase(name: "matmul dot", shapes: [[5], [5]]) { $0[0].matmul($0[1]) },
         OpCase(name: "conv2d bias", shapes: [[2, 2, 5, 5], [3, 2, 3, 3], [3]]) { $0[0].conv2d(weight: $0[1], bias: $0[2]) },
+        // The bias added by the GEMM along its rows, in whole 4 x 16 blocks of C and at edges.
+        OpCase(name: "conv2d bias, whole blocks", shapes: [[2, 2, 4, 4], [4, 2, 1, 1], [4]]) { $0[0].conv2d(weight: $0[1], bias: $0[2]) },
+        // The bias added by the GEMM along its columns: B is the transposed weight.
+        OpCase(name: "linear bias", shapes: [[5, 7], [3, 7], [3]]) { linear($0[0], weight: $0[1], bias: $0[2]) },
+        OpCase(name: "linear bias, whole blocks", shapes: [[4, 6], [16, 6], [16]]) { linear($0[0], weight: $0[1], bias: $0[2]) },
+        OpCase(name: "linear bias, batched input", shapes: [[2, 3, 7], [17, 7], [17]]) { linear($0[0], weight: $0[1], bias: $0[2]) },
+        OpCase(name: "linear bias, vector input", shapes: [[7], [3, 7], [3]]) { linear($0[0], weight: $0[1], bias: $0[2]) },
         OpCase(name: "conv2d stride padding dilation", shapes: [[1, 2, 6, 5], [2, 2, 3, 2]]) {
             $0[0].conv2d(weight: $0[1], stride: (2, 1), padding: (1, 2), dilation: (2, 1))
         },

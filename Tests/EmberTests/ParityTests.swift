@@ -89,6 +89,42 @@ struct ParityTests {
         }
     }
 
+    @Test("a GEMM bias, along C's rows or its columns, is added by Ember's kernels (both layouts, edge blocks) and by CLBlast, batched, in every storage type")
+    func gemmBias() throws {
+        var random = TestRandom(seed: 31)
+        let (batch, m, n, k) = (2, 37, 45, 70)
+        let a = Tensor(shape: [batch, m, k], data: random.floats(batch * m * k)), b = Tensor(shape: [batch, k, n], data: random.floats(batch * k * n))
+        let rowBias = Tensor(random.floats(m)), columnBias = Tensor(random.floats(n))
+        for gpu in TestDevices.accelerators {
+            let backend = try #require(gpu.backend as? OpenCLBackend)
+            for dtype in [DType.float32, .float16, .bfloat16] {
+                let (ga, gbRows, gbTransposed) = (a.to(dtype).to(gpu), b.to(dtype).to(gpu), b.transpose(1, 2).contiguous().to(dtype).to(gpu))
+                for perRow in [true, false] {
+                    let bias = (perRow ? rowBias : columnBias).to(dtype)
+                    let expected = (a.to(dtype).float().matmul(b.to(dtype).float()) * 0.5
+                                    + (perRow ? bias.float().reshape([m, 1]) : bias.float())).toArray()
+                    let implementations: [GEMMImplementation] = dtype == .float32 ? [.ember, .clblast] : [.ember]
+                    for implementation in implementations {
+                        for bTransposed in [false, true] where implementation == .ember || !bTransposed {
+                            let gb = bTransposed ? gbTransposed : gbRows
+                            let c = Tensor(uninitialized: [batch, m, n], dtype: dtype, device: gpu, op: "test")
+                            let gpuBias = bias.to(gpu)
+                            backend.runGEMM(implementation, m: m, n: n, k: k, batch: batch, alpha: 0.5,
+                                            a: GemmOperand(buffer: ga.storage.buffer, offset: 0, ld: k, transposed: false, batchStride: m * k, dtype: dtype),
+                                            b: GemmOperand(buffer: gb.storage.buffer, offset: 0, ld: bTransposed ? k : n, transposed: bTransposed,
+                                                           batchStride: k * n, dtype: dtype),
+                                            beta: 0, bias: GemmBias(buffer: gpuBias.storage.buffer, offset: 0, perRow: perRow),
+                                            c: c.storage.buffer, cOffset: 0)
+                            let tolerance: Float = dtype == .float32 ? 1e-4 : 2e-2
+                            expectClose(c.float().toArray(), expected, rtol: tolerance, atol: tolerance,
+                                        "\(implementation) on \(gpu), \(dtype), bias per row \(perRow), B transposed \(bTransposed)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test("random streams are identical on both devices")
     func randomParity() {
         guard let gpu = TestDevices.openCL else { return }

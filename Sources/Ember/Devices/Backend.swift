@@ -106,6 +106,20 @@ struct GemmOperand {
     }
 }
 
+/// A vector `Backend.gemm` adds to its product (PyTorch's `addmm`): element `offset + i` is
+/// added to row `i` of each C (`perRow`, a convolution's channel bias) or to column `i` (a
+/// Linear layer's bias). It is of C's dtype.
+struct GemmBias {
+    var buffer: DeviceBuffer
+    var offset: Int
+    var perRow: Bool
+
+    /// The bias broadcast over `batch` C matrices `[m, n]`.
+    func broadcast(batch: Int, m: Int, n: Int, dtype: DType) -> StridedView {
+        StridedView(buffer: buffer, offset: offset, shape: [batch, m, n], strides: perRow ? [0, 1, 0] : [0, 0, 1], dtype: dtype)
+    }
+}
+
 /// One tensor's buffers in `Backend.optimizerStep`: it reads `gradient` (contiguous from
 /// element `gradientOffset`) and reads and overwrites `parameter` and `states` (contiguous from
 /// element 0, distinct buffers, in the rule's order), `count` elements each.
@@ -232,10 +246,11 @@ enum Traffic {
         return n + of(a, dtype: dtype, count: n) + of(b, dtype: dtype, count: n) + n * dtype.byteSize
     }
     /// `gemm`: each operand's matrices once (a shared one once in all), C written (and read
-    /// when `beta != 0`).
-    static func gemm(m: Int, n: Int, k: Int, batch: Int, a: GemmOperand, b: GemmOperand, beta: Float) -> Int {
-        (a.batchStride == 0 ? 1 : batch) * m * k * a.dtype.byteSize + (b.batchStride == 0 ? 1 : batch) * k * n * b.dtype.byteSize
-            + batch * m * n * a.productType(b).byteSize * (beta == 0 ? 1 : 2)
+    /// when `beta != 0`), and a bias vector once.
+    static func gemm(m: Int, n: Int, k: Int, batch: Int, a: GemmOperand, b: GemmOperand, beta: Float, bias: GemmBias?) -> Int {
+        let c = a.productType(b).byteSize
+        return (a.batchStride == 0 ? 1 : batch) * m * k * a.dtype.byteSize + (b.batchStride == 0 ? 1 : batch) * k * n * b.dtype.byteSize
+            + batch * m * n * c * (beta == 0 ? 1 : 2) + (bias == nil ? 0 : (bias!.perRow ? m : n) * c)
     }
     /// `reduce`: the block read and its `[outer, inner]` results.
     static func reduce(outer: Int, size: Int, inner: Int, dtype: DType) -> Int {
@@ -404,13 +419,14 @@ protocol Backend: AnyObject, Sendable {
     func attentionSoftmaxBackward(_ probs: DeviceBuffer, gradient: DeviceBuffer, batch: Int, rows: Int, cols: Int,
                                   scale: Float, causal: Bool, destination: DeviceBuffer)
 
-    /// Row-major `C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b]` for b in 0..<batch,
+    /// Row-major `C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] (+ bias)` for b in 0..<batch,
     /// with C of shape `[m, n]` and leading dimension `n` at element `cOffset + b * m * n`.
     /// C has the operands' dtype when they share a 16-bit one (the Float32 accumulation
     /// rounded once, no Float32 copy of C), else Float32 (16-bit operands of different types
-    /// are widened first).
+    /// are widened first). A `bias` (only with `beta == 0`) is added in the same pass where
+    /// the kernels can, else written to C first and accumulated into.
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
-              beta: Float, c: DeviceBuffer, cOffset: Int)
+              beta: Float, bias: GemmBias?, c: DeviceBuffer, cOffset: Int)
 
     /// Unfolds a contiguous NCHW input, starting at element `offset` of `source`, into columns
     /// `[N, C*kH*kW, outH*outW]`; input and columns are of the float type `dtype` (a copy of

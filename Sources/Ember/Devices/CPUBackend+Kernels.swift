@@ -7,10 +7,17 @@ extension CPUBackend {
     /// GEMM through OpenBLAS. A batch of at least one product per core runs on Ember's
     /// threads, one single-threaded OpenBLAS call per entry; a large product of many rows one
     /// block of rows per core, each packing its own panels; another large product on
-    /// OpenBLAS's own threads, which share the packed panels.
+    /// OpenBLAS's own threads, which share the packed panels. A bias is copied into C first
+    /// and the product accumulated into it, as PyTorch's `addmm` does.
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
-              beta: Float, c: DeviceBuffer, cOffset: Int) {
-        pool.noteKernels(1, bytes: Traffic.gemm(m: m, n: n, k: k, batch: batch, a: a, b: b, beta: beta))
+              beta: Float, bias: GemmBias?, c: DeviceBuffer, cOffset: Int) {
+        pool.noteKernels(1, bytes: Traffic.gemm(m: m, n: n, k: k, batch: batch, a: a, b: b, beta: beta, bias: bias))
+        var beta = beta
+        if let bias {
+            check(beta == 0, "gemm: a bias with beta \(beta)")
+            copy(bias.broadcast(batch: batch, m: m, n: n, dtype: a.productType(b)), to: c, at: cOffset)
+            beta = 1
+        }
         if a.dtype.isReducedFloat && a.dtype == b.dtype {
             // 16-bit operands: Ember's GEMM (AMX tiles or AVX-512 BF16 dot products where the CPU has them),
             // Float32 accumulation rounded once into the 16-bit C, on Ember's threads: batch

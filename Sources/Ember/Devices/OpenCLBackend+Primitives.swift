@@ -276,24 +276,32 @@ extension OpenCLBackend {
     }
 
     func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
-              beta: Float, c: DeviceBuffer, cOffset: Int) {
-        pool.noteKernels(0, bytes: Traffic.gemm(m: m, n: n, k: k, batch: batch, a: a, b: b, beta: beta))
+              beta: Float, bias: GemmBias?, c: DeviceBuffer, cOffset: Int) {
+        pool.noteKernels(0, bytes: Traffic.gemm(m: m, n: n, k: k, batch: batch, a: a, b: b, beta: beta, bias: bias))
+        check(bias == nil || beta == 0, "gemm: a bias with beta \(beta)")
         // Narrow operands of one type go to Ember's kernels built for it, which widen as they
         // load (CLBlast reads Float32 only); mixed types are widened to Float32 copies first.
         if a.dtype == b.dtype && a.dtype.isReducedFloat {
-            return gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, c: c, cOffset: cOffset)
+            return gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, bias: bias, c: c, cOffset: cOffset)
         }
         guard let a = widened(a, rows: m, cols: k, batch: batch), let b = widened(b, rows: k, cols: n, batch: batch) else {
             return record(status: -4, "gemm: no memory for a float32 copy of a narrow operand")
         }
-        runGEMM(gemmChoice().implementation, m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, c: c, cOffset: cOffset)
+        runGEMM(gemmChoice().implementation, m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, bias: bias,
+                c: c, cOffset: cOffset)
     }
 
-    /// Enqueues a GEMM with the given implementation.
+    /// Enqueues a GEMM with the given implementation. Ember's kernels add a bias as they store
+    /// C; for CLBlast it is copied into C first and the product accumulated into it.
     func runGEMM(_ implementation: GEMMImplementation, m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
-                 beta: Float, c: DeviceBuffer, cOffset: Int) {
+                 beta: Float, bias: GemmBias? = nil, c: DeviceBuffer, cOffset: Int) {
         if implementation == .ember {
-            return gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, c: c, cOffset: cOffset)
+            return gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, bias: bias, c: c, cOffset: cOffset)
+        }
+        var beta = beta
+        if let bias {
+            copy(bias.broadcast(batch: batch, m: m, n: n, dtype: .float32), to: c, at: cOffset)
+            beta = 1
         }
         for buffer in [a.buffer, b.buffer, c] { settle(buffer) }
         let ta = a.transposed ? CLBlastTransposeYes : CLBlastTransposeNo
@@ -329,7 +337,7 @@ extension OpenCLBackend {
     /// (default `readsTransposedB`) and A is as stored; otherwise B is copied row-major first.
     /// On PoCL they beat CLBlast's untuned defaults several times over.
     func gemmBlocks(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
-                    beta: Float, c: DeviceBuffer, cOffset: Int, readingTransposedB: Bool? = nil) {
+                    beta: Float, bias: GemmBias? = nil, c: DeviceBuffer, cOffset: Int, readingTransposedB: Bool? = nil) {
         let b = a.transposed || !(readingTransposedB ?? readsTransposedB) ? rowMajor(b, rows: k, cols: n, batch: batch) : b
         guard let b else { return record(status: -4, "gemm: no memory for a row-major copy") }
         let local = 4
@@ -342,6 +350,8 @@ extension OpenCLBackend {
                  local: (local, 1, 1), [.int(m), .int(n), .int(k), .float(alpha), .float(beta)] + aArguments + [
             .buffer(b.buffer), .int(b.offset), .int(b.ld), .int(b.batchStride),
             .buffer(c), .int(cOffset), .int(n), .int(m * n),
+            // The bias as strides over C's rows and columns, none when both are 0.
+            .buffer(bias?.buffer ?? c), .int(bias?.offset ?? 0), .int(bias?.perRow == true ? 1 : 0), .int(bias?.perRow == false ? 1 : 0),
         ])
     }
 

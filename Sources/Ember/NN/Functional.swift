@@ -13,8 +13,7 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
         check(bias.shape == [weight.shape[0]],
               "linear: bias of shape \(Shape.describe(bias.shape)) does not match weight \(Shape.describe(weight.shape)) (expected [\(weight.shape[0])])")
     }
-    let y = x.matmul(weight.T)
-    return bias.map { y + $0 } ?? y
+    return bias.map { x.matmul(weight.T, adding: $0, perRow: false) } ?? x.matmul(weight.T)
 }
 
 /// Rows of the table `weight` (`[numEmbeddings, embeddingDim]`) named by integer `indices` of any

@@ -66,21 +66,24 @@ extension Tensor {
               "conv2d: given groups=\(groups), weight of size \(Shape.describe(weight.shape)), expected input \(Shape.describe(shape)) to have \(weight.shape[1] * groups) channels, but got \(shape[1]) channels instead")
         let g = windowGeometry("conv2d", kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding, dilation: dilation)
         let outChannels = weight.shape[0]
+        if let bias {
+            Tensor.checkSameDevice("conv2d", self, bias)
+            check(bias.shape == [outChannels], "conv2d: bias must have shape [\(outChannels)], got \(Shape.describe(bias.shape))")
+        }
         let columns = im2col(g)
         var out: Tensor
         if groups == 1 {
-            out = weight.reshape([outChannels, -1]).matmul(columns)
+            // The filters [outC, K] times each image's columns [K, outH * outW], the bias added
+            // to each filter's row by the GEMM.
+            let filters = weight.reshape([outChannels, -1])
+            out = bias.map { filters.matmul(columns, adding: $0, perRow: true) } ?? filters.matmul(columns)
         } else {
             // Group k's filters [outC / groups, K] times its rows of the columns [K, outH * outW].
             let k = columns.shape[1] / groups
             out = weight.reshape([groups, outChannels / groups, k])
                 .matmul(columns.reshape([g.batch, groups, k, g.outHeight * g.outWidth]))
                 .reshape([g.batch, outChannels, g.outHeight * g.outWidth])
-        }
-        if let bias {
-            Tensor.checkSameDevice("conv2d", self, bias)
-            check(bias.shape == [outChannels], "conv2d: bias must have shape [\(outChannels)], got \(Shape.describe(bias.shape))")
-            out = out + bias.reshape([outChannels, 1])
+            if let bias { out = out + bias.reshape([outChannels, 1]) }
         }
         return out.reshape([g.batch, outChannels, g.outHeight, g.outWidth])
     }

@@ -4,7 +4,25 @@ extension Tensor {
     /// Matrix product with `torch.matmul` semantics: vectors are promoted and squeezed back,
     /// leading (batch) dims broadcast. Under `Tensor.autocast` float operands are cast to its type.
     public func matmul(_ other: Tensor) -> Tensor {
-        if case let (a, b)? = Autocast.lowPrecision(self, other) { return a.matmul(b) }
+        product(other, bias: nil, biasPerRow: false)
+    }
+
+    /// `matmul(other) + bias`, as PyTorch's `addmm`: the GEMM adds `bias` to each row of the
+    /// product (`[n]`, a Linear layer's) or, `perRow`, to each column (`[m]`, one value per
+    /// row: a convolution's channels) in the pass that writes it, so it is one kernel, not two.
+    /// Where that does not apply (`EMBER_FUSION=0`, a vector operand, a bias of another dtype
+    /// or device than the product, an empty inner dimension) it is the composed ops.
+    func matmul(_ other: Tensor, adding bias: Tensor, perRow: Bool) -> Tensor {
+        let compute = dtype.promoted(with: other.dtype)
+        let fused = Fusion.enabled && rank >= 2 && other.rank >= 2 && shape[rank - 1] > 0 && bias.rank == 1
+            && bias.device == device && other.device == device && bias.dtype == (compute.isReducedFloat ? compute : .float32)
+        guard fused else { return matmul(other) + (perRow ? bias.reshape([-1, 1]) : bias) }
+        return product(other, bias: bias, biasPerRow: perRow)
+    }
+
+    /// `matmul`, with a bias added by the GEMM when one is given (both operands of rank >= 2).
+    private func product(_ other: Tensor, bias: Tensor?, biasPerRow: Bool) -> Tensor {
+        if case let (a, b)? = Autocast.lowPrecision(self, other) { return a.product(b, bias: bias, biasPerRow: biasPerRow) }
         Tensor.checkSameDevice("matmul", self, other)
         check(rank >= 1 && other.rank >= 1,
               "matmul: both arguments need at least one dimension, got \(Shape.describe(shape)) and \(Shape.describe(other.shape))")
@@ -25,9 +43,10 @@ extension Tensor {
             check(k == other.shape[0],
                   "matmul: \(Shape.describe(shape)) x \(Shape.describe(other.shape)): inner dimensions \(k) and \(other.shape[0]) differ")
             let rows = shape.dropLast().reduce(1, *)
-            return reshape([rows, k]).matrixProduct(other).reshape(Array(shape.dropLast()) + [other.shape[1]])
+            return reshape([rows, k]).matrixProduct(other, bias: bias, biasPerRow: biasPerRow)
+                .reshape(Array(shape.dropLast()) + [other.shape[1]])
         default:
-            return matrixProduct(other)
+            return matrixProduct(other, bias: bias, biasPerRow: biasPerRow)
         }
     }
 
@@ -38,13 +57,18 @@ extension Tensor {
         rank == 2 && shape[0] > 1 && shape[1] > 1 && strides == [1, shape[0]]
     }
 
-    /// The product of two tensors of rank >= 2, batch dims broadcast; records MatmulBackward.
-    /// The gradient of an operand stored transposed is computed in its storage layout and
-    /// handed back as a transposed view, so it reaches the stored matrix without a copy.
-    private func matrixProduct(_ other: Tensor) -> Tensor {
-        Tensor.matmulForward(self, other).recording("MatmulBackward", inputs: [self, other]) {
-            let a = SavedTensor(self, op: "MatmulBackward"), b = SavedTensor(other, op: "MatmulBackward")
+    /// The product of two tensors of rank >= 2, batch dims broadcast, plus `bias` when given;
+    /// records MatmulBackward (AddmmBackward with a bias, whose gradient is the product's
+    /// gradient summed as the bias was broadcast). The gradient of an operand stored transposed
+    /// is computed in its storage layout and handed back as a transposed view, so it reaches
+    /// the stored matrix without a copy.
+    private func matrixProduct(_ other: Tensor, bias: Tensor? = nil, biasPerRow: Bool = false) -> Tensor {
+        let name = bias == nil ? "MatmulBackward" : "AddmmBackward"
+        return Tensor.matmulForward(self, other, bias: bias, biasPerRow: biasPerRow)
+            .recording(name, inputs: [self, other] + (bias.map { [$0] } ?? [])) {
+            let a = SavedTensor(self, op: name), b = SavedTensor(other, op: name)
             let shapeA = shape, shapeB = other.shape
+            let biasShape = bias.map { biasPerRow ? [$0.count, 1] : [$0.count] }
             let transposedA = isTransposedMatrix, transposedB = other.isTransposedMatrix
             return { g in
                 let gT = g.transpose(-1, -2)
@@ -52,15 +76,17 @@ extension Tensor {
                                         : g.matrixProduct(b.value.transpose(-1, -2)).sumTo(shapeA)
                 let gradB = transposedB ? gT.matrixProduct(a.value).sumTo([shapeB[1], shapeB[0]]).transpose(0, 1)
                                         : a.value.transpose(-1, -2).matrixProduct(g).sumTo(shapeB)
-                return [gradA, gradB]
+                return [gradA, gradB] + (biasShape.map { [g.sumTo($0).reshape([-1])] } ?? [])
             }
         }
     }
 
     /// GEMM of two tensors of rank >= 2 (no autograd). Operands promote to one type; float16
     /// and bfloat16 products are computed from the narrow operands with Float32 accumulation
-    /// and rounded to that type by the GEMM; integer operands multiply as Float32.
-    static func matmulForward(_ a: Tensor, _ b: Tensor) -> Tensor {
+    /// and rounded to that type by the GEMM; integer operands multiply as Float32. A `bias`
+    /// (of the product's dtype, `k > 0`) is added by the GEMM to each row, or `biasPerRow` to
+    /// each column.
+    static func matmulForward(_ a: Tensor, _ b: Tensor, bias: Tensor? = nil, biasPerRow: Bool = false) -> Tensor {
         let m = a.shape[a.rank - 2], k = a.shape[a.rank - 1]
         let k2 = b.shape[b.rank - 2], n = b.shape[b.rank - 1]
         check(k == k2, "matmul: \(Shape.describe(a.shape)) x \(Shape.describe(b.shape)): inner dimensions \(k) and \(k2) differ")
@@ -77,7 +103,11 @@ extension Tensor {
             func operand(_ t: Tensor) -> GemmOperand {
                 t.castStorage(to: compute).gemmOperand(batchShape: batchShape)
             }
+            let vector = bias?.contiguous()
+            check(vector == nil || (vector!.count == (biasPerRow ? m : n) && vector!.dtype == compute),
+                  "matmul: bias of shape \(Shape.describe(bias?.shape ?? [])) for a product of shape \(Shape.describe(out.shape))")
             a.backend.gemm(m: m, n: n, k: k, batch: batch, alpha: 1, a: operand(a), b: operand(b), beta: 0,
+                           bias: vector.map { GemmBias(buffer: $0.storage.buffer, offset: $0.offset, perRow: biasPerRow) },
                            c: out.storage.buffer, cOffset: 0)
         }
         return out

@@ -143,9 +143,10 @@ final class ProfilingBackend: Backend, @unchecked Sendable {
         }
     }
 
-    func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand, beta: Float, c: DeviceBuffer, cOffset: Int) {
+    func gemm(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand, beta: Float, bias: GemmBias?,
+              c: DeviceBuffer, cOffset: Int) {
         op("gemm", c, [[batch, m, k], [batch, k, n]]) {
-            inner.gemm(m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, c: c, cOffset: cOffset)
+            inner.gemm(m: m, n: n, k: k, batch: batch, alpha: alpha, a: a, b: b, beta: beta, bias: bias, c: c, cOffset: cOffset)
         }
     }
 
