@@ -57,17 +57,21 @@ struct Timer {
         return Timer.now() - start
     }
 
-    /// Runs `body` and returns (first, sorted repetition times).
+    /// Runs `body` and returns (first, sorted repetition times). The repetitions start once
+    /// the kernels OpenCL builds in the background are ready, so they time the steady state
+    /// (the fused kernels) and the first call times what a fresh process runs.
     func time(on device: Device, _ body: () -> Void) -> (first: Double, times: [Double]) {
         let first = once(on: device, body)
         for _ in 0..<2 { _ = once(on: device, body) }
+        device.waitForKernelBuilds()
         let times = (0..<repetitions).map { _ in once(on: device, body) }.sorted()
         profile(on: device, body)
         return (first, times)
     }
 
     /// Times two closures in alternation, so a burst of load on this shared machine slows
-    /// both alike and their ratio stays meaningful; returns each one's (first, sorted times).
+    /// both alike and their ratio stays meaningful; returns each one's (first, sorted times),
+    /// the repetitions after the background builds, as `time`.
     func timeAlternating(on device: Device, _ a: () -> Void, _ b: () -> Void)
         -> (a: (first: Double, times: [Double]), b: (first: Double, times: [Double])) {
         let firstA = once(on: device, a), firstB = once(on: device, b)
@@ -75,6 +79,7 @@ struct Timer {
             _ = once(on: device, a)
             _ = once(on: device, b)
         }
+        device.waitForKernelBuilds()
         var timesA: [Double] = [], timesB: [Double] = []
         for _ in 0..<repetitions {
             timesA.append(once(on: device, a))
