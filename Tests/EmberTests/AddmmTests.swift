@@ -62,4 +62,27 @@ struct AddmmTests {
         }
         #expect(result?.exitStatus == ExitStatus.exitCode(0), "\(stderrText(result))")
     }
+
+    @Test("a product's backward computes only the gradients its inputs require: one GEMM for a first layer's weight, none for its input")
+    func onlyRequiredGradients() async {
+        let result = await #expect(processExitsWith: .success, observing: [\.standardErrorContent]) {
+            for device in TestDevices.all {
+                func launches(inputRequiresGrad: Bool) -> Int {
+                    let x = Tensor.randn([16, 24], device: device).requiresGrad(inputRequiresGrad)
+                    let w = Tensor.randn([8, 24], device: device).requiresGrad(true)
+                    let y = x.matmul(w.T)
+                    try! device.synchronize()
+                    let before = device.stats.kernelLaunches
+                    y.backward(gradient: Tensor.ones([16, 8], device: device))
+                    _ = w.grad!.toArray()
+                    precondition((x.grad != nil) == inputRequiresGrad, "input gradient on \(device)")
+                    return device.stats.kernelLaunches - before
+                }
+                _ = (launches(inputRequiresGrad: true), launches(inputRequiresGrad: false))  // first uses build what they need
+                let (both, weightOnly) = (launches(inputRequiresGrad: true), launches(inputRequiresGrad: false))
+                precondition(both == weightOnly + 1, "\(device): \(both) launches with the input's gradient, \(weightOnly) without")
+            }
+        }
+        #expect(result?.exitStatus == ExitStatus.exitCode(0), "\(stderrText(result))")
+    }
 }

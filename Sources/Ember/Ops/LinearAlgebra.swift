@@ -66,16 +66,24 @@ extension Tensor {
         let name = bias == nil ? "MatmulBackward" : "AddmmBackward"
         return Tensor.matmulForward(self, other, bias: bias, biasPerRow: biasPerRow)
             .recording(name, inputs: [self, other] + (bias.map { [$0] } ?? [])) {
-            let a = SavedTensor(self, op: name), b = SavedTensor(other, op: name)
+            // Only the gradients an input requires are computed (and only what they read is
+            // saved), as PyTorch's needs_input_grad: a first layer's input gradient is a whole
+            // GEMM no one reads.
+            let needsA = requiresGradFlag, needsB = other.requiresGradFlag
+            let a = needsB ? SavedTensor(self, op: name) : nil, b = needsA ? SavedTensor(other, op: name) : nil
             let shapeA = shape, shapeB = other.shape
             let biasShape = bias.map { biasPerRow ? [$0.count, 1] : [$0.count] }
             let transposedA = isTransposedMatrix, transposedB = other.isTransposedMatrix
             return { g in
                 let gT = g.transpose(-1, -2)
-                let gradA = transposedA ? b.value.matrixProduct(gT).sumTo([shapeA[1], shapeA[0]]).transpose(0, 1)
-                                        : g.matrixProduct(b.value.transpose(-1, -2)).sumTo(shapeA)
-                let gradB = transposedB ? gT.matrixProduct(a.value).sumTo([shapeB[1], shapeB[0]]).transpose(0, 1)
-                                        : a.value.transpose(-1, -2).matrixProduct(g).sumTo(shapeB)
+                let gradA = b.map { b in
+                    transposedA ? b.value.matrixProduct(gT).sumTo([shapeA[1], shapeA[0]]).transpose(0, 1)
+                                : g.matrixProduct(b.value.transpose(-1, -2)).sumTo(shapeA)
+                }
+                let gradB = a.map { a in
+                    transposedB ? gT.matrixProduct(a.value).sumTo([shapeB[1], shapeB[0]]).transpose(0, 1)
+                                : a.value.transpose(-1, -2).matrixProduct(g).sumTo(shapeB)
+                }
                 return [gradA, gradB] + (biasShape.map { [g.sumTo($0).reshape([-1])] } ?? [])
             }
         }
