@@ -250,7 +250,7 @@ enum Traffic {
     static func gemm(m: Int, n: Int, k: Int, batch: Int, a: GemmOperand, b: GemmOperand, beta: Float, bias: GemmBias?) -> Int {
         let c = a.productType(b).byteSize
         return (a.batchStride == 0 ? 1 : batch) * m * k * a.dtype.byteSize + (b.batchStride == 0 ? 1 : batch) * k * n * b.dtype.byteSize
-            + batch * m * n * c * (beta == 0 ? 1 : 2) + (bias == nil ? 0 : (bias!.perRow ? m : n) * c)
+            + batch * m * n * c * (beta == 0 ? 1 : 2) + (bias.map { ($0.perRow ? m : n) * c } ?? 0)
     }
     /// `reduce`: the block read and its `[outer, inner]` results.
     static func reduce(outer: Int, size: Int, inner: Int, dtype: DType) -> Int {
