@@ -137,6 +137,8 @@ extension OpCase {
         OpCase(name: "linear bias, whole blocks", shapes: [[4, 6], [16, 6], [16]]) { linear($0[0], weight: $0[1], bias: $0[2]) },
         OpCase(name: "linear bias, batched input", shapes: [[2, 3, 7], [17, 7], [17]]) { linear($0[0], weight: $0[1], bias: $0[2]) },
         OpCase(name: "linear bias, vector input", shapes: [[7], [3, 7], [3]]) { linear($0[0], weight: $0[1], bias: $0[2]) },
+        // A computed bias (pending in a lazy graph on OpenCL until the GEMM reads it).
+        OpCase(name: "linear computed bias", shapes: [[4, 6], [16, 6], [16]]) { linear($0[0], weight: $0[1], bias: $0[2] * 2 + 1) },
         OpCase(name: "conv2d stride padding dilation", shapes: [[1, 2, 6, 5], [2, 2, 3, 2]]) {
             $0[0].conv2d(weight: $0[1], stride: (2, 1), padding: (1, 2), dilation: (2, 1))
         },
