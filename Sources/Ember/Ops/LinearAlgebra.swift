@@ -12,10 +12,12 @@ extension Tensor {
     /// row: a convolution's channels) in the pass that writes it, so it is one kernel, not two.
     /// Where that does not apply (`EMBER_FUSION=0`, a vector operand, a bias of another dtype
     /// or device than the product, an empty inner dimension) it is the composed ops.
+    /// Under `Tensor.autocast` all three are cast to its type first, so the bias keeps the
+    /// product's type.
     func matmul(_ other: Tensor, adding bias: Tensor, perRow: Bool) -> Tensor {
-        let compute = dtype.promoted(with: other.dtype)
+        if case let (a, b, c)? = Autocast.lowPrecision(self, other, bias) { return a.matmul(b, adding: c, perRow: perRow) }
         let fused = Fusion.enabled && rank >= 2 && other.rank >= 2 && shape[rank - 1] > 0 && bias.rank == 1
-            && bias.device == device && other.device == device && bias.dtype == (compute.isReducedFloat ? compute : .float32)
+            && bias.device == device && other.device == device && bias.dtype == Tensor.productType(dtype, other.dtype)
         guard fused else { return matmul(other) + (perRow ? bias.reshape([-1, 1]) : bias) }
         return product(other, bias: bias, biasPerRow: perRow)
     }
@@ -89,6 +91,13 @@ extension Tensor {
         }
     }
 
+    /// The dtype of `matmul`'s result: the operands' promoted type when it is float16 or
+    /// bfloat16, else Float32 (integer operands multiply as Float32).
+    private static func productType(_ a: DType, _ b: DType) -> DType {
+        let type = a.promoted(with: b)
+        return type.isReducedFloat ? type : .float32
+    }
+
     /// GEMM of two tensors of rank >= 2 (no autograd). Operands promote to one type; float16
     /// and bfloat16 products are computed from the narrow operands with Float32 accumulation
     /// and rounded to that type by the GEMM; integer operands multiply as Float32. A `bias`
@@ -103,8 +112,7 @@ extension Tensor {
             fatalError("matmul: \(Shape.describe(a.shape)) x \(Shape.describe(b.shape)): batch dimensions \(Shape.describe(batchA)) and \(Shape.describe(batchB)) cannot be broadcast")
         }
         let batch = Shape.count(batchShape)
-        let type = a.dtype.promoted(with: b.dtype)
-        let compute = type.isReducedFloat ? type : .float32
+        let compute = productType(a.dtype, b.dtype)
         let out = Tensor(uninitialized: batchShape + [m, n], dtype: compute, device: a.device, op: "matmul")
         if out.count > 0 && k == 0 { a.backend.fill(out.storage.buffer, count: out.count, value: 0, dtype: compute) }
         if out.count > 0 && k > 0 {
@@ -112,8 +120,10 @@ extension Tensor {
                 t.castStorage(to: compute).gemmOperand(batchShape: batchShape)
             }
             let vector = bias?.contiguous()
-            check(vector == nil || (vector!.count == (biasPerRow ? m : n) && vector!.dtype == compute),
-                  "matmul: bias of shape \(Shape.describe(bias?.shape ?? [])) for a product of shape \(Shape.describe(out.shape))")
+            if let vector {
+                check(vector.count == (biasPerRow ? m : n) && vector.dtype == compute,
+                      "matmul: \(vector.dtype) bias of shape \(Shape.describe(vector.shape)) for a \(compute) product of shape \(Shape.describe(out.shape))")
+            }
             a.backend.gemm(m: m, n: n, k: k, batch: batch, alpha: 1, a: operand(a), b: operand(b), beta: 0,
                            bias: vector.map { GemmBias(buffer: $0.storage.buffer, offset: $0.offset, perRow: biasPerRow) },
                            c: out.storage.buffer, cOffset: 0)
