@@ -1,19 +1,35 @@
-// Ember's GEMM: C[b] = alpha * op(A[b]) x op(B[b]) + beta * C[b], row-major. Two kernels
-// cover the operand layouts. gemm_block serves A as stored ([M, K]) and A stored transposed
-// ([K, M]): element (r, k) of op(A) is A[r * a_rs + k * a_ks], strides the host passes (lda
-// and 1, or 1 and lda); it computes a 4 x 16 block of C per work-item from float16 rows of a
-// row-major B, reading A one scalar at a time, so A's strides cost nothing. gemm_block_nt
-// (B stored transposed, [N, K]) computes a 4 x 4 block from float16 runs along K of both; the
-// host runs it only on devices with 16-wide float vectors (OpenCLBackend.readsTransposedB) and
-// with A as stored; otherwise it copies B row-major for gemm_block. PoCL compiles these to
-// 512-bit (or narrower) vector FMAs. Blocks at the right and bottom edges take a bounds-checked
-// path. A device runs these or CLBlast, whichever measured faster there
-// (OpenCLBackend.gemmChoice). A and B are of the STORAGE type (storage.cl: float16 and bfloat16
-// operands are widened as they are loaded, so the product accumulates in float32 without
-// float32 copies of them), and so is C: each element is the float32 sum rounded once.
-// A bias (PyTorch's addmm; the host passes it only with beta == 0) is added before that
-// rounding: element (r, j) of C gains bias[bias_off + r * bias_rs + j * bias_cs], a vector
-// along C's rows (bias_rs = 1) or its columns (bias_cs = 1); both strides are 0 without one.
+// Ember's GEMM: C[b] = alpha * op(A[b]) x op(B[b]) + beta * C[b], row-major.
+//
+// gemm_block computes a GEMM_ROWS x 16 block of C per work-item: for each k, one float16 row
+// of a 16-column panel of B times GEMM_ROWS elements of op(A), read one scalar at a time, so
+// A's element strides (a_rs, a_ks: lda and 1 for A as stored, 1 and lda for A stored
+// transposed) cost nothing. Panel p of B starts at p * b_ps and its row k at k * ldb: B as
+// stored is that with b_ps = 16. gemm_pack copies any B (as stored or transposed) into panels
+// padded with zeros to whole panels (b_padded): row-major on GPUs (b_ps = 16: neighbouring
+// work-items read neighbouring columns), panel after panel on CPU devices (ldb = 16,
+// b_ps = 16 * K: a work-item streams one contiguous panel, and the rows of a wide B no longer
+// collide in the cache sets). Rows past M read the last row of A and are not stored; columns
+// past N of an unpadded B take a scalar path.
+//
+// gemm_block_nt (B stored transposed, [N, K], A as stored) computes a 4 x 4 block of dot
+// products from float16 runs along K of both: for products with too few rows to repay packing.
+//
+// PoCL compiles these to 512-bit (or narrower) vector FMAs. A device runs them or CLBlast,
+// whichever measured faster there (OpenCLBackend.gemmChoice). A and B are of the STORAGE type
+// (storage.cl: float16 and bfloat16 operands are widened as they are loaded, so the product
+// accumulates in float32 without float32 copies of them), and so is C: each element is the
+// float32 sum rounded once. A bias (PyTorch's addmm; the host passes it only with beta == 0) is
+// added before that rounding: element (r, j) of C gains bias[bias_off + r * bias_rs + j *
+// bias_cs], a vector along C's rows (bias_rs = 1) or its columns (bias_cs = 1); both strides
+// are 0 without one.
+
+// Rows of C per work-item of gemm_block (the host's gemmRows): GEMM_ROWS_CPU32 in float32,
+// 4 in the narrow types.
+#if STORAGE == 0 && defined(GEMM_ROWS_CPU32)
+#define GEMM_ROWS GEMM_ROWS_CPU32
+#else
+#define GEMM_ROWS 4
+#endif
 
 // Writes alpha * value (+ beta * old, + the bias of row r, column j) to element i of p.
 #define GEMM_STORE(p, i, r, j, value) \
@@ -30,45 +46,76 @@
 // Element (m0 + r, k) of op(A).
 #define A_AT(r, k) LOAD(a, (long)(r) * a_rs + (long)(k) * a_ks)
 
-__kernel void gemm_block(int M, int N, int K, float alpha, float beta,
-                         __global const ELEM* A, int a_off, int a_rs, int a_ks, int a_batch,
-                         __global const ELEM* B, int b_off, int ldb, int b_batch,
-                         __global ELEM* C, int c_off, int ldc, int c_batch, BIAS_ARGUMENTS) {
-    int n0 = get_global_id(0) * 16;
-    int m0 = get_global_id(1) * 4;
-    int batch = get_global_id(2);
-    if (n0 >= N || m0 >= M) return;
-    __global const ELEM* a = A + a_off + (long)batch * a_batch + (long)m0 * a_rs;
-    __global const ELEM* b = B + b_off + (long)batch * b_batch + n0;
-    __global ELEM* c = C + c_off + (long)batch * c_batch + (long)m0 * ldc + n0;
-    if (n0 + 16 <= N && m0 + 4 <= M) {
-        float16 c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
-        for (int k = 0; k < K; ++k) {
-            float16 bk = LOAD16(b, (long)k * ldb);
-            c0 = fma((float16)(A_AT(0, k)), bk, c0);
-            c1 = fma((float16)(A_AT(1, k)), bk, c1);
-            c2 = fma((float16)(A_AT(2, k)), bk, c2);
-            c3 = fma((float16)(A_AT(3, k)), bk, c3);
-        }
-        if (bias_rs != 0 || bias_cs != 0) {
-            STORE16(c, 0, alpha * c0 + BIAS16(0));
-            STORE16(c, ldc, alpha * c1 + BIAS16(1));
-            STORE16(c, 2 * ldc, alpha * c2 + BIAS16(2));
-            STORE16(c, 3 * ldc, alpha * c3 + BIAS16(3));
-        } else if (beta == 0.0f) {
-            STORE16(c, 0, alpha * c0);
-            STORE16(c, ldc, alpha * c1);
-            STORE16(c, 2 * ldc, alpha * c2);
-            STORE16(c, 3 * ldc, alpha * c3);
-        } else {
-            STORE16(c, 0, alpha * c0 + beta * LOAD16(c, 0));
-            STORE16(c, ldc, alpha * c1 + beta * LOAD16(c, ldc));
-            STORE16(c, 2 * ldc, alpha * c2 + beta * LOAD16(c, 2 * ldc));
-            STORE16(c, 3 * ldc, alpha * c3 + beta * LOAD16(c, 3 * ldc));
+// Copies B (element (k, j) at b_off + k * b_ks + j * b_js, per batch entry b_batch apart)
+// into panels of P: element (k, j) goes to (j / 16) * p_ps + k * p_ld + j % 16, with zeros
+// for the columns of the last panel past N. A work-item copies a 16 x 16 tile; a tile of a
+// transposed B (b_ks == 1) is read as sixteen float16 runs along k and written transposed.
+__kernel void gemm_pack(int N, int K, __global const ELEM* B, int b_off, int b_ks, int b_js, int b_batch,
+                        __global ELEM* P, int p_ld, int p_ps, int p_batch) {
+    int j0 = get_global_id(0) * 16, k0 = get_global_id(1) * 16, batch = get_global_id(2);
+    if (j0 >= N || k0 >= K) return;
+    __global const ELEM* b = B + b_off + (long)batch * b_batch;
+    __global ELEM* p = P + (long)batch * p_batch + (long)(j0 / 16) * p_ps;
+    int kn = min(16, K - k0), jn = min(16, N - j0);
+    if (b_ks == 1 && kn == 16 && jn == 16) {
+        float t[16][16];
+        for (int jj = 0; jj < 16; ++jj) vstore16(LOAD16(b, k0 + (long)(j0 + jj) * b_js), 0, t[jj]);
+        for (int kk = 0; kk < 16; ++kk) {
+            STORE16(p, (long)(k0 + kk) * p_ld, ((float16)(t[0][kk], t[1][kk], t[2][kk], t[3][kk], t[4][kk], t[5][kk], t[6][kk], t[7][kk],
+                                                          t[8][kk], t[9][kk], t[10][kk], t[11][kk], t[12][kk], t[13][kk], t[14][kk], t[15][kk])));
         }
         return;
     }
-    int rows = min(4, M - m0), cols = min(16, N - n0);
+    if (b_js == 1 && jn == 16) {
+        for (int kk = 0; kk < kn; ++kk) STORE16(p, (long)(k0 + kk) * p_ld, LOAD16(b, (long)(k0 + kk) * b_ks + j0));
+        return;
+    }
+    for (int kk = 0; kk < kn; ++kk) {
+        for (int jj = 0; jj < 16; ++jj) {
+            STORE(p, (long)(k0 + kk) * p_ld + jj, jj < jn ? LOAD(b, (long)(k0 + kk) * b_ks + (long)(j0 + jj) * b_js) : 0.0f);
+        }
+    }
+}
+
+__kernel void gemm_block(int M, int N, int K, float alpha, float beta,
+                         __global const ELEM* A, int a_off, int a_rs, int a_ks, int a_batch,
+                         __global const ELEM* B, int b_off, int ldb, int b_ps, int b_padded, int b_batch,
+                         __global ELEM* C, int c_off, int ldc, int c_batch, BIAS_ARGUMENTS) {
+    int n0 = get_global_id(0) * 16;
+    int m0 = get_global_id(1) * GEMM_ROWS;
+    int batch = get_global_id(2);
+    if (n0 >= N || m0 >= M) return;
+    int rows = min(GEMM_ROWS, M - m0), cols = min(16, N - n0);
+    __global const ELEM* a = A + a_off + (long)batch * a_batch + (long)m0 * a_rs;
+    __global const ELEM* b = B + b_off + (long)batch * b_batch + (long)(n0 / 16) * b_ps;
+    __global ELEM* c = C + c_off + (long)batch * c_batch + (long)m0 * ldc + n0;
+    if (cols == 16 || b_padded) {
+        float16 sums[GEMM_ROWS];
+        #pragma unroll
+        for (int r = 0; r < GEMM_ROWS; ++r) sums[r] = 0.0f;
+        for (int k = 0; k < K; ++k) {
+            float16 bk = LOAD16(b, (long)k * ldb);
+            #pragma unroll
+            for (int r = 0; r < GEMM_ROWS; ++r) sums[r] = fma((float16)(A_AT(min(r, rows - 1), k)), bk, sums[r]);
+        }
+        #pragma unroll
+        for (int r = 0; r < GEMM_ROWS; ++r) {
+            __global ELEM* row = c + (long)r * ldc;
+            if (r >= rows) {
+            } else if (cols < 16) {
+                float partial[16];
+                vstore16(sums[r], 0, partial);
+                for (int j = 0; j < cols; ++j) GEMM_STORE(row, j, r, j, partial[j]);
+            } else if (bias_rs != 0 || bias_cs != 0) {
+                STORE16(row, 0, alpha * sums[r] + BIAS16(r));
+            } else if (beta == 0.0f) {
+                STORE16(row, 0, alpha * sums[r]);
+            } else {
+                STORE16(row, 0, alpha * sums[r] + beta * LOAD16(row, 0));
+            }
+        }
+        return;
+    }
     for (int r = 0; r < rows; ++r) {
         for (int j = 0; j < cols; ++j) {
             float sum = 0.0f;

@@ -268,7 +268,7 @@ struct OpCaseTests {
         expectParity(op.name, inputs: op.inputs(), shapes: op.shapes, op.function)
     }
 
-    @Test("the GPU variants of the OpenCL kernels agree with the CPU on every op case")
+    @Test("the GPU variants of the OpenCL kernels agree with the CPU on every op case and every GEMM path")
     func gpuKernelVariants() async {
         // EMBER_OPENCL_KERNELS=gpu builds the kernels as for a GPU (one element per work-item,
         // interleaved reductions, a work-group per softmax row) on this machine's OpenCL device.
@@ -286,6 +286,8 @@ struct OpCaseTests {
                 x[0].T.softmax(dim: 0).sum(dim: 1) + x[0].max(dim: 1).values.sum() + x[0].reshape([-1]).sum() + x[0].argmax(dim: 1).float().sum()
                     + (layerNorm(x[0], normalizedShape: [700]) * x[0]).sum()
             }
+            // Ember's GEMM kernels as built for a GPU (4-row blocks), B read by every path.
+            problems += gemmPathMismatches(on: gpu)
             precondition(problems.isEmpty, problems.prefix(5).joined(separator: "\n"))
         }
     }

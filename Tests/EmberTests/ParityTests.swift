@@ -63,33 +63,15 @@ struct ParityTests {
                      rtol: 1e-3, atol: 1e-3, gradients: true) { x in x[0].T.matmul(x[1]) }
     }
 
-    @Test("Ember's GEMM kernels match the CPU with A and B each as stored or transposed (B through gemm_block_nt and through a row-major copy), batched, with edge blocks")
+    @Test("Ember's GEMM kernels match the CPU with A and B each as stored or transposed, B read by every path (as stored, as dot products, packed row-major and panel after panel), batched, with edge blocks")
     func gemmKernelLayouts() throws {
-        var random = TestRandom(seed: 29)
-        let (batch, m, n, k) = (3, 37, 45, 70)
-        let a = Tensor(shape: [batch, m, k], data: random.floats(batch * m * k)), b = Tensor(shape: [batch, k, n], data: random.floats(batch * k * n))
-        let c0 = Tensor(shape: [batch, m, n], data: random.floats(batch * m * n))
-        let expected = (a.matmul(b) * 0.5 + c0 * 2).toArray()
         for gpu in TestDevices.accelerators {
-            let backend = try #require(gpu.backend as? OpenCLBackend)
-            // (A transposed, B transposed, gemm_block_nt reads B as stored where it can).
-            let layouts = [(false, false, false), (true, false, false), (false, true, true), (false, true, false), (true, true, true)]
-            for (aTransposed, bTransposed, readingTransposedB) in layouts {
-                // A transposed is stored [batch, k, m]; B transposed is stored [batch, n, k].
-                let ga = (aTransposed ? a.transpose(1, 2).contiguous() : a).to(gpu)
-                let gb = (bTransposed ? b.transpose(1, 2).contiguous() : b).to(gpu)
-                let c = c0.to(gpu)
-                backend.gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: 0.5,
-                                   a: GemmOperand(buffer: ga.storage.buffer, offset: 0, ld: aTransposed ? m : k, transposed: aTransposed, batchStride: m * k),
-                                   b: GemmOperand(buffer: gb.storage.buffer, offset: 0, ld: bTransposed ? k : n, transposed: bTransposed, batchStride: k * n),
-                                   beta: 2, c: c.storage.buffer, cOffset: 0, readingTransposedB: readingTransposedB)
-                expectClose(c.toArray(), expected, rtol: 1e-4, atol: 1e-4,
-                            "gemm on \(gpu), A transposed \(aTransposed), B transposed \(bTransposed), readingTransposedB \(readingTransposedB)")
-            }
+            let problems = gemmPathMismatches(on: gpu)
+            #expect(problems.isEmpty, "\(problems.prefix(5).joined(separator: "\n"))")
         }
     }
 
-    @Test("a GEMM bias, along C's rows or its columns, is added by Ember's kernels (both layouts, edge blocks) and by CLBlast, batched, in every storage type")
+    @Test("a GEMM bias, along C's rows or its columns, is added by Ember's kernels (both layouts, every path of B, edge blocks) and by CLBlast, batched, in every storage type")
     func gemmBias() throws {
         var random = TestRandom(seed: 31)
         let (batch, m, n, k) = (2, 37, 45, 70)
@@ -106,18 +88,28 @@ struct ParityTests {
                     let implementations: [GEMMImplementation] = dtype == .float32 ? [.ember, .clblast] : [.ember]
                     for implementation in implementations {
                         for bTransposed in [false, true] where implementation == .ember || !bTransposed {
-                            let gb = bTransposed ? gbTransposed : gbRows
-                            let c = Tensor(uninitialized: [batch, m, n], dtype: dtype, device: gpu, op: "test")
-                            let gpuBias = bias.to(gpu)
-                            backend.runGEMM(implementation, m: m, n: n, k: k, batch: batch, alpha: 0.5,
-                                            a: GemmOperand(buffer: ga.storage.buffer, offset: 0, ld: k, transposed: false, batchStride: m * k, dtype: dtype),
-                                            b: GemmOperand(buffer: gb.storage.buffer, offset: 0, ld: bTransposed ? k : n, transposed: bTransposed,
-                                                           batchStride: k * n, dtype: dtype),
-                                            beta: 0, bias: GemmBias(buffer: gpuBias.storage.buffer, offset: 0, perRow: perRow),
-                                            c: c.storage.buffer, cOffset: 0)
-                            let tolerance: Float = dtype == .float32 ? 1e-4 : 2e-2
-                            expectClose(c.float().toArray(), expected, rtol: tolerance, atol: tolerance,
-                                        "\(implementation) on \(gpu), \(dtype), bias per row \(perRow), B transposed \(bTransposed)")
+                            // Ember's kernels with B read by every path its layout allows.
+                            let paths: [OpenCLBackend.GemmBPath?] = implementation == .clblast ? [nil]
+                                : bTransposed ? [.dotProducts, .packedRows, .packedPanels] : [.asStored, .packedRows, .packedPanels]
+                            for path in paths {
+                                let gb = bTransposed ? gbTransposed : gbRows
+                                let c = Tensor(uninitialized: [batch, m, n], dtype: dtype, device: gpu, op: "test")
+                                let gpuBias = bias.to(gpu)
+                                let operandA = GemmOperand(buffer: ga.storage.buffer, offset: 0, ld: k, transposed: false, batchStride: m * k, dtype: dtype)
+                                let operandB = GemmOperand(buffer: gb.storage.buffer, offset: 0, ld: bTransposed ? k : n, transposed: bTransposed,
+                                                           batchStride: k * n, dtype: dtype)
+                                let gemmBias = GemmBias(buffer: gpuBias.storage.buffer, offset: 0, perRow: perRow)
+                                if let path {
+                                    backend.gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: 0.5, a: operandA, b: operandB, beta: 0, bias: gemmBias,
+                                                       c: c.storage.buffer, cOffset: 0, path: path)
+                                } else {
+                                    backend.runGEMM(implementation, m: m, n: n, k: k, batch: batch, alpha: 0.5, a: operandA, b: operandB,
+                                                    beta: 0, bias: gemmBias, c: c.storage.buffer, cOffset: 0)
+                                }
+                                let tolerance: Float = dtype == .float32 ? 1e-4 : 2e-2
+                                expectClose(c.float().toArray(), expected, rtol: tolerance, atol: tolerance,
+                                            "\(implementation) on \(gpu), \(dtype), bias per row \(perRow), B transposed \(bTransposed), B read \(path.map { "\($0)" } ?? "by CLBlast")")
+                            }
                         }
                     }
                 }
@@ -156,4 +148,37 @@ struct ParityTests {
         }
         #expect(worst < 2e-6, "largest difference from Box-Muller in Double: \(worst)")
     }
+}
+
+/// `gemmBlocks` on `gpu` against the CPU's product for A and B each as stored or transposed,
+/// with B read by every path its layout allows, batched, with edge blocks in both directions:
+/// a description of each mismatch.
+func gemmPathMismatches(on gpu: Device) -> [String] {
+    var random = TestRandom(seed: 29)
+    let (batch, m, n, k) = (3, 37, 45, 70)
+    let a = Tensor(shape: [batch, m, k], data: random.floats(batch * m * k)), b = Tensor(shape: [batch, k, n], data: random.floats(batch * k * n))
+    let c0 = Tensor(shape: [batch, m, n], data: random.floats(batch * m * n))
+    let expected = (a.matmul(b) * 0.5 + c0 * 2).toArray()
+    let backend = gpu.backend as! OpenCLBackend
+    var problems: [String] = []
+    for aTransposed in [false, true] {
+        for bTransposed in [false, true] {
+            for path in OpenCLBackend.GemmBPath.allCases {
+                if path == .asStored && bTransposed || path == .dotProducts && (!bTransposed || aTransposed) { continue }
+                // A transposed is stored [batch, k, m]; B transposed is stored [batch, n, k].
+                let ga = (aTransposed ? a.transpose(1, 2).contiguous() : a).to(gpu)
+                let gb = (bTransposed ? b.transpose(1, 2).contiguous() : b).to(gpu)
+                let c = c0.to(gpu)
+                backend.gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: 0.5,
+                                   a: GemmOperand(buffer: ga.storage.buffer, offset: 0, ld: aTransposed ? m : k, transposed: aTransposed, batchStride: m * k),
+                                   b: GemmOperand(buffer: gb.storage.buffer, offset: 0, ld: bTransposed ? k : n, transposed: bTransposed, batchStride: k * n),
+                                   beta: 2, c: c.storage.buffer, cOffset: 0, path: path)
+                if let message = mismatch(c.toArray(), expected, rtol: 1e-4, atol: 1e-4,
+                                          "gemm on \(gpu), A transposed \(aTransposed), B transposed \(bTransposed), B read \(path)") {
+                    problems.append(message)
+                }
+            }
+        }
+    }
+    return problems
 }

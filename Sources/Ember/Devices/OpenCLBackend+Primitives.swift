@@ -319,40 +319,82 @@ extension OpenCLBackend {
         }, call: "CLBlastSgemm")
     }
 
-    /// A GEMM operand as a row-major `[rows, cols]` matrix per batch entry: itself when not
-    /// transposed, else a row-major copy of its transpose (nil when no memory is left for it).
-    private func rowMajor(_ operand: GemmOperand, rows: Int, cols: Int, batch: Int) -> GemmOperand? {
-        guard operand.transposed else { return operand }
-        let entries = operand.batchStride == 0 ? 1 : batch
-        guard let copy = try? allocate(bytes: entries * rows * cols * operand.dtype.byteSize) else { return nil }
-        self.copy(StridedView(buffer: operand.buffer, offset: operand.offset, shape: [entries, rows, cols],
-                              strides: [operand.batchStride, 1, operand.ld], dtype: operand.dtype), to: copy)
-        return GemmOperand(buffer: copy, offset: 0, ld: cols, transposed: false, batchStride: operand.batchStride == 0 ? 0 : rows * cols,
-                           dtype: operand.dtype)
+    /// How Ember's GEMM kernels read B (`gemm.cl`).
+    enum GemmBPath: CaseIterable {
+        /// `gemm_block` reads B as stored, its rows as panels 16 columns apart.
+        case asStored
+        /// `gemm_block_nt` reads a B stored transposed, as dot products along K.
+        case dotProducts
+        /// `gemm_pack` copies B into padded row-major panels for `gemm_block` (GPUs).
+        case packedRows
+        /// `gemm_pack` copies B panel after panel for `gemm_block` (CPU devices).
+        case packedPanels
     }
 
-    /// Ember's GEMM kernels (gemm.cl): `gemm_block` for A as stored or transposed (its element
-    /// strides are arguments) with 4 x 16 blocks of C per work-item from rows of B, and
-    /// `gemm_block_nt` for B stored transposed with 4 x 4 blocks where `readingTransposedB`
-    /// (default `readsTransposedB`) and A is as stored; otherwise B is copied row-major first.
-    /// On PoCL they beat CLBlast's untuned defaults several times over.
+    /// The path for a product of `m` rows: on CPU devices a B stored transposed is read as
+    /// dot products below 64 rows where the device has 16-wide float vectors (where its 4 x 4
+    /// sums fit the registers; packing reads and writes all of B, which fewer rows do not
+    /// repay), and packed otherwise; B as stored is packed from 64 rows when its rows are 4 KiB
+    /// or more apart (their cache sets collide), else read as stored. GPUs pack a transposed B
+    /// row-major and read B as stored directly.
+    func gemmBPath(m: Int, a: GemmOperand, b: GemmOperand) -> GemmBPath {
+        guard isCPU else { return b.transposed ? .packedRows : .asStored }
+        if b.transposed { return readsTransposedB && !a.transposed && m < 64 ? .dotProducts : .packedPanels }
+        return m >= 64 && b.ld * b.dtype.byteSize >= 4096 ? .packedPanels : .asStored
+    }
+
+    /// B copied by `gemm_pack` into panels of 16 columns (the last padded with zeros),
+    /// row-major or panel after panel: the buffer, the distance between rows of a panel and
+    /// between panels, and between batch entries (nil when no memory is left for it).
+    private func packed(_ b: GemmOperand, k: Int, n: Int, batch: Int, panels: Bool) -> (buffer: DeviceBuffer, ld: Int, panelStride: Int, batchStride: Int)? {
+        let entries = b.batchStride == 0 ? 1 : batch, width = (n + 15) / 16 * 16
+        guard let buffer = try? allocate(bytes: entries * k * width * b.dtype.byteSize) else { return nil }
+        let (ld, panelStride) = panels ? (16, 16 * k) : (width, 16)
+        pool.noteKernels(0, bytes: Traffic.elements(entries * k * (n + width), b.dtype))
+        launch3D(Self.typedProgram("gemm.cl", b.dtype), "gemm_pack", global: ((n + 15) / 16, (k + 15) / 16, entries), local: (1, 1, 1), [
+            .int(n), .int(k), .buffer(b.buffer), .int(b.offset), .int(b.transposed ? 1 : b.ld), .int(b.transposed ? b.ld : 1),
+            .int(b.batchStride), .buffer(buffer), .int(ld), .int(panelStride), .int(k * width),
+        ])
+        return (buffer, ld, panelStride, b.batchStride == 0 ? 0 : k * width)
+    }
+
+    /// Ember's GEMM kernels (gemm.cl) with B read as `path` chooses (default `gemmBPath`):
+    /// `gemm_block` for A as stored or transposed (its element strides are arguments), with
+    /// blocks of 16 columns of C per work-item from panels of B, or `gemm_block_nt` for B
+    /// stored transposed, with 4 x 4 blocks. On PoCL they beat CLBlast's untuned defaults
+    /// several times over.
     func gemmBlocks(m: Int, n: Int, k: Int, batch: Int, alpha: Float, a: GemmOperand, b: GemmOperand,
-                    beta: Float, bias: GemmBias? = nil, c: DeviceBuffer, cOffset: Int, readingTransposedB: Bool? = nil) {
-        let b = a.transposed || !(readingTransposedB ?? readsTransposedB) ? rowMajor(b, rows: k, cols: n, batch: batch) : b
-        guard let b else { return record(status: -4, "gemm: no memory for a row-major copy") }
-        let local = 4
-        let aArguments: [Argument] = b.transposed
-            ? [.buffer(a.buffer), .int(a.offset), .int(a.ld), .int(a.batchStride)]
-            : [.buffer(a.buffer), .int(a.offset), .int(a.transposed ? 1 : a.ld), .int(a.transposed ? a.ld : 1), .int(a.batchStride)]
-        let (name, blockWidth) = b.transposed ? ("gemm_block_nt", 4) : ("gemm_block", 16)
-        let columnBlocks = (n + blockWidth - 1) / blockWidth
-        launch3D(Self.typedProgram("gemm.cl", a.dtype), name, global: ((columnBlocks + local - 1) / local * local, (m + 3) / 4, batch),
-                 local: (local, 1, 1), [.int(m), .int(n), .int(k), .float(alpha), .float(beta)] + aArguments + [
-            .buffer(b.buffer), .int(b.offset), .int(b.ld), .int(b.batchStride),
+                    beta: Float, bias: GemmBias? = nil, c: DeviceBuffer, cOffset: Int, path: GemmBPath? = nil) {
+        let path = path ?? gemmBPath(m: m, a: a, b: b)
+        check(path != .asStored || !b.transposed, "gemm: B stored transposed cannot be read as stored")
+        check(path != .dotProducts || (b.transposed && !a.transposed), "gemm: dot products need A as stored and B transposed")
+        let program = Self.typedProgram("gemm.cl", a.dtype)
+        let rows = gemmRows(a.dtype), local = 4
+        let cArguments: [Argument] = [
             .buffer(c), .int(cOffset), .int(n), .int(m * n),
             // The bias as strides over C's rows and columns, none when both are 0.
             .buffer(bias?.buffer ?? c), .int(bias?.offset ?? 0), .int(bias?.perRow == true ? 1 : 0), .int(bias?.perRow == false ? 1 : 0),
-        ])
+        ]
+        let head: [Argument] = [.int(m), .int(n), .int(k), .float(alpha), .float(beta)]
+        if path == .dotProducts {
+            let columnBlocks = (n + 3) / 4
+            return launch3D(program, "gemm_block_nt", global: ((columnBlocks + local - 1) / local * local, (m + 3) / 4, batch), local: (local, 1, 1),
+                            head + [.buffer(a.buffer), .int(a.offset), .int(a.ld), .int(a.batchStride),
+                                    .buffer(b.buffer), .int(b.offset), .int(b.ld), .int(b.batchStride)] + cArguments)
+        }
+        let bArguments: [Argument]
+        if path == .asStored {
+            bArguments = [.buffer(b.buffer), .int(b.offset), .int(b.ld), .int(16), .int(0), .int(b.batchStride)]
+        } else {
+            guard let p = packed(b, k: k, n: n, batch: batch, panels: path == .packedPanels) else {
+                return record(status: -4, "gemm: no memory for a packed copy of B")
+            }
+            bArguments = [.buffer(p.buffer), .int(0), .int(p.ld), .int(p.panelStride), .int(1), .int(p.batchStride)]
+        }
+        let columnBlocks = (n + 15) / 16
+        launch3D(program, "gemm_block", global: ((columnBlocks + local - 1) / local * local, (m + rows - 1) / rows, batch), local: (local, 1, 1),
+                 head + [.buffer(a.buffer), .int(a.offset), .int(a.transposed ? 1 : a.ld), .int(a.transposed ? a.ld : 1), .int(a.batchStride)]
+                    + bArguments + cArguments)
     }
 
     /// The 14 geometry arguments of conv.cl kernels.

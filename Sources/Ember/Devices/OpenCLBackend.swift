@@ -44,14 +44,19 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Elements of a row each work-item of a strided elementwise kernel loops over: 64 on CPU
     /// devices (a vectorisable loop per work-item), 1 on GPUs (coalesced neighbours).
     var stridedRun: Int { isCPU ? 64 : 1 }
+    /// Rows of C per work-item of `gemm_block` for operands of `dtype`: 8 in float32 on CPU
+    /// devices (`GEMM_ROWS_CPU32`), where its eight `float16` sums fill the vector registers
+    /// without spilling, 4 elsewhere (with float16 and bfloat16 operands, whose widening also
+    /// takes registers, a 1024^3 product ran up to 1.2x slower with 8).
+    func gemmRows(_ dtype: DType) -> Int { isCPU && dtype == .float32 ? 8 : 4 }
     let reductionLocal: Int
     /// Whether the device is a CPU (PoCL) and gets the CPU variants of the kernels: each
     /// work-item takes a contiguous slice or run.
     let isCPU: Bool
-    /// Whether a product with B stored transposed runs `gemm_block_nt` rather than copying B
-    /// row-major for `gemm_block`: on devices with 16-wide native float vectors (AVX-512), where
-    /// its sixteen `float16` sums fit the registers. With 8-wide vectors (AVX2) they spill and
-    /// the copy and `gemm_block` took 0.4-0.6x its time; GPUs have no such vectors.
+    /// Whether a product of few rows with B stored transposed may run `gemm_block_nt` rather
+    /// than packing B for `gemm_block` (`gemmBPath`): on devices with 16-wide native float
+    /// vectors (AVX-512), where its sixteen `float16` sums fit the registers. With 8-wide
+    /// vectors (AVX2) they spill and a copy and `gemm_block` took 0.4-0.6x its time.
     let readsTransposedB: Bool
     /// The GEMM cache entry's key: platform, device, driver and `gemm.cl` digest.
     private(set) var gemmCacheKey = ""
@@ -258,7 +263,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Builds `source` for this device with Ember's build options (and `extra` ones).
     func build(name: String, source: String, extra: String = "") throws -> cl_program {
         try OpenCLRuntime.buildProgram(context: context, device: device, name: name, source: source,
-                                       options: "-cl-std=CL1.2 -DLS=\(reductionLocal) -DCPU_DEVICE=\(isCPU ? 1 : 0) -DRUN=\(stridedRun)\(extra)")
+                                       options: "-cl-std=CL1.2 -DLS=\(reductionLocal) -DCPU_DEVICE=\(isCPU ? 1 : 0) -DRUN=\(stridedRun) -DGEMM_ROWS_CPU32=\(gemmRows(.float32))\(extra)")
     }
 
     /// The build of a `storageTyped` program whose kernels read (and write) `dtype`.
