@@ -23,10 +23,10 @@
 // bias_cs], a vector along C's rows (bias_rs = 1) or its columns (bias_cs = 1); both strides
 // are 0 without one.
 
-// Rows of C per work-item of gemm_block (the host's gemmRows): GEMM_ROWS_CPU32 in float32,
+// Rows of C per work-item of gemm_block (the host's gemmRows): GEMM_ROWS_FLOAT32 in float32,
 // 4 in the narrow types.
-#if STORAGE == 0 && defined(GEMM_ROWS_CPU32)
-#define GEMM_ROWS GEMM_ROWS_CPU32
+#if STORAGE == 0 && defined(GEMM_ROWS_FLOAT32)
+#define GEMM_ROWS GEMM_ROWS_FLOAT32
 #else
 #define GEMM_ROWS 4
 #endif
