@@ -15,6 +15,10 @@ struct EmberBench: ParsableCommand {
     @Option(help: "Draw an SVG bar chart of the devices to this path.") var chart: String?
     @Flag(help: "Profile one more run of each workload after timing it and print the ops that took the most time.") var profile = false
     @Option(name: .customLong("profile-rows"), help: "How many ops each --profile table lists.") var profileRows = 8
+    @Flag(name: .customLong("profile-shapes"), help: "Give each --profile row one op and input shapes (as PyTorch's group_by_input_shape).")
+    var profileShapes = false
+    @Option(name: .customLong("profile-sort"), help: "The column --profile tables sort by: self-host, host, self-device, device, calls or memory.")
+    var profileSort = "self-host"
     @Option(help: "Instead of the workloads: train the digits MLP for this many steps per device (e.g. 10000) and check that host memory and live device buffers stay flat.")
     var soak: Int?
     @Flag(help: "Under mpirun (mpirun -np 2 ember-bench --distributed): DDP step time, communication not hidden by backward and bytes all-reduced per step, against one all-reduce after backward; all-reduce times by size. Uses --device (default cpu) and --reps timed steps.")
@@ -24,6 +28,9 @@ struct EmberBench: ParsableCommand {
     func validate() throws {
         guard reps > 0 else { throw ValidationError("--reps must be positive, got \(reps)") }
         guard profileRows > 0 else { throw ValidationError("--profile-rows must be positive, got \(profileRows)") }
+        guard ProfileSlot.sortKeys[profileSort] != nil else {
+            throw ValidationError("--profile-sort must be one of \(ProfileSlot.sortKeys.keys.sorted().joined(separator: ", ")), got '\(profileSort)'")
+        }
         if let filter, (try? Regex(filter)) == nil { throw ValidationError("--filter '\(filter)' is not a valid regular expression") }
     }
 
@@ -58,7 +65,7 @@ struct EmberBench: ParsableCommand {
         let pattern = try filter.map { try Regex($0) }
         let matches: (String) -> Bool = { name in pattern.map { name.contains($0) } ?? true }
         var results: [BenchResult] = []
-        let workloads = Workloads(timer: Timer(repetitions: quick ? min(reps, 5) : reps, profiles: profile ? ProfileSlot(rows: profileRows) : nil), quick: quick) { r in
+        let workloads = Workloads(timer: Timer(repetitions: quick ? min(reps, 5) : reps, profiles: profile ? ProfileSlot(rows: profileRows, shapes: profileShapes, sortBy: ProfileSlot.sortKeys[profileSort]!) : nil), quick: quick) { r in
             results.append(r)
             print(String(format: "%-52@ %-9@ median %@  min %@  max %@  first %@  %@ %@%@", r.workload, r.device,
                          Report.duration(r.median), Report.duration(r.min), Report.duration(r.max), Report.duration(r.firstCall),

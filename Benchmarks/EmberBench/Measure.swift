@@ -23,8 +23,26 @@ struct BenchResult: Codable {
 final class ProfileSlot {
     /// How many ops the printed table lists.
     let rows: Int
+    /// Whether events are recorded with their input shapes and a row is one op and shapes.
+    let shapes: Bool
+    /// The column the table sorts by.
+    let sortBy: ProfilerSortKey
     var last: ProfileResult?
-    init(rows: Int) { self.rows = rows }
+    init(rows: Int, shapes: Bool = false, sortBy: ProfilerSortKey = .selfHostTime) {
+        self.rows = rows
+        self.shapes = shapes
+        self.sortBy = sortBy
+    }
+
+    /// The table of the last profile.
+    func table(_ profile: ProfileResult) -> String {
+        profile.table(sortBy: sortBy, limit: rows, groupBy: shapes ? .opAndShape : .op)
+    }
+
+    /// `--profile-sort`'s values.
+    static let sortKeys: [String: ProfilerSortKey] = [
+        "self-host": .selfHostTime, "host": .hostTime, "self-device": .selfDeviceTime, "device": .deviceTime, "calls": .calls, "memory": .memory,
+    ]
 }
 
 /// Times closures: the first call alone, two warm-up calls, then `repetitions` timed calls,
@@ -37,7 +55,7 @@ struct Timer {
     /// Profiles one more call of `body` into `profiles`.
     private func profile(on device: Device, _ body: () -> Void) {
         guard let profiles else { return }
-        profiles.last = Profiler.profile(activities: [.cpu, .device], recordShapes: false) {
+        profiles.last = Profiler.profile(activities: [.cpu, .device], recordShapes: profiles.shapes) {
             body()
             try? device.synchronize()
         }

@@ -27,7 +27,7 @@ struct Workloads {
                            min: timing.times.first ?? .nan, max: timing.times.last ?? .nan, repetitions: timing.times.count,
                            value: derive(median), unit: unit, higherIsBetter: higherIsBetter, note: note))
         if let profiles = timer.profiles, let profile = profiles.last {
-            print(profile.table(sortBy: .selfHostTime, limit: profiles.rows))
+            print(profiles.table(profile))
             profiles.last = nil
         }
     }
