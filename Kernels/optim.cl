@@ -128,30 +128,39 @@ inline int int16_entry(int d, int16 v) {
     return a[d];
 }
 
-// Partial results of up to 16 tensors in one launch: work-item (k, t) of the
-// [NORM_ITEMS, count] range reduces its share of tensor t (contiguous from offsets[t], counts[t]
-// elements; a contiguous slice on CPU devices, every NORM_ITEMS-th element on GPUs) into
-// partials[(slot + t) * NORM_ITEMS + k].
-#define NORM_ITEMS (4 * LS)
+// Partial results of up to 16 tensors in one launch: work-item (k, t) of the [items, count]
+// range (items = the global size along dim 0) reduces its share of tensor t (contiguous from
+// offsets[t], counts[t] elements; a contiguous slice on CPU devices, summed sixteen lanes at a
+// time for squares, every items-th element on GPUs) into partials[(slot + t) * items + k].
 __kernel void power_sum_partials(int mode, float q, int16 offsets, int16 counts,
                                  __global const ELEM* s0, __global const ELEM* s1, __global const ELEM* s2, __global const ELEM* s3,
                                  __global const ELEM* s4, __global const ELEM* s5, __global const ELEM* s6, __global const ELEM* s7,
                                  __global const ELEM* s8, __global const ELEM* s9, __global const ELEM* s10, __global const ELEM* s11,
                                  __global const ELEM* s12, __global const ELEM* s13, __global const ELEM* s14, __global const ELEM* s15,
                                  __global float* partials, int slot) {
-    int k = get_global_id(0), t = get_global_id(1);
+    int k = get_global_id(0), t = get_global_id(1), items = get_global_size(0);
     __global const ELEM* const sources[16] = {s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15};
     __global const ELEM* src = sources[t];
     int off = int16_entry(t, offsets), n = int16_entry(t, counts);
-#if CPU_DEVICE
-    int per = (n + NORM_ITEMS - 1) / NORM_ITEMS;
-    int first = k * per, last = min(n, first + per), step = 1;
-#else
-    int first = k, last = n, step = NORM_ITEMS;
-#endif
     float acc = 0.0f;
-    for (int j = first; j < last; j += step) acc = norm_combine(mode, acc, norm_term(mode, LOAD(src, off + j), q));
-    partials[(slot + t) * NORM_ITEMS + k] = acc;
+#if CPU_DEVICE
+    int per = (n + items - 1) / items;
+    int j = k * per, last = min(n, j + per), step = 1;
+    if (mode == 0) {
+        float16 squares = 0.0f;
+        for (; j + 16 <= last; j += 16) {
+            float16 x = LOAD16(src, off + j);
+            squares = fma(x, x, squares);
+        }
+        float8 h8 = squares.lo + squares.hi;
+        float4 h4 = h8.lo + h8.hi;
+        acc = (h4.x + h4.y) + (h4.z + h4.w);
+    }
+#else
+    int j = k, last = n, step = items;
+#endif
+    for (; j < last; j += step) acc = norm_combine(mode, acc, norm_term(mode, LOAD(src, off + j), q));
+    partials[(slot + t) * items + k] = acc;
 }
 
 // Combines `count` partial results into dst[0] with one work-group of LS items.

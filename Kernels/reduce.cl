@@ -268,13 +268,30 @@ __kernel void softmax_rows_serial(__global const float* src, int off, int rows, 
 // constants there (PoCL ran the forward about 10% slower with get_local_id, get_group_id and
 // a __local array, measured). Elsewhere LS items share the row's columns and row_sum adds
 // their values.
+// ROW_PART_SUM(acc, V, S) adds this item's share of the row's sum of a term to acc: on CPU
+// devices V, the term of the sixteen columns from k (float16), over whole runs of 16 with
+// vector sums and S, the term of column k, over the rest; elsewhere S over every ROW_LANES-th
+// column (one float sum per lane, as a scalar loop's sum does not vectorise).
 #if CPU_DEVICE
 #define ROW_LANES 1
 #define ROW_LANE 0
 #define ROW_INDEX get_global_id(0)
 #define ROW_SCRATCH __local float* lv = 0;
 inline float row_sum(__local float* lv, int lid, float v) { return v; }
+inline float sum16(float16 v) {
+    float8 h8 = v.lo + v.hi;
+    float4 h4 = h8.lo + h8.hi;
+    return (h4.x + h4.y) + (h4.z + h4.w);
+}
+#define ROW_PART_SUM(acc, V, S) { \
+    float16 lanes_ = 0.0f; \
+    int k = 0; \
+    for (; k + 16 <= cols; k += 16) lanes_ += (V); \
+    acc += sum16(lanes_); \
+    for (; k < cols; ++k) acc += (S); \
+}
 #else
+#define ROW_PART_SUM(acc, V, S) for (int k = lid; k < cols; k += ROW_LANES) acc += (S);
 #define ROW_LANES LS
 #define ROW_LANE get_local_id(0)
 #define ROW_INDEX get_group_id(0)
@@ -300,10 +317,10 @@ __kernel void layer_norm_rows(__global const float* src, int off, int rows, int 
     __global const float* x = src + off + (long)row * cols;
     __global float* y = dst + (long)row * cols;
     float s = 0.0f;
-    for (int k = lid; k < cols; k += ROW_LANES) s += x[k];
+    ROW_PART_SUM(s, vload16(0, x + k), x[k])
     float mu = row_sum(lv, lid, s) / cols;
     float q = 0.0f;
-    for (int k = lid; k < cols; k += ROW_LANES) { float c = x[k] - mu; q += c * c; }
+    ROW_PART_SUM(q, (vload16(0, x + k) - mu) * (vload16(0, x + k) - mu), (x[k] - mu) * (x[k] - mu))
     float r = 1.0f / sqrt(row_sum(lv, lid, q) / cols + eps);
     if (lid == 0) {
         mean[row] = mu;
@@ -327,11 +344,13 @@ __kernel void layer_norm_backward_rows(__global const float* grad, __global cons
     __global float* d = dx + (long)row * cols;
     float mu = mean[row], r = rstd[row];
     float sg = 0.0f, sgx = 0.0f;
-    for (int k = lid; k < cols; k += ROW_LANES) {
-        float gw = has_weight ? g[k] * weight[k] : g[k];
-        sg += gw;
-        sgx += gw * ((x[k] - mu) * r);
-    }
+    // g*w of the sixteen columns from k, and of column k.
+#define GW16 (has_weight ? vload16(0, g + k) * vload16(0, weight + k) : vload16(0, g + k))
+#define GW (has_weight ? g[k] * weight[k] : g[k])
+    ROW_PART_SUM(sg, GW16, GW)
+    ROW_PART_SUM(sgx, GW16 * ((vload16(0, x + k) - mu) * r), GW * ((x[k] - mu) * r))
+#undef GW16
+#undef GW
     float mg = row_sum(lv, lid, sg) / cols, mgx = row_sum(lv, lid, sgx) / cols;
     for (int k = lid; k < cols; k += ROW_LANES) {
         float gw = has_weight ? g[k] * weight[k] : g[k];
@@ -339,18 +358,40 @@ __kernel void layer_norm_backward_rows(__global const float* grad, __global cons
     }
 }
 
-// One work-item per column: dw = sum over rows of g*xhat (wanted bit 1), db = sum over rows of g (bit 2).
+// dw = sum over rows of g*xhat (wanted bit 1), db = sum over rows of g (bit 2): one work-item
+// per column, and on CPU devices per sixteen columns (LN_COLUMNS), which it sums as vectors
+// down the rows (reading whole cache lines of each row rather than one element).
+#if CPU_DEVICE
+#define LN_COLUMNS 16
+#else
+#define LN_COLUMNS 1
+#endif
 __kernel void layer_norm_parameter_gradients(__global const float* grad, __global const float* src, int off, int rows, int cols,
                                              __global const float* mean, __global const float* rstd, int wanted,
                                              __global float* dw, __global float* db) {
-    int c = get_global_id(0);
-    if (c >= cols) return;
-    float sw = 0.0f, sb = 0.0f;
-    for (int row = 0; row < rows; ++row) {
-        float g = grad[(long)row * cols + c];
-        sw += g * ((src[off + (long)row * cols + c] - mean[row]) * rstd[row]);
-        sb += g;
+    int c0 = get_global_id(0) * LN_COLUMNS;
+    if (c0 >= cols) return;
+#if CPU_DEVICE
+    if (c0 + 16 <= cols) {
+        float16 sw = 0.0f, sb = 0.0f;
+        for (int row = 0; row < rows; ++row) {
+            float16 g = vload16(0, grad + (long)row * cols + c0);
+            sw = fma(g, (vload16(0, src + off + (long)row * cols + c0) - mean[row]) * rstd[row], sw);
+            sb += g;
+        }
+        if (wanted & 1) vstore16(sw, 0, dw + c0);
+        if (wanted & 2) vstore16(sb, 0, db + c0);
+        return;
     }
-    if (wanted & 1) dw[c] = sw;
-    if (wanted & 2) db[c] = sb;
+#endif
+    for (int c = c0; c < min(cols, c0 + LN_COLUMNS); ++c) {
+        float sw = 0.0f, sb = 0.0f;
+        for (int row = 0; row < rows; ++row) {
+            float g = grad[(long)row * cols + c];
+            sw += g * ((src[off + (long)row * cols + c] - mean[row]) * rstd[row]);
+            sb += g;
+        }
+        if (wanted & 1) dw[c] = sw;
+        if (wanted & 2) db[c] = sb;
+    }
 }

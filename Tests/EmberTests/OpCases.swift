@@ -118,6 +118,10 @@ extension OpCase {
             layerNorm($0[0].transpose(0, 2), normalizedShape: [4, 3]).square()
         },
         OpCase(name: "layerNorm weight only", shapes: [[2, 2, 3], [3]]) { layerNorm($0[0], normalizedShape: [3], weight: $0[1]).exp() },
+        // Rows of two whole runs of 16 columns and a tail (the CPU devices' vector sums).
+        OpCase(name: "layerNorm over 37 columns", shapes: [[4, 37], [37], [37]]) {
+            layerNorm($0[0], normalizedShape: [37], weight: $0[1], bias: $0[2]).exp()
+        },
     ]
 
     static let linearAlgebra: [OpCase] = [

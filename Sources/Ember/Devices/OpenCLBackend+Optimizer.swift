@@ -3,8 +3,11 @@ import Foundation
 /// The fused optimizer updates and the many-tensor norm reduction on OpenCL (`Kernels/optim.cl`,
 /// built once per float storage type).
 extension OpenCLBackend {
-    /// Work-items per tensor of `power_sum_partials` (`NORM_ITEMS` in optim.cl).
-    private var normItems: Int { 4 * reductionLocal }
+    /// Work-items per tensor of `power_sum_partials` (its global size along dim 0): 16 on CPU
+    /// devices, each reducing a contiguous slice with vector sums (with 4 work-groups' worth
+    /// per tensor, as on GPUs, each did a few elements and a 26-tensor norm took 5x the CPU
+    /// device's time), 4 work-groups' worth on GPUs.
+    private var normItems: Int { isCPU ? 16 : 4 * reductionLocal }
     /// Tensors one `power_sum_partials` launch reduces (its 16 buffer arguments).
     static let normSourcesPerLaunch = 16
 
@@ -73,7 +76,7 @@ extension OpenCLBackend {
         for first in stride(from: 0, to: sources.count, by: Self.normSourcesPerLaunch) {
             let batch = Array(sources[first..<min(sources.count, first + Self.normSourcesPerLaunch)])
             let buffers: [Argument] = (0..<Self.normSourcesPerLaunch).map { .buffer(batch[min($0, batch.count - 1)].buffer) }
-            launch3D(program, "power_sum_partials", global: (normItems, batch.count, 1), local: (reductionLocal, 1, 1),
+            launch3D(program, "power_sum_partials", global: (normItems, batch.count, 1), local: (isCPU ? 1 : reductionLocal, 1, 1),
                      [.int(mode), .float(q), .int16(batch.map(\.offset)), .int16(batch.map(\.count))] + buffers
                          + [.buffer(partials), .int(first)])
         }

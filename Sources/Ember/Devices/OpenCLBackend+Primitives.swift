@@ -269,7 +269,8 @@ extension OpenCLBackend {
         let wanted = (weightGradient == nil ? 0 : 1) | (biasGradient == nil ? 0 : 2)
         guard wanted != 0 else { return }
         pool.noteKernels(0, bytes: Traffic.elements(2 * rows * cols + 2 * rows))
-        launch("reduce.cl", "layer_norm_parameter_gradients", count: cols, local: nil, [
+        // A work-item per column, per sixteen on CPU devices (LN_COLUMNS).
+        launch("reduce.cl", "layer_norm_parameter_gradients", count: isCPU ? (cols + 15) / 16 : cols, local: nil, [
             .buffer(gradient), .buffer(source), .int(offset), .int(rows), .int(cols), .buffer(mean), .buffer(rstd), .int(wanted),
             .buffer(weightGradient ?? inputGradient), .buffer(biasGradient ?? inputGradient),
         ])
