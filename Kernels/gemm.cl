@@ -154,10 +154,7 @@ __kernel void gemm_block_nt(int M, int N, int K, float alpha, float beta,
         float16 sums[16] = {s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33};
         for (int r = 0; r < 4; ++r) {
             for (int j = 0; j < 4; ++j) {
-                float16 v = sums[r * 4 + j];
-                float8 h8 = v.lo + v.hi;
-                float4 h4 = h8.lo + h8.hi;
-                float sum = (h4.x + h4.y) + (h4.z + h4.w);
+                float sum = sum16(sums[r * 4 + j]);
                 for (int kk = k; kk < K; ++kk) sum = fma(LOAD(a, (long)r * lda + kk), LOAD(b, (long)j * ldb + kk), sum);
                 GEMM_STORE(c, (long)r * ldc + j, r, j, sum);
             }

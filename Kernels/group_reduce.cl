@@ -1,5 +1,20 @@
-// The GPU row kernels' combine (prepended to attention.cl and loss.cl): the work-group's sum
-// (or maximum) of v, which every work-item gets. LS is the work-group size.
+// Combines of partial results (prepended to the programs of OpenCLBackend.rowPrograms).
+
+// The sum and the maximum (fmax: NaN lanes are passed over, as fmax does) of a float16's
+// lanes: CPU devices' vector loops end with these.
+inline float sum16(float16 v) {
+    float8 h8 = v.lo + v.hi;
+    float4 h4 = h8.lo + h8.hi;
+    return (h4.x + h4.y) + (h4.z + h4.w);
+}
+inline float max16(float16 v) {
+    float8 h8 = fmax(v.lo, v.hi);
+    float4 h4 = fmax(h8.lo, h8.hi);
+    return fmax(fmax(h4.x, h4.y), fmax(h4.z, h4.w));
+}
+
+// The GPU row kernels' combine: the work-group's sum (or maximum) of v, which every
+// work-item gets. LS is the work-group size.
 #if !CPU_DEVICE
 inline float group_reduce(__local float* lv, int lid, float v, int take_max) {
     lv[lid] = v;

@@ -14,7 +14,6 @@
 #define FIRST 0
 #define STEP 1
 #define LOCAL_SCRATCH
-#define ROW_MAX(v) (v)
 #define ROW_SUM(v) (v)
 #else
 #define ROW get_group_id(0)
@@ -26,7 +25,21 @@
 #endif
 
 // log(sum(exp(r[c]))) over the row, shifted by its maximum (by 0 when that is not finite, as
-// the softmax kernels do).
+// the softmax kernels do). CPU devices take whole runs of 16 classes as vectors (PoCL's vector
+// exp), then the rest one at a time.
+#if CPU_DEVICE
+#define ROW_LOG_SUM_EXP(r, classes, lse) \
+    float16 m16_ = -INFINITY, s16_ = 0.0f; \
+    int c_ = 0; \
+    for (; c_ + 16 <= classes; c_ += 16) m16_ = fmax(m16_, vload16(0, r + c_)); \
+    float m_ = max16(m16_); \
+    for (; c_ < classes; ++c_) m_ = fmax(m_, r[c_]); \
+    float shift_ = isfinite(m_) ? m_ : 0.0f; \
+    for (c_ = 0; c_ + 16 <= classes; c_ += 16) s16_ += exp(vload16(0, r + c_) - shift_); \
+    float s_ = sum16(s16_); \
+    for (; c_ < classes; ++c_) s_ += exp(r[c_] - shift_); \
+    float lse = shift_ + log(s_);
+#else
 #define ROW_LOG_SUM_EXP(r, classes, lse) \
     float m_ = -INFINITY; \
     for (int c = FIRST; c < classes; c += STEP) m_ = fmax(m_, r[c]); \
@@ -34,6 +47,7 @@
     float shift_ = isfinite(m_) ? m_ : 0.0f, s_ = 0.0f; \
     for (int c = FIRST; c < classes; c += STEP) s_ += exp(r[c] - shift_); \
     float lse = shift_ + log(ROW_SUM(s_));
+#endif
 
 // The row of work-item (CPU devices) or work-group (GPUs) `i`, and whether its target `y` is
 // ignored or outside the classes (`skip`: the row's loops then run over no classes, so every
@@ -106,7 +120,16 @@ __kernel void cross_entropy_backward_rows(__global const float* x, int off, int 
     float wy = weighted ? weight[y] : 1.0f, share = smoothing / classes, gi = g[g_off + i * g_stride];
     if (divided) gi = gi / divisor[div_off];
     float a = (1.0f - smoothing) * wy + share * total;
-    for (int c = FIRST; c < classes; c += STEP) {
+    int c = FIRST;
+#if CPU_DEVICE
+    // Whole runs of 16 classes as vectors, the target's term after them.
+    for (; c + 16 <= classes; c += 16) {
+        float16 v = exp(vload16(0, r + c) - lse) * a - share * (weighted ? vload16(0, weight + c) : (float16)1.0f);
+        vstore16(gi * v, 0, d + c);
+    }
+    if (y < c) d[y] = gi * (exp(r[y] - lse) * a - share * (weighted ? weight[y] : 1.0f) - (1.0f - smoothing) * wy);
+#endif
+    for (; c < classes; c += STEP) {
         float v = exp(r[c] - lse) * a - share * (weighted ? weight[c] : 1.0f);
         if (c == y) v -= (1.0f - smoothing) * wy;
         d[c] = gi * v;

@@ -152,9 +152,7 @@ __kernel void power_sum_partials(int mode, float q, int16 offsets, int16 counts,
             float16 x = LOAD16(src, off + j);
             squares = fma(x, x, squares);
         }
-        float8 h8 = squares.lo + squares.hi;
-        float4 h4 = h8.lo + h8.hi;
-        acc = (h4.x + h4.y) + (h4.z + h4.w);
+        acc = sum16(squares);
     }
 #else
     int j = k, last = n, step = items;

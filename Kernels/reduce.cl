@@ -278,11 +278,6 @@ __kernel void softmax_rows_serial(__global const float* src, int off, int rows, 
 #define ROW_INDEX get_global_id(0)
 #define ROW_SCRATCH __local float* lv = 0;
 inline float row_sum(__local float* lv, int lid, float v) { return v; }
-inline float sum16(float16 v) {
-    float8 h8 = v.lo + v.hi;
-    float4 h4 = h8.lo + h8.hi;
-    return (h4.x + h4.y) + (h4.z + h4.w);
-}
 #define ROW_PART_SUM(acc, V, S) { \
     float16 lanes_ = 0.0f; \
     int k = 0; \

@@ -28,6 +28,11 @@ struct FusedCrossEntropyTests {
             }
         }
         all.append(Config(rows: 3, classes: 300, weighted: true, ignoring: true, smoothing: 0.1, labelType: .int32))
+        // Two whole runs of 16 classes and a tail (CPU devices' vector loops), with targets in
+        // both (row 5's is class 35), weighted and not.
+        for weighted in [false, true] {
+            all.append(Config(rows: 6, classes: 37, weighted: weighted, smoothing: 0.1))
+        }
         all.append(Config(rows: 4, classes: 1, ignoring: true, labelType: .int32))
         return all
     }()

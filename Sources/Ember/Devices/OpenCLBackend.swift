@@ -22,8 +22,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     static let runPrograms: Set<String> = ["elementwise.cl", "optim.cl", "index.cl"]
     /// The programs that read and check indices (`Kernels/index_check.cl`, prepended).
     static let indexPrograms: Set<String> = ["index.cl", "loss.cl"]
-    /// The programs with GPU row kernels that combine a work-group's values (`Kernels/group_reduce.cl`, prepended).
-    static let rowPrograms: Set<String> = ["attention.cl", "loss.cl"]
+    /// The programs that combine partial results: a work-group's values in GPU row kernels,
+    /// a vector's lanes on CPU devices (`Kernels/group_reduce.cl`, prepended).
+    static let rowPrograms: Set<String> = ["attention.cl", "loss.cl", "reduce.cl", "optim.cl", "gemm.cl"]
 
     let index: Int
     let info: DeviceInfo
