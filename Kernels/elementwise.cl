@@ -8,13 +8,19 @@
 // The dtype-independent kernels are in the float32 build only.
 #if STORAGE == 0
 // copy_into_<bytes>: elements of 1, 2, 4 or 8 bytes copied bit for bit from a strided view of
-// src into a strided view of dst (a dense destination has contiguous strides).
+// src into a strided view of dst (a dense destination has contiguous strides). Runs that are
+// contiguous on both sides (a permutation that keeps the last dim, as splitting heads does)
+// take a loop of unit steps, which the compiler vectorises.
 #define DEFINE_COPY(bytes, type) \
 __kernel void copy_into_##bytes(__global const type* src, int src_off, __global type* dst, int dst_off, int n, int rank, \
                                 int8 shape, int8 stride, int8 dst_stride) { \
     STRIDED_RUN(n, rank, shape) \
     int at = src_off + view_offset(row, j0, rank, shape, stride), step = int8_entry(rank - 1, stride); \
     int to = dst_off + view_offset(row, j0, rank, shape, dst_stride), dst_step = int8_entry(rank - 1, dst_stride); \
+    if (step == 1 && dst_step == 1) { \
+        for (int k = 0; k < len; ++k) dst[to + k] = src[at + k]; \
+        return; \
+    } \
     for (int k = 0; k < len; ++k) dst[to + k * dst_step] = src[at + k * step]; \
 }
 DEFINE_COPY(1, uchar)
