@@ -98,20 +98,24 @@ __kernel void gemm_block(int M, int N, int K, float alpha, float beta,
             #pragma unroll
             for (int r = 0; r < GEMM_ROWS; ++r) sums[r] = fma((float16)(A_AT(min(r, rows - 1), k)), bk, sums[r]);
         }
+        // The stores go row by row through a copy of the sums, in a loop left rolled: unrolled
+        // for every row and case they doubled PoCL's compilation of this kernel.
+        float16 results[GEMM_ROWS];
         #pragma unroll
-        for (int r = 0; r < GEMM_ROWS; ++r) {
+        for (int r = 0; r < GEMM_ROWS; ++r) results[r] = sums[r];
+        #pragma unroll 1
+        for (int r = 0; r < rows; ++r) {
             __global ELEM* row = c + (long)r * ldc;
-            if (r >= rows) {
-            } else if (cols < 16) {
+            if (cols < 16) {
                 float partial[16];
-                vstore16(sums[r], 0, partial);
+                vstore16(results[r], 0, partial);
                 for (int j = 0; j < cols; ++j) GEMM_STORE(row, j, r, j, partial[j]);
             } else if (bias_rs != 0 || bias_cs != 0) {
-                STORE16(row, 0, alpha * sums[r] + BIAS16(r));
+                STORE16(row, 0, alpha * results[r] + BIAS16(r));
             } else if (beta == 0.0f) {
-                STORE16(row, 0, alpha * sums[r]);
+                STORE16(row, 0, alpha * results[r]);
             } else {
-                STORE16(row, 0, alpha * sums[r] + beta * LOAD16(row, 0));
+                STORE16(row, 0, alpha * results[r] + beta * LOAD16(row, 0));
             }
         }
         return;
