@@ -61,6 +61,12 @@ struct ParityTests {
         let big = random.floats(257 * 300)
         expectParity("matmul of transposed", inputs: [big, random.floats(257 * 40)], shapes: [[257, 300], [257, 40]],
                      rtol: 1e-3, atol: 1e-3, gradients: true) { x in x[0].T.matmul(x[1]) }
+        // Products of 64 rows and more pack B on CPU devices: a weight read transposed, and B
+        // as stored with rows 4 KiB or more apart (1,100 columns), forward and backward.
+        expectParity("matmul packing B", inputs: [random.floats(130 * 70), random.floats(1100 * 70), random.floats(70 * 1100)],
+                     shapes: [[130, 70], [1100, 70], [70, 1100]], rtol: 1e-3, atol: 1e-3, gradients: true) { x in
+            x[0].matmul(x[1].T) + x[0].matmul(x[2])
+        }
     }
 
     @Test("Ember's GEMM kernels match the CPU with A and B each as stored or transposed, B read by every path (as stored, as dot products, packed row-major and panel after panel), batched, with edge blocks")
@@ -151,7 +157,8 @@ struct ParityTests {
 }
 
 /// `gemmBlocks` on `gpu` against the CPU's product for A and B each as stored or transposed,
-/// with B read by every path its layout allows, batched, with edge blocks in both directions:
+/// with B read by every path its layout allows, batched (B per entry or shared by all), with
+/// edge blocks in both directions:
 /// a description of each mismatch.
 func gemmPathMismatches(on gpu: Device) -> [String] {
     var random = TestRandom(seed: 29)
@@ -161,21 +168,26 @@ func gemmPathMismatches(on gpu: Device) -> [String] {
     let expected = (a.matmul(b) * 0.5 + c0 * 2).toArray()
     let backend = gpu.backend as! OpenCLBackend
     var problems: [String] = []
+    // B's first matrix broadcast to every batch entry (batch stride 0).
+    let shared = (a.matmul(b[0].unsqueeze(0)) * 0.5 + c0 * 2).toArray()
     for aTransposed in [false, true] {
         for bTransposed in [false, true] {
-            for path in OpenCLBackend.GemmBPath.allCases {
-                if path == .asStored && bTransposed || path == .dotProducts && (!bTransposed || aTransposed) { continue }
-                // A transposed is stored [batch, k, m]; B transposed is stored [batch, n, k].
-                let ga = (aTransposed ? a.transpose(1, 2).contiguous() : a).to(gpu)
-                let gb = (bTransposed ? b.transpose(1, 2).contiguous() : b).to(gpu)
-                let c = c0.to(gpu)
-                backend.gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: 0.5,
-                                   a: GemmOperand(buffer: ga.storage.buffer, offset: 0, ld: aTransposed ? m : k, transposed: aTransposed, batchStride: m * k),
-                                   b: GemmOperand(buffer: gb.storage.buffer, offset: 0, ld: bTransposed ? k : n, transposed: bTransposed, batchStride: k * n),
-                                   beta: 2, c: c.storage.buffer, cOffset: 0, path: path)
-                if let message = mismatch(c.toArray(), expected, rtol: 1e-4, atol: 1e-4,
-                                          "gemm on \(gpu), A transposed \(aTransposed), B transposed \(bTransposed), B read \(path)") {
-                    problems.append(message)
+            for bShared in [false, true] {
+                for path in OpenCLBackend.GemmBPath.allCases {
+                    if path == .asStored && bTransposed || path == .dotProducts && (!bTransposed || aTransposed) { continue }
+                    // A transposed is stored [batch, k, m]; B transposed is stored [batch, n, k].
+                    let ga = (aTransposed ? a.transpose(1, 2).contiguous() : a).to(gpu)
+                    let gb = (bTransposed ? b.transpose(1, 2).contiguous() : b).to(gpu)
+                    let c = c0.to(gpu)
+                    backend.gemmBlocks(m: m, n: n, k: k, batch: batch, alpha: 0.5,
+                                       a: GemmOperand(buffer: ga.storage.buffer, offset: 0, ld: aTransposed ? m : k, transposed: aTransposed, batchStride: m * k),
+                                       b: GemmOperand(buffer: gb.storage.buffer, offset: 0, ld: bTransposed ? k : n, transposed: bTransposed,
+                                                      batchStride: bShared ? 0 : k * n),
+                                       beta: 2, c: c.storage.buffer, cOffset: 0, path: path)
+                    if let message = mismatch(c.toArray(), bShared ? shared : expected, rtol: 1e-4, atol: 1e-4,
+                                              "gemm on \(gpu), A transposed \(aTransposed), B transposed \(bTransposed), B shared \(bShared), B read \(path)") {
+                        problems.append(message)
+                    }
                 }
             }
         }
