@@ -1,4 +1,4 @@
-// Combines of partial results (prepended to the programs of OpenCLBackend.rowPrograms).
+// Combines of partial results (prepended to the programs of OpenCLBackend.combiningPrograms).
 
 // The sum and the maximum (fmax: NaN lanes are passed over, as fmax does) of a float16's
 // lanes: CPU devices' vector loops end with these.

@@ -24,7 +24,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     static let indexPrograms: Set<String> = ["index.cl", "loss.cl"]
     /// The programs that combine partial results: a work-group's values in GPU row kernels,
     /// a vector's lanes on CPU devices (`Kernels/group_reduce.cl`, prepended).
-    static let rowPrograms: Set<String> = ["attention.cl", "loss.cl", "reduce.cl", "optim.cl", "gemm.cl"]
+    static let combiningPrograms: Set<String> = ["attention.cl", "loss.cl", "reduce.cl", "optim.cl", "gemm.cl"]
 
     let index: Int
     let info: DeviceInfo
@@ -154,7 +154,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             if file == "gemm.cl" { gemmSource = source }
             if file == "elementwise.cl" { source = math + source + ElementwiseSource.generated + ElementwiseSource.casts }
             if Self.indexPrograms.contains(file) { source = indexCheck + source }
-            if Self.rowPrograms.contains(file) { source = groupReduce + source }
+            if Self.combiningPrograms.contains(file) { source = groupReduce + source }
             if Self.runPrograms.contains(file) { source = strided + source }
             if Self.storageTyped.contains(file) { source = storage + source }
             sources[file] = source
