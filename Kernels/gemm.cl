@@ -23,12 +23,12 @@
 // bias_cs], a vector along C's rows (bias_rs = 1) or its columns (bias_cs = 1); both strides
 // are 0 without one.
 
-// Rows of C per work-item of gemm_block (the host's gemmRows): GEMM_ROWS_FLOAT32 in float32,
-// 4 in the narrow types.
-#if STORAGE == 0 && defined(GEMM_ROWS_FLOAT32)
+// Rows of C per work-item of gemm_block, as the host's gemmRows passes them: GEMM_ROWS_FLOAT32
+// in float32, GEMM_ROWS_NARROW in the 16-bit types.
+#if STORAGE == 0
 #define GEMM_ROWS GEMM_ROWS_FLOAT32
 #else
-#define GEMM_ROWS 4
+#define GEMM_ROWS GEMM_ROWS_NARROW
 #endif
 
 // Writes alpha * value (+ beta * old, + the bias of row r, column j) to element i of p.
@@ -98,8 +98,9 @@ __kernel void gemm_block(int M, int N, int K, float alpha, float beta,
             #pragma unroll
             for (int r = 0; r < GEMM_ROWS; ++r) sums[r] = fma((float16)(A_AT(min(r, rows - 1), k)), bk, sums[r]);
         }
-        // The stores go row by row through a copy of the sums, in a loop left rolled: unrolled
-        // for every row and case they doubled PoCL's compilation of this kernel.
+        // The stores go row by row in a loop left rolled (unrolled for every row and case they
+        // doubled PoCL's compilation of this kernel), through a copy of the sums, so that the
+        // loop's dynamic index keeps only the copy, not the sums of the k loop, out of registers.
         float16 results[GEMM_ROWS];
         #pragma unroll
         for (int r = 0; r < GEMM_ROWS; ++r) results[r] = sums[r];

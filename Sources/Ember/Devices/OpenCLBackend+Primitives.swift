@@ -370,7 +370,11 @@ extension OpenCLBackend {
         check(path != .asStored || !b.transposed, "gemm: B stored transposed cannot be read as stored")
         check(path != .dotProducts || (b.transposed && !a.transposed), "gemm: dot products need A as stored and B transposed")
         let program = Self.typedProgram("gemm.cl", a.dtype)
-        let rows = gemmRows(a.dtype), local = 4
+        // Work-groups of 4 blocks along C's columns; blocks of `width` x `height` elements.
+        let local = 4
+        func grid(width: Int, height: Int) -> (Int, Int, Int) {
+            (((n + width - 1) / width + local - 1) / local * local, (m + height - 1) / height, batch)
+        }
         let cArguments: [Argument] = [
             .buffer(c), .int(cOffset), .int(n), .int(m * n),
             // The bias as strides over C's rows and columns, none when both are 0.
@@ -378,8 +382,7 @@ extension OpenCLBackend {
         ]
         let head: [Argument] = [.int(m), .int(n), .int(k), .float(alpha), .float(beta)]
         if path == .dotProducts {
-            let columnBlocks = (n + 3) / 4
-            return launch3D(program, "gemm_block_nt", global: ((columnBlocks + local - 1) / local * local, (m + 3) / 4, batch), local: (local, 1, 1),
+            return launch3D(program, "gemm_block_nt", global: grid(width: 4, height: 4), local: (local, 1, 1),
                             head + [.buffer(a.buffer), .int(a.offset), .int(a.ld), .int(a.batchStride),
                                     .buffer(b.buffer), .int(b.offset), .int(b.ld), .int(b.batchStride)] + cArguments)
         }
@@ -392,8 +395,7 @@ extension OpenCLBackend {
             }
             bArguments = [.buffer(p.buffer), .int(0), .int(p.ld), .int(p.panelStride), .int(1), .int(p.batchStride)]
         }
-        let columnBlocks = (n + 15) / 16
-        launch3D(program, "gemm_block", global: ((columnBlocks + local - 1) / local * local, (m + rows - 1) / rows, batch), local: (local, 1, 1),
+        launch3D(program, "gemm_block", global: grid(width: 16, height: gemmRows(a.dtype)), local: (local, 1, 1),
                  head + [.buffer(a.buffer), .int(a.offset), .int(a.transposed ? 1 : a.ld), .int(a.transposed ? a.ld : 1), .int(a.batchStride)]
                     + bArguments + cArguments)
     }

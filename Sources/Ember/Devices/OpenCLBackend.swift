@@ -45,10 +45,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Elements of a row each work-item of a strided elementwise kernel loops over: 64 on CPU
     /// devices (a vectorisable loop per work-item), 1 on GPUs (coalesced neighbours).
     var stridedRun: Int { isCPU ? 64 : 1 }
-    /// Rows of C per work-item of `gemm_block` for operands of `dtype`: 8 in float32 on CPU
-    /// devices (`GEMM_ROWS_FLOAT32`), where its eight `float16` sums fill the vector registers
-    /// without spilling, 4 elsewhere (with float16 and bfloat16 operands, whose widening also
-    /// takes registers, a 1024^3 product ran up to 1.2x slower with 8).
+    /// Rows of C per work-item of `gemm_block` for operands of `dtype` (`GEMM_ROWS_FLOAT32` and
+    /// `GEMM_ROWS_NARROW` in gemm.cl): 8 in float32 on CPU devices, where its eight `float16`
+    /// sums fill the vector registers without spilling, 4 elsewhere (with float16 and bfloat16
+    /// operands, whose widening also takes registers, a 1024^3 product ran up to 1.2x slower
+    /// with 8).
     func gemmRows(_ dtype: DType) -> Int { isCPU && dtype == .float32 ? 8 : 4 }
     let reductionLocal: Int
     /// Whether the device is a CPU (PoCL) and gets the CPU variants of the kernels: each
@@ -264,7 +265,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Builds `source` for this device with Ember's build options (and `extra` ones).
     func build(name: String, source: String, extra: String = "") throws -> cl_program {
         try OpenCLRuntime.buildProgram(context: context, device: device, name: name, source: source,
-                                       options: "-cl-std=CL1.2 -DLS=\(reductionLocal) -DCPU_DEVICE=\(isCPU ? 1 : 0) -DRUN=\(stridedRun) -DGEMM_ROWS_FLOAT32=\(gemmRows(.float32))\(extra)")
+                                       options: "-cl-std=CL1.2 -DLS=\(reductionLocal) -DCPU_DEVICE=\(isCPU ? 1 : 0) -DRUN=\(stridedRun) -DGEMM_ROWS_FLOAT32=\(gemmRows(.float32)) -DGEMM_ROWS_NARROW=\(gemmRows(.float16))\(extra)")
     }
 
     /// The build of a `storageTyped` program whose kernels read (and write) `dtype`.
