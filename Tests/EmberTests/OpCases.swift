@@ -64,6 +64,21 @@ extension OpCase {
         OpCase(name: "erf", shapes: [[2, 3]]) { $0[0].erf() },
         OpCase(name: "leakyRelu", shapes: [[2, 3]], avoid: [0]) { $0[0].leakyRelu(slope: 0.1) },
         OpCase(name: "clamp", shapes: [[2, 3]], avoid: [-0.5, 0.5]) { $0[0].clamp(min: -0.5, max: 0.5) },
+        OpCase(name: "silu", shapes: [[2, 3]], domain: -3...3) { $0[0].silu() },
+        OpCase(name: "mish", shapes: [[2, 3]], domain: -3...3) { $0[0].mish() },
+        OpCase(name: "softplus", shapes: [[2, 3]], domain: -3...3) { $0[0].softplus() },
+        OpCase(name: "softplus beta 2 threshold 1", shapes: [[2, 3]], avoid: [0.5]) { $0[0].softplus(beta: 2, threshold: 1) },
+        OpCase(name: "elu alpha 0.5", shapes: [[2, 3]], domain: -2...2, avoid: [0]) { $0[0].elu(alpha: 0.5) },
+        OpCase(name: "selu", shapes: [[2, 3]], domain: -2...2, avoid: [0]) { $0[0].selu() },
+        OpCase(name: "logSigmoid", shapes: [[2, 3]], domain: -4...4) { $0[0].logSigmoid() },
+        OpCase(name: "hardSigmoid", shapes: [[2, 3]], domain: -4...4, avoid: [-3, 3]) { $0[0].hardSigmoid() },
+        OpCase(name: "hardSwish", shapes: [[2, 3]], domain: -4...4, avoid: [-3, 3]) { $0[0].hardSwish() },
+        OpCase(name: "log1p", shapes: [[2, 3]], domain: -0.5...2) { $0[0].log1p() },
+        OpCase(name: "expm1", shapes: [[2, 3]]) { $0[0].expm1() },
+        // Rounding is flat between its steps: the product with x keeps a nonzero gradient.
+        OpCase(name: "floor ceil round trunc", shapes: [[2, 3]], domain: -2.4...2.4, avoid: [-2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2]) {
+            ($0[0].floor() + 2 * $0[0].ceil() + 3 * $0[0].round() + 4 * $0[0].trunc()) * $0[0]
+        },
         OpCase(name: "exp of transposed", shapes: [[3, 2]]) { $0[0].T.exp() },
         OpCase(name: "tanh of sliced", shapes: [[4, 3]]) { $0[0][1..<3].tanh() },
     ]
@@ -116,6 +131,10 @@ extension OpCase {
         },
         OpCase(name: "layerNorm over two dims of a transposed input", shapes: [[3, 4, 2]]) {
             layerNorm($0[0].transpose(0, 2), normalizedShape: [4, 3]).square()
+        },
+        OpCase(name: "rmsNorm weight", shapes: [[3, 5], [5]]) { rmsNorm($0[0], normalizedShape: [5], weight: $0[1]).exp() },
+        OpCase(name: "rmsNorm over two dims of a transposed input", shapes: [[3, 4, 2]]) {
+            rmsNorm($0[0].transpose(0, 2), normalizedShape: [4, 3], eps: 1e-3).square()
         },
         OpCase(name: "layerNorm weight only", shapes: [[2, 2, 3], [3]]) { layerNorm($0[0], normalizedShape: [3], weight: $0[1]).exp() },
         // Rows of two whole runs of 16 columns and a tail (the CPU devices' vector sums).

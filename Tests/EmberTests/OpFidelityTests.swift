@@ -99,6 +99,122 @@ struct OpFidelityTests {
         expectClose(GELU(approximate: .tanh)(x).toArray(), y.toArray())
     }
 
+    @Test("silu, mish, softplus, elu, selu, logSigmoid, hardSigmoid and hardSwish match PyTorch, values, gradients and layers", arguments: devices)
+    func activations(_ d: Device) {
+        // x = torch.tensor([-25, -3.5, -3, -1.25, -0.5, 0, 0.5, 2.5, 3, 3.5, 21.]): each row is
+        // F.<op>(x) and torch.autograd.grad(F.<op>(x).sum(), x), from PyTorch 2.13.
+        let points: [Float] = [-25, -3.5, -3, -1.25, -0.5, 0, 0.5, 2.5, 3, 3.5, 21]
+        let cases: [(String, (Tensor) -> Tensor, Module & Layer, [Float], [Float])] = [
+            ("silu", { $0.silu() }, SiLU(),
+             [-3.4719858e-10, -0.10259281, -0.14227761, -0.27837518, -0.18877034, 0, 0.31122968, 2.3103545, 2.8577225, 3.3974073, 21],
+             [-3.3331063e-10, -0.070273347, -0.088104106, 0.0063191494, 0.26003882, 0.5, 0.73996121, 1.0994011, 1.0881041, 1.0702735, 1]),
+            ("mish", { $0.mish() }, Mish(),
+             [-3.471986e-10, -0.10409575, -0.14564747, -0.30841392, -0.22074376, 0, 0.37524524, 2.4713924, 2.9865351, 3.4939909, 21],
+             [-3.3331063e-10, -0.072760418, -0.093393125, -0.014697595, 0.28951064, 0.6, 0.88642442, 1.0411296, 1.021107, 1.0099392, 1]),
+            ("softplus", { $0.softplus() }, Softplus(),
+             [1.3887944e-11, 0.029750418, 0.048587352, 0.25192907, 0.47407699, 0.69314718, 0.97407699, 2.5788898, 3.0485873, 3.5297503, 21],
+             [1.3887944e-11, 0.029312231, 0.047425874, 0.22270015, 0.37754068, 0.5, 0.62245935, 0.92414182, 0.95257413, 0.97068775, 1]),
+            ("softplus beta 2 threshold 5", { $0.softplus(beta: 2, threshold: 5) }, Softplus(beta: 2, threshold: 5),
+             [9.6437495e-23, 0.00045573324, 0.0012378426, 0.039444868, 0.15663084, 0.34657359, 0.65663081, 2.5033576, 3, 3.5, 21],
+             [1.9287499e-22, 0.00091105123, 0.0024726233, 0.075858176, 0.26894143, 0.5, 0.7310586, 0.99330717, 1, 1, 1]),
+            ("elu alpha 0.5", { $0.elu(alpha: 0.5) }, ELU(alpha: 0.5),
+             [-0.5, -0.48490131, -0.47510648, -0.3567476, -0.19673467, 0, 0.5, 2.5, 3, 3.5, 21],
+             [6.9439719e-12, 0.015098692, 0.024893533, 0.1432524, 0.30326533, 0.5, 1, 1, 1, 1, 1]),
+            ("selu", { $0.selu() }, SELU(),
+             [-1.7580993, -1.7050093, -1.6705687, -1.2543954, -0.69175816, 0, 0.52535051, 2.6267526, 3.152103, 3.6774535, 22.064722],
+             [2.4416384e-11, 0.05309, 0.087530605, 0.50370389, 1.0663412, 1.7580993, 1.050701, 1.050701, 1.050701, 1.050701, 1.050701]),
+            ("logSigmoid", { $0.logSigmoid() }, LogSigmoid(),
+             [-25, -3.5297503, -3.0485873, -1.501929, -0.97407699, -0.69314718, -0.47407699, -0.078889735, -0.048587352, -0.029750418, -7.5825601e-10],
+             [1, 0.97068775, 0.95257413, 0.77729988, 0.62245929, 0.5, 0.37754068, 0.075858176, 0.047425874, 0.029312231, 7.5825601e-10]),
+            ("hardSigmoid", { $0.hardSigmoid() }, Hardsigmoid(),
+             [0, 0, 0, 0.29166666, 0.41666666, 0.5, 0.58333331, 0.91666669, 1, 1, 1],
+             [0, 0, 0, 1 / 6, 1 / 6, 1 / 6, 1 / 6, 1 / 6, 0, 0, 0]),
+            ("hardSwish", { $0.hardSwish() }, Hardswish(),
+             [0, 0, 0, -0.36458334, -0.20833333, 0, 0.29166666, 2.2916667, 3, 3.5, 21],
+             [0, 0, 0, 0.083333343, 0.33333331, 0.5, 0.66666669, 1.3333333, 1, 1, 1]),
+        ]
+        for (name, f, layer, values, gradients) in cases {
+            let x = Tensor(points, device: d, requiresGrad: true)
+            let y = f(x)
+            expectClose(y.toArray(), values, rtol: 1e-5, atol: 1e-7, name)
+            y.sum().backward()
+            expectClose(x.grad!.toArray(), gradients, rtol: 1e-5, atol: 1e-7, "\(name) gradient")
+            #expect(layer(x).toArray() == y.toArray(), "\(name) layer")
+        }
+        #expect(Tensor(points, device: d, requiresGrad: true).silu().gradFnName == "SiluBackward")
+        #expect(Identity()(Tensor(points, device: d)).toArray() == points)
+    }
+
+    @Test("floor, ceil, round (halves to even, and to decimals) and trunc match PyTorch; integers keep their type", arguments: devices)
+    func rounding(_ d: Device) {
+        let x = Tensor([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, -1.7, 1.7, 0], device: d, requiresGrad: true)
+        #expect(x.round().toArray() == [-2, -2, -0, 0, 2, 2, -2, 2, 0])
+        #expect(x.floor().toArray() == [-3, -2, -1, 0, 1, 2, -2, 1, 0])
+        #expect(x.ceil().toArray() == [-2, -1, -0, 1, 2, 3, -1, 2, 0])
+        #expect(x.trunc().toArray() == [-2, -1, -0, 0, 1, 2, -1, 1, 0])
+        #expect(x.round().toArray()[2].sign == .minus && x.ceil().toArray()[2].sign == .minus)
+        // torch.round(torch.tensor([1.2345, -2.675, 0.125]), decimals=2)
+        #expect(Tensor([1.2345, -2.675, 0.125], device: d).round(decimals: 2).toArray() == [1.23, -2.68, 0.12])
+        (x.floor() + x.ceil() + x.round() + x.trunc()).sum().backward()
+        #expect(x.grad!.toArray() == [Float](repeating: 0, count: 9))
+        let i = Tensor(shape: [3], data: [Int64(-3), 4, 1 << 40], device: d)
+        for y in [i.floor(), i.ceil(), i.round(), i.trunc()] { #expect(y.dtype == .int64 && y.toIntArray() == [-3, 4, 1 << 40]) }
+        #expect(Tensor([Float.infinity, -.infinity, .nan], device: d).floor().toArray().prefix(2) == [.infinity, -.infinity])
+        // torch.log1p / torch.expm1 of [1e-7, -0.5, 3]: exact near 0 where log(1 + x) is not.
+        expectClose(Tensor([1e-7, -0.5, 3], device: d).log1p().toArray(), [9.9999994e-08, -0.69314718, 1.3862944])
+        expectClose(Tensor([1e-7, -0.5, 3], device: d).expm1().toArray(), [1.0000001e-07, -0.39346933, 19.085537])
+    }
+
+    @Test("any, all, isnan, isinf, isfinite and oneHot as PyTorch's, over dims and for every dtype", arguments: devices)
+    func predicates(_ d: Device) {
+        let x = Tensor([[0, 2, 0], [0, 0, 0], [1, .nan, -3]], device: d)
+        #expect(x.any().dtype == .bool && x.any().shape == [] && x.any().toBoolArray() == [true])
+        #expect(x.all().toBoolArray() == [false])
+        #expect(x.any(dim: 1).toBoolArray() == [true, false, true] && x.all(dim: 1).toBoolArray() == [false, false, true])
+        #expect(x.any(dim: 0, keepDim: true).shape == [1, 3] && x.all(dims: [0, 1]).toBoolArray() == [false])
+        // torch.tensor([]).any() is False and .all() is True.
+        #expect(Tensor.zeros([0], device: d).any().toBoolArray() == [false] && Tensor.zeros([0], device: d).all().toBoolArray() == [true])
+        let i = Tensor(shape: [3], data: [Int64(0), 5, 1 << 40], device: d)
+        #expect(i.any().toBoolArray() == [true] && i.all().toBoolArray() == [false] && (i + 1).all().toBoolArray() == [true])
+        #expect(Tensor([true, true], device: d).all().toBoolArray() == [true])
+        let f = Tensor([1, .nan, .infinity, -.infinity, 0] as [Float], device: d)
+        for t in [f, f.to(.float16), f.to(.bfloat16)] {
+            #expect(t.isnan().toBoolArray() == [false, true, false, false, false])
+            #expect(t.isinf().toBoolArray() == [false, false, true, true, false])
+            #expect(t.isfinite().toBoolArray() == [true, false, false, false, true])
+        }
+        #expect(i.isnan().toBoolArray() == [false, false, false] && i.isinf().toBoolArray() == [false, false, false])
+        #expect(i.isfinite().toBoolArray() == [true, true, true] && Tensor([true], device: d).isfinite().toBoolArray() == [true])
+        // F.one_hot(torch.tensor([[0, 2], [3, 1]])) and with num_classes=5.
+        let labels = Tensor(shape: [2, 2], data: [Int64(0), 2, 3, 1], device: d)
+        let hot = oneHot(labels)
+        #expect(hot.dtype == .int64 && hot.shape == [2, 2, 4])
+        #expect(hot.toIntArray() == [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0])
+        #expect(oneHot(labels, numClasses: 5).shape == [2, 2, 5] && oneHot(labels, numClasses: 5).sum(dim: -1).toIntArray() == [1, 1, 1, 1])
+        #expect(oneHot(Tensor(shape: [0], data: [Int32](), device: d), numClasses: 3).shape == [0, 3])
+    }
+
+    @Test("rmsNorm and RMSNorm match PyTorch, with the default and a given eps; narrow input keeps its type", arguments: devices)
+    func rmsNormValues(_ d: Device) {
+        let a = Tensor.arange(0, 12, device: d).reshape([2, 6]) - 5
+        // F.rms_norm(torch.arange(12.).reshape(2, 6) - 5, [6]); the second with
+        // weight=torch.linspace(0.5, 1.5, 6), eps=1e-3.
+        expectClose(rmsNorm(a, normalizedShape: [6]).toArray(),
+                    [-1.6514456, -1.3211565, -0.99086738, -0.66057825, -0.33028913, 0, 0.2567763, 0.51355261, 0.77032888, 1.0271052, 1.2838815, 1.5406578])
+        let w = Tensor.linspace(0.5, 1.5, count: 6, device: d)
+        let expected: [Float] = [-0.82567775, -0.92475903, -0.89173192, -0.72659642, -0.4293524, 0, 0.12838392, 0.35947496, 0.69327313, 1.1297785, 1.668991, 2.3109105]
+        expectClose(rmsNorm(a, normalizedShape: [6], weight: w, eps: 1e-3).toArray(), expected)
+        let layer = RMSNorm(6, eps: 1e-3)
+        layer.to(d)
+        layer.weight = w
+        expectClose(layer(a).toArray(), expected)
+        #expect(RMSNorm([2, 3], elementwiseAffine: false).parameters().isEmpty && RMSNorm(4).namedParameters().map(\.name) == ["weight"])
+        // Narrow input normalises in Float32 and keeps its type.
+        let h = rmsNorm(a.to(.bfloat16), normalizedShape: [6])
+        #expect(h.dtype == .bfloat16)
+        expectClose(h.float().toArray(), rmsNorm(a, normalizedShape: [6]).to(.bfloat16).float().toArray())
+    }
+
     @Test("logSumExp over several dims, stable at large and infinite values", arguments: devices)
     func logSumExpDims(_ d: Device) {
         let x = Tensor.arange(0, 24, device: d).reshape([2, 3, 4]) / 10

@@ -61,6 +61,8 @@ struct ReleaseBuildTests {
         ("batchnorm-batch-of-one", "batchNorm: expected more than 1 value per channel when training, got input [1, 3]"),
         ("broadcast", "add: shapes [2, 3] and [4] cannot be broadcast together"),
         ("cat", "cat: shapes [2, 3] and [2, 4] differ outside dimension 0"),
+        ("one-hot-range", "oneHot: class values must be smaller than numClasses 3, got 3"),
+        ("rmsnorm-shape", "rmsNorm: input of shape [2, 6] does not end in normalizedShape [8]"),
         ("bool-sub", "sub: subtraction, the `-` operator, with two bool tensors is not supported"),
         ("conv2d-channels", "conv2d: given groups=1, weight of size [4, 3, 3, 3], expected input [1, 2, 8, 8] to have 3 channels, but got 2 channels instead"),
     ])

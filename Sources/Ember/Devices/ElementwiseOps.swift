@@ -41,6 +41,19 @@ struct UnaryOp: Equatable, CustomStringConvertible {
     static let geluTanh = UnaryOp(kernel: .init("gelu_tanh", "0.5f * x * (1.0f + tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)))",
                                                 Elementwise.GeluTanh.self))
     static let erf = UnaryOp(kernel: .init("erf", "ember_erf(x)", Elementwise.Erf.self))
+    static let silu = UnaryOp(kernel: .init("silu", "x / (1.0f + exp(-x))", Elementwise.Silu.self))
+    static let mish = UnaryOp(kernel: .init("mish", "x * tanh(x > 20.0f ? x : log1p(exp(x)))", Elementwise.Mish.self))
+    static let logSigmoid = UnaryOp(kernel: .init("log_sigmoid", "fmin(x, 0.0f) - log1p(exp(-fabs(x)))", Elementwise.LogSigmoid.self))
+    static let hardSigmoid = UnaryOp(kernel: .init("hard_sigmoid", "fmin(fmax(x + 3.0f, 0.0f), 6.0f) / 6.0f", Elementwise.HardSigmoid.self))
+    static let hardSwish = UnaryOp(kernel: .init("hard_swish", "x * fmin(fmax(x + 3.0f, 0.0f), 6.0f) / 6.0f", Elementwise.HardSwish.self))
+    static let log1p = UnaryOp(kernel: .init("log1p", "log1p(x)", Elementwise.Log1p.self))
+    static let expm1 = UnaryOp(kernel: .init("expm1", "expm1(x)", Elementwise.Expm1.self))
+    static let floor = UnaryOp(kernel: .init("floor", "floor(x)", Elementwise.Floor.self, integer: .init("x") { $0 }))
+    static let ceil = UnaryOp(kernel: .init("ceil", "ceil(x)", Elementwise.Ceil.self, integer: .init("x") { $0 }))
+    static let round = UnaryOp(kernel: .init("round", "rint(x)", Elementwise.Round.self, integer: .init("x") { $0 }))
+    static let trunc = UnaryOp(kernel: .init("trunc", "trunc(x)", Elementwise.Trunc.self, integer: .init("x") { $0 }))
+    private static let softplusKernel = UnaryKernel("softplus", "p0 * x > p1 ? x : log1p(exp(p0 * x)) / p0", Elementwise.Softplus.self)
+    private static let eluKernel = UnaryKernel("elu", "x > 0.0f ? p1 * x : p1 * p0 * expm1(x)", Elementwise.Elu.self)
     private static let leakyReluKernel = UnaryKernel("leaky_relu", "x > 0.0f ? x : p0 * x", Elementwise.LeakyRelu.self)
     private static let clampKernel = UnaryKernel("clamp", "fmin(fmax(x, p0), p1)", Elementwise.Clamp.self)
     private static let powScalarKernel = UnaryKernel("pow_scalar", "pow(x, p0)", Elementwise.PowScalar.self)
@@ -51,10 +64,16 @@ struct UnaryOp: Equatable, CustomStringConvertible {
     static func clamp(min lower: Float, max upper: Float) -> UnaryOp { UnaryOp(kernel: clampKernel, p0: lower, p1: upper) }
     /// x^exponent.
     static func powScalar(_ exponent: Float) -> UnaryOp { UnaryOp(kernel: powScalarKernel, p0: exponent) }
+    /// log(1 + e^(beta·x)) / beta, or x where beta·x > threshold.
+    static func softplus(beta: Float, threshold: Float) -> UnaryOp { UnaryOp(kernel: softplusKernel, p0: beta, p1: threshold) }
+    /// scale·x for x > 0, else scale·alpha·(e^x - 1) (ELU with scale 1, SELU with its constants).
+    static func elu(alpha: Float, scale: Float) -> UnaryOp { UnaryOp(kernel: eluKernel, p0: alpha, p1: scale) }
 
     /// Every unary op (the OpenCL program holds one kernel pair per entry).
     static let all: [UnaryKernel] = [neg, abs, sign, exp, log, sqrt, rsqrt, square, reciprocal, sin, cos, tanh,
-                                     sigmoid, relu, gelu, geluTanh, erf].map(\.kernel) + [leakyReluKernel, clampKernel, powScalarKernel]
+                                     sigmoid, relu, gelu, geluTanh, erf, silu, mish, logSigmoid, hardSigmoid, hardSwish,
+                                     log1p, expm1, floor, ceil, round, trunc].map(\.kernel)
+        + [leakyReluKernel, clampKernel, powScalarKernel, softplusKernel, eluKernel]
 }
 
 /// Elementwise `(Float, Float) -> Float`; comparisons write a `.bool` mask. Defined once, as
@@ -145,6 +164,31 @@ extension Elementwise {
         }
     }
     struct Erf: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { VectorMath.erf(x) } }
+    struct Silu: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x / (1 + VectorMath.exp(-x)) } }
+    struct Mish: PlainUnaryFunction {
+        @inline(__always) func apply(_ x: Float) -> Float { x * Foundation.tanh(x > 20 ? x : Foundation.log1p(VectorMath.exp(x))) }
+    }
+    struct LogSigmoid: PlainUnaryFunction {
+        @inline(__always) func apply(_ x: Float) -> Float { Swift.min(x, 0) - Foundation.log1p(VectorMath.exp(-Swift.abs(x))) }
+    }
+    struct HardSigmoid: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Swift.min(Swift.max(x + 3, 0), 6) / 6 } }
+    struct HardSwish: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x * Swift.min(Swift.max(x + 3, 0), 6) / 6 } }
+    struct Log1p: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.log1p(x) } }
+    struct Expm1: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { Foundation.expm1(x) } }
+    struct Floor: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x.rounded(.down) } }
+    struct Ceil: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x.rounded(.up) } }
+    struct Round: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x.rounded(.toNearestOrEven) } }
+    struct Trunc: PlainUnaryFunction { @inline(__always) func apply(_ x: Float) -> Float { x.rounded(.towardZero) } }
+    struct Softplus: UnaryFunction {
+        let beta: Float, threshold: Float
+        init(_ p0: Float, _ p1: Float) { beta = p0; threshold = p1 }
+        @inline(__always) func apply(_ x: Float) -> Float { beta * x > threshold ? x : Foundation.log1p(VectorMath.exp(beta * x)) / beta }
+    }
+    struct Elu: UnaryFunction {
+        let alpha: Float, scale: Float
+        init(_ p0: Float, _ p1: Float) { alpha = p0; scale = p1 }
+        @inline(__always) func apply(_ x: Float) -> Float { x > 0 ? scale * x : scale * alpha * Foundation.expm1(x) }
+    }
     struct LeakyRelu: UnaryFunction {
         let slope: Float
         init(_ p0: Float, _ p1: Float) { slope = p0 }

@@ -47,6 +47,37 @@ public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil
     return Tensor.layerNormRows(x, normalizedShape: normalizedShape, weight: weight, bias: bias, eps: eps)
 }
 
+/// The one-hot encoding of integer class indices (`torch.nn.functional.one_hot`): an
+/// `.int64` tensor of shape `indices.shape + [numClasses]`, 1 at each index. `numClasses`
+/// -1 takes the largest index plus one; an index outside `0..<numClasses` stops the program.
+public func oneHot(_ indices: Tensor, numClasses: Int = -1) -> Tensor {
+    check(indices.dtype.isInteger, "oneHot: expected integer class indices, got \(indices.dtype)")
+    let (low, high) = indices.count == 0 ? (0, -1) : (Int(indices.min().toInt64Array()[0]), Int(indices.max().toInt64Array()[0]))
+    check(low >= 0, "oneHot: class values must be non-negative, got \(low)")
+    let classes = numClasses == -1 ? high + 1 : numClasses
+    check(classes >= 0 && high < classes, "oneHot: class values must be smaller than numClasses \(classes), got \(high)")
+    return (indices.unsqueeze(-1).long() == Tensor.arange(classes, device: indices.device)).long()
+}
+
+/// Root-mean-square normalisation over the trailing `normalizedShape` dims
+/// (`torch.nn.functional.rms_norm`): x / sqrt(mean(x²) + eps), scaled by `weight` (shaped
+/// `normalizedShape`) when given. `eps` defaults to Float32's machine epsilon, as PyTorch's
+/// does. Narrow inputs normalise in Float32 and round back to their type before the scale.
+public func rmsNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil, eps: Float? = nil) -> Tensor {
+    check(!normalizedShape.isEmpty && Array(x.shape.suffix(normalizedShape.count)) == normalizedShape && x.rank >= normalizedShape.count,
+          "rmsNorm: input of shape \(Shape.describe(x.shape)) does not end in normalizedShape \(Shape.describe(normalizedShape))")
+    if let weight {
+        Tensor.checkSameDevice("rmsNorm", x, weight)
+        check(weight.shape == normalizedShape,
+              "rmsNorm: weight of shape \(Shape.describe(weight.shape)) does not match normalizedShape \(Shape.describe(normalizedShape))")
+    }
+    let wide = x.dtype == .float32 ? x : x.to(.float32)
+    let dims = Array((x.rank - normalizedShape.count)..<x.rank)
+    let normalized = wide * (wide.square().mean(dims: dims, keepDim: true) + (eps ?? Float.ulpOfOne)).rsqrt()
+    let rounded = x.dtype.isFloatingPoint && x.dtype != .float32 ? normalized.to(x.dtype) : normalized
+    return weight.map { rounded * $0 } ?? rounded
+}
+
 extension Tensor {
     /// `layerNorm` of Float32 (or integer) input: one backend pass over rows of the normalised
     /// size forward, and one (plus one for the parameters) backward. Under a created graph the

@@ -216,6 +216,83 @@ public final class LeakyReLU: Module, Layer {
     public func callAsFunction(_ x: Tensor) -> Tensor { x.leakyRelu(slope: slope) }
 }
 
+/// `silu` as a layer (`torch.nn.SiLU`).
+public final class SiLU: Module, Layer {
+    /// A SiLU layer.
+    override public init() {}
+    /// `x.silu()`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.silu() }
+}
+
+/// `mish` as a layer (`torch.nn.Mish`).
+public final class Mish: Module, Layer {
+    /// A Mish layer.
+    override public init() {}
+    /// `x.mish()`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.mish() }
+}
+
+/// `elu` as a layer (`torch.nn.ELU`).
+public final class ELU: Module, Layer {
+    let alpha: Float
+    /// An ELU layer with the given alpha.
+    public init(alpha: Float = 1) { self.alpha = alpha }
+    /// `x.elu(alpha:)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.elu(alpha: alpha) }
+}
+
+/// `selu` as a layer (`torch.nn.SELU`).
+public final class SELU: Module, Layer {
+    /// A SELU layer.
+    override public init() {}
+    /// `x.selu()`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.selu() }
+}
+
+/// `softplus` as a layer (`torch.nn.Softplus`).
+public final class Softplus: Module, Layer {
+    let beta: Float, threshold: Float
+    /// A Softplus layer with the given beta and threshold.
+    public init(beta: Float = 1, threshold: Float = 20) {
+        self.beta = beta
+        self.threshold = threshold
+    }
+    /// `x.softplus(beta:threshold:)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.softplus(beta: beta, threshold: threshold) }
+}
+
+/// `logSigmoid` as a layer (`torch.nn.LogSigmoid`).
+public final class LogSigmoid: Module, Layer {
+    /// A LogSigmoid layer.
+    override public init() {}
+    /// `x.logSigmoid()`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.logSigmoid() }
+}
+
+/// `hardSigmoid` as a layer (`torch.nn.Hardsigmoid`).
+public final class Hardsigmoid: Module, Layer {
+    /// A Hardsigmoid layer.
+    override public init() {}
+    /// `x.hardSigmoid()`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.hardSigmoid() }
+}
+
+/// `hardSwish` as a layer (`torch.nn.Hardswish`).
+public final class Hardswish: Module, Layer {
+    /// A Hardswish layer.
+    override public init() {}
+    /// `x.hardSwish()`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.hardSwish() }
+}
+
+/// The input unchanged (`torch.nn.Identity`), a placeholder where a layer is optional.
+public final class Identity: Module, Layer {
+    /// An Identity layer.
+    override public init() {}
+    /// `x` itself.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x }
+}
+
 /// `softmax(dim:)` as a layer.
 public final class Softmax: Module, Layer {
     let dim: Int

@@ -101,3 +101,30 @@ public final class LayerNorm: Module, Layer {
         layerNorm(x, normalizedShape: normalizedShape, weight: weight, bias: bias, eps: eps)
     }
 }
+
+/// Root-mean-square normalisation over the trailing dims (`torch.nn.RMSNorm`), with a learned
+/// scale `weight` (ones at first) unless `elementwiseAffine` is false.
+public final class RMSNorm: Module, Layer {
+    /// Scale, shaped `normalizedShape` (when elementwise affine).
+    @OptionalParameter public var weight: Tensor?
+    let normalizedShape: [Int]
+    let eps: Float?
+
+    /// Normalises over the last `normalizedShape.count` dims; `eps` nil is Float32's machine
+    /// epsilon, as PyTorch's default.
+    public init(_ normalizedShape: [Int], eps: Float? = nil, elementwiseAffine: Bool = true) {
+        check(!normalizedShape.isEmpty && normalizedShape.allSatisfy { $0 > 0 },
+              "RMSNorm: normalizedShape must be non-empty and positive, got \(normalizedShape)")
+        self.normalizedShape = normalizedShape
+        self.eps = eps
+        weight = elementwiseAffine ? Tensor.ones(normalizedShape) : nil
+    }
+
+    /// Normalises over the last dim, of size `normalizedShape` (PyTorch's `RMSNorm(n)`).
+    public convenience init(_ normalizedShape: Int, eps: Float? = nil, elementwiseAffine: Bool = true) {
+        self.init([normalizedShape], eps: eps, elementwiseAffine: elementwiseAffine)
+    }
+
+    /// The normalised input.
+    public func callAsFunction(_ x: Tensor) -> Tensor { rmsNorm(x, normalizedShape: normalizedShape, weight: weight, eps: eps) }
+}

@@ -225,6 +225,86 @@ extension Tensor {
         unary(.leakyRelu(slope: slope), "LeakyReluBackward") { x in (x > 0).float() * (1 - slope) + slope }
     }
 
+    /// Elementwise SiLU (swish), x·sigmoid(x), as `torch.nn.functional.silu`.
+    public func silu() -> Tensor {
+        unary(.silu, "SiluBackward") { x in
+            let s = x.sigmoid()
+            return s * (1 + x * (1 - s))
+        }
+    }
+
+    /// Elementwise Mish, x·tanh(softplus(x)), as `torch.nn.functional.mish`.
+    public func mish() -> Tensor {
+        unary(.mish, "MishBackward") { x in
+            let t = x.softplus().tanh()
+            return t + x * x.sigmoid() * (1 - t * t)
+        }
+    }
+
+    /// Elementwise softplus, log(1 + e^(beta·x)) / beta, as `torch.nn.functional.softplus`:
+    /// where beta·x exceeds `threshold` it is x (and its gradient 1).
+    public func softplus(beta: Float = 1, threshold: Float = 20) -> Tensor {
+        check(beta != 0, "softplus: beta must not be 0")
+        return unary(.softplus(beta: beta, threshold: threshold), "SoftplusBackward") { x in
+            Tensor.where(x * beta > threshold, 1, (x * beta).sigmoid())
+        }
+    }
+
+    /// Elementwise ELU, x for x > 0 else alpha·(e^x - 1), as `torch.nn.functional.elu`.
+    public func elu(alpha: Float = 1) -> Tensor { scaledElu(alpha: alpha, scale: 1, name: "EluBackward") }
+
+    /// Elementwise SELU, scale·elu(x, alpha) with PyTorch's constants (alpha ≈ 1.6733,
+    /// scale ≈ 1.0507), as `torch.nn.functional.selu`.
+    public func selu() -> Tensor {
+        scaledElu(alpha: 1.673_263_242_354_377_3, scale: 1.050_700_987_355_480_5, name: "EluBackward")
+    }
+
+    /// scale·x for x > 0, else scale·alpha·(e^x - 1); its derivative is scale, else
+    /// scale·alpha·e^x.
+    private func scaledElu(alpha: Float, scale: Float, name: String) -> Tensor {
+        unary(.elu(alpha: alpha, scale: scale), name) { x in Tensor.where(x > 0, scale, x.exp() * (scale * alpha)) }
+    }
+
+    /// Elementwise log(sigmoid(x)), computed as min(x, 0) - log(1 + e^-|x|) so it stays finite
+    /// for large |x|, as `torch.nn.functional.logsigmoid`.
+    public func logSigmoid() -> Tensor { unary(.logSigmoid, "LogSigmoidBackward") { x in (-x).sigmoid() } }
+
+    /// Elementwise relu6(x + 3) / 6, as `torch.nn.functional.hardsigmoid`; the gradient is 1/6
+    /// strictly inside (-3, 3).
+    public func hardSigmoid() -> Tensor {
+        unary(.hardSigmoid, "HardsigmoidBackward") { x in (x > -3).float() * (x < 3).float() * (1 / Float(6)) }
+    }
+
+    /// Elementwise x·relu6(x + 3) / 6, as `torch.nn.functional.hardswish`; the gradient is 0
+    /// up to -3, x/3 + 1/2 below 3 and 1 from there.
+    public func hardSwish() -> Tensor {
+        unary(.hardSwish, "HardswishBackward") { x in Tensor.where(x <= -3, 0, Tensor.where(x < 3, x / 3 + 0.5, 1)) }
+    }
+
+    /// Elementwise log(1 + x), accurate for small x.
+    public func log1p() -> Tensor { unary(.log1p, "Log1PBackward") { x in 1 / (1 + x) } }
+
+    /// Elementwise e^x - 1, accurate for small x.
+    public func expm1() -> Tensor { unary(.expm1, "Expm1Backward") { x in x.exp() } }
+
+    /// Elementwise largest integer not above x (integer tensors are returned as they are, in a
+    /// copy); the gradient is 0.
+    public func floor() -> Tensor { unary(.floor, "FloorBackward") { Tensor.zeros(like: $0) } }
+
+    /// Elementwise smallest integer not below x; the gradient is 0.
+    public func ceil() -> Tensor { unary(.ceil, "CeilBackward") { Tensor.zeros(like: $0) } }
+
+    /// Elementwise x rounded to `decimals` decimal places, halves to even (as `torch.round`:
+    /// with decimals, (x·10^d).round() / 10^d); the gradient is 0.
+    public func round(decimals: Int = 0) -> Tensor {
+        guard decimals != 0 else { return unary(.round, "RoundBackward") { Tensor.zeros(like: $0) } }
+        let scale = Float(Foundation.pow(10, Double(decimals)))
+        return (self * scale).round() / scale
+    }
+
+    /// Elementwise x rounded toward zero; the gradient is 0.
+    public func trunc() -> Tensor { unary(.trunc, "TruncBackward") { Tensor.zeros(like: $0) } }
+
     /// Elementwise clamp into `[min, max]`; the gradient flows where min <= x <= max. An
     /// integer tensor with integral (or infinite) bounds keeps its type and is clamped exactly.
     public func clamp(min lower: Float = -.infinity, max upper: Float = .infinity) -> Tensor {
@@ -505,6 +585,13 @@ extension Tensor {
     public static func > (s: Float, a: Tensor) -> Tensor { a < s }
     /// Elementwise s >= a as a `.bool` mask.
     public static func >= (s: Float, a: Tensor) -> Tensor { a <= s }
+
+    /// Elementwise x is NaN, as a `.bool` mask (false everywhere for integer and bool tensors).
+    public func isnan() -> Tensor { self != self }
+    /// Elementwise x is +infinity or -infinity, as a `.bool` mask.
+    public func isinf() -> Tensor { dtype.isFloatingPoint ? abs() == .infinity : Tensor.zeros(shape, dtype: .bool, device: device) }
+    /// Elementwise x is neither infinite nor NaN, as a `.bool` mask.
+    public func isfinite() -> Tensor { dtype.isFloatingPoint ? abs() < .infinity : Tensor.ones(shape, dtype: .bool, device: device) }
 
     /// Elementwise logical not (`torch.logical_not`): `x == 0` as a `.bool` mask, for any dtype.
     public func logicalNot() -> Tensor { self == 0 }

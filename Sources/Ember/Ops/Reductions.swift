@@ -90,6 +90,30 @@ extension Tensor {
             .recording("SumBackward", inputs: [self]) { { g in [g.reshape(keptShape).expand(inputShape)] } }
     }
 
+    /// True when any element is non-zero (NaN counts as non-zero), as a 0-d `.bool` tensor.
+    public func any() -> Tensor { any(dims: [], keepDim: false) }
+
+    /// Whether any element along `dim` is non-zero, as a `.bool` tensor.
+    public func any(dim: Int, keepDim: Bool = false) -> Tensor { any(dims: [dim], keepDim: keepDim) }
+
+    /// Whether any element over `dims` (all when empty) is non-zero, as a `.bool` tensor
+    /// (`torch.any`).
+    public func any(dims: [Int], keepDim: Bool = false) -> Tensor {
+        (self != 0).sum(dims: reductionDims(dims, op: "any"), keepDim: keepDim) > 0
+    }
+
+    /// True when every element is non-zero, as a 0-d `.bool` tensor (true for no elements).
+    public func all() -> Tensor { all(dims: [], keepDim: false) }
+
+    /// Whether every element along `dim` is non-zero, as a `.bool` tensor.
+    public func all(dim: Int, keepDim: Bool = false) -> Tensor { all(dims: [dim], keepDim: keepDim) }
+
+    /// Whether every element over `dims` (all when empty) is non-zero, as a `.bool` tensor
+    /// (`torch.all`).
+    public func all(dims: [Int], keepDim: Bool = false) -> Tensor {
+        (self == 0).sum(dims: reductionDims(dims, op: "all"), keepDim: keepDim) == 0
+    }
+
     /// Mean of all elements.
     public func mean() -> Tensor { mean(dims: [], keepDim: false) }
 
