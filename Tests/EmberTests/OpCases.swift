@@ -169,6 +169,15 @@ extension OpCase {
         OpCase(name: "conv2d depthwise strided padded", shapes: [[1, 3, 6, 5], [3, 1, 3, 3]]) {
             $0[0].conv2d(weight: $0[1], stride: (2, 1), padding: (1, 0), dilation: (1, 2), groups: 3)
         },
+        OpCase(name: "conv1d groups stride padding", shapes: [[2, 4, 7], [6, 2, 3], [6]]) {
+            $0[0].conv1d(weight: $0[1], bias: $0[2], stride: 2, padding: 1, groups: 2)
+        },
+        OpCase(name: "conv1d dilated", shapes: [[1, 2, 9], [3, 2, 3]]) { $0[0].conv1d(weight: $0[1], padding: 2, dilation: 2) },
+        OpCase(name: "maxPool1d and avgPool1d", shapes: [[2, 3, 7]], domain: -5...5) {
+            $0[0].maxPool1d(kernel: 3, stride: 2, padding: 1) + $0[0].avgPool1d(kernel: 3, stride: 2, padding: 1, countIncludePad: false)
+        },
+        OpCase(name: "adaptiveAvgPool2d uneven", shapes: [[2, 2, 5, 7]]) { $0[0].adaptiveAvgPool2d(outputSize: (3, 4)) },
+        OpCase(name: "adaptiveAvgPool2d to 1 of CHW", shapes: [[3, 4, 6]]) { $0[0].adaptiveAvgPool2d(outputSize: 1) },
         OpCase(name: "maxPool2d", shapes: [[2, 2, 5, 5]], domain: -5...5) { $0[0].maxPool2d(kernel: 2) },
         OpCase(name: "maxPool2d tiling rectangular", shapes: [[2, 2, 4, 6]], domain: -5...5) { $0[0].maxPool2d(kernel: (2, 3)) },
         OpCase(name: "maxPool2d rectangular", shapes: [[1, 2, 4, 7]], domain: -5...5) {

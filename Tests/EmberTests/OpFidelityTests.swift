@@ -397,6 +397,46 @@ struct OpFidelityTests {
         #expect(AvgPool2d((1, 5))(x).toArray() == [3, 8, 13, 18])
     }
 
+    @Test("conv1d, 1-D pooling and adaptive average pooling match PyTorch, as functions and layers", arguments: devices)
+    func oneDimensionalWindows(_ d: Device) {
+        // x = (torch.arange(56.).reshape(2, 4, 7) * 0.37).sin(), w = (torch.arange(36.).reshape(6, 2, 3) * 0.23).cos()
+        let x = (Tensor.arange(0, 56, device: d).reshape([2, 4, 7]) * 0.37).sin()
+        let w = (Tensor.arange(0, 36, device: d).reshape([6, 2, 3]) * 0.23).cos()
+        let b = Tensor([0.1, -0.2, 0.3, 0, 0.5, -0.4], device: d)
+        // F.conv1d(x, w, b, stride=2, padding=1, groups=2)
+        let y = x.conv1d(weight: w, bias: b, stride: 2, padding: 1, groups: 2)
+        #expect(y.shape == [2, 6, 4])
+        expectClose(y.toArray(), [0.815274, 1.730126, 1.539587, 0.491117, -0.793195, 0.076055, 1.250825, 1.075257, -0.640262, -1.225423,
+                                  -0.589315, 0.392565, 1.238047, 1.146477, -0.189291, -0.874888, 0.965283, 1.936394, 1.979076, 1.042356,
+                                  -1.461574, -1.001679, 0.350277, 0.680593, -1.041903, -1.149111, -0.077864, 0.682746, -0.721451, -1.852074,
+                                  -2.01046, -0.985444, 1.244127, 0.92251, -0.20881, -0.58065, -0.445132, 0.555737, 1.647464, 1.281856,
+                                  -0.515683, -0.851974, 0.03268, 0.905916, -0.340098, -1.468516, -2.22471, -1.5279], atol: 2e-6)
+        let layer = Conv1d(4, 6, kernelSize: 3, stride: 2, padding: 1, groups: 2)
+        #expect(layer.weight.shape == [6, 2, 3] && layer.namedParameters().map(\.name) == ["weight", "bias"])
+        layer.to(d)
+        layer.weight = w
+        layer.bias = b
+        #expect(layer(x).toArray() == y.toArray())
+        // F.max_pool1d(x, 3, stride=2, padding=1) and F.avg_pool1d(..., count_include_pad=False): the first 12.
+        let maxPooled = MaxPool1d(3, stride: 2, padding: 1)(x)
+        #expect(maxPooled.shape == [2, 4, 4] && maxPooled.toArray() == x.maxPool1d(kernel: 3, stride: 2, padding: 1).toArray())
+        expectClose(Array(maxPooled.toArray().prefix(12)),
+                    [0.361615, 0.895699, 0.995881, 0.961275, 0.524044, 0.180596, -0.529836, -0.963131, -0.66924, 0.006815, 0.679305, 0.898708])
+        expectClose(Array(AvgPool1d(3, stride: 2, padding: 1, countIncludePad: false)(x).toArray().prefix(12)),
+                    [0.180808, 0.643867, 0.950952, 0.87892, 0.35232, -0.178845, -0.764545, -0.979185, -0.780944, -0.339226, 0.35136, 0.789006])
+        // F.adaptive_avg_pool2d(torch.arange(70.).reshape(1, 2, 5, 7) ** 1.5 / 10, (3, 4)) and to 1.
+        let image = Tensor.arange(0, 70, device: d).reshape([1, 2, 5, 7]).pow(1.5) / 10
+        expectClose(AdaptiveAvgPool2d((3, 4))(image).toArray(),
+                    [1.05369, 1.50458, 2.23419, 2.85797, 5.85081, 6.71674, 7.93449, 8.8929, 12.59388, 13.73593, 15.30568, 16.51734,
+                     24.43059, 25.8502, 27.78095, 29.257, 35.00201, 36.59654, 38.75648, 40.40152, 46.53633, 48.29127, 50.66197, 52.46283], rtol: 2e-5)
+        let pooled = AdaptiveAvgPool2d(1)(image)
+        #expect(pooled.shape == [1, 2, 1, 1])
+        expectClose(pooled.toArray(), [7.98875, 38.03047], rtol: 2e-5)
+        // A size that divides the input is one average pool.
+        #expect(image.slice(dim: 2, end: 4).adaptiveAvgPool2d(outputSize: (2, 7)).toArray()
+                == image.slice(dim: 2, end: 4).avgPool2d(kernel: (2, 1)).toArray())
+    }
+
     // MARK: slicing
 
     @Test("slices clamp their bounds as Python does; integer indices stay checked", arguments: devices)

@@ -57,6 +57,87 @@ public final class Conv2d: Module, Layer {
     }
 }
 
+/// 1-D convolution over `[N, C, L]` input (`torch.nn.Conv1d`), grouped when `groups` > 1.
+public final class Conv1d: Module, Layer {
+    /// Weight `[outChannels, inChannels / groups, kernelSize]`.
+    @Parameter public var weight: Tensor
+    /// Bias `[outChannels]`, or nil.
+    @OptionalParameter public var bias: Tensor?
+    /// Stride, padding and dilation along the length.
+    public let stride: Int, padding: Int, dilation: Int
+    /// Number of channel groups (`inChannels` for a depthwise convolution).
+    public let groups: Int
+
+    /// A layer with PyTorch's default initialisation.
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1,
+                groups: Int = 1, bias: Bool = true) {
+        check(inChannels > 0 && outChannels > 0 && kernelSize > 0,
+              "Conv1d: channels and kernel size must be positive, got \(inChannels) -> \(outChannels), kernel \(kernelSize)")
+        check(groups > 0, "Conv1d: groups must be a positive integer, got \(groups)")
+        check(inChannels % groups == 0, "Conv1d: in_channels must be divisible by groups, got \(inChannels) and groups=\(groups)")
+        check(outChannels % groups == 0, "Conv1d: out_channels must be divisible by groups, got \(outChannels) and groups=\(groups)")
+        let fanIn = inChannels / groups * kernelSize
+        weight = Init.kaimingUniform([outChannels, inChannels / groups, kernelSize], fanIn: fanIn)
+        self.bias = bias ? Init.kaimingUniform([outChannels], fanIn: fanIn) : nil
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+    }
+
+    /// The convolution of `x` (`[N, inChannels, L]`).
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        x.conv1d(weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    }
+}
+
+/// 1-D max pooling (`torch.nn.MaxPool1d`).
+public final class MaxPool1d: Module, Layer {
+    let kernelSize: Int, stride: Int?, padding: Int
+
+    /// Windows of `kernelSize` (stride defaults to the kernel size).
+    public init(_ kernelSize: Int, stride: Int? = nil, padding: Int = 0) {
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+    }
+
+    /// The pooled input.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.maxPool1d(kernel: kernelSize, stride: stride, padding: padding) }
+}
+
+/// 1-D average pooling (`torch.nn.AvgPool1d`).
+public final class AvgPool1d: Module, Layer {
+    let kernelSize: Int, stride: Int?, padding: Int, countIncludePad: Bool
+
+    /// Windows of `kernelSize` (stride defaults to the kernel size).
+    public init(_ kernelSize: Int, stride: Int? = nil, padding: Int = 0, countIncludePad: Bool = true) {
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        self.countIncludePad = countIncludePad
+    }
+
+    /// The pooled input.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        x.avgPool1d(kernel: kernelSize, stride: stride, padding: padding, countIncludePad: countIncludePad)
+    }
+}
+
+/// Adaptive average pooling to a fixed output size (`torch.nn.AdaptiveAvgPool2d`).
+public final class AdaptiveAvgPool2d: Module, Layer {
+    let outputSize: (Int, Int)
+
+    /// Pools to `outputSize` (height, width).
+    public init(_ outputSize: (Int, Int)) { self.outputSize = outputSize }
+
+    /// Pools to `outputSize` x `outputSize` (`AdaptiveAvgPool2d(1)` before a classifier head).
+    public convenience init(_ outputSize: Int) { self.init((outputSize, outputSize)) }
+
+    /// The pooled input.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.adaptiveAvgPool2d(outputSize: outputSize) }
+}
+
 /// Max pooling (`torch.nn.MaxPool2d`).
 public final class MaxPool2d: Module, Layer {
     let kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int)

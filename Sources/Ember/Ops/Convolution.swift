@@ -88,3 +88,32 @@ extension Tensor {
         return out.reshape([g.batch, outChannels, g.outHeight, g.outWidth])
     }
 }
+
+// MARK: - 1-D windows
+
+extension Tensor {
+    /// Checks a 1-D window op over this `[N, C, L]` tensor, with messages in the op's own
+    /// terms; the op then runs as its 2-D form over `[N, C, 1, L]`.
+    func checkWindow1d(_ op: String, kernel: Int, stride: Int, padding: Int, dilation: Int) {
+        check(rank == 3, "\(op): expected a 3-D [N, C, L] input, got shape \(Shape.describe(shape))")
+        check(kernel > 0, "\(op): kernel size must be positive, got \(kernel)")
+        check(stride > 0, "\(op): stride must be positive, got \(stride)")
+        check(padding >= 0, "\(op): padding must be >= 0, got \(padding)")
+        check(dilation > 0, "\(op): dilation must be positive, got \(dilation)")
+        check(shape[2] + 2 * padding >= dilation * (kernel - 1) + 1,
+              "\(op): input of shape \(Shape.describe(shape)) is too small for kernel \(kernel) with padding \(padding) and dilation \(dilation)")
+    }
+
+    /// 1-D cross-correlation of an `[N, C, L]` input with `weight` `[outC, inC / groups, k]`
+    /// and an optional `bias` `[outC]`, as `torch.nn.functional.conv1d`: the 2-D convolution
+    /// of a height-1 image, so it shares conv2d's kernels and gradients.
+    public func conv1d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1) -> Tensor {
+        check(weight.rank == 3, "conv1d: weight must be 3-D [outC, inC / groups, k], got \(Shape.describe(weight.shape))")
+        checkWindow1d("conv1d", kernel: weight.shape[2], stride: stride, padding: padding, dilation: dilation)
+        check(groups > 0, "conv1d: non-positive groups is not supported, got groups=\(groups)")
+        check(weight.shape[1] * groups == shape[1],
+              "conv1d: given groups=\(groups), weight of size \(Shape.describe(weight.shape)), expected input \(Shape.describe(shape)) to have \(weight.shape[1] * groups) channels, but got \(shape[1]) channels instead")
+        return unsqueeze(2).conv2d(weight: weight.unsqueeze(2), bias: bias, stride: (1, stride), padding: (0, padding),
+                                   dilation: (1, dilation), groups: groups).squeeze(2)
+    }
+}

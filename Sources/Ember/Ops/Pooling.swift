@@ -85,3 +85,54 @@ extension Tensor {
         return out.recording("AvgPool2DBackwardBackward", inputs: [self]) { { grad in [grad.avgPool(g, countPadding)] } }
     }
 }
+
+// MARK: - 1-D and adaptive pooling
+
+extension Tensor {
+    /// Max over windows of `kernel` along the last dim of an `[N, C, L]` input
+    /// (`torch.nn.functional.max_pool1d`; stride defaults to the kernel).
+    public func maxPool1d(kernel: Int, stride: Int? = nil, padding: Int = 0, dilation: Int = 1) -> Tensor {
+        checkWindow1d("maxPool1d", kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation)
+        check(padding <= kernel / 2, "maxPool1d: padding \(padding) must be at most half the kernel size \(kernel)")
+        return unsqueeze(2).maxPool2d(kernel: (1, kernel), stride: (1, stride ?? kernel), padding: (0, padding), dilation: (1, dilation)).squeeze(2)
+    }
+
+    /// Mean over windows of `kernel` along the last dim of an `[N, C, L]` input
+    /// (`torch.nn.functional.avg_pool1d`; stride defaults to the kernel).
+    public func avgPool1d(kernel: Int, stride: Int? = nil, padding: Int = 0, countIncludePad: Bool = true) -> Tensor {
+        checkWindow1d("avgPool1d", kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: 1)
+        check(padding <= kernel / 2, "avgPool1d: padding \(padding) must be at most half the kernel size \(kernel)")
+        return unsqueeze(2).avgPool2d(kernel: (1, kernel), stride: (1, stride ?? kernel), padding: (0, padding),
+                                      countIncludePad: countIncludePad).squeeze(2)
+    }
+
+    /// Average pooling of an NCHW (or CHW) input to `outputSize` (height, width), as
+    /// `torch.nn.functional.adaptive_avg_pool2d`: output cell i of n along a dim of size s
+    /// averages `floor(i·s/n) ..< ceil((i+1)·s/n)`. A size that divides the input is one
+    /// average pool; others average each output row and column's span.
+    public func adaptiveAvgPool2d(outputSize: (Int, Int)) -> Tensor {
+        check(rank == 3 || rank == 4, "adaptiveAvgPool2d: expected a 3-D or 4-D input, got shape \(Shape.describe(shape))")
+        check(outputSize.0 > 0 && outputSize.1 > 0, "adaptiveAvgPool2d: output size must be positive, got \(outputSize)")
+        guard rank == 4 else { return unsqueeze(0).adaptiveAvgPool2d(outputSize: outputSize).squeeze(0) }
+        let (h, w) = (shape[2], shape[3])
+        check(h > 0 && w > 0, "adaptiveAvgPool2d: expected non-empty height and width, got shape \(Shape.describe(shape))")
+        if h % outputSize.0 == 0 && w % outputSize.1 == 0 {
+            let kernel = (h / outputSize.0, w / outputSize.1)
+            return avgPool2d(kernel: kernel, stride: kernel)
+        }
+        return adaptiveMean(dim: 2, size: outputSize.0).adaptiveMean(dim: 3, size: outputSize.1)
+    }
+
+    /// Average pooling of an NCHW (or CHW) input to `outputSize` x `outputSize`.
+    public func adaptiveAvgPool2d(outputSize: Int) -> Tensor { adaptiveAvgPool2d(outputSize: (outputSize, outputSize)) }
+
+    /// The adaptive means along `dim` down to `size` cells (one mean per span, then one cat).
+    private func adaptiveMean(dim: Int, size: Int) -> Tensor {
+        let length = shape[dim]
+        if length == size { return self }
+        let cells = (0..<size).map { i in
+            slice(dim: dim, start: i * length / size, end: ((i + 1) * length + size - 1) / size).mean(dim: dim, keepDim: true)
+        }
+        return Tensor.cat(cells, dim: dim)
+    }
+}
