@@ -24,6 +24,7 @@ let mistakes: [String: () -> Void] = [
     "conv2d-channels": { _ = Conv2d(3, 4, kernelSize: 3)(Tensor.ones([1, 2, 8, 8])) },
     "one-hot-range": { _ = oneHot(Tensor([0, 3], dtype: .int64), numClasses: 3) },
     "conv1d-channels": { _ = Conv1d(3, 4, kernelSize: 3)(Tensor.ones([2, 5, 9])) },
+    "repeat-dims": { _ = Tensor.ones([2, 3]).repeat([2]) },
     "rmsnorm-shape": { _ = RMSNorm(8)(Tensor.ones([2, 6])) },
     "bool-sub": { _ = Tensor([true]) - Tensor([false]) },
     // Control: a plain `precondition` message, which an optimized build drops.

@@ -132,6 +132,12 @@ extension OpCase {
         OpCase(name: "layerNorm over two dims of a transposed input", shapes: [[3, 4, 2]]) {
             layerNorm($0[0].transpose(0, 2), normalizedShape: [4, 3]).square()
         },
+        OpCase(name: "norm p 2, 1, 3 and infinity", shapes: [[3, 4]], avoid: [0]) {
+            $0[0].norm(dim: 1) + $0[0].norm(p: 1, dim: 1) + $0[0].norm(p: 3, dim: 1) + $0[0].norm(p: .infinity, dims: [1]) * $0[0].norm()
+        },
+        OpCase(name: "normalize and cosineSimilarity", shapes: [[3, 4], [4]]) {
+            normalize($0[0], dim: 1) + cosineSimilarity($0[0], $0[1].unsqueeze(0), dim: 1).unsqueeze(1)
+        },
         OpCase(name: "rmsNorm weight", shapes: [[3, 5], [5]]) { rmsNorm($0[0], normalizedShape: [5], weight: $0[1]).exp() },
         OpCase(name: "rmsNorm over two dims of a transposed input", shapes: [[3, 4, 2]]) {
             rmsNorm($0[0].transpose(0, 2), normalizedShape: [4, 3], eps: 1e-3).square()
@@ -203,6 +209,7 @@ extension OpCase {
         OpCase(name: "transpose", shapes: [[2, 3]]) { $0[0].transpose(0, 1).contiguous() * 2 },
         OpCase(name: "squeeze unsqueeze", shapes: [[2, 1, 3]]) { $0[0].squeeze().unsqueeze(0) * 2 },
         OpCase(name: "expand", shapes: [[3, 1]]) { $0[0].expand([2, 3, 4]).exp() },
+        OpCase(name: "repeat with a new leading dim", shapes: [[2, 3]]) { $0[0].repeat([2, 1, 3]).exp() * Tensor.arange(0, 9, device: $0[0].device) },
         OpCase(name: "flatten", shapes: [[2, 3, 2]]) { $0[0].flatten(start: 1).square() },
         OpCase(name: "slice with step", shapes: [[5, 4]]) { $0[0].slice(dim: 0, start: 1, end: 5, step: 2).exp() },
         OpCase(name: "subscript", shapes: [[3, 4, 2]]) { $0[0][1, 1..<3].square() },

@@ -194,6 +194,42 @@ struct OpFidelityTests {
         #expect(oneHot(Tensor(shape: [0], data: [Int32](), device: d), numClasses: 3).shape == [0, 3])
     }
 
+    @Test("norm for p 2, 1, 3 and infinity, normalize, cosineSimilarity and repeat match PyTorch, gradients at 0 and ties included",
+          arguments: devices)
+    func normsAndRepeat(_ d: Device) {
+        // x.norm(p=p, dim=1) of torch.tensor([[3, -4, 0], [1, 2, -2.]]) and its gradient.
+        let expected: [(Float, [Float], [Float])] = [
+            (2, [5, 3], [0.6, -0.8, 0, 1 / 3, 2 / 3, -2 / 3]),
+            (1, [7, 5], [1, -1, 0, 1, 1, -1]),
+            (.infinity, [4, 2], [0, -1, 0, 0, 0.5, -0.5]),
+            (3, [4.4979415, 2.5712817], [0.44485134, -0.79084682, 0, 0.15125185, 0.60500741, -0.60500741]),
+        ]
+        for (p, values, gradient) in expected {
+            let x = Tensor([[3, -4, 0], [1, 2, -2]], device: d, requiresGrad: true)
+            let y = x.norm(p: p, dim: 1)
+            expectClose(y.toArray(), values, "norm p \(p)")
+            y.sum().backward()
+            expectClose(x.grad!.toArray(), gradient, "norm p \(p) gradient")
+        }
+        let x = Tensor([[3, -4, 0], [1, 2, -2]], device: d, requiresGrad: true)
+        #expect(x.norm().gradFnName == "LinalgVectorNormBackward")
+        expectClose([x.norm().item(), x.norm(p: .infinity).item()], [5.8309517, 4])
+        #expect(x.norm(dims: [0, 1], keepDim: true).shape == [1, 1] && x.norm(p: .infinity, dims: [0, 1], keepDim: true).shape == [1, 1])
+        let zero = Tensor.zeros([3], device: d, requiresGrad: true)
+        zero.norm().backward()
+        #expect(zero.grad!.toArray() == [0, 0, 0])
+        #expect(x.to(.bfloat16).norm().dtype == .bfloat16)
+        // F.normalize(x, dim=1), F.normalize(x, p=1, dim=0), F.cosine_similarity(a, b[None], dim=1).
+        expectClose(normalize(x, dim: 1).toArray(), [0.6, -0.8, 0, 1 / 3, 2 / 3, -2 / 3])
+        expectClose(normalize(x, p: 1, dim: 0).toArray(), [0.75, -2 / 3, 0, 0.25, 1 / 3, -1])
+        let a = Tensor([[1, 2, 3], [0, 0, 0], [-1, 0.5, 2]], device: d), b = Tensor([2, -1, 0.5], device: d)
+        expectClose(cosineSimilarity(a, b.unsqueeze(0), dim: 1).toArray(), [0.17496353, 0, -0.28571427])
+        // torch.tensor([[1, 2], [3, 4]]).repeat(2, 3) and .repeat(2, 1, 2).shape
+        let t = Tensor(shape: [2, 2], data: [Int64(1), 2, 3, 4], device: d)
+        #expect(t.repeat([2, 3]).toIntArray() == [1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4, 1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4])
+        #expect(t.repeat([2, 1, 2]).shape == [2, 2, 4] && t.repeat([2, 0]).shape == [4, 0] && t.repeat([2, 3]).dtype == .int64)
+    }
+
     @Test("rmsNorm and RMSNorm match PyTorch, with the default and a given eps; narrow input keeps its type", arguments: devices)
     func rmsNormValues(_ d: Device) {
         let a = Tensor.arange(0, 12, device: d).reshape([2, 6]) - 5

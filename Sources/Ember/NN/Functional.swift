@@ -59,6 +59,21 @@ public func oneHot(_ indices: Tensor, numClasses: Int = -1) -> Tensor {
     return (indices.unsqueeze(-1).long() == Tensor.arange(classes, device: indices.device)).long()
 }
 
+/// `x` divided by its `p`-norm along `dim`, the norm kept at least `eps`
+/// (`torch.nn.functional.normalize`).
+public func normalize(_ x: Tensor, p: Float = 2, dim: Int = 1, eps: Float = 1e-12) -> Tensor {
+    x / x.norm(p: p, dim: dim, keepDim: true).clamp(min: eps)
+}
+
+/// The cosine of the angle between `x1` and `x2` along `dim` (broadcasting the rest), as
+/// `torch.nn.functional.cosine_similarity`: the sum of the two inputs' products, each divided
+/// by its 2-norm kept at least `eps`.
+public func cosineSimilarity(_ x1: Tensor, _ x2: Tensor, dim: Int = 1, eps: Float = 1e-8) -> Tensor {
+    let shape = Tensor.broadcastShape("cosineSimilarity", x1.shape, x2.shape)
+    let (a, b) = (x1.expand(shape), x2.expand(shape))
+    return ((a / a.norm(dim: dim, keepDim: true).clamp(min: eps)) * (b / b.norm(dim: dim, keepDim: true).clamp(min: eps))).sum(dim: dim)
+}
+
 /// Root-mean-square normalisation over the trailing `normalizedShape` dims
 /// (`torch.nn.functional.rms_norm`): x / sqrt(mean(x²) + eps), scaled by `weight` (shaped
 /// `normalizedShape`) when given. `eps` defaults to Float32's machine epsilon, as PyTorch's

@@ -155,16 +155,51 @@ extension Tensor {
     /// Standard deviation over `dims` (all when empty): the square root of `variance`, as
     /// `torch.std`. As PyTorch, the gradient is 0 where the deviation is 0 (not NaN).
     public func std(dims: [Int] = [], keepDim: Bool = false, correction: Int = 1) -> Tensor {
-        let v = variance(dims: dims, keepDim: keepDim, correction: correction)
-        let y = v.unaryForward(.sqrt)
-        return y.recording("StdBackward", inputs: [v]) {
-            let saved = SavedTensor(y.detach(), op: "StdBackward"), input = SavedTensor(v, op: "StdBackward")
+        variance(dims: dims, keepDim: keepDim, correction: correction).rootWithZeroGradientAtZero("StdBackward")
+    }
+
+    /// The square root of this non-negative tensor, with gradient 0 where the root is 0
+    /// (not NaN), as PyTorch's std and norm backward.
+    private func rootWithZeroGradientAtZero(_ node: String) -> Tensor {
+        let y = unaryForward(.sqrt)
+        return y.recording(node, inputs: [self]) {
+            let saved = SavedTensor(y.detach(), op: node), input = SavedTensor(self, op: node)
             return { g in
                 let s = GradMode.enabled ? input.value.sqrt() : saved.value
                 return [Tensor.where(s == 0, Tensor.zeros([], device: g.device), g / (2 * s))]
             }
         }
     }
+
+    /// The vector `p`-norm over `dims` (all when empty), as `torch.linalg.vector_norm` and
+    /// `Tensor.norm`: (Σ|x|^p)^(1/p), the largest |x| for `p` infinity. The 2-norm's gradient
+    /// is 0 where the norm is 0, as PyTorch's. float16 and bfloat16 compute in Float32 and
+    /// round back.
+    public func norm(p: Float = 2, dims: [Int] = [], keepDim: Bool = false) -> Tensor {
+        check(p > 0, "norm: p must be positive (or infinity), got \(p)")
+        if dtype.isReducedFloat { return to(.float32).norm(p: p, dims: dims, keepDim: keepDim).to(dtype) }
+        let d = reductionDims(dims, op: "norm")
+        switch p {
+        case 2: return square().sum(dims: d, keepDim: keepDim).rootWithZeroGradientAtZero("LinalgVectorNormBackward")
+        case 1: return abs().sum(dims: d, keepDim: keepDim)
+        case .infinity:
+            // The reduced dims moved last and flattened, for one max; the gradient is shared
+            // by the ties, as PyTorch's.
+            let kept = (0..<rank).filter { !d.contains($0) }, keptShape = reducedShape(d, keepDim: true)
+            let largest = detach().permute(kept + d).reshape(kept.map { shape[$0] } + [-1]).abs().max(dim: -1).values.reshape(keptShape)
+            return largest.reshape(reducedShape(d, keepDim: keepDim)).recording("LinalgVectorNormBackward", inputs: [self]) {
+                let x = SavedTensor(self, op: "LinalgVectorNormBackward")
+                return { g in
+                    let ties = (x.value.abs() == largest).to(x.value.dtype)
+                    return [g.reshape(keptShape) * x.value.sign() * ties / ties.sum(dims: d, keepDim: true)]
+                }
+            }
+        default: return abs().pow(p).sum(dims: d, keepDim: keepDim).pow(1 / p)
+        }
+    }
+
+    /// The vector `p`-norm along `dim`.
+    public func norm(p: Float = 2, dim: Int, keepDim: Bool = false) -> Tensor { norm(p: p, dims: [dim], keepDim: keepDim) }
 
     /// Standard deviation over `dim`.
     public func std(dim: Int, keepDim: Bool = false, correction: Int = 1) -> Tensor {

@@ -161,6 +161,18 @@ extension Tensor {
             .recording("ExpandBackward", inputs: [self]) { { g in [g.sumTo(inputShape)] } }
     }
 
+    /// This tensor tiled `sizes[i]` times along each dim, as `torch.Tensor.repeat`: `sizes`
+    /// has at least `rank` entries, and extra leading ones add dims. A copy (an expanded view
+    /// reshaped), whose gradient sums the tiles.
+    public func `repeat`(_ sizes: [Int]) -> Tensor {
+        check(sizes.count >= rank,
+              "repeat: number of repeat dims \(sizes.count) can not be smaller than number of tensor dims \(rank) (shape \(Shape.describe(shape)))")
+        check(sizes.allSatisfy { $0 >= 0 }, "repeat: repeats must be non-negative, got \(sizes)")
+        let padded = [Int](repeating: 1, count: sizes.count - rank) + shape
+        let interleaved = zip(sizes, padded).flatMap { [1, $1] }, tiled = zip(sizes, padded).flatMap { [$0, $1] }
+        return reshape(interleaved).expand(tiled).reshape(zip(sizes, padded).map { $0 * $1 })
+    }
+
     /// A tensor with the same values laid out densely (self when already contiguous).
     public func contiguous() -> Tensor {
         if isContiguous { return self }
