@@ -343,6 +343,8 @@ struct ModuleFidelityTests {
             ("ExponentialLR", { ExponentialLR($0, gamma: 0.8) }, { ExponentialLR($0, gamma: 0.1) }),
             ("CosineAnnealingLR", { CosineAnnealingLR($0, tMax: 5, etaMin: 0.01) }, { CosineAnnealingLR($0, tMax: 50) }),
             ("LinearLR", { LinearLR($0, startFactor: 0.25, totalIters: 4) }, { LinearLR($0, startFactor: 0.5, endFactor: 0.9, totalIters: 9) }),
+            ("MultiStepLR", { MultiStepLR($0, milestones: [2, 5], gamma: 0.5) }, { MultiStepLR($0, milestones: [2, 5], gamma: 0.9) }),
+            ("LambdaLR", { LambdaLR($0) { 1 / Float($0 + 1) } }, { LambdaLR($0) { 1 / Float($0 + 1) } }),
         ]
         for (name, make, makeOther) in makers {
             let opt = SGD([Tensor.zeros([1], requiresGrad: true)], lr: 0.3)
@@ -373,6 +375,48 @@ struct ModuleFidelityTests {
             try scheduler.loadStateDict(["last_epoch": Tensor(2), "step_size": Tensor(0.5), "T_max": Tensor(3)])
         }
         #expect(scheduler.epoch == 0)
+    }
+
+    @Test("MultiStepLR, LambdaLR and ReduceLROnPlateau give PyTorch's rates; a plateau scheduler resumes from its state dict")
+    func moreSchedulers() throws {
+        // torch.optim.lr_scheduler.MultiStepLR(SGD(lr=0.3), milestones=[2, 5, 5], gamma=0.5), 8 steps.
+        let multi = SGD([Tensor.zeros([1], requiresGrad: true)], lr: 0.3)
+        let multiScheduler = MultiStepLR(multi, milestones: [5, 2, 5], gamma: 0.5)
+        expectClose((0..<8).map { _ in multiScheduler.step(); return multi.lr }, [0.3, 0.15, 0.15, 0.15, 0.0375, 0.0375, 0.0375, 0.0375])
+        // LambdaLR(SGD(lr=0.3), lambda e: 1 / (e + 1)): the rate at epoch 0, then 4 steps.
+        let lambda = SGD([Tensor.zeros([1], requiresGrad: true)], lr: 0.3)
+        let lambdaScheduler = LambdaLR(lambda) { 1 / Float($0 + 1) }
+        var rates = [lambda.lr]
+        for _ in 0..<4 { lambdaScheduler.step(); rates.append(lambda.lr) }
+        expectClose(rates, [0.3, 0.15, 0.1, 0.075, 0.06])
+        // ReduceLROnPlateau(SGD(lr=0.3), factor=0.5, patience=2, cooldown=1, min_lr=0.05), one step per metric.
+        let metrics: [Float] = [1, 0.9, 0.95, 0.93, 0.92, 0.91, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
+        let expected: [Float] = [0.3, 0.3, 0.3, 0.3, 0.15, 0.15, 0.15, 0.15, 0.15, 0.075, 0.075, 0.075, 0.075, 0.05, 0.05]
+        func plateau(_ opt: Optimizer) -> ReduceLROnPlateau { ReduceLROnPlateau(opt, factor: 0.5, patience: 2, cooldown: 1, minLR: 0.05) }
+        let opt = SGD([Tensor.zeros([1], requiresGrad: true)], lr: 0.3)
+        let scheduler = plateau(opt)
+        expectClose(metrics.map { scheduler.step($0); return opt.lr }, expected)
+        #expect(scheduler.best == 0.5 && scheduler.badEpochs == 0 && scheduler.lastLR == opt.lr)
+        // Resumed after 8 epochs (in cooldown, with a best), on a fresh optimizer and scheduler.
+        let first = SGD([Tensor.zeros([1], requiresGrad: true)], lr: 0.3)
+        let firstScheduler = plateau(first)
+        for m in metrics.prefix(8) { firstScheduler.step(m) }
+        let resumed = SGD([Tensor.zeros([1], requiresGrad: true)], lr: 1)
+        try resumed.loadStateDict(first.stateDict())
+        let resumedScheduler = ReduceLROnPlateau(resumed, patience: 9)
+        try resumedScheduler.loadStateDict(firstScheduler.stateDict())
+        expectClose(Array(expected.prefix(8)) + metrics.dropFirst(8).map { resumedScheduler.step($0); return resumed.lr }, expected)
+        // mode max with an absolute threshold: ReduceLROnPlateau(mode='max', threshold=0.1, threshold_mode='abs', patience=0).
+        let rising = SGD([Tensor.zeros([1], requiresGrad: true)], lr: 0.3)
+        let risingScheduler = ReduceLROnPlateau(rising, mode: .max, patience: 0, threshold: 0.1, thresholdMode: .abs)
+        expectClose(([0.5, 0.55, 0.7, 0.75, 0.9] as [Float]).map { risingScheduler.step($0); return rising.lr }, [0.3, 0.03, 0.03, 0.003, 0.003])
+    }
+
+    @Test("ReduceLROnPlateau's step() without the metric stops with a message")
+    func plateauNeedsMetric() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            ReduceLROnPlateau(SGD([Tensor.zeros([1], requiresGrad: true)], lr: 0.1)).step()
+        }.map { #expect(stderrText($0).contains("ReduceLROnPlateau: step() needs the metric it watches; call step(_ metric:)")) }
     }
 
     // MARK: 7. in-place initialisers and apply

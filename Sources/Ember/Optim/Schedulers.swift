@@ -65,7 +65,9 @@ public class LRScheduler {
     }
 
     /// Settings that are counts (saved as int32).
-    static var counts: Set<String> { ["step_size", "T_max", "total_iters", "warmup_iters", "lr_decay_iters"] }
+    static var counts: Set<String> {
+        ["step_size", "T_max", "total_iters", "warmup_iters", "lr_decay_iters", "patience", "cooldown", "num_bad_epochs", "cooldown_counter"]
+    }
 
     /// Restores state saved by `stateDict()` and sets each group's rate to its restored last
     /// rate (PyTorch leaves that to the optimizer's state dict; setting it here too makes the
@@ -143,6 +145,170 @@ public final class StepLR: LRScheduler {
     override func restore(settings: [String: Float]) {
         stepSize = Int(settings["step_size"]!)
         gamma = settings["gamma"]!
+    }
+}
+
+/// Multiplies the rate by `gamma` at each of the `milestones` epochs
+/// (`torch.optim.lr_scheduler.MultiStepLR`). The milestones are the initialiser's; the state
+/// dict holds `gamma` beside the epoch and rates.
+public final class MultiStepLR: LRScheduler {
+    let milestones: [Int]
+    private(set) var gamma: Float
+
+    /// `lr = baseLR * gamma^(number of milestones <= epoch)`; a milestone given twice counts twice.
+    public init(_ optimizer: Optimizer, milestones: [Int], gamma: Float = 0.1) {
+        check(milestones.allSatisfy { $0 >= 0 }, "MultiStepLR: milestones must be >= 0, got \(milestones)")
+        self.milestones = milestones.sorted()
+        self.gamma = gamma
+        super.init(optimizer)
+    }
+
+    override func rate(at epoch: Int, base: Float) -> Float {
+        base * Foundation.pow(gamma, Float(milestones.filter { $0 <= epoch }.count))
+    }
+
+    override var settings: [(name: String, value: Float)] { [("gamma", gamma)] }
+
+    override func restore(settings: [String: Float]) {
+        gamma = settings["gamma"]!
+    }
+}
+
+/// The base rate times a function of the epoch (`torch.optim.lr_scheduler.LambdaLR`), the
+/// same function for every group. The function is the initialiser's, not in the state dict
+/// (as PyTorch saves no plain function).
+public final class LambdaLR: LRScheduler {
+    let factor: (Int) -> Float
+
+    /// `lr = baseLR * lrLambda(epoch)`, set for epoch 0 now.
+    public init(_ optimizer: Optimizer, lrLambda: @escaping (Int) -> Float) {
+        factor = lrLambda
+        super.init(optimizer)
+        apply(0)
+    }
+
+    override func rate(at epoch: Int, base: Float) -> Float { base * factor(epoch) }
+}
+
+/// Whether `ReduceLROnPlateau` watches a metric that should fall (a loss) or rise (an accuracy).
+public enum PlateauMode: String, Sendable {
+    /// Lower is better.
+    case min
+    /// Higher is better.
+    case max
+}
+
+/// How `ReduceLROnPlateau` compares a metric with the best so far.
+public enum ThresholdMode: String, Sendable {
+    /// Better by a fraction `threshold` of the best.
+    case rel
+    /// Better by `threshold` itself.
+    case abs
+}
+
+/// Cuts each group's rate by `factor` when a metric has stopped improving for more than
+/// `patience` epochs (`torch.optim.lr_scheduler.ReduceLROnPlateau`): call `step(_:)` with
+/// the metric once per epoch. After a cut, `cooldown` epochs pass before bad epochs count
+/// again; no rate goes below `minLR`, and a cut smaller than `eps` is skipped. The state
+/// dict holds the settings and `best`, `num_bad_epochs` and `cooldown_counter`; the two
+/// modes are the initialiser's.
+public final class ReduceLROnPlateau: LRScheduler {
+    let mode: PlateauMode, thresholdMode: ThresholdMode
+    private(set) var factor: Float, patience: Int, threshold: Float, cooldown: Int, minLR: Float, eps: Float
+    /// The best metric seen (infinity, or -infinity in `.max` mode, before the first).
+    public private(set) var best: Float
+    /// Epochs since the metric last improved.
+    public private(set) var badEpochs = 0
+    private var cooldownLeft = 0
+    private var metric: Float?
+
+    /// A scheduler watching a metric to `mode`.
+    public init(_ optimizer: Optimizer, mode: PlateauMode = .min, factor: Float = 0.1, patience: Int = 10, threshold: Float = 1e-4,
+                thresholdMode: ThresholdMode = .rel, cooldown: Int = 0, minLR: Float = 0, eps: Float = 1e-8) {
+        check(factor < 1, "ReduceLROnPlateau: factor should be < 1.0, got \(factor)")
+        check(patience >= 0 && cooldown >= 0, "ReduceLROnPlateau: patience and cooldown must be >= 0, got \(patience) and \(cooldown)")
+        self.mode = mode
+        self.thresholdMode = thresholdMode
+        self.factor = factor
+        self.patience = patience
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.minLR = minLR
+        self.eps = eps
+        best = mode == .min ? .infinity : -.infinity
+        super.init(optimizer)
+    }
+
+    /// Records this epoch's `metric` and cuts the rates if it has plateaued.
+    public func step(_ metric: Float) {
+        self.metric = metric
+        super.step()
+    }
+
+    /// Stops: this scheduler needs the metric (`step(_:)`).
+    override public func step() {
+        check(metric != nil, "ReduceLROnPlateau: step() needs the metric it watches; call step(_ metric:)")
+        super.step()
+    }
+
+    override func apply(_ epoch: Int) {
+        guard let current = metric else { return }
+        metric = nil
+        if isBetter(current) {
+            best = current
+            badEpochs = 0
+        } else {
+            badEpochs += 1
+        }
+        if cooldownLeft > 0 {
+            cooldownLeft -= 1
+            badEpochs = 0
+        }
+        if badEpochs > patience {
+            for g in optimizer.paramGroups.indices {
+                let old = optimizer.lr(ofGroup: g), new = Swift.max(old * factor, minLR)
+                if old - new > eps { optimizer.paramGroups[g].lr = new }
+            }
+            cooldownLeft = cooldown
+            badEpochs = 0
+        }
+        lastLRs = optimizer.paramGroups.indices.map { optimizer.lr(ofGroup: $0) }
+    }
+
+    private func isBetter(_ value: Float) -> Bool {
+        switch (mode, thresholdMode) {
+        case (.min, .rel): return value < best * (1 - threshold)
+        case (.min, .abs): return value < best - threshold
+        case (.max, .rel): return value > best * (threshold + 1)
+        case (.max, .abs): return value > best + threshold
+        }
+    }
+
+    override var settings: [(name: String, value: Float)] {
+        [("factor", factor), ("patience", Float(patience)), ("threshold", threshold), ("cooldown", Float(cooldown)), ("min_lr", minLR),
+         ("eps", eps), ("best", best), ("num_bad_epochs", Float(badEpochs)), ("cooldown_counter", Float(cooldownLeft))]
+    }
+
+    override func validate(setting name: String, _ value: Float) -> String? {
+        switch name {
+        case "best": return value.isNaN ? "expected a number, got nan" : nil
+        case "patience", "cooldown", "num_bad_epochs", "cooldown_counter":
+            return value >= 0 && value == value.rounded() && value < 2e9 ? nil : "expected a whole number >= 0, got \(value)"
+        case "factor": return value < 1 ? nil : "expected a factor < 1, got \(value)"
+        default: return super.validate(setting: name, value)
+        }
+    }
+
+    override func restore(settings: [String: Float]) {
+        factor = settings["factor"]!
+        patience = Int(settings["patience"]!)
+        threshold = settings["threshold"]!
+        cooldown = Int(settings["cooldown"]!)
+        minLR = settings["min_lr"]!
+        eps = settings["eps"]!
+        best = settings["best"]!
+        badEpochs = Int(settings["num_bad_epochs"]!)
+        cooldownLeft = Int(settings["cooldown_counter"]!)
     }
 }
 
