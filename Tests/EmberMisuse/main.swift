@@ -25,6 +25,7 @@ let mistakes: [String: () -> Void] = [
     "one-hot-range": { _ = oneHot(Tensor([0, 3], dtype: .int64), numClasses: 3) },
     "conv1d-channels": { _ = Conv1d(3, 4, kernelSize: 3)(Tensor.ones([2, 5, 9])) },
     "repeat-dims": { _ = Tensor.ones([2, 3]).repeat([2]) },
+    "conv-transpose-channels": { _ = ConvTranspose2d(3, 4, kernelSize: 2)(Tensor.ones([1, 2, 5, 5])) },
     "rmsnorm-shape": { _ = RMSNorm(8)(Tensor.ones([2, 6])) },
     "bool-sub": { _ = Tensor([true]) - Tensor([false]) },
     // Control: a plain `precondition` message, which an optimized build drops.

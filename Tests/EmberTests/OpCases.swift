@@ -184,6 +184,19 @@ extension OpCase {
         },
         OpCase(name: "adaptiveAvgPool2d uneven", shapes: [[2, 2, 5, 7]]) { $0[0].adaptiveAvgPool2d(outputSize: (3, 4)) },
         OpCase(name: "adaptiveAvgPool2d to 1 of CHW", shapes: [[3, 4, 6]]) { $0[0].adaptiveAvgPool2d(outputSize: 1) },
+        OpCase(name: "convTranspose2d stride padding output padding", shapes: [[2, 3, 3, 3], [3, 2, 3, 2], [2]]) {
+            $0[0].convTranspose2d(weight: $0[1], bias: $0[2], stride: 2, padding: 1, outputPadding: 1)
+        },
+        OpCase(name: "convTranspose2d groups dilation", shapes: [[1, 4, 3, 3], [4, 2, 2, 3]]) {
+            $0[0].convTranspose2d(weight: $0[1], stride: (1, 2), padding: (0, 1), groups: 2, dilation: (2, 1))
+        },
+        OpCase(name: "groupNorm", shapes: [[2, 6, 2, 2], [6], [6]]) { groupNorm($0[0], numGroups: 3, weight: $0[1], bias: $0[2]).exp() },
+        OpCase(name: "pad constant reflect replicate circular", shapes: [[2, 3, 4]]) {
+            // Each pads the last dim to 7: weighted sums over dim 1 keep every gradient distinct.
+            let weights = Tensor([1, 2, 3], device: $0[0].device).reshape([1, 3, 1]).to($0[0].dtype)
+            return pad($0[0], [1, 2, -1, 0], value: 0.5).sum(dim: 1) + (pad($0[0], [2, 1], mode: .reflect) * weights).sum(dim: 1)
+                + (pad($0[0], [1, 2], mode: .replicate) * weights).sum(dim: 1) + (pad($0[0], [3, 0], mode: .circular) * weights).sum(dim: 1)
+        },
         OpCase(name: "maxPool2d", shapes: [[2, 2, 5, 5]], domain: -5...5) { $0[0].maxPool2d(kernel: 2) },
         OpCase(name: "maxPool2d tiling rectangular", shapes: [[2, 2, 4, 6]], domain: -5...5) { $0[0].maxPool2d(kernel: (2, 3)) },
         OpCase(name: "maxPool2d rectangular", shapes: [[1, 2, 4, 7]], domain: -5...5) {
@@ -209,7 +222,7 @@ extension OpCase {
         OpCase(name: "transpose", shapes: [[2, 3]]) { $0[0].transpose(0, 1).contiguous() * 2 },
         OpCase(name: "squeeze unsqueeze", shapes: [[2, 1, 3]]) { $0[0].squeeze().unsqueeze(0) * 2 },
         OpCase(name: "expand", shapes: [[3, 1]]) { $0[0].expand([2, 3, 4]).exp() },
-        OpCase(name: "repeat with a new leading dim", shapes: [[2, 3]]) { $0[0].repeat([2, 1, 3]).exp() * Tensor.arange(0, 9, device: $0[0].device) },
+        OpCase(name: "repeat with a new leading dim", shapes: [[2, 3]]) { $0[0].repeat([2, 1, 3]).exp() * Tensor.arange(0, 9, device: $0[0].device).to($0[0].dtype) },
         OpCase(name: "flatten", shapes: [[2, 3, 2]]) { $0[0].flatten(start: 1).square() },
         OpCase(name: "slice with step", shapes: [[5, 4]]) { $0[0].slice(dim: 0, start: 1, end: 5, step: 2).exp() },
         OpCase(name: "subscript", shapes: [[3, 4, 2]]) { $0[0][1, 1..<3].square() },

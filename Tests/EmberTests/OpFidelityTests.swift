@@ -473,6 +473,68 @@ struct OpFidelityTests {
                 == image.slice(dim: 2, end: 4).avgPool2d(kernel: (2, 1)).toArray())
     }
 
+    @Test("convTranspose2d, groupNorm, pad in every mode and embedding's paddingIdx match PyTorch, as functions and layers", arguments: devices)
+    func decoderOps(_ d: Device) {
+        // x = (torch.arange(72.).reshape(2, 4, 3, 3) * 0.31).sin(), w = (torch.arange(72.).reshape(4, 3, 3, 2) * 0.17).cos():
+        // F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1), its first 20 values and its sum.
+        let x = (Tensor.arange(0, 72, device: d).reshape([2, 4, 3, 3]) * 0.31).sin()
+        let w = (Tensor.arange(0, 72, device: d).reshape([4, 3, 3, 2]) * 0.17).cos(), b = Tensor([0.1, -0.2, 0.3], device: d)
+        let y = x.convTranspose2d(weight: w, bias: b, stride: 2, padding: 1, outputPadding: 1)
+        #expect(y.shape == [2, 3, 6, 5])
+        expectClose(Array(y.toArray().prefix(20)), [-1.6608, -0.7045, -0.68601, 0.40307, 0.3637, 0.07243, 1.75769, 1.81799, 3.44516, 3.39976,
+                                                   1.38828, 2.4287, 2.29004, 3.15365, 2.98302, 4.66696, 5.73292, 5.49878, 6.11512, 5.81592], atol: 2e-5)
+        expectClose([y.sum().item()], [31.0317], atol: 2e-3)
+        let layer = ConvTranspose2d(4, 3, kernelSize: (3, 2), stride: (2, 2), padding: (1, 1), outputPadding: (1, 1))
+        #expect(layer.weight.shape == [4, 3, 3, 2] && layer.namedParameters().map(\.name) == ["weight", "bias"])
+        layer.to(d)
+        layer.weight = w
+        layer.bias = b
+        #expect(layer(x).toArray() == y.toArray())
+        // w2 = (torch.arange(48.).reshape(4, 2, 2, 3) * 0.29).sin(): stride=(1, 2), padding=(0, 1), groups=2, dilation=(2, 1).
+        let w2 = (Tensor.arange(0, 48, device: d).reshape([4, 2, 2, 3]) * 0.29).sin()
+        let y2 = x.convTranspose2d(weight: w2, stride: (1, 2), padding: (0, 1), groups: 2, dilation: (2, 1))
+        #expect(y2.shape == [2, 4, 5, 5])
+        expectClose(Array(y2.toArray().prefix(20)), [-0.20245, -0.28747, 0.06279, 0.22218, 0.32205, 0.5506, 1.13137, 0.72667, 1.44424, 0.83346,
+                                                    0.5173, 1.49823, 1.04427, 2.45896, 1.47169, 1.28019, 2.77813, 1.64113, 3.33179, 1.84563], atol: 2e-5)
+        expectClose([y2.sum().item()], [18.3337], atol: 2e-3)
+        // F.group_norm((torch.arange(48.).reshape(2, 6, 2, 2) * 0.7).cos() * 3, 3, linspace(0.5, 1.5, 6), linspace(-1, 1, 6)).
+        let g = (Tensor.arange(0, 48, device: d).reshape([2, 6, 2, 2]) * 0.7).cos() * 3
+        let norm = GroupNorm(numGroups: 3, numChannels: 6)
+        norm.to(d)
+        norm.weight = Tensor.linspace(0.5, 1.5, count: 6, device: d)
+        norm.bias = Tensor.linspace(-1, 1, count: 6, device: d)
+        expectClose(Array(norm(g).toArray().prefix(16)), [-0.21021, -0.37997, -0.8094, -1.29654, -1.45719, -1.45137, -1.00042, -0.31644,
+                                                        0.76478, 1.03549, 0.73864, 0.01382, -0.53095, -1.16297, -1.13745, -0.46641], atol: 2e-5)
+        // F.pad of torch.arange(12.).reshape(1, 3, 4).
+        let t = Tensor.arange(0, 12, device: d).reshape([1, 3, 4])
+        #expect(pad(t, [1, 2], value: -1).toArray() == [-1, 0, 1, 2, 3, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, 8, 9, 10, 11, -1, -1])
+        #expect(pad(t, [-1, 1, 1, 0]).shape == [1, 4, 4] && pad(t, [-1, 1, 1, 0]).toArray() == [0, 0, 0, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0])
+        #expect(pad(t, [2, 3], mode: .reflect).toArray() == [2, 1, 0, 1, 2, 3, 2, 1, 0, 6, 5, 4, 5, 6, 7, 6, 5, 4, 10, 9, 8, 9, 10, 11, 10, 9, 8])
+        #expect(pad(t.unsqueeze(0), [1, 1, 2, 0], mode: .replicate).toArray()
+                == [0, 0, 1, 2, 3, 3, 0, 0, 1, 2, 3, 3, 0, 0, 1, 2, 3, 3, 4, 4, 5, 6, 7, 7, 8, 8, 9, 10, 11, 11])
+        #expect(pad(t, [1, 2], mode: .circular).toArray() == [3, 0, 1, 2, 3, 0, 1, 7, 4, 5, 6, 7, 4, 5, 11, 8, 9, 10, 11, 8, 9])
+        // nn.Embedding(5, 2, padding_idx=1): the padding row starts at zero and gets no gradient.
+        let embedding = Embedding(5, 2, paddingIdx: -4)
+        embedding.to(d)
+        #expect(embedding.paddingIdx == 1 && embedding.weight.toArray()[2..<4] == [0, 0])
+        embedding(Tensor(shape: [2, 2], data: [Int64(1), 2, 1, 4], device: d)).sum().backward()
+        #expect(embedding.weight.grad!.toArray() == [0, 0, 0, 0, 1, 1, 0, 0, 1, 1])
+    }
+
+    @Test("unbind, clipGradValue and the like-shaped creators follow PyTorch", arguments: devices)
+    func smallUtilities(_ d: Device) {
+        let x = Tensor.arange(0, 6, device: d).reshape([2, 3])
+        #expect(x.unbind(dim: 1).map { $0.toArray() } == [[0, 3], [1, 4], [2, 5]] && x.unbind().map(\.shape) == [[3], [3]])
+        let w = Tensor.zeros([4], device: d, requiresGrad: true)
+        (w * Tensor([-3, 0.5, 2, -0.1], device: d)).sum().backward()
+        clipGradValue([w], clipValue: 1)
+        #expect(w.grad!.toArray() == [-1, 0.5, 1, -0.1])
+        let h = x.to(.float16)
+        #expect(Tensor.full(like: h, 7).dtype == .float16 && Tensor.full(like: h, 7).toArray() == [7, 7, 7, 7, 7, 7])
+        #expect(Tensor.randn(like: h).dtype == .float16 && Tensor.rand(like: x).shape == [2, 3] && Tensor.rand(like: x).device == d)
+        #expect(Tensor.rand(like: x).toArray().allSatisfy { $0 >= 0 && $0 < 1 })
+    }
+
     // MARK: slicing
 
     @Test("slices clamp their bounds as Python does; integer indices stay checked", arguments: devices)

@@ -64,6 +64,7 @@ struct ReleaseBuildTests {
         ("one-hot-range", "oneHot: class values must be smaller than numClasses 3, got 3"),
         ("conv1d-channels", "conv1d: given groups=1, weight of size [4, 3, 3], expected input [2, 5, 9] to have 3 channels, but got 5 channels instead"),
         ("repeat-dims", "repeat: number of repeat dims 1 can not be smaller than number of tensor dims 2 (shape [2, 3])"),
+        ("conv-transpose-channels", "convTranspose2d: weight of size [3, 4, 2, 2] expects 3 input channels, but input [1, 2, 5, 5] has 2"),
         ("rmsnorm-shape", "rmsNorm: input of shape [2, 6] does not end in normalizedShape [8]"),
         ("bool-sub", "sub: subtraction, the `-` operator, with two bool tensors is not supported"),
         ("conv2d-channels", "conv2d: given groups=1, weight of size [4, 3, 3, 3], expected input [1, 2, 8, 8] to have 3 channels, but got 2 channels instead"),

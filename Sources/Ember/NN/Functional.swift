@@ -19,9 +19,16 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
 /// Rows of the table `weight` (`[numEmbeddings, embeddingDim]`) named by integer `indices` of any
 /// shape (`torch.nn.functional.embedding`): shape `indices.shape + [embeddingDim]`. An index
 /// outside `0..<numEmbeddings` stops the program (on OpenCL at the next synchronisation).
-public func embedding(_ indices: Tensor, weight: Tensor) -> Tensor {
+/// Positions whose index is `paddingIdx` (negative counts from the end) give no gradient to
+/// that row.
+public func embedding(_ indices: Tensor, weight: Tensor, paddingIdx: Int? = nil) -> Tensor {
     check(weight.rank == 2, "embedding: weight must be [numEmbeddings, embeddingDim], got \(Shape.describe(weight.shape))")
-    return weight.indexSelect(dim: 0, index: indices.reshape([-1]), op: "embedding").reshape(indices.shape + [weight.shape[1]])
+    let rows = weight.indexSelect(dim: 0, index: indices.reshape([-1]), op: "embedding").reshape(indices.shape + [weight.shape[1]])
+    guard let paddingIdx, weight.requiresGrad else { return rows }
+    let table = weight.shape[0]
+    check(paddingIdx >= -table && paddingIdx < table, "embedding: paddingIdx must be within numEmbeddings \(table), got \(paddingIdx)")
+    // The same values, with the gradient stopped where the index is the padding row.
+    return Tensor.where((indices != Float(paddingIdx < 0 ? paddingIdx + table : paddingIdx)).unsqueeze(-1), rows, rows.detach())
 }
 
 /// Normalises over the trailing `normalizedShape` dims with the biased variance
@@ -72,6 +79,24 @@ public func cosineSimilarity(_ x1: Tensor, _ x2: Tensor, dim: Int = 1, eps: Floa
     let shape = Tensor.broadcastShape("cosineSimilarity", x1.shape, x2.shape)
     let (a, b) = (x1.expand(shape), x2.expand(shape))
     return ((a / a.norm(dim: dim, keepDim: true).clamp(min: eps)) * (b / b.norm(dim: dim, keepDim: true).clamp(min: eps))).sum(dim: dim)
+}
+
+/// Group normalisation (`torch.nn.functional.group_norm`): the channels (dim 1) of each
+/// sample split into `numGroups` groups, each normalised with its biased variance over its
+/// channels and every position (LayerNorm's row kernel over each group), then scaled by
+/// `weight` and shifted by `bias` (each `[C]`) when given.
+public func groupNorm(_ x: Tensor, numGroups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5) -> Tensor {
+    check(x.rank >= 2 && numGroups > 0 && x.shape[1] % numGroups == 0,
+          "groupNorm: expected an input [N, C, *] with C divisible by numGroups \(numGroups), got \(Shape.describe(x.shape))")
+    let channels = x.shape[1]
+    for (name, p) in [("weight", weight), ("bias", bias)] {
+        if let p { check(p.shape == [channels], "groupNorm: \(name) of shape \(Shape.describe(p.shape)) does not match the \(channels) channels") }
+    }
+    let perGroup = Shape.count(x.shape) / Swift.max(x.shape[0] * numGroups, 1)
+    let normalized = layerNorm(x.reshape([x.shape[0], numGroups, perGroup]), normalizedShape: [perGroup], eps: eps).reshape(x.shape)
+    let perChannel = [1, channels] + [Int](repeating: 1, count: x.rank - 2)
+    let scaled = weight.map { normalized * $0.reshape(perChannel) } ?? normalized
+    return bias.map { scaled + $0.reshape(perChannel) } ?? scaled
 }
 
 /// Root-mean-square normalisation over the trailing `normalizedShape` dims

@@ -57,6 +57,50 @@ public final class Conv2d: Module, Layer {
     }
 }
 
+/// 2-D transposed convolution over NCHW input (`torch.nn.ConvTranspose2d`), grouped when
+/// `groups` > 1: upsampling in decoders and generators.
+public final class ConvTranspose2d: Module, Layer {
+    /// Weight `[inChannels, outChannels / groups, kH, kW]` (PyTorch's layout).
+    @Parameter public var weight: Tensor
+    /// Bias `[outChannels]`, or nil.
+    @OptionalParameter public var bias: Tensor?
+    /// Vertical and horizontal stride, padding, output padding and dilation.
+    public let stride: (Int, Int), padding: (Int, Int), outputPadding: (Int, Int), dilation: (Int, Int)
+    /// Number of channel groups.
+    public let groups: Int
+
+    /// A layer with square windows and PyTorch's default initialisation.
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                            outputPadding: Int = 0, groups: Int = 1, bias: Bool = true, dilation: Int = 1) {
+        self.init(inChannels, outChannels, kernelSize: (kernelSize, kernelSize), stride: (stride, stride), padding: (padding, padding),
+                  outputPadding: (outputPadding, outputPadding), groups: groups, bias: bias, dilation: (dilation, dilation))
+    }
+
+    /// A layer with `kernelSize` (height, width) windows and PyTorch's default initialisation
+    /// (its fan-in is `outChannels / groups * kH * kW`, as PyTorch computes it for this layout).
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                outputPadding: (Int, Int) = (0, 0), groups: Int = 1, bias: Bool = true, dilation: (Int, Int) = (1, 1)) {
+        check(inChannels > 0 && outChannels > 0 && kernelSize.0 > 0 && kernelSize.1 > 0,
+              "ConvTranspose2d: channels and kernel size must be positive, got \(inChannels) -> \(outChannels), kernel \(kernelSize)")
+        check(groups > 0 && inChannels % groups == 0 && outChannels % groups == 0,
+              "ConvTranspose2d: in_channels (\(inChannels)) and out_channels (\(outChannels)) must be divisible by groups (\(groups))")
+        let fanIn = outChannels / groups * kernelSize.0 * kernelSize.1
+        weight = Init.kaimingUniform([inChannels, outChannels / groups, kernelSize.0, kernelSize.1], fanIn: fanIn)
+        self.bias = bias ? Init.kaimingUniform([outChannels], fanIn: fanIn) : nil
+        self.stride = stride
+        self.padding = padding
+        self.outputPadding = outputPadding
+        self.dilation = dilation
+        self.groups = groups
+    }
+
+    /// The transposed convolution of `x` (`[N, inChannels, H, W]`).
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        x.convTranspose2d(weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding, groups: groups,
+                          dilation: dilation)
+    }
+}
+
 /// 1-D convolution over `[N, C, L]` input (`torch.nn.Conv1d`), grouped when `groups` > 1.
 public final class Conv1d: Module, Layer {
     /// Weight `[outChannels, inChannels / groups, kernelSize]`.
@@ -215,14 +259,23 @@ public final class Embedding: Module, Layer {
     /// The table `[numEmbeddings, embeddingDim]`, initialised from N(0, 1).
     @Parameter public var weight: Tensor
 
-    /// A table with N(0, 1) entries.
-    public init(_ numEmbeddings: Int, _ embeddingDim: Int) {
+    /// The row that `paddingIdx` names (non-negative), if any: zeros at first and never updated.
+    public let paddingIdx: Int?
+
+    /// A table with N(0, 1) entries; with `paddingIdx` (negative counts from the end) that
+    /// row starts at zero and gets no gradient, as `torch.nn.Embedding(padding_idx=)`.
+    public init(_ numEmbeddings: Int, _ embeddingDim: Int, paddingIdx: Int? = nil) {
         check(numEmbeddings > 0 && embeddingDim > 0, "Embedding: sizes must be positive, got \(numEmbeddings) x \(embeddingDim)")
-        weight = Tensor.randn([numEmbeddings, embeddingDim])
+        let table = Tensor.randn([numEmbeddings, embeddingDim])
+        self.paddingIdx = paddingIdx.map { index in
+            check(index >= -numEmbeddings && index < numEmbeddings, "Embedding: paddingIdx must be within numEmbeddings \(numEmbeddings), got \(index)")
+            return index < 0 ? index + numEmbeddings : index
+        }
+        weight = self.paddingIdx.map { Tensor.where((Tensor.arange(numEmbeddings) == Float($0)).unsqueeze(1), 0, table) } ?? table
     }
 
-    /// The rows named by Int32 `indices` of any shape: shape `indices.shape + [embeddingDim]`.
-    public func callAsFunction(_ indices: Tensor) -> Tensor { embedding(indices, weight: weight) }
+    /// The rows named by integer `indices` of any shape: shape `indices.shape + [embeddingDim]`.
+    public func callAsFunction(_ indices: Tensor) -> Tensor { embedding(indices, weight: weight, paddingIdx: paddingIdx) }
 }
 
 /// Layers applied in order; children are named "0", "1", ... as in PyTorch.

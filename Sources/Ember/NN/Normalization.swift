@@ -128,3 +128,26 @@ public final class RMSNorm: Module, Layer {
     /// The normalised input.
     public func callAsFunction(_ x: Tensor) -> Tensor { rmsNorm(x, normalizedShape: normalizedShape, weight: weight, eps: eps) }
 }
+
+/// Group normalisation over the channels of `[N, C, *]` input (`torch.nn.GroupNorm`), with a
+/// learned per-channel scale and shift (ones and zeros at first) unless `affine` is false.
+public final class GroupNorm: Module, Layer {
+    /// Per-channel scale `[numChannels]` (when affine).
+    @OptionalParameter public var weight: Tensor?
+    /// Per-channel shift `[numChannels]` (when affine).
+    @OptionalParameter public var bias: Tensor?
+    let numGroups: Int, eps: Float
+
+    /// `numChannels` split into `numGroups` groups (which must divide it).
+    public init(numGroups: Int, numChannels: Int, eps: Float = 1e-5, affine: Bool = true) {
+        check(numGroups > 0 && numChannels > 0 && numChannels % numGroups == 0,
+              "GroupNorm: numChannels (\(numChannels)) must be divisible by numGroups (\(numGroups))")
+        self.numGroups = numGroups
+        self.eps = eps
+        weight = affine ? Tensor.ones([numChannels]) : nil
+        bias = affine ? Tensor.zeros([numChannels]) : nil
+    }
+
+    /// The normalised input.
+    public func callAsFunction(_ x: Tensor) -> Tensor { groupNorm(x, numGroups: numGroups, weight: weight, bias: bias, eps: eps) }
+}

@@ -89,6 +89,62 @@ extension Tensor {
     }
 }
 
+// MARK: - Transposed convolution
+
+extension Tensor {
+    /// 2-D transposed convolution ("deconvolution") of an NCHW input with `weight`
+    /// `[inC, outC / groups, kH, kW]` and an optional `bias` `[outC]`, as
+    /// `torch.nn.functional.conv_transpose2d`: the adjoint of conv2d, so each input pixel
+    /// spreads its filter over the output. Output size (H - 1)·stride - 2·padding +
+    /// dilation·(k - 1) + outputPadding + 1. The filters' product with each image's pixels
+    /// is folded by col2im (im2col's adjoint), so the gradients follow from matmul's and im2col's.
+    public func convTranspose2d(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                                outputPadding: (Int, Int) = (0, 0), groups: Int = 1, dilation: (Int, Int) = (1, 1)) -> Tensor {
+        if case let (x, weight, bias)? = Autocast.lowPrecision(self, weight, bias) {
+            return x.convTranspose2d(weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding,
+                                     groups: groups, dilation: dilation)
+        }
+        let op = "convTranspose2d"
+        Tensor.checkSameDevice(op, self, weight)
+        check(rank == 4, "\(op): expected a 4-D NCHW input, got shape \(Shape.describe(shape))")
+        check(weight.rank == 4, "\(op): weight must be 4-D [inC, outC / groups, kH, kW], got \(Shape.describe(weight.shape))")
+        check(groups > 0 && shape[1] % groups == 0, "\(op): groups (\(groups)) must be positive and divide the input's \(shape[1]) channels")
+        check(weight.shape[0] == shape[1],
+              "\(op): weight of size \(Shape.describe(weight.shape)) expects \(weight.shape[0]) input channels, but input \(Shape.describe(shape)) has \(shape[1])")
+        check(stride.0 > 0 && stride.1 > 0 && dilation.0 > 0 && dilation.1 > 0 && padding.0 >= 0 && padding.1 >= 0,
+              "\(op): stride and dilation must be positive and padding >= 0, got stride \(stride), padding \(padding), dilation \(dilation)")
+        check(outputPadding.0 >= 0 && outputPadding.1 >= 0
+              && (outputPadding.0 < stride.0 || outputPadding.0 < dilation.0) && (outputPadding.1 < stride.1 || outputPadding.1 < dilation.1),
+              "\(op): output padding \(outputPadding) must be smaller than either stride \(stride) or dilation \(dilation)")
+        let (kH, kW) = (weight.shape[2], weight.shape[3]), outChannels = weight.shape[1] * groups
+        let height = (shape[2] - 1) * stride.0 - 2 * padding.0 + dilation.0 * (kH - 1) + outputPadding.0 + 1
+        let width = (shape[3] - 1) * stride.1 - 2 * padding.1 + dilation.1 * (kW - 1) + outputPadding.1 + 1
+        check(height > 0 && width > 0, "\(op): input of shape \(Shape.describe(shape)) gives an output of \(height) x \(width) for kernel (\(kH), \(kW)), stride \(stride) and padding \(padding)")
+        if let bias {
+            Tensor.checkSameDevice(op, self, bias)
+            check(bias.shape == [outChannels], "\(op): bias must have shape [\(outChannels)], got \(Shape.describe(bias.shape))")
+        }
+        // The convolution whose adjoint this is: from the output's size down to the input's.
+        let g = Conv2dGeometry(batch: shape[0], channels: outChannels, height: height, width: width, kernelH: kH, kernelW: kW,
+                               strideH: stride.0, strideW: stride.1, padH: padding.0, padW: padding.1,
+                               dilationH: dilation.0, dilationW: dilation.1)
+        let pixels = shape[2] * shape[3], perGroup = shape[1] / groups
+        // Group k's filters, transposed to [outC / groups * kH * kW, inC / groups], times its channels' pixels.
+        let columns = weight.reshape([groups, perGroup, -1]).transpose(-2, -1)
+            .matmul(reshape([shape[0], groups, perGroup, pixels]))
+            .reshape([shape[0], outChannels * kH * kW, pixels])
+        let out = columns.contiguous().col2im(g)
+        return bias.map { out + $0.reshape([1, outChannels, 1, 1]) } ?? out
+    }
+
+    /// 2-D transposed convolution with square stride, padding, output padding and dilation.
+    public func convTranspose2d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, outputPadding: Int = 0,
+                                groups: Int = 1, dilation: Int = 1) -> Tensor {
+        convTranspose2d(weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding),
+                        outputPadding: (outputPadding, outputPadding), groups: groups, dilation: (dilation, dilation))
+    }
+}
+
 // MARK: - 1-D windows
 
 extension Tensor {

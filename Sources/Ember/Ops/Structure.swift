@@ -86,6 +86,13 @@ extension Tensor {
         return parts.count == 1 ? parts[0] : Tensor.cat(parts, dim: d)
     }
 
+    /// The views along `dim`, that dim removed from each (`torch.unbind`).
+    public func unbind(dim: Int = 0) -> [Tensor] {
+        check(rank > 0, "unbind: expected a tensor with at least one dimension, got a 0-d tensor")
+        let d = Tensor.normalizeDim(dim, rank: rank, op: "unbind")
+        return (0..<shape[d]).map { select(dim: d, index: $0) }
+    }
+
     /// At most `n` views along `dim` of `ceil(size / n)` elements each (`torch.chunk`); the last
     /// may be smaller and there may be fewer than `n` pieces.
     public func chunk(_ n: Int, dim: Int = 0) -> [Tensor] {
@@ -132,4 +139,65 @@ extension Tensor {
         }
         return x === self ? clone() : x
     }
+}
+
+// MARK: - Padding
+
+/// How `pad` fills the border (`mode` in `torch.nn.functional.pad`).
+public enum PaddingMode: String, Sendable {
+    /// A constant `value`.
+    case constant
+    /// The input mirrored about its edge element, which is not repeated.
+    case reflect
+    /// The edge element repeated.
+    case replicate
+    /// The input wrapped around.
+    case circular
+}
+
+/// `x` padded as `torch.nn.functional.pad`: `padding` holds (before, after) pairs for the
+/// last dim, then the one before it, and so on; a negative amount crops. `.constant` fills
+/// with `value`; `.reflect` needs each amount below the dim's size, `.circular` at most it.
+/// Differentiable: the border's gradient flows back to the elements it copies.
+public func pad(_ x: Tensor, _ padding: [Int], mode: PaddingMode = .constant, value: Float = 0) -> Tensor {
+    check(padding.count % 2 == 0 && padding.count / 2 <= x.rank,
+          "pad: padding \(padding) must be pairs for at most the input's \(x.rank) dims (shape \(Shape.describe(x.shape)))")
+    var out = x
+    for pair in 0..<(padding.count / 2) {
+        let d = x.rank - 1 - pair, (before, after) = (padding[2 * pair], padding[2 * pair + 1])
+        let size = out.shape[d]
+        if mode == .constant {
+            check(size - Swift.max(-before, 0) - Swift.max(-after, 0) >= 0,
+                  "pad: cropping \(padding) is more than dim \(d) of shape \(Shape.describe(x.shape)) holds")
+            out = out.slice(dim: d, start: Swift.max(-before, 0), end: size - Swift.max(-after, 0))
+            var border = out.shape
+            var parts: [Tensor] = []
+            for amount in [before, after] {
+                border[d] = Swift.max(amount, 0)
+                parts.append(Tensor.full(border, value, dtype: out.dtype, device: out.device))
+            }
+            out = Tensor.cat([parts[0], out, parts[1]], dim: d)
+            continue
+        }
+        check(before >= 0 && after >= 0, "pad: \(mode.rawValue) padding must be >= 0, got \(padding)")
+        switch mode {
+        case .reflect:
+            check(before < size && after < size,
+                  "pad: reflect padding \(padding) must be less than the size of dim \(d) of shape \(Shape.describe(x.shape))")
+        case .circular:
+            check(before <= size && after <= size,
+                  "pad: circular padding \(padding) must be at most the size of dim \(d) of shape \(Shape.describe(x.shape))")
+        default:
+            check(size > 0, "pad: replicate padding needs a non-empty dim \(d), got shape \(Shape.describe(x.shape))")
+        }
+        let sources: [Int64] = (-before..<(size + after)).map { i in
+            switch mode {
+            case .reflect: return Int64(i < 0 ? -i : (i >= size ? 2 * (size - 1) - i : i))
+            case .circular: return Int64((i % size + size) % size)
+            default: return Int64(Swift.min(Swift.max(i, 0), size - 1))
+            }
+        }
+        out = out.indexSelect(dim: d, index: Tensor(shape: [sources.count], data: sources, device: out.device))
+    }
+    return out
 }

@@ -47,3 +47,12 @@ public func clipGradNorm(_ parameters: [Tensor], maxNorm: Float, normType: Float
     }
     return total
 }
+
+/// Clamps every gradient of `parameters` into `[-clipValue, clipValue]` in place
+/// (`torch.nn.utils.clip_grad_value_`); parameters without a gradient are skipped.
+public func clipGradValue(_ parameters: [Tensor], clipValue: Float) {
+    check(clipValue.isFinite && clipValue >= 0, "clipGradValue: clipValue must be finite and >= 0, got \(clipValue)")
+    Tensor.noGrad {
+        for g in parameters.compactMap(\.grad) { g.copy(from: g.clamp(min: -clipValue, max: clipValue)) }
+    }
+}

@@ -67,6 +67,23 @@ extension Tensor {
     /// Ones shaped like `other`, on its device.
     public static func ones(like other: Tensor) -> Tensor { ones(other.shape, dtype: other.dtype, device: other.device) }
 
+    /// A tensor of `value` with the shape, dtype and device of `other` (`torch.full_like`).
+    public static func full(like other: Tensor, _ value: Float) -> Tensor {
+        full(other.shape, value, dtype: other.dtype, device: other.device)
+    }
+
+    /// Uniform samples in [0, 1) with the shape, float dtype and device of `other` (`torch.rand_like`).
+    public static func rand(like other: Tensor) -> Tensor {
+        check(other.dtype.isFloatingPoint, "rand(like:): expected a float tensor, got \(other.dtype)")
+        return rand(other.shape, device: other.device).to(other.dtype)
+    }
+
+    /// Standard normal samples with the shape, float dtype and device of `other` (`torch.randn_like`).
+    public static func randn(like other: Tensor) -> Tensor {
+        check(other.dtype.isFloatingPoint, "randn(like:): expected a float tensor, got \(other.dtype)")
+        return randn(other.shape, device: other.device).to(other.dtype)
+    }
+
     static func filled(_ shape: [Int], _ value: Double, dtype: DType, device: Device, requiresGrad: Bool = false, op: String) -> Tensor {
         checkShape(shape, op: op)
         let out = Tensor(uninitialized: shape, dtype: dtype, device: device, op: op)
