@@ -197,6 +197,13 @@ extension OpCase {
             return pad($0[0], [1, 2, -1, 0], value: 0.5).sum(dim: 1) + (pad($0[0], [2, 1], mode: .reflect) * weights).sum(dim: 1)
                 + (pad($0[0], [1, 2], mode: .replicate) * weights).sum(dim: 1) + (pad($0[0], [3, 0], mode: .circular) * weights).sum(dim: 1)
         },
+        OpCase(name: "interpolate nearest and bilinear", shapes: [[1, 2, 3, 4]]) {
+            interpolate($0[0], size: [5, 7]) + interpolate($0[0], size: [5, 7], mode: .bilinear)
+                + interpolate($0[0], size: [5, 7], mode: .bilinear, alignCorners: true)
+        },
+        OpCase(name: "interpolate linear by a scale factor, and down", shapes: [[1, 2, 5]]) {
+            interpolate($0[0], scaleFactor: [1.5], mode: .linear).sum(dim: -1) + interpolate($0[0], size: [3], mode: .linear).sum(dim: -1)
+        },
         OpCase(name: "maxPool2d", shapes: [[2, 2, 5, 5]], domain: -5...5) { $0[0].maxPool2d(kernel: 2) },
         OpCase(name: "maxPool2d tiling rectangular", shapes: [[2, 2, 4, 6]], domain: -5...5) { $0[0].maxPool2d(kernel: (2, 3)) },
         OpCase(name: "maxPool2d rectangular", shapes: [[1, 2, 4, 7]], domain: -5...5) {

@@ -521,6 +521,29 @@ struct OpFidelityTests {
         #expect(embedding.weight.grad!.toArray() == [0, 0, 0, 0, 1, 1, 0, 0, 1, 1])
     }
 
+    @Test("interpolate and Upsample in nearest, linear and bilinear modes match PyTorch, by size and by scale factor", arguments: devices)
+    func resampling(_ d: Device) {
+        // x = (torch.arange(24.).reshape(1, 2, 3, 4) * 0.7).sin(); F.interpolate(x, ...) as named, the first values.
+        let x = (Tensor.arange(0, 24, device: d).reshape([1, 2, 3, 4]) * 0.7).sin()
+        func first(_ t: Tensor, _ n: Int) -> [Float] { Array(t.toArray().prefix(n)) }
+        expectClose(first(interpolate(x, size: [5, 7]), 14),
+                    [0, 0, 0.644218, 0.644218, 0.98545, 0.98545, 0.863209, 0, 0, 0.644218, 0.644218, 0.98545, 0.98545, 0.863209])
+        let scaled = Upsample(scaleFactor: [2.5])(x)
+        #expect(scaled.shape == [1, 2, 7, 10])
+        expectClose(first(scaled, 10), [0, 0, 0, 0.644218, 0.644218, 0.98545, 0.98545, 0.98545, 0.863209, 0.863209])
+        expectClose(first(interpolate(x, size: [5, 7], mode: .bilinear), 14),
+                    [0, 0.230078, 0.598202, 0.814834, 0.976718, 0.906867, 0.863209, 0.133995, 0.174075, 0.238201, 0.244428, 0.234233, 0.166978, 0.124945])
+        expectClose(first(Upsample(size: [5, 7], mode: .bilinear, alignCorners: true)(x), 14),
+                    [0, 0.322109, 0.644218, 0.814834, 0.98545, 0.92433, 0.863209, 0.167494, 0.157106, 0.146717, 0.101827, 0.056937, -0.001342, -0.059622])
+        expectClose(interpolate(x, size: [2, 3], mode: .bilinear).toArray(),
+                    [0.1357, 0.45833, 0.421694, -0.337267, 0.09988, 0.458735, 0.344261, -0.090832, -0.454725, 0.495097, 0.35776, -0.06001])
+        // l = (torch.arange(10.).reshape(1, 2, 5) * 0.9).cos(); F.interpolate(l, scale_factor=1.5, mode='linear').
+        let l = (Tensor.arange(0, 10, device: d).reshape([1, 2, 5]) * 0.9).cos()
+        expectClose(interpolate(l, scaleFactor: [1.5], mode: .linear).toArray(),
+                    [1, 0.810805, 0.480141, -0.085733, -0.565637, -0.902853, -0.897977, -0.210796, 0.211948, 0.695554, 0.938998, 0.804105, 0.466369, -0.101561])
+        #expect(interpolate(x, size: [3, 4]).toArray() == x.toArray())
+    }
+
     @Test("unbind, clipGradValue and the like-shaped creators follow PyTorch", arguments: devices)
     func smallUtilities(_ d: Device) {
         let x = Tensor.arange(0, 6, device: d).reshape([2, 3])

@@ -182,6 +182,24 @@ public final class AdaptiveAvgPool2d: Module, Layer {
     public func callAsFunction(_ x: Tensor) -> Tensor { x.adaptiveAvgPool2d(outputSize: outputSize) }
 }
 
+/// `interpolate` as a layer (`torch.nn.Upsample`): resizes to `size` or by `scaleFactor`.
+public final class Upsample: Module, Layer {
+    let size: [Int]?, scaleFactor: [Float]?, mode: InterpolationMode, alignCorners: Bool?
+
+    /// Resizes to `size` or by `scaleFactor` (one value for every spatial dim or one each).
+    public init(size: [Int]? = nil, scaleFactor: [Float]? = nil, mode: InterpolationMode = .nearest, alignCorners: Bool? = nil) {
+        self.size = size
+        self.scaleFactor = scaleFactor
+        self.mode = mode
+        self.alignCorners = alignCorners
+    }
+
+    /// The resized input.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        interpolate(x, size: size, scaleFactor: scaleFactor, mode: mode, alignCorners: alignCorners)
+    }
+}
+
 /// Max pooling (`torch.nn.MaxPool2d`).
 public final class MaxPool2d: Module, Layer {
     let kernelSize: (Int, Int), stride: (Int, Int)?, padding: (Int, Int)

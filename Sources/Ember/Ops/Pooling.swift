@@ -136,3 +136,63 @@ extension Tensor {
         return Tensor.cat(cells, dim: dim)
     }
 }
+
+// MARK: - Resampling
+
+/// How `interpolate` samples (`mode` in `torch.nn.functional.interpolate`).
+public enum InterpolationMode: String, Sendable {
+    /// The nearest input element (any number of spatial dims).
+    case nearest
+    /// Linear between the two nearest elements, over `[N, C, L]`.
+    case linear
+    /// Linear along height and width, over `[N, C, H, W]`.
+    case bilinear
+}
+
+/// `x` (`[N, C, spatial...]`) resized to `size`, or by `scaleFactor`, as
+/// `torch.nn.functional.interpolate`: one value for every spatial dim or one each. Output
+/// element i of n from an input of m maps to input coordinate i·m/n (or i/scaleFactor) for
+/// `.nearest` (floor, as PyTorch's "nearest"); the linear modes use pixel centres,
+/// (i + 0.5)·m/n - 0.5 clamped at 0, or with `alignCorners` i·(m - 1)/(n - 1). Separable:
+/// each dim is one or two index selects and a weighted sum, so it is differentiable.
+public func interpolate(_ x: Tensor, size: [Int]? = nil, scaleFactor: [Float]? = nil, mode: InterpolationMode = .nearest,
+                        alignCorners: Bool? = nil) -> Tensor {
+    let spatial = x.rank - 2
+    switch mode {
+    case .nearest: check(spatial >= 1, "interpolate: nearest expects an input [N, C, spatial...], got \(Shape.describe(x.shape))")
+    case .linear: check(spatial == 1, "interpolate: linear expects a 3-D input [N, C, L], got \(Shape.describe(x.shape))")
+    case .bilinear: check(spatial == 2, "interpolate: bilinear expects a 4-D input [N, C, H, W], got \(Shape.describe(x.shape))")
+    }
+    check(mode != .nearest || alignCorners == nil, "interpolate: alignCorners can only be set with the linear modes")
+    check((size == nil) != (scaleFactor == nil), "interpolate: give exactly one of size and scaleFactor")
+    func perDim<T>(_ values: [T], _ name: String) -> [T] {
+        check(values.count == 1 || values.count == spatial, "interpolate: \(name) \(values) must have 1 or \(spatial) values for input \(Shape.describe(x.shape))")
+        return values.count == 1 ? [T](repeating: values[0], count: spatial) : values
+    }
+    let factors = scaleFactor.map { perDim($0, "scaleFactor") }
+    let sizes = size.map { perDim($0, "size") } ?? zip(x.shape.suffix(spatial), factors!).map { Int((Float($0) * $1).rounded(.down)) }
+    check(sizes.allSatisfy { $0 > 0 } && factors?.allSatisfy { $0 > 0 } != false,
+          "interpolate: output size \(sizes) must be positive (input \(Shape.describe(x.shape)))")
+    var out = x
+    for (i, outSize) in sizes.enumerated() {
+        let d = 2 + i, inSize = x.shape[d]
+        guard inSize != outSize || factors != nil else { continue }
+        // Input coordinates per output element in PyTorch's float arithmetic.
+        let scale: Float = factors.map { 1 / $0[i] } ?? Float(inSize) / Float(outSize)
+        func indices(_ values: [Int]) -> Tensor { Tensor(shape: [outSize], data: values.map(Int64.init), device: x.device) }
+        if mode == .nearest {
+            out = out.indexSelect(dim: d, index: indices((0..<outSize).map { Swift.min(Int((Float($0) * scale).rounded(.down)), inSize - 1) }))
+            continue
+        }
+        let sources: [Float] = (0..<outSize).map { j in
+            if alignCorners == true { return outSize > 1 ? Float(j) * (Float(inSize - 1) / Float(outSize - 1)) : 0 }
+            return Swift.max(scale * (Float(j) + 0.5) - 0.5, 0)
+        }
+        let low = sources.map { Swift.min(Int($0), inSize - 1) }, high = low.map { Swift.min($0 + 1, inSize - 1) }
+        var weightShape = [Int](repeating: 1, count: x.rank)
+        weightShape[d] = outSize
+        let upper = Tensor(shape: weightShape, data: zip(sources, low).map { $0 - Float($1) }, device: x.device).to(out.dtype)
+        out = out.indexSelect(dim: d, index: indices(low)) * (1 - upper) + out.indexSelect(dim: d, index: indices(high)) * upper
+    }
+    return out === x ? x.clone() : out
+}
