@@ -379,3 +379,20 @@ struct MultiheadAttentionTests {
         #expect(mha.parameters().allSatisfy { $0.grad != nil && $0.grad!.toArray().contains { $0 != 0 } })
     }
 }
+
+extension MultiheadAttentionTests {
+    @Test("isCausal with only a key padding mask is the causal mask joined with it, weights included", arguments: TestDevices.all)
+    func causalWithPadding(_ device: Device) {
+        let mha = MultiheadAttention(embedDim: 8, numHeads: 2).to(device)
+        let x = Tensor.withRandomSeed(6) { Tensor.randn([4, 2, 8], device: device) }
+        let padding = Tensor([[false, false, true, false], [false, false, false, true]], device: device)
+        let causal = Tensor.ones([4, 4], device: device).triu(diagonal: 1) != 0
+        for needWeights in [false, true] {
+            let hinted = mha(x, x, x, keyPaddingMask: padding, needWeights: needWeights, isCausal: true)
+            let explicit = mha(x, x, x, keyPaddingMask: padding, needWeights: needWeights, attnMask: causal)
+            expectClose(hinted.output.toArray(), explicit.output.toArray(), "needWeights \(needWeights)")
+            if needWeights { expectClose(hinted.weights!.toArray(), explicit.weights!.toArray()) }
+        }
+    }
+}
+

@@ -42,8 +42,8 @@ public final class MultiheadAttention: Module {
     /// `[N, S, E]` when `batchFirst`; unbatched `[L, E]` / `[S, E]` also work), as PyTorch's
     /// forward: `keyPaddingMask` `[N, S]` (true or -infinity = ignore that key), `attnMask`
     /// `[L, S]` or `[N * numHeads, L, S]` (true = not allowed, or added when Float),
-    /// `isCausal` a causal mask (used as given when `attnMask` is also passed, as PyTorch's
-    /// hint is). Returns the output and, when `needWeights`, the attention weights
+    /// `isCausal` a causal mask (joined with `keyPaddingMask`; when `attnMask` is also passed,
+    /// PyTorch's hint that it is causal, and `attnMask` is used as given). Returns the output and, when `needWeights`, the attention weights
     /// `[N, L, S]` averaged over heads (`[N, numHeads, L, S]` otherwise).
     public func callAsFunction(_ query: Tensor, _ key: Tensor, _ value: Tensor, keyPaddingMask: Tensor? = nil,
                                needWeights: Bool = true, attnMask: Tensor? = nil, averageAttnWeights: Bool = true,
@@ -68,7 +68,11 @@ public final class MultiheadAttention: Module {
         }
         let qh = heads(q, 0, l), kh = heads(k, 1, s), vh = heads(v, 2, s)
 
-        let mask = combinedMask(attnMask: attnMask, keyPaddingMask: keyPaddingMask, n: n, l: l, s: s, shapes: shapes)
+        // isCausal alone is the causal mask (made explicit to join a padding mask); beside an
+        // attnMask it is PyTorch's hint that attnMask is causal.
+        let causalMask = isCausal && attnMask == nil && keyPaddingMask != nil
+            ? Tensor.ones([l, s], device: q.device).triu(diagonal: 1) != 0 : nil
+        let mask = combinedMask(attnMask: attnMask ?? causalMask, keyPaddingMask: keyPaddingMask, n: n, l: l, s: s, shapes: shapes)
         let causal = isCausal && mask == nil
         let p: Float = isTraining ? dropout : 0
         let scale = 1 / Float(d).squareRoot()
