@@ -396,3 +396,54 @@ extension MultiheadAttentionTests {
     }
 }
 
+@Suite("TransformerEncoder")
+struct TransformerEncoderTests {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/transformer.safetensors")
+
+    /// The fixture's stack under `prefix`: post-norm ReLU blocks, or pre-norm GELU ones.
+    static func encoder(preNorm: Bool) -> TransformerEncoder {
+        TransformerEncoder(numLayers: 2, norm: LayerNorm(8)) {
+            TransformerEncoderLayer(dModel: 8, nhead: 2, dimFeedforward: 16, dropout: 0, activation: preNorm ? .gelu : .relu,
+                                    batchFirst: true, normFirst: preNorm)
+        }
+    }
+
+    @Test("a PyTorch state dict loads under its names and gives PyTorch's outputs and input gradient, post- and pre-norm",
+          arguments: TestDevices.all)
+    func matchesTorch(_ device: Device) throws {
+        let file = try SafeTensors.read(from: Self.fixture)
+        let t = Dictionary(uniqueKeysWithValues: file.map { ($0.name, $0.tensor.to(device)) })
+        for (prefix, preNorm) in [("post.", false), ("pre.", true)] {
+            let encoder = Self.encoder(preNorm: preNorm).to(device)
+            let names = encoder.stateDict().map(\.name)
+            #expect(Set(names) == Set(t.keys.filter { $0.hasPrefix(prefix) && !$0.hasSuffix("output") && !$0.hasSuffix("src_grad") }
+                .map { String($0.dropFirst(prefix.count)) }), "\(prefix) names")
+            try encoder.loadStateDict(StateDict(names.map { ($0, t[prefix + $0]!) }))
+            encoder.eval()
+            let src = t["src"]!.detach().requiresGrad(true)
+            // nn.Transformer.generate_square_subsequent_mask(5) for the post-norm stack, as the fixture's.
+            let causal = Tensor.full([5, 5], -Float.infinity, device: device).triu(diagonal: 1)
+            let out = encoder(src, mask: preNorm ? nil : causal, srcKeyPaddingMask: t["key_padding_mask"]!.bool())
+            expectClose(out.toArray(), t[prefix + "output"]!.toArray(), rtol: 1e-4, atol: 1e-5, "\(prefix) output")
+            (out * t["upstream"]!).sum().backward()
+            expectClose(src.grad!.toArray(), t[prefix + "src_grad"]!.toArray(), rtol: 1e-4, atol: 1e-5, "\(prefix) gradient")
+            if !preNorm {
+                // isCausal alone is the same causal mask, joined with the padding mask.
+                let hinted = encoder(src, mask: nil, srcKeyPaddingMask: t["key_padding_mask"]!.bool(), isCausal: true)
+                expectClose(hinted.toArray(), t[prefix + "output"]!.toArray(), rtol: 1e-4, atol: 1e-5, "\(prefix) isCausal")
+            }
+        }
+    }
+
+    @Test("each block has its own weights, and a sequence-first block computes the batch-first numbers transposed")
+    func layout() {
+        let encoder = Self.encoder(preNorm: false)
+        #expect(encoder.layers.count == 2 && encoder.stateDict().map(\.name).first == "layers.0.self_attn.in_proj_weight")
+        let first = encoder.layers[0] as! TransformerEncoderLayer, second = encoder.layers[1] as! TransformerEncoderLayer
+        #expect(first.linear1.weight.toArray() != second.linear1.weight.toArray())
+        let sequenceFirst = TransformerEncoderLayer(dModel: 8, nhead: 2, dimFeedforward: 16, dropout: 0)
+        try? sequenceFirst.loadStateDict(first.stateDict())
+        let x = Tensor.withRandomSeed(4) { Tensor.randn([3, 5, 8]) }
+        expectClose(sequenceFirst(x.transpose(0, 1)).transpose(0, 1).toArray(), first(x).toArray(), atol: 1e-5)
+    }
+}
