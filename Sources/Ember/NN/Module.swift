@@ -177,7 +177,7 @@ open class Module {
     open func namedChildren() -> [(name: String, module: Module)] {
         var out: [(name: String, module: Module)] = []
         for child in Mirror(reflecting: self).allChildren {
-            guard let label = child.label, !(child.value is TensorSlot) else { continue }
+            guard let label = child.label, !(child.value is TensorSlot), !(child.value is [TensorSlot]) else { continue }
             let name = Module.propertyName(label)
             ModuleDiscovery.collect(child.value, path: name, owner: self, property: name, into: &out)
         }
@@ -279,8 +279,12 @@ open class Module {
         defer { ancestors.removeLast() }
         var own: [(name: String, slot: TensorSlot)] = []
         for child in Mirror(reflecting: self).allChildren {
-            guard let slot = child.value as? TensorSlot, let label = child.label else { continue }
-            own.append((prefix + (slot.name ?? Module.propertyName(label)), slot))
+            if let slot = child.value as? TensorSlot, let label = child.label {
+                own.append((prefix + (slot.name ?? Module.propertyName(label)), slot))
+            } else if let slots = child.value as? [TensorSlot] {
+                // A stored array of named slots (a recurrent layer's per-layer weights).
+                own += slots.map { slot in (prefix + slot.name!, slot) }
+            }
         }
         out += own.filter { !$0.slot.isBuffer } + own.filter { $0.slot.isBuffer }
         for (name, module) in namedChildren() where !ancestors.contains(ObjectIdentifier(module)) {
