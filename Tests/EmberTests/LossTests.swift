@@ -194,6 +194,9 @@ struct LossCase: Sendable, CustomTestStringConvertible {
         LossCase(name: "nllLoss [N, C, d] weighted mean", shapes: [[2, 3, 2], [3]], domain: 0.5...2) { x in
             nllLoss(x[0], labels([2, -100, 1, 0], [2, 2], like: x[0]), weight: x[1])
         },
+        LossCase(name: "klDiv batchMean and logTarget", shapes: [[2, 3], [2, 3]], domain: 0.2...1) { x in
+            klDiv(x[0].log(), x[1], reduction: .batchMean) + klDiv(x[0], x[1].log(), reduction: .sum, logTarget: true)
+        },
         LossCase(name: "mseLoss", shapes: [[2, 3], [2, 3]]) { mseLoss($0[0], $0[1]) },
         LossCase(name: "l1Loss", shapes: [[2, 3], [2, 3]]) { l1Loss($0[0] * 3, $0[1], reduction: .sum) },
         LossCase(name: "smoothL1Loss", shapes: [[2, 3], [2, 3]]) { smoothL1Loss($0[0] * 3, $0[1], reduction: .none, beta: 0.7) },
@@ -205,6 +208,32 @@ struct LossCase: Sendable, CustomTestStringConvertible {
             binaryCrossEntropyWithLogits(x[0] * 2 - 2, x[1] / 2, weight: x[2], posWeight: x[3], reduction: .sum)
         },
     ]
+}
+
+extension LossValueTests {
+    @Test("klDiv matches PyTorch in each reduction, zero targets contributing 0, and with log targets", arguments: devices)
+    func klDivValues(_ d: Device) {
+        // F.kl_div(inp, tgt, reduction=...) and its gradient with respect to inp.
+        let expected: [(KLDivReduction, Float, [Float])] = [
+            (.mean, 0.024979472, [-0.033333335, -0.13333334, 0, -0.083333336, -0.041666668, -0.041666668]),
+            (.batchMean, 0.074938416, [-0.1, -0.4, 0, -0.25, -0.125, -0.125]),
+            (.sum, 0.14987683, [-0.2, -0.8, 0, -0.5, -0.25, -0.25]),
+        ]
+        for (reduction, value, gradient) in expected {
+            let input = Tensor([[-1.2, -0.5, -2.0], [-0.1, -3.0, -1.0]], device: d, requiresGrad: true)
+            let target = Tensor([[0.2, 0.8, 0.0], [0.5, 0.25, 0.25]], device: d, requiresGrad: true)
+            let loss = KLDivLoss(reduction: reduction)(input, target)
+            expectClose([loss.item()], [value], "\(reduction)")
+            loss.backward()
+            expectClose(input.grad!.toArray(), gradient, "\(reduction) gradient")
+            // Where the target is 0 the term and its gradients are 0 (PyTorch's target gradient there is NaN).
+            #expect(target.grad!.toArray()[2] == 0)
+        }
+        let input = Tensor([[-1.2, -0.5, -2.0], [-0.1, -3.0, -1.0]], device: d)
+        let logTarget = Tensor([[0.2, 0.7, 0.1], [0.5, 0.25, 0.25]], device: d).log()
+        expectClose(klDiv(input, logTarget, reduction: .none, logTarget: true).toArray(),
+                    [-0.081887573, 0.10032752, -0.030258510, -0.29657358, 0.40342641, -0.096573591])
+    }
 }
 
 @Suite("Losses: CPU/OpenCL parity and finite-difference gradients")

@@ -108,6 +108,33 @@ struct OptimTests {
         }
     }
 
+    @Test("Adagrad with lr decay, weight decay and an initial accumulator, against a Double reference and PyTorch", arguments: TestDevices.all)
+    func adagrad(_ d: Device) throws {
+        let (lr, decay, weightDecay, initial, eps) = (0.1, 0.05, 0.01, 0.1, 1e-10)
+        var sum = [Double](repeating: initial, count: 3)
+        let actual = OptimTests.run(d) { Adagrad($0, lr: Float(lr), lrDecay: Float(decay), weightDecay: Float(weightDecay), initialAccumulatorValue: Float(initial)) }
+        let expected = OptimTests.reference { p, g, t in
+            let rate = lr / (1 + Double(t - 1) * decay)
+            for i in p.indices {
+                let gi = g[i] + weightDecay * p[i]
+                sum[i] += gi * gi
+                p[i] -= rate * gi / (sum[i].squareRoot() + eps)
+            }
+        }
+        OptimTests.expectSteps(actual, expected, "Adagrad")
+        // torch.optim.Adagrad([p], lr=0.1, lr_decay=0.05, weight_decay=0.01, initial_accumulator_value=0.1), p = [1, -2, 3],
+        // three steps on sum(p^2 * [1, 0.5, 2]): p and state['sum'].
+        let p = Tensor([1, -2, 3], device: d, requiresGrad: true)
+        let opt = Adagrad([p], lr: 0.1, lrDecay: 0.05, weightDecay: 0.01, initialAccumulatorValue: 0.1)
+        for _ in 0..<3 {
+            opt.zeroGrad()
+            (p * p * Tensor([1, 0.5, 2], device: d)).sum().backward()
+            opt.step()
+        }
+        expectClose(p.toArray(), [0.79008394, -1.7858695, 2.7827833])
+        expectClose(try #require(opt.stateDict()["state.0.sum"]).toArray(), [10.257798, 11.306294, 409.1926], rtol: 1e-5)
+    }
+
     @Test("optimizer state lives on the parameter's device and steps allocate nothing new", arguments: TestDevices.all)
     func stateDevice(_ d: Device) {
         let p = Tensor.randn([64], device: d, requiresGrad: true)

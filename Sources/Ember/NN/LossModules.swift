@@ -143,3 +143,18 @@ public final class HuberLoss: Module {
         huberLoss(input, target, reduction: reduction, delta: delta)
     }
 }
+
+/// `klDiv` as a module (`torch.nn.KLDivLoss`).
+public final class KLDivLoss: Module {
+    /// How the pointwise terms are combined.
+    public let reduction: KLDivReduction
+    /// Whether the target is given as log-probabilities.
+    public let logTarget: Bool
+    /// A loss with PyTorch's defaults.
+    public init(reduction: KLDivReduction = .mean, logTarget: Bool = false) {
+        self.reduction = reduction
+        self.logTarget = logTarget
+    }
+    /// `klDiv(input, target, reduction:, logTarget:)`.
+    public func callAsFunction(_ input: Tensor, _ target: Tensor) -> Tensor { klDiv(input, target, reduction: reduction, logTarget: logTarget) }
+}

@@ -333,6 +333,38 @@ public func huberLoss(_ input: Tensor, _ target: Tensor, reduction: Reduction = 
     return Tensor.where(a < delta, d * d * 0.5, (a - 0.5 * delta) * delta).reduced(reduction)
 }
 
+/// How `klDiv` reduces its pointwise terms: PyTorch's `reduction`, with `batchMean` (the sum
+/// over the batch size, the true KL divergence per sample) beside the usual three.
+public enum KLDivReduction: Sendable {
+    /// The mean over all elements (PyTorch's default; not the divergence's definition).
+    case mean
+    /// The sum divided by the first dim's size.
+    case batchMean
+    /// The sum over all elements.
+    case sum
+    /// No reduction.
+    case none
+}
+
+/// The Kullback-Leibler divergence of `target` from the distribution whose log-probabilities
+/// are `input` (`torch.nn.functional.kl_div`): pointwise target·(log target - input), 0 where
+/// the target is 0; with `logTarget` the target is given as log-probabilities,
+/// e^target·(target - input).
+public func klDiv(_ input: Tensor, _ target: Tensor, reduction: KLDivReduction = .mean, logTarget: Bool = false) -> Tensor {
+    if case let (input, target)? = Autocast.fullPrecision(input, target) {
+        return klDiv(input, target, reduction: reduction, logTarget: logTarget)
+    }
+    let shape = Tensor.broadcastShape("klDiv", input.shape, target.shape)
+    let terms = logTarget ? target.exp() * (target - input)
+        : Tensor.where(target != 0, target * (Tensor.where(target != 0, target, 1).log() - input), 0)
+    switch reduction {
+    case .mean: return terms.mean()
+    case .batchMean: return terms.sum() / Float(shape.first ?? 1)
+    case .sum: return terms.sum()
+    case .none: return terms
+    }
+}
+
 // MARK: Binary cross-entropy
 
 /// Checks that an element weight broadcasts to `input`'s shape without changing it.

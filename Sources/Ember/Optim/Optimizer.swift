@@ -458,3 +458,41 @@ public final class RMSprop: Optimizer {
         }
     }
 }
+
+/// Adagrad (`torch.optim.Adagrad`): each element's step is the learning rate (decayed as
+/// lr / (1 + (t - 1)·lrDecay)) over the root of its summed squared gradients (state `sum`,
+/// starting at `initialAccumulatorValue`). Composed of in-place tensor ops, which the lazy
+/// graphs fuse on OpenCL.
+public final class Adagrad: Optimizer {
+    let lrDecay: Float, eps: Float, initialAccumulatorValue: Float
+
+    /// Adagrad with PyTorch's defaults.
+    public convenience init(_ parameters: [Tensor], lr: Float = 1e-2, lrDecay: Float = 0, weightDecay: Float = 0,
+                            initialAccumulatorValue: Float = 0, eps: Float = 1e-10) {
+        self.init([ParamGroup(params: parameters)], lr: lr, lrDecay: lrDecay, weightDecay: weightDecay,
+                  initialAccumulatorValue: initialAccumulatorValue, eps: eps)
+    }
+
+    /// Adagrad over parameter groups; `lr` and `weightDecay` are the values of groups that give none.
+    public init(_ groups: [ParamGroup], lr: Float = 1e-2, lrDecay: Float = 0, weightDecay: Float = 0, initialAccumulatorValue: Float = 0,
+                eps: Float = 1e-10) {
+        Optimizer.checkRate(lrDecay, name: "lrDecay", in: Adagrad.self)
+        Optimizer.checkRate(initialAccumulatorValue, name: "initialAccumulatorValue", in: Adagrad.self)
+        Optimizer.checkRate(eps, name: "eps", in: Adagrad.self)
+        self.lrDecay = lrDecay
+        self.eps = eps
+        self.initialAccumulatorValue = initialAccumulatorValue
+        super.init(groups, lr: lr, weightDecay: weightDecay)
+    }
+
+    override public var stateNames: Set<String> { ["sum"] }
+
+    override public func update(_ index: Int, _ p: Tensor, _ grad: Tensor) {
+        let weightDecay = weightDecay(ofParameter: index)
+        let g = weightDecay != 0 ? grad + p * weightDecay : grad
+        let sum = stateTensor(index, "sum") { Tensor.full(like: p, initialAccumulatorValue) }
+        let rate = lr(ofParameter: index) / (1 + Float(steps[index] - 1) * lrDecay)
+        sum += g * g
+        p -= g / (sum.sqrt() + eps) * rate
+    }
+}
