@@ -23,10 +23,12 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
 /// that row.
 public func embedding(_ indices: Tensor, weight: Tensor, paddingIdx: Int? = nil) -> Tensor {
     check(weight.rank == 2, "embedding: weight must be [numEmbeddings, embeddingDim], got \(Shape.describe(weight.shape))")
+    let table = weight.shape[0]
+    if let paddingIdx {
+        check(paddingIdx >= -table && paddingIdx < table, "embedding: paddingIdx must be within numEmbeddings \(table), got \(paddingIdx)")
+    }
     let rows = weight.indexSelect(dim: 0, index: indices.reshape([-1]), op: "embedding").reshape(indices.shape + [weight.shape[1]])
     guard let paddingIdx, weight.requiresGrad else { return rows }
-    let table = weight.shape[0]
-    check(paddingIdx >= -table && paddingIdx < table, "embedding: paddingIdx must be within numEmbeddings \(table), got \(paddingIdx)")
     // The same values, with the gradient stopped where the index is the padding row.
     return Tensor.where((indices != Float(paddingIdx < 0 ? paddingIdx + table : paddingIdx)).unsqueeze(-1), rows, rows.detach())
 }

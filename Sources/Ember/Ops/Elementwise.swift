@@ -251,18 +251,18 @@ extension Tensor {
     }
 
     /// Elementwise ELU, x for x > 0 else alpha·(e^x - 1), as `torch.nn.functional.elu`.
-    public func elu(alpha: Float = 1) -> Tensor { scaledElu(alpha: alpha, scale: 1, name: "EluBackward") }
+    public func elu(alpha: Float = 1) -> Tensor { scaledElu(alpha: alpha, scale: 1) }
 
     /// Elementwise SELU, scale·elu(x, alpha) with PyTorch's constants (alpha ≈ 1.6733,
     /// scale ≈ 1.0507), as `torch.nn.functional.selu`.
     public func selu() -> Tensor {
-        scaledElu(alpha: 1.673_263_242_354_377_3, scale: 1.050_700_987_355_480_5, name: "EluBackward")
+        scaledElu(alpha: 1.673_263_242_354_377_3, scale: 1.050_700_987_355_480_5)
     }
 
     /// scale·x for x > 0, else scale·alpha·(e^x - 1); its derivative is scale, else
-    /// scale·alpha·e^x.
-    private func scaledElu(alpha: Float, scale: Float, name: String) -> Tensor {
-        unary(.elu(alpha: alpha, scale: scale), name) { x in Tensor.where(x > 0, scale, x.exp() * (scale * alpha)) }
+    /// scale·alpha·e^x (PyTorch's EluBackward for both).
+    private func scaledElu(alpha: Float, scale: Float) -> Tensor {
+        unary(.elu(alpha: alpha, scale: scale), "EluBackward") { x in Tensor.where(x > 0, scale, x.exp() * (scale * alpha)) }
     }
 
     /// Elementwise log(sigmoid(x)), computed as min(x, 0) - log(1 + e^-|x|) so it stays finite
