@@ -204,6 +204,13 @@ extension OpCase {
         OpCase(name: "interpolate linear by a scale factor, and down", shapes: [[1, 2, 5]]) {
             interpolate($0[0], scaleFactor: [1.5], mode: .linear).sum(dim: -1) + interpolate($0[0], size: [3], mode: .linear).sum(dim: -1)
         },
+        OpCase(name: "convTranspose1d and adaptiveAvgPool1d", shapes: [[2, 4, 5], [4, 3, 3]]) {
+            $0[0].convTranspose1d(weight: $0[1], stride: 2, padding: 1, outputPadding: 1).adaptiveAvgPool1d(outputSize: 4)
+        },
+        OpCase(name: "pixelShuffle, pixelUnshuffle and glu", shapes: [[1, 8, 2, 4]]) {
+            glu($0[0].pixelShuffle(upscaleFactor: 2), dim: -1) + $0[0].pixelShuffle(upscaleFactor: 2).pixelUnshuffle(downscaleFactor: 2)
+                .pixelShuffle(upscaleFactor: 2).slice(dim: -1, end: 4).exp()
+        },
         OpCase(name: "maxPool2d", shapes: [[2, 2, 5, 5]], domain: -5...5) { $0[0].maxPool2d(kernel: 2) },
         OpCase(name: "maxPool2d tiling rectangular", shapes: [[2, 2, 4, 6]], domain: -5...5) { $0[0].maxPool2d(kernel: (2, 3)) },
         OpCase(name: "maxPool2d rectangular", shapes: [[1, 2, 4, 7]], domain: -5...5) {

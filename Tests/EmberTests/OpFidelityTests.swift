@@ -544,6 +544,35 @@ struct OpFidelityTests {
         #expect(interpolate(x, size: [3, 4]).toArray() == x.toArray())
     }
 
+    @Test("convTranspose1d, adaptiveAvgPool1d, pixelShuffle/pixelUnshuffle, unflatten, glu and LogSoftmax match PyTorch", arguments: devices)
+    func moreLayers(_ d: Device) {
+        // x = (torch.arange(40.).reshape(2, 4, 5) * 0.37).sin(), w = (torch.arange(36.).reshape(4, 3, 3) * 0.23).cos().
+        let x = (Tensor.arange(0, 40, device: d).reshape([2, 4, 5]) * 0.37).sin()
+        let w = (Tensor.arange(0, 36, device: d).reshape([4, 3, 3]) * 0.23).cos()
+        let layer = ConvTranspose1d(4, 3, kernelSize: 3, stride: 2, padding: 1, outputPadding: 1)
+        layer.to(d)
+        layer.weight = w
+        layer.bias = Tensor([0.1, -0.2, 0.3], device: d)
+        let y = layer(x)
+        #expect(y.shape == [2, 3, 10])
+        // F.conv_transpose1d(x, w, b, stride=2, padding=1, output_padding=1): the first 12.
+        expectClose(Array(y.toArray().prefix(12)), [-1.023616, -1.187749, -0.160719, 0.484524, 0.737464, 2.104754, 1.549371, 3.45365,
+                                                   2.165111, 1.874933, -1.774027, -2.609051], atol: 2e-6)
+        // F.adaptive_avg_pool1d(x, 3)
+        expectClose(AdaptiveAvgPool1d(3)(x).toArray(), [0.180808, 0.643867, 0.94579, 0.87892, 0.500402, -0.003349, -0.665251, -0.919679,
+                                                       -0.943944, -0.512247, 0.006507, 0.523633, 0.947592, 0.916092, 0.655328, -0.010047,
+                                                       -0.51144, -0.884837, -0.942054, -0.634197, -0.167623, 0.529289, 0.860997, 0.977227])
+        // F.pixel_shuffle(torch.arange(48.).reshape(1, 8, 2, 3), 2): the first 12; pixel_unshuffle inverts it.
+        let t = Tensor.arange(0, 48, device: d).reshape([1, 8, 2, 3])
+        let shuffled = PixelShuffle(2)(t)
+        #expect(shuffled.shape == [1, 2, 4, 6] && Array(shuffled.toArray().prefix(12)) == [0, 6, 1, 7, 2, 8, 12, 18, 13, 19, 14, 20])
+        #expect(PixelUnshuffle(2)(shuffled).toArray() == t.toArray())
+        #expect(Unflatten(dim: 1, sizes: [2, -1])(t).shape == [1, 2, 4, 2, 3] && Flatten()(t.unflatten(dim: 1, sizes: [4, 2])).shape == [1, 48])
+        // F.glu(x[0], dim=0)
+        expectClose(GLU(dim: 0)(x[0]).toArray(), [0, 0.112058, 0.186273, 0.24173, 0.289367, 0.325552, 0.328272, 0.262915, 0.106726, -0.124286])
+        #expect(LogSoftmax(dim: 1)(x).toArray() == x.logSoftmax(dim: 1).toArray())
+    }
+
     @Test("unbind, clipGradValue and the like-shaped creators follow PyTorch", arguments: devices)
     func smallUtilities(_ d: Device) {
         let x = Tensor.arange(0, 6, device: d).reshape([2, 3])

@@ -135,6 +135,29 @@ struct OptimTests {
         expectClose(try #require(opt.stateDict()["state.0.sum"]).toArray(), [10.257798, 11.306294, 409.1926], rtol: 1e-5)
     }
 
+    @Test("Adam and AdamW with amsgrad divide by the largest second moment, as PyTorch's", arguments: TestDevices.all)
+    func amsgrad(_ d: Device) throws {
+        // torch.optim.Adam([p], lr=0.1, amsgrad=True), p = [1, -2, 3], three steps on sum(p^2 * c) with c changing each
+        // step, so the second moment falls and its maximum is kept: p and state['max_exp_avg_sq'].
+        let p = Tensor([1, -2, 3], device: d, requiresGrad: true)
+        let opt = Adam([p], lr: 0.1, amsgrad: true)
+        for c: [Float] in [[1, 0.5, 2], [0.1, 0.1, 0.1], [0.01, 3, 0.01]] {
+            opt.zeroGrad()
+            (p * p * Tensor(c, device: d)).sum().backward()
+            opt.step()
+        }
+        expectClose(p.toArray(), [0.76934719, -1.7461925, 2.7746909])
+        expectClose(try #require(opt.stateDict()["state.0.max_exp_avg_sq"]).toArray(), [0.0040284, 0.12341885, 0.14419238], rtol: 1e-5)
+        // AdamW's amsgrad is the same update after its decoupled decay.
+        let q = Tensor([1, -2, 3], device: d, requiresGrad: true), r = Tensor([1, -2, 3], device: d, requiresGrad: true)
+        let decoupled = AdamW([q], lr: 0.1, weightDecay: 0, amsgrad: true), plain = Adam([r], lr: 0.1, amsgrad: true)
+        for (t, o) in [(q, decoupled as Optimizer), (r, plain)] {
+            (t * t).sum().backward()
+            o.step()
+        }
+        #expect(q.toArray() == r.toArray())
+    }
+
     @Test("optimizer state lives on the parameter's device and steps allocate nothing new", arguments: TestDevices.all)
     func stateDevice(_ d: Device) {
         let p = Tensor.randn([64], device: d, requiresGrad: true)

@@ -68,6 +68,15 @@ public func oneHot(_ indices: Tensor, numClasses: Int = -1) -> Tensor {
     return (indices.unsqueeze(-1).long() == Tensor.arange(classes, device: indices.device)).long()
 }
 
+/// The gated linear unit (`torch.nn.functional.glu`): `x` halved along `dim` into a and b,
+/// a·sigmoid(b).
+public func glu(_ x: Tensor, dim: Int = -1) -> Tensor {
+    let d = Tensor.normalizeDim(dim, rank: x.rank, op: "glu")
+    check(x.shape[d] % 2 == 0, "glu: halving dim \(dim) needs an even size, got \(Shape.describe(x.shape))")
+    let halves = x.chunk(2, dim: d)
+    return halves[0] * halves[1].sigmoid()
+}
+
 /// `x` divided by its `p`-norm along `dim`, the norm kept at least `eps`
 /// (`torch.nn.functional.normalize`).
 public func normalize(_ x: Tensor, p: Float = 2, dim: Int = 1, eps: Float = 1e-12) -> Tensor {

@@ -135,6 +135,41 @@ public final class Conv1d: Module, Layer {
     }
 }
 
+/// 1-D transposed convolution over `[N, C, L]` input (`torch.nn.ConvTranspose1d`).
+public final class ConvTranspose1d: Module, Layer {
+    /// Weight `[inChannels, outChannels / groups, kernelSize]` (PyTorch's layout).
+    @Parameter public var weight: Tensor
+    /// Bias `[outChannels]`, or nil.
+    @OptionalParameter public var bias: Tensor?
+    /// Stride, padding, output padding and dilation along the length.
+    public let stride: Int, padding: Int, outputPadding: Int, dilation: Int
+    /// Number of channel groups.
+    public let groups: Int
+
+    /// A layer with PyTorch's default initialisation (fan-in `outChannels / groups * kernelSize`).
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0, outputPadding: Int = 0,
+                groups: Int = 1, bias: Bool = true, dilation: Int = 1) {
+        check(inChannels > 0 && outChannels > 0 && kernelSize > 0,
+              "ConvTranspose1d: channels and kernel size must be positive, got \(inChannels) -> \(outChannels), kernel \(kernelSize)")
+        check(groups > 0 && inChannels % groups == 0 && outChannels % groups == 0,
+              "ConvTranspose1d: in_channels (\(inChannels)) and out_channels (\(outChannels)) must be divisible by groups (\(groups))")
+        let fanIn = outChannels / groups * kernelSize
+        weight = Init.kaimingUniform([inChannels, outChannels / groups, kernelSize], fanIn: fanIn)
+        self.bias = bias ? Init.kaimingUniform([outChannels], fanIn: fanIn) : nil
+        self.stride = stride
+        self.padding = padding
+        self.outputPadding = outputPadding
+        self.dilation = dilation
+        self.groups = groups
+    }
+
+    /// The transposed convolution of `x` (`[N, inChannels, L]`).
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        x.convTranspose1d(weight: weight, bias: bias, stride: stride, padding: padding, outputPadding: outputPadding, groups: groups,
+                          dilation: dilation)
+    }
+}
+
 /// 1-D max pooling (`torch.nn.MaxPool1d`).
 public final class MaxPool1d: Module, Layer {
     let kernelSize: Int, stride: Int?, padding: Int
@@ -180,6 +215,73 @@ public final class AdaptiveAvgPool2d: Module, Layer {
 
     /// The pooled input.
     public func callAsFunction(_ x: Tensor) -> Tensor { x.adaptiveAvgPool2d(outputSize: outputSize) }
+}
+
+/// Adaptive average pooling of `[N, C, L]` to a fixed length (`torch.nn.AdaptiveAvgPool1d`).
+public final class AdaptiveAvgPool1d: Module, Layer {
+    let outputSize: Int
+
+    /// Pools to `outputSize` along the length.
+    public init(_ outputSize: Int) { self.outputSize = outputSize }
+
+    /// The pooled input.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.adaptiveAvgPool1d(outputSize: outputSize) }
+}
+
+/// `pixelShuffle` as a layer (`torch.nn.PixelShuffle`).
+public final class PixelShuffle: Module, Layer {
+    let upscaleFactor: Int
+
+    /// Rearranges channels into an `upscaleFactor` times larger image.
+    public init(_ upscaleFactor: Int) { self.upscaleFactor = upscaleFactor }
+
+    /// `x.pixelShuffle(upscaleFactor:)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.pixelShuffle(upscaleFactor: upscaleFactor) }
+}
+
+/// `pixelUnshuffle` as a layer (`torch.nn.PixelUnshuffle`).
+public final class PixelUnshuffle: Module, Layer {
+    let downscaleFactor: Int
+
+    /// Rearranges `downscaleFactor` x `downscaleFactor` blocks of pixels into channels.
+    public init(_ downscaleFactor: Int) { self.downscaleFactor = downscaleFactor }
+
+    /// `x.pixelUnshuffle(downscaleFactor:)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.pixelUnshuffle(downscaleFactor: downscaleFactor) }
+}
+
+/// Dim `dim` split into `sizes` (`torch.nn.Unflatten`), the inverse of `Flatten`.
+public final class Unflatten: Module, Layer {
+    let dim: Int, sizes: [Int]
+
+    /// Splits `dim` into `sizes`.
+    public init(dim: Int, sizes: [Int]) {
+        self.dim = dim
+        self.sizes = sizes
+    }
+
+    /// `x.unflatten(dim:sizes:)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.unflatten(dim: dim, sizes: sizes) }
+}
+
+/// `glu` as a layer (`torch.nn.GLU`).
+public final class GLU: Module, Layer {
+    let dim: Int
+
+    /// Halves `dim` into a value and a gate.
+    public init(dim: Int = -1) { self.dim = dim }
+
+    /// `glu(x, dim:)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { glu(x, dim: dim) }
+}
+
+/// `logSoftmax(dim:)` as a layer (`torch.nn.LogSoftmax`).
+public final class LogSoftmax: Module, Layer {
+    let dim: Int
+    /// Log-softmax along `dim`.
+    public init(dim: Int = -1) { self.dim = dim }
+    /// `x.logSoftmax(dim:)`.
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.logSoftmax(dim: dim) }
 }
 
 /// `interpolate` as a layer (`torch.nn.Upsample`): resizes to `size` or by `scaleFactor`.

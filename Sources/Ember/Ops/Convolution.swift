@@ -172,4 +172,16 @@ extension Tensor {
         return unsqueeze(2).conv2d(weight: weight.unsqueeze(2), bias: bias, stride: (1, stride), padding: (0, padding),
                                    dilation: (1, dilation), groups: groups).squeeze(2)
     }
+
+    /// 1-D transposed convolution of an `[N, C, L]` input with `weight` `[inC, outC / groups, k]`,
+    /// as `torch.nn.functional.conv_transpose1d`: `convTranspose2d` over a height-1 image.
+    public func convTranspose1d(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, outputPadding: Int = 0,
+                                groups: Int = 1, dilation: Int = 1) -> Tensor {
+        check(rank == 3, "convTranspose1d: expected a 3-D [N, C, L] input, got shape \(Shape.describe(shape))")
+        check(weight.rank == 3, "convTranspose1d: weight must be 3-D [inC, outC / groups, k], got \(Shape.describe(weight.shape))")
+        check(weight.shape[0] == shape[1],
+              "convTranspose1d: weight of size \(Shape.describe(weight.shape)) expects \(weight.shape[0]) input channels, but input \(Shape.describe(shape)) has \(shape[1])")
+        return unsqueeze(2).convTranspose2d(weight: weight.unsqueeze(2), bias: bias, stride: (1, stride), padding: (0, padding),
+                                            outputPadding: (0, outputPadding), groups: groups, dilation: (1, dilation)).squeeze(2)
+    }
 }

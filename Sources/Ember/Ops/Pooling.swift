@@ -123,6 +123,13 @@ extension Tensor {
         return adaptiveMean(dim: 2, size: outputSize.0).adaptiveMean(dim: 3, size: outputSize.1)
     }
 
+    /// Average pooling of an `[N, C, L]` (or `[C, L]`) input to `outputSize` along the length, as
+    /// `torch.nn.functional.adaptive_avg_pool1d`.
+    public func adaptiveAvgPool1d(outputSize: Int) -> Tensor {
+        check(rank == 2 || rank == 3, "adaptiveAvgPool1d: expected a 2-D or 3-D input, got shape \(Shape.describe(shape))")
+        return unsqueeze(-2).adaptiveAvgPool2d(outputSize: (1, outputSize)).squeeze(-2)
+    }
+
     /// Average pooling of an NCHW (or CHW) input to `outputSize` x `outputSize`.
     public func adaptiveAvgPool2d(outputSize: Int) -> Tensor { adaptiveAvgPool2d(outputSize: (outputSize, outputSize)) }
 

@@ -161,6 +161,34 @@ extension Tensor {
             .recording("ExpandBackward", inputs: [self]) { { g in [g.sumTo(inputShape)] } }
     }
 
+    /// Dim `dim` split into `sizes` (one may be -1), as `torch.Tensor.unflatten`: a view.
+    public func unflatten(dim: Int, sizes: [Int]) -> Tensor {
+        let d = Tensor.normalizeDim(dim, rank: rank, op: "unflatten")
+        check(!sizes.isEmpty && (sizes.contains(-1) || sizes.reduce(1, *) == shape[d]),
+              "unflatten: sizes \(sizes) do not multiply to dim \(dim)'s size \(shape[d]) (shape \(Shape.describe(shape)))")
+        return reshape(Array(shape[..<d]) + sizes + Array(shape[(d + 1)...]))
+    }
+
+    /// `[*, C·r², H, W]` rearranged to `[*, C, H·r, W·r]`, as `torch.nn.functional.pixel_shuffle`
+    /// (sub-pixel upsampling): a reshape, a permute and a copy.
+    public func pixelShuffle(upscaleFactor r: Int) -> Tensor {
+        check(rank >= 3 && r > 0 && shape[rank - 3] % (r * r) == 0,
+              "pixelShuffle: expected [*, C·\(r)², H, W] with channels divisible by \(r * r), got \(Shape.describe(shape))")
+        let lead = Array(shape.dropLast(3)), (c, h, w) = (shape[rank - 3] / (r * r), shape[rank - 2], shape[rank - 1])
+        let n = lead.count
+        return reshape(lead + [c, r, r, h, w]).permute(Array(0..<n) + [n, n + 3, n + 1, n + 4, n + 2]).reshape(lead + [c, h * r, w * r])
+    }
+
+    /// `[*, C, H·r, W·r]` rearranged to `[*, C·r², H, W]`, as `torch.nn.functional.pixel_unshuffle`
+    /// (pixelShuffle's inverse).
+    public func pixelUnshuffle(downscaleFactor r: Int) -> Tensor {
+        check(rank >= 3 && r > 0 && shape[rank - 2] % r == 0 && shape[rank - 1] % r == 0,
+              "pixelUnshuffle: expected [*, C, H, W] with height and width divisible by \(r), got \(Shape.describe(shape))")
+        let lead = Array(shape.dropLast(3)), (c, h, w) = (shape[rank - 3], shape[rank - 2] / r, shape[rank - 1] / r)
+        let n = lead.count
+        return reshape(lead + [c, h, r, w, r]).permute(Array(0..<n) + [n, n + 2, n + 4, n + 1, n + 3]).reshape(lead + [c * r * r, h, w])
+    }
+
     /// This tensor tiled `sizes[i]` times along each dim, as `torch.Tensor.repeat`: `sizes`
     /// has at least `rank` entries, and extra leading ones add dims. A copy (an expanded view
     /// reshaped), whose gradient sums the tiles.

@@ -316,25 +316,28 @@ public final class SGD: Optimizer {
     }
 }
 
-/// Adam (`torch.optim.Adam`), with L2 weight decay added to the gradient.
+/// Adam (`torch.optim.Adam`), with L2 weight decay added to the gradient; `amsgrad` divides by
+/// the largest second moment seen so far.
 public class Adam: Optimizer {
     let beta1: Float, beta2: Float, eps: Float
     /// Weight decay applied to the parameter itself (AdamW) instead of the gradient.
     let decoupled: Bool
+    /// Whether the denominator uses the largest second moment so far (AMSGrad, state `max_exp_avg_sq`).
+    let amsgrad: Bool
 
     /// Adam with PyTorch's defaults.
     public convenience init(_ parameters: [Tensor], lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
-                            eps: Float = 1e-8, weightDecay: Float = 0) {
-        self.init([ParamGroup(params: parameters)], lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: false)
+                            eps: Float = 1e-8, weightDecay: Float = 0, amsgrad: Bool = false) {
+        self.init([ParamGroup(params: parameters)], lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: false, amsgrad: amsgrad)
     }
 
     /// Adam over parameter groups; `lr` and `weightDecay` are the values of groups that give none.
     public convenience init(_ groups: [ParamGroup], lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
-                            eps: Float = 1e-8, weightDecay: Float = 0) {
-        self.init(groups, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: false)
+                            eps: Float = 1e-8, weightDecay: Float = 0, amsgrad: Bool = false) {
+        self.init(groups, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: false, amsgrad: amsgrad)
     }
 
-    init(_ groups: [ParamGroup], lr: Float, betas: (Float, Float), eps: Float, weightDecay: Float, decoupled: Bool) {
+    init(_ groups: [ParamGroup], lr: Float, betas: (Float, Float), eps: Float, weightDecay: Float, decoupled: Bool, amsgrad: Bool) {
         let owner: Optimizer.Type = decoupled ? AdamW.self : Adam.self
         check(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1, "\(owner): betas must be in [0, 1), got \(betas)")
         Optimizer.checkRate(eps, name: "eps", in: owner)
@@ -342,13 +345,15 @@ public class Adam: Optimizer {
         beta2 = betas.1
         self.eps = eps
         self.decoupled = decoupled
+        self.amsgrad = amsgrad
         super.init(groups, lr: lr, weightDecay: weightDecay)
     }
 
-    override public var stateNames: Set<String> { ["exp_avg", "exp_avg_sq"] }
+    override public var stateNames: Set<String> { Set(["exp_avg", "exp_avg_sq"] + (amsgrad ? ["max_exp_avg_sq"] : [])) }
 
     override public func update(_ index: Int, _ p: Tensor, _ grad: Tensor) {
-        guard let states = fusedStates(index, ["exp_avg", "exp_avg_sq"], like: p) else { return composedUpdate(index, p, grad) }
+        // AMSGrad runs composed (in-place ops, which the lazy graphs fuse on OpenCL).
+        guard !amsgrad, let states = fusedStates(index, ["exp_avg", "exp_avg_sq"], like: p) else { return composedUpdate(index, p, grad) }
         let lr = lr(ofParameter: index), weightDecay = weightDecay(ofParameter: index)
         let t = Float(steps[index])
         let rule = OptimizerRule.AdamStep(weightDecay: weightDecay, decoupled: decoupled, decayFactor: 1 - lr * weightDecay,
@@ -375,7 +380,12 @@ public class Adam: Optimizer {
         let t = Float(steps[index])
         let correction1 = 1 - Foundation.pow(beta1, t)
         let correction2 = 1 - Foundation.pow(beta2, t)
-        p -= m * (lr / correction1) / ((v / correction2).sqrt() + eps)
+        var second = v
+        if amsgrad {
+            second = stateTensor(index, "max_exp_avg_sq") { Tensor.zeros(like: p) }
+            second.copy(from: second.maximum(v))
+        }
+        p -= m * (lr / correction1) / ((second / correction2).sqrt() + eps)
     }
 }
 
@@ -383,16 +393,16 @@ public class Adam: Optimizer {
 public final class AdamW: Adam {
     /// AdamW with PyTorch's defaults.
     public init(_ parameters: [Tensor], lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
-                eps: Float = 1e-8, weightDecay: Float = 1e-2) {
-        super.init([ParamGroup(params: parameters)], lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true)
+                eps: Float = 1e-8, weightDecay: Float = 1e-2, amsgrad: Bool = false) {
+        super.init([ParamGroup(params: parameters)], lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true, amsgrad: amsgrad)
     }
 
     /// AdamW over parameter groups (nanoGPT: `[ParamGroup(params: decay, weightDecay: 0.1),
     /// ParamGroup(params: noDecay, weightDecay: 0)]`); `lr` and `weightDecay` are the values
     /// of groups that give none.
     public init(_ groups: [ParamGroup], lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
-                eps: Float = 1e-8, weightDecay: Float = 1e-2) {
-        super.init(groups, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true)
+                eps: Float = 1e-8, weightDecay: Float = 1e-2, amsgrad: Bool = false) {
+        super.init(groups, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true, amsgrad: amsgrad)
     }
 }
 
