@@ -138,6 +138,15 @@ extension OpCase {
         OpCase(name: "normalize and cosineSimilarity", shapes: [[3, 4], [4]]) {
             normalize($0[0], dim: 1) + cosineSimilarity($0[0], $0[1].unsqueeze(0), dim: 1).unsqueeze(1)
         },
+        OpCase(name: "amax amin and median", shapes: [[3, 4, 2]]) {
+            // Distinct offsets a step apart keep every comparison clear of finite differences' steps.
+            let offsets = Tensor((0..<24).map { Float(($0 * 7) % 24) }, device: $0[0].device).reshape([3, 4, 2]).to($0[0].dtype)
+            let x = $0[0] * 0.1 + offsets
+            return x.amax(dims: [0, 2]) * x.amin(dims: [1]).sum(dim: 1).sum() + x.median(dim: 0).values.sum(dim: 1)
+        },
+        OpCase(name: "diag trace and outer", shapes: [[3, 4], [3]]) {
+            $0[0].diag(diagonal: 1).outer($0[1]) * $0[0].trace() + $0[1].slice(dim: 0, end: 2).diag(diagonal: -1).sum(dim: 0).unsqueeze(1)
+        },
         OpCase(name: "rmsNorm weight", shapes: [[3, 5], [5]]) { rmsNorm($0[0], normalizedShape: [5], weight: $0[1]).exp() },
         OpCase(name: "rmsNorm over two dims of a transposed input", shapes: [[3, 4, 2]]) {
             rmsNorm($0[0].transpose(0, 2), normalizedShape: [4, 3], eps: 1e-3).square()

@@ -573,6 +573,35 @@ struct OpFidelityTests {
         #expect(LogSoftmax(dim: 1)(x).toArray() == x.logSoftmax(dim: 1).toArray())
     }
 
+    @Test("amax and amin share the gradient among ties, median takes the lower middle, diag, trace and outer, as PyTorch's", arguments: devices)
+    func extremesAndDiagonals(_ d: Device) {
+        let values: [[Float]] = [[3, 1, 3, 0], [2, 5, 5, 5], [4, -1, 2, 2]]
+        func input() -> Tensor { Tensor(values, device: d, requiresGrad: true) }
+        // x.amax(dim=1), x.amin(dim=(0, 1)) and x.median(dim=1) of the same x, with their gradients.
+        var x = input()
+        let amax = x.amax(dims: [1])
+        #expect(amax.toArray() == [3, 5, 4])
+        amax.sum().backward()
+        expectClose(x.grad!.toArray(), [0.5, 0, 0.5, 0, 0, 1 / 3, 1 / 3, 1 / 3, 1, 0, 0, 0])
+        x = input()
+        let amin = x.amin(dims: [0, 1], keepDim: true)
+        #expect(amin.shape == [1, 1] && amin.toArray() == [-1])
+        amin.sum().backward()
+        #expect(x.grad!.toArray() == [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0])
+        x = input()
+        let median = x.median(dim: 1)
+        #expect(median.values.toArray() == [1, 5, 2] && median.indices.toInt64Array() == [1, 1, 2] && median.indices.dtype == .int64)
+        median.values.sum().backward()
+        #expect(x.grad!.toArray() == [0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
+        #expect(x.median().toArray() == [2] && x.median().shape == [] && x.median(dim: 0, keepDim: true).values.shape == [1, 4])
+        // x.diag(k) for k = 0, 1, -1, 3, -3; torch.diag(torch.tensor([1., 2.]), 1) and (..., -1); x.trace().
+        #expect(x.diag().toArray() == [3, 5, 2] && x.diag(diagonal: 1).toArray() == [1, 5, 2] && x.diag(diagonal: -1).toArray() == [2, -1])
+        #expect(x.diag(diagonal: 3).toArray() == [0] && x.diag(diagonal: -3).shape == [0])
+        let v = Tensor([1, 2], device: d)
+        #expect(v.diag(diagonal: 1).toArray() == [0, 1, 0, 0, 0, 2, 0, 0, 0] && v.diag(diagonal: -1).toArray() == [0, 0, 0, 1, 0, 0, 0, 2, 0])
+        #expect(x.trace().toArray() == [10] && v.outer(Tensor([3, 4, 5], device: d)).toArray() == [3, 4, 5, 6, 8, 10])
+    }
+
     @Test("unbind, clipGradValue and the like-shaped creators follow PyTorch", arguments: devices)
     func smallUtilities(_ d: Device) {
         let x = Tensor.arange(0, 6, device: d).reshape([2, 3])

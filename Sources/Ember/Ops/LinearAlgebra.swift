@@ -157,3 +157,32 @@ extension Tensor {
     }
 }
 
+extension Tensor {
+    /// The outer product of two vectors (`torch.outer`): `[n] x [m] -> [n, m]`.
+    public func outer(_ other: Tensor) -> Tensor {
+        check(rank == 1 && other.rank == 1, "outer: expected two vectors, got \(Shape.describe(shape)) and \(Shape.describe(other.shape))")
+        return unsqueeze(1) * other.unsqueeze(0)
+    }
+
+    /// As `torch.diag`: of a matrix, its `diagonal`-th diagonal (above the main one for
+    /// positive values) as a vector view; of a vector, the square matrix with it on that diagonal.
+    public func diag(diagonal k: Int = 0) -> Tensor {
+        check(rank == 1 || rank == 2, "diag: expected a vector or a matrix, got \(Shape.describe(shape))")
+        if rank == 1 {
+            let n = shape[0]
+            let square = Tensor.eye(n, device: device).to(dtype) * unsqueeze(0)
+            return k == 0 ? square : pad(square, k > 0 ? [k, 0, 0, k] : [0, -k, -k, 0])
+        }
+        let (rows, cols) = (shape[0], shape[1])
+        let length = Swift.max(0, k >= 0 ? Swift.min(rows, cols - k) : Swift.min(rows + k, cols))
+        guard length > 0 else { return Tensor.zeros([0], dtype: dtype, device: device) }
+        let start = k >= 0 ? k : -k * cols
+        return contiguous().reshape([-1]).slice(dim: 0, start: start, end: start + (length - 1) * (cols + 1) + 1, step: cols + 1)
+    }
+
+    /// The sum of a matrix's main diagonal (`torch.trace`).
+    public func trace() -> Tensor {
+        check(rank == 2, "trace: expected a matrix, got \(Shape.describe(shape))")
+        return diag().sum()
+    }
+}

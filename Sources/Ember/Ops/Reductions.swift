@@ -182,20 +182,50 @@ extension Tensor {
         switch p {
         case 2: return square().sum(dims: d, keepDim: keepDim).rootWithZeroGradientAtZero("LinalgVectorNormBackward")
         case 1: return abs().sum(dims: d, keepDim: keepDim)
-        case .infinity:
-            // The reduced dims moved last and flattened, for one max; the gradient is shared
-            // by the ties, as PyTorch's.
-            let kept = (0..<rank).filter { !d.contains($0) }, keptShape = reducedShape(d, keepDim: true)
-            let largest = detach().permute(kept + d).reshape(kept.map { shape[$0] } + [-1]).abs().max(dim: -1).values.reshape(keptShape)
-            return largest.reshape(reducedShape(d, keepDim: keepDim)).recording("LinalgVectorNormBackward", inputs: [self]) {
-                let x = SavedTensor(self, op: "LinalgVectorNormBackward")
-                return { g in
-                    let ties = (x.value.abs() == largest).to(x.value.dtype)
-                    return [g.reshape(keptShape) * x.value.sign() * ties / ties.sum(dims: d, keepDim: true)]
-                }
-            }
+        case .infinity: return abs().amax(dims: d, keepDim: keepDim)
         default: return abs().pow(p).sum(dims: d, keepDim: keepDim).pow(1 / p)
         }
+    }
+
+    /// The largest values over `dims` (all when empty), as `torch.amax`: the gradient is shared
+    /// evenly by the elements that tie for the maximum.
+    public func amax(dims: [Int] = [], keepDim: Bool = false) -> Tensor { tiedExtreme(.max, dims: dims, keepDim: keepDim, name: "amax") }
+
+    /// The smallest values over `dims` (all when empty), as `torch.amin`, ties sharing the gradient.
+    public func amin(dims: [Int] = [], keepDim: Bool = false) -> Tensor { tiedExtreme(.min, dims: dims, keepDim: keepDim, name: "amin") }
+
+    /// amax/amin: the reduced dims moved last and flattened for one max (or min); the
+    /// backward gives each tying element its share of the gradient.
+    private func tiedExtreme(_ op: ReduceOp, dims: [Int], keepDim: Bool, name: String) -> Tensor {
+        let d = reductionDims(dims, op: name)
+        check(d.allSatisfy { shape[$0] > 0 }, "\(name): cannot reduce an empty dimension of shape \(Shape.describe(shape))")
+        let kept = (0..<rank).filter { !d.contains($0) }, keptShape = reducedShape(d, keepDim: true)
+        let rows = detach().permute(kept + d).reshape(kept.map { shape[$0] } + [-1])
+        let extreme = (op == .max ? rows.max(dim: -1) : rows.min(dim: -1)).values.reshape(keptShape)
+        let node = name == "amax" ? "AmaxBackward" : "AminBackward"
+        return extreme.reshape(reducedShape(d, keepDim: keepDim)).recording(node, inputs: [self]) {
+            let x = SavedTensor(self, op: node)
+            return { g in
+                let ties = (x.value == extreme).to(g.dtype)
+                return [g.reshape(keptShape) * ties / ties.sum(dims: d, keepDim: true)]
+            }
+        }
+    }
+
+    /// The lower median of all elements (a 0-d tensor), as `torch.median()`; the gradient
+    /// flows to that element.
+    public func median() -> Tensor { reshape([-1]).median(dim: 0).values }
+
+    /// The lower median along `dim` and its Int64 position, as `torch.median(x, dim)`; the
+    /// gradient flows to the selected element.
+    public func median(dim: Int, keepDim: Bool = false) -> (values: Tensor, indices: Tensor) {
+        let d = Tensor.normalizeDim(dim, rank: Swift.max(rank, 1), op: "median")
+        check(rank == 0 || shape[d] > 0, "median: cannot reduce empty dimension \(dim) of shape \(Shape.describe(shape))")
+        if rank == 0 { return (clone(), Tensor.zeros([], dtype: .int64, device: device)) }
+        let middle = (shape[d] - 1) / 2
+        let indices = sort(dim: d).indices.slice(dim: d, start: middle, end: middle + 1)
+        let values = gather(dim: d, index: indices)
+        return keepDim ? (values, indices) : (values.squeeze(d), indices.squeeze(d))
     }
 
     /// The vector `p`-norm along `dim`.
