@@ -220,6 +220,10 @@ extension OpCase {
             glu($0[0].pixelShuffle(upscaleFactor: 2), dim: -1) + $0[0].pixelShuffle(upscaleFactor: 2).pixelUnshuffle(downscaleFactor: 2)
                 .pixelShuffle(upscaleFactor: 2).slice(dim: -1, end: 4).exp()
         },
+        OpCase(name: "unfold and fold", shapes: [[1, 2, 4, 5]]) {
+            fold(unfold($0[0], kernelSize: (2, 3), padding: (1, 0), stride: (2, 1)).exp(), outputSize: (4, 5), kernelSize: (2, 3),
+                 padding: (1, 0), stride: (2, 1))
+        },
         OpCase(name: "maxPool2d", shapes: [[2, 2, 5, 5]], domain: -5...5) { $0[0].maxPool2d(kernel: 2) },
         OpCase(name: "maxPool2d tiling rectangular", shapes: [[2, 2, 4, 6]], domain: -5...5) { $0[0].maxPool2d(kernel: (2, 3)) },
         OpCase(name: "maxPool2d rectangular", shapes: [[1, 2, 4, 7]], domain: -5...5) {

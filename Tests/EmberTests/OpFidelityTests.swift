@@ -602,6 +602,19 @@ struct OpFidelityTests {
         #expect(x.trace().toArray() == [10] && v.outer(Tensor([3, 4, 5], device: d)).toArray() == [3, 4, 5, 6, 8, 10])
     }
 
+    @Test("unfold and fold match PyTorch's, fold summing overlaps", arguments: devices)
+    func unfoldAndFold(_ d: Device) {
+        // x = (torch.arange(40.).reshape(1, 2, 4, 5) * 0.3).sin(); F.unfold(x, (2, 3), padding=(1, 0), stride=(2, 1))
+        // and F.fold of that back to (4, 5): the first 10 of each.
+        let x = (Tensor.arange(0, 40, device: d).reshape([1, 2, 4, 5]) * 0.3).sin()
+        let columns = unfold(x, kernelSize: (2, 3), padding: (1, 0), stride: (2, 1))
+        #expect(columns.shape == [1, 12, 9])
+        expectClose(Array(columns.toArray().prefix(10)), [0, 0, 0, 0.997495, 0.973848, 0.863209, -0.97753, -0.996165, -0.925815, 0])
+        let image = fold(columns, outputSize: (4, 5), kernelSize: (2, 3), padding: (1, 0), stride: (2, 1))
+        #expect(image.shape == [1, 2, 4, 5])
+        expectClose(Array(image.toArray().prefix(10)), [0, 0.59104, 1.693928, 1.566654, 0.932039, 0.997495, 1.947695, 2.589628, 1.350926, 0.42738])
+    }
+
     @Test("unbind, clipGradValue and the like-shaped creators follow PyTorch", arguments: devices)
     func smallUtilities(_ d: Device) {
         let x = Tensor.arange(0, 6, device: d).reshape([2, 3])

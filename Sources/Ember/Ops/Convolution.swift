@@ -4,7 +4,13 @@
 extension Tensor {
     /// Checked geometry of a window op over this NCHW tensor.
     func windowGeometry(_ op: String, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)) -> Conv2dGeometry {
-        check(rank == 4, "\(op): expected a 4-D NCHW input, got shape \(Shape.describe(shape))")
+        Tensor.windowGeometry(op, shape: shape, kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+    }
+
+    /// Checked geometry of a window op over an NCHW tensor of `shape`.
+    static func windowGeometry(_ op: String, shape: [Int], kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int),
+                               dilation: (Int, Int)) -> Conv2dGeometry {
+        check(shape.count == 4, "\(op): expected a 4-D NCHW input, got shape \(Shape.describe(shape))")
         check(kernel.0 > 0 && kernel.1 > 0, "\(op): kernel size must be positive, got \(kernel)")
         check(stride.0 > 0 && stride.1 > 0, "\(op): stride must be positive, got \(stride)")
         check(padding.0 >= 0 && padding.1 >= 0, "\(op): padding must be >= 0, got \(padding)")
@@ -89,6 +95,29 @@ extension Tensor {
     }
 }
 
+// MARK: - Unfold and fold
+
+/// The sliding `kernelSize` windows of an NCHW input as columns `[N, C·kH·kW, L]`, L the number
+/// of windows (`torch.nn.functional.unfold`, im2col): the layout conv2d multiplies its filters by.
+public func unfold(_ x: Tensor, kernelSize: (Int, Int), dilation: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                   stride: (Int, Int) = (1, 1)) -> Tensor {
+    x.im2col(x.windowGeometry("unfold", kernel: kernelSize, stride: stride, padding: padding, dilation: dilation))
+}
+
+/// Columns `[N, C·kH·kW, L]` summed back into an `[N, C, outputSize]` image
+/// (`torch.nn.functional.fold`, col2im): overlapping windows add up. unfold's adjoint.
+public func fold(_ columns: Tensor, outputSize: (Int, Int), kernelSize: (Int, Int), dilation: (Int, Int) = (1, 1),
+                 padding: (Int, Int) = (0, 0), stride: (Int, Int) = (1, 1)) -> Tensor {
+    check(columns.rank == 3 && columns.shape[1] % (kernelSize.0 * kernelSize.1) == 0 && kernelSize.0 > 0 && kernelSize.1 > 0,
+          "fold: expected columns [N, C·\(kernelSize.0)·\(kernelSize.1), L], got \(Shape.describe(columns.shape))")
+    let channels = columns.shape[1] / (kernelSize.0 * kernelSize.1)
+    let g = Tensor.windowGeometry("fold", shape: [columns.shape[0], channels, outputSize.0, outputSize.1], kernel: kernelSize,
+                                  stride: stride, padding: padding, dilation: dilation)
+    check(g.outHeight * g.outWidth == columns.shape[2],
+          "fold: \(columns.shape[2]) columns do not match the \(g.outHeight * g.outWidth) windows of output size \(outputSize)")
+    return columns.contiguous().col2im(g)
+}
+
 // MARK: - Transposed convolution
 
 extension Tensor {
@@ -125,9 +154,8 @@ extension Tensor {
             check(bias.shape == [outChannels], "\(op): bias must have shape [\(outChannels)], got \(Shape.describe(bias.shape))")
         }
         // The convolution whose adjoint this is: from the output's size down to the input's.
-        let g = Conv2dGeometry(batch: shape[0], channels: outChannels, height: height, width: width, kernelH: kH, kernelW: kW,
-                               strideH: stride.0, strideW: stride.1, padH: padding.0, padW: padding.1,
-                               dilationH: dilation.0, dilationW: dilation.1)
+        let g = Tensor.windowGeometry(op, shape: [shape[0], outChannels, height, width], kernel: (kH, kW), stride: stride, padding: padding,
+                                      dilation: dilation)
         let pixels = shape[2] * shape[3], perGroup = shape[1] / groups
         // Group k's filters, transposed to [outC / groups * kH * kW, inC / groups], times its channels' pixels.
         let columns = weight.reshape([groups, perGroup, -1]).transpose(-2, -1)
