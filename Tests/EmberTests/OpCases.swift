@@ -147,6 +147,9 @@ extension OpCase {
         OpCase(name: "diag trace and outer", shapes: [[3, 4], [3]]) {
             $0[0].diag(diagonal: 1).outer($0[1]) * $0[0].trace() + $0[1].slice(dim: 0, end: 2).diag(diagonal: -1).sum(dim: 0).unsqueeze(1)
         },
+        OpCase(name: "einsum attention scores and a three-operand chain", shapes: [[2, 3, 4], [2, 5, 4], [3, 2]]) {
+            einsum("bqd,bkd->bqk", $0[0], $0[1]).exp() + einsum("bqd,bkd,qc->bqk", $0[0], $0[1], $0[2])
+        },
         OpCase(name: "rmsNorm weight", shapes: [[3, 5], [5]]) { rmsNorm($0[0], normalizedShape: [5], weight: $0[1]).exp() },
         OpCase(name: "rmsNorm over two dims of a transposed input", shapes: [[3, 4, 2]]) {
             rmsNorm($0[0].transpose(0, 2), normalizedShape: [4, 3], eps: 1e-3).square()

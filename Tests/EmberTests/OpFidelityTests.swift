@@ -615,6 +615,42 @@ struct OpFidelityTests {
         expectClose(Array(image.toArray().prefix(10)), [0, 0.59104, 1.693928, 1.566654, 0.932039, 0.997495, 1.947695, 2.589628, 1.350926, 0.42738])
     }
 
+    @Test("einsum equals the ops it spells: products, transposes, sums, outer and batched products, ellipses and broadcasting",
+          arguments: devices)
+    func einsumForms(_ d: Device) {
+        var random = TestRandom(seed: 31)
+        func t(_ shape: [Int]) -> Tensor { Tensor(shape: shape, data: random.floats(Shape.count(shape)), device: d) }
+        let q = t([2, 3, 4, 5]), k = t([2, 3, 6, 5]), a = t([3, 4]), b = t([4, 2]), v = t([4]), w = t([2])
+        expectClose(einsum("bhqd,bhkd->bhqk", q, k).toArray(), q.matmul(k.transpose(-2, -1)).toArray(), atol: 1e-5)
+        expectClose(einsum("ij,jk", a, b).toArray(), a.matmul(b).toArray(), atol: 1e-6)
+        #expect(einsum("ij->ji", a).toArray() == a.T.contiguous().toArray() && einsum("ji", a).toArray() == a.T.contiguous().toArray())
+        expectClose([einsum("ij->", a).item()], [a.sum().item()], atol: 1e-6)
+        expectClose(einsum("ij->j", a).toArray(), a.sum(dim: 0).toArray(), atol: 1e-6)
+        #expect(einsum("i,j->ij", v, w).toArray() == v.outer(w).toArray())
+        expectClose([einsum("i,i->", v, v).item()], [(v * v).sum().item()], atol: 1e-6)
+        // Implicit output: letters used once, in alphabetical order ("ba" of "ab" transposes nothing back).
+        #expect(einsum("ba", a).toArray() == a.T.contiguous().toArray())
+        let lead = q.slice(dim: -1, end: 4)
+        expectClose(einsum("...ij,...jk->...ik", lead, a.T.reshape([1, 1, 4, 3])).toArray(), lead.matmul(a.T).toArray(), atol: 1e-6)
+        expectClose(einsum("ij,jk,k->i", a, b, w).toArray(), a.matmul(b).matmul(w).toArray(), atol: 1e-6)
+        let left = t([1, 3, 4]), right = t([5, 4, 2])
+        expectClose(einsum("bij,bjk->bik", left, right).toArray(), left.matmul(right).toArray(), atol: 1e-6)
+        #expect(einsum("bij,bjk->bik", left, right).shape == [5, 3, 2])
+    }
+
+    @Test("einsum's misuse stops with a message naming the equation")
+    func einsumErrors() async {
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = einsum("ij,jk->ik", Tensor.ones([2, 3]), Tensor.ones([4, 5]))
+        }.map { #expect(stderrText($0).contains("einsum: subscript 'j' has size 4 in one operand and 3 in another (ij,jk->ik)")) }
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = einsum("ijk->i", Tensor.ones([2, 3]))
+        }.map { #expect(stderrText($0).contains("einsum: operand 0 has 2 dims but its subscripts 'ijk' name 3")) }
+        await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            _ = einsum("ij->iz", Tensor.ones([2, 3]))
+        }.map { #expect(stderrText($0).contains("einsum: output subscript 'z' does not appear in any operand")) }
+    }
+
     @Test("unbind, clipGradValue and the like-shaped creators follow PyTorch", arguments: devices)
     func smallUtilities(_ d: Device) {
         let x = Tensor.arange(0, 6, device: d).reshape([2, 3])
