@@ -16,6 +16,21 @@ public final class Linear: Module, Layer {
     public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
 }
 
+/// A convolution layer's checked channels and groups, and its weight and bias with PyTorch's
+/// default initialisation: weight `[out, in / groups, kernel...]`, or `[in, out / groups,
+/// kernel...]` when `transposed`, and fan-in its dim 1 times the kernel (as PyTorch computes it).
+func convolutionParameters(_ op: String, _ inChannels: Int, _ outChannels: Int, kernel: [Int], groups: Int, bias: Bool,
+                           transposed: Bool) -> (weight: Tensor, bias: Tensor?) {
+    check(inChannels > 0 && outChannels > 0 && kernel.allSatisfy { $0 > 0 },
+          "\(op): channels and kernel size must be positive, got \(inChannels) -> \(outChannels), kernel \(kernel)")
+    check(groups > 0, "\(op): groups must be a positive integer, got \(groups)")
+    check(inChannels % groups == 0, "\(op): in_channels must be divisible by groups, got \(inChannels) and groups=\(groups)")
+    check(outChannels % groups == 0, "\(op): out_channels must be divisible by groups, got \(outChannels) and groups=\(groups)")
+    let shape = (transposed ? [inChannels, outChannels / groups] : [outChannels, inChannels / groups]) + kernel
+    let fanIn = shape[1] * kernel.reduce(1, *)
+    return (Init.kaimingUniform(shape, fanIn: fanIn), bias ? Init.kaimingUniform([outChannels], fanIn: fanIn) : nil)
+}
+
 /// 2-D convolution over NCHW input (`torch.nn.Conv2d`), grouped when `groups` > 1.
 public final class Conv2d: Module, Layer {
     /// Weight `[outChannels, inChannels / groups, kH, kW]`.
@@ -37,14 +52,8 @@ public final class Conv2d: Module, Layer {
     /// A layer with `kernelSize` (height, width) windows and PyTorch's default initialisation.
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
                 dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true) {
-        check(inChannels > 0 && outChannels > 0 && kernelSize.0 > 0 && kernelSize.1 > 0,
-              "Conv2d: channels and kernel size must be positive, got \(inChannels) -> \(outChannels), kernel \(kernelSize)")
-        check(groups > 0, "Conv2d: groups must be a positive integer, got \(groups)")
-        check(inChannels % groups == 0, "Conv2d: in_channels must be divisible by groups, got \(inChannels) and groups=\(groups)")
-        check(outChannels % groups == 0, "Conv2d: out_channels must be divisible by groups, got \(outChannels) and groups=\(groups)")
-        let fanIn = inChannels / groups * kernelSize.0 * kernelSize.1
-        weight = Init.kaimingUniform([outChannels, inChannels / groups, kernelSize.0, kernelSize.1], fanIn: fanIn)
-        self.bias = bias ? Init.kaimingUniform([outChannels], fanIn: fanIn) : nil
+        (weight, self.bias) = convolutionParameters("Conv2d", inChannels, outChannels, kernel: [kernelSize.0, kernelSize.1], groups: groups,
+                                                    bias: bias, transposed: false)
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
@@ -80,13 +89,8 @@ public final class ConvTranspose2d: Module, Layer {
     /// (its fan-in is `outChannels / groups * kH * kW`, as PyTorch computes it for this layout).
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
                 outputPadding: (Int, Int) = (0, 0), groups: Int = 1, bias: Bool = true, dilation: (Int, Int) = (1, 1)) {
-        check(inChannels > 0 && outChannels > 0 && kernelSize.0 > 0 && kernelSize.1 > 0,
-              "ConvTranspose2d: channels and kernel size must be positive, got \(inChannels) -> \(outChannels), kernel \(kernelSize)")
-        check(groups > 0 && inChannels % groups == 0 && outChannels % groups == 0,
-              "ConvTranspose2d: in_channels (\(inChannels)) and out_channels (\(outChannels)) must be divisible by groups (\(groups))")
-        let fanIn = outChannels / groups * kernelSize.0 * kernelSize.1
-        weight = Init.kaimingUniform([inChannels, outChannels / groups, kernelSize.0, kernelSize.1], fanIn: fanIn)
-        self.bias = bias ? Init.kaimingUniform([outChannels], fanIn: fanIn) : nil
+        (weight, self.bias) = convolutionParameters("ConvTranspose2d", inChannels, outChannels, kernel: [kernelSize.0, kernelSize.1],
+                                                    groups: groups, bias: bias, transposed: true)
         self.stride = stride
         self.padding = padding
         self.outputPadding = outputPadding
@@ -115,14 +119,8 @@ public final class Conv1d: Module, Layer {
     /// A layer with PyTorch's default initialisation.
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1,
                 groups: Int = 1, bias: Bool = true) {
-        check(inChannels > 0 && outChannels > 0 && kernelSize > 0,
-              "Conv1d: channels and kernel size must be positive, got \(inChannels) -> \(outChannels), kernel \(kernelSize)")
-        check(groups > 0, "Conv1d: groups must be a positive integer, got \(groups)")
-        check(inChannels % groups == 0, "Conv1d: in_channels must be divisible by groups, got \(inChannels) and groups=\(groups)")
-        check(outChannels % groups == 0, "Conv1d: out_channels must be divisible by groups, got \(outChannels) and groups=\(groups)")
-        let fanIn = inChannels / groups * kernelSize
-        weight = Init.kaimingUniform([outChannels, inChannels / groups, kernelSize], fanIn: fanIn)
-        self.bias = bias ? Init.kaimingUniform([outChannels], fanIn: fanIn) : nil
+        (weight, self.bias) = convolutionParameters("Conv1d", inChannels, outChannels, kernel: [kernelSize], groups: groups, bias: bias,
+                                                    transposed: false)
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
@@ -149,13 +147,8 @@ public final class ConvTranspose1d: Module, Layer {
     /// A layer with PyTorch's default initialisation (fan-in `outChannels / groups * kernelSize`).
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0, outputPadding: Int = 0,
                 groups: Int = 1, bias: Bool = true, dilation: Int = 1) {
-        check(inChannels > 0 && outChannels > 0 && kernelSize > 0,
-              "ConvTranspose1d: channels and kernel size must be positive, got \(inChannels) -> \(outChannels), kernel \(kernelSize)")
-        check(groups > 0 && inChannels % groups == 0 && outChannels % groups == 0,
-              "ConvTranspose1d: in_channels (\(inChannels)) and out_channels (\(outChannels)) must be divisible by groups (\(groups))")
-        let fanIn = outChannels / groups * kernelSize
-        weight = Init.kaimingUniform([inChannels, outChannels / groups, kernelSize], fanIn: fanIn)
-        self.bias = bias ? Init.kaimingUniform([outChannels], fanIn: fanIn) : nil
+        (weight, self.bias) = convolutionParameters("ConvTranspose1d", inChannels, outChannels, kernel: [kernelSize], groups: groups,
+                                                    bias: bias, transposed: true)
         self.stride = stride
         self.padding = padding
         self.outputPadding = outputPadding
