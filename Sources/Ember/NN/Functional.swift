@@ -33,6 +33,17 @@ public func embedding(_ indices: Tensor, weight: Tensor, paddingIdx: Int? = nil)
     return Tensor.where((indices != Float(paddingIdx < 0 ? paddingIdx + table : paddingIdx)).unsqueeze(-1), rows, rows.detach())
 }
 
+/// Checks that `x` ends in the non-empty `normalizedShape` and that each given parameter has
+/// exactly that shape (layerNorm's and rmsNorm's inputs).
+private func checkNormalizedShape(_ op: String, _ x: Tensor, _ normalizedShape: [Int], _ parameters: [(name: String, tensor: Tensor?)]) {
+    check(!normalizedShape.isEmpty && Array(x.shape.suffix(normalizedShape.count)) == normalizedShape && x.rank >= normalizedShape.count,
+          "\(op): input of shape \(Shape.describe(x.shape)) does not end in normalizedShape \(Shape.describe(normalizedShape))")
+    for case let (name, p?) in parameters {
+        check(p.shape == normalizedShape,
+              "\(op): \(name) of shape \(Shape.describe(p.shape)) does not match normalizedShape \(Shape.describe(normalizedShape))")
+    }
+}
+
 /// Normalises over the trailing `normalizedShape` dims with the biased variance
 /// (`torch.nn.functional.layer_norm`), then scales by `weight` and shifts by `bias` (each
 /// shaped `normalizedShape`) when given. Under `Tensor.autocast` it computes in Float32.
@@ -40,14 +51,7 @@ public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil
     if case let (x, weight, bias)? = Autocast.fullPrecision(x, weight, bias) {
         return layerNorm(x, normalizedShape: normalizedShape, weight: weight, bias: bias, eps: eps)
     }
-    check(!normalizedShape.isEmpty && Array(x.shape.suffix(normalizedShape.count)) == normalizedShape && x.rank >= normalizedShape.count,
-          "layerNorm: input of shape \(Shape.describe(x.shape)) does not end in normalizedShape \(Shape.describe(normalizedShape))")
-    for (name, p) in [("weight", weight), ("bias", bias)] {
-        if let p {
-            check(p.shape == normalizedShape,
-                  "layerNorm: \(name) of shape \(Shape.describe(p.shape)) does not match normalizedShape \(Shape.describe(normalizedShape))")
-        }
-    }
+    checkNormalizedShape("layerNorm", x, normalizedShape, [("weight", weight), ("bias", bias)])
     // Narrow inputs normalise in Float32 and round back, as the statistics need.
     if [x, weight, bias].contains(where: { $0?.dtype.isReducedFloat == true }) {
         let wide = layerNorm(x.to(.float32), normalizedShape: normalizedShape, weight: weight?.to(.float32), bias: bias?.to(.float32), eps: eps)
@@ -61,7 +65,9 @@ public func layerNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil
 /// -1 takes the largest index plus one; an index outside `0..<numClasses` stops the program.
 public func oneHot(_ indices: Tensor, numClasses: Int = -1) -> Tensor {
     check(indices.dtype.isInteger, "oneHot: expected integer class indices, got \(indices.dtype)")
-    let (low, high) = indices.count == 0 ? (0, -1) : (Int(indices.min().toInt64Array()[0]), Int(indices.max().toInt64Array()[0]))
+    // The smallest and largest index in one host read.
+    let bounds = indices.count == 0 ? [0, -1] : Tensor.stack([indices.min(), indices.max()]).toInt64Array().map { Int($0) }
+    let (low, high) = (bounds[0], bounds[1])
     check(low >= 0, "oneHot: class values must be non-negative, got \(low)")
     let classes = numClasses == -1 ? high + 1 : numClasses
     check(classes >= 0 && high < classes, "oneHot: class values must be smaller than numClasses \(classes), got \(high)")
@@ -115,13 +121,8 @@ public func groupNorm(_ x: Tensor, numGroups: Int, weight: Tensor? = nil, bias: 
 /// `normalizedShape`) when given. `eps` defaults to Float32's machine epsilon, as PyTorch's
 /// does. Narrow inputs normalise in Float32 and round back to their type before the scale.
 public func rmsNorm(_ x: Tensor, normalizedShape: [Int], weight: Tensor? = nil, eps: Float? = nil) -> Tensor {
-    check(!normalizedShape.isEmpty && Array(x.shape.suffix(normalizedShape.count)) == normalizedShape && x.rank >= normalizedShape.count,
-          "rmsNorm: input of shape \(Shape.describe(x.shape)) does not end in normalizedShape \(Shape.describe(normalizedShape))")
-    if let weight {
-        Tensor.checkSameDevice("rmsNorm", x, weight)
-        check(weight.shape == normalizedShape,
-              "rmsNorm: weight of shape \(Shape.describe(weight.shape)) does not match normalizedShape \(Shape.describe(normalizedShape))")
-    }
+    checkNormalizedShape("rmsNorm", x, normalizedShape, [("weight", weight)])
+    if let weight { Tensor.checkSameDevice("rmsNorm", x, weight) }
     let wide = x.dtype == .float32 ? x : x.to(.float32)
     let dims = Array((x.rank - normalizedShape.count)..<x.rank)
     let normalized = wide * (wide.square().mean(dims: dims, keepDim: true) + (eps ?? Float.ulpOfOne)).rsqrt()
