@@ -115,7 +115,7 @@ public func fold(_ columns: Tensor, outputSize: (Int, Int), kernelSize: (Int, In
                                   stride: stride, padding: padding, dilation: dilation)
     check(g.outHeight * g.outWidth == columns.shape[2],
           "fold: \(columns.shape[2]) columns do not match the \(g.outHeight * g.outWidth) windows of output size \(outputSize)")
-    return columns.contiguous().col2im(g)
+    return columns.col2im(g)
 }
 
 // MARK: - Transposed convolution
@@ -161,7 +161,7 @@ extension Tensor {
         let columns = weight.reshape([groups, perGroup, -1]).transpose(-2, -1)
             .matmul(reshape([shape[0], groups, perGroup, pixels]))
             .reshape([shape[0], outChannels * kH * kW, pixels])
-        let out = columns.contiguous().col2im(g)
+        let out = columns.col2im(g)
         return bias.map { out + $0.reshape([1, outChannels, 1, 1]) } ?? out
     }
 

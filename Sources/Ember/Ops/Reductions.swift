@@ -223,7 +223,7 @@ extension Tensor {
         check(rank == 0 || shape[d] > 0, "median: cannot reduce empty dimension \(dim) of shape \(Shape.describe(shape))")
         if rank == 0 { return (clone(), Tensor.zeros([], dtype: .int64, device: device)) }
         let middle = (shape[d] - 1) / 2
-        let indices = sort(dim: d).indices.slice(dim: d, start: middle, end: middle + 1)
+        let indices = argsort(dim: d).slice(dim: d, start: middle, end: middle + 1)
         let values = gather(dim: d, index: indices)
         return keepDim ? (values, indices) : (values.squeeze(d), indices.squeeze(d))
     }

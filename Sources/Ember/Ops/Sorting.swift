@@ -44,9 +44,11 @@ extension Tensor {
         return (gather(dim: d, index: indices), indices)
     }
 
-    /// The indices that sort this tensor along `dim` (`torch.argsort`, stable).
+    /// The indices that sort this tensor along `dim` (`torch.argsort`, stable), without
+    /// gathering the sorted values.
     public func argsort(dim: Int = -1, descending: Bool = false) -> Tensor {
-        sort(dim: dim, descending: descending).indices
+        if rank == 0 { return Tensor.zeros([], dtype: .int64, device: device) }
+        return sortIndices(dim: Tensor.normalizeDim(dim, rank: rank, op: "argsort"), descending: descending)
     }
 
     /// The `k` largest (or smallest) elements along `dim` and their indices (`torch.topk`).

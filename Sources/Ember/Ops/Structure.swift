@@ -170,13 +170,13 @@ public func pad(_ x: Tensor, _ padding: [Int], mode: PaddingMode = .constant, va
             check(size - Swift.max(-before, 0) - Swift.max(-after, 0) >= 0,
                   "pad: cropping \(padding) is more than dim \(d) of shape \(Shape.describe(x.shape)) holds")
             out = out.slice(dim: d, start: Swift.max(-before, 0), end: size - Swift.max(-after, 0))
-            var border = out.shape
-            var parts: [Tensor] = []
-            for amount in [before, after] {
-                border[d] = Swift.max(amount, 0)
-                parts.append(Tensor.full(border, value, dtype: out.dtype, device: out.device))
+            func border(_ amount: Int) -> [Tensor] {
+                guard amount > 0 else { return [] }
+                var shape = out.shape
+                shape[d] = amount
+                return [Tensor.full(shape, value, dtype: out.dtype, device: out.device)]
             }
-            out = Tensor.cat([parts[0], out, parts[1]], dim: d)
+            if before > 0 || after > 0 { out = Tensor.cat(border(before) + [out] + border(after), dim: d) }
             continue
         }
         check(before >= 0 && after >= 0, "pad: \(mode.rawValue) padding must be >= 0, got \(padding)")
