@@ -283,7 +283,12 @@ open class Module {
                 own.append((prefix + (slot.name ?? Module.propertyName(label)), slot))
             } else if let slots = child.value as? [TensorSlot] {
                 // A stored array of named slots (a recurrent layer's per-layer weights).
-                own += slots.map { slot in (prefix + slot.name!, slot) }
+                own += slots.map { slot in
+                    guard let name = slot.name else {
+                        fatalError("Module: \(type(of: self)).\(child.label ?? "?") holds a parameter or buffer without a name; give each in an array name:")
+                    }
+                    return (prefix + name, slot)
+                }
             }
         }
         out += own.filter { !$0.slot.isBuffer } + own.filter { $0.slot.isBuffer }
